@@ -1,0 +1,93 @@
+/** The typed model of cluster.toml and service.toml (seeds 000 and 002). */
+
+/** Which runtime runs a service. */
+export type RuntimeKind = "wasm" | "container";
+
+/** A GPU request (`[service.resources.gpu]`). */
+export interface GpuRequest {
+  count: number;
+  vendor: "nvidia" | "amd";
+  /** Minimum VRAM per GPU, in MB. */
+  vram_min?: number;
+}
+
+/** `[service.resources]`: memory in bytes, cpu in cores. */
+export interface Resources {
+  memory?: number;
+  cpu?: number;
+  gpu?: GpuRequest;
+}
+
+/** `[service.placement]`. */
+export interface Placement {
+  node?: string;
+  labels: Record<string, string>;
+}
+
+/** `[service.readiness]` / `[service.liveness]`. */
+export interface Probe {
+  path: string;
+  interval_secs: number;
+  timeout_secs: number;
+  failure_threshold: number;
+  initial_delay_secs: number;
+}
+
+/** `[service.wasm]`: what a Wasm guest may reach beyond its own memory. */
+export interface WasmCapabilities {
+  /** Hosts (`name` or `name:port`) outgoing HTTP may reach; none by default. */
+  allowed_hosts: string[];
+}
+
+/** One `[[service]]` block, validated and with defaults applied. */
+export interface ServiceSpec {
+  project: string;
+  name: string;
+  runtime: RuntimeKind;
+  image?: string;
+  /** The module path as written in service.toml (relative to that file). */
+  module?: string;
+  /** sha256 of the module bytes, set when the module was read. */
+  module_hash?: string;
+  triggers: string[];
+  replicas: number;
+  port?: number;
+  domain?: string;
+  health?: string;
+  aliases: string[];
+  internal: boolean;
+  env: Record<string, string>;
+  resources: Resources;
+  placement: Placement;
+  readiness?: Probe;
+  liveness?: Probe;
+  wasm: WasmCapabilities;
+}
+
+/** A GPU a node declares (`[[node.gpus]]`). */
+export interface NodeGpu {
+  vendor: "nvidia" | "amd";
+  count: number;
+  model?: string;
+  vram?: number;
+}
+
+/** One `[[node]]` block of cluster.toml. */
+export interface NodeSpec {
+  address: string;
+  name?: string;
+  labels: Record<string, string>;
+  gpus: NodeGpu[];
+}
+
+/** cluster.toml as a whole. */
+export interface ClusterConfig {
+  cluster: {
+    name: string;
+    domain?: string;
+    acme_email?: string;
+    log_level: string;
+    network?: { provider: string; setup_key?: string };
+  };
+  nodes: NodeSpec[];
+}
