@@ -1,0 +1,90 @@
+/** A bounded, followable log of one workload. */
+
+import type { LogLine, LogOpts } from "./types.ts";
+
+const MAX_LINE = 16 * 1024;
+
+export class LogBuffer {
+  readonly #lines: LogLine[] = [];
+  readonly #capacity: number;
+  readonly #waiters = new Set<() => void>();
+  readonly #now: () => number;
+  /** How many lines were ever appended; the oldest kept is `#appended - #lines.length`. */
+  #appended = 0;
+  #closed = false;
+
+  constructor(capacity = 2000, now: () => number = Date.now) {
+    this.#capacity = capacity;
+    this.#now = now;
+  }
+
+  append(stream: LogLine["stream"], text: string): void {
+    const line = text.length > MAX_LINE ? `${text.slice(0, MAX_LINE)}… (truncated)` : text;
+    this.#lines.push({ at: this.#now(), stream, text: line });
+    this.#appended++;
+    if (this.#lines.length > this.#capacity) this.#lines.shift();
+    this.#wakeAll();
+  }
+
+  /** Ends every follower (the workload is gone). */
+  close(): void {
+    this.#closed = true;
+    this.#wakeAll();
+  }
+
+  async *read(opts: LogOpts = {}): AsyncGenerator<LogLine> {
+    const oldest = this.#appended - this.#lines.length;
+    let next = opts.tail === undefined ? oldest : Math.max(oldest, this.#appended - opts.tail);
+    for (;;) {
+      while (next < this.#appended) {
+        const first = this.#appended - this.#lines.length;
+        next = Math.max(next, first);
+        yield this.#lines[next - first];
+        next++;
+      }
+      if (!opts.follow || this.#closed || opts.signal?.aborted) return;
+      await this.#changed(opts.signal);
+    }
+  }
+
+  #changed(signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        this.#waiters.delete(wake);
+        signal?.removeEventListener("abort", wake);
+        resolve();
+      };
+      this.#waiters.add(wake);
+      signal?.addEventListener("abort", wake, { once: true });
+    });
+  }
+
+  #wakeAll(): void {
+    for (const wake of [...this.#waiters]) wake();
+  }
+}
+
+/** Splits a byte stream into lines, feeding each complete line to `emit`. */
+export class LineSplitter {
+  readonly #decoder = new TextDecoder();
+  readonly #emit: (line: string) => void;
+  #pending = "";
+
+  constructor(emit: (line: string) => void) {
+    this.#emit = emit;
+  }
+
+  write(bytes: Uint8Array): void {
+    this.#pending += this.#decoder.decode(bytes, { stream: true });
+    const lines = this.#pending.split("\n");
+    this.#pending = lines.pop()!;
+    for (const line of lines) this.#emit(line.endsWith("\r") ? line.slice(0, -1) : line);
+    if (this.#pending.length > MAX_LINE) this.flush();
+  }
+
+  flush(): void {
+    this.#pending += this.#decoder.decode();
+    if (this.#pending) this.#emit(this.#pending);
+    this.#pending = "";
+  }
+}

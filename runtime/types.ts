@@ -1,0 +1,90 @@
+/**
+ * The `Runtime` interface every workload implements (seed 001), Wasm and
+ * containers alike, plus the optional ability to answer HTTP in-process.
+ */
+
+import type { RuntimeKind, ServiceSpec } from "../config/mod.ts";
+
+/** What a runtime needs to create a workload. */
+export interface WorkloadSpec {
+  /** Unique per deployed version, e.g. `edge/hello@3`. */
+  id: string;
+  service: ServiceSpec;
+}
+
+/** A created workload, as the runtime knows it. */
+export interface WorkloadHandle {
+  id: string;
+  runtime: RuntimeKind;
+}
+
+export type WorkloadState = "created" | "running" | "stopped" | "failed";
+
+export interface WorkloadStatus {
+  state: WorkloadState;
+  /** Live (ready or busy) instances. */
+  instances: number;
+  /** When the state last changed (ms since epoch). */
+  since: number;
+  message?: string;
+}
+
+export interface LogLine {
+  /** ms since epoch */
+  at: number;
+  stream: "stdout" | "stderr" | "system";
+  text: string;
+}
+
+export interface LogOpts {
+  /** Keep the stream open and yield new lines as they come. */
+  follow?: boolean;
+  /** Only the last N lines already recorded. */
+  tail?: number;
+  signal?: AbortSignal;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+}
+
+export interface ResourceStats {
+  /** Memory in use now (Wasm: linear memory of live instances). */
+  memoryBytes: number;
+  memoryLimitBytes?: number;
+  cpuPercent?: number;
+  requests: number;
+  errors: number;
+  instances: number;
+}
+
+/** Seed 001's Runtime trait. */
+export interface Runtime {
+  readonly kind: RuntimeKind;
+  create(spec: WorkloadSpec): Promise<WorkloadHandle>;
+  start(handle: WorkloadHandle): Promise<void>;
+  /** Stops taking work; in-flight work gets up to `timeoutMs` to finish. */
+  stop(handle: WorkloadHandle, timeoutMs: number): Promise<void>;
+  remove(handle: WorkloadHandle): Promise<void>;
+  status(handle: WorkloadHandle): Promise<WorkloadStatus>;
+  logs(handle: WorkloadHandle, opts?: LogOpts): AsyncIterable<LogLine>;
+  exec(handle: WorkloadHandle, cmd: string[]): Promise<ExecResult>;
+  stats(handle: WorkloadHandle): Promise<ResourceStats>;
+}
+
+/** Per-request facts the proxy passes to an in-process HTTP handler. */
+export interface HttpContext {
+  /** `:param` values of the matched route. */
+  params: Record<string, string>;
+  /** The part of the path matched by a trailing `*`. */
+  rest?: string;
+  /** The route pattern that matched, e.g. `/api/:id`. */
+  route: string;
+}
+
+/** Runtimes whose workloads answer HTTP inside the Orca process (Wasm). */
+export interface HttpServing {
+  serveHttp(handle: WorkloadHandle, request: Request, ctx: HttpContext): Promise<Response>;
+}

@@ -1,0 +1,206 @@
+/**
+ * Turns uploaded bytes into something we can instantiate fast: core modules
+ * are adapted to components (WASI preview1 command adapter), components are
+ * transpiled by jco (JSPI mode) once per content hash and cached on disk, and
+ * every core module is compiled once.
+ */
+
+// The bindgen itself, not the package index: that loads oxc-minify's native binding (needs --allow-ffi).
+import { $init as bindgenReady, generate } from "@bytecodealliance/jco-transpile/component";
+import { componentNew } from "@bytecodealliance/jco-transpile/wasm-tools";
+import { OrcaError } from "../../errors.ts";
+
+/** Bumped when the transpile options or the glue patches change. */
+const CACHE_VERSION = "jco-transpile-0.15.0-v1";
+
+/** The WASI functions that may block; under JSPI they suspend the guest. */
+const asyncImports = [
+  "wasi:io/poll#poll",
+  "wasi:io/poll#[method]pollable.block",
+  "wasi:io/streams#[method]input-stream.blocking-read",
+  "wasi:io/streams#[method]input-stream.blocking-skip",
+  "wasi:io/streams#[method]output-stream.blocking-flush",
+  "wasi:io/streams#[method]output-stream.blocking-write-and-flush",
+  "wasi:io/streams#[method]output-stream.blocking-write-zeroes-and-flush",
+  "wasi:io/streams#[method]output-stream.blocking-splice",
+];
+const asyncExports = ["wasi:cli/run#run", "wasi:http/incoming-handler#handle"];
+
+/** How a guest is driven: wasi:http handler, or a WASI command (WAGI-style). */
+export type GuestKind = "http" | "command";
+
+type InstantiateCore = (module: WebAssembly.Module, imports: WebAssembly.Imports) => Promise<WebAssembly.Instance>;
+
+interface Glue {
+  instantiate(
+    getCoreModule: (name: string) => WebAssembly.Module,
+    imports: Record<string, unknown>,
+    instantiateCore: InstantiateCore,
+  ): Promise<Record<string, unknown>>;
+}
+
+/** A component ready to instantiate. */
+export interface CompiledComponent {
+  hash: string;
+  kind: GuestKind;
+  /** The export that drives the guest (`handle` or `run`). */
+  instantiate(imports: Record<string, unknown>, onCore?: (i: WebAssembly.Instance) => void): Promise<GuestExports>;
+}
+
+export type GuestExports =
+  | { kind: "http"; handle: (request: unknown, responseOut: unknown) => Promise<void> }
+  | { kind: "command"; run: () => Promise<void> };
+
+/** Classifies bytes by their header: core module, component, or neither. */
+export function wasmKind(bytes: Uint8Array): "core" | "component" | undefined {
+  if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
+    return undefined;
+  }
+  if (bytes[4] === 1 && bytes[5] === 0 && bytes[6] === 0 && bytes[7] === 0) return "core";
+  if (bytes[6] === 1 && bytes[7] === 0) return "component";
+  return undefined;
+}
+
+const adapterUrl = new URL(
+  "../../node_modules/@bytecodealliance/jco/lib/wasi_snapshot_preview1.command.wasm",
+  import.meta.url,
+);
+
+/** Compiles `bytes` (content hash `hash`), using `cacheDir` for jco's output. */
+export async function compileComponent(bytes: Uint8Array, hash: string, cacheDir: string): Promise<CompiledComponent> {
+  const dir = `${cacheDir}/${CACHE_VERSION}/${hash}`;
+  let meta = await readMeta(dir);
+  if (!meta) {
+    meta = await transpileToDir(bytes, dir);
+  }
+  const glue = await import(new URL(`file://${dir}/component.js`).href) as Glue;
+  const cores = new Map<string, WebAssembly.Module>();
+  for (const name of meta.cores) {
+    cores.set(name, await WebAssembly.compile(await Deno.readFile(`${dir}/${name}`)));
+  }
+  const kind = meta.kind;
+  const getCore = (name: string) => {
+    const m = cores.get(name);
+    if (!m) throw new OrcaError("internal", `transpiled component lacks core module ${name}`);
+    return m;
+  };
+  return {
+    hash,
+    kind,
+    async instantiate(imports, onCore) {
+      const exports = await glue.instantiate(getCore, imports, async (module, imp) => {
+        const instance = await WebAssembly.instantiate(module, imp);
+        onCore?.(instance);
+        return instance;
+      });
+      return pickExport(exports, kind);
+    },
+  };
+}
+
+interface Meta {
+  kind: GuestKind;
+  cores: string[];
+}
+
+async function readMeta(dir: string): Promise<Meta | undefined> {
+  try {
+    return JSON.parse(await Deno.readTextFile(`${dir}/meta.json`)) as Meta;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+async function transpileToDir(bytes: Uint8Array, dir: string): Promise<Meta> {
+  const kind = wasmKind(bytes);
+  if (!kind) {
+    throw new OrcaError("wasm", "the module is not WebAssembly (no `\\0asm` header)", {
+      hint: "point `module` at a .wasm file built for WASI (a component or a preview1 core module)",
+    });
+  }
+  let component = bytes;
+  if (kind === "core") {
+    try {
+      const adapter = await Deno.readFile(adapterUrl);
+      component = await componentNew(bytes, [["wasi_snapshot_preview1", adapter]]);
+    } catch (err) {
+      throw new OrcaError("wasm", `cannot adapt the core module to a component: ${firstLine(err)}`, {
+        hint: "core modules must be WASI preview1 commands (built with --target=wasm32-wasi and a main function)",
+      });
+    }
+  }
+  let result: ReturnType<typeof generate>;
+  try {
+    await bindgenReady;
+    result = generate(component, {
+      name: "component",
+      instantiation: { tag: "async" },
+      asyncMode: { tag: "jspi", val: { imports: asyncImports, exports: asyncExports } },
+      noTypescript: true,
+      noNodejsCompat: true,
+      noComponentErrorWrapping: true,
+      // Never inline core modules as base64: each is compiled once, from its own file.
+      base64Cutoff: 0,
+    });
+  } catch (err) {
+    throw new OrcaError("wasm", `cannot transpile the component: ${firstLine(err)}`, {
+      hint: "is it a valid WASI 0.2 component? `wasm-tools validate` tells more",
+    });
+  }
+  const exportNames = result.exports.map(([name]) => name);
+  const guestKind: GuestKind | undefined = exportNames.some((n) => n.startsWith("wasi:http/incoming-handler"))
+    ? "http"
+    : exportNames.some((n) => n.startsWith("wasi:cli/run"))
+    ? "command"
+    : undefined;
+  if (!guestKind) {
+    throw new OrcaError("wasm", `the component exports neither wasi:http/incoming-handler nor wasi:cli/run`, {
+      hint: `it exports: ${exportNames.join(", ") || "nothing"}`,
+    });
+  }
+  // Write into a fresh folder, then rename: a crash never leaves half a cache entry.
+  const tmp = `${dir}.tmp-${crypto.randomUUID()}`;
+  await Deno.mkdir(tmp, { recursive: true });
+  const cores: string[] = [];
+  for (const [name, content] of result.files) {
+    if (name.endsWith(".wasm")) {
+      cores.push(name);
+      await Deno.writeFile(`${tmp}/${name}`, content);
+    } else if (name === "component.js") {
+      await Deno.writeTextFile(`${tmp}/${name}`, patchGlue(new TextDecoder().decode(content)));
+    }
+  }
+  const meta: Meta = { kind: guestKind, cores };
+  await Deno.writeTextFile(`${tmp}/meta.json`, JSON.stringify(meta));
+  try {
+    await Deno.rename(tmp, dir);
+  } catch (err) {
+    // Another compile of the same hash won the race: use its folder.
+    await Deno.remove(tmp, { recursive: true });
+    if (!(await readMeta(dir))) throw err;
+  }
+  return meta;
+}
+
+/**
+ * jco's glue reads `process.env.JCO_DEBUG` on every call: under Deno that
+ * needs env permission and costs about half the per-call time.
+ */
+export function patchGlue(js: string): string {
+  return js.replaceAll("if (!globalThis?.process?.env?.JCO_DEBUG) { return; }", "return;");
+}
+
+function pickExport(exports: Record<string, unknown>, kind: GuestKind): GuestExports {
+  const prefix = kind === "http" ? "wasi:http/incoming-handler" : "wasi:cli/run";
+  const key = Object.keys(exports).find((k) => k.startsWith(prefix)) ??
+    (kind === "http" ? "incomingHandler" : "run");
+  const ns = exports[key] as Record<string, (...args: unknown[]) => Promise<void>> | undefined;
+  if (kind === "http" && ns?.handle) return { kind, handle: ns.handle };
+  if (kind === "command" && ns?.run) return { kind, run: ns.run };
+  throw new OrcaError("wasm", `the instance lacks its ${prefix} export`);
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split("\n")[0];
+}

@@ -1,0 +1,322 @@
+/** The Wasm implementation of `Runtime`: components served in-process. */
+
+import { OrcaError } from "../../errors.ts";
+import { LineSplitter, LogBuffer } from "../logs.ts";
+import type {
+  ExecResult,
+  HttpContext,
+  HttpServing,
+  LogLine,
+  LogOpts,
+  ResourceStats,
+  Runtime,
+  WorkloadHandle,
+  WorkloadSpec,
+  WorkloadState,
+  WorkloadStatus,
+} from "../types.ts";
+import { compileComponent, type CompiledComponent, type GuestExports } from "./compile.ts";
+import { InstancePool } from "./pool.ts";
+import { cgiEnv, parseCgiOutput } from "./wagi.ts";
+import { type GuestIo, sandboxImports, wasiHttp } from "./wasi.ts";
+
+export interface WasmRuntimeOptions {
+  /** Where jco's transpiled output is cached. */
+  cacheDir: string;
+  /** Reads module bytes by content hash (from the node's store). */
+  loadModule(hash: string): Promise<Uint8Array>;
+  /** Pre-made instances per workload. */
+  poolSize?: number;
+  now?: () => number;
+}
+
+/** One instance, with the io slot bound per call. */
+interface Guest {
+  exports: GuestExports;
+  io: GuestIo;
+  memories: WebAssembly.Memory[];
+}
+
+interface Workload {
+  handle: WorkloadHandle;
+  spec: WorkloadSpec;
+  compiled: CompiledComponent;
+  pool: InstancePool<Guest>;
+  logs: LogBuffer;
+  state: WorkloadState;
+  since: number;
+  message?: string;
+  busy: Set<Guest>;
+  requests: number;
+  errors: number;
+  idle?: () => void;
+}
+
+const MAX_WAGI_OUTPUT = 32 * 1024 * 1024;
+
+export class WasmRuntime implements Runtime, HttpServing {
+  readonly kind = "wasm" as const;
+  readonly #opts: WasmRuntimeOptions;
+  readonly #now: () => number;
+  readonly #compiled = new Map<string, Promise<CompiledComponent>>();
+  readonly #workloads = new Map<string, Workload>();
+
+  constructor(opts: WasmRuntimeOptions) {
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Compiles (or reuses) the module of `hash`; bad bytes reject with an OrcaError. */
+  compile(hash: string): Promise<CompiledComponent> {
+    let compiled = this.#compiled.get(hash);
+    if (!compiled) {
+      compiled = this.#opts.loadModule(hash).then((bytes) => compileComponent(bytes, hash, this.#opts.cacheDir));
+      compiled.catch(() => this.#compiled.delete(hash));
+      this.#compiled.set(hash, compiled);
+    }
+    return compiled;
+  }
+
+  async create(spec: WorkloadSpec): Promise<WorkloadHandle> {
+    const hash = spec.service.module_hash;
+    if (!hash) throw new OrcaError("invalid", `service ${spec.service.name} has no module`, { where: spec.id });
+    if (this.#workloads.has(spec.id)) throw new OrcaError("conflict", `workload ${spec.id} already exists`);
+    const compiled = await this.compile(hash);
+    const handle: WorkloadHandle = { id: spec.id, runtime: "wasm" };
+    const logs = new LogBuffer(2000, this.#now);
+    const workload: Workload = {
+      handle,
+      spec,
+      compiled,
+      logs,
+      pool: new InstancePool(
+        () => this.#instantiate(workload),
+        this.#opts.poolSize ?? 4,
+        (err) => logs.append("system", `cannot pre-make an instance: ${errorText(err)}`),
+      ),
+      state: "created",
+      since: this.#now(),
+      busy: new Set(),
+      requests: 0,
+      errors: 0,
+    };
+    this.#workloads.set(spec.id, workload);
+    return handle;
+  }
+
+  async start(handle: WorkloadHandle): Promise<void> {
+    const w = this.#get(handle);
+    try {
+      await w.pool.warm();
+    } catch (err) {
+      this.#setState(w, "failed", `cannot instantiate: ${errorText(err)}`);
+      throw new OrcaError("wasm", `service ${w.spec.service.name} cannot start: ${errorText(err)}`, {
+        where: w.spec.id,
+      });
+    }
+    this.#setState(w, "running");
+    w.logs.append("system", `started (${w.compiled.kind === "http" ? "wasi:http handler" : "WAGI command"})`);
+  }
+
+  async stop(handle: WorkloadHandle, timeoutMs: number): Promise<void> {
+    const w = this.#get(handle);
+    if (w.state === "stopped") return;
+    this.#setState(w, "stopped");
+    w.pool.close();
+    if (w.busy.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        w.idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    w.logs.append("system", "stopped");
+  }
+
+  async remove(handle: WorkloadHandle): Promise<void> {
+    const w = this.#workloads.get(handle.id);
+    if (!w) return;
+    await this.stop(handle, 0);
+    w.logs.close();
+    this.#workloads.delete(handle.id);
+  }
+
+  status(handle: WorkloadHandle): Promise<WorkloadStatus> {
+    const w = this.#get(handle);
+    const instances = w.state === "running" ? w.pool.ready.length + w.busy.size : w.busy.size;
+    return Promise.resolve({ state: w.state, instances, since: w.since, ...(w.message && { message: w.message }) });
+  }
+
+  logs(handle: WorkloadHandle, opts?: LogOpts): AsyncIterable<LogLine> {
+    return this.#get(handle).logs.read(opts);
+  }
+
+  async exec(handle: WorkloadHandle, cmd: string[]): Promise<ExecResult> {
+    const w = this.#get(handle);
+    if (w.compiled.kind !== "command") {
+      throw new OrcaError(
+        "unsupported",
+        `service ${w.spec.service.name} is a wasi:http handler; exec needs a WASI command`,
+      );
+    }
+    const stdout: Uint8Array[] = [];
+    const stderr: Uint8Array[] = [];
+    const guest = await this.#instantiate(w, [w.spec.service.name, ...cmd]);
+    guest.io = {
+      env: { ...w.spec.service.env },
+      stdin: new Uint8Array(),
+      stdout: (b) => stdout.push(b),
+      stderr: (b) => stderr.push(b),
+    };
+    const exitCode = await runCommand(guest);
+    return { exitCode, stdout: concat(stdout), stderr: concat(stderr) };
+  }
+
+  stats(handle: WorkloadHandle): Promise<ResourceStats> {
+    const w = this.#get(handle);
+    let memoryBytes = 0;
+    for (const g of [...w.pool.ready, ...w.busy]) for (const m of g.memories) memoryBytes += m.buffer.byteLength;
+    return Promise.resolve({
+      memoryBytes,
+      ...(w.spec.service.resources.memory && { memoryLimitBytes: w.spec.service.resources.memory }),
+      requests: w.requests,
+      errors: w.errors,
+      instances: w.pool.ready.length + w.busy.size,
+    });
+  }
+
+  async serveHttp(handle: WorkloadHandle, request: Request, ctx: HttpContext): Promise<Response> {
+    const w = this.#get(handle);
+    if (w.state !== "running") return errorResponse(503, `service ${w.spec.service.name} is ${w.state}`);
+    w.requests++;
+    const guest = await w.pool.take();
+    w.busy.add(guest);
+    try {
+      return w.compiled.kind === "http"
+        ? await this.#serveHandler(w, guest, request, ctx)
+        : await this.#serveWagi(w, guest, request, ctx);
+    } catch (err) {
+      w.errors++;
+      w.logs.append("system", `request ${request.method} ${new URL(request.url).pathname} failed: ${errorText(err)}`);
+      return errorResponse(500, "the service failed to handle the request");
+    } finally {
+      w.busy.delete(guest);
+      if (w.busy.size === 0) w.idle?.();
+    }
+  }
+
+  async #serveHandler(w: Workload, guest: Guest, request: Request, ctx: HttpContext): Promise<Response> {
+    const headers = new Headers(request.headers);
+    for (const [name, value] of Object.entries(ctx.params)) headers.set(`x-orca-param-${name}`, value);
+    headers.set("x-orca-route", ctx.route);
+    const hasBody = request.method !== "GET" && request.method !== "HEAD";
+    const body = hasBody ? await request.arrayBuffer() : undefined;
+    const forwarded = new Request(request.url, { method: request.method, headers, body });
+    guest.io = this.#logIo(w);
+    if (guest.exports.kind !== "http") throw new OrcaError("internal", "not an http guest");
+    const response = await wasiHttp.handleIncomingRequest(forwarded, guest.exports.handle as never);
+    // The guest is done once the body is fully produced; buffer it so a trap surfaces here.
+    const produced = await response.arrayBuffer();
+    return new Response(produced, { status: response.status, headers: response.headers });
+  }
+
+  async #serveWagi(w: Workload, guest: Guest, request: Request, ctx: HttpContext): Promise<Response> {
+    const body = new Uint8Array(await request.arrayBuffer());
+    const out: Uint8Array[] = [];
+    let size = 0;
+    const log = this.#logIo(w);
+    guest.io = {
+      env: { ...w.spec.service.env, ...cgiEnv(request, ctx, body) },
+      stdin: body,
+      stdout: (bytes) => {
+        size += bytes.length;
+        if (size > MAX_WAGI_OUTPUT) throw new OrcaError("invalid", "response larger than 32 MiB");
+        out.push(bytes);
+      },
+      stderr: log.stderr,
+    };
+    const code = await runCommand(guest);
+    log.flush();
+    if (code !== 0) throw new OrcaError("wasm", `the handler exited with code ${code}`);
+    const response = parseCgiOutput(concat(out));
+    if (!response) {
+      throw new OrcaError(
+        "wasm",
+        "the handler wrote no CGI header block (e.g. `Content-Type: text/plain` and a blank line)",
+      );
+    }
+    return response;
+  }
+
+  #logIo(w: Workload): GuestIo & { flush(): void } {
+    const out = new LineSplitter((line) => w.logs.append("stdout", line));
+    const err = new LineSplitter((line) => w.logs.append("stderr", line));
+    return {
+      env: w.spec.service.env,
+      stdin: new Uint8Array(),
+      stdout: (b) => out.write(b),
+      stderr: (b) => err.write(b),
+      flush: () => {
+        out.flush();
+        err.flush();
+      },
+    };
+  }
+
+  async #instantiate(w: Workload, args: string[] = [w.spec.service.name]): Promise<Guest> {
+    const guest: Guest = { exports: undefined as unknown as GuestExports, io: this.#logIo(w), memories: [] };
+    const imports = sandboxImports({ args, allowedHosts: w.spec.service.wasm.allowed_hosts, io: () => guest.io });
+    guest.exports = await w.compiled.instantiate(imports, (instance) => {
+      const memory = instance.exports.memory;
+      if (memory instanceof WebAssembly.Memory) guest.memories.push(memory);
+    });
+    return guest;
+  }
+
+  #get(handle: WorkloadHandle): Workload {
+    const w = this.#workloads.get(handle.id);
+    if (!w) throw new OrcaError("not_found", `no Wasm workload ${handle.id}`);
+    return w;
+  }
+
+  #setState(w: Workload, state: WorkloadState, message?: string): void {
+    w.state = state;
+    w.since = this.#now();
+    w.message = message;
+  }
+}
+
+/** Runs a command guest; returns its exit code (traps propagate). */
+async function runCommand(guest: Guest): Promise<number> {
+  if (guest.exports.kind !== "command") throw new OrcaError("internal", "not a command guest");
+  try {
+    await guest.exports.run();
+    return 0;
+  } catch (err) {
+    // wasi:cli/exit surfaces as a thrown ComponentExit carrying the code.
+    if (err && typeof err === "object" && "exitError" in err && "code" in err) return Number(err.code);
+    throw err;
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof WebAssembly.RuntimeError) return `trap: ${err.message}`;
+  if (err instanceof Error) return err.message;
+  return typeof err === "object" ? JSON.stringify(err) : String(err);
+}
+
+export function errorResponse(status: number, message: string): Response {
+  return Response.json({ error: message, status }, { status });
+}

@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { readService, sha256Hex } from "../../config/mod.ts";
+import { OrcaError } from "../../errors.ts";
+import type { LogLine } from "../types.ts";
+import { WasmRuntime } from "./runtime.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+const guests: Record<string, string> = {
+  js: `${root}examples/services/hello-js/hello.wasm`,
+  c: `${root}examples/services/hello-c/hello.wasm`,
+  trap: `${root}tests/fixtures/guests/trap.wasm`,
+  sandbox: `${root}tests/fixtures/guests/sandbox.wasm`,
+};
+
+async function setup() {
+  const modules = new Map<string, Uint8Array>();
+  const cacheDir = await Deno.makeTempDir({ prefix: "orca-wasm-test-" });
+  const runtime = new WasmRuntime({
+    cacheDir,
+    poolSize: 2,
+    loadModule: (hash) => Promise.resolve(modules.get(hash)!),
+  });
+  let n = 0;
+  const deploy = async (bytes: Uint8Array, extra: Record<string, unknown> = {}) => {
+    const hash = await sha256Hex(bytes);
+    modules.set(hash, bytes);
+    const service = readService(
+      { name: `svc${++n}`, module: "x.wasm", module_hash: hash, ...extra },
+      { file: "test" },
+      "p",
+      [],
+      {
+        api: true,
+      },
+    );
+    const handle = await runtime.create({ id: `p/svc${n}@1`, service });
+    await runtime.start(handle);
+    return handle;
+  };
+  return { runtime, deploy, cleanup: () => Deno.remove(cacheDir, { recursive: true }) };
+}
+
+const ctx = { params: {}, route: "/*" };
+
+Deno.test("a componentize-js wasi:http guest answers, one fresh instance per request", async () => {
+  const { runtime, deploy, cleanup } = await setup();
+  const h = await deploy(await Deno.readFile(guests.js));
+  for (let i = 0; i < 3; i++) {
+    const res = await runtime.serveHttp(h, new Request(`http://x/js/a?i=${i}`), { params: {}, route: "/js/*" });
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.equal(body.path, "/js/a");
+    assert.deepEqual(body.query, { i: String(i) });
+    assert.equal(body.route, "/js/*");
+  }
+  const named = await runtime.serveHttp(h, new Request("http://x/hello/ada"), {
+    params: { name: "ada" },
+    route: "/hello/:name",
+  });
+  assert.equal(await named.text(), "hello, ada!\n");
+  const stats = await runtime.stats(h);
+  assert.equal(stats.requests, 4);
+  assert.ok(stats.memoryBytes > 0);
+  await runtime.remove(h);
+  await cleanup();
+});
+
+Deno.test("a C preview1 command serves WAGI-style with its declared env", async () => {
+  const { runtime, deploy, cleanup } = await setup();
+  const h = await deploy(await Deno.readFile(guests.c), { env: { GREETING: "hi" } });
+  const res = await runtime.serveHttp(h, new Request("http://x/c/x?q=1", { method: "POST", body: "b" }), ctx);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("x-served-by"), "hello-c");
+  assert.equal(await res.text(), "hello from a C edge function\nmethod=POST path=/c/x query=q=1\ngreeting=hi\n");
+  const exec = await runtime.exec(h, []);
+  assert.equal(exec.exitCode, 0);
+  assert.match(new TextDecoder().decode(exec.stdout), /hello from a C edge function/);
+  await cleanup();
+});
+
+Deno.test("a guest that traps gets a 500; the workload keeps serving and logs the trap", async () => {
+  const { runtime, deploy, cleanup } = await setup();
+  const h = await deploy(await Deno.readFile(guests.trap));
+  for (let i = 0; i < 3; i++) {
+    const res = await runtime.serveHttp(h, new Request("http://x/"), ctx);
+    assert.equal(res.status, 500);
+    await res.body?.cancel();
+  }
+  assert.equal((await runtime.status(h)).state, "running");
+  assert.equal((await runtime.stats(h)).errors, 3);
+  const lines: LogLine[] = [];
+  for await (const line of runtime.logs(h)) lines.push(line);
+  assert.ok(lines.some((l) => /trap/.test(l.text)), JSON.stringify(lines));
+  await cleanup();
+});
+
+Deno.test("the sandbox: no host files, no undeclared env", async () => {
+  Deno.env.set("SECRET_TOKEN", "host-secret");
+  const { runtime, deploy, cleanup } = await setup();
+  const h = await deploy(await Deno.readFile(guests.sandbox), { env: { DECLARED: "yes" } });
+  const text = await (await runtime.serveHttp(h, new Request("http://x/"), ctx)).text();
+  assert.match(text, /file \/etc\/passwd: denied/);
+  assert.match(text, /file \/proc\/self\/environ: denied/);
+  assert.match(text, /env HOME: \(unset\)/);
+  assert.match(text, /env SECRET_TOKEN: \(unset\)/);
+  assert.match(text, /env DECLARED: yes/);
+  assert.doesNotMatch(text, /READABLE|host-secret/);
+  await cleanup();
+});
+
+Deno.test("bytes that are not Wasm are rejected with a wasm error", async () => {
+  const { deploy, cleanup } = await setup();
+  await assert.rejects(deploy(new TextEncoder().encode("#!/bin/sh\necho not wasm\n")), (err) => {
+    assert.ok(err instanceof OrcaError);
+    assert.equal(err.code, "wasm");
+    assert.match(err.message, /not WebAssembly/);
+    return true;
+  });
+  await cleanup();
+});

@@ -1,0 +1,167 @@
+/**
+ * The sandbox a Wasm guest runs in: a fresh WASI P2 import object per
+ * instance, built from preview2-shim's browser flavour (the node flavour
+ * leaks the host environment and allows all egress). The guest sees only its
+ * declared env, no host files, no sockets, and outgoing HTTP only to hosts the
+ * service allows.
+ */
+
+// @ts-types="../../node_modules/@bytecodealliance/preview2-shim/dist/browser/cli.d.ts"
+import * as cli from "../../node_modules/@bytecodealliance/preview2-shim/dist/browser/cli.js";
+// @ts-types="../../node_modules/@bytecodealliance/preview2-shim/dist/browser/io.d.ts"
+import * as io from "../../node_modules/@bytecodealliance/preview2-shim/dist/browser/io.js";
+// @ts-types="../../node_modules/@bytecodealliance/preview2-shim/dist/browser/clocks.d.ts"
+import * as clocks from "../../node_modules/@bytecodealliance/preview2-shim/dist/browser/clocks.js";
+// @ts-types="../../node_modules/@bytecodealliance/preview2-shim/dist/browser/random.d.ts"
+import * as random from "../../node_modules/@bytecodealliance/preview2-shim/dist/browser/random.js";
+// @ts-types="../../node_modules/@bytecodealliance/preview2-shim/dist/browser/filesystem.d.ts"
+import * as filesystem from "../../node_modules/@bytecodealliance/preview2-shim/dist/browser/filesystem.js";
+// @ts-types="../../node_modules/@bytecodealliance/preview2-shim/dist/browser/sockets.d.ts"
+import * as sockets from "../../node_modules/@bytecodealliance/preview2-shim/dist/browser/sockets.js";
+// @ts-types="../../node_modules/@bytecodealliance/preview2-shim/dist/browser/http.d.ts"
+import * as http from "../../node_modules/@bytecodealliance/preview2-shim/dist/browser/http.js";
+
+export { http as wasiHttp };
+
+/**
+ * The request-scoped side of a guest: what it reads and where it writes.
+ * Bound just before each call, so instances can be made ahead of time.
+ */
+export interface GuestIo {
+  env: Record<string, string>;
+  /** The whole of stdin (WAGI request bodies). */
+  stdin: Uint8Array;
+  stdout(bytes: Uint8Array): void;
+  stderr(bytes: Uint8Array): void;
+}
+
+/** What one guest instance may reach, fixed for its life. */
+export interface SandboxOptions {
+  args: string[];
+  /** `host` or `host:port` entries; `*.example.com` matches subdomains. */
+  allowedHosts: readonly string[];
+  /** Returns the io bound for the current call. */
+  io(): GuestIo;
+}
+
+/** WASI interface versions guests are built against; every one maps to the same shim. */
+const versions = [
+  "",
+  "@0.2.0",
+  "@0.2.1",
+  "@0.2.2",
+  "@0.2.3",
+  "@0.2.4",
+  "@0.2.5",
+  "@0.2.6",
+  "@0.2.7",
+  "@0.2.8",
+  "@0.2.9",
+  "@0.2.10",
+  "@0.2.11",
+  "@0.2.12",
+];
+
+type OutgoingRequest = InstanceType<typeof http.types.OutgoingRequest>;
+
+/** Builds a fresh, isolated import object for one instance. */
+export function sandboxImports(opts: SandboxOptions): Record<string, unknown> {
+  let stdinOffset = 0;
+  let stdinSource: Uint8Array | undefined;
+  const guestCli = cli.createCli({
+    arguments: [...opts.args],
+    initialCwd: "/",
+    stdin: {
+      blockingRead(len: bigint) {
+        const stdin = opts.io().stdin;
+        if (stdin !== stdinSource) [stdinSource, stdinOffset] = [stdin, 0];
+        if (stdinOffset >= stdin.length) throw { tag: "closed" };
+        const chunk = stdin.subarray(stdinOffset, stdinOffset + Number(len));
+        stdinOffset += chunk.length;
+        return chunk;
+      },
+      subscribe: () => io.pollableCreate(),
+    },
+    stdout: sink((bytes) => opts.io().stdout(bytes)),
+    stderr: sink((bytes) => opts.io().stderr(bytes)),
+  });
+  const environment = {
+    getEnvironment: () => Object.entries(opts.io().env),
+    getArguments: () => [...opts.args],
+    initialCwd: () => "/",
+  };
+  const outgoingHandler = {
+    handle(request: OutgoingRequest, options?: unknown) {
+      const authority = request.authority() ?? "";
+      if (!hostAllowed(authority, request.scheme(), opts.allowedHosts)) {
+        throw { tag: "HTTP-request-denied" };
+      }
+      return http.outgoingHandler.handle(request, options as undefined);
+    },
+  };
+  const base: Record<string, unknown> = {
+    "wasi:cli/environment": environment,
+    "wasi:cli/exit": guestCli.exit,
+    "wasi:cli/stdin": guestCli.stdin,
+    "wasi:cli/stdout": guestCli.stdout,
+    "wasi:cli/stderr": guestCli.stderr,
+    "wasi:cli/terminal-input": guestCli.terminalInput,
+    "wasi:cli/terminal-output": guestCli.terminalOutput,
+    "wasi:cli/terminal-stdin": guestCli.terminalStdin,
+    "wasi:cli/terminal-stdout": guestCli.terminalStdout,
+    "wasi:cli/terminal-stderr": guestCli.terminalStderr,
+    // No preopens: the guest has no filesystem at all.
+    "wasi:filesystem/preopens": { getDirectories: () => [] },
+    "wasi:filesystem/types": filesystem.types,
+    "wasi:io/error": io.error,
+    "wasi:io/poll": io.poll,
+    "wasi:io/streams": io.streams,
+    "wasi:random/random": random.random,
+    "wasi:random/insecure": random.insecure,
+    "wasi:random/insecure-seed": random.insecureSeed,
+    "wasi:clocks/monotonic-clock": clocks.monotonicClock,
+    "wasi:clocks/wall-clock": clocks.wallClock,
+    "wasi:http/types": http.types,
+    "wasi:http/outgoing-handler": outgoingHandler,
+    // The browser flavour's sockets answer "not-supported" to everything.
+    "wasi:sockets/instance-network": sockets.instanceNetwork,
+    "wasi:sockets/ip-name-lookup": sockets.ipNameLookup,
+    "wasi:sockets/network": sockets.network,
+    "wasi:sockets/tcp": sockets.tcp,
+    "wasi:sockets/tcp-create-socket": sockets.tcpCreateSocket,
+    "wasi:sockets/udp": sockets.udp,
+    "wasi:sockets/udp-create-socket": sockets.udpCreateSocket,
+  };
+  const imports: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(base)) {
+    for (const v of versions) imports[name + v] = value;
+  }
+  return imports;
+}
+
+function sink(write: (bytes: Uint8Array) => void) {
+  return {
+    write(contents: Uint8Array) {
+      write(contents.slice());
+    },
+    blockingFlush() {},
+    flush() {},
+  };
+}
+
+type Scheme = ReturnType<OutgoingRequest["scheme"]>;
+
+/** Whether `authority` (host[:port]) is on the allow-list. */
+export function hostAllowed(authority: string, scheme: Scheme, allowed: readonly string[]): boolean {
+  if (!authority) return false;
+  const defaultPort = scheme?.tag === "HTTP" ? "80" : "443";
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(authority.toLowerCase());
+  if (!m) return false;
+  const [host, port = defaultPort] = [m[1], m[2]];
+  return allowed.some((entry) => {
+    const e = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(entry.toLowerCase());
+    if (!e) return false;
+    const hostOk = e[1].startsWith("*.") ? host.endsWith(e[1].slice(1)) : host === e[1];
+    return hostOk && (e[2] === undefined || e[2] === port);
+  });
+}

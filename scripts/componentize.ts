@@ -1,0 +1,11 @@
+/** Child process of build_examples.ts: componentize one JS guest. Args: SOURCE WIT_DIR OUT. */
+
+import { componentize } from "@bytecodealliance/componentize-js";
+// @ts-types="../node_modules/@bytecodealliance/preview2-shim/dist/nodejs/filesystem.d.ts"
+import { _setPreopens } from "@bytecodealliance/preview2-shim/filesystem";
+
+const [sourcePath, witPath, out] = Deno.args;
+// componentize-js reads the WIT through WASI: let it see the files it is given.
+_setPreopens({ "/": "/" });
+const { component } = await componentize({ sourcePath, witPath, worldName: "edge" });
+await Deno.writeFile(out, component);
