@@ -70,6 +70,13 @@ export function readService(
   const subject = nameGuess ? `service "${nameGuess}"` : undefined;
   const r = new TableReader(table, { ...source, subject, subjectDepth: path.length }, path);
   const name = r.string("name", { required: true, pattern: NAME_PATTERN, patternHint: NAME_HINT })!;
+  if (opts.api) {
+    // The API takes the specs `orca deploy` built: they carry their project.
+    const declaredProject = r.string("project");
+    if (declaredProject !== undefined && declaredProject !== project) {
+      throw r.error(r.path("project"), `says ${JSON.stringify(declaredProject)} but the service is listed under "${project}"`);
+    }
+  }
   const image = r.string("image");
   const module = r.string("module");
   // The client fills in module_hash after reading the module; users never write it.
@@ -136,7 +143,7 @@ export function readService(
     aliases,
     internal: r.boolean("internal") ?? false,
     env,
-    resources: readResources(r),
+    resources: readResources(r, opts.api ?? false),
     placement: readPlacement(r),
     ...optional("readiness", readProbe(r, "readiness")),
     ...optional("liveness", readProbe(r, "liveness")),
@@ -150,13 +157,18 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
-function readResources(parent: TableReader): ServiceSpec["resources"] {
+function readResources(parent: TableReader, api: boolean): ServiceSpec["resources"] {
   const r = parent.table("resources");
   if (!r) return {};
   const memoryText = r.raw("memory");
   let memory: number | undefined;
   if (memoryText !== undefined) {
-    memory = typeof memoryText === "string" ? parseMemory(memoryText) : undefined;
+    // In service.toml a size is written as text; the API carries the parsed byte count.
+    memory = typeof memoryText === "string"
+      ? parseMemory(memoryText)
+      : api && Number.isSafeInteger(memoryText) && (memoryText as number) > 0
+      ? memoryText as number
+      : undefined;
     if (memory === undefined) {
       throw r.error(
         r.path("memory"),

@@ -73,7 +73,7 @@ export function parseRoute(route: string): RouteSegment[] | string {
       }
       segments.push({ kind: "param", name: part.slice(1) });
     } else if (part === "" && i === parts.length - 1) {
-      if (i > 0) segments.push({ kind: "literal", value: "" }); // trailing slash
+      // A trailing slash is not significant: "/a/" and "/a" are the same route.
     } else if (part === "" || part.includes("*")) {
       return `http route ${JSON.stringify(route)}: empty segment or "*" inside a segment`;
     } else {

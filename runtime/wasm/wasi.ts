@@ -86,7 +86,9 @@ export function sandboxImports(opts: SandboxOptions): Record<string, unknown> {
     stderr: sink((bytes) => opts.io().stderr(bytes)),
   });
   const environment = {
-    getEnvironment: () => Object.entries(opts.io().env),
+    // Empty values are left out: jco's lowering of an empty string corrupts the
+    // preview1 adapter's environ block (the next variable's text shows through).
+    getEnvironment: () => Object.entries(opts.io().env).filter(([, value]) => value !== ""),
     getArguments: () => [...opts.args],
     initialCwd: () => "/",
   };

@@ -1,0 +1,68 @@
+/**
+ * The `orca` program: argument parsing, exit codes, printing. The only place
+ * that catches everything and prints `error: <what> (<where>)` plus a hint.
+ *
+ * @module
+ */
+
+import { didYouMean } from "./config/mod.ts";
+import { describeError, OrcaError } from "./errors.ts";
+import { type Command, commandHelp, parseCommandArgs } from "./cli/command.ts";
+import { deployCommand } from "./cli/deploy.ts";
+import { logsCommand } from "./cli/logs.ts";
+import { serverCommand } from "./cli/server.ts";
+import { statusCommand } from "./cli/status.ts";
+import { VERSION } from "./version.ts";
+
+const commands: Command[] = [serverCommand, deployCommand, statusCommand, logsCommand];
+
+function mainHelp(): string {
+  return [
+    "orca — a self-hosted, edge-first orchestrator: Wasm components first, containers where Wasm can't serve.",
+    "",
+    "usage: orca <command> [flags]",
+    "",
+    "commands:",
+    ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
+    "",
+    "Run `orca <command> --help` for its flags. `orca --version` prints the version.",
+  ].join("\n");
+}
+
+/** Runs the CLI; returns the exit code (0 ok, 1 error, 2 usage). */
+export async function main(argv: string[]): Promise<number> {
+  const verbose = argv.includes("--verbose") || argv.includes("-v");
+  try {
+    const [name, ...rest] = argv;
+    if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+      console.log(mainHelp());
+      return name === undefined ? 2 : 0;
+    }
+    if (name === "--version" || name === "version") {
+      console.log(`orca ${VERSION}`);
+      return 0;
+    }
+    const cmd = commands.find((c) => c.name === name);
+    if (!cmd) {
+      throw new OrcaError("usage", `unknown command "${name}"${didYouMean(name, commands.map((c) => c.name))}`, {
+        hint: "orca --help lists the commands",
+      });
+    }
+    const { values, args } = parseCommandArgs(cmd, rest);
+    if (values.help) {
+      console.log(commandHelp(cmd));
+      return 0;
+    }
+    return await cmd.run(values, args);
+  } catch (err) {
+    console.error(`error: ${describeError(err)}`);
+    if (err instanceof OrcaError && err.hint) console.error(`hint: ${err.hint}`);
+    if (verbose && err instanceof Error) console.error(err.stack);
+    if (!(err instanceof OrcaError) && !verbose) console.error("hint: run again with --verbose for details");
+    return err instanceof OrcaError ? err.exitCode : 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

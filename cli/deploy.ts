@@ -1,0 +1,54 @@
+/** `orca deploy [DIR]`: send services/*\/service.toml and their modules to the server. */
+
+import { loadProject } from "../config/mod.ts";
+import type { DeployResult } from "../control/mod.ts";
+import { OrcaError } from "../errors.ts";
+import { Client } from "./client.ts";
+import { clientFlags, clientOptions, type Command, table } from "./command.ts";
+
+export const deployCommand: Command = {
+  name: "deploy",
+  summary: "Deploy every services/<project>/service.toml under DIR (default: the current folder).",
+  usage: "orca deploy [DIR] [--json]",
+  flags: ["--json           print the result as JSON", ...clientFlags],
+  options: { ...clientOptions, json: { type: "boolean" } },
+  maxArgs: 1,
+  async run(values, args) {
+    const dir = args[0] ?? ".";
+    const bundle = await loadProject(dir);
+    const client = await Client.fromFlags(values);
+    let uploaded = 0;
+    for (const module of bundle.modules.values()) {
+      const head = await client.fetch(`/modules/${module.hash}`, { method: "HEAD" }, [404]);
+      if (head.status === 200) continue;
+      try {
+        await client.fetch(`/modules/${module.hash}`, { method: "PUT", body: module.bytes as Uint8Array<ArrayBuffer> });
+      } catch (err) {
+        if (err instanceof OrcaError && !err.where) {
+          throw new OrcaError(err.code, err.message, { where: module.path, hint: err.hint, cause: err });
+        }
+        throw err;
+      }
+      uploaded++;
+    }
+    const projects = Object.fromEntries([...bundle.projects].map(([name, services]) => [name, services]));
+    const result = await client.json<DeployResult>("/deploy", { method: "POST", body: JSON.stringify({ projects }) });
+    if (values.json) {
+      console.log(JSON.stringify({ ...result, uploaded }, null, 2));
+      return 0;
+    }
+    const rows: string[][] = [];
+    for (const kind of ["created", "updated", "removed", "unchanged"] as const) {
+      for (const service of result.summary[kind]) rows.push([service, kind]);
+    }
+    console.log(table(["SERVICE", "CHANGE"], rows));
+    const { created, updated, removed, unchanged } = result.summary;
+    console.log(
+      result.id === null
+        ? `\nnothing changed: ${unchanged.length} service(s) already up to date`
+        : `\ndeploy ${result.id}: ${created.length} created, ${updated.length} updated, ${removed.length} removed, ${unchanged.length} unchanged` +
+          (uploaded ? ` (${uploaded} module(s) uploaded)` : ""),
+    );
+    return 0;
+  },
+};

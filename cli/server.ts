@@ -1,0 +1,70 @@
+/** `orca server`: run a node (control plane, API, proxy, Wasm runtime). */
+
+import { startServer } from "../control/mod.ts";
+import { OrcaError } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import { type Command, orcaHome, type Values } from "./command.ts";
+
+function port(values: Values, name: string, fallback: number): number {
+  const text = values[name] as string | undefined;
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new OrcaError("usage", `--${name} must be a port number, got ${text}`);
+  return n;
+}
+
+export const serverCommand: Command = {
+  name: "server",
+  summary: "Run an Orca node: the control plane and its API, the proxy, and the Wasm runtime.",
+  usage: "orca server [--api-port 6880] [--http-port 80] [--listen 0.0.0.0] [--home DIR]",
+  flags: [
+    "--api-port N      REST API port (default 6880)",
+    "--http-port N     proxy port for routed traffic (default 80)",
+    "--listen ADDR     address to bind (default 0.0.0.0)",
+    "--home DIR        data dir (default $ORCA_HOME, else ~/.orca)",
+    "--pool-size N     pre-made Wasm instances per service (default 4)",
+  ],
+  options: {
+    "api-port": { type: "string" },
+    "http-port": { type: "string" },
+    listen: { type: "string" },
+    home: { type: "string" },
+    "pool-size": { type: "string" },
+  },
+  maxArgs: 0,
+  async run(values) {
+    const home = (values.home as string | undefined) ?? orcaHome();
+    const apiPort = port(values, "api-port", 6880);
+    const httpPort = port(values, "http-port", 80);
+    const poolSize = port(values, "pool-size", 4);
+    let server;
+    try {
+      server = await startServer({ home, apiPort, httpPort, hostname: (values.listen as string) ?? "0.0.0.0", poolSize });
+    } catch (err) {
+      if (err instanceof Deno.errors.AddrInUse) {
+        throw new OrcaError("unavailable", `a port is already in use (api ${apiPort}, http ${httpPort})`, {
+          hint: "stop what uses it, or pick others with --api-port / --http-port",
+        });
+      }
+      if (err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable) {
+        throw new OrcaError("unavailable", `not allowed to listen on port ${httpPort < 1024 ? httpPort : apiPort}`, {
+          hint: "ports below 1024 need root or CAP_NET_BIND_SERVICE; try --http-port 8080",
+        });
+      }
+      throw err;
+    }
+    console.log(`orca ${VERSION} server ready`);
+    console.log(`  api    ${server.apiUrl}/api/v1`);
+    console.log(`  proxy  ${server.httpUrl}`);
+    console.log(`  data   ${home}`);
+    const stopped = new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      Deno.addSignalListener("SIGINT", stop);
+      Deno.addSignalListener("SIGTERM", stop);
+    });
+    await stopped;
+    console.error("orca: shutting down");
+    await server.close();
+    return 0;
+  },
+};

@@ -1,0 +1,37 @@
+/** `orca status`: the deployed services and how they are doing. */
+
+import type { ServiceStatus } from "../control/mod.ts";
+import { Client } from "./client.ts";
+import { clientFlags, clientOptions, type Command, table } from "./command.ts";
+
+export const statusCommand: Command = {
+  name: "status",
+  summary: "Show the deployed services: project, name, runtime, routes, state, instances.",
+  usage: "orca status [--json]",
+  flags: ["--json           print the services as JSON", ...clientFlags],
+  options: { ...clientOptions, json: { type: "boolean" } },
+  maxArgs: 0,
+  async run(values) {
+    const client = await Client.fromFlags(values);
+    const { services } = await client.json<{ services: ServiceStatus[] }>("/services");
+    if (values.json) {
+      console.log(JSON.stringify(services, null, 2));
+      return 0;
+    }
+    if (services.length === 0) {
+      console.log("no services deployed; run `orca deploy DIR`");
+      return 0;
+    }
+    const rows = services.map((s) => [
+      s.project,
+      s.name,
+      s.runtime,
+      s.routes.join(" ") || "-",
+      s.message ? `${s.state} (${s.message})` : s.state,
+      String(s.instances),
+      `v${s.version}`,
+    ]);
+    console.log(table(["PROJECT", "NAME", "RUNTIME", "ROUTES", "STATE", "INSTANCES", "VERSION"], rows));
+    return 0;
+  },
+};

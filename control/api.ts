@@ -1,0 +1,119 @@
+/**
+ * The REST API under /api/v1 (hono). Every call needs the cluster token as a
+ * bearer token. Errors become JSON `{error: {code, message, where, hint}}` in
+ * one place.
+ */
+
+import { Hono } from "hono";
+import { sha256Hex } from "../config/mod.ts";
+import { OrcaError } from "../errors.ts";
+import { wasmKind } from "../runtime/mod.ts";
+import { tokenMatches } from "./auth.ts";
+import type { ControlPlane, DeployRequest } from "./plane.ts";
+import type { Store } from "./store.ts";
+
+export interface ApiOptions {
+  plane: ControlPlane;
+  store: Store;
+  token: string;
+  version: string;
+  /** Largest module accepted, in bytes. */
+  maxModuleBytes?: number;
+  onError?: (err: unknown) => void;
+}
+
+export function createApi(opts: ApiOptions): Hono {
+  const { plane, store } = opts;
+  const maxModule = opts.maxModuleBytes ?? 128 * 1024 * 1024;
+  const app = new Hono().basePath("/api/v1");
+
+  app.use("*", async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    const presented = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
+    if (!presented || !(await tokenMatches(presented, opts.token))) {
+      throw new OrcaError("unauthorized", presented ? "wrong API token" : "missing API token", {
+        hint: "send Authorization: Bearer <token>; the token is in $ORCA_HOME/cluster.token on the server",
+      });
+    }
+    await next();
+  });
+
+  app.get("/health", (c) => c.json({ ok: true, version: opts.version }));
+
+  app.on(["GET", "HEAD"], "/modules/:hash", (c) => {
+    const hash = checkHash(c.req.param("hash"));
+    return store.hasModule(hash) ? c.body(null, 200) : c.body(null, 404);
+  });
+
+  app.put("/modules/:hash", async (c) => {
+    const hash = checkHash(c.req.param("hash"));
+    const length = Number(c.req.header("content-length") ?? 0);
+    if (length > maxModule) throw new OrcaError("invalid", `module is larger than ${maxModule} bytes`);
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    if (bytes.length > maxModule) throw new OrcaError("invalid", `module is larger than ${maxModule} bytes`);
+    if ((await sha256Hex(bytes)) !== hash) throw new OrcaError("invalid", "module bytes do not match their sha256", { where: hash });
+    if (!wasmKind(bytes)) {
+      throw new OrcaError("wasm", "the module is not WebAssembly (no `\\0asm` header)", {
+        hint: "point `module` at a .wasm file built for WASI (a component or a preview1 core module)",
+      });
+    }
+    store.putModule(hash, bytes);
+    return c.json({ hash, size: bytes.length }, 201);
+  });
+
+  app.post("/deploy", async (c) => {
+    let body: DeployRequest;
+    try {
+      body = await c.req.json();
+    } catch {
+      throw new OrcaError("invalid", "deploy request is not valid JSON");
+    }
+    return c.json(await plane.deploy(body));
+  });
+
+  app.get("/services", async (c) => c.json({ services: await plane.status() }));
+
+  app.get("/deploys", (c) => c.json({ deploys: plane.deploys(Number(c.req.query("limit") ?? 20)) }));
+
+  app.get("/services/:project/:name/logs", (c) => {
+    const key = plane.resolve(`${c.req.param("project")}/${c.req.param("name")}`);
+    const follow = c.req.query("follow") === "1" || c.req.query("follow") === "true";
+    const tailText = c.req.query("tail");
+    const tail = tailText === undefined ? undefined : Number(tailText);
+    if (tail !== undefined && !(Number.isInteger(tail) && tail >= 0)) throw new OrcaError("invalid", "tail must be a whole number");
+    const abort = new AbortController();
+    const lines = plane.logs(key, { follow, ...(tail !== undefined && { tail }), signal: abort.signal });
+    const encoder = new TextEncoder();
+    const stream = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        try {
+          for await (const line of lines) controller.enqueue(encoder.encode(JSON.stringify(line) + "\n"));
+        } finally {
+          controller.close();
+        }
+      },
+      cancel() {
+        abort.abort();
+      },
+    });
+    return new Response(stream, { headers: { "content-type": "application/x-ndjson" } });
+  });
+
+  app.notFound(() => {
+    const err = new OrcaError("not_found", "no such API route", { hint: "see the README for the API routes under /api/v1" });
+    return Response.json(err.toJSON(), { status: err.status });
+  });
+
+  app.onError((err) => {
+    if (err instanceof OrcaError) return Response.json(err.toJSON(), { status: err.status });
+    opts.onError?.(err);
+    return Response.json(new OrcaError("internal", "internal error; the server log has details").toJSON(), { status: 500 });
+  });
+
+  return app;
+}
+
+function checkHash(hash: string): string {
+  if (!/^[0-9a-f]{64}$/.test(hash)) throw new OrcaError("invalid", "module hash must be a sha256 in lowercase hex");
+  return hash;
+}

@@ -1,0 +1,26 @@
+/** The cluster token: made once per data dir, required on every API call. */
+
+import { timingSafeEqual } from "node:crypto";
+
+/** Reads `<home>/cluster.token`, creating it (mode 0600) on first start. */
+export async function loadOrCreateToken(home: string): Promise<string> {
+  const path = `${home}/cluster.token`;
+  try {
+    const token = (await Deno.readTextFile(path)).trim();
+    if (token) return token;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  const token = btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  await Deno.writeTextFile(path, `${token}\n`, { mode: 0o600 });
+  await Deno.chmod(path, 0o600);
+  return token;
+}
+
+/** Compares a presented token with the real one in constant time. */
+export async function tokenMatches(presented: string, token: string): Promise<boolean> {
+  const digest = async (s: string) => new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
+  // Hashing first gives equal lengths, so the comparison leaks nothing about the token's length either.
+  return timingSafeEqual(await digest(presented), await digest(token));
+}

@@ -1,0 +1,12 @@
+/**
+ * The control plane: desired state in the store, the deploy state machine,
+ * the REST API, and `startServer` which assembles a node.
+ *
+ * @module
+ */
+
+export { ControlPlane, type DeployRequest, type DeployResult, describeSummary, type ServiceStatus } from "./plane.ts";
+export { createApi } from "./api.ts";
+export { loadOrCreateToken, tokenMatches } from "./auth.ts";
+export { type DeployRecord, type DeploySummary, Store, type StoredService } from "./store.ts";
+export { type RunningServer, type ServerOptions, startServer } from "./server.ts";

@@ -1,0 +1,302 @@
+/**
+ * The control plane: holds the desired state (from the store), keeps one
+ * running workload per service on the runtime, and swaps versions on deploy
+ * without dropping a request: the new version is compiled and warm before
+ * routes move to it, and the old one finishes its in-flight requests.
+ */
+
+import { readService, type ServiceSpec } from "../config/mod.ts";
+import { OrcaError } from "../errors.ts";
+import { type Route, routesOf, RouteTable } from "../proxy/mod.ts";
+import type { HttpContext, LogLine, LogOpts, Runtime, WorkloadHandle } from "../runtime/mod.ts";
+import type { HttpServing } from "../runtime/types.ts";
+import type { DeployRecord, DeploySummary, Store, StoredService } from "./store.ts";
+
+export interface DeployRequest {
+  /** Project name -> its complete list of services. */
+  projects: Record<string, unknown[]>;
+}
+
+export interface DeployResult {
+  /** The deploy's id, or null when nothing changed. */
+  id: number | null;
+  summary: DeploySummary;
+}
+
+export interface ServiceStatus {
+  project: string;
+  name: string;
+  runtime: string;
+  routes: string[];
+  state: string;
+  instances: number;
+  version: number;
+  updatedAt: number;
+  requests: number;
+  errors: number;
+  module?: string;
+  message?: string;
+}
+
+interface Active {
+  stored: StoredService;
+  handle?: WorkloadHandle;
+  /** Why there is no workload (failed to start on restore). */
+  failure?: string;
+}
+
+type WasmLike = Runtime & HttpServing;
+
+export interface ControlPlaneOptions {
+  store: Store;
+  wasm: WasmLike;
+  now?: () => number;
+  log?: (line: string) => void;
+  /** How long an old version may finish in-flight requests after a swap. */
+  drainMs?: number;
+}
+
+export class ControlPlane {
+  readonly #store: Store;
+  readonly #wasm: WasmLike;
+  readonly #now: () => number;
+  readonly #log: (line: string) => void;
+  readonly #drainMs: number;
+  readonly #active = new Map<string, Active>();
+  #routes = new RouteTable([]);
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: ControlPlaneOptions) {
+    this.#store = opts.store;
+    this.#wasm = opts.wasm;
+    this.#now = opts.now ?? Date.now;
+    this.#log = opts.log ?? (() => {});
+    this.#drainMs = opts.drainMs ?? 10_000;
+  }
+
+  get routes(): RouteTable {
+    return this.#routes;
+  }
+
+  /** Brings every stored service back; one that fails does not stop the others. */
+  async restore(): Promise<void> {
+    for (const stored of this.#store.services()) {
+      const key = keyOf(stored.spec);
+      try {
+        this.#active.set(key, { stored, handle: await this.#startWorkload(stored) });
+      } catch (err) {
+        const failure = err instanceof Error ? err.message : String(err);
+        this.#active.set(key, { stored, failure });
+        this.#log(`restore: ${key} failed to start: ${failure}`);
+      }
+    }
+    this.#routes = new RouteTable([...this.#active.values()].flatMap((a) => routesOf(a.stored.spec)));
+    this.#log(`restored ${this.#active.size} service(s)`);
+  }
+
+  /** Applies a deploy; serialized with other deploys. */
+  deploy(request: DeployRequest): Promise<DeployResult> {
+    const run = this.#queue.then(() => this.#deploy(request));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #deploy(request: DeployRequest): Promise<DeployResult> {
+    const incoming = validateRequest(request);
+    for (const spec of incoming) {
+      if (spec.runtime === "container") {
+        throw new OrcaError("unsupported", `service ${keyOf(spec)} uses runtime "container", which this node does not run yet`, {
+          hint: "only Wasm services can be deployed for now; containers arrive with the Docker adapter",
+        });
+      }
+      if (spec.module_hash && !this.#store.hasModule(spec.module_hash)) {
+        throw new OrcaError("invalid", `module ${spec.module_hash} of service ${keyOf(spec)} was not uploaded`, {
+          hint: "PUT /api/v1/modules/<sha256> first (orca deploy does this for you)",
+        });
+      }
+    }
+    const summary: DeploySummary = { created: [], updated: [], removed: [], unchanged: [] };
+    const changed: StoredService[] = [];
+    const incomingKeys = new Set(incoming.map(keyOf));
+    for (const spec of incoming) {
+      const key = keyOf(spec);
+      const current = this.#active.get(key);
+      if (current && current.handle && sameSpec(current.stored.spec, spec)) {
+        summary.unchanged.push(key);
+        continue;
+      }
+      (current ? summary.updated : summary.created).push(key);
+      changed.push({ spec, version: (current?.stored.version ?? 0) + 1, updatedAt: this.#now() });
+    }
+    const projects = new Set(Object.keys(request.projects));
+    for (const [key, a] of this.#active) {
+      if (projects.has(a.stored.spec.project) && !incomingKeys.has(key)) summary.removed.push(key);
+    }
+    if (changed.length === 0 && summary.removed.length === 0) return { id: null, summary };
+
+    // Routes of the result must not conflict: check before touching anything.
+    const gone = new Set([...summary.removed, ...changed.map((c) => keyOf(c.spec))]);
+    const nextRoutes: Route[] = [
+      ...[...this.#active].filter(([key]) => !gone.has(key)).flatMap(([, a]) => routesOf(a.stored.spec)),
+      ...changed.flatMap((c) => routesOf(c.spec)),
+    ];
+    const table = new RouteTable(nextRoutes);
+
+    // Compile and warm every new version; on any failure, undo and leave the running ones alone.
+    const started = new Map<string, WorkloadHandle>();
+    try {
+      for (const c of changed) started.set(keyOf(c.spec), await this.#startWorkload(c));
+    } catch (err) {
+      for (const h of started.values()) await this.#wasm.remove(h);
+      throw err;
+    }
+
+    const id = this.#store.applyDeploy(
+      changed,
+      summary.removed.map((k) => this.#active.get(k)!.stored.spec),
+      summary,
+    );
+
+    // Swap: routes and workloads move together, synchronously.
+    const retired: WorkloadHandle[] = [];
+    for (const key of summary.removed) {
+      const old = this.#active.get(key)!;
+      if (old.handle) retired.push(old.handle);
+      this.#active.delete(key);
+    }
+    for (const c of changed) {
+      const key = keyOf(c.spec);
+      const old = this.#active.get(key);
+      if (old?.handle) retired.push(old.handle);
+      this.#active.set(key, { stored: c, handle: started.get(key)! });
+    }
+    this.#routes = table;
+    for (const h of retired) {
+      this.#wasm.stop(h, this.#drainMs).then(() => this.#wasm.remove(h)).catch((err) => this.#log(`retire ${h.id}: ${err}`));
+    }
+    this.#log(`deploy ${id}: ${describeSummary(summary)}`);
+    return { id, summary };
+  }
+
+  /** Answers an HTTP request for `service` (a route's target). */
+  serve(service: string, request: Request, ctx: HttpContext): Promise<Response> {
+    const a = this.#active.get(service);
+    if (!a?.handle) {
+      return Promise.resolve(Response.json({ error: "service unavailable", service, detail: a?.failure }, { status: 503 }));
+    }
+    return this.#wasm.serveHttp(a.handle, request, ctx);
+  }
+
+  async status(): Promise<ServiceStatus[]> {
+    const out: ServiceStatus[] = [];
+    for (const [, a] of [...this.#active].sort(([x], [y]) => x.localeCompare(y))) {
+      const { spec, version, updatedAt } = a.stored;
+      const routes = routesOf(spec).map((r) => r.host ? `${r.host}${r.pattern}` : r.pattern);
+      const base = {
+        project: spec.project,
+        name: spec.name,
+        runtime: spec.runtime,
+        routes,
+        version,
+        updatedAt,
+        ...(spec.module_hash && { module: spec.module_hash }),
+      };
+      if (!a.handle) {
+        out.push({ ...base, state: "failed", instances: 0, requests: 0, errors: 0, message: a.failure });
+        continue;
+      }
+      const [st, stats] = await Promise.all([this.#wasm.status(a.handle), this.#wasm.stats(a.handle)]);
+      out.push({
+        ...base,
+        state: st.state,
+        instances: st.instances,
+        requests: stats.requests,
+        errors: stats.errors,
+        ...(st.message && { message: st.message }),
+      });
+    }
+    return out;
+  }
+
+  /** Logs of a service, by `name` or `project/name`. */
+  logs(service: string, opts: LogOpts): AsyncIterable<LogLine> {
+    const key = this.resolve(service);
+    const handle = this.#active.get(key)!.handle;
+    if (!handle) throw new OrcaError("unavailable", `service ${key} is not running`, { hint: "orca status shows why" });
+    return this.#wasm.logs(handle, opts);
+  }
+
+  /** Resolves `name` or `project/name` to a service key, or explains why not. */
+  resolve(service: string): string {
+    if (this.#active.has(service)) return service;
+    const matches = [...this.#active.keys()].filter((k) => k.endsWith(`/${service}`));
+    if (matches.length === 1) return matches[0];
+    if (matches.length > 1) {
+      throw new OrcaError("invalid", `service name "${service}" is ambiguous`, { hint: `use one of: ${matches.join(", ")}` });
+    }
+    throw new OrcaError("not_found", `no service "${service}"`, { hint: "orca status lists the deployed services" });
+  }
+
+  deploys(limit?: number): DeployRecord[] {
+    return this.#store.deploys(limit);
+  }
+
+  async shutdown(): Promise<void> {
+    for (const a of this.#active.values()) if (a.handle) await this.#wasm.remove(a.handle);
+    this.#active.clear();
+  }
+
+  async #startWorkload(stored: StoredService): Promise<WorkloadHandle> {
+    const handle = await this.#wasm.create({ id: `${keyOf(stored.spec)}@${stored.version}`, service: stored.spec });
+    try {
+      await this.#wasm.start(handle);
+    } catch (err) {
+      await this.#wasm.remove(handle);
+      throw err;
+    }
+    return handle;
+  }
+}
+
+function keyOf(spec: ServiceSpec): string {
+  return `${spec.project}/${spec.name}`;
+}
+
+function validateRequest(request: DeployRequest): ServiceSpec[] {
+  if (typeof request !== "object" || request === null || typeof request.projects !== "object" || request.projects === null) {
+    throw new OrcaError("invalid", "deploy request needs a `projects` object", { hint: '{"projects": {"<project>": [...]}}' });
+  }
+  const specs: ServiceSpec[] = [];
+  for (const [project, services] of Object.entries(request.projects)) {
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(project)) {
+      throw new OrcaError("invalid", `invalid project name ${JSON.stringify(project)}`);
+    }
+    if (!Array.isArray(services)) throw new OrcaError("invalid", `projects.${project} must be a list of services`);
+    const names = new Set<string>();
+    services.forEach((s, i) => {
+      const spec = readService(s, { file: "deploy request" }, project, ["projects", project, i], { api: true });
+      if (names.has(spec.name)) throw new OrcaError("invalid", `service ${project}/${spec.name} is listed twice`);
+      names.add(spec.name);
+      specs.push(spec);
+    });
+  }
+  return specs;
+}
+
+/** Specs compare by canonical JSON (keys sorted), so key order never matters. */
+function sameSpec(a: ServiceSpec, b: ServiceSpec): boolean {
+  return canonical(a) === canonical(b);
+}
+
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function describeSummary(s: DeploySummary): string {
+  return (["created", "updated", "removed", "unchanged"] as const).map((k) => `${s[k].length} ${k}`).join(", ");
+}

@@ -1,0 +1,81 @@
+/**
+ * `orca server`: one process holding the store, the control plane and its
+ * API, the proxy, and the local Wasm runtime.
+ */
+
+import { createProxy } from "../proxy/mod.ts";
+import { WasmRuntime } from "../runtime/mod.ts";
+import { VERSION } from "../version.ts";
+import { createApi } from "./api.ts";
+import { loadOrCreateToken } from "./auth.ts";
+import { ControlPlane } from "./plane.ts";
+import { Store } from "./store.ts";
+
+export interface ServerOptions {
+  /** The data dir ($ORCA_HOME). */
+  home: string;
+  apiPort: number;
+  httpPort: number;
+  /** Address both listeners bind to. */
+  hostname: string;
+  /** Pre-made instances per service. */
+  poolSize?: number;
+  log?: (line: string) => void;
+}
+
+export interface RunningServer {
+  apiUrl: string;
+  httpUrl: string;
+  token: string;
+  plane: ControlPlane;
+  close(): Promise<void>;
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const log = opts.log ?? ((line: string) => console.error(`orca: ${line}`));
+  await Deno.mkdir(opts.home, { recursive: true, mode: 0o700 });
+  const token = await loadOrCreateToken(opts.home);
+  const store = new Store(`${opts.home}/orca.db`, {
+    onFatal(err) {
+      log(`fatal: the store failed to write (${(err as Error).message}); exiting so nothing is acknowledged that is not stored`);
+      Deno.exit(70);
+    },
+  });
+  const wasm = new WasmRuntime({
+    cacheDir: `${opts.home}/cache`,
+    loadModule: (hash) => Promise.resolve(store.getModule(hash)),
+    poolSize: opts.poolSize ?? 4,
+  });
+  const plane = new ControlPlane({ store, wasm, log });
+  await plane.restore();
+
+  const api = createApi({ plane, store, token, version: VERSION, onError: (err) => log(`api error: ${(err as Error).stack ?? err}`) });
+  const proxy = createProxy({
+    routes: () => plane.routes,
+    serve: (service, request, ctx) => plane.serve(service, request, ctx),
+    onError: (err, request) => log(`proxy: ${request.method} ${request.url}: ${(err as Error).message ?? err}`),
+  });
+
+  const onListen = () => {};
+  const apiServer = Deno.serve({ hostname: opts.hostname, port: opts.apiPort, onListen }, api.fetch);
+  let httpServer: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    httpServer = Deno.serve({ hostname: opts.hostname, port: opts.httpPort, onListen }, proxy);
+  } catch (err) {
+    await apiServer.shutdown();
+    throw err;
+  }
+  const url = (addr: Deno.NetAddr) => `http://${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
+  return {
+    apiUrl: url(apiServer.addr),
+    httpUrl: url(httpServer.addr),
+    token,
+    plane,
+    async close() {
+      await httpServer.shutdown();
+      await apiServer.shutdown();
+      await plane.shutdown();
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,140 @@
+/**
+ * The node's store: one SQLite database (WAL, synchronous=FULL) holding the
+ * desired state (services), deploy history and uploaded modules. Every
+ * change is one transaction. An I/O error on write is fatal: the process
+ * must not go on with a store it cannot trust.
+ */
+
+import { DatabaseSync } from "node:sqlite";
+import type { ServiceSpec } from "../config/mod.ts";
+import { OrcaError } from "../errors.ts";
+
+export interface StoredService {
+  spec: ServiceSpec;
+  /** Bumped on every change of the service. */
+  version: number;
+  updatedAt: number;
+}
+
+export interface DeployRecord {
+  id: number;
+  at: number;
+  summary: DeploySummary;
+}
+
+export interface DeploySummary {
+  created: string[];
+  updated: string[];
+  removed: string[];
+  unchanged: string[];
+}
+
+export interface StoreOptions {
+  /** Called on a write that failed with an I/O error; should end the process. */
+  onFatal?: (err: unknown) => never;
+  now?: () => number;
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS modules (hash TEXT PRIMARY KEY, bytes BLOB NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS services (
+  project TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
+  spec TEXT NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (project, name));
+CREATE TABLE IF NOT EXISTS deploys (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, summary TEXT NOT NULL);
+`;
+
+export class Store {
+  readonly #db: DatabaseSync;
+  readonly #opts: StoreOptions;
+  readonly #now: () => number;
+
+  constructor(path: string, opts: StoreOptions = {}) {
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+    try {
+      this.#db = new DatabaseSync(path);
+      this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
+      this.#db.exec(schema);
+    } catch (err) {
+      throw new OrcaError("internal", `cannot open the store: ${(err as Error).message}`, {
+        where: path,
+        hint: "check that ORCA_HOME is writable and not used by another orca server",
+        cause: err,
+      });
+    }
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  hasModule(hash: string): boolean {
+    return this.#db.prepare("SELECT 1 FROM modules WHERE hash = ?").get(hash) !== undefined;
+  }
+
+  getModule(hash: string): Uint8Array {
+    const row = this.#db.prepare("SELECT bytes FROM modules WHERE hash = ?").get(hash) as { bytes: Uint8Array } | undefined;
+    if (!row) throw new OrcaError("not_found", `module ${hash} is not in the store`);
+    return row.bytes;
+  }
+
+  putModule(hash: string, bytes: Uint8Array): void {
+    this.#write(() =>
+      this.#db.prepare("INSERT OR IGNORE INTO modules (hash, bytes, created_at) VALUES (?, ?, ?)").run(hash, bytes, this.#now())
+    );
+  }
+
+  services(): StoredService[] {
+    const rows = this.#db.prepare("SELECT spec, version, updated_at FROM services ORDER BY project, name").all() as {
+      spec: string;
+      version: number;
+      updated_at: number;
+    }[];
+    return rows.map((r) => ({ spec: JSON.parse(r.spec) as ServiceSpec, version: r.version, updatedAt: r.updated_at }));
+  }
+
+  /** Writes a deploy in one transaction; returns its id. */
+  applyDeploy(upserts: StoredService[], removals: { project: string; name: string }[], summary: DeploySummary): number {
+    return this.#write(() => {
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        const upsert = this.#db.prepare(
+          `INSERT INTO services (project, name, version, spec, updated_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (project, name) DO UPDATE SET version = excluded.version, spec = excluded.spec, updated_at = excluded.updated_at`,
+        );
+        for (const s of upserts) upsert.run(s.spec.project, s.spec.name, s.version, JSON.stringify(s.spec), s.updatedAt);
+        const remove = this.#db.prepare("DELETE FROM services WHERE project = ? AND name = ?");
+        for (const r of removals) remove.run(r.project, r.name);
+        const { lastInsertRowid } = this.#db.prepare("INSERT INTO deploys (at, summary) VALUES (?, ?)").run(
+          this.#now(),
+          JSON.stringify(summary),
+        );
+        this.#db.exec("COMMIT");
+        return Number(lastInsertRowid);
+      } catch (err) {
+        this.#db.exec("ROLLBACK");
+        throw err;
+      }
+    });
+  }
+
+  deploys(limit = 20): DeployRecord[] {
+    const rows = this.#db.prepare("SELECT id, at, summary FROM deploys ORDER BY id DESC LIMIT ?").all(limit) as {
+      id: number;
+      at: number;
+      summary: string;
+    }[];
+    return rows.map((r) => ({ id: r.id, at: r.at, summary: JSON.parse(r.summary) as DeploySummary }));
+  }
+
+  #write<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      const code = (err as { errcode?: number }).errcode;
+      // SQLITE_IOERR (10), SQLITE_CORRUPT (11), SQLITE_FULL (13): nothing after this can be trusted.
+      if (code !== undefined && [10, 11, 13].includes(code & 0xff) && this.#opts.onFatal) this.#opts.onFatal(err);
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,38 @@
+/** The HTTP front door: match a route, hand the request to its service. */
+
+import type { HttpContext } from "../runtime/mod.ts";
+import type { RouteTable } from "./router.ts";
+
+/** Whatever answers for a service (the control plane wires runtimes in). */
+export type ServeService = (service: string, request: Request, ctx: HttpContext) => Promise<Response>;
+
+export interface ProxyOptions {
+  /** The current table; read per request so deploys swap it atomically. */
+  routes(): RouteTable;
+  serve: ServeService;
+  /** Called for every request that failed inside Orca (not the guest's own 5xx). */
+  onError?(err: unknown, request: Request): void;
+}
+
+const json = (status: number, body: Record<string, unknown>) => Response.json(body, { status });
+
+/** A `(Request) => Response` handler, testable without a socket. */
+export function createProxy(opts: ProxyOptions): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const url = new URL(request.url);
+    const host = request.headers.get("host") ?? url.host;
+    const routed = opts.routes().match(host, url.pathname);
+    if (routed === null) return json(400, { error: "bad request", detail: "malformed percent-encoding in path" });
+    if (!routed) return json(404, { error: "no route", host: host.replace(/:\d+$/, ""), path: url.pathname });
+    try {
+      return await opts.serve(routed.route.service, request, {
+        params: routed.params,
+        route: routed.route.pattern,
+        ...(routed.rest !== undefined && { rest: routed.rest }),
+      });
+    } catch (err) {
+      opts.onError?.(err, request);
+      return json(502, { error: "service unavailable", service: routed.route.service });
+    }
+  };
+}

@@ -1,0 +1,116 @@
+/** Test harness: a real `orca server` process, the real CLI, temp data dirs. */
+
+const root = new URL("../", import.meta.url).pathname;
+export const cliPath = `${root}cli.ts`;
+export const examplesDir = `${root}examples`;
+export const guestsDir = `${root}tests/fixtures/guests`;
+
+export interface ServerProcess {
+  home: string;
+  apiUrl: string;
+  httpUrl: string;
+  token: string;
+  output(): string;
+  /** SIGTERM and wait. */
+  stop(): Promise<void>;
+  /** SIGKILL and wait. */
+  kill(): Promise<void>;
+}
+
+/** Starts `orca server` on free loopback ports; resolves when it says it is ready. */
+export async function startServer(
+  home?: string,
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
+  home ??= await Deno.makeTempDir({ prefix: "orca-test-home-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", cliPath, "server", "--api-port", "0", "--http-port", "0", "--listen", "127.0.0.1", "--home", home],
+    env: { ...env, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let output = "";
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) output += chunk;
+  };
+  const done = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  const deadline = Date.now() + 30_000;
+  while (!/proxy\s+(\S+)/.test(output)) {
+    if (Date.now() > deadline) throw new Error(`orca server did not start:\n${output}`);
+    const exited = await Promise.race([child.status.then(() => true), new Promise((r) => setTimeout(() => r(false), 25))]);
+    if (exited) throw new Error(`orca server exited:\n${output}`);
+  }
+  const apiUrl = /api\s+(\S+)\/api\/v1/.exec(output)![1];
+  const httpUrl = /proxy\s+(\S+)/.exec(output)![1];
+  const token = (await Deno.readTextFile(`${home}/cluster.token`)).trim();
+  const end = async (signal: Deno.Signal) => {
+    try {
+      child.kill(signal);
+    } catch {
+      // already exited
+    }
+    await child.status;
+    await done;
+  };
+  return { home, apiUrl, httpUrl, token, output: () => output, stop: () => end("SIGTERM"), kill: () => end("SIGKILL") };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `orca` CLI against `server`. */
+export async function orca(server: ServerProcess | undefined, ...args: string[]): Promise<CliResult> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", cliPath, ...args, ...(server ? ["--server", server.apiUrl] : [])],
+    env: { NO_COLOR: "1", ...(server ? { ORCA_HOME: server.home } : {}) },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+/** Writes a deployable folder: services/<project>/service.toml for each entry. */
+export async function writeProject(projects: Record<string, string>): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "orca-test-project-" });
+  for (const [project, toml] of Object.entries(projects)) {
+    await Deno.mkdir(`${dir}/services/${project}`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/services/${project}/service.toml`, toml);
+  }
+  return dir;
+}
+
+/** GET through the proxy; returns status and text. */
+export async function get(url: string, init: RequestInit = {}): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, init);
+  return { status: res.status, text: await res.text() };
+}
+
+/** A GET with a chosen Host header, over a raw socket (fetch does not let us set Host). */
+export async function getWithHost(baseUrl: string, path: string, host: string): Promise<{ status: number; text: string }> {
+  const url = new URL(baseUrl);
+  const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
+  await conn.write(new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
+  let raw = "";
+  for await (const chunk of conn.readable.pipeThrough(new TextDecoderStream())) raw += chunk;
+  const [head, ...rest] = raw.split("\r\n\r\n");
+  const status = Number(head.split(" ")[1]);
+  const chunked = /transfer-encoding: chunked/i.test(head);
+  const body = rest.join("\r\n\r\n");
+  return { status, text: chunked ? dechunk(body) : body };
+}
+
+function dechunk(body: string): string {
+  let out = "";
+  let rest = body;
+  for (;;) {
+    const eol = rest.indexOf("\r\n");
+    const size = parseInt(rest.slice(0, eol), 16);
+    if (!size) return out;
+    out += rest.slice(eol + 2, eol + 2 + size);
+    rest = rest.slice(eol + 2 + size + 2);
+  }
+}
