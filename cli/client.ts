@@ -26,7 +26,8 @@ export class Client {
       } catch (err) {
         if (!(err instanceof Deno.errors.NotFound)) throw err;
         throw new OrcaError("usage", `no API token: ${path} does not exist`, {
-          hint: "pass --token (the server wrote it to $ORCA_HOME/cluster.token), or set ORCA_HOME to the server's data dir",
+          hint:
+            "pass --token (the server wrote it to $ORCA_HOME/cluster.token), or set ORCA_HOME to the server's data dir",
         });
       }
     }

@@ -25,7 +25,10 @@ export const globalOptions: Options = {
   verbose: { type: "boolean", short: "v" },
 };
 
-export const globalFlags = ["-h, --help        show help for the command", "-v, --verbose     print stack traces on errors"];
+export const globalFlags = [
+  "-h, --help        show help for the command",
+  "-v, --verbose     print stack traces on errors",
+];
 
 /** Flags of the commands that talk to a server. */
 export const clientOptions: Options = {
@@ -44,9 +47,13 @@ export function parseCommandArgs(cmd: Command, argv: string[]): { values: Values
   try {
     const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
     if (!values.help && positionals.length > cmd.maxArgs) {
-      throw new OrcaError("usage", `too many arguments for \`orca ${cmd.name}\`: ${positionals.slice(cmd.maxArgs).join(" ")}`, {
-        hint: `usage: ${cmd.usage}`,
-      });
+      throw new OrcaError(
+        "usage",
+        `too many arguments for \`orca ${cmd.name}\`: ${positionals.slice(cmd.maxArgs).join(" ")}`,
+        {
+          hint: `usage: ${cmd.usage}`,
+        },
+      );
     }
     return { values: values as Values, args: positionals };
   } catch (err) {
@@ -61,7 +68,14 @@ export function parseCommandArgs(cmd: Command, argv: string[]): { values: Values
 }
 
 export function commandHelp(cmd: Command): string {
-  return [`${cmd.summary}`, "", `usage: ${cmd.usage}`, "", "flags:", ...[...cmd.flags, ...globalFlags].map((f) => `  ${f}`)]
+  return [
+    `${cmd.summary}`,
+    "",
+    `usage: ${cmd.usage}`,
+    "",
+    "flags:",
+    ...[...cmd.flags, ...globalFlags].map((f) => `  ${f}`),
+  ]
     .join("\n");
 }
 
@@ -70,7 +84,11 @@ export function orcaHome(): string {
   const home = Deno.env.get("ORCA_HOME");
   if (home) return home;
   const user = Deno.env.get("HOME");
-  if (!user) throw new OrcaError("usage", "cannot find the data dir: neither ORCA_HOME nor HOME is set", { hint: "set ORCA_HOME" });
+  if (!user) {
+    throw new OrcaError("usage", "cannot find the data dir: neither ORCA_HOME nor HOME is set", {
+      hint: "set ORCA_HOME",
+    });
+  }
   return `${user}/.orca`;
 }
 

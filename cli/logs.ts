@@ -14,9 +14,13 @@ export const logsCommand: Command = {
   maxArgs: 1,
   async run(values, args) {
     const service = args[0];
-    if (!service) throw new OrcaError("usage", "which service? `orca logs <service>`", { hint: "orca status lists them" });
+    if (!service) {
+      throw new OrcaError("usage", "which service? `orca logs <service>`", { hint: "orca status lists them" });
+    }
     const tail = values.tail as string | undefined;
-    if (tail !== undefined && !/^\d+$/.test(tail)) throw new OrcaError("usage", `--tail must be a whole number, got ${tail}`);
+    if (tail !== undefined && !/^\d+$/.test(tail)) {
+      throw new OrcaError("usage", `--tail must be a whole number, got ${tail}`);
+    }
     const [project, name] = service.includes("/") ? service.split("/", 2) : ["_", service];
     const client = await Client.fromFlags(values);
     const query = new URLSearchParams();

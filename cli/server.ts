@@ -9,7 +9,9 @@ function port(values: Values, name: string, fallback: number): number {
   const text = values[name] as string | undefined;
   if (text === undefined) return fallback;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new OrcaError("usage", `--${name} must be a port number, got ${text}`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new OrcaError("usage", `--${name} must be a port number, got ${text}`);
+  }
   return n;
 }
 
@@ -39,7 +41,13 @@ export const serverCommand: Command = {
     const poolSize = port(values, "pool-size", 4);
     let server;
     try {
-      server = await startServer({ home, apiPort, httpPort, hostname: (values.listen as string) ?? "0.0.0.0", poolSize });
+      server = await startServer({
+        home,
+        apiPort,
+        httpPort,
+        hostname: (values.listen as string) ?? "0.0.0.0",
+        poolSize,
+      });
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {
         throw new OrcaError("unavailable", `a port is already in use (api ${apiPort}, http ${httpPort})`, {

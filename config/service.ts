@@ -74,7 +74,10 @@ export function readService(
     // The API takes the specs `orca deploy` built: they carry their project.
     const declaredProject = r.string("project");
     if (declaredProject !== undefined && declaredProject !== project) {
-      throw r.error(r.path("project"), `says ${JSON.stringify(declaredProject)} but the service is listed under "${project}"`);
+      throw r.error(
+        r.path("project"),
+        `says ${JSON.stringify(declaredProject)} but the service is listed under "${project}"`,
+      );
     }
   }
   const image = r.string("image");

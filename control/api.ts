@@ -51,7 +51,9 @@ export function createApi(opts: ApiOptions): Hono {
     if (length > maxModule) throw new OrcaError("invalid", `module is larger than ${maxModule} bytes`);
     const bytes = new Uint8Array(await c.req.arrayBuffer());
     if (bytes.length > maxModule) throw new OrcaError("invalid", `module is larger than ${maxModule} bytes`);
-    if ((await sha256Hex(bytes)) !== hash) throw new OrcaError("invalid", "module bytes do not match their sha256", { where: hash });
+    if ((await sha256Hex(bytes)) !== hash) {
+      throw new OrcaError("invalid", "module bytes do not match their sha256", { where: hash });
+    }
     if (!wasmKind(bytes)) {
       throw new OrcaError("wasm", "the module is not WebAssembly (no `\\0asm` header)", {
         hint: "point `module` at a .wasm file built for WASI (a component or a preview1 core module)",
@@ -80,7 +82,9 @@ export function createApi(opts: ApiOptions): Hono {
     const follow = c.req.query("follow") === "1" || c.req.query("follow") === "true";
     const tailText = c.req.query("tail");
     const tail = tailText === undefined ? undefined : Number(tailText);
-    if (tail !== undefined && !(Number.isInteger(tail) && tail >= 0)) throw new OrcaError("invalid", "tail must be a whole number");
+    if (tail !== undefined && !(Number.isInteger(tail) && tail >= 0)) {
+      throw new OrcaError("invalid", "tail must be a whole number");
+    }
     const abort = new AbortController();
     const lines = plane.logs(key, { follow, ...(tail !== undefined && { tail }), signal: abort.signal });
     const encoder = new TextEncoder();
@@ -100,14 +104,18 @@ export function createApi(opts: ApiOptions): Hono {
   });
 
   app.notFound(() => {
-    const err = new OrcaError("not_found", "no such API route", { hint: "see the README for the API routes under /api/v1" });
+    const err = new OrcaError("not_found", "no such API route", {
+      hint: "see the README for the API routes under /api/v1",
+    });
     return Response.json(err.toJSON(), { status: err.status });
   });
 
   app.onError((err) => {
     if (err instanceof OrcaError) return Response.json(err.toJSON(), { status: err.status });
     opts.onError?.(err);
-    return Response.json(new OrcaError("internal", "internal error; the server log has details").toJSON(), { status: 500 });
+    return Response.json(new OrcaError("internal", "internal error; the server log has details").toJSON(), {
+      status: 500,
+    });
   });
 
   return app;

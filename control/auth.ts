@@ -20,7 +20,8 @@ export async function loadOrCreateToken(home: string): Promise<string> {
 
 /** Compares a presented token with the real one in constant time. */
 export async function tokenMatches(presented: string, token: string): Promise<boolean> {
-  const digest = async (s: string) => new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
+  const digest = async (s: string) =>
+    new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
   // Hashing first gives equal lengths, so the comparison leaks nothing about the token's length either.
   return timingSafeEqual(await digest(presented), await digest(token));
 }

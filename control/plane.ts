@@ -105,9 +105,13 @@ export class ControlPlane {
     const incoming = validateRequest(request);
     for (const spec of incoming) {
       if (spec.runtime === "container") {
-        throw new OrcaError("unsupported", `service ${keyOf(spec)} uses runtime "container", which this node does not run yet`, {
-          hint: "only Wasm services can be deployed for now; containers arrive with the Docker adapter",
-        });
+        throw new OrcaError(
+          "unsupported",
+          `service ${keyOf(spec)} uses runtime "container", which this node does not run yet`,
+          {
+            hint: "only Wasm services can be deployed for now; containers arrive with the Docker adapter",
+          },
+        );
       }
       if (spec.module_hash && !this.#store.hasModule(spec.module_hash)) {
         throw new OrcaError("invalid", `module ${spec.module_hash} of service ${keyOf(spec)} was not uploaded`, {
@@ -172,7 +176,9 @@ export class ControlPlane {
     }
     this.#routes = table;
     for (const h of retired) {
-      this.#wasm.stop(h, this.#drainMs).then(() => this.#wasm.remove(h)).catch((err) => this.#log(`retire ${h.id}: ${err}`));
+      this.#wasm.stop(h, this.#drainMs).then(() => this.#wasm.remove(h)).catch((err) =>
+        this.#log(`retire ${h.id}: ${err}`)
+      );
     }
     this.#log(`deploy ${id}: ${describeSummary(summary)}`);
     return { id, summary };
@@ -182,7 +188,9 @@ export class ControlPlane {
   serve(service: string, request: Request, ctx: HttpContext): Promise<Response> {
     const a = this.#active.get(service);
     if (!a?.handle) {
-      return Promise.resolve(Response.json({ error: "service unavailable", service, detail: a?.failure }, { status: 503 }));
+      return Promise.resolve(
+        Response.json({ error: "service unavailable", service, detail: a?.failure }, { status: 503 }),
+      );
     }
     return this.#wasm.serveHttp(a.handle, request, ctx);
   }
@@ -232,7 +240,9 @@ export class ControlPlane {
     const matches = [...this.#active.keys()].filter((k) => k.endsWith(`/${service}`));
     if (matches.length === 1) return matches[0];
     if (matches.length > 1) {
-      throw new OrcaError("invalid", `service name "${service}" is ambiguous`, { hint: `use one of: ${matches.join(", ")}` });
+      throw new OrcaError("invalid", `service name "${service}" is ambiguous`, {
+        hint: `use one of: ${matches.join(", ")}`,
+      });
     }
     throw new OrcaError("not_found", `no service "${service}"`, { hint: "orca status lists the deployed services" });
   }
@@ -263,8 +273,12 @@ function keyOf(spec: ServiceSpec): string {
 }
 
 function validateRequest(request: DeployRequest): ServiceSpec[] {
-  if (typeof request !== "object" || request === null || typeof request.projects !== "object" || request.projects === null) {
-    throw new OrcaError("invalid", "deploy request needs a `projects` object", { hint: '{"projects": {"<project>": [...]}}' });
+  if (
+    typeof request !== "object" || request === null || typeof request.projects !== "object" || request.projects === null
+  ) {
+    throw new OrcaError("invalid", "deploy request needs a `projects` object", {
+      hint: '{"projects": {"<project>": [...]}}',
+    });
   }
   const specs: ServiceSpec[] = [];
   for (const [project, services] of Object.entries(request.projects)) {

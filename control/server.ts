@@ -37,7 +37,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const token = await loadOrCreateToken(opts.home);
   const store = new Store(`${opts.home}/orca.db`, {
     onFatal(err) {
-      log(`fatal: the store failed to write (${(err as Error).message}); exiting so nothing is acknowledged that is not stored`);
+      log(
+        `fatal: the store failed to write (${
+          (err as Error).message
+        }); exiting so nothing is acknowledged that is not stored`,
+      );
       Deno.exit(70);
     },
   });
@@ -49,7 +53,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const plane = new ControlPlane({ store, wasm, log });
   await plane.restore();
 
-  const api = createApi({ plane, store, token, version: VERSION, onError: (err) => log(`api error: ${(err as Error).stack ?? err}`) });
+  const api = createApi({
+    plane,
+    store,
+    token,
+    version: VERSION,
+    onError: (err) => log(`api error: ${(err as Error).stack ?? err}`),
+  });
   const proxy = createProxy({
     routes: () => plane.routes,
     serve: (service, request, ctx) => plane.serve(service, request, ctx),
@@ -65,7 +75,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await apiServer.shutdown();
     throw err;
   }
-  const url = (addr: Deno.NetAddr) => `http://${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
+  const url = (addr: Deno.NetAddr) =>
+    `http://${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
   return {
     apiUrl: url(apiServer.addr),
     httpUrl: url(httpServer.addr),

@@ -73,14 +73,20 @@ export class Store {
   }
 
   getModule(hash: string): Uint8Array {
-    const row = this.#db.prepare("SELECT bytes FROM modules WHERE hash = ?").get(hash) as { bytes: Uint8Array } | undefined;
+    const row = this.#db.prepare("SELECT bytes FROM modules WHERE hash = ?").get(hash) as
+      | { bytes: Uint8Array }
+      | undefined;
     if (!row) throw new OrcaError("not_found", `module ${hash} is not in the store`);
     return row.bytes;
   }
 
   putModule(hash: string, bytes: Uint8Array): void {
     this.#write(() =>
-      this.#db.prepare("INSERT OR IGNORE INTO modules (hash, bytes, created_at) VALUES (?, ?, ?)").run(hash, bytes, this.#now())
+      this.#db.prepare("INSERT OR IGNORE INTO modules (hash, bytes, created_at) VALUES (?, ?, ?)").run(
+        hash,
+        bytes,
+        this.#now(),
+      )
     );
   }
 
@@ -102,7 +108,9 @@ export class Store {
           `INSERT INTO services (project, name, version, spec, updated_at) VALUES (?, ?, ?, ?, ?)
            ON CONFLICT (project, name) DO UPDATE SET version = excluded.version, spec = excluded.spec, updated_at = excluded.updated_at`,
         );
-        for (const s of upserts) upsert.run(s.spec.project, s.spec.name, s.version, JSON.stringify(s.spec), s.updatedAt);
+        for (const s of upserts) {
+          upsert.run(s.spec.project, s.spec.name, s.version, JSON.stringify(s.spec), s.updatedAt);
+        }
         const remove = this.#db.prepare("DELETE FROM services WHERE project = ? AND name = ?");
         for (const r of removals) remove.run(r.project, r.name);
         const { lastInsertRowid } = this.#db.prepare("INSERT INTO deploys (at, summary) VALUES (?, ?)").run(

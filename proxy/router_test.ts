@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readService } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
-import { RouteTable, routesOf } from "./router.ts";
+import { routesOf, RouteTable } from "./router.ts";
 
 const svc = (name: string, extra: Record<string, unknown>) =>
   readService({ name, image: "x", ...extra }, { file: "test" }, "p");
@@ -47,8 +47,14 @@ Deno.test("no match without a catch-all", () => {
 
 Deno.test("two services claiming the same route conflict, naming both", () => {
   assert.throws(
-    () => new RouteTable([...routesOf(svc("a", { triggers: ["http:/x/:id"] })), ...routesOf(svc("b", { triggers: ["http:/x/:key"] }))]),
-    (err) => err instanceof OrcaError && err.code === "conflict" && /p\/a and p\/b both claim path \/x\/:key/.test(err.message),
+    () =>
+      new RouteTable([
+        ...routesOf(svc("a", { triggers: ["http:/x/:id"] })),
+        ...routesOf(svc("b", { triggers: ["http:/x/:key"] })),
+      ]),
+    (err) =>
+      err instanceof OrcaError && err.code === "conflict" &&
+      /p\/a and p\/b both claim path \/x\/:key/.test(err.message),
   );
   assert.throws(
     () => new RouteTable([...routesOf(svc("a", { domain: "a.com" })), ...routesOf(svc("b", { domain: "a.com" }))]),

@@ -50,7 +50,9 @@ Deno.test("deploy the examples and serve them through the proxy", async (t) => {
       const r = await orca(server, "deploy", examplesDir);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /nothing changed: 2 service\(s\) already up to date/);
-      const deploys = await fetch(`${server.apiUrl}/api/v1/deploys`, { headers: { authorization: `Bearer ${server.token}` } });
+      const deploys = await fetch(`${server.apiUrl}/api/v1/deploys`, {
+        headers: { authorization: `Bearer ${server.token}` },
+      });
       assert.equal((await deploys.json()).deploys.length, 1);
     });
 
@@ -76,7 +78,9 @@ Deno.test("deploy the examples and serve them through the proxy", async (t) => {
 
 Deno.test("a new module version takes over with no failed request, and survives a restart", async (t) => {
   const server = await startServer();
-  const dir = await writeProject({ ver: `[[service]]\nname = "ver"\nmodule = "${guestsDir}/version1.wasm"\ntriggers = ["http:/ver"]\n` });
+  const dir = await writeProject({
+    ver: `[[service]]\nname = "ver"\nmodule = "${guestsDir}/version1.wasm"\ntriggers = ["http:/ver"]\n`,
+  });
   try {
     await t.step("version 1 serves", async () => {
       assert.equal((await orca(server, "deploy", dir)).code, 0);

@@ -24,7 +24,20 @@ export async function startServer(
 ): Promise<ServerProcess> {
   home ??= await Deno.makeTempDir({ prefix: "orca-test-home-" });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", cliPath, "server", "--api-port", "0", "--http-port", "0", "--listen", "127.0.0.1", "--home", home],
+    args: [
+      "run",
+      "-A",
+      cliPath,
+      "server",
+      "--api-port",
+      "0",
+      "--http-port",
+      "0",
+      "--listen",
+      "127.0.0.1",
+      "--home",
+      home,
+    ],
     env: { ...env, NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
@@ -37,7 +50,10 @@ export async function startServer(
   const deadline = Date.now() + 30_000;
   while (!/proxy\s+(\S+)/.test(output)) {
     if (Date.now() > deadline) throw new Error(`orca server did not start:\n${output}`);
-    const exited = await Promise.race([child.status.then(() => true), new Promise((r) => setTimeout(() => r(false), 25))]);
+    const exited = await Promise.race([
+      child.status.then(() => true),
+      new Promise((r) => setTimeout(() => r(false), 25)),
+    ]);
     if (exited) throw new Error(`orca server exited:\n${output}`);
   }
   const apiUrl = /api\s+(\S+)\/api\/v1/.exec(output)![1];
@@ -90,7 +106,11 @@ export async function get(url: string, init: RequestInit = {}): Promise<{ status
 }
 
 /** A GET with a chosen Host header, over a raw socket (fetch does not let us set Host). */
-export async function getWithHost(baseUrl: string, path: string, host: string): Promise<{ status: number; text: string }> {
+export async function getWithHost(
+  baseUrl: string,
+  path: string,
+  host: string,
+): Promise<{ status: number; text: string }> {
   const url = new URL(baseUrl);
   const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
   await conn.write(new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));

@@ -56,5 +56,6 @@ export function compareSpecificity(a: readonly RouteSegment[], b: readonly Route
 
 /** A key equal for patterns that match exactly the same paths. */
 export function patternKey(pattern: readonly RouteSegment[]): string {
-  return "/" + pattern.map((s) => s.kind === "literal" ? encodeURIComponent(s.value) : s.kind === "param" ? ":" : "*").join("/");
+  return "/" +
+    pattern.map((s) => s.kind === "literal" ? encodeURIComponent(s.value) : s.kind === "param" ? ":" : "*").join("/");
 }

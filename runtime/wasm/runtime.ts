@@ -312,7 +312,9 @@ function concat(chunks: Uint8Array[]): Uint8Array {
 }
 
 function errorText(err: unknown): string {
-  if (err instanceof WebAssembly.RuntimeError) return `trap: ${err.message}`;
+  if (err instanceof WebAssembly.RuntimeError) {
+    return /trap/.test(err.message) ? err.message : `wasm trap: ${err.message}`;
+  }
   if (err instanceof Error) return err.message;
   return typeof err === "object" ? JSON.stringify(err) : String(err);
 }

@@ -90,7 +90,7 @@ Deno.test("a guest that traps gets a 500; the workload keeps serving and logs th
   assert.equal((await runtime.stats(h)).errors, 3);
   const lines: LogLine[] = [];
   for await (const line of runtime.logs(h)) lines.push(line);
-  assert.ok(lines.some((l) => /trap/.test(l.text)), JSON.stringify(lines));
+  assert.ok(lines.some((l) => /failed: wasm trap/.test(l.text)), JSON.stringify(lines));
   await cleanup();
 });
 

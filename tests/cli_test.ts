@@ -1,0 +1,44 @@
+/** The `orca` program's help, version and exit codes. */
+
+import assert from "node:assert/strict";
+import { orca } from "./harness.ts";
+
+Deno.test("orca --help lists every command; each command has its own help", async () => {
+  const help = await orca(undefined, "--help");
+  assert.equal(help.code, 0);
+  for (const cmd of ["server", "deploy", "status", "logs"]) {
+    assert.match(help.stdout, new RegExp(`^  ${cmd}\\s+\\S`, "m"));
+  }
+  const deploy = await orca(undefined, "deploy", "--help");
+  assert.equal(deploy.code, 0);
+  assert.match(deploy.stdout, /usage: orca deploy \[DIR\]/);
+  assert.match(deploy.stdout, /--server URL/);
+  const server = await orca(undefined, "server", "--help");
+  assert.match(server.stdout, /--api-port N\s+REST API port \(default 6880\)/);
+});
+
+Deno.test("no command is a usage error (exit 2) that prints the help", async () => {
+  const r = await orca(undefined);
+  assert.equal(r.code, 2);
+  assert.match(r.stdout, /usage: orca <command>/);
+});
+
+Deno.test("orca --version", async () => {
+  const r = await orca(undefined, "--version");
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /^orca \d+\.\d+\.\d+$/m);
+});
+
+Deno.test("missing token file: a clear error that says where to find it", async () => {
+  const home = await Deno.makeTempDir();
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../cli.ts", import.meta.url).pathname, "status"],
+    env: { ORCA_HOME: home, NO_COLOR: "1" },
+    stderr: "piped",
+    stdout: "piped",
+  }).output();
+  assert.equal(r.code, 2);
+  const err = new TextDecoder().decode(r.stderr);
+  assert.match(err, /no API token: .*cluster\.token does not exist/);
+  assert.match(err, /hint: pass --token/);
+});

@@ -1,0 +1,48 @@
+/** What a guest can reach: only its declared env, no host files, allowed hosts only. */
+
+import assert from "node:assert/strict";
+import { get, guestsDir, orca, startServer, writeProject } from "./harness.ts";
+
+Deno.test("a guest sees only what its service declares", async (t) => {
+  const target = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => new Response("secret data"));
+  const server = await startServer(undefined, { SECRET_TOKEN: "host-secret", HOME: "/root" });
+  const allowed = `127.0.0.1:${target.addr.port}`;
+  const dir = await writeProject({
+    sb: [
+      `[[service]]\nname = "probe"\nmodule = "${guestsDir}/sandbox.wasm"\ntriggers = ["http:/probe"]\nenv = { DECLARED = "yes" }\n`,
+      `[[service]]\nname = "egress-open"\nmodule = "${guestsDir}/egress.wasm"\ntriggers = ["http:/open"]\n`,
+      `[service.wasm]\nallowed_hosts = ["${allowed}"]\n`,
+      `[[service]]\nname = "egress-closed"\nmodule = "${guestsDir}/egress.wasm"\ntriggers = ["http:/closed"]\n`,
+    ].join("\n"),
+  });
+  try {
+    const r = await orca(server, "deploy", dir);
+    assert.equal(r.code, 0, r.stderr);
+
+    await t.step("no host files, no undeclared env", async () => {
+      const { status, text } = await get(`${server.httpUrl}/probe`);
+      assert.equal(status, 200);
+      assert.match(text, /file \/etc\/passwd: denied/);
+      assert.match(text, /file \/proc\/self\/environ: denied/);
+      assert.match(text, /env HOME: \(unset\)/);
+      assert.match(text, /env SECRET_TOKEN: \(unset\)/);
+      assert.match(text, /env ORCA_HOME: \(unset\)/);
+      assert.match(text, /env DECLARED: yes/);
+    });
+
+    await t.step("outgoing HTTP only to allowed hosts", async () => {
+      const url = encodeURIComponent(`http://${allowed}/`);
+      const open = await get(`${server.httpUrl}/open?url=${url}`);
+      assert.equal(open.text, `reached http://${allowed}/: 200 secret data`);
+      const closed = await get(`${server.httpUrl}/closed?url=${url}`);
+      assert.equal(closed.status, 502);
+      assert.match(closed.text, /^blocked /);
+      assert.doesNotMatch(closed.text, /secret data/);
+      const elsewhere = await get(`${server.httpUrl}/open?url=${encodeURIComponent("http://127.0.0.2:9/")}`);
+      assert.match(elsewhere.text, /^blocked /);
+    });
+  } finally {
+    await server.stop();
+    await target.shutdown();
+  }
+});
