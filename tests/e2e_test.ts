@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { examplesDir, get, getWithHost, guestsDir, orca, startServer, writeProject } from "./harness.ts";
+import { cliPath, examplesDir, get, getWithHost, guestsDir, orca, startServer, writeProject } from "./harness.ts";
 
 Deno.test("deploy the examples and serve them through the proxy", async (t) => {
   const server = await startServer();
@@ -70,6 +70,30 @@ Deno.test("deploy the examples and serve them through the proxy", async (t) => {
       const r = await orca(server, "logs", "hello-c");
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /system\s+started \(WAGI command\)/);
+      const js = await orca(server, "logs", "hello-js/hello-js", "--tail", "1");
+      assert.match(js.stdout, /^\S+ stdout GET \/hello\/ada\n$/);
+    });
+
+    await t.step("orca logs -f follows new lines", async () => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", cliPath, "logs", "hello-js", "-f", "--tail", "0", "--server", server.apiUrl],
+        env: { ORCA_HOME: server.home, NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      let seen = "";
+      const reading = (async () => {
+        for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) seen += chunk;
+      })();
+      const until = Date.now() + 10_000;
+      while (!seen.includes("GET /js/followed") && Date.now() < until) {
+        await get(`${server.httpUrl}/js/followed`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      child.kill();
+      await child.status;
+      await reading;
+      assert.match(seen, /stdout GET \/js\/followed/);
     });
   } finally {
     await server.stop();

@@ -73,7 +73,7 @@ export async function compileComponent(bytes: Uint8Array, hash: string, cacheDir
   if (!meta) {
     meta = await transpileToDir(bytes, dir);
   }
-  const glue = await import(new URL(`file://${dir}/component.js`).href) as Glue;
+  const glue = await loadGlue(`${dir}/component.js`);
   const cores = new Map<string, WebAssembly.Module>();
   for (const name of meta.cores) {
     cores.set(name, await WebAssembly.compile(await Deno.readFile(`${dir}/${name}`)));
@@ -96,6 +96,26 @@ export async function compileComponent(bytes: Uint8Array, hash: string, cacheDir
       return pickExport(exports, kind);
     },
   };
+}
+
+/**
+ * Evaluates jco's glue without the module loader: a compiled `orca` binary
+ * cannot import files written after it was built. In instantiation mode the
+ * glue imports nothing and exports only `instantiate` (and `_util`).
+ */
+async function loadGlue(path: string): Promise<Glue> {
+  const source = await Deno.readTextFile(path);
+  const body = source
+    .replace(/^export (function instantiate|const _util)\b/gm, "$1")
+    // Only read when no getCoreModule is passed (we always pass one).
+    .replaceAll("import.meta.url", JSON.stringify(new URL(`file://${path}`).href));
+  if (!/^function instantiate\(/m.test(body) || /^\s*(import|export)\s|\bimport\s*\(|import\.meta/m.test(body)) {
+    throw new OrcaError("internal", `unexpected shape of jco's generated glue: ${path}`, {
+      hint: "the jco version changed; bump CACHE_VERSION in runtime/wasm/compile.ts and check loadGlue",
+    });
+  }
+  const factory = new Function(`"use strict";\n${body}\nreturn { instantiate };`) as () => Glue;
+  return factory();
 }
 
 interface Meta {

@@ -4,6 +4,7 @@ addEventListener("fetch", (event) => event.respondWith(handle(event.request)));
 
 async function handle(request) {
   const url = new URL(request.url);
+  console.log(`${request.method} ${url.pathname}`); // guest stdout becomes the service's logs
   const name = request.headers.get("x-orca-param-name");
   if (name) {
     return new Response(`hello, ${name}!\n`, { headers: { "content-type": "text/plain" } });
