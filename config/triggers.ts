@@ -3,6 +3,7 @@
  * `event:deploy.*`): syntax only. Dispatch lives in triggers/.
  */
 
+import { parseCron } from "./cron.ts";
 import { didYouMean } from "./suggest.ts";
 
 export type TriggerSpec =
@@ -30,9 +31,9 @@ export function parseTrigger(text: string): TriggerSpec | { error: string } {
       return typeof segments === "string" ? { error: segments } : { type, route: arg, segments };
     }
     case "cron": {
-      const fields = arg.split(/\s+/).filter(Boolean);
-      if (fields.length === 0) return { error: "cron trigger needs a schedule, e.g. `cron:0 9 * * *`" };
-      return { type, schedule: arg };
+      if (!arg) return { error: "cron trigger needs a schedule, e.g. `cron:0 9 * * *`" };
+      const schedule = parseCron(arg);
+      return "error" in schedule ? { error: `cron trigger: ${schedule.error}` } : { type, schedule: arg };
     }
     case "queue":
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(arg)) {
@@ -40,12 +41,9 @@ export function parseTrigger(text: string): TriggerSpec | { error: string } {
       }
       return { type, topic: arg };
     case "event":
-      if (!/^[A-Za-z0-9_*-]+(\.[A-Za-z0-9_*-]+)*$/.test(arg)) {
-        return {
-          error: `event trigger needs a dotted pattern like \`orders.created\` or \`deploy.*\`, got ${
-            JSON.stringify(arg)
-          }`,
-        };
+      if (!/^([A-Za-z0-9_-]+|\*|\*\*)(\.([A-Za-z0-9_-]+|\*|\*\*))*$/.test(arg)) {
+        const example = "`orders.created`, `deploy.*` or `orca.**`";
+        return { error: `event trigger needs a dotted pattern like ${example}, got ${JSON.stringify(arg)}` };
       }
       return { type, pattern: arg };
     default:
