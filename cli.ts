@@ -9,12 +9,23 @@ import { didYouMean } from "./config/mod.ts";
 import { describeError, OrcaError } from "./errors.ts";
 import { type Command, commandHelp, parseCommandArgs } from "./cli/command.ts";
 import { deployCommand } from "./cli/deploy.ts";
+import { eventsCommand } from "./cli/events.ts";
+import { queueCommand } from "./cli/queue.ts";
+import { runsCommand } from "./cli/runs.ts";
 import { logsCommand } from "./cli/logs.ts";
 import { serverCommand } from "./cli/server.ts";
 import { statusCommand } from "./cli/status.ts";
 import { VERSION } from "./version.ts";
 
-const commands: Command[] = [serverCommand, deployCommand, statusCommand, logsCommand];
+const commands: Command[] = [
+  serverCommand,
+  deployCommand,
+  statusCommand,
+  logsCommand,
+  runsCommand,
+  queueCommand,
+  eventsCommand,
+];
 
 function mainHelp(): string {
   return [

@@ -45,7 +45,7 @@ export const logsCommand: Command = {
 };
 
 /** Finds the project of a bare service name (ambiguity is an error). */
-async function resolveName(client: Client, name: string): Promise<string> {
+export async function resolveName(client: Client, name: string): Promise<string> {
   const { services } = await client.json<{ services: { project: string; name: string }[] }>("/services");
   const matches = services.filter((s) => s.name === name);
   if (matches.length === 1) return `${matches[0].project}/${name}`;

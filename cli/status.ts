@@ -31,7 +31,18 @@ export const statusCommand: Command = {
       String(s.instances),
       `v${s.version}`,
     ]);
-    console.log(table(["PROJECT", "NAME", "RUNTIME", "ROUTES", "STATE", "INSTANCES", "VERSION"], rows));
+    const header = ["PROJECT", "NAME", "RUNTIME", "ROUTES", "STATE", "INSTANCES", "VERSION"];
+    if (services.some((s) => s.nextRuns || s.lastRun)) {
+      header.push("NEXT RUN", "LAST RUN");
+      services.forEach((s, i) => {
+        const next = s.nextRuns?.map((n) => n.at).filter((at): at is number => at !== undefined).sort()[0];
+        rows[i].push(next ? new Date(next).toISOString() : "-");
+        rows[i].push(
+          s.lastRun ? `${s.lastRun.status}${s.lastRun.exitCode ? ` (exit ${s.lastRun.exitCode})` : ""}` : "-",
+        );
+      });
+    }
+    console.log(table(header, rows));
     return 0;
   },
 };

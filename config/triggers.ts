@@ -3,12 +3,12 @@
  * `event:deploy.*`): syntax only. Dispatch lives in triggers/.
  */
 
-import { parseCron } from "./cron.ts";
+import { type CronSchedule, parseCron } from "./cron.ts";
 import { didYouMean } from "./suggest.ts";
 
 export type TriggerSpec =
   | { type: "http"; route: string; segments: RouteSegment[] }
-  | { type: "cron"; schedule: string }
+  | { type: "cron"; schedule: CronSchedule }
   | { type: "queue"; topic: string }
   | { type: "event"; pattern: string };
 
@@ -33,7 +33,7 @@ export function parseTrigger(text: string): TriggerSpec | { error: string } {
     case "cron": {
       if (!arg) return { error: "cron trigger needs a schedule, e.g. `cron:0 9 * * *`" };
       const schedule = parseCron(arg);
-      return "error" in schedule ? { error: `cron trigger: ${schedule.error}` } : { type, schedule: arg };
+      return "error" in schedule ? { error: `cron trigger: ${schedule.error}` } : { type, schedule };
     }
     case "queue":
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(arg)) {

@@ -9,12 +9,14 @@ import { sha256Hex } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { wasmKind } from "../runtime/mod.ts";
 import { tokenMatches } from "./auth.ts";
+import type { JobTriggers } from "./jobs.ts";
 import type { ControlPlane, DeployRequest } from "./plane.ts";
 import type { Store } from "./store.ts";
 
 export interface ApiOptions {
   plane: ControlPlane;
   store: Store;
+  jobs: JobTriggers;
   token: string;
   version: string;
   /** Largest module accepted, in bytes. */
@@ -23,7 +25,7 @@ export interface ApiOptions {
 }
 
 export function createApi(opts: ApiOptions): Hono {
-  const { plane, store } = opts;
+  const { plane, store, jobs } = opts;
   const maxModule = opts.maxModuleBytes ?? 128 * 1024 * 1024;
   const app = new Hono().basePath("/api/v1");
 
@@ -103,6 +105,35 @@ export function createApi(opts: ApiOptions): Hono {
     return new Response(stream, { headers: { "content-type": "application/x-ndjson" } });
   });
 
+  app.post("/queues/:topic", async (c) => {
+    const body = new Uint8Array(await c.req.arrayBuffer());
+    const ndjson = (c.req.header("content-type") ?? "").startsWith("application/x-ndjson");
+    const messages = ndjson ? splitLines(body) : [body];
+    if (messages.length === 0) throw new OrcaError("invalid", "no message to publish");
+    return c.json({ topic: c.req.param("topic"), ids: jobs.publish(c.req.param("topic"), messages) }, 201);
+  });
+
+  app.get("/queues", (c) => c.json({ topics: jobs.queues.topics() }));
+
+  app.get(
+    "/queues/dead",
+    (c) => c.json({ dead: jobs.queues.dead(c.req.query("topic"), limitOf(c.req.query("limit"), 100)) }),
+  );
+
+  app.post("/events/:name", async (c) => {
+    const name = c.req.param("name");
+    const body = new Uint8Array(await c.req.arrayBuffer());
+    if (name.startsWith("orca.")) {
+      throw new OrcaError("invalid", "event names under orca. are Orca's own", { hint: "pick another prefix" });
+    }
+    return c.json({ event: name, deliveredTo: jobs.emit(name, body) }, 201);
+  });
+
+  app.get("/services/:project/:name/runs", (c) => {
+    const key = plane.resolve(`${c.req.param("project")}/${c.req.param("name")}`);
+    return c.json({ service: key, runs: jobs.runs.runs(key, limitOf(c.req.query("limit"), 50)) });
+  });
+
   app.notFound(() => {
     const err = new OrcaError("not_found", "no such API route", {
       hint: "see the README for the API routes under /api/v1",
@@ -119,6 +150,29 @@ export function createApi(opts: ApiOptions): Hono {
   });
 
   return app;
+}
+
+function limitOf(text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) {
+    throw new OrcaError("invalid", "limit must be a whole number from 1 to 10000");
+  }
+  return n;
+}
+
+/** Splits NDJSON-style input into one message per non-empty line. */
+function splitLines(body: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let start = 0;
+  for (let i = 0; i <= body.length; i++) {
+    if (i === body.length || body[i] === 10) {
+      const line = body.subarray(start, i > start && body[i - 1] === 13 ? i - 1 : i);
+      if (line.length > 0) out.push(line.slice());
+      start = i + 1;
+    }
+  }
+  return out;
 }
 
 function checkHash(hash: string): string {

@@ -9,7 +9,8 @@ import { readService, type ServiceSpec } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { type Route, routesOf, RouteTable } from "../proxy/mod.ts";
 import type { HttpContext, LogLine, LogOpts, Runtime, WorkloadHandle } from "../runtime/mod.ts";
-import type { HttpServing } from "../runtime/types.ts";
+import type { GuestKind, HttpServing, JobRunning } from "../runtime/mod.ts";
+import { type JobTriggers, needsCommand } from "./jobs.ts";
 import type { DeployRecord, DeploySummary, Store, StoredService } from "./store.ts";
 
 export interface DeployRequest {
@@ -36,6 +37,10 @@ export interface ServiceStatus {
   errors: number;
   module?: string;
   message?: string;
+  /** Next firing of each cron trigger. */
+  nextRuns?: { trigger: string; at?: number }[];
+  /** The latest cron run. */
+  lastRun?: { scheduledAt: number; status: string; exitCode?: number; durationMs: number };
 }
 
 interface Active {
@@ -45,7 +50,7 @@ interface Active {
   failure?: string;
 }
 
-type WasmLike = Runtime & HttpServing;
+type WasmLike = Runtime & HttpServing & JobRunning & { guestKind(handle: WorkloadHandle): GuestKind };
 
 export interface ControlPlaneOptions {
   store: Store;
@@ -54,6 +59,8 @@ export interface ControlPlaneOptions {
   log?: (line: string) => void;
   /** How long an old version may finish in-flight requests after a swap. */
   drainMs?: number;
+  /** Cron, queue and event triggers; without it only http triggers run. */
+  jobs?: JobTriggers;
 }
 
 export class ControlPlane {
@@ -62,6 +69,7 @@ export class ControlPlane {
   readonly #now: () => number;
   readonly #log: (line: string) => void;
   readonly #drainMs: number;
+  readonly #jobs?: JobTriggers;
   readonly #active = new Map<string, Active>();
   #routes = new RouteTable([]);
   #queue: Promise<unknown> = Promise.resolve();
@@ -72,6 +80,16 @@ export class ControlPlane {
     this.#now = opts.now ?? Date.now;
     this.#log = opts.log ?? (() => {});
     this.#drainMs = opts.drainMs ?? 10_000;
+    this.#jobs = opts.jobs;
+  }
+
+  /** Publishes an Orca event (`orca.service.deployed`, ...); never fails the caller. */
+  emit(name: string, data: Record<string, unknown>): void {
+    try {
+      this.#jobs?.emit(name, data);
+    } catch (err) {
+      this.#log(`event ${name} not published: ${err}`);
+    }
   }
 
   get routes(): RouteTable {
@@ -88,9 +106,11 @@ export class ControlPlane {
         const failure = err instanceof Error ? err.message : String(err);
         this.#active.set(key, { stored, failure });
         this.#log(`restore: ${key} failed to start: ${failure}`);
+        this.emit("orca.service.failed", { service: key, error: failure });
       }
     }
     this.#routes = new RouteTable([...this.#active.values()].flatMap((a) => routesOf(a.stored.spec)));
+    this.#applyJobs([]);
     this.#log(`restored ${this.#active.size} service(s)`);
   }
 
@@ -175,6 +195,12 @@ export class ControlPlane {
       this.#active.set(key, { stored: c, handle: started.get(key)! });
     }
     this.#routes = table;
+    this.#applyJobs(summary.removed);
+    for (const key of summary.created) this.emit("orca.service.deployed", { service: key, deploy: id, version: 1 });
+    for (const key of summary.updated) {
+      this.emit("orca.service.updated", { service: key, deploy: id, version: this.#active.get(key)!.stored.version });
+    }
+    for (const key of summary.removed) this.emit("orca.service.removed", { service: key, deploy: id });
     for (const h of retired) {
       this.#wasm.stop(h, this.#drainMs).then(() => this.#wasm.remove(h)).catch((err) =>
         this.#log(`retire ${h.id}: ${err}`)
@@ -214,8 +240,20 @@ export class ControlPlane {
         continue;
       }
       const [st, stats] = await Promise.all([this.#wasm.status(a.handle), this.#wasm.stats(a.handle)]);
+      const key = keyOf(spec);
+      const nextRuns = this.#jobs?.nextRuns(key) ?? [];
+      const last = this.#jobs?.runs.runs(key, 1)[0];
       out.push({
         ...base,
+        ...(nextRuns.length > 0 && { nextRuns }),
+        ...(last && {
+          lastRun: {
+            scheduledAt: last.scheduledAt,
+            status: last.status,
+            durationMs: last.durationMs,
+            ...(last.exitCode !== undefined && { exitCode: last.exitCode }),
+          },
+        }),
         state: st.state,
         instances: st.instances,
         requests: stats.requests,
@@ -247,11 +285,20 @@ export class ControlPlane {
     throw new OrcaError("not_found", `no service "${service}"`, { hint: "orca status lists the deployed services" });
   }
 
+  #applyJobs(removed: string[]): void {
+    const running = [...this.#active.values()].filter((a) => a.handle).map((a) => ({
+      spec: a.stored.spec,
+      handle: a.handle!,
+    }));
+    this.#jobs?.apply(running, removed);
+  }
+
   deploys(limit?: number): DeployRecord[] {
     return this.#store.deploys(limit);
   }
 
   async shutdown(): Promise<void> {
+    await this.#jobs?.stop();
     for (const a of this.#active.values()) if (a.handle) await this.#wasm.remove(a.handle);
     this.#active.clear();
   }
@@ -260,6 +307,16 @@ export class ControlPlane {
     const handle = await this.#wasm.create({ id: `${keyOf(stored.spec)}@${stored.version}`, service: stored.spec });
     try {
       await this.#wasm.start(handle);
+      if (needsCommand(stored.spec) && this.#wasm.guestKind(handle) !== "command") {
+        throw new OrcaError(
+          "config",
+          `service ${keyOf(stored.spec)} has cron/queue/event triggers but is a wasi:http handler`,
+          {
+            hint:
+              "jobs run a WASI command (wasi:cli/run, e.g. a C or Rust program with main); move them to a separate service",
+          },
+        );
+      }
     } catch (err) {
       await this.#wasm.remove(handle);
       throw err;

@@ -8,6 +8,7 @@ import { WasmRuntime } from "../runtime/mod.ts";
 import { VERSION } from "../version.ts";
 import { createApi } from "./api.ts";
 import { loadOrCreateToken } from "./auth.ts";
+import { JobTriggers } from "./jobs.ts";
 import { ControlPlane } from "./plane.ts";
 import { Store } from "./store.ts";
 
@@ -45,17 +46,23 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       Deno.exit(70);
     },
   });
+  // The runtime exists before the plane that publishes its incidents: bind late.
+  let incident = (_service: string, _error: string) => {};
   const wasm = new WasmRuntime({
     cacheDir: `${opts.home}/cache`,
     loadModule: (hash) => Promise.resolve(store.getModule(hash)),
     poolSize: opts.poolSize ?? 4,
+    onIncident: (service, error) => incident(service, error),
   });
-  const plane = new ControlPlane({ store, wasm, log });
+  const jobs = new JobTriggers({ store, runtime: wasm, log });
+  const plane = new ControlPlane({ store, wasm, log, jobs });
+  incident = (service, error) => plane.emit("orca.instance.crashed", { service, error });
   await plane.restore();
 
   const api = createApi({
     plane,
     store,
+    jobs,
     token,
     version: VERSION,
     onError: (err) => log(`api error: ${(err as Error).stack ?? err}`),

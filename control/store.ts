@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS deploys (id INTEGER PRIMARY KEY AUTOINCREMENT, at INT
 `;
 
 export class Store {
-  readonly #db: DatabaseSync;
+  /** The connection, shared by the stores of other subsystems (queues, runs). */
+  readonly db: DatabaseSync;
   readonly #opts: StoreOptions;
   readonly #now: () => number;
 
@@ -52,9 +53,9 @@ export class Store {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
     try {
-      this.#db = new DatabaseSync(path);
-      this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
-      this.#db.exec(schema);
+      this.db = new DatabaseSync(path);
+      this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
+      this.db.exec(schema);
     } catch (err) {
       throw new OrcaError("internal", `cannot open the store: ${(err as Error).message}`, {
         where: path,
@@ -65,15 +66,15 @@ export class Store {
   }
 
   close(): void {
-    this.#db.close();
+    this.db.close();
   }
 
   hasModule(hash: string): boolean {
-    return this.#db.prepare("SELECT 1 FROM modules WHERE hash = ?").get(hash) !== undefined;
+    return this.db.prepare("SELECT 1 FROM modules WHERE hash = ?").get(hash) !== undefined;
   }
 
   getModule(hash: string): Uint8Array {
-    const row = this.#db.prepare("SELECT bytes FROM modules WHERE hash = ?").get(hash) as
+    const row = this.db.prepare("SELECT bytes FROM modules WHERE hash = ?").get(hash) as
       | { bytes: Uint8Array }
       | undefined;
     if (!row) throw new OrcaError("not_found", `module ${hash} is not in the store`);
@@ -81,8 +82,8 @@ export class Store {
   }
 
   putModule(hash: string, bytes: Uint8Array): void {
-    this.#write(() =>
-      this.#db.prepare("INSERT OR IGNORE INTO modules (hash, bytes, created_at) VALUES (?, ?, ?)").run(
+    this.write(() =>
+      this.db.prepare("INSERT OR IGNORE INTO modules (hash, bytes, created_at) VALUES (?, ?, ?)").run(
         hash,
         bytes,
         this.#now(),
@@ -91,7 +92,7 @@ export class Store {
   }
 
   services(): StoredService[] {
-    const rows = this.#db.prepare("SELECT spec, version, updated_at FROM services ORDER BY project, name").all() as {
+    const rows = this.db.prepare("SELECT spec, version, updated_at FROM services ORDER BY project, name").all() as {
       spec: string;
       version: number;
       updated_at: number;
@@ -101,33 +102,41 @@ export class Store {
 
   /** Writes a deploy in one transaction; returns its id. */
   applyDeploy(upserts: StoredService[], removals: { project: string; name: string }[], summary: DeploySummary): number {
-    return this.#write(() => {
-      this.#db.exec("BEGIN IMMEDIATE");
-      try {
-        const upsert = this.#db.prepare(
-          `INSERT INTO services (project, name, version, spec, updated_at) VALUES (?, ?, ?, ?, ?)
+    return this.transaction(() => {
+      const upsert = this.db.prepare(
+        `INSERT INTO services (project, name, version, spec, updated_at) VALUES (?, ?, ?, ?, ?)
            ON CONFLICT (project, name) DO UPDATE SET version = excluded.version, spec = excluded.spec, updated_at = excluded.updated_at`,
-        );
-        for (const s of upserts) {
-          upsert.run(s.spec.project, s.spec.name, s.version, JSON.stringify(s.spec), s.updatedAt);
-        }
-        const remove = this.#db.prepare("DELETE FROM services WHERE project = ? AND name = ?");
-        for (const r of removals) remove.run(r.project, r.name);
-        const { lastInsertRowid } = this.#db.prepare("INSERT INTO deploys (at, summary) VALUES (?, ?)").run(
-          this.#now(),
-          JSON.stringify(summary),
-        );
-        this.#db.exec("COMMIT");
-        return Number(lastInsertRowid);
+      );
+      for (const s of upserts) {
+        upsert.run(s.spec.project, s.spec.name, s.version, JSON.stringify(s.spec), s.updatedAt);
+      }
+      const remove = this.db.prepare("DELETE FROM services WHERE project = ? AND name = ?");
+      for (const r of removals) remove.run(r.project, r.name);
+      const { lastInsertRowid } = this.db.prepare("INSERT INTO deploys (at, summary) VALUES (?, ?)").run(
+        this.#now(),
+        JSON.stringify(summary),
+      );
+      return Number(lastInsertRowid);
+    });
+  }
+
+  /** Runs `fn` in one write transaction. */
+  transaction<T>(fn: () => T): T {
+    return this.write(() => {
+      this.db.exec("BEGIN IMMEDIATE");
+      try {
+        const result = fn();
+        this.db.exec("COMMIT");
+        return result;
       } catch (err) {
-        this.#db.exec("ROLLBACK");
+        this.db.exec("ROLLBACK");
         throw err;
       }
     });
   }
 
   deploys(limit = 20): DeployRecord[] {
-    const rows = this.#db.prepare("SELECT id, at, summary FROM deploys ORDER BY id DESC LIMIT ?").all(limit) as {
+    const rows = this.db.prepare("SELECT id, at, summary FROM deploys ORDER BY id DESC LIMIT ?").all(limit) as {
       id: number;
       at: number;
       summary: string;
@@ -135,7 +144,8 @@ export class Store {
     return rows.map((r) => ({ id: r.id, at: r.at, summary: JSON.parse(r.summary) as DeploySummary }));
   }
 
-  #write<T>(fn: () => T): T {
+  /** Runs a write; an I/O error on it is fatal (see `StoreOptions.onFatal`). */
+  write<T>(fn: () => T): T {
     try {
       return fn();
     } catch (err) {

@@ -88,3 +88,24 @@ export interface HttpContext {
 export interface HttpServing {
   serveHttp(handle: WorkloadHandle, request: Request, ctx: HttpContext): Promise<Response>;
 }
+
+/** One run of a job (cron firing, queue message, event). */
+export interface JobInput {
+  /** Added to the service's own env (ORCA_TRIGGER, ORCA_TOPIC, ...). */
+  env: Record<string, string>;
+  stdin: Uint8Array;
+}
+
+export interface JobResult {
+  /** 0 is success; -1 when the guest trapped or could not start. */
+  exitCode: number;
+  /** The last bytes of stdout and stderr, interleaved as written. */
+  outputTail: string;
+  durationMs: number;
+  error?: string;
+}
+
+/** Runtimes that can run a workload as a one-off job. */
+export interface JobRunning {
+  runJob(handle: WorkloadHandle, input: JobInput): Promise<JobResult>;
+}

@@ -6,6 +6,9 @@ import type {
   ExecResult,
   HttpContext,
   HttpServing,
+  JobInput,
+  JobResult,
+  JobRunning,
   LogLine,
   LogOpts,
   ResourceStats,
@@ -16,6 +19,7 @@ import type {
   WorkloadStatus,
 } from "../types.ts";
 import { compileComponent, type CompiledComponent, type GuestExports } from "./compile.ts";
+import { concat, OutputTail } from "./bytes.ts";
 import { InstancePool } from "./pool.ts";
 import { cgiEnv, parseCgiOutput } from "./wagi.ts";
 import { type GuestIo, sandboxImports, wasiHttp } from "./wasi.ts";
@@ -28,6 +32,8 @@ export interface WasmRuntimeOptions {
   /** Pre-made instances per workload. */
   poolSize?: number;
   now?: () => number;
+  /** Told when a guest traps or fails outside its own control (for `orca.instance.crashed`). */
+  onIncident?: (service: string, error: string) => void;
 }
 
 /** One instance, with the io slot bound per call. */
@@ -53,8 +59,9 @@ interface Workload {
 }
 
 const MAX_WAGI_OUTPUT = 32 * 1024 * 1024;
+const TAIL_BYTES = 4096;
 
-export class WasmRuntime implements Runtime, HttpServing {
+export class WasmRuntime implements Runtime, HttpServing, JobRunning {
   readonly kind = "wasm" as const;
   readonly #opts: WasmRuntimeOptions;
   readonly #now: () => number;
@@ -187,6 +194,55 @@ export class WasmRuntime implements Runtime, HttpServing {
     });
   }
 
+  /** How the workload's guest is driven: `http` handler or `command`. */
+  guestKind(handle: WorkloadHandle): "http" | "command" {
+    return this.#get(handle).compiled.kind;
+  }
+
+  async runJob(handle: WorkloadHandle, input: JobInput): Promise<JobResult> {
+    const w = this.#get(handle);
+    if (w.compiled.kind !== "command") {
+      throw new OrcaError(
+        "unsupported",
+        `service ${w.spec.service.name} is a wasi:http handler; jobs need a WASI command (wasi:cli/run)`,
+      );
+    }
+    if (w.state !== "running") throw new OrcaError("unavailable", `service ${w.spec.service.name} is ${w.state}`);
+    const started = performance.now();
+    const tail = new OutputTail(TAIL_BYTES);
+    const log = this.#logIo(w);
+    w.requests++;
+    const guest = await w.pool.take();
+    w.busy.add(guest);
+    guest.io = {
+      env: { ...w.spec.service.env, ...input.env },
+      stdin: input.stdin,
+      stdout: (b) => {
+        tail.push(b);
+        log.stdout(b);
+      },
+      stderr: (b) => {
+        tail.push(b);
+        log.stderr(b);
+      },
+    };
+    try {
+      const exitCode = await runCommand(guest);
+      if (exitCode !== 0) w.errors++;
+      return { exitCode, outputTail: tail.text(), durationMs: performance.now() - started };
+    } catch (err) {
+      w.errors++;
+      const error = errorText(err);
+      w.logs.append("system", `job failed: ${error}`);
+      this.#opts.onIncident?.(`${w.spec.service.project}/${w.spec.service.name}`, error);
+      return { exitCode: -1, outputTail: tail.text(), durationMs: performance.now() - started, error };
+    } finally {
+      log.flush();
+      w.busy.delete(guest);
+      if (w.busy.size === 0) w.idle?.();
+    }
+  }
+
   async serveHttp(handle: WorkloadHandle, request: Request, ctx: HttpContext): Promise<Response> {
     const w = this.#get(handle);
     if (w.state !== "running") return errorResponse(503, `service ${w.spec.service.name} is ${w.state}`);
@@ -199,7 +255,9 @@ export class WasmRuntime implements Runtime, HttpServing {
         : await this.#serveWagi(w, guest, request, ctx);
     } catch (err) {
       w.errors++;
-      w.logs.append("system", `request ${request.method} ${new URL(request.url).pathname} failed: ${errorText(err)}`);
+      const error = errorText(err);
+      w.logs.append("system", `request ${request.method} ${new URL(request.url).pathname} failed: ${error}`);
+      this.#opts.onIncident?.(`${w.spec.service.project}/${w.spec.service.name}`, error);
       return errorResponse(500, "the service failed to handle the request");
     } finally {
       w.busy.delete(guest);
@@ -299,16 +357,6 @@ async function runCommand(guest: Guest): Promise<number> {
     if (err && typeof err === "object" && "exitError" in err && "code" in err) return Number(err.code);
     throw err;
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }
 
 function errorText(err: unknown): string {

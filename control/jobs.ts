@@ -1,0 +1,164 @@
+/**
+ * Wires the non-HTTP triggers to running services: cron jobs, queue
+ * consumers and event subscribers, all run as WASI command jobs on the Wasm
+ * runtime. The control plane calls `apply` whenever the set of services
+ * changes.
+ */
+
+import { parseTrigger, type ServiceSpec } from "../config/mod.ts";
+import { OrcaError } from "../errors.ts";
+import type { JobRunning, WorkloadHandle } from "../runtime/mod.ts";
+import { type Clock, systemClock } from "../triggers/clock.ts";
+import { type CronJob, CronScheduler } from "../triggers/cron_scheduler.ts";
+import { EventBus, type EventSubscription } from "../triggers/events.ts";
+import { defaultRetryPolicy, type RetryPolicy } from "../triggers/mod.ts";
+import { QueueConsumers, type Subscription } from "../triggers/queue.ts";
+import { QueueStore } from "./queue_store.ts";
+import { RunStore } from "./run_store.ts";
+import type { Store } from "./store.ts";
+
+export interface RunningService {
+  spec: ServiceSpec;
+  handle: WorkloadHandle;
+}
+
+export interface JobTriggersOptions {
+  store: Store;
+  runtime: JobRunning;
+  clock?: Clock;
+  policy?: RetryPolicy;
+  log?: (line: string) => void;
+}
+
+const encoder = new TextEncoder();
+
+export class JobTriggers {
+  readonly runs: RunStore;
+  readonly queues: QueueStore;
+  readonly #cron: CronScheduler;
+  readonly #consumers: QueueConsumers;
+  readonly #events: EventBus;
+  readonly #runtime: JobRunning;
+  readonly #handles = new Map<string, WorkloadHandle>();
+  #subscriptions: Subscription[] = [];
+
+  constructor(opts: JobTriggersOptions) {
+    const clock = opts.clock ?? systemClock;
+    this.#runtime = opts.runtime;
+    this.runs = new RunStore(opts.store);
+    this.queues = new QueueStore(opts.store, () => clock.now());
+    this.#cron = new CronScheduler({
+      clock,
+      backend: this.runs,
+      log: opts.log,
+      run: (job, scheduledAt) =>
+        this.#runJob(job.service, {
+          ORCA_TRIGGER: "cron",
+          ORCA_SCHEDULE: job.trigger.slice("cron:".length),
+          ORCA_SCHEDULED_AT: new Date(scheduledAt).toISOString(),
+        }, new Uint8Array()),
+    });
+    this.#consumers = new QueueConsumers({
+      backend: this.queues,
+      clock,
+      policy: opts.policy ?? defaultRetryPolicy,
+      log: opts.log,
+      deliver: async (sub, message, attempt) => {
+        const env: Record<string, string> = message.meta.event
+          ? { ORCA_TRIGGER: "event", ORCA_EVENT: message.meta.event, ORCA_EVENT_ID: String(message.id) }
+          : { ORCA_TRIGGER: "queue", ORCA_TOPIC: sub.topic, ORCA_MESSAGE_ID: String(message.id) };
+        env.ORCA_ATTEMPT = String(attempt);
+        const r = await this.#runJob(sub.consumer, env, message.body);
+        return {
+          ok: r.exitCode === 0 && !r.error,
+          error: r.error ?? `exit code ${r.exitCode}: ${r.outputTail.slice(-300)}`,
+        };
+      },
+    });
+    this.#events = new EventBus(
+      (topic, bodies, meta) => this.queues.publish(topic, bodies, meta),
+      (topic) => this.#consumers.notify(topic),
+    );
+  }
+
+  /** Makes cron jobs, queue consumers and event subscribers match `services`; `removed` are gone for good. */
+  apply(services: RunningService[], removed: string[] = []): void {
+    this.#handles.clear();
+    const jobs: CronJob[] = [];
+    const subs: Subscription[] = [];
+    const eventSubs: EventSubscription[] = [];
+    for (const { spec, handle } of services) {
+      const service = `${spec.project}/${spec.name}`;
+      this.#handles.set(service, handle);
+      for (const trigger of spec.triggers) {
+        const t = parseTrigger(trigger);
+        if ("error" in t) continue;
+        if (t.type === "cron") jobs.push({ service, trigger, schedule: t.schedule });
+        if (t.type === "queue") subs.push({ topic: t.topic, consumer: service });
+        if (t.type === "event") eventSubs.push({ consumer: service, pattern: t.pattern });
+      }
+    }
+    this.#cron.setJobs(jobs);
+    this.#events.setSubscriptions(eventSubs);
+    const all = [...subs, ...this.#events.inboxSubscriptions()];
+    const gone = new Set(removed);
+    const dropped = this.#subscriptions.filter((s) => gone.has(s.consumer));
+    this.#consumers.setSubscriptions(all, dropped);
+    this.#subscriptions = all;
+    for (const service of removed) this.runs.forget(service);
+  }
+
+  /** Publishes messages to a queue topic; durable when this returns. */
+  publish(topic: string, bodies: Uint8Array[]): number[] {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(topic)) {
+      throw new OrcaError("invalid", `invalid topic name ${JSON.stringify(topic)}`, { hint: "letters, digits, . _ -" });
+    }
+    const ids = this.queues.publish(topic, bodies);
+    this.#consumers.notify(topic);
+    return ids;
+  }
+
+  /** Publishes an event; returns the services it was delivered to. */
+  emit(name: string, data: Uint8Array | Record<string, unknown>): string[] {
+    try {
+      return this.#events.publish(name, data instanceof Uint8Array ? data : encoder.encode(JSON.stringify(data)));
+    } catch (err) {
+      if (err instanceof RangeError) {
+        throw new OrcaError("invalid", err.message, {
+          hint: "dotted words of letters, digits, _ and -, e.g. orders.created",
+        });
+      }
+      throw err;
+    }
+  }
+
+  nextRuns(service: string): { trigger: string; at?: number }[] {
+    return this.#cron.nextRuns(service);
+  }
+
+  async stop(): Promise<void> {
+    this.#cron.stop();
+    await this.#consumers.stop();
+  }
+
+  #runJob(service: string, env: Record<string, string>, stdin: Uint8Array) {
+    const handle = this.#handles.get(service);
+    if (!handle) {
+      return Promise.resolve({
+        exitCode: -1,
+        outputTail: "",
+        durationMs: 0,
+        error: `service ${service} is not running`,
+      });
+    }
+    return this.#runtime.runJob(handle, { env, stdin });
+  }
+}
+
+/** Whether a service has triggers that need a WASI command (cron, queue, event). */
+export function needsCommand(spec: ServiceSpec): boolean {
+  return spec.triggers.some((t) => {
+    const p = parseTrigger(t);
+    return !("error" in p) && p.type !== "http";
+  });
+}

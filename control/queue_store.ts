@@ -1,0 +1,219 @@
+/**
+ * Durable queues in the node's SQLite store: messages per topic, a cursor per
+ * (topic, consumer), and dead letters. Implements triggers' `QueueBackend`.
+ * A publish is committed before it is acknowledged; a message is deleted once
+ * every consumer of its topic has moved past it. Topics nobody consumes keep
+ * their messages, and a consumer that appears later starts from the oldest.
+ */
+
+import type { QueueBackend, QueuedMessage } from "../triggers/queue.ts";
+import type { Store } from "./store.ts";
+
+const schema = `
+CREATE TABLE IF NOT EXISTS queue_messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, body BLOB NOT NULL,
+  meta TEXT NOT NULL DEFAULT '{}', published_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS queue_messages_topic ON queue_messages (topic, id);
+CREATE TABLE IF NOT EXISTS queue_cursors (
+  topic TEXT NOT NULL, consumer TEXT NOT NULL, cursor INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+  PRIMARY KEY (topic, consumer));
+CREATE TABLE IF NOT EXISTS queue_dead (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, consumer TEXT NOT NULL, message_id INTEGER NOT NULL,
+  body BLOB NOT NULL, meta TEXT NOT NULL, attempts INTEGER NOT NULL, error TEXT NOT NULL, at INTEGER NOT NULL);
+`;
+
+export interface TopicInfo {
+  topic: string;
+  /** Messages kept (not yet consumed by every consumer, or with no consumer at all). */
+  retained: number;
+  consumers: { consumer: string; pending: number; attempts: number; lastError?: string; dead: number }[];
+}
+
+export interface DeadLetter {
+  id: number;
+  topic: string;
+  consumer: string;
+  messageId: number;
+  body: string;
+  meta: Record<string, string>;
+  attempts: number;
+  error: string;
+  at: number;
+}
+
+interface MessageRow {
+  id: number;
+  topic: string;
+  body: Uint8Array;
+  meta: string;
+  published_at: number;
+}
+
+export class QueueStore implements QueueBackend {
+  readonly #store: Store;
+  readonly #now: () => number;
+
+  constructor(store: Store, now: () => number = Date.now) {
+    this.#store = store;
+    this.#now = now;
+    store.db.exec(schema);
+  }
+
+  /** Appends messages to `topic` in one transaction; returns their ids. */
+  publish(topic: string, bodies: Uint8Array[], meta: Record<string, string> = {}): number[] {
+    const insert = this.#store.db.prepare(
+      "INSERT INTO queue_messages (topic, body, meta, published_at) VALUES (?, ?, ?, ?)",
+    );
+    const metaText = JSON.stringify(meta);
+    return this.#store.transaction(() =>
+      bodies.map((body) => Number(insert.run(topic, body, metaText, this.#now()).lastInsertRowid))
+    );
+  }
+
+  ensureConsumer(topic: string, consumer: string): void {
+    this.#store.write(() =>
+      this.#store.db.prepare(
+        `INSERT OR IGNORE INTO queue_cursors (topic, consumer, cursor)
+         VALUES (?, ?, COALESCE((SELECT MIN(id) - 1 FROM queue_messages WHERE topic = ?), (SELECT COALESCE(MAX(id), 0) FROM queue_messages)))`,
+      ).run(topic, consumer, topic)
+    );
+  }
+
+  dropConsumer(topic: string, consumer: string): void {
+    this.#store.transaction(() => {
+      this.#store.db.prepare("DELETE FROM queue_cursors WHERE topic = ? AND consumer = ?").run(topic, consumer);
+      this.#collect(topic);
+    });
+  }
+
+  next(topic: string, consumer: string): QueuedMessage | undefined {
+    const cur = this.#store.db.prepare(
+      "SELECT cursor, attempts, not_before FROM queue_cursors WHERE topic = ? AND consumer = ?",
+    )
+      .get(topic, consumer) as { cursor: number; attempts: number; not_before: number } | undefined;
+    if (!cur) return undefined;
+    const row = this.#store.db.prepare(
+      "SELECT id, topic, body, meta, published_at FROM queue_messages WHERE topic = ? AND id > ? ORDER BY id LIMIT 1",
+    ).get(topic, cur.cursor) as MessageRow | undefined;
+    if (!row) return undefined;
+    return { ...toMessage(row), attempts: cur.attempts, notBefore: cur.not_before };
+  }
+
+  ack(topic: string, consumer: string, id: number): void {
+    this.#store.transaction(() => {
+      this.#advance(topic, consumer, id);
+      this.#collect(topic);
+    });
+  }
+
+  retryLater(topic: string, consumer: string, _id: number, attempts: number, notBefore: number, error: string): void {
+    this.#store.write(() =>
+      this.#store.db.prepare(
+        "UPDATE queue_cursors SET attempts = ?, not_before = ?, last_error = ? WHERE topic = ? AND consumer = ?",
+      )
+        .run(attempts, notBefore, error.slice(0, 2000), topic, consumer)
+    );
+  }
+
+  deadLetter(topic: string, consumer: string, message: QueuedMessage, attempts: number, error: string): void {
+    this.#store.transaction(() => {
+      this.#store.db.prepare(
+        "INSERT INTO queue_dead (topic, consumer, message_id, body, meta, attempts, error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      ).run(
+        topic,
+        consumer,
+        message.id,
+        message.body,
+        JSON.stringify(message.meta),
+        attempts,
+        error.slice(0, 2000),
+        this.#now(),
+      );
+      this.#advance(topic, consumer, message.id);
+      this.#collect(topic);
+    });
+  }
+
+  topics(): TopicInfo[] {
+    const db = this.#store.db;
+    const topics = db.prepare(
+      "SELECT topic FROM queue_messages UNION SELECT topic FROM queue_cursors UNION SELECT topic FROM queue_dead ORDER BY topic",
+    ).all() as { topic: string }[];
+    return topics.map(({ topic }) => {
+      const retained =
+        (db.prepare("SELECT COUNT(*) AS n FROM queue_messages WHERE topic = ?").get(topic) as { n: number }).n;
+      const cursors = db.prepare(
+        "SELECT consumer, cursor, attempts, last_error FROM queue_cursors WHERE topic = ? ORDER BY consumer",
+      )
+        .all(topic) as { consumer: string; cursor: number; attempts: number; last_error: string | null }[];
+      const deadBy = new Map(
+        (db.prepare("SELECT consumer, COUNT(*) AS n FROM queue_dead WHERE topic = ? GROUP BY consumer").all(topic) as {
+          consumer: string;
+          n: number;
+        }[]).map((r) => [r.consumer, r.n]),
+      );
+      const consumers = cursors.map((c) => ({
+        consumer: c.consumer,
+        pending:
+          (db.prepare("SELECT COUNT(*) AS n FROM queue_messages WHERE topic = ? AND id > ?").get(topic, c.cursor) as {
+            n: number;
+          }).n,
+        attempts: c.attempts,
+        ...(c.last_error && c.attempts > 0 ? { lastError: c.last_error } : {}),
+        dead: deadBy.get(c.consumer) ?? 0,
+      }));
+      for (const [consumer, dead] of deadBy) {
+        if (!cursors.some((c) => c.consumer === consumer)) consumers.push({ consumer, pending: 0, attempts: 0, dead });
+      }
+      return { topic, retained, consumers };
+    });
+  }
+
+  dead(topic?: string, limit = 100): DeadLetter[] {
+    const rows = this.#store.db.prepare(
+      `SELECT id, topic, consumer, message_id, body, meta, attempts, error, at FROM queue_dead
+       ${topic ? "WHERE topic = ?" : ""} ORDER BY id DESC LIMIT ?`,
+    ).all(...(topic ? [topic, limit] : [limit])) as {
+      id: number;
+      topic: string;
+      consumer: string;
+      message_id: number;
+      body: Uint8Array;
+      meta: string;
+      attempts: number;
+      error: string;
+      at: number;
+    }[];
+    return rows.map((r) => ({
+      id: r.id,
+      topic: r.topic,
+      consumer: r.consumer,
+      messageId: r.message_id,
+      body: new TextDecoder().decode(r.body),
+      meta: JSON.parse(r.meta),
+      attempts: r.attempts,
+      error: r.error,
+      at: r.at,
+    }));
+  }
+
+  #advance(topic: string, consumer: string, id: number): void {
+    this.#store.db.prepare(
+      "UPDATE queue_cursors SET cursor = MAX(cursor, ?), attempts = 0, not_before = 0, last_error = NULL WHERE topic = ? AND consumer = ?",
+    ).run(id, topic, consumer);
+  }
+
+  /** Deletes messages every consumer of `topic` has moved past (none if nobody consumes it). */
+  #collect(topic: string): void {
+    this.#store.db.prepare(
+      `DELETE FROM queue_messages WHERE topic = ?1
+       AND EXISTS (SELECT 1 FROM queue_cursors WHERE topic = ?1)
+       AND id <= (SELECT MIN(cursor) FROM queue_cursors WHERE topic = ?1)`,
+    ).run(topic);
+  }
+}
+
+function toMessage(row: MessageRow): Omit<QueuedMessage, "attempts" | "notBefore"> {
+  return { id: row.id, topic: row.topic, body: row.body, publishedAt: row.published_at, meta: JSON.parse(row.meta) };
+}

@@ -1,0 +1,178 @@
+/** cron, queue and event triggers end to end: a real server, real C guests, real restarts. */
+
+import assert from "node:assert/strict";
+import { guestsDir, orca, type ServerProcess, startServer, writeProject } from "./harness.ts";
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function logLines(server: ServerProcess, service: string): Promise<string[]> {
+  const r = await orca(server, "logs", service);
+  return r.stdout.split("\n").filter(Boolean).map((l) => l.replace(/^\S+ \S+\s+/, ""));
+}
+
+Deno.test("a 6-field cron job runs every second and its runs are listed", async () => {
+  const server = await startServer();
+  const dir = await writeProject({
+    jobs: `[[service]]\nname = "tick"\nmodule = "${guestsDir}/tick.wasm"\ntriggers = ["cron:* * * * * *"]\n`,
+  });
+  try {
+    assert.equal((await orca(server, "deploy", dir)).code, 0);
+    const runs = await until("two cron runs", async () => {
+      const r = JSON.parse((await orca(server, "runs", "tick", "--json")).stdout);
+      return r.length >= 2 ? r : undefined;
+    });
+    for (const run of runs) {
+      assert.equal(run.status, "ok");
+      assert.equal(run.scheduledAt % 1000, 0);
+      assert.ok(run.startedAt - run.scheduledAt < 1000, `late by ${run.startedAt - run.scheduledAt} ms`);
+      assert.match(run.outputTail, new RegExp(`tick scheduled at ${new Date(run.scheduledAt).toISOString()} by cron`));
+    }
+    const table = await orca(server, "runs", "tick");
+    assert.match(table.stdout, /SCHEDULED\s+DELAY\s+DURATION\s+RESULT/);
+    const status = await orca(server, "status");
+    assert.match(status.stdout, /NEXT RUN\s+LAST RUN/);
+    assert.match(status.stdout, /tick .* ok/);
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("queues: in order, retried, dead-lettered, and nothing lost across kill -9", async (t) => {
+  const server = await startServer();
+  const service = (name: string, topic: string) =>
+    `[[service]]\nname = "${name}"\nmodule = "${guestsDir}/consumer.wasm"\ntriggers = ["queue:${topic}"]\n`;
+  const dir = await writeProject({ q: service("worker", "orders") });
+  let restarted: ServerProcess | undefined;
+  try {
+    await t.step("publish to a topic nobody consumes: accepted and kept", async () => {
+      const r = await orca(server, "queue", "publish", "later", "kept-1");
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /published message \d+ to later/);
+      const ls = await orca(server, "queue", "ls");
+      assert.match(ls.stdout, /later\s+1\s+\(none\)/);
+    });
+
+    await t.step("the consumer receives messages in order; a flaky one is retried", async () => {
+      assert.equal((await orca(server, "deploy", dir)).code, 0);
+      for (const m of ["one", "flaky-two", "three"]) {
+        assert.equal((await orca(server, "queue", "publish", "orders", m)).code, 0);
+      }
+      const got = await until("three messages", async () => {
+        const lines = (await logLines(server, "worker")).filter((l) => l.startsWith("got"));
+        return lines.length >= 3 ? lines : undefined;
+      });
+      assert.deepEqual(got, [
+        "got one from orders (attempt 1)",
+        "got flaky-two from orders (attempt 3)",
+        "got three from orders (attempt 1)",
+      ]);
+      const refused = (await logLines(server, "worker")).filter((l) => l.startsWith("refusing"));
+      assert.deepEqual(refused, ["refusing flaky-two (attempt 1)", "refusing flaky-two (attempt 2)"]);
+    });
+
+    await t.step("a message that always fails ends in the dead-letter list", async () => {
+      await orca(server, "queue", "publish", "orders", "poison-pill");
+      await orca(server, "queue", "publish", "orders", "after-poison");
+      const dead = await until("a dead letter", async () => {
+        const d = JSON.parse((await orca(server, "queue", "ls", "--dead", "--json")).stdout);
+        return d.length > 0 ? d : undefined;
+      }, 30_000);
+      assert.equal(dead[0].body, "poison-pill");
+      assert.equal(dead[0].consumer, "q/worker");
+      assert.equal(dead[0].attempts, 5);
+      await until(
+        "the message after it",
+        async () =>
+          (await logLines(server, "worker")).includes("got after-poison from orders (attempt 1)") || undefined,
+      );
+      const ls = await orca(server, "queue", "ls");
+      assert.match(ls.stdout, /orders\s+0\s+q\/worker\s+0\s+0\s+1/);
+    });
+
+    await t.step("kill -9 with unacked messages, restart: they are delivered", async () => {
+      await orca(server, "queue", "publish", "orders", "flaky-crash");
+      await orca(server, "queue", "publish", "orders", "after-crash");
+      await until(
+        "the first refusal",
+        async () => (await logLines(server, "worker")).includes("refusing flaky-crash (attempt 1)") || undefined,
+      );
+      await server.kill();
+      restarted = await startServer(server.home);
+      const got = await until("delivery after restart", async () => {
+        const lines = (await logLines(restarted!, "worker")).filter((l) => l.startsWith("got"));
+        return lines.length >= 2 ? lines : undefined;
+      });
+      assert.deepEqual(got, ["got flaky-crash from orders (attempt 3)", "got after-crash from orders (attempt 1)"]);
+    });
+  } finally {
+    await restarted?.stop();
+    await server.stop();
+  }
+});
+
+Deno.test("an event reaches every subscriber; bad schedules are refused", async (t) => {
+  const server = await startServer();
+  const sub = (name: string, pattern: string) =>
+    `[[service]]\nname = "${name}"\nmodule = "${guestsDir}/consumer.wasm"\ntriggers = ["event:${pattern}"]\n`;
+  const dir = await writeProject({
+    ev: sub("audit", "orders.*") + sub("mailer", "orders.created") + sub("ops", "orca.service.**"),
+  });
+  try {
+    await t.step("user events fan out to matching subscribers", async () => {
+      assert.equal((await orca(server, "deploy", dir)).code, 0);
+      const r = await orca(server, "events", "publish", "orders.created", '{"id":7}');
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /delivered to ev\/audit, ev\/mailer/);
+      for (const s of ["audit", "mailer"]) {
+        await until(
+          `${s} got it`,
+          async () => (await logLines(server, s)).includes('event orders.created: {"id":7}') || undefined,
+        );
+      }
+      const none = await orca(server, "events", "publish", "nobody.listens");
+      assert.match(none.stdout, /no service subscribes to it \(dropped\)/);
+    });
+
+    await t.step("Orca publishes its own events", async () => {
+      const more = await writeProject({
+        other: `[[service]]\nname = "x"\nmodule = "${guestsDir}/version1.wasm"\ntriggers = ["http:/x"]\n`,
+      });
+      assert.equal((await orca(server, "deploy", more)).code, 0);
+      await until(
+        "orca.service.deployed",
+        async () =>
+          (await logLines(server, "ops")).some((l) =>
+            l.startsWith("event orca.service.deployed:") && l.includes('"other/x"')
+          ) || undefined,
+      );
+    });
+
+    await t.step("an invalid cron expression names the field at fault", async () => {
+      const bad = await writeProject({
+        bad: `[[service]]\nname = "b"\nmodule = "${guestsDir}/tick.wasm"\ntriggers = ["cron:0 25 * * *"]\n`,
+      });
+      const r = await orca(server, "deploy", bad);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /cron trigger: hour field: "25" is out of range 0-23 \(.*service\.toml:4\)/);
+    });
+
+    await t.step("a wasi:http component cannot take jobs", async () => {
+      const bad = await writeProject({
+        bad: `[[service]]\nname = "h"\nmodule = "${guestsDir}/egress.wasm"\ntriggers = ["queue:x"]\n`,
+      });
+      const r = await orca(server, "deploy", bad);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /has cron\/queue\/event triggers but is a wasi:http handler/);
+    });
+  } finally {
+    await server.stop();
+  }
+});

@@ -1,0 +1,161 @@
+/**
+ * Runs cron jobs on time. One loop per job: sleep until the next firing, run
+ * the job, record it. Runs of one job never overlap: a firing that comes while
+ * the previous run is still going is recorded as skipped. A firing missed
+ * while the server was down is run once on start (the latest missed one).
+ */
+
+import type { CronSchedule } from "../config/mod.ts";
+import type { Clock } from "./clock.ts";
+import { nextFire } from "./cron.ts";
+
+export interface CronJob {
+  /** `project/name` */
+  service: string;
+  /** The trigger string, e.g. `cron:*\/5 * * * * *`; a service may have several. */
+  trigger: string;
+  schedule: CronSchedule;
+}
+
+export interface CronRun {
+  service: string;
+  trigger: string;
+  scheduledAt: number;
+  startedAt: number;
+  durationMs: number;
+  status: "ok" | "failed" | "skipped";
+  exitCode?: number;
+  outputTail: string;
+  error?: string;
+}
+
+/** Where the scheduler keeps what must survive a restart. */
+export interface CronBackend {
+  lastScheduled(service: string, trigger: string): number | undefined;
+  setLastScheduled(service: string, trigger: string, at: number): void;
+  recordRun(run: CronRun): void;
+}
+
+export type RunJob = (job: CronJob, scheduledAt: number) => Promise<
+  { exitCode: number; outputTail: string; error?: string }
+>;
+
+interface Loop {
+  job: CronJob;
+  abort: AbortController;
+  running: boolean;
+  next?: number;
+}
+
+export class CronScheduler {
+  readonly #clock: Clock;
+  readonly #backend: CronBackend;
+  readonly #run: RunJob;
+  readonly #log: (line: string) => void;
+  readonly #loops = new Map<string, Loop>();
+
+  constructor(opts: { clock: Clock; backend: CronBackend; run: RunJob; log?: (line: string) => void }) {
+    this.#clock = opts.clock;
+    this.#backend = opts.backend;
+    this.#run = opts.run;
+    this.#log = opts.log ?? (() => {});
+  }
+
+  /** Makes the running jobs exactly `jobs`: new ones start, gone ones stop, same ones continue. */
+  setJobs(jobs: CronJob[]): void {
+    const wanted = new Map(jobs.map((j) => [key(j), j]));
+    for (const [k, loop] of this.#loops) {
+      const j = wanted.get(k);
+      if (!j || j.schedule.source !== loop.job.schedule.source || j.schedule.timeZone !== loop.job.schedule.timeZone) {
+        loop.abort.abort();
+        this.#loops.delete(k);
+      }
+    }
+    for (const [k, job] of wanted) {
+      if (this.#loops.has(k)) continue;
+      const loop: Loop = { job, abort: new AbortController(), running: false };
+      this.#loops.set(k, loop);
+      this.#start(loop);
+    }
+  }
+
+  /** The next firing of each job of `service`. */
+  nextRuns(service: string): { trigger: string; at?: number }[] {
+    return [...this.#loops.values()].filter((l) => l.job.service === service).map((l) => ({
+      trigger: l.job.trigger,
+      at: l.next,
+    }));
+  }
+
+  stop(): void {
+    for (const loop of this.#loops.values()) loop.abort.abort();
+    this.#loops.clear();
+  }
+
+  #start(loop: Loop): void {
+    const { job } = loop;
+    const now = this.#clock.now();
+    const last = this.#backend.lastScheduled(job.service, job.trigger);
+    let missed: number | undefined;
+    if (last !== undefined) {
+      for (let t = nextFire(job.schedule, last); t !== undefined && t <= now; t = nextFire(job.schedule, t)) missed = t;
+    }
+    if (missed !== undefined) {
+      this.#log(`cron ${job.service} (${job.trigger}): running the firing missed at ${new Date(missed).toISOString()}`);
+      this.#fire(loop, missed);
+    }
+    this.#loop(loop, now).catch((err) => this.#log(`cron ${job.service}: scheduler loop failed: ${err}`));
+  }
+
+  async #loop(loop: Loop, from: number): Promise<void> {
+    const signal = loop.abort.signal;
+    let after = from;
+    while (!signal.aborted) {
+      const at = nextFire(loop.job.schedule, after);
+      loop.next = at;
+      if (at === undefined) return;
+      await this.#clock.sleepUntil(at, signal);
+      if (signal.aborted) return;
+      this.#fire(loop, at);
+      after = at;
+    }
+  }
+
+  #fire(loop: Loop, scheduledAt: number): void {
+    const { job } = loop;
+    const startedAt = this.#clock.now();
+    this.#backend.setLastScheduled(job.service, job.trigger, scheduledAt);
+    if (loop.running) {
+      this.#backend.recordRun({
+        service: job.service,
+        trigger: job.trigger,
+        scheduledAt,
+        startedAt,
+        durationMs: 0,
+        status: "skipped",
+        outputTail: "",
+        error: "the previous run was still going",
+      });
+      return;
+    }
+    loop.running = true;
+    this.#run(job, scheduledAt).then(
+      (r) => ({ ...r, status: r.exitCode === 0 && !r.error ? "ok" as const : "failed" as const }),
+      (err) => ({ exitCode: -1, outputTail: "", error: String(err), status: "failed" as const }),
+    ).then((r) => {
+      loop.running = false;
+      this.#backend.recordRun({
+        service: job.service,
+        trigger: job.trigger,
+        scheduledAt,
+        startedAt,
+        durationMs: this.#clock.now() - startedAt,
+        ...r,
+      });
+    });
+  }
+}
+
+function key(job: CronJob): string {
+  return `${job.service} ${job.trigger}`;
+}

@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { parseCron } from "../config/mod.ts";
+import { ManualClock } from "./clock.ts";
+import { type CronBackend, type CronJob, type CronRun, CronScheduler } from "./cron_scheduler.ts";
+
+function memoryBackend() {
+  const last = new Map<string, number>();
+  const runs: CronRun[] = [];
+  const backend: CronBackend = {
+    lastScheduled: (s, t) => last.get(`${s} ${t}`),
+    setLastScheduled: (s, t, at) => void last.set(`${s} ${t}`, at),
+    recordRun: (r) => void runs.push(r),
+  };
+  return { backend, runs, last };
+}
+
+function job(expr: string, service = "p/job"): CronJob {
+  const schedule = parseCron(expr);
+  if ("error" in schedule) throw new Error(schedule.error);
+  return { service, trigger: `cron:${expr}`, schedule };
+}
+
+const t0 = Date.parse("2026-01-01T00:00:00Z");
+const iso = (ms: number) => new Date(ms).toISOString().slice(11, 19);
+
+Deno.test("a per-second job runs at every second, with its scheduled time", async () => {
+  const clock = new ManualClock(t0 + 100);
+  const { backend, runs } = memoryBackend();
+  const scheduled: number[] = [];
+  const cron = new CronScheduler({
+    clock,
+    backend,
+    run: (_job, at) => {
+      scheduled.push(at);
+      return Promise.resolve({ exitCode: 0, outputTail: "done\n" });
+    },
+  });
+  cron.setJobs([job("* * * * * *")]);
+  await clock.advance(3000);
+  assert.deepEqual(scheduled.map(iso), ["00:00:01", "00:00:02", "00:00:03"]);
+  assert.deepEqual(runs.map((r) => r.status), ["ok", "ok", "ok"]);
+  assert.equal(cron.nextRuns("p/job")[0].at, t0 + 4000);
+  cron.stop();
+});
+
+Deno.test("runs never overlap: a firing during a run is recorded as skipped", async () => {
+  const clock = new ManualClock(t0);
+  const { backend, runs } = memoryBackend();
+  const cron = new CronScheduler({
+    clock,
+    backend,
+    // Each run takes 2.5 s of (fake) time.
+    run: async () => {
+      await clock.sleepUntil(clock.now() + 2500);
+      return { exitCode: 1, outputTail: "", error: undefined };
+    },
+  });
+  cron.setJobs([job("* * * * * *")]);
+  await clock.advance(4000);
+  assert.deepEqual(runs.map((r) => `${iso(r.scheduledAt)} ${r.status}`), [
+    "00:00:02 skipped",
+    "00:00:03 skipped",
+    "00:00:01 failed",
+  ]);
+  // The 00:00:01 run ended at 00:00:03.5, so the 00:00:04 firing starts a new run (recorded when it ends).
+  await clock.advance(2500);
+  assert.deepEqual(runs.slice(3).map((r) => `${iso(r.scheduledAt)} ${r.status}`), [
+    "00:00:05 skipped",
+    "00:00:06 skipped",
+    "00:00:04 failed",
+  ]);
+  cron.stop();
+});
+
+Deno.test("a firing missed during downtime runs once on start; a new job does not catch up", async () => {
+  const clock = new ManualClock(Date.parse("2026-01-01T10:30:00Z"));
+  const { backend, runs, last } = memoryBackend();
+  last.set("p/job cron:0 * * * *", Date.parse("2026-01-01T07:00:00Z")); // 08, 09, 10 were missed
+  const cron = new CronScheduler({ clock, backend, run: () => Promise.resolve({ exitCode: 0, outputTail: "" }) });
+  cron.setJobs([job("0 * * * *"), job("0 * * * *", "p/fresh")]);
+  await clock.advance(1);
+  assert.deepEqual(runs.map((r) => `${r.service} ${iso(r.scheduledAt)}`), ["p/job 10:00:00"]);
+  await clock.advance(30 * 60_000);
+  assert.deepEqual(runs.map((r) => `${r.service} ${iso(r.scheduledAt)}`), [
+    "p/job 10:00:00",
+    "p/job 11:00:00",
+    "p/fresh 11:00:00",
+  ]);
+  cron.stop();
+});
+
+Deno.test("setJobs stops removed jobs and keeps unchanged ones", async () => {
+  const clock = new ManualClock(t0);
+  const { backend, runs } = memoryBackend();
+  const cron = new CronScheduler({ clock, backend, run: () => Promise.resolve({ exitCode: 0, outputTail: "" }) });
+  cron.setJobs([job("* * * * * *", "p/a"), job("* * * * * *", "p/b")]);
+  await clock.advance(1000);
+  cron.setJobs([job("* * * * * *", "p/b")]);
+  await clock.advance(2000);
+  assert.deepEqual(runs.map((r) => r.service), ["p/a", "p/b", "p/b", "p/b"]);
+  assert.deepEqual(cron.nextRuns("p/a"), []);
+  cron.stop();
+});
