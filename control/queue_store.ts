@@ -87,7 +87,7 @@ export class QueueStore implements QueueBackend {
     });
   }
 
-  next(topic: string, consumer: string): QueuedMessage | undefined {
+  next(topic: string, consumer: string, after = 0): QueuedMessage | undefined {
     const cur = this.#store.db.prepare(
       "SELECT cursor, attempts, not_before FROM queue_cursors WHERE topic = ? AND consumer = ?",
     )
@@ -95,9 +95,11 @@ export class QueueStore implements QueueBackend {
     if (!cur) return undefined;
     const row = this.#store.db.prepare(
       "SELECT id, topic, body, meta, published_at FROM queue_messages WHERE topic = ? AND id > ? ORDER BY id LIMIT 1",
-    ).get(topic, cur.cursor) as MessageRow | undefined;
+    ).get(topic, Math.max(cur.cursor, after)) as MessageRow | undefined;
     if (!row) return undefined;
-    return { ...toMessage(row), attempts: cur.attempts, notBefore: cur.not_before };
+    // Retry state belongs to the message right after the durable cursor.
+    const first = after <= cur.cursor;
+    return { ...toMessage(row), attempts: first ? cur.attempts : 0, notBefore: first ? cur.not_before : 0 };
   }
 
   ack(topic: string, consumer: string, id: number): void {

@@ -4,6 +4,8 @@
  * once. A message is acknowledged when the job exits 0; a failure is retried
  * after an exponential backoff (later messages wait: order is kept); after
  * `maxAttempts` failures the message moves to the dead-letter list.
+ * Acks are group-committed (every `ackBatch` messages, or when the topic runs
+ * dry): a crash may redeliver up to that many handled messages, never lose one.
  */
 
 import { retryDelay, type RetryPolicy } from "./backoff.ts";
@@ -26,8 +28,8 @@ export interface QueuedMessage {
 export interface QueueBackend {
   ensureConsumer(topic: string, consumer: string): void;
   dropConsumer(topic: string, consumer: string): void;
-  /** The first message after the consumer's cursor. */
-  next(topic: string, consumer: string): QueuedMessage | undefined;
+  /** The first message after the consumer's cursor and after `after` (acks not yet flushed). */
+  next(topic: string, consumer: string, after?: number): QueuedMessage | undefined;
   ack(topic: string, consumer: string, id: number): void;
   retryLater(topic: string, consumer: string, id: number, attempts: number, notBefore: number, error: string): void;
   deadLetter(topic: string, consumer: string, message: QueuedMessage, attempts: number, error: string): void;
@@ -59,15 +61,23 @@ export class QueueConsumers {
   readonly #policy: RetryPolicy;
   readonly #log: (line: string) => void;
   readonly #loops = new Map<string, Loop>();
+  readonly #ackBatch: number;
 
-  constructor(
-    opts: { backend: QueueBackend; clock: Clock; deliver: Deliver; policy: RetryPolicy; log?: (line: string) => void },
-  ) {
+  constructor(opts: {
+    backend: QueueBackend;
+    clock: Clock;
+    deliver: Deliver;
+    policy: RetryPolicy;
+    log?: (line: string) => void;
+    /** Handled messages acknowledged per durable write (default 32). */
+    ackBatch?: number;
+  }) {
     this.#backend = opts.backend;
     this.#clock = opts.clock;
     this.#deliver = opts.deliver;
     this.#policy = opts.policy;
     this.#log = opts.log ?? (() => {});
+    this.#ackBatch = Math.max(1, opts.ackBatch ?? 32);
   }
 
   /**
@@ -132,14 +142,24 @@ export class QueueConsumers {
         if (until !== undefined) this.#clock.sleepUntil(until, stop.signal).then(done);
       });
     };
+    // Handled but not yet durably acknowledged: the highest id, and how many.
+    let handled = 0;
+    let unflushed = 0;
+    const flush = () => {
+      if (unflushed === 0) return;
+      this.#backend.ack(sub.topic, sub.consumer, handled);
+      unflushed = 0;
+    };
     loop.idle = (async () => {
       while (!abort.signal.aborted) {
-        const message = this.#backend.next(sub.topic, sub.consumer);
+        const message = this.#backend.next(sub.topic, sub.consumer, handled);
         if (!message) {
+          flush();
           await waitFor(undefined);
           continue;
         }
         if (message.notBefore > this.#clock.now()) {
+          flush();
           await waitFor(message.notBefore);
           continue;
         }
@@ -147,8 +167,12 @@ export class QueueConsumers {
         const result = await this.#deliver(sub, message, attempt).catch((err) => ({ ok: false, error: String(err) }));
         if (abort.signal.aborted && !result.ok) break; // the service went away mid-delivery: keep it for later
         if (result.ok) {
-          this.#backend.ack(sub.topic, sub.consumer, message.id);
-        } else if (attempt >= this.#policy.maxAttempts) {
+          handled = message.id;
+          if (++unflushed >= this.#ackBatch) flush();
+          continue;
+        }
+        flush(); // a failure's state is written after the acks before it
+        if (attempt >= this.#policy.maxAttempts) {
           this.#backend.deadLetter(sub.topic, sub.consumer, message, attempt, result.error ?? "failed");
           this.#log(
             `queue ${sub.topic}: message ${message.id} dead-lettered for ${sub.consumer} after ${attempt} attempts`,
@@ -158,6 +182,7 @@ export class QueueConsumers {
           this.#backend.retryLater(sub.topic, sub.consumer, message.id, attempt, notBefore, result.error ?? "failed");
         }
       }
+      flush();
     })().catch((err) => this.#log(`queue ${sub.topic} consumer ${sub.consumer} stopped: ${err}`));
     this.#loops.set(k, loop);
   }

@@ -12,10 +12,11 @@ function memoryBackend() {
     ensureConsumer: (t, c) =>
       void (cursors.has(k(t, c)) || cursors.set(k(t, c), { cursor: 0, attempts: 0, notBefore: 0 })),
     dropConsumer: (t, c) => void cursors.delete(k(t, c)),
-    next(t, c) {
+    next(t, c, after = 0) {
       const cur = cursors.get(k(t, c))!;
-      const m = messages.find((m) => m.topic === t && m.id > cur.cursor);
-      return m && { ...m, attempts: cur.attempts, notBefore: cur.notBefore };
+      const m = messages.find((m) => m.topic === t && m.id > Math.max(cur.cursor, after));
+      const first = after <= cur.cursor;
+      return m && { ...m, attempts: first ? cur.attempts : 0, notBefore: first ? cur.notBefore : 0 };
     },
     ack: (t, c, id) => void cursors.set(k(t, c), { cursor: id, attempts: 0, notBefore: 0 }),
     retryLater: (t, c, _id, attempts, notBefore) => void Object.assign(cursors.get(k(t, c))!, { attempts, notBefore }),
@@ -94,5 +95,19 @@ Deno.test("failures are retried with backoff, keeping order; then dead-lettered"
     "6000 ok#1",
   ]);
   assert.deepEqual(dead, [{ consumer: "c", id: 2, attempts: 3, error: "exit 1" }]);
+  await q.stop();
+});
+
+Deno.test("acks are group-committed; a crash redelivers only unflushed ones", async () => {
+  const clock = new ManualClock(0);
+  const { backend, publish } = memoryBackend();
+  const acks: number[] = [];
+  const counting: QueueBackend = { ...backend, ack: (t, c, id) => (acks.push(id), backend.ack(t, c, id)) };
+  const q = new QueueConsumers({ backend: counting, clock, policy, ackBatch: 4, deliver: () => Promise.resolve({ ok: true }) });
+  for (let i = 0; i < 10; i++) publish("t", `m${i}`);
+  q.setSubscriptions([{ topic: "t", consumer: "c" }]);
+  await clock.advance(0);
+  // Two full batches, then the rest when the topic ran dry.
+  assert.deepEqual(acks, [4, 8, 10]);
   await q.stop();
 });
