@@ -13,6 +13,7 @@ import { eventsCommand } from "./cli/events.ts";
 import { queueCommand } from "./cli/queue.ts";
 import { runsCommand } from "./cli/runs.ts";
 import { logsCommand } from "./cli/logs.ts";
+import { execCommand, rmCommand, statsCommand } from "./cli/manage.ts";
 import { serverCommand } from "./cli/server.ts";
 import { statusCommand } from "./cli/status.ts";
 import { VERSION } from "./version.ts";
@@ -22,6 +23,9 @@ const commands: Command[] = [
   deployCommand,
   statusCommand,
   logsCommand,
+  statsCommand,
+  execCommand,
+  rmCommand,
   runsCommand,
   queueCommand,
   eventsCommand,

@@ -45,7 +45,12 @@ export const clientFlags = [
 export function parseCommandArgs(cmd: Command, argv: string[]): { values: Values; args: string[] } {
   const options = { ...globalOptions, ...cmd.options };
   try {
-    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    // After `--`, everything is positional (orca exec svc -- ls -la).
+    const dash = argv.indexOf("--");
+    const [own, rest] = dash < 0 ? [argv, []] : [argv.slice(0, dash), argv.slice(dash + 1)];
+    const parsed = parseArgs({ args: own, options, allowPositionals: true, strict: true });
+    const values = parsed.values;
+    const positionals = [...parsed.positionals, ...rest];
     if (!values.help && positionals.length > cmd.maxArgs) {
       throw new OrcaError(
         "usage",

@@ -25,6 +25,7 @@ export const serverCommand: Command = {
     "--listen ADDR     address to bind (default 0.0.0.0)",
     "--home DIR        data dir (default $ORCA_HOME, else ~/.orca)",
     "--pool-size N     pre-made Wasm instances per service (default 4)",
+    "--docker-socket P Docker engine socket for container services (default /var/run/docker.sock)",
   ],
   options: {
     "api-port": { type: "string" },
@@ -32,6 +33,7 @@ export const serverCommand: Command = {
     listen: { type: "string" },
     home: { type: "string" },
     "pool-size": { type: "string" },
+    "docker-socket": { type: "string" },
   },
   maxArgs: 0,
   async run(values) {

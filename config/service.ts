@@ -124,6 +124,21 @@ export function readService(
       throw r.error([...r.path("aliases"), i], `has an invalid alias ${JSON.stringify(a)}`, NAME_HINT);
     }
   });
+  const command = r.strings("command");
+  if (command && (command.length === 0 || runtime !== "container")) {
+    throw r.error(r.path("command"), command.length === 0 ? "must not be empty" : "applies to container services only");
+  }
+  const volumes = r.strings("volumes") ?? [];
+  volumes.forEach((v, i) => {
+    if (runtime !== "container") throw r.error([...r.path("volumes"), i], "applies to container services only");
+    if (!/^([A-Za-z0-9][A-Za-z0-9_.-]*|\/[^:]*):\/[^:]*(:(ro|rw))?$/.test(v)) {
+      throw r.error(
+        [...r.path("volumes"), i],
+        `has an invalid mount ${JSON.stringify(v)}`,
+        'write "name:/path", "/host/path:/path" or add ":ro"',
+      );
+    }
+  });
   const env = r.stringMap("env") ?? {};
   for (const key of Object.keys(env)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
@@ -138,6 +153,8 @@ export function readService(
     ...(image !== undefined && { image }),
     ...(module !== undefined && { module }),
     ...(moduleHash !== undefined && { module_hash: moduleHash }),
+    ...optional("command", command),
+    volumes,
     triggers,
     replicas: r.number("replicas", { integer: true, min: 0, max: 10_000 }) ?? 1,
     ...optional("port", r.number("port", { integer: true, min: 1, max: 65535 })),

@@ -49,6 +49,10 @@ export interface ServiceSpec {
   module?: string;
   /** sha256 of the module bytes, set when the module was read. */
   module_hash?: string;
+  /** Container command (overrides the image's). */
+  command?: string[];
+  /** Container mounts: `name:/path` (a named volume) or `/host/path:/path`, with an optional `:ro`. */
+  volumes: string[];
   triggers: string[];
   replicas: number;
   port?: number;

@@ -129,6 +129,25 @@ export function createApi(opts: ApiOptions): Hono {
     return c.json({ event: name, deliveredTo: jobs.emit(name, body) }, 201);
   });
 
+  app.delete("/services/:project/:name", async (c) => c.json(await plane.remove(serviceKey(c.req.param()))));
+
+  app.post("/services/:project/:name/exec", async (c) => {
+    let cmd: unknown;
+    try {
+      cmd = (await c.req.json()).cmd;
+    } catch {
+      throw new OrcaError("invalid", 'exec needs a JSON body {"cmd": ["program", "arg"]}');
+    }
+    if (!Array.isArray(cmd) || cmd.length === 0 || cmd.some((x) => typeof x !== "string")) {
+      throw new OrcaError("invalid", "cmd must be a non-empty list of strings");
+    }
+    const r = await plane.exec(serviceKey(c.req.param()), cmd as string[]);
+    const text = (b: Uint8Array) => new TextDecoder().decode(b);
+    return c.json({ exitCode: r.exitCode, stdout: text(r.stdout), stderr: text(r.stderr) });
+  });
+
+  app.get("/services/:project/:name/stats", async (c) => c.json(await plane.stats(serviceKey(c.req.param()))));
+
   app.get("/services/:project/:name/runs", (c) => {
     const key = plane.resolve(`${c.req.param("project")}/${c.req.param("name")}`);
     return c.json({ service: key, runs: jobs.runs.runs(key, limitOf(c.req.query("limit"), 50)) });
@@ -150,6 +169,10 @@ export function createApi(opts: ApiOptions): Hono {
   });
 
   return app;
+}
+
+function serviceKey(p: { project: string; name: string }): string {
+  return `${p.project}/${p.name}`;
 }
 
 function limitOf(text: string | undefined, fallback: number): number {

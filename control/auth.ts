@@ -25,3 +25,17 @@ export async function tokenMatches(presented: string, token: string): Promise<bo
   // Hashing first gives equal lengths, so the comparison leaks nothing about the token's length either.
   return timingSafeEqual(await digest(presented), await digest(token));
 }
+
+/** This node's id: made once per data dir (`<home>/node.id`), labels what the node creates. */
+export async function loadOrCreateNodeId(home: string): Promise<string> {
+  const path = `${home}/node.id`;
+  try {
+    const id = (await Deno.readTextFile(path)).trim();
+    if (id) return id;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const id = crypto.randomUUID();
+  await Deno.writeTextFile(path, `${id}\n`);
+  return id;
+}

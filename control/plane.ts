@@ -8,7 +8,15 @@
 import { readService, type ServiceSpec } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { type Route, routesOf, RouteTable } from "../proxy/mod.ts";
-import type { HttpContext, LogLine, LogOpts, Runtime, WorkloadHandle } from "../runtime/mod.ts";
+import type {
+  ExecResult,
+  HttpContext,
+  LogLine,
+  LogOpts,
+  ResourceStats,
+  Runtime,
+  WorkloadHandle,
+} from "../runtime/mod.ts";
 import type { GuestKind, HttpServing, JobRunning } from "../runtime/mod.ts";
 import { type JobTriggers, needsCommand } from "./jobs.ts";
 import type { DeployRecord, DeploySummary, Store, StoredService } from "./store.ts";
@@ -51,10 +59,16 @@ interface Active {
 }
 
 type WasmLike = Runtime & HttpServing & JobRunning & { guestKind(handle: WorkloadHandle): GuestKind };
+type ContainerLike = Runtime & HttpServing & {
+  orphans(): Promise<{ id: string; name: string; workload: string }[]>;
+  removeContainer(id: string): Promise<void>;
+};
 
 export interface ControlPlaneOptions {
   store: Store;
   wasm: WasmLike;
+  /** Docker containers; absent on a node that runs Wasm only. */
+  containers?: ContainerLike;
   now?: () => number;
   log?: (line: string) => void;
   /** How long an old version may finish in-flight requests after a swap. */
@@ -66,6 +80,7 @@ export interface ControlPlaneOptions {
 export class ControlPlane {
   readonly #store: Store;
   readonly #wasm: WasmLike;
+  readonly #containers?: ContainerLike;
   readonly #now: () => number;
   readonly #log: (line: string) => void;
   readonly #drainMs: number;
@@ -77,6 +92,7 @@ export class ControlPlane {
   constructor(opts: ControlPlaneOptions) {
     this.#store = opts.store;
     this.#wasm = opts.wasm;
+    this.#containers = opts.containers;
     this.#now = opts.now ?? Date.now;
     this.#log = opts.log ?? (() => {});
     this.#drainMs = opts.drainMs ?? 10_000;
@@ -111,6 +127,7 @@ export class ControlPlane {
     }
     this.#routes = new RouteTable([...this.#active.values()].flatMap((a) => routesOf(a.stored.spec)));
     this.#applyJobs([]);
+    await this.#removeOrphans();
     this.#log(`restored ${this.#active.size} service(s)`);
   }
 
@@ -124,13 +141,20 @@ export class ControlPlane {
   async #deploy(request: DeployRequest): Promise<DeployResult> {
     const incoming = validateRequest(request);
     for (const spec of incoming) {
-      if (spec.runtime === "container") {
+      if (spec.runtime === "container" && !this.#containers) {
         throw new OrcaError(
           "unsupported",
-          `service ${keyOf(spec)} uses runtime "container", which this node does not run yet`,
+          `service ${keyOf(spec)} is a container service, and this node runs Wasm only`,
           {
-            hint: "only Wasm services can be deployed for now; containers arrive with the Docker adapter",
+            hint: "start the server where a Docker engine runs",
           },
+        );
+      }
+      if (spec.runtime === "container" && needsCommand(spec)) {
+        throw new OrcaError(
+          "unsupported",
+          `service ${keyOf(spec)}: cron/queue/event triggers on container services are not supported yet`,
+          { hint: "use a Wasm command (wasi:cli/run) for jobs, and an http trigger or a domain for the container" },
         );
       }
       if (spec.module_hash && !this.#store.hasModule(spec.module_hash)) {
@@ -171,7 +195,7 @@ export class ControlPlane {
     try {
       for (const c of changed) started.set(keyOf(c.spec), await this.#startWorkload(c));
     } catch (err) {
-      for (const h of started.values()) await this.#wasm.remove(h);
+      for (const h of started.values()) await this.#runtime(h).remove(h);
       throw err;
     }
 
@@ -202,12 +226,55 @@ export class ControlPlane {
     }
     for (const key of summary.removed) this.emit("orca.service.removed", { service: key, deploy: id });
     for (const h of retired) {
-      this.#wasm.stop(h, this.#drainMs).then(() => this.#wasm.remove(h)).catch((err) =>
+      this.#runtime(h).stop(h, this.#drainMs).then(() => this.#runtime(h).remove(h)).catch((err) =>
         this.#log(`retire ${h.id}: ${err}`)
       );
     }
     this.#log(`deploy ${id}: ${describeSummary(summary)}`);
     return { id, summary };
+  }
+
+  /** Removes one service (by `name` or `project/name`); serialized with deploys. */
+  remove(service: string): Promise<DeployResult> {
+    const run = this.#queue.then(() => {
+      const key = this.resolve(service);
+      const a = this.#active.get(key)!;
+      const summary: DeploySummary = { created: [], updated: [], removed: [key], unchanged: [] };
+      const id = this.#store.applyDeploy([], [a.stored.spec], summary);
+      this.#active.delete(key);
+      this.#routes = new RouteTable([...this.#active.values()].flatMap((x) => routesOf(x.stored.spec)));
+      this.#applyJobs([key]);
+      this.emit("orca.service.removed", { service: key, deploy: id });
+      if (a.handle) {
+        const h = a.handle;
+        this.#runtime(h).stop(h, this.#drainMs).then(() => this.#runtime(h).remove(h)).catch((err) =>
+          this.#log(`retire ${h.id}: ${err}`)
+        );
+      }
+      this.#log(`deploy ${id}: removed ${key}`);
+      return { id, summary };
+    });
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Runs a command in a service's workload (first replica). */
+  exec(service: string, cmd: string[]): Promise<ExecResult> {
+    const handle = this.#handleOf(service);
+    return this.#runtime(handle).exec(handle, cmd);
+  }
+
+  /** Live resource use of a service's workload. */
+  stats(service: string): Promise<ResourceStats> {
+    const handle = this.#handleOf(service);
+    return this.#runtime(handle).stats(handle);
+  }
+
+  #handleOf(service: string): WorkloadHandle {
+    const key = this.resolve(service);
+    const handle = this.#active.get(key)!.handle;
+    if (!handle) throw new OrcaError("unavailable", `service ${key} is not running`, { hint: "orca status shows why" });
+    return handle;
   }
 
   /** Answers an HTTP request for `service` (a route's target). */
@@ -218,7 +285,7 @@ export class ControlPlane {
         Response.json({ error: "service unavailable", service, detail: a?.failure }, { status: 503 }),
       );
     }
-    return this.#wasm.serveHttp(a.handle, request, ctx);
+    return this.#runtime(a.handle).serveHttp(a.handle, request, ctx);
   }
 
   async status(): Promise<ServiceStatus[]> {
@@ -239,7 +306,12 @@ export class ControlPlane {
         out.push({ ...base, state: "failed", instances: 0, requests: 0, errors: 0, message: a.failure });
         continue;
       }
-      const [st, stats] = await Promise.all([this.#wasm.status(a.handle), this.#wasm.stats(a.handle)]);
+      const runtime = this.#runtime(a.handle);
+      // Container stats take the engine a second or two: status shows Wasm counters only.
+      const [st, stats] = await Promise.all([
+        runtime.status(a.handle).catch((err) => ({ state: "failed", instances: 0, message: (err as Error).message })),
+        a.handle.runtime === "wasm" ? runtime.stats(a.handle) : Promise.resolve({ requests: 0, errors: 0 }),
+      ]);
       const key = keyOf(spec);
       const nextRuns = this.#jobs?.nextRuns(key) ?? [];
       const last = this.#jobs?.runs.runs(key, 1)[0];
@@ -266,10 +338,8 @@ export class ControlPlane {
 
   /** Logs of a service, by `name` or `project/name`. */
   logs(service: string, opts: LogOpts): AsyncIterable<LogLine> {
-    const key = this.resolve(service);
-    const handle = this.#active.get(key)!.handle;
-    if (!handle) throw new OrcaError("unavailable", `service ${key} is not running`, { hint: "orca status shows why" });
-    return this.#wasm.logs(handle, opts);
+    const handle = this.#handleOf(service);
+    return this.#runtime(handle).logs(handle, opts);
   }
 
   /** Resolves `name` or `project/name` to a service key, or explains why not. */
@@ -285,11 +355,29 @@ export class ControlPlane {
     throw new OrcaError("not_found", `no service "${service}"`, { hint: "orca status lists the deployed services" });
   }
 
+  #runtime(handle: WorkloadHandle): Runtime & HttpServing {
+    if (handle.runtime === "wasm") return this.#wasm;
+    if (!this.#containers) throw new OrcaError("internal", `no container runtime for ${handle.id}`);
+    return this.#containers;
+  }
+
+  /** Containers labelled as Orca's that no service owns: left by a crash or a retired version. */
+  async #removeOrphans(): Promise<void> {
+    if (!this.#containers) return;
+    try {
+      for (const orphan of await this.#containers.orphans()) {
+        await this.#containers.removeContainer(orphan.id);
+        this.#log(`removed orphan container ${orphan.name} (${orphan.workload || "no workload"})`);
+      }
+    } catch (err) {
+      this.#log(`orphan check skipped: ${(err as Error).message}`);
+    }
+  }
+
   #applyJobs(removed: string[]): void {
-    const running = [...this.#active.values()].filter((a) => a.handle).map((a) => ({
-      spec: a.stored.spec,
-      handle: a.handle!,
-    }));
+    const running = [...this.#active.values()]
+      .filter((a) => a.handle?.runtime === "wasm")
+      .map((a) => ({ spec: a.stored.spec, handle: a.handle! }));
     this.#jobs?.apply(running, removed);
   }
 
@@ -299,15 +387,18 @@ export class ControlPlane {
 
   async shutdown(): Promise<void> {
     await this.#jobs?.stop();
-    for (const a of this.#active.values()) if (a.handle) await this.#wasm.remove(a.handle);
+    // Wasm workloads end with the process; containers keep running, and are adopted on the next start.
+    for (const a of this.#active.values()) if (a.handle?.runtime === "wasm") await this.#wasm.remove(a.handle);
     this.#active.clear();
   }
 
   async #startWorkload(stored: StoredService): Promise<WorkloadHandle> {
-    const handle = await this.#wasm.create({ id: `${keyOf(stored.spec)}@${stored.version}`, service: stored.spec });
+    const runtime = stored.spec.runtime === "wasm" ? this.#wasm : this.#containers;
+    if (!runtime) throw new OrcaError("unsupported", `service ${keyOf(stored.spec)} needs the container runtime`);
+    const handle = await runtime.create({ id: `${keyOf(stored.spec)}@${stored.version}`, service: stored.spec });
     try {
-      await this.#wasm.start(handle);
-      if (needsCommand(stored.spec) && this.#wasm.guestKind(handle) !== "command") {
+      await runtime.start(handle);
+      if (handle.runtime === "wasm" && needsCommand(stored.spec) && this.#wasm.guestKind(handle) !== "command") {
         throw new OrcaError(
           "config",
           `service ${keyOf(stored.spec)} has cron/queue/event triggers but is a wasi:http handler`,
@@ -318,7 +409,7 @@ export class ControlPlane {
         );
       }
     } catch (err) {
-      await this.#wasm.remove(handle);
+      await runtime.remove(handle);
       throw err;
     }
     return handle;

@@ -4,10 +4,10 @@
  */
 
 import { createProxy } from "../proxy/mod.ts";
-import { WasmRuntime } from "../runtime/mod.ts";
+import { ContainerRuntime, Engine, WasmRuntime } from "../runtime/mod.ts";
 import { VERSION } from "../version.ts";
 import { createApi } from "./api.ts";
-import { loadOrCreateToken } from "./auth.ts";
+import { loadOrCreateNodeId, loadOrCreateToken } from "./auth.ts";
 import { JobTriggers } from "./jobs.ts";
 import { ControlPlane } from "./plane.ts";
 import { Store } from "./store.ts";
@@ -21,6 +21,8 @@ export interface ServerOptions {
   hostname: string;
   /** Pre-made instances per service. */
   poolSize?: number;
+  /** The Docker engine's socket (default /var/run/docker.sock). */
+  dockerSocket?: string;
   log?: (line: string) => void;
 }
 
@@ -55,7 +57,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     onIncident: (service, error) => incident(service, error),
   });
   const jobs = new JobTriggers({ store, runtime: wasm, log });
-  const plane = new ControlPlane({ store, wasm, log, jobs });
+  const containers = new ContainerRuntime(new Engine(opts.dockerSocket), await loadOrCreateNodeId(opts.home));
+  const plane = new ControlPlane({ store, wasm, containers, log, jobs });
   incident = (service, error) => plane.emit("orca.instance.crashed", { service, error });
   await plane.restore();
 

@@ -1,6 +1,7 @@
 /**
- * Runtimes: the `Runtime` interface every workload implements, and the Wasm
- * implementation (jco-transpiled components in a per-instance WASI sandbox).
+ * Runtimes: the `Runtime` interface every workload implements, the Wasm
+ * implementation (jco-transpiled components in a per-instance WASI sandbox)
+ * and the container implementation (a real Docker engine).
  *
  * @module
  */
@@ -10,3 +11,7 @@ export { LineSplitter, LogBuffer } from "./logs.ts";
 export { WasmRuntime, type WasmRuntimeOptions } from "./wasm/runtime.ts";
 export { compileComponent, type GuestKind, wasmKind } from "./wasm/compile.ts";
 export { hostAllowed } from "./wasm/wasi.ts";
+export { ContainerRuntime } from "./docker/runtime.ts";
+export { demux, Engine } from "./docker/engine.ts";
+export { containerName, createContainerBody, type HostFacts, INTERNAL_NETWORK, projectNetwork } from "./docker/spec.ts";
+export { discoverGpus, parseGroups, parseNvidiaSmi, parseRocmSmi, readHostFacts } from "./docker/gpu.ts";

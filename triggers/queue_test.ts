@@ -103,7 +103,13 @@ Deno.test("acks are group-committed; a crash redelivers only unflushed ones", as
   const { backend, publish } = memoryBackend();
   const acks: number[] = [];
   const counting: QueueBackend = { ...backend, ack: (t, c, id) => (acks.push(id), backend.ack(t, c, id)) };
-  const q = new QueueConsumers({ backend: counting, clock, policy, ackBatch: 4, deliver: () => Promise.resolve({ ok: true }) });
+  const q = new QueueConsumers({
+    backend: counting,
+    clock,
+    policy,
+    ackBatch: 4,
+    deliver: () => Promise.resolve({ ok: true }),
+  });
   for (let i = 0; i < 10; i++) publish("t", `m${i}`);
   q.setSubscriptions([{ topic: "t", consumer: "c" }]);
   await clock.advance(0);

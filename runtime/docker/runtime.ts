@@ -1,0 +1,414 @@
+/**
+ * The container implementation of `Runtime` on a real Docker engine: one
+ * network per project, aliases, an internal network across projects, limits,
+ * GPUs, replicas named `<project>-<name>-<n>`, readiness before traffic.
+ */
+
+import { OrcaError } from "../../errors.ts";
+import type {
+  ExecResult,
+  HttpContext,
+  HttpServing,
+  LogLine,
+  LogOpts,
+  ResourceStats,
+  Runtime,
+  WorkloadHandle,
+  WorkloadSpec,
+  WorkloadStatus,
+} from "../types.ts";
+import { demux, Engine, engineMessage, engineStatus } from "./engine.ts";
+import { readHostFacts } from "./gpu.ts";
+import { waitReady } from "./probe.ts";
+import {
+  containerName,
+  createContainerBody,
+  type HostFacts,
+  INTERNAL_NETWORK,
+  labelsFor,
+  projectNetwork,
+} from "./spec.ts";
+
+interface Replica {
+  id: string;
+  name: string;
+  /** Published loopback port, where the proxy sends requests. */
+  hostPort?: number;
+  /** Address on the project network. */
+  ip?: string;
+}
+
+interface Workload {
+  spec: WorkloadSpec;
+  replicas: Replica[];
+  next: number;
+  failures: number;
+  requests: number;
+}
+
+interface Inspect {
+  Id: string;
+  Name: string;
+  State: { Status: string; Running: boolean; StartedAt: string; ExitCode: number; OOMKilled: boolean };
+  Config: { Labels: Record<string, string> };
+  NetworkSettings: {
+    Ports: Record<string, { HostIp: string; HostPort: string }[] | null>;
+    Networks: Record<string, { IPAddress: string; Aliases: string[] | null }>;
+  };
+  HostConfig: Record<string, unknown>;
+}
+
+export class ContainerRuntime implements Runtime, HttpServing {
+  readonly kind = "container" as const;
+  readonly engine: Engine;
+  readonly #workloads = new Map<string, Workload>();
+  readonly #node: string;
+  #host?: HostFacts;
+
+  /** `node` labels every container this runtime creates; orphans are looked for among them only. */
+  constructor(engine: Engine, node: string) {
+    this.engine = engine;
+    this.#node = node;
+  }
+
+  async create(spec: WorkloadSpec): Promise<WorkloadHandle> {
+    const s = spec.service;
+    await this.#ensureImage(s.image!);
+    await this.#ensureNetwork(projectNetwork(s.project), { "orca.project": s.project });
+    if (s.internal) await this.#ensureNetwork(INTERNAL_NETWORK, {});
+    this.#host ??= await readHostFacts();
+    const replicas: Replica[] = [];
+    try {
+      for (let n = 1; n <= s.replicas; n++) {
+        const name = containerName(s, n);
+        const adopted = await this.#moveAside(name, spec.id);
+        if (adopted) {
+          replicas.push({ id: adopted, name });
+          continue;
+        }
+        const body = createContainerBody(s, spec.id, n, this.#host, this.#node);
+        const created = await this.engine.request<{ Id: string }>("POST", "/containers/create", {
+          query: { name },
+          body,
+        });
+        replicas.push({ id: created.Id, name });
+        if (s.internal) {
+          await this.engine.request("POST", `/networks/${INTERNAL_NETWORK}/connect`, {
+            body: { Container: created.Id, EndpointConfig: { Aliases: [s.name, ...s.aliases] } },
+          });
+        }
+      }
+    } catch (err) {
+      for (const r of replicas) {
+        await this.engine.request("DELETE", `/containers/${r.id}`, { query: { force: true } }).catch(() => {});
+      }
+      throw this.#explain(err, s.name);
+    }
+    this.#workloads.set(spec.id, { spec, replicas, next: 0, failures: 0, requests: 0 });
+    return { id: spec.id, runtime: "container" };
+  }
+
+  async start(handle: WorkloadHandle): Promise<void> {
+    const w = this.#get(handle);
+    const s = w.spec.service;
+    for (const r of w.replicas) {
+      try {
+        await this.engine.request("POST", `/containers/${r.id}/start`);
+      } catch (err) {
+        throw this.#explain(err, s.name);
+      }
+      const info = await this.#inspect(r.id);
+      const binding = s.port ? info.NetworkSettings.Ports[`${s.port}/tcp`]?.[0] : undefined;
+      if (binding) r.hostPort = Number(binding.HostPort);
+      r.ip = info.NetworkSettings.Networks[projectNetwork(s.project)]?.IPAddress || undefined;
+    }
+    await Promise.all(
+      w.replicas.map((r) =>
+        waitReady(
+          s,
+          s.port && r.ip ? { hostname: r.ip, port: s.port } : undefined,
+          async () => (await this.#inspect(r.id)).State,
+        ).catch((err) => {
+          throw new OrcaError(
+            "unavailable",
+            `service ${s.project}/${s.name}: replica ${r.name} did not become ready: ${err.message}`,
+            {
+              hint: `orca logs ${s.project}/${s.name} shows what it printed`,
+            },
+          );
+        })
+      ),
+    );
+  }
+
+  async stop(handle: WorkloadHandle, timeoutMs: number): Promise<void> {
+    const w = this.#get(handle);
+    await Promise.all(
+      w.replicas.map((r) =>
+        this.engine.request("POST", `/containers/${r.id}/stop`, { query: { t: Math.ceil(timeoutMs / 1000) } }).catch(
+          (err) => {
+            if (engineStatus(err) !== 404) throw err;
+          },
+        )
+      ),
+    );
+  }
+
+  async remove(handle: WorkloadHandle): Promise<void> {
+    const w = this.#workloads.get(handle.id);
+    if (!w) return;
+    for (const r of w.replicas) {
+      await this.engine.request("DELETE", `/containers/${r.id}`, { query: { force: true } }).catch((err) => {
+        if (engineStatus(err) !== 404) throw err;
+      });
+    }
+    this.#workloads.delete(handle.id);
+  }
+
+  async status(handle: WorkloadHandle): Promise<WorkloadStatus> {
+    const w = this.#get(handle);
+    const states = await Promise.all(
+      w.replicas.map((r) => this.#inspect(r.id).then((i) => i.State).catch(() => undefined)),
+    );
+    const running = states.filter((s) => s?.Running).length;
+    const oom = states.some((s) => s?.OOMKilled);
+    const since = Math.min(...states.map((s) => (s ? Date.parse(s.StartedAt) : Date.now())));
+    const state = running === w.replicas.length ? "running" : running > 0 ? "running" : "failed";
+    const message = running < w.replicas.length
+      ? `${running}/${w.replicas.length} replicas running${oom ? " (out of memory: raise resources.memory)" : ""}`
+      : undefined;
+    return { state, instances: running, since, ...(message && { message }) };
+  }
+
+  async *logs(handle: WorkloadHandle, opts: LogOpts = {}): AsyncGenerator<LogLine> {
+    const w = this.#get(handle);
+    const streams = await Promise.all(w.replicas.map((r) =>
+      this.engine.stream("GET", `/containers/${r.id}/logs`, {
+        query: { stdout: 1, stderr: 1, timestamps: 1, follow: opts.follow ? 1 : 0, tail: opts.tail ?? "all" },
+      })
+    ));
+    opts.signal?.addEventListener("abort", () => streams.forEach((s) => s.destroy()), { once: true });
+    yield* mergeLogs(streams.map((s) => demux(s as AsyncIterable<Uint8Array>)));
+  }
+
+  async exec(handle: WorkloadHandle, cmd: string[]): Promise<ExecResult> {
+    const w = this.#get(handle);
+    const target = w.replicas[0];
+    const { Id } = await this.engine.request<{ Id: string }>("POST", `/containers/${target.id}/exec`, {
+      body: { Cmd: cmd, AttachStdout: true, AttachStderr: true },
+    });
+    const stream = await this.engine.stream("POST", `/exec/${Id}/start`, { body: { Detach: false, Tty: false } });
+    const out: Uint8Array[] = [];
+    const err: Uint8Array[] = [];
+    for await (const frame of demux(stream as AsyncIterable<Uint8Array>)) {
+      (frame.stream === "stdout" ? out : err).push(frame.data);
+    }
+    const { ExitCode } = await this.engine.request<{ ExitCode: number }>("GET", `/exec/${Id}/json`);
+    return { exitCode: ExitCode, stdout: join(out), stderr: join(err) };
+  }
+
+  async stats(handle: WorkloadHandle): Promise<ResourceStats> {
+    const w = this.#get(handle);
+    let memoryBytes = 0, memoryLimitBytes = 0, cpuPercent = 0;
+    for (const r of w.replicas) {
+      const s = await this.engine.request<DockerStats>("GET", `/containers/${r.id}/stats`, {
+        query: { stream: false },
+      });
+      memoryBytes += s.memory_stats?.usage ?? 0;
+      memoryLimitBytes += s.memory_stats?.limit ?? 0;
+      cpuPercent += cpuPercentOf(s);
+    }
+    return {
+      memoryBytes,
+      memoryLimitBytes,
+      cpuPercent,
+      requests: w.requests,
+      errors: w.failures,
+      instances: w.replicas.length,
+    };
+  }
+
+  /** The raw engine view of a workload's containers (HostConfig included). */
+  inspect(handle: WorkloadHandle): Promise<Inspect[]> {
+    return Promise.all(this.#get(handle).replicas.map((r) => this.#inspect(r.id)));
+  }
+
+  async serveHttp(handle: WorkloadHandle, request: Request, _ctx: HttpContext): Promise<Response> {
+    const w = this.#get(handle);
+    const ports = w.replicas.filter((r) => r.hostPort);
+    if (ports.length === 0) {
+      return Response.json({ error: `service ${w.spec.service.name} has no port to route to` }, { status: 502 });
+    }
+    const target = ports[w.next++ % ports.length];
+    const url = new URL(request.url);
+    w.requests++;
+    try {
+      const hasBody = request.method !== "GET" && request.method !== "HEAD";
+      return await fetch(`http://127.0.0.1:${target.hostPort}${url.pathname}${url.search}`, {
+        method: request.method,
+        headers: request.headers,
+        body: hasBody ? await request.arrayBuffer() : undefined,
+        redirect: "manual",
+      });
+    } catch (err) {
+      w.failures++;
+      return Response.json({ error: "the container did not answer", detail: (err as Error).message }, { status: 502 });
+    }
+  }
+
+  /** Containers Orca created that no workload owns (left by a crash or an older version). */
+  async orphans(): Promise<{ id: string; name: string; workload: string }[]> {
+    const list = await this.engine.request<{ Id: string; Names: string[]; Labels: Record<string, string> }[]>(
+      "GET",
+      "/containers/json",
+      {
+        query: { all: true, filters: JSON.stringify({ label: ["orca.managed=true", `orca.node=${this.#node}`] }) },
+      },
+    );
+    const owned = new Set([...this.#workloads.values()].flatMap((w) => w.replicas.map((r) => r.id)));
+    return list.filter((c) => !owned.has(c.Id)).map((c) => ({
+      id: c.Id,
+      name: c.Names[0]?.replace(/^\//, "") ?? c.Id,
+      workload: c.Labels["orca.workload"] ?? "",
+    }));
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    await this.engine.request("DELETE", `/containers/${id}`, { query: { force: true } });
+  }
+
+  async #ensureImage(image: string): Promise<void> {
+    try {
+      await this.engine.request("GET", `/images/${encodeURIComponent(image)}/json`);
+      return;
+    } catch (err) {
+      if (engineStatus(err) !== 404) throw this.#explain(err, image);
+    }
+    try {
+      const [fromImage, tag] = splitImage(image);
+      const progress = await this.engine.stream("POST", "/images/create", { query: { fromImage, tag } });
+      for await (const _ of progress as AsyncIterable<Uint8Array>) { /* drain the progress stream */ }
+      await this.engine.request("GET", `/images/${encodeURIComponent(image)}/json`);
+    } catch (err) {
+      throw new OrcaError(
+        "not_found",
+        `image ${image} is not on this node, and pulling it failed: ${engineMessage(err)}`,
+        {
+          hint: "load it with `docker load -i image.tar` or `docker import rootfs.tar " + image +
+            "` (examples/images/build.sh builds the examples' images)",
+        },
+      );
+    }
+  }
+
+  async #ensureNetwork(name: string, labels: Record<string, string>): Promise<void> {
+    try {
+      await this.engine.request("GET", `/networks/${name}`);
+    } catch (err) {
+      if (engineStatus(err) !== 404) throw err;
+      await this.engine.request("POST", "/networks/create", {
+        body: { Name: name, Driver: "bridge", CheckDuplicate: true, Labels: { "orca.managed": "true", ...labels } },
+        ok: [201, 409],
+      });
+    }
+  }
+
+  /**
+   * A container already named `name`: the same workload's (kept running across
+   * an Orca restart: adopted, its id returned), or a previous version's
+   * (renamed, so the new one can take the name while the old one drains).
+   */
+  async #moveAside(name: string, workload: string): Promise<string | undefined> {
+    let existing: Inspect;
+    try {
+      existing = await this.#inspect(name);
+    } catch (err) {
+      if (engineStatus(err) === 404) return undefined;
+      throw err;
+    }
+    if (existing.Config.Labels["orca.workload"] === workload) return existing.Id;
+    await this.engine.request("POST", `/containers/${existing.Id}/rename`, {
+      query: { name: `${name}-old-${existing.Id.slice(0, 8)}` },
+    });
+    return undefined;
+  }
+
+  #inspect(id: string): Promise<Inspect> {
+    return this.engine.request<Inspect>("GET", `/containers/${encodeURIComponent(id)}/json`);
+  }
+
+  #get(handle: WorkloadHandle): Workload {
+    const w = this.#workloads.get(handle.id);
+    if (!w) throw new OrcaError("not_found", `no container workload ${handle.id}`);
+    return w;
+  }
+
+  #explain(err: unknown, what: string): Error {
+    if (err instanceof OrcaError) return err;
+    const message = engineMessage(err);
+    if (/port is already allocated|address already in use/i.test(message)) {
+      return new OrcaError("conflict", `${what}: a port it needs is already in use on this host`, {
+        hint: message,
+        cause: err,
+      });
+    }
+    return new OrcaError("internal", `${what}: the Docker engine refused: ${message}`, { cause: err });
+  }
+}
+
+interface DockerStats {
+  memory_stats?: { usage?: number; limit?: number };
+  cpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number; online_cpus?: number };
+  precpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };
+}
+
+function cpuPercentOf(s: DockerStats): number {
+  const cpu = (s.cpu_stats?.cpu_usage?.total_usage ?? 0) - (s.precpu_stats?.cpu_usage?.total_usage ?? 0);
+  const system = (s.cpu_stats?.system_cpu_usage ?? 0) - (s.precpu_stats?.system_cpu_usage ?? 0);
+  return system > 0 && cpu > 0 ? (cpu / system) * (s.cpu_stats?.online_cpus ?? 1) * 100 : 0;
+}
+
+function splitImage(image: string): [string, string] {
+  const at = image.lastIndexOf(":");
+  return at > image.lastIndexOf("/") ? [image.slice(0, at), image.slice(at + 1)] : [image, "latest"];
+}
+
+function join(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}
+
+/** Lines from several replicas' log streams, each as it comes. */
+async function* mergeLogs(
+  streams: AsyncGenerator<{ stream: "stdout" | "stderr"; data: Uint8Array }>[],
+): AsyncGenerator<LogLine> {
+  const decoder = new TextDecoder();
+  const pending = new Map<
+    number,
+    Promise<{ i: number; r: IteratorResult<{ stream: "stdout" | "stderr"; data: Uint8Array }> }>
+  >();
+  streams.forEach((s, i) => pending.set(i, s.next().then((r) => ({ i, r }))));
+  while (pending.size > 0) {
+    const { i, r } = await Promise.race(pending.values());
+    if (r.done) {
+      pending.delete(i);
+      continue;
+    }
+    pending.set(i, streams[i].next().then((r) => ({ i, r })));
+    for (const raw of decoder.decode(r.value.data).split("\n")) {
+      if (!raw) continue;
+      const space = raw.indexOf(" ");
+      const at = Date.parse(raw.slice(0, space));
+      yield {
+        at: Number.isNaN(at) ? Date.now() : at,
+        stream: r.value.stream,
+        text: Number.isNaN(at) ? raw : raw.slice(space + 1),
+      };
+    }
+  }
+}
