@@ -20,14 +20,7 @@ import type {
 import { demux, Engine, engineMessage, engineStatus } from "./engine.ts";
 import { readHostFacts } from "./gpu.ts";
 import { waitReady } from "./probe.ts";
-import {
-  containerName,
-  createContainerBody,
-  type HostFacts,
-  INTERNAL_NETWORK,
-  labelsFor,
-  projectNetwork,
-} from "./spec.ts";
+import { containerName, createContainerBody, type HostFacts, INTERNAL_NETWORK, projectNetwork } from "./spec.ts";
 
 interface Replica {
   id: string;
