@@ -14,6 +14,7 @@ import { queueCommand } from "./cli/queue.ts";
 import { runsCommand } from "./cli/runs.ts";
 import { logsCommand } from "./cli/logs.ts";
 import { execCommand, rmCommand, statsCommand } from "./cli/manage.ts";
+import { nodesCommand } from "./cli/nodes.ts";
 import { serverCommand } from "./cli/server.ts";
 import { statusCommand } from "./cli/status.ts";
 import { VERSION } from "./version.ts";
@@ -29,6 +30,7 @@ const commands: Command[] = [
   runsCommand,
   queueCommand,
   eventsCommand,
+  nodesCommand,
 ];
 
 function mainHelp(): string {

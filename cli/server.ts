@@ -49,6 +49,7 @@ export const serverCommand: Command = {
         httpPort,
         hostname: (values.listen as string) ?? "0.0.0.0",
         poolSize,
+        ...(values["docker-socket"] !== undefined && { dockerSocket: values["docker-socket"] as string }),
       });
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {

@@ -5,7 +5,7 @@
  */
 
 import { Hono } from "hono";
-import { sha256Hex } from "../config/mod.ts";
+import { type NodeGpu, sha256Hex } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { wasmKind } from "../runtime/mod.ts";
 import { tokenMatches } from "./auth.ts";
@@ -13,7 +13,17 @@ import type { JobTriggers } from "./jobs.ts";
 import type { ControlPlane, DeployRequest } from "./plane.ts";
 import type { Store } from "./store.ts";
 
+/** What this node reports about itself (`GET /nodes`). */
+export interface NodeReport {
+  id: string;
+  version: string;
+  runtimes: { wasm: boolean; container: boolean };
+  gpus: NodeGpu[];
+}
+
 export interface ApiOptions {
+  /** This node's report, computed on request (the engine may come and go). */
+  node?: () => Promise<NodeReport>;
   plane: ControlPlane;
   store: Store;
   jobs: JobTriggers;
@@ -41,6 +51,8 @@ export function createApi(opts: ApiOptions): Hono {
   });
 
   app.get("/health", (c) => c.json({ ok: true, version: opts.version }));
+
+  app.get("/nodes", async (c) => c.json({ nodes: opts.node ? [await opts.node()] : [] }));
 
   app.on(["GET", "HEAD"], "/modules/:hash", (c) => {
     const hash = checkHash(c.req.param("hash"));

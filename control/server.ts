@@ -4,7 +4,7 @@
  */
 
 import { createProxy } from "../proxy/mod.ts";
-import { ContainerRuntime, Engine, WasmRuntime } from "../runtime/mod.ts";
+import { ContainerRuntime, discoverGpus, Engine, WasmRuntime } from "../runtime/mod.ts";
 import { VERSION } from "../version.ts";
 import { createApi } from "./api.ts";
 import { loadOrCreateNodeId, loadOrCreateToken } from "./auth.ts";
@@ -57,12 +57,21 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     onIncident: (service, error) => incident(service, error),
   });
   const jobs = new JobTriggers({ store, runtime: wasm, log });
-  const containers = new ContainerRuntime(new Engine(opts.dockerSocket), await loadOrCreateNodeId(opts.home));
+  const nodeId = await loadOrCreateNodeId(opts.home);
+  const containers = new ContainerRuntime(new Engine(opts.dockerSocket), nodeId);
   const plane = new ControlPlane({ store, wasm, containers, log, jobs });
   incident = (service, error) => plane.emit("orca.instance.crashed", { service, error });
   await plane.restore();
 
+  const gpus = await discoverGpus();
+  const node = async () => ({
+    id: nodeId,
+    version: VERSION,
+    runtimes: { wasm: true, container: await containers.engine.ping() },
+    gpus,
+  });
   const api = createApi({
+    node,
     plane,
     store,
     jobs,

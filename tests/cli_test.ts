@@ -42,3 +42,28 @@ Deno.test("missing token file: a clear error that says where to find it", async 
   assert.match(err, /no API token: .*cluster\.token does not exist/);
   assert.match(err, /hint: pass --token/);
 });
+
+Deno.test("a port already taken: a clear error, exit 1", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = String((taken.addr as Deno.NetAddr).port);
+  const home = await Deno.makeTempDir();
+  try {
+    const r = await orca(
+      undefined,
+      "server",
+      "--listen",
+      "127.0.0.1",
+      "--api-port",
+      "0",
+      "--http-port",
+      port,
+      "--home",
+      home,
+    );
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`error: a port is already in use \\(api 0, http ${port}\\)`));
+    assert.match(r.stderr, /hint: stop what uses it, or pick others/);
+  } finally {
+    taken.close();
+  }
+});

@@ -66,6 +66,13 @@ Deno.test("deploy the examples and serve them through the proxy", async (t) => {
       assert.ok(json.every((s: { state: string; instances: number }) => s.state === "running" && s.instances >= 1));
     });
 
+    await t.step("orca nodes reports this node and its runtimes", async () => {
+      const nodes = JSON.parse((await orca(server, "nodes", "--json")).stdout);
+      assert.equal(nodes.length, 1);
+      assert.equal(nodes[0].runtimes.wasm, true);
+      assert.equal(nodes[0].id, (await Deno.readTextFile(`${server.home}/node.id`)).trim());
+    });
+
     await t.step("orca logs shows what the service logged", async () => {
       const r = await orca(server, "logs", "hello-c");
       assert.equal(r.code, 0, r.stderr);

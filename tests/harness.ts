@@ -21,6 +21,7 @@ export interface ServerProcess {
 export async function startServer(
   home?: string,
   env: Record<string, string> = {},
+  extraArgs: string[] = [],
 ): Promise<ServerProcess> {
   home ??= await Deno.makeTempDir({ prefix: "orca-test-home-" });
   const child = new Deno.Command(Deno.execPath(), {
@@ -37,6 +38,7 @@ export async function startServer(
       "127.0.0.1",
       "--home",
       home,
+      ...extraArgs,
     ],
     env: { ...env, NO_COLOR: "1" },
     stdout: "piped",
@@ -80,7 +82,8 @@ export interface CliResult {
 /** Runs the real `orca` CLI against `server`. */
 export async function orca(server: ServerProcess | undefined, ...args: string[]): Promise<CliResult> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", cliPath, ...args, ...(server ? ["--server", server.apiUrl] : [])],
+    // --server goes right after the command name: everything after `--` belongs to `orca exec`.
+    args: ["run", "-A", cliPath, ...args.slice(0, 1), ...(server ? ["--server", server.apiUrl] : []), ...args.slice(1)],
     env: { NO_COLOR: "1", ...(server ? { ORCA_HOME: server.home } : {}) },
     stdout: "piped",
     stderr: "piped",

@@ -339,6 +339,12 @@ export class ContainerRuntime implements Runtime, HttpServing {
   #explain(err: unknown, what: string): Error {
     if (err instanceof OrcaError) return err;
     const message = engineMessage(err);
+    if (/No command specified/i.test(message)) {
+      return new OrcaError("config", `${what}: the image has no command to run`, {
+        hint: 'set `command = ["/path/to/program", "arg"]` in service.toml',
+        cause: err,
+      });
+    }
     if (/port is already allocated|address already in use/i.test(message)) {
       return new OrcaError("conflict", `${what}: a port it needs is already in use on this host`, {
         hint: message,
