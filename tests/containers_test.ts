@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { Engine } from "../runtime/mod.ts";
-import { get, getWithHost, guestsDir, orca, startServer, writeProject } from "./harness.ts";
+import { get, getWithHost, guestsDir, orca, removeContainers, startServer, writeProject } from "./harness.ts";
 
 const engine = new Engine();
 const engineUp = await engine.ping();
@@ -121,10 +121,8 @@ Deno.test({
         assert.notEqual((await docker("inspect", `${project}-counter-1`)).code, 0);
       });
     } finally {
-      await orca(server, "rm", `${project}/redis`);
       await server.stop();
-      const left = await docker("ps", "-aq", "--filter", `label=orca.project=${project}`);
-      if (left.out.trim()) await docker("rm", "-f", ...left.out.trim().split("\n"));
+      await removeContainers(server.home);
     }
   },
 });
@@ -213,6 +211,7 @@ Deno.test({
     } finally {
       await server.stop();
       await dead.stop();
+      await removeContainers(server.home);
     }
   },
 });

@@ -137,3 +137,17 @@ function dechunk(body: string): string {
     rest = rest.slice(eol + 2 + size + 2);
   }
 }
+
+/** Removes every container the server of `home` created (tests end with this; a retired one may still be draining). */
+export async function removeContainers(home: string): Promise<void> {
+  const { Engine } = await import("../runtime/mod.ts");
+  const engine = new Engine();
+  if (!(await engine.ping())) return;
+  const node = (await Deno.readTextFile(`${home}/node.id`)).trim();
+  const list = await engine.request<{ Id: string }[]>("GET", "/containers/json", {
+    query: { all: true, filters: JSON.stringify({ label: [`orca.node=${node}`] }) },
+  });
+  for (const c of list) {
+    await engine.request("DELETE", `/containers/${c.Id}`, { query: { force: true } }).catch(() => {});
+  }
+}

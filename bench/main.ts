@@ -1,0 +1,38 @@
+/**
+ * `deno task bench [suite...]`: every benchmark, or the suites named
+ * (http, triggers, deploy). Each measures Orca side by side with a baseline
+ * in the same run and prints ratios.
+ */
+
+import { Engine } from "../runtime/mod.ts";
+import { benchDeploy } from "./deploy.ts";
+import { benchHttp } from "./http.ts";
+import { benchTriggers } from "./triggers.ts";
+
+const suites: Record<string, () => Promise<void>> = {
+  http: benchHttp,
+  async triggers() {
+    const lines = await benchTriggers({
+      firings: Number(Deno.env.get("BENCH_CRON_FIRINGS") ?? 60),
+      messages: Number(Deno.env.get("BENCH_MESSAGES") ?? 5000),
+    });
+    console.log(`\ntriggers\n\n${lines.join("\n")}`);
+  },
+  async deploy() {
+    if (!(await new Engine().ping())) {
+      console.log("\ndeploy: skipped (no Docker engine; run sudo bash scripts/docker_engine.sh)");
+      return;
+    }
+    console.log(`\ncontainers vs Wasm\n\n${(await benchDeploy(Number(Deno.env.get("BENCH_ROUNDS") ?? 5))).join("\n")}`);
+  },
+};
+
+const chosen = Deno.args.length > 0 ? Deno.args : Object.keys(suites);
+for (const name of chosen) {
+  const suite = suites[name];
+  if (!suite) {
+    console.error(`unknown bench suite "${name}"; choose from ${Object.keys(suites).join(", ")}`);
+    Deno.exit(2);
+  }
+  await suite();
+}
