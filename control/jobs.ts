@@ -24,7 +24,8 @@ export interface RunningService {
 
 export interface JobTriggersOptions {
   store: Store;
-  runtime: JobRunning;
+  /** Job runners by runtime kind: Wasm commands, one-off containers. */
+  runtimes: Partial<Record<WorkloadHandle["runtime"], JobRunning>>;
   clock?: Clock;
   policy?: RetryPolicy;
   log?: (line: string) => void;
@@ -38,13 +39,13 @@ export class JobTriggers {
   readonly #cron: CronScheduler;
   readonly #consumers: QueueConsumers;
   readonly #events: EventBus;
-  readonly #runtime: JobRunning;
+  readonly #runtimes: Partial<Record<WorkloadHandle["runtime"], JobRunning>>;
   readonly #handles = new Map<string, WorkloadHandle>();
   #subscriptions: Subscription[] = [];
 
   constructor(opts: JobTriggersOptions) {
     const clock = opts.clock ?? systemClock;
-    this.#runtime = opts.runtime;
+    this.#runtimes = opts.runtimes;
     this.runs = new RunStore(opts.store);
     this.queues = new QueueStore(opts.store, () => clock.now());
     this.#cron = new CronScheduler({
@@ -151,7 +152,11 @@ export class JobTriggers {
         error: `service ${service} is not running`,
       });
     }
-    return this.#runtime.runJob(handle, { env, stdin });
+    const runtime = this.#runtimes[handle.runtime];
+    if (!runtime) {
+      return Promise.resolve({ exitCode: -1, outputTail: "", durationMs: 0, error: `no ${handle.runtime} job runner` });
+    }
+    return runtime.runJob(handle, { env, stdin });
   }
 }
 

@@ -150,13 +150,6 @@ export class ControlPlane {
           },
         );
       }
-      if (spec.runtime === "container" && needsCommand(spec)) {
-        throw new OrcaError(
-          "unsupported",
-          `service ${keyOf(spec)}: cron/queue/event triggers on container services are not supported yet`,
-          { hint: "use a Wasm command (wasi:cli/run) for jobs, and an http trigger or a domain for the container" },
-        );
-      }
       if (spec.module_hash && !this.#store.hasModule(spec.module_hash)) {
         throw new OrcaError("invalid", `module ${spec.module_hash} of service ${keyOf(spec)} was not uploaded`, {
           hint: "PUT /api/v1/modules/<sha256> first (orca deploy does this for you)",
@@ -375,9 +368,10 @@ export class ControlPlane {
   }
 
   #applyJobs(removed: string[]): void {
-    const running = [...this.#active.values()]
-      .filter((a) => a.handle?.runtime === "wasm")
-      .map((a) => ({ spec: a.stored.spec, handle: a.handle! }));
+    const running = [...this.#active.values()].filter((a) => a.handle).map((a) => ({
+      spec: a.stored.spec,
+      handle: a.handle!,
+    }));
     this.#jobs?.apply(running, removed);
   }
 

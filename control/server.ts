@@ -56,9 +56,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     poolSize: opts.poolSize ?? 4,
     onIncident: (service, error) => incident(service, error),
   });
-  const jobs = new JobTriggers({ store, runtime: wasm, log });
   const nodeId = await loadOrCreateNodeId(opts.home);
   const containers = new ContainerRuntime(new Engine(opts.dockerSocket), nodeId);
+  const jobs = new JobTriggers({ store, runtimes: { wasm, container: containers }, log });
   const plane = new ControlPlane({ store, wasm, containers, log, jobs });
   incident = (service, error) => plane.emit("orca.instance.crashed", { service, error });
   await plane.restore();

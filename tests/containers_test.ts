@@ -215,3 +215,53 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "container services run cron and queue jobs in one-off containers",
+  ignore: !ready,
+  async fn() {
+    const server = await startServer();
+    const project = unique();
+    const dir = await writeProject({
+      [project]: `[[service]]\nname = "ticker"\nimage = "orca-examples/busybox:1"\n` +
+        `command = ["/bin/sh", "-c", "echo tick $ORCA_SCHEDULED_AT; echo msg=$ORCA_MESSAGE"]\n` +
+        `triggers = ["cron:*/2 * * * * *", "queue:${project}-jobs"]\n`,
+    });
+    try {
+      const r = await orca(server, "deploy", dir);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(
+        (await docker("ps", "-q", "--filter", `label=orca.project=${project}`)).out.trim(),
+        "",
+        "no long-running container",
+      );
+      assert.equal((await orca(server, "queue", "publish", `${project}-jobs`, "hello from the queue")).code, 0);
+      const deadline = Date.now() + 20_000;
+      let runs: { status: string; outputTail: string }[] = [];
+      while (Date.now() < deadline) {
+        runs = JSON.parse((await orca(server, "runs", `${project}/ticker`, "--json")).stdout);
+        if (runs.length > 0) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.equal(runs[0]?.status, "ok");
+      assert.match(runs[0].outputTail, /tick \d{4}-\d\d-\d\dT/);
+      const queue = await orca(server, "queue", "ls", "--json");
+      const topic = JSON.parse(queue.stdout).find((t: { topic: string }) => t.topic === `${project}-jobs`);
+      while (
+        Date.now() < deadline && JSON.parse((await orca(server, "queue", "ls", "--json")).stdout)
+            .find((t: { topic: string }) => t.topic === `${project}-jobs`)?.consumers[0]?.pending > 0
+      ) {
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.ok(topic, queue.stdout);
+      const after = JSON.parse((await orca(server, "queue", "ls", "--json")).stdout).find((t: { topic: string }) =>
+        t.topic === `${project}-jobs`
+      );
+      assert.equal(after.consumers[0].pending, 0);
+      assert.equal(after.consumers[0].dead, 0);
+    } finally {
+      await server.stop();
+      await removeContainers(server.home);
+    }
+  },
+});

@@ -4,11 +4,15 @@
  * GPUs, replicas named `<project>-<name>-<n>`, readiness before traffic.
  */
 
+import { parseTrigger, type ServiceSpec } from "../../config/mod.ts";
 import { OrcaError } from "../../errors.ts";
 import type {
   ExecResult,
   HttpContext,
   HttpServing,
+  JobInput,
+  JobResult,
+  JobRunning,
   LogLine,
   LogOpts,
   ResourceStats,
@@ -51,7 +55,7 @@ interface Inspect {
   HostConfig: Record<string, unknown>;
 }
 
-export class ContainerRuntime implements Runtime, HttpServing {
+export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
   readonly kind = "container" as const;
   readonly engine: Engine;
   readonly #workloads = new Map<string, Workload>();
@@ -71,8 +75,10 @@ export class ContainerRuntime implements Runtime, HttpServing {
     if (s.internal) await this.#ensureNetwork(INTERNAL_NETWORK, {});
     this.#host ??= await readHostFacts();
     const replicas: Replica[] = [];
+    // A service that only runs jobs (cron/queue/event, no http route) keeps no container running.
+    const longRunning = jobOnly(s) ? 0 : s.replicas;
     try {
-      for (let n = 1; n <= s.replicas; n++) {
+      for (let n = 1; n <= longRunning; n++) {
         const name = containerName(s, n);
         const adopted = await this.#moveAside(name, spec.id);
         if (adopted) {
@@ -165,7 +171,9 @@ export class ContainerRuntime implements Runtime, HttpServing {
     );
     const running = states.filter((s) => s?.Running).length;
     const oom = states.some((s) => s?.OOMKilled);
-    const since = Math.min(...states.map((s) => (s ? Date.parse(s.StartedAt) : Date.now())));
+    const since = states.length
+      ? Math.min(...states.map((s) => (s ? Date.parse(s.StartedAt) : Date.now())))
+      : Date.now();
     const state = running === w.replicas.length ? "running" : running > 0 ? "running" : "failed";
     const message = running < w.replicas.length
       ? `${running}/${w.replicas.length} replicas running${oom ? " (out of memory: raise resources.memory)" : ""}`
@@ -246,6 +254,57 @@ export class ContainerRuntime implements Runtime, HttpServing {
     } catch (err) {
       w.failures++;
       return Response.json({ error: "the container did not answer", detail: (err as Error).message }, { status: 502 });
+    }
+  }
+
+  /**
+   * Runs the service's command once in a fresh container on the project
+   * network (so a job reaches the project's databases by alias). The message
+   * is in ORCA_MESSAGE (UTF-8), or ORCA_MESSAGE_BASE64 when it is not text.
+   */
+  async runJob(handle: WorkloadHandle, input: JobInput): Promise<JobResult> {
+    const w = this.#get(handle);
+    const s = w.spec.service;
+    const started = performance.now();
+    const env = { ...input.env, ...messageEnv(input.stdin) };
+    const body = createContainerBody(
+      { ...s, port: undefined, env: { ...s.env, ...env } },
+      w.spec.id,
+      0,
+      this.#host!,
+      this.#node,
+    );
+    body.HostConfig.RestartPolicy = { Name: "no" };
+    body.Labels["orca.job"] = "true";
+    let id: string | undefined;
+    try {
+      id = (await this.engine.request<{ Id: string }>("POST", "/containers/create", { body })).Id;
+      await this.engine.request("POST", `/containers/${id}/start`);
+      const { StatusCode } = await this.engine.request<{ StatusCode: number }>("POST", `/containers/${id}/wait`);
+      const tail: string[] = [];
+      for await (
+        const line of mergeLogs([
+          demux(
+            await this.engine.stream("GET", `/containers/${id}/logs`, {
+              query: { stdout: 1, stderr: 1, tail: 50 },
+            }) as AsyncIterable<Uint8Array>,
+          ),
+        ])
+      ) {
+        tail.push(line.text);
+      }
+      w.requests++;
+      if (StatusCode !== 0) w.failures++;
+      return {
+        exitCode: StatusCode,
+        outputTail: tail.join("\n").slice(-4096),
+        durationMs: performance.now() - started,
+      };
+    } catch (err) {
+      w.failures++;
+      return { exitCode: -1, outputTail: "", durationMs: performance.now() - started, error: engineMessage(err) };
+    } finally {
+      if (id) await this.engine.request("DELETE", `/containers/${id}`, { query: { force: true } }).catch(() => {});
     }
   }
 
@@ -365,6 +424,24 @@ function cpuPercentOf(s: DockerStats): number {
   const cpu = (s.cpu_stats?.cpu_usage?.total_usage ?? 0) - (s.precpu_stats?.cpu_usage?.total_usage ?? 0);
   const system = (s.cpu_stats?.system_cpu_usage ?? 0) - (s.precpu_stats?.system_cpu_usage ?? 0);
   return system > 0 && cpu > 0 ? (cpu / system) * (s.cpu_stats?.online_cpus ?? 1) * 100 : 0;
+}
+
+/** Whether a service only runs jobs: triggers but no http route and no domain. */
+function jobOnly(s: ServiceSpec): boolean {
+  if (s.domain || s.triggers.length === 0) return false;
+  return s.triggers.every((t) => {
+    const p = parseTrigger(t);
+    return !("error" in p) && p.type !== "http";
+  });
+}
+
+function messageEnv(bytes: Uint8Array): Record<string, string> {
+  if (bytes.length === 0) return {};
+  try {
+    return { ORCA_MESSAGE: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
+  } catch {
+    return { ORCA_MESSAGE_BASE64: btoa(String.fromCharCode(...bytes)) };
+  }
 }
 
 function splitImage(image: string): [string, string] {

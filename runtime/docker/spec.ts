@@ -15,7 +15,7 @@ export function projectNetwork(project: string): string {
 }
 
 /** Predictable names: `<project>-<name>-<n>`, n from 1. */
-export function containerName(spec: ServiceSpec, replica: number): string {
+export function containerName(spec: Pick<ServiceSpec, "project" | "name">, replica: number): string {
   return `${spec.project}-${spec.name}-${replica}`;
 }
 
