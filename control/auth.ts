@@ -12,7 +12,8 @@ export async function loadOrCreateToken(home: string): Promise<string> {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
   const bytes = crypto.getRandomValues(new Uint8Array(32));
-  const token = btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  // Hex: safe in headers, shells and flags (a base64url token can start with "-").
+  const token = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   await Deno.writeTextFile(path, `${token}\n`, { mode: 0o600 });
   await Deno.chmod(path, 0o600);
   return token;

@@ -5,6 +5,7 @@
 
 import { main as orca } from "../cli.ts";
 import { startServer } from "../control/mod.ts";
+import { Engine } from "../runtime/mod.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const home = `${root}.orca-demo`;
@@ -21,11 +22,16 @@ async function start() {
 
 const server = await start();
 console.log(`orca demo: server up (data in ${home})\n`);
-const code = await orca(["deploy", `${root}examples`, "--server", server.apiUrl, "--token", server.token]);
+const code = await orca(["deploy", `${root}examples`, "--server", server.apiUrl, `--token=${server.token}`]);
 if (code !== 0) {
   await server.close();
   Deno.exit(code);
 }
+// Containers too, when this machine has an engine and the example images.
+const engine = new Engine();
+const withContainers = await engine.ping() &&
+  await engine.request("GET", "/images/orca-examples%2Fredis:7/json").then(() => true, () => false) &&
+  await orca(["deploy", `${root}examples/containers`, "--server", server.apiUrl, `--token=${server.token}`]) === 0;
 const http = server.httpUrl;
 console.log(`
 Try these (the proxy is ${http}):
@@ -36,7 +42,11 @@ Try these (the proxy is ${http}):
   curl ${http}/c/greet/ada                   # route parameter -> C guest
   curl -H 'Host: c.localhost' ${http}/       # routed by domain
   curl ${http}/nowhere                       # no route: 404
-
+${
+  withContainers
+    ? `  curl -H 'Host: counter.localhost' ${http}/cgi-bin/hits   # a container counting visits in Redis (alias db)\n`
+    : "  (containers: run sudo bash scripts/docker_engine.sh and bash examples/containers/build_images.sh first)\n"
+}
   ORCA_HOME=${home} deno task orca status --server ${server.apiUrl}
   ORCA_HOME=${home} deno task orca logs hello-c --server ${server.apiUrl}
 
