@@ -53,11 +53,16 @@ export class JobTriggers {
       backend: this.runs,
       log: opts.log,
       run: (job, scheduledAt) =>
-        this.#runJob(job.service, {
-          ORCA_TRIGGER: "cron",
-          ORCA_SCHEDULE: job.trigger.slice("cron:".length),
-          ORCA_SCHEDULED_AT: new Date(scheduledAt).toISOString(),
-        }, new Uint8Array()),
+        this.#runJob(
+          job.service,
+          {
+            ORCA_TRIGGER: "cron",
+            ORCA_SCHEDULE: job.trigger.slice("cron:".length),
+            ORCA_SCHEDULED_AT: new Date(scheduledAt).toISOString(),
+          },
+          encoder.encode(new Date(scheduledAt).toISOString()),
+          "cron",
+        ),
     });
     this.#consumers = new QueueConsumers({
       backend: this.queues,
@@ -69,7 +74,7 @@ export class JobTriggers {
           ? { ORCA_TRIGGER: "event", ORCA_EVENT: message.meta.event, ORCA_EVENT_ID: String(message.id) }
           : { ORCA_TRIGGER: "queue", ORCA_TOPIC: sub.topic, ORCA_MESSAGE_ID: String(message.id) };
         env.ORCA_ATTEMPT = String(attempt);
-        const r = await this.#runJob(sub.consumer, env, message.body);
+        const r = await this.#runJob(sub.consumer, env, message.body, message.meta.event ?? sub.topic);
         return {
           ok: r.exitCode === 0 && !r.error,
           error: r.error ?? `exit code ${r.exitCode}: ${r.outputTail.slice(-300)}`,
@@ -142,7 +147,7 @@ export class JobTriggers {
     await this.#consumers.stop();
   }
 
-  #runJob(service: string, env: Record<string, string>, stdin: Uint8Array) {
+  #runJob(service: string, env: Record<string, string>, stdin: Uint8Array, topic: string) {
     const handle = this.#handles.get(service);
     if (!handle) {
       return Promise.resolve({
@@ -156,7 +161,7 @@ export class JobTriggers {
     if (!runtime) {
       return Promise.resolve({ exitCode: -1, outputTail: "", durationMs: 0, error: `no ${handle.runtime} job runner` });
     }
-    return runtime.runJob(handle, { env, stdin });
+    return runtime.runJob(handle, { env, stdin, topic });
   }
 }
 

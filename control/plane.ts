@@ -392,7 +392,17 @@ export class ControlPlane {
     const handle = await runtime.create({ id: `${keyOf(stored.spec)}@${stored.version}`, service: stored.spec });
     try {
       await runtime.start(handle);
-      if (handle.runtime === "wasm" && needsCommand(stored.spec) && this.#wasm.guestKind(handle) !== "command") {
+      const kind = handle.runtime === "wasm" ? this.#wasm.guestKind(handle) : undefined;
+      if (kind === "handler" && routesOf(stored.spec).length > 0) {
+        throw new OrcaError(
+          "config",
+          `service ${keyOf(stored.spec)} is an orca:jobs/handler, which cannot answer HTTP`,
+          {
+            hint: "remove its http triggers and domain, or build it as a wasi:http component or a WASI command",
+          },
+        );
+      }
+      if (kind === "http" && needsCommand(stored.spec)) {
         throw new OrcaError(
           "config",
           `service ${keyOf(stored.spec)} has cron/queue/event triggers but is a wasi:http handler`,

@@ -94,6 +94,8 @@ export interface JobInput {
   /** Added to the service's own env (ORCA_TRIGGER, ORCA_TOPIC, ...). */
   env: Record<string, string>;
   stdin: Uint8Array;
+  /** The queue topic or event name (`cron` for cron firings): the first argument of `orca:jobs/handler`. */
+  topic?: string;
 }
 
 export interface JobResult {

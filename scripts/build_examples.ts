@@ -2,6 +2,7 @@
  * Builds every example and test guest from source, offline:
  *   X.js  -> X.wasm  componentize-js (wasi:http/incoming-handler component)
  *   X.c   -> X.wasm  Debian clang-14 + wasi-libc (WASI preview1 command)
+ *   X.handler.c -> X.handler.wasm  the same as a reactor, made a component of wit/orca-jobs.wit
  *   X.wat -> X.wasm  wabt (npm)
  * Results are cached by the hash of source + toolchain under .cache/build/.
  * Missing Debian packages are installed when running as root.
@@ -22,14 +23,20 @@ async function main(): Promise<void> {
   for (const src of sources) {
     const out = src.replace(/\.(js|c|wat)$/, ".wasm");
     const text = await Deno.readFile(src);
-    const kind = src.slice(src.lastIndexOf(".") + 1);
+    const kind = src.endsWith(".handler.c") ? "handler" : src.slice(src.lastIndexOf(".") + 1);
     const key = await sha256Hex(
       new TextEncoder().encode(`${kind}|${await toolchainId(kind)}|${await sha256Hex(text)}`),
     );
     const cached = `${cacheDir}/${key}.wasm`;
     if (!(await exists(cached))) {
       const t = performance.now();
-      const bytes = kind === "js" ? await buildJs(src) : kind === "c" ? await buildC(src) : await buildWat(src);
+      const bytes = kind === "js"
+        ? await buildJs(src)
+        : kind === "c"
+        ? await buildC(src)
+        : kind === "handler"
+        ? await buildHandler(src)
+        : await buildWat(src);
       await Deno.writeFile(`${cached}.tmp`, bytes);
       await Deno.rename(`${cached}.tmp`, cached);
       console.error(
@@ -66,7 +73,7 @@ async function toolchainId(kind: string): Promise<string> {
         await Deno.readTextFile(`${root}node_modules/@bytecodealliance/componentize-js/package.json`),
       );
       id = `componentize-js ${pkg.version} wasi@0.2.10 edge-world-v1`;
-    } else if (kind === "c") {
+    } else if (kind === "c" || kind === "handler") {
       await ensureClang();
       id = `${(await run("clang-14", ["--version"])).split("\n")[0]} ${clangFlags.join(" ")}`;
     } else {
@@ -77,12 +84,26 @@ async function toolchainId(kind: string): Promise<string> {
   return toolchainIds.get(kind)!;
 }
 
-async function buildC(src: string): Promise<Uint8Array> {
+async function buildC(src: string, extra: string[] = []): Promise<Uint8Array> {
   const out = `${cacheDir}/c-${crypto.randomUUID()}.wasm`;
-  await run("clang-14", [...clangFlags, src, "-o", out]);
+  await run("clang-14", [...clangFlags, ...extra, src, "-o", out]);
   const bytes = await Deno.readFile(out);
   await Deno.remove(out);
   return bytes;
+}
+
+/** A C message handler: a reactor core module, embedded with wit/orca-jobs.wit, adapted to a component. */
+async function buildHandler(src: string): Promise<Uint8Array> {
+  const core = await buildC(src, ["-mexec-model=reactor"]);
+  const { componentEmbed, componentNew } = await import("@bytecodealliance/jco-transpile/wasm-tools");
+  const witSource = await Deno.readTextFile(`${root}wit/orca-jobs.wit`);
+  const embedded = await componentEmbed(
+    { binary: core, witSource, world: "message-handler" } as Parameters<typeof componentEmbed>[0],
+  );
+  const adapter = await Deno.readFile(
+    `${root}node_modules/@bytecodealliance/jco/lib/wasi_snapshot_preview1.reactor.wasm`,
+  );
+  return await componentNew(embedded, [["wasi_snapshot_preview1", adapter]]);
 }
 
 async function buildWat(src: string): Promise<Uint8Array> {

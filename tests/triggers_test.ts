@@ -176,3 +176,42 @@ Deno.test("an event reaches every subscriber; bad schedules are refused", async 
     await server.stop();
   }
 });
+
+Deno.test("an orca:jobs/handler keeps its instance between messages; an err result is retried", async () => {
+  const server = await startServer();
+  const dir = await writeProject({
+    h: `[[service]]\nname = "counter"\nmodule = "${guestsDir}/counter.handler.wasm"\ntriggers = ["queue:work", "event:orders.*"]\n`,
+  });
+  try {
+    const r = await orca(server, "deploy", dir);
+    assert.equal(r.code, 0, r.stderr);
+    for (const m of ["a", "b", "c"]) assert.equal((await orca(server, "queue", "publish", "work", m)).code, 0);
+    await orca(server, "events", "publish", "orders.paid", "d");
+    const lines = await until("four calls", async () => {
+      const l = (await logLines(server, "counter")).filter((x) => x.startsWith("handled"));
+      return l.length >= 4 ? l : undefined;
+    });
+    assert.deepEqual(lines.slice(0, 3), [
+      "handled a from work (call 1)",
+      "handled b from work (call 2)",
+      "handled c from work (call 3)",
+    ]);
+    assert.equal(lines[3], "handled d from orders.paid (call 4)");
+    await orca(server, "queue", "publish", "work", "poison");
+    const retrying = await until("a refusal", async () => {
+      const t = JSON.parse((await orca(server, "queue", "ls", "--json")).stdout).find((x: { topic: string }) =>
+        x.topic === "work"
+      );
+      return t?.consumers[0]?.attempts > 0 ? t.consumers[0] : undefined;
+    });
+    assert.equal(retrying.lastError, "refused");
+    const bad = await writeProject({
+      h2: `[[service]]\nname = "x"\nmodule = "${guestsDir}/counter.handler.wasm"\ntriggers = ["http:/x"]\n`,
+    });
+    const refused = await orca(server, "deploy", bad);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /is an orca:jobs\/handler, which cannot answer HTTP/);
+  } finally {
+    await server.stop();
+  }
+});

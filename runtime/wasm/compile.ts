@@ -11,7 +11,7 @@ import { componentNew } from "@bytecodealliance/jco-transpile/wasm-tools";
 import { OrcaError } from "../../errors.ts";
 
 /** Bumped when the transpile options or the glue patches change. */
-const CACHE_VERSION = "jco-transpile-0.15.0-v1";
+const CACHE_VERSION = "jco-transpile-0.15.0-v2";
 
 /** The WASI functions that may block; under JSPI they suspend the guest. */
 const asyncImports = [
@@ -24,10 +24,20 @@ const asyncImports = [
   "wasi:io/streams#[method]output-stream.blocking-write-zeroes-and-flush",
   "wasi:io/streams#[method]output-stream.blocking-splice",
 ];
-const asyncExports = ["wasi:cli/run#run", "wasi:http/incoming-handler#handle"];
+const asyncExports = ["wasi:cli/run#run", "wasi:http/incoming-handler#handle", "orca:jobs/handler#handle"];
 
-/** How a guest is driven: wasi:http handler, or a WASI command (WAGI-style). */
-export type GuestKind = "http" | "command";
+/**
+ * How a guest is driven: a wasi:http handler, a WASI command (WAGI-style, and
+ * jobs), or an `orca:jobs/handler` message handler (jobs; instance reused).
+ */
+export type GuestKind = "http" | "command" | "handler";
+
+/** The export of each kind, by interface name prefix, and jco's short name for it. */
+const kindExports: [GuestKind, string, string][] = [
+  ["http", "wasi:http/incoming-handler", "incomingHandler"],
+  ["command", "wasi:cli/run", "run"],
+  ["handler", "orca:jobs/handler", "handler"],
+];
 
 type InstantiateCore = (module: WebAssembly.Module, imports: WebAssembly.Imports) => Promise<WebAssembly.Instance>;
 
@@ -49,7 +59,8 @@ export interface CompiledComponent {
 
 export type GuestExports =
   | { kind: "http"; handle: (request: unknown, responseOut: unknown) => Promise<void> }
-  | { kind: "command"; run: () => Promise<void> };
+  | { kind: "command"; run: () => Promise<void> }
+  | { kind: "handler"; handle: (topic: string, body: Uint8Array) => Promise<void> };
 
 /** Classifies bytes by their header: core module, component, or neither. */
 export function wasmKind(bytes: Uint8Array): "core" | "component" | undefined {
@@ -169,15 +180,15 @@ async function transpileToDir(bytes: Uint8Array, dir: string): Promise<Meta> {
     });
   }
   const exportNames = result.exports.map(([name]) => name);
-  const guestKind: GuestKind | undefined = exportNames.some((n) => n.startsWith("wasi:http/incoming-handler"))
-    ? "http"
-    : exportNames.some((n) => n.startsWith("wasi:cli/run"))
-    ? "command"
-    : undefined;
+  const guestKind = kindExports.find(([, prefix]) => exportNames.some((n) => n.startsWith(prefix)))?.[0];
   if (!guestKind) {
-    throw new OrcaError("wasm", `the component exports neither wasi:http/incoming-handler nor wasi:cli/run`, {
-      hint: `it exports: ${exportNames.join(", ") || "nothing"}`,
-    });
+    throw new OrcaError(
+      "wasm",
+      `the component exports none of wasi:http/incoming-handler, wasi:cli/run, orca:jobs/handler`,
+      {
+        hint: `it exports: ${exportNames.join(", ") || "nothing"}`,
+      },
+    );
   }
   // Write into a fresh folder, then rename: a crash never leaves half a cache entry.
   const tmp = `${dir}.tmp-${crypto.randomUUID()}`;
@@ -212,12 +223,11 @@ export function patchGlue(js: string): string {
 }
 
 function pickExport(exports: Record<string, unknown>, kind: GuestKind): GuestExports {
-  const prefix = kind === "http" ? "wasi:http/incoming-handler" : "wasi:cli/run";
-  const key = Object.keys(exports).find((k) => k.startsWith(prefix)) ??
-    (kind === "http" ? "incomingHandler" : "run");
-  const ns = exports[key] as Record<string, (...args: unknown[]) => Promise<void>> | undefined;
-  if (kind === "http" && ns?.handle) return { kind, handle: ns.handle };
+  const [, prefix, short] = kindExports.find(([k]) => k === kind)!;
+  const key = Object.keys(exports).find((k) => k.startsWith(prefix)) ?? short;
+  const ns = exports[key] as Record<string, (...args: never[]) => Promise<void>> | undefined;
   if (kind === "command" && ns?.run) return { kind, run: ns.run };
+  if ((kind === "http" || kind === "handler") && ns?.handle) return { kind, handle: ns.handle } as GuestExports;
   throw new OrcaError("wasm", `the instance lacks its ${prefix} export`);
 }
 

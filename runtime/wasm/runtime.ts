@@ -18,7 +18,7 @@ import type {
   WorkloadState,
   WorkloadStatus,
 } from "../types.ts";
-import { compileComponent, type CompiledComponent, type GuestExports } from "./compile.ts";
+import { compileComponent, type CompiledComponent, type GuestExports, type GuestKind } from "./compile.ts";
 import { concat, OutputTail } from "./bytes.ts";
 import { InstancePool } from "./pool.ts";
 import { cgiEnv, parseCgiOutput } from "./wagi.ts";
@@ -53,6 +53,8 @@ interface Workload {
   since: number;
   message?: string;
   busy: Set<Guest>;
+  /** Message handlers (`orca:jobs/handler`) keep their instances between calls. */
+  reusable: Guest[];
   requests: number;
   errors: number;
   idle?: () => void;
@@ -104,6 +106,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       state: "created",
       since: this.#now(),
       busy: new Set(),
+      reusable: [],
       requests: 0,
       errors: 0,
     };
@@ -152,7 +155,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
 
   status(handle: WorkloadHandle): Promise<WorkloadStatus> {
     const w = this.#get(handle);
-    const instances = w.state === "running" ? w.pool.ready.length + w.busy.size : w.busy.size;
+    const instances = w.state === "running" ? w.pool.ready.length + w.busy.size + w.reusable.length : w.busy.size;
     return Promise.resolve({ state: w.state, instances, since: w.since, ...(w.message && { message: w.message }) });
   }
 
@@ -184,7 +187,9 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
   stats(handle: WorkloadHandle): Promise<ResourceStats> {
     const w = this.#get(handle);
     let memoryBytes = 0;
-    for (const g of [...w.pool.ready, ...w.busy]) for (const m of g.memories) memoryBytes += m.buffer.byteLength;
+    for (const g of [...w.pool.ready, ...w.busy, ...w.reusable]) {
+      for (const m of g.memories) memoryBytes += m.buffer.byteLength;
+    }
     return Promise.resolve({
       memoryBytes,
       ...(w.spec.service.resources.memory && { memoryLimitBytes: w.spec.service.resources.memory }),
@@ -195,16 +200,16 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
   }
 
   /** How the workload's guest is driven: `http` handler or `command`. */
-  guestKind(handle: WorkloadHandle): "http" | "command" {
+  guestKind(handle: WorkloadHandle): GuestKind {
     return this.#get(handle).compiled.kind;
   }
 
   async runJob(handle: WorkloadHandle, input: JobInput): Promise<JobResult> {
     const w = this.#get(handle);
-    if (w.compiled.kind !== "command") {
+    if (w.compiled.kind === "http") {
       throw new OrcaError(
         "unsupported",
-        `service ${w.spec.service.name} is a wasi:http handler; jobs need a WASI command (wasi:cli/run)`,
+        `service ${w.spec.service.name} is a wasi:http handler; jobs need a WASI command or an orca:jobs/handler`,
       );
     }
     if (w.state !== "running") throw new OrcaError("unavailable", `service ${w.spec.service.name} is ${w.state}`);
@@ -212,7 +217,8 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     const tail = new OutputTail(TAIL_BYTES);
     const log = this.#logIo(w);
     w.requests++;
-    const guest = await w.pool.take();
+    const reuse = w.compiled.kind === "handler";
+    const guest = (reuse ? w.reusable.pop() : undefined) ?? await w.pool.take();
     w.busy.add(guest);
     guest.io = {
       env: { ...w.spec.service.env, ...input.env },
@@ -226,7 +232,20 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
         log.stderr(b);
       },
     };
+    let keep = false;
     try {
+      if (guest.exports.kind === "handler") {
+        try {
+          await guest.exports.handle(input.topic ?? "", input.stdin);
+        } catch (refusal) {
+          if (typeof refusal !== "string") throw refusal; // a trap, not the guest's own err result
+          keep = true;
+          w.errors++;
+          return { exitCode: 1, outputTail: tail.text(), durationMs: performance.now() - started, error: refusal };
+        }
+        keep = true;
+        return { exitCode: 0, outputTail: tail.text(), durationMs: performance.now() - started };
+      }
       const exitCode = await runCommand(guest);
       if (exitCode !== 0) w.errors++;
       return { exitCode, outputTail: tail.text(), durationMs: performance.now() - started };
@@ -239,6 +258,8 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     } finally {
       log.flush();
       w.busy.delete(guest);
+      // A handler that trapped is thrown away; one that answered serves the next message.
+      if (reuse && keep && w.state === "running" && w.reusable.length < 4) w.reusable.push(guest);
       if (w.busy.size === 0) w.idle?.();
     }
   }
@@ -246,6 +267,9 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
   async serveHttp(handle: WorkloadHandle, request: Request, ctx: HttpContext): Promise<Response> {
     const w = this.#get(handle);
     if (w.state !== "running") return errorResponse(503, `service ${w.spec.service.name} is ${w.state}`);
+    if (w.compiled.kind === "handler") {
+      return errorResponse(500, `service ${w.spec.service.name} is a message handler, not an HTTP one`);
+    }
     w.requests++;
     const guest = await w.pool.take();
     w.busy.add(guest);
@@ -340,6 +364,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
   }
 
   #setState(w: Workload, state: WorkloadState, message?: string): void {
+    if (state !== "running") w.reusable.length = 0;
     w.state = state;
     w.since = this.#now();
     w.message = message;
