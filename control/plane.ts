@@ -5,26 +5,23 @@
  * routes move to it, and the old one finishes its in-flight requests.
  */
 
-import { readService, type ServiceSpec } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { type Route, routesOf, RouteTable } from "../proxy/mod.ts";
 import type {
   ExecResult,
+  GuestKind,
   HttpContext,
+  HttpServing,
+  JobRunning,
   LogLine,
   LogOpts,
   ResourceStats,
   Runtime,
   WorkloadHandle,
 } from "../runtime/mod.ts";
-import type { GuestKind, HttpServing, JobRunning } from "../runtime/mod.ts";
+import { type DeployRequest, describeSummary, keyOf, sameSpec, validateRequest } from "./deploy_request.ts";
 import { type JobTriggers, needsCommand } from "./jobs.ts";
 import type { DeployRecord, DeploySummary, Store, StoredService } from "./store.ts";
-
-export interface DeployRequest {
-  /** Project name -> its complete list of services. */
-  projects: Record<string, unknown[]>;
-}
 
 export interface DeployResult {
   /** The deploy's id, or null when nothing changed. */
@@ -420,49 +417,4 @@ export class ControlPlane {
   }
 }
 
-function keyOf(spec: ServiceSpec): string {
-  return `${spec.project}/${spec.name}`;
-}
-
-function validateRequest(request: DeployRequest): ServiceSpec[] {
-  if (
-    typeof request !== "object" || request === null || typeof request.projects !== "object" || request.projects === null
-  ) {
-    throw new OrcaError("invalid", "deploy request needs a `projects` object", {
-      hint: '{"projects": {"<project>": [...]}}',
-    });
-  }
-  const specs: ServiceSpec[] = [];
-  for (const [project, services] of Object.entries(request.projects)) {
-    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(project)) {
-      throw new OrcaError("invalid", `invalid project name ${JSON.stringify(project)}`);
-    }
-    if (!Array.isArray(services)) throw new OrcaError("invalid", `projects.${project} must be a list of services`);
-    const names = new Set<string>();
-    services.forEach((s, i) => {
-      const spec = readService(s, { file: "deploy request" }, project, ["projects", project, i], { api: true });
-      if (names.has(spec.name)) throw new OrcaError("invalid", `service ${project}/${spec.name} is listed twice`);
-      names.add(spec.name);
-      specs.push(spec);
-    });
-  }
-  return specs;
-}
-
-/** Specs compare by canonical JSON (keys sorted), so key order never matters. */
-function sameSpec(a: ServiceSpec, b: ServiceSpec): boolean {
-  return canonical(a) === canonical(b);
-}
-
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value && typeof value === "object") {
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
-}
-
-export function describeSummary(s: DeploySummary): string {
-  return (["created", "updated", "removed", "unchanged"] as const).map((k) => `${s[k].length} ${k}`).join(", ");
-}
+export { type DeployRequest, describeSummary };
