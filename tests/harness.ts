@@ -150,4 +150,8 @@ export async function removeContainers(home: string): Promise<void> {
   for (const c of list) {
     await engine.request("DELETE", `/containers/${c.Id}`, { query: { force: true } }).catch(() => {});
   }
+  const networks = await engine.request<{ Id: string }[]>("GET", "/networks", {
+    query: { filters: JSON.stringify({ label: [`orca.node=${node}`] }) },
+  });
+  for (const n of networks) await engine.request("DELETE", `/networks/${n.Id}`).catch(() => {});
 }

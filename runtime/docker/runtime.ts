@@ -162,6 +162,19 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
       });
     }
     this.#workloads.delete(handle.id);
+    await this.#pruneNetwork(projectNetwork(w.spec.service.project));
+  }
+
+  /** Deletes a project network no container uses any more (networks are a scarce address pool). */
+  async #pruneNetwork(name: string): Promise<void> {
+    const stillUsed = [...this.#workloads.values()].some((w) => projectNetwork(w.spec.service.project) === name);
+    if (stillUsed) return;
+    try {
+      const net = await this.engine.request<{ Containers?: Record<string, unknown> }>("GET", `/networks/${name}`);
+      if (Object.keys(net.Containers ?? {}).length === 0) await this.engine.request("DELETE", `/networks/${name}`);
+    } catch {
+      // already gone, or in use again: nothing to do
+    }
   }
 
   async status(handle: WorkloadHandle): Promise<WorkloadStatus> {
@@ -359,7 +372,12 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
     } catch (err) {
       if (engineStatus(err) !== 404) throw err;
       await this.engine.request("POST", "/networks/create", {
-        body: { Name: name, Driver: "bridge", CheckDuplicate: true, Labels: { "orca.managed": "true", ...labels } },
+        body: {
+          Name: name,
+          Driver: "bridge",
+          CheckDuplicate: true,
+          Labels: { "orca.managed": "true", "orca.node": this.#node, ...labels },
+        },
         ok: [201, 409],
       });
     }
