@@ -31,6 +31,10 @@ export const deployCommand: Command = {
       }
       uploaded++;
     }
+    await pullMissingImages(
+      client,
+      [...bundle.projects.values()].flat().map((s) => s.image).filter((i): i is string => !!i),
+    );
     const projects = Object.fromEntries([...bundle.projects].map(([name, services]) => [name, services]));
     const result = await client.json<DeployResult>("/deploy", { method: "POST", body: JSON.stringify({ projects }) });
     if (values.json) {
@@ -52,3 +56,30 @@ export const deployCommand: Command = {
     return 0;
   },
 };
+
+/** Pulls the container images the server lacks, printing the engine's progress. */
+async function pullMissingImages(client: Client, images: string[]): Promise<void> {
+  for (const image of new Set(images)) {
+    const { present } = await client.json<{ present: boolean }>(`/images?name=${encodeURIComponent(image)}`);
+    if (present) continue;
+    console.error(`pulling ${image}`);
+    const res = await client.fetch(`/images/pull?name=${encodeURIComponent(image)}`, { method: "POST" });
+    let pending = "";
+    let failure: string | undefined;
+    for await (const chunk of res.body!.pipeThrough(new TextDecoderStream())) {
+      pending += chunk;
+      const lines = pending.split("\n");
+      pending = lines.pop()!;
+      for (const line of lines.filter(Boolean)) {
+        const p = JSON.parse(line) as { status?: string; progress?: string; id?: string; error?: string };
+        if (p.error) failure = p.error;
+        else console.error(`  ${[p.id, p.status, p.progress].filter(Boolean).join(" ")}`);
+      }
+    }
+    if (failure) {
+      throw new OrcaError("not_found", `image ${image} is not on the server, and pulling it failed: ${failure}`, {
+        hint: `load it there with \`docker load -i image.tar\` or \`docker import rootfs.tar ${image}\``,
+      });
+    }
+  }
+}

@@ -21,7 +21,14 @@ export interface NodeReport {
   gpus: NodeGpu[];
 }
 
+/** Image operations of the container runtime, for `orca deploy` to show pull progress. */
+export interface ImageStore {
+  imagePresent(image: string): Promise<boolean>;
+  pull(image: string): AsyncIterable<Record<string, unknown>>;
+}
+
 export interface ApiOptions {
+  images?: ImageStore;
   /** This node's report, computed on request (the engine may come and go). */
   node?: () => Promise<NodeReport>;
   plane: ControlPlane;
@@ -112,6 +119,33 @@ export function createApi(opts: ApiOptions): Hono {
       },
       cancel() {
         abort.abort();
+      },
+    });
+    return new Response(stream, { headers: { "content-type": "application/x-ndjson" } });
+  });
+
+  app.get("/images", async (c) => {
+    const name = c.req.query("name");
+    if (!name) throw new OrcaError("invalid", "which image? ?name=<image>");
+    if (!opts.images) throw new OrcaError("unsupported", "this node has no container runtime");
+    return c.json({ image: name, present: await opts.images.imagePresent(name) });
+  });
+
+  app.post("/images/pull", async (c) => {
+    const name = c.req.query("name");
+    if (!name) throw new OrcaError("invalid", "which image? ?name=<image>");
+    if (!opts.images) throw new OrcaError("unsupported", "this node has no container runtime");
+    const images = opts.images;
+    const encoder = new TextEncoder();
+    const stream = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        try {
+          for await (const p of images.pull(name)) controller.enqueue(encoder.encode(JSON.stringify(p) + "\n"));
+        } catch (err) {
+          const message = err instanceof Error ? err.message : String(err);
+          controller.enqueue(encoder.encode(JSON.stringify({ error: message }) + "\n"));
+        }
+        controller.close();
       },
     });
     return new Response(stream, { headers: { "content-type": "application/x-ndjson" } });

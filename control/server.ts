@@ -72,6 +72,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   const api = createApi({
     node,
+    images: containers,
     plane,
     store,
     jobs,

@@ -190,8 +190,9 @@ Deno.test({
         );
         const r = await orca(server, "deploy", wasm);
         assert.equal(r.code, 1);
-        assert.match(r.stderr, /image orca-examples\/no-such-image:1 is not on this node, and pulling it failed/);
-        assert.match(r.stderr, /hint: load it with `docker load -i image\.tar`/);
+        assert.match(r.stderr, /pulling orca-examples\/no-such-image:1/);
+        assert.match(r.stderr, /image orca-examples\/no-such-image:1 is not on the server, and pulling it failed/);
+        assert.match(r.stderr, /hint: load it there with `docker load -i image\.tar`/);
         assert.equal((await get(`${server.httpUrl}/v`)).text, "version 1\n");
       });
 

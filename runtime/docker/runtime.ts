@@ -37,6 +37,8 @@ interface Replica {
 
 interface Workload {
   spec: WorkloadSpec;
+  /** Set by start() and stop(): what the containers should be doing. */
+  phase: "created" | "started" | "stopped";
   replicas: Replica[];
   next: number;
   failures: number;
@@ -103,13 +105,14 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
       }
       throw this.#explain(err, s.name);
     }
-    this.#workloads.set(spec.id, { spec, replicas, next: 0, failures: 0, requests: 0 });
+    this.#workloads.set(spec.id, { spec, phase: "created", replicas, next: 0, failures: 0, requests: 0 });
     return { id: spec.id, runtime: "container" };
   }
 
   async start(handle: WorkloadHandle): Promise<void> {
     const w = this.#get(handle);
     const s = w.spec.service;
+    w.phase = "started";
     for (const r of w.replicas) {
       try {
         await this.engine.request("POST", `/containers/${r.id}/start`);
@@ -142,6 +145,7 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
 
   async stop(handle: WorkloadHandle, timeoutMs: number): Promise<void> {
     const w = this.#get(handle);
+    w.phase = "stopped";
     await Promise.all(
       w.replicas.map((r) =>
         this.engine.request("POST", `/containers/${r.id}/stop`, { query: { t: Math.ceil(timeoutMs / 1000) } }).catch(
@@ -187,7 +191,8 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
     const since = states.length
       ? Math.min(...states.map((s) => (s ? Date.parse(s.StartedAt) : Date.now())))
       : Date.now();
-    const state = running === w.replicas.length ? "running" : running > 0 ? "running" : "failed";
+    if (w.phase !== "started") return { state: w.phase, instances: running, since };
+    const state = running > 0 || w.replicas.length === 0 ? "running" : "failed";
     const message = running < w.replicas.length
       ? `${running}/${w.replicas.length} replicas running${oom ? " (out of memory: raise resources.memory)" : ""}`
       : undefined;
@@ -342,17 +347,36 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
     await this.engine.request("DELETE", `/containers/${id}`, { query: { force: true } });
   }
 
-  async #ensureImage(image: string): Promise<void> {
+  /** Whether the engine has `image` locally. */
+  async imagePresent(image: string): Promise<boolean> {
     try {
       await this.engine.request("GET", `/images/${encodeURIComponent(image)}/json`);
-      return;
+      return true;
     } catch (err) {
-      if (engineStatus(err) !== 404) throw this.#explain(err, image);
+      if (engineStatus(err) === 404) return false;
+      throw this.#explain(err, image);
     }
+  }
+
+  /** Pulls `image`, yielding the engine's progress objects (`status`, `progress`, `id`, or `error`). */
+  async *pull(image: string): AsyncGenerator<Record<string, unknown>> {
+    const [fromImage, tag] = splitImage(image);
+    const stream = await this.engine.stream("POST", "/images/create", { query: { fromImage, tag } });
+    const decoder = new TextDecoder();
+    let pending = "";
+    for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+      pending += decoder.decode(chunk, { stream: true });
+      const lines = pending.split("\n");
+      pending = lines.pop()!;
+      for (const line of lines) if (line.trim()) yield JSON.parse(line);
+    }
+    if (pending.trim()) yield JSON.parse(pending);
+  }
+
+  async #ensureImage(image: string): Promise<void> {
+    if (await this.imagePresent(image)) return;
     try {
-      const [fromImage, tag] = splitImage(image);
-      const progress = await this.engine.stream("POST", "/images/create", { query: { fromImage, tag } });
-      for await (const _ of progress as AsyncIterable<Uint8Array>) { /* drain the progress stream */ }
+      for await (const p of this.pull(image)) if (p.error) throw new Error(String(p.error));
       await this.engine.request("GET", `/images/${encodeURIComponent(image)}/json`);
     } catch (err) {
       throw new OrcaError(

@@ -153,10 +153,11 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     this.#workloads.delete(handle.id);
   }
 
-  status(handle: WorkloadHandle): Promise<WorkloadStatus> {
+  // deno-lint-ignore require-await
+  async status(handle: WorkloadHandle): Promise<WorkloadStatus> {
     const w = this.#get(handle);
     const instances = w.state === "running" ? w.pool.ready.length + w.busy.size + w.reusable.length : w.busy.size;
-    return Promise.resolve({ state: w.state, instances, since: w.since, ...(w.message && { message: w.message }) });
+    return { state: w.state, instances, since: w.since, ...(w.message && { message: w.message }) };
   }
 
   logs(handle: WorkloadHandle, opts?: LogOpts): AsyncIterable<LogLine> {
@@ -184,19 +185,20 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     return { exitCode, stdout: concat(stdout), stderr: concat(stderr) };
   }
 
-  stats(handle: WorkloadHandle): Promise<ResourceStats> {
+  // deno-lint-ignore require-await
+  async stats(handle: WorkloadHandle): Promise<ResourceStats> {
     const w = this.#get(handle);
     let memoryBytes = 0;
     for (const g of [...w.pool.ready, ...w.busy, ...w.reusable]) {
       for (const m of g.memories) memoryBytes += m.buffer.byteLength;
     }
-    return Promise.resolve({
+    return {
       memoryBytes,
       ...(w.spec.service.resources.memory && { memoryLimitBytes: w.spec.service.resources.memory }),
       requests: w.requests,
       errors: w.errors,
-      instances: w.pool.ready.length + w.busy.size,
-    });
+      instances: w.pool.ready.length + w.busy.size + w.reusable.length,
+    };
   }
 
   /** How the workload's guest is driven: `http` handler or `command`. */
