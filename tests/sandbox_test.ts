@@ -46,3 +46,27 @@ Deno.test("a guest sees only what its service declares", async (t) => {
     await target.shutdown();
   }
 });
+
+Deno.test("a memory bomb is capped: a clean 500, the server and other services unaffected", async () => {
+  const server = await startServer();
+  const dir = await writeProject({
+    mem:
+      `[[service]]\nname = "bomb"\nmodule = "${guestsDir}/bomb.wasm"\ntriggers = ["http:/bomb"]\n[service.resources]\nmemory = "64Mi"\n` +
+      `[[service]]\nname = "roomy"\nmodule = "${guestsDir}/bomb.wasm"\ntriggers = ["http:/roomy"]\n[service.resources]\nmemory = "256Mi"\n` +
+      `[[service]]\nname = "ok"\nmodule = "${guestsDir}/version1.wasm"\ntriggers = ["http:/ok"]\n`,
+  });
+  try {
+    assert.equal((await orca(server, "deploy", dir)).code, 0);
+    for (let i = 0; i < 3; i++) {
+      const bomb = await get(`${server.httpUrl}/bomb`);
+      assert.equal(bomb.status, 500);
+      assert.equal((await get(`${server.httpUrl}/ok`)).text, "version 1\n");
+    }
+    const logs = await orca(server, "logs", "bomb");
+    assert.match(logs.stdout, /out of memory: 104857600 bytes refused/);
+    // The same guest under a larger cap gets its 100 MB.
+    assert.equal((await get(`${server.httpUrl}/roomy`)).text, "allocated 104857600 bytes\n");
+  } finally {
+    await server.stop();
+  }
+});

@@ -9,6 +9,10 @@
 import { $init as bindgenReady, generate } from "@bytecodealliance/jco-transpile/component";
 import { componentNew } from "@bytecodealliance/jco-transpile/wasm-tools";
 import { OrcaError } from "../../errors.ts";
+import { capMemory, PAGE } from "./limits.ts";
+
+/** A Wasm guest's memory cap when its service sets no `resources.memory`. */
+export const DEFAULT_MEMORY_LIMIT = 128 * 2 ** 20;
 
 /** Bumped when the transpile options or the glue patches change. */
 const CACHE_VERSION = "jco-transpile-0.15.0-v2";
@@ -77,8 +81,16 @@ const adapterUrl = new URL(
   import.meta.url,
 );
 
-/** Compiles `bytes` (content hash `hash`), using `cacheDir` for jco's output. */
-export async function compileComponent(bytes: Uint8Array, hash: string, cacheDir: string): Promise<CompiledComponent> {
+/**
+ * Compiles `bytes` (content hash `hash`), using `cacheDir` for jco's output.
+ * Every memory the component's core modules define is capped at `memoryLimitBytes`.
+ */
+export async function compileComponent(
+  bytes: Uint8Array,
+  hash: string,
+  cacheDir: string,
+  memoryLimitBytes = DEFAULT_MEMORY_LIMIT,
+): Promise<CompiledComponent> {
   const dir = `${cacheDir}/${CACHE_VERSION}/${hash}`;
   let meta = await readMeta(dir);
   if (!meta) {
@@ -86,8 +98,10 @@ export async function compileComponent(bytes: Uint8Array, hash: string, cacheDir
   }
   const glue = await loadGlue(`${dir}/component.js`);
   const cores = new Map<string, WebAssembly.Module>();
+  const maxPages = Math.max(1, Math.floor(memoryLimitBytes / PAGE));
   for (const name of meta.cores) {
-    cores.set(name, await WebAssembly.compile(await Deno.readFile(`${dir}/${name}`)));
+    const capped = capMemory(await Deno.readFile(`${dir}/${name}`), maxPages);
+    cores.set(name, await WebAssembly.compile(capped as Uint8Array<ArrayBuffer>));
   }
   const kind = meta.kind;
   const getCore = (name: string) => {

@@ -18,7 +18,13 @@ import type {
   WorkloadState,
   WorkloadStatus,
 } from "../types.ts";
-import { compileComponent, type CompiledComponent, type GuestExports, type GuestKind } from "./compile.ts";
+import {
+  compileComponent,
+  type CompiledComponent,
+  DEFAULT_MEMORY_LIMIT,
+  type GuestExports,
+  type GuestKind,
+} from "./compile.ts";
 import { concat, OutputTail } from "./bytes.ts";
 import { InstancePool } from "./pool.ts";
 import { cgiEnv, parseCgiOutput } from "./wagi.ts";
@@ -75,13 +81,16 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     this.#now = opts.now ?? Date.now;
   }
 
-  /** Compiles (or reuses) the module of `hash`; bad bytes reject with an OrcaError. */
-  compile(hash: string): Promise<CompiledComponent> {
-    let compiled = this.#compiled.get(hash);
+  /** Compiles (or reuses) the module of `hash` with its memory capped; bad bytes reject with an OrcaError. */
+  compile(hash: string, memoryLimitBytes = DEFAULT_MEMORY_LIMIT): Promise<CompiledComponent> {
+    const key = `${hash}@${memoryLimitBytes}`;
+    let compiled = this.#compiled.get(key);
     if (!compiled) {
-      compiled = this.#opts.loadModule(hash).then((bytes) => compileComponent(bytes, hash, this.#opts.cacheDir));
-      compiled.catch(() => this.#compiled.delete(hash));
-      this.#compiled.set(hash, compiled);
+      compiled = this.#opts.loadModule(hash).then((bytes) =>
+        compileComponent(bytes, hash, this.#opts.cacheDir, memoryLimitBytes)
+      );
+      compiled.catch(() => this.#compiled.delete(key));
+      this.#compiled.set(key, compiled);
     }
     return compiled;
   }
@@ -90,7 +99,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     const hash = spec.service.module_hash;
     if (!hash) throw new OrcaError("invalid", `service ${spec.service.name} has no module`, { where: spec.id });
     if (this.#workloads.has(spec.id)) throw new OrcaError("conflict", `workload ${spec.id} already exists`);
-    const compiled = await this.compile(hash);
+    const compiled = await this.compile(hash, spec.service.resources.memory ?? DEFAULT_MEMORY_LIMIT);
     const handle: WorkloadHandle = { id: spec.id, runtime: "wasm" };
     const logs = new LogBuffer(2000, this.#now);
     const workload: Workload = {
