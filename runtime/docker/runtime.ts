@@ -4,7 +4,6 @@
  * GPUs, replicas named `<project>-<name>-<n>`, readiness before traffic.
  */
 
-import { parseTrigger, type ServiceSpec } from "../../config/mod.ts";
 import { OrcaError } from "../../errors.ts";
 import type {
   ExecResult,
@@ -24,6 +23,8 @@ import type {
 import { demux, Engine, engineMessage, engineStatus } from "./engine.ts";
 import { readHostFacts } from "./gpu.ts";
 import { waitReady } from "./probe.ts";
+import { imagePresent, pullImage } from "./images.ts";
+import { cpuPercentOf, type DockerStats, jobOnly, join, mergeLogs, messageEnv } from "./util.ts";
 import { containerName, createContainerBody, type HostFacts, INTERNAL_NETWORK, projectNetwork } from "./spec.ts";
 
 interface Replica {
@@ -348,29 +349,13 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
   }
 
   /** Whether the engine has `image` locally. */
-  async imagePresent(image: string): Promise<boolean> {
-    try {
-      await this.engine.request("GET", `/images/${encodeURIComponent(image)}/json`);
-      return true;
-    } catch (err) {
-      if (engineStatus(err) === 404) return false;
-      throw this.#explain(err, image);
-    }
+  imagePresent(image: string): Promise<boolean> {
+    return imagePresent(this.engine, image);
   }
 
   /** Pulls `image`, yielding the engine's progress objects (`status`, `progress`, `id`, or `error`). */
-  async *pull(image: string): AsyncGenerator<Record<string, unknown>> {
-    const [fromImage, tag] = splitImage(image);
-    const stream = await this.engine.stream("POST", "/images/create", { query: { fromImage, tag } });
-    const decoder = new TextDecoder();
-    let pending = "";
-    for await (const chunk of stream as AsyncIterable<Uint8Array>) {
-      pending += decoder.decode(chunk, { stream: true });
-      const lines = pending.split("\n");
-      pending = lines.pop()!;
-      for (const line of lines) if (line.trim()) yield JSON.parse(line);
-    }
-    if (pending.trim()) yield JSON.parse(pending);
+  pull(image: string): AsyncGenerator<Record<string, unknown>> {
+    return pullImage(this.engine, image);
   }
 
   async #ensureImage(image: string): Promise<void> {
@@ -453,80 +438,5 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
       });
     }
     return new OrcaError("internal", `${what}: the Docker engine refused: ${message}`, { cause: err });
-  }
-}
-
-interface DockerStats {
-  memory_stats?: { usage?: number; limit?: number };
-  cpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number; online_cpus?: number };
-  precpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };
-}
-
-function cpuPercentOf(s: DockerStats): number {
-  const cpu = (s.cpu_stats?.cpu_usage?.total_usage ?? 0) - (s.precpu_stats?.cpu_usage?.total_usage ?? 0);
-  const system = (s.cpu_stats?.system_cpu_usage ?? 0) - (s.precpu_stats?.system_cpu_usage ?? 0);
-  return system > 0 && cpu > 0 ? (cpu / system) * (s.cpu_stats?.online_cpus ?? 1) * 100 : 0;
-}
-
-/** Whether a service only runs jobs: triggers but no http route and no domain. */
-function jobOnly(s: ServiceSpec): boolean {
-  if (s.domain || s.triggers.length === 0) return false;
-  return s.triggers.every((t) => {
-    const p = parseTrigger(t);
-    return !("error" in p) && p.type !== "http";
-  });
-}
-
-function messageEnv(bytes: Uint8Array): Record<string, string> {
-  if (bytes.length === 0) return {};
-  try {
-    return { ORCA_MESSAGE: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
-  } catch {
-    return { ORCA_MESSAGE_BASE64: btoa(String.fromCharCode(...bytes)) };
-  }
-}
-
-function splitImage(image: string): [string, string] {
-  const at = image.lastIndexOf(":");
-  return at > image.lastIndexOf("/") ? [image.slice(0, at), image.slice(at + 1)] : [image, "latest"];
-}
-
-function join(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
-}
-
-/** Lines from several replicas' log streams, each as it comes. */
-async function* mergeLogs(
-  streams: AsyncGenerator<{ stream: "stdout" | "stderr"; data: Uint8Array }>[],
-): AsyncGenerator<LogLine> {
-  const decoder = new TextDecoder();
-  const pending = new Map<
-    number,
-    Promise<{ i: number; r: IteratorResult<{ stream: "stdout" | "stderr"; data: Uint8Array }> }>
-  >();
-  streams.forEach((s, i) => pending.set(i, s.next().then((r) => ({ i, r }))));
-  while (pending.size > 0) {
-    const { i, r } = await Promise.race(pending.values());
-    if (r.done) {
-      pending.delete(i);
-      continue;
-    }
-    pending.set(i, streams[i].next().then((r) => ({ i, r })));
-    for (const raw of decoder.decode(r.value.data).split("\n")) {
-      if (!raw) continue;
-      const space = raw.indexOf(" ");
-      const at = Date.parse(raw.slice(0, space));
-      yield {
-        at: Number.isNaN(at) ? Date.now() : at,
-        stream: r.value.stream,
-        text: Number.isNaN(at) ? raw : raw.slice(space + 1),
-      };
-    }
   }
 }
