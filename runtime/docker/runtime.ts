@@ -24,7 +24,8 @@ import { demux, Engine, engineMessage, engineStatus } from "./engine.ts";
 import { readHostFacts } from "./gpu.ts";
 import { waitReady } from "./probe.ts";
 import { imagePresent, pullImage } from "./images.ts";
-import { cpuPercentOf, type DockerStats, jobOnly, join, mergeLogs, messageEnv } from "./util.ts";
+import { concat } from "../bytes.ts";
+import { cpuPercentOf, type DockerStats, jobOnly, mergeLogs, messageEnv } from "./util.ts";
 import { containerName, createContainerBody, type HostFacts, INTERNAL_NETWORK, projectNetwork } from "./spec.ts";
 
 interface Replica {
@@ -224,7 +225,7 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
       (frame.stream === "stdout" ? out : err).push(frame.data);
     }
     const { ExitCode } = await this.engine.request<{ ExitCode: number }>("GET", `/exec/${Id}/json`);
-    return { exitCode: ExitCode, stdout: join(out), stderr: join(err) };
+    return { exitCode: ExitCode, stdout: concat(out), stderr: concat(err) };
   }
 
   async stats(handle: WorkloadHandle): Promise<ResourceStats> {

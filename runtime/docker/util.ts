@@ -38,16 +38,6 @@ export function splitImage(image: string): [string, string] {
   return at > image.lastIndexOf("/") ? [image.slice(0, at), image.slice(at + 1)] : [image, "latest"];
 }
 
-export function join(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
-}
-
 /** Lines from several replicas' log streams, each as it comes. */
 export async function* mergeLogs(
   streams: AsyncGenerator<{ stream: "stdout" | "stderr"; data: Uint8Array }>[],

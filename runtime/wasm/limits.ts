@@ -6,6 +6,7 @@
  */
 
 import { OrcaError } from "../../errors.ts";
+import { concat } from "../bytes.ts";
 
 export const PAGE = 65536;
 
@@ -29,13 +30,7 @@ export function capMemory(module: Uint8Array, maxPages: number): Uint8Array {
     const rewritten = rewriteMemorySection(module.subarray(pos - size, pos), maxPages);
     parts.push(new Uint8Array([id, ...writeLeb(rewritten.length)]), rewritten);
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 function rewriteMemorySection(body: Uint8Array, maxPages: number): Uint8Array {
@@ -66,11 +61,7 @@ function rewriteMemorySection(body: Uint8Array, maxPages: number): Uint8Array {
     const capped = Math.min(max ?? maxPages, maxPages);
     out.push(flags | 0x01, ...writeLeb(min), ...writeLeb(capped));
   }
-  const rest = body.subarray(pos);
-  const result = new Uint8Array(out.length + rest.length);
-  result.set(out);
-  result.set(rest, out.length);
-  return result;
+  return concat([new Uint8Array(out), body.subarray(pos)]);
 }
 
 function readLeb(bytes: Uint8Array, pos: number): [number, number] {

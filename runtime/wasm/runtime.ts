@@ -25,7 +25,7 @@ import {
   type GuestExports,
   type GuestKind,
 } from "./compile.ts";
-import { concat, OutputTail } from "./bytes.ts";
+import { concat, OutputTail } from "../bytes.ts";
 import { InstancePool } from "./pool.ts";
 import { cgiEnv, parseCgiOutput } from "./wagi.ts";
 import { type GuestIo, sandboxImports, wasiHttp } from "./wasi.ts";

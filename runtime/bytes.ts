@@ -1,4 +1,4 @@
-/** Byte helpers for guest output. */
+/** Byte helpers shared by the runtimes. */
 
 /** Joins chunks into one array. */
 export function concat(chunks: Uint8Array[]): Uint8Array {
