@@ -1,16 +1,21 @@
 /**
  * `deno task bench [suite...]`: every benchmark, or the suites named
- * (http, triggers, deploy). Each measures Orca side by side with a baseline
+ * (http, scheduler, triggers, deploy). Each measures Orca side by side with a baseline
  * in the same run and prints ratios.
  */
 
 import { Engine } from "../runtime/mod.ts";
 import { benchDeploy } from "./deploy.ts";
 import { benchHttp } from "./http.ts";
+import { benchScheduler } from "./scheduler.ts";
 import { benchTriggers } from "./triggers.ts";
 
 const suites: Record<string, () => Promise<void>> = {
   http: benchHttp,
+  // deno-lint-ignore require-await
+  async scheduler() {
+    console.log(`\nscheduler\n\n${benchScheduler().join("\n")}`);
+  },
   async triggers() {
     const lines = await benchTriggers({
       firings: Number(Deno.env.get("BENCH_CRON_FIRINGS") ?? 60),

@@ -29,23 +29,25 @@ export function generate(seed: number, nodeCount: number, serviceCount: number) 
     zone: `zone-${i % 10}`,
     labels: { zone: `zone-${i % 10}` },
     capacity: { memory: 64 * GiB, cpuMillis: 32_000 },
-    gpus: i % 10 === 0 ? [{ vendor: "nvidia" as const, model: "H100", vramMb: 81920, count: 8 }] : [],
+    // One node in ten has 8 GPUs, in every zone.
+    gpus: Math.floor(i / 10) % 10 === 0 ? [{ vendor: "nvidia" as const, model: "H100", vramMb: 81920, count: 8 }] : [],
     runtimes: ["wasm", "container"],
     images: [],
     healthy: true,
     draining: false,
   }));
   const workloads: WorkloadView[] = Array.from({ length: serviceCount }, (_, i) => {
-    const kind = rand();
+    const kind = i % 20 === 0 ? 0 : 0.05 + rand() * 0.95; // exactly 5% GPU services
     const project = `p${Math.floor(rand() * 200)}`;
     const base = { id: `${project}/s${i}`, project, replicas: 1 + Math.floor(rand() * 3), placement: { labels: {} } };
     if (kind < 0.05) {
       return {
         ...base,
+        replicas: 1,
         runtimes: ["container"],
-        memory: pick([8, 16, 32]) * GiB,
+        memory: pick([8, 12, 16]) * GiB,
         cpuMillis: pick([2000, 4000]),
-        gpu: { vendor: "nvidia", count: pick([1, 2]) },
+        gpu: { vendor: "nvidia", count: 1 },
       };
     }
     if (kind < 0.5) {

@@ -12,6 +12,9 @@ export interface Fit {
   gpu?: { group: number; count: number };
 }
 
+// Shared results for the common case (no GPU): nothing is allocated per node.
+const FIT: Record<RuntimeKind, Fit> = { wasm: { runtime: "wasm" }, container: { runtime: "container" } };
+
 /** Returned instead of a reason when none was asked for (no string is built on the fast path). */
 export const REJECTED = "rejected";
 
@@ -23,6 +26,8 @@ export function fits(state: ClusterState, n: NodeState, w: WorkloadView, describ
   const node = n.node;
   if (!node.healthy) return "unhealthy";
   if (node.draining) return "draining";
+  // Capacity first: in a packed cluster it rejects most nodes, and it is the cheapest check.
+  if (!describe && (w.cpuMillis > n.freeCpu || w.memory > n.freeMemory)) return REJECTED;
   if (w.placement.node !== undefined && node.id !== w.placement.node) {
     return describe ? `not ${w.placement.node} (placement.node)` : REJECTED;
   }
@@ -50,7 +55,7 @@ export function fits(state: ClusterState, n: NodeState, w: WorkloadView, describ
   if (w.cpuMillis > n.freeCpu) {
     return describe ? `needs ${w.cpuMillis / 1000} cpu, ${Math.max(0, n.freeCpu) / 1000} free` : REJECTED;
   }
-  if (!w.gpu) return { runtime };
+  if (!w.gpu) return FIT[runtime];
   const need = w.gpu;
   let best = -1;
   let free = 0;
@@ -64,4 +69,13 @@ export function fits(state: ClusterState, n: NodeState, w: WorkloadView, describ
   if (!describe) return REJECTED;
   const vram = need.vramMin ? ` with >= ${need.vramMin} MB` : "";
   return `needs ${need.count} ${need.vendor} GPU${need.count > 1 ? "s" : ""}${vram}, ${free} free`;
+}
+
+const entries = new WeakMap<object, [string, string][]>();
+
+/** A label selector's entries, computed once per selector object. */
+function labelEntries(labels: Readonly<Record<string, string>>): [string, string][] {
+  let e = entries.get(labels);
+  if (!e) entries.set(labels, e = Object.entries(labels));
+  return e;
 }

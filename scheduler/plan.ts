@@ -76,9 +76,11 @@ export function plan(view: ClusterView, workloads: readonly WorkloadView[], opts
   }
 
   // Place: biggest first (GPU, then memory, then cpu), ties by id.
+  // Dominant share: each workload's largest fraction of an average node, memory or cpu.
+  const avg = averageCapacity(view.nodes);
+  const share = (w: WorkloadView) => Math.max(w.memory / avg.memory, w.cpuMillis / avg.cpuMillis);
   const order = [...workloads].sort((a, b) =>
-    (b.gpu?.count ?? 0) - (a.gpu?.count ?? 0) || b.memory - a.memory || b.cpuMillis - a.cpuMillis ||
-    (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+    (b.gpu?.count ?? 0) - (a.gpu?.count ?? 0) || share(b) - share(a) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
   );
   for (const w of order) {
     const ok = kept.get(w.id)!;
@@ -121,6 +123,14 @@ export function plan(view: ClusterView, workloads: readonly WorkloadView[], opts
   return out;
 }
 
+function averageCapacity(nodes: readonly { capacity: { memory: number; cpuMillis: number } }[]) {
+  const n = Math.max(1, nodes.length);
+  return {
+    memory: Math.max(1, nodes.reduce((s, x) => s + x.capacity.memory, 0) / n),
+    cpuMillis: Math.max(1, nodes.reduce((s, x) => s + x.capacity.cpuMillis, 0) / n),
+  };
+}
+
 /** Why a current placement can no longer stay where it is, or undefined. */
 function invalidOn(n: NodeState, w: WorkloadView, p: Placement): string | undefined {
   if (!n.node.healthy) return `${n.node.id} is unhealthy`;
@@ -148,34 +158,44 @@ interface Choice {
 
 /** The best feasible node for one replica (ties: the lower node id). */
 function choose(state: ClusterState, w: WorkloadView, replica: number, explain: boolean): Choice {
-  const feasible: { n: NodeState; fit: Fit }[] = [];
+  const feasibleNodes: NodeState[] = [];
+  const feasibleFits: Fit[] = [];
   const rejected: { node: string; reason: string }[] = [];
+  const zones = state.zoneCounts.get(w.id);
   let minZone = Infinity;
+  const emptyClasses = new Set<string>();
   for (const n of state.nodes) {
+    if (!explain && n.replicas.size === 0) {
+      if (emptyClasses.has(n.classKey)) continue; // scores exactly like an earlier empty node of its class
+      emptyClasses.add(n.classKey);
+    }
     const fit = fits(state, n, w, explain);
     if (typeof fit === "string") {
       if (explain) rejected.push({ node: n.node.id, reason: fit });
       continue;
     }
-    feasible.push({ n, fit });
-    const z = state.zoneCount(w.id, n.zone);
+    feasibleNodes.push(n);
+    feasibleFits.push(fit);
+    const z = zones?.get(n.zone) ?? 0;
     if (z < minZone) minZone = z;
   }
-  let best: { n: NodeState; fit: Fit } | undefined;
+  let best = -1;
   let bestScore = -Infinity;
   const scores: ReplicaExplanation["scores"] = [];
-  for (const f of feasible) {
+  for (let i = 0; i < feasibleNodes.length; i++) {
+    const n = feasibleNodes[i];
     const parts = explain ? {} as ScoreParts : undefined;
-    const s = score(state, f.n, w, f.fit.runtime, minZone, parts);
-    if (parts) scores.push({ node: f.n.node.id, runtime: f.fit.runtime, parts });
-    if (s > bestScore || (s === bestScore && best && f.n.node.id < best.n.node.id)) [best, bestScore] = [f, s];
+    const s = score(state, n, w, feasibleFits[i].runtime, (zones?.get(n.zone) ?? 0) - minZone, parts);
+    if (parts) scores.push({ node: n.node.id, runtime: feasibleFits[i].runtime, parts });
+    if (s > bestScore || (s === bestScore && n.node.id < feasibleNodes[best].node.id)) [best, bestScore] = [i, s];
   }
-  const placement: Placement | undefined = best && {
+  const chosen = best >= 0 ? { n: feasibleNodes[best], fit: feasibleFits[best] } : undefined;
+  const placement: Placement | undefined = chosen && {
     workload: w.id,
     replica,
-    node: best.n.node.id,
-    runtime: best.fit.runtime,
-    ...(best.fit.gpu && { gpu: best.fit.gpu }),
+    node: chosen.n.node.id,
+    runtime: chosen.fit.runtime,
+    ...(chosen.fit.gpu && { gpu: chosen.fit.gpu }),
   };
   const reasons = placement ? [] : explainRejections(state, w, rejected, explain);
   return {

@@ -18,6 +18,11 @@ export interface NodeState {
   replicas: Map<string, number>;
   /** Replicas per project on this node. */
   projects: Map<string, number>;
+  /**
+   * Nodes with the same class score the same while empty: the planner scores
+   * only the first empty node of each class (ties go to the lower id anyway).
+   */
+  classKey: string;
 }
 
 export class ClusterState {
@@ -29,7 +34,9 @@ export class ClusterState {
 
   constructor(nodes: readonly NodeView[], wasmDefaultMemory: number) {
     this.#wasmDefaultMemory = wasmDefaultMemory;
-    this.nodes = nodes.map((node) => ({
+    // In id order, so the first empty node of a class is the one a tie would pick.
+    const sorted = [...nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    this.nodes = sorted.map((node) => ({
       node,
       zone: node.zone ?? node.labels.zone ?? `node:${node.id}`,
       freeMemory: node.capacity.memory - (node.reserved?.memory ?? 0),
@@ -38,6 +45,17 @@ export class ClusterState {
       images: new Set(node.images),
       replicas: new Map(),
       projects: new Map(),
+      classKey: JSON.stringify([
+        node.zone ?? node.labels.zone ?? `node:${node.id}`,
+        node.labels,
+        node.capacity,
+        node.reserved ?? null,
+        node.gpus,
+        node.runtimes,
+        [...node.images].sort(),
+        node.healthy,
+        node.draining,
+      ]),
     }));
     for (const n of this.nodes) this.byId.set(n.node.id, n);
   }
