@@ -7,11 +7,15 @@
 import { Engine } from "../runtime/mod.ts";
 import { benchDeploy } from "./deploy.ts";
 import { benchHttp } from "./http.ts";
+import { benchInterrupt } from "./interrupt.ts";
 import { benchScheduler } from "./scheduler.ts";
 import { benchTriggers } from "./triggers.ts";
 
 const suites: Record<string, () => Promise<void>> = {
-  http: benchHttp,
+  async http() {
+    await benchHttp();
+    console.log(`\n${await benchInterrupt()}`);
+  },
   // deno-lint-ignore require-await
   async scheduler() {
     console.log(`\nscheduler\n\n${benchScheduler().join("\n")}`);

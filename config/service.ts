@@ -168,6 +168,7 @@ export function readService(
     ...optional("readiness", readProbe(r, "readiness")),
     ...optional("liveness", readProbe(r, "liveness")),
     wasm: readWasm(r),
+    limits: readLimits(r),
   };
   r.done();
   return spec;
@@ -233,6 +234,14 @@ function readProbe(parent: TableReader, key: "readiness" | "liveness"): Probe | 
   };
   r.done();
   return probe;
+}
+
+function readLimits(parent: TableReader): ServiceSpec["limits"] {
+  const r = parent.table("limits");
+  if (!r) return {};
+  const limits = optional("timeout_ms", r.number("timeout_ms", { integer: true, min: 1, max: 3_600_000 }));
+  r.done();
+  return limits;
 }
 
 function readWasm(parent: TableReader): ServiceSpec["wasm"] {

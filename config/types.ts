@@ -39,6 +39,12 @@ export interface WasmCapabilities {
   allowed_hosts: string[];
 }
 
+/** `[service.limits]`: how long one call of a Wasm guest may run. */
+export interface Limits {
+  /** Deadline per request (default 10 s) or per job (default 30 s), in ms. */
+  timeout_ms?: number;
+}
+
 /** One `[[service]]` block, validated and with defaults applied. */
 export interface ServiceSpec {
   project: string;
@@ -66,6 +72,7 @@ export interface ServiceSpec {
   readiness?: Probe;
   liveness?: Probe;
   wasm: WasmCapabilities;
+  limits: Limits;
 }
 
 /** A GPU a node declares (`[[node.gpus]]`). */

@@ -106,6 +106,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await httpServer.shutdown();
       await apiServer.shutdown();
       await plane.shutdown();
+      wasm.close();
       store.close();
     },
   };

@@ -70,3 +70,27 @@ Deno.test("a memory bomb is capped: a clean 500, the server and other services u
     await server.stop();
   }
 });
+
+Deno.test("an infinite loop is stopped at its deadline; the server answers others right after", async () => {
+  const server = await startServer();
+  const dir = await writeProject({
+    cpu:
+      `[[service]]\nname = "spin"\nmodule = "${guestsDir}/spin.wasm"\ntriggers = ["http:/spin"]\n[service.limits]\ntimeout_ms = 300\n` +
+      `[[service]]\nname = "ok"\nmodule = "${guestsDir}/version1.wasm"\ntriggers = ["http:/ok"]\n`,
+  });
+  try {
+    assert.equal((await orca(server, "deploy", dir)).code, 0);
+    for (let i = 0; i < 2; i++) {
+      const started = performance.now();
+      const spin = await get(`${server.httpUrl}/spin`);
+      const took = performance.now() - started;
+      assert.equal(spin.status, 504);
+      assert.ok(took >= 290 && took < 300 + 250, `stopped after ${took.toFixed(0)} ms`);
+      assert.equal((await get(`${server.httpUrl}/ok`)).text, "version 1\n");
+    }
+    const logs = await orca(server, "logs", "spin");
+    assert.match(logs.stdout, /failed: deadline exceeded: stopped after 300 ms/);
+  } finally {
+    await server.stop();
+  }
+});

@@ -9,6 +9,7 @@
 import { $init as bindgenReady, generate } from "@bytecodealliance/jco-transpile/component";
 import { componentNew } from "@bytecodealliance/jco-transpile/wasm-tools";
 import { OrcaError } from "../../errors.ts";
+import { instrumentInterrupts, needsInterrupts } from "./instrument.ts";
 import { capMemory, PAGE } from "./limits.ts";
 
 /** A Wasm guest's memory cap when its service sets no `resources.memory`. */
@@ -57,6 +58,8 @@ interface Glue {
 export interface CompiledComponent {
   hash: string;
   kind: GuestKind;
+  /** Whether every core module checks its interrupt flag (CPU deadlines hold). */
+  interruptible: boolean;
   /** The export that drives the guest (`handle` or `run`). */
   instantiate(imports: Record<string, unknown>, onCore?: (i: WebAssembly.Instance) => void): Promise<GuestExports>;
 }
@@ -99,9 +102,12 @@ export async function compileComponent(
   const glue = await loadGlue(`${dir}/component.js`);
   const cores = new Map<string, WebAssembly.Module>();
   const maxPages = Math.max(1, Math.floor(memoryLimitBytes / PAGE));
+  let interruptible = true;
   for (const name of meta.cores) {
     const capped = capMemory(await Deno.readFile(`${dir}/${name}`), maxPages);
-    cores.set(name, await WebAssembly.compile(capped as Uint8Array<ArrayBuffer>));
+    const instrumented = needsInterrupts(capped) ? instrumentInterrupts(capped) : capped;
+    if (!instrumented) interruptible = false; // an opcode the instrumenter does not know: runs without deadline checks
+    cores.set(name, await WebAssembly.compile((instrumented ?? capped) as Uint8Array<ArrayBuffer>));
   }
   const kind = meta.kind;
   const getCore = (name: string) => {
@@ -112,6 +118,7 @@ export async function compileComponent(
   return {
     hash,
     kind,
+    interruptible,
     async instantiate(imports, onCore) {
       const exports = await glue.instantiate(getCore, imports, async (module, imp) => {
         const instance = await WebAssembly.instantiate(module, imp);

@@ -22,6 +22,7 @@ Deno.test("the Wasm runtime keeps the Runtime contract", async (t) => {
       exec: { cmd: [], stdout: /hello from a C edge function/ },
     });
   } finally {
+    runtime.close();
     await Deno.remove(cacheDir, { recursive: true });
   }
 });

@@ -26,9 +26,11 @@ import {
   type GuestKind,
 } from "./compile.ts";
 import { concat, OutputTail } from "../bytes.ts";
+import { INTERRUPT_EXPORT } from "./instrument.ts";
 import { InstancePool } from "./pool.ts";
 import { cgiEnv, parseCgiOutput } from "./wagi.ts";
 import { type GuestIo, sandboxImports, wasiHttp } from "./wasi.ts";
+import { Watchdog } from "./watchdog.ts";
 
 export interface WasmRuntimeOptions {
   /** Where jco's transpiled output is cached. */
@@ -47,6 +49,8 @@ interface Guest {
   exports: GuestExports;
   io: GuestIo;
   memories: WebAssembly.Memory[];
+  /** Interrupt flags of its core instances (see instrument.ts). */
+  flags: SharedArrayBuffer[];
 }
 
 interface Workload {
@@ -67,6 +71,9 @@ interface Workload {
 }
 
 const MAX_WAGI_OUTPUT = 32 * 1024 * 1024;
+/** Default deadlines: an HTTP request, and a job (cron firing, message). */
+const HTTP_TIMEOUT_MS = 10_000;
+const JOB_TIMEOUT_MS = 30_000;
 const TAIL_BYTES = 4096;
 
 export class WasmRuntime implements Runtime, HttpServing, JobRunning {
@@ -75,6 +82,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
   readonly #now: () => number;
   readonly #compiled = new Map<string, Promise<CompiledComponent>>();
   readonly #workloads = new Map<string, Workload>();
+  readonly #watchdog = new Watchdog();
 
   constructor(opts: WasmRuntimeOptions) {
     this.#opts = opts;
@@ -190,8 +198,13 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       stdout: (b) => stdout.push(b),
       stderr: (b) => stderr.push(b),
     };
-    const exitCode = await runCommand(guest);
-    return { exitCode, stdout: concat(stdout), stderr: concat(stderr) };
+    const disarm = this.#watchdog.arm(guest.flags, w.spec.service.limits.timeout_ms ?? JOB_TIMEOUT_MS);
+    try {
+      const exitCode = await runCommand(guest);
+      return { exitCode, stdout: concat(stdout), stderr: concat(stderr) };
+    } finally {
+      disarm();
+    }
   }
 
   // deno-lint-ignore require-await
@@ -244,6 +257,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       },
     };
     let keep = false;
+    const disarm = this.#watchdog.arm(guest.flags, w.spec.service.limits.timeout_ms ?? JOB_TIMEOUT_MS);
     try {
       if (guest.exports.kind === "handler") {
         try {
@@ -262,15 +276,18 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       return { exitCode, outputTail: tail.text(), durationMs: performance.now() - started };
     } catch (err) {
       w.errors++;
-      const error = errorText(err);
+      const error = this.#describeFailure(w, guest, err, JOB_TIMEOUT_MS);
       w.logs.append("system", `job failed: ${error}`);
       this.#opts.onIncident?.(`${w.spec.service.project}/${w.spec.service.name}`, error);
       return { exitCode: -1, outputTail: tail.text(), durationMs: performance.now() - started, error };
     } finally {
+      disarm();
       log.flush();
       w.busy.delete(guest);
-      // A handler that trapped is thrown away; one that answered serves the next message.
-      if (reuse && keep && w.state === "running" && w.reusable.length < 4) w.reusable.push(guest);
+      // A handler that trapped (or whose deadline fired as it returned) is thrown away; one that answered is reused.
+      if (reuse && keep && !Watchdog.fired(guest.flags) && w.state === "running" && w.reusable.length < 4) {
+        w.reusable.push(guest);
+      }
       if (w.busy.size === 0) w.idle?.();
     }
   }
@@ -284,17 +301,21 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     w.requests++;
     const guest = await w.pool.take();
     w.busy.add(guest);
+    const disarm = this.#watchdog.arm(guest.flags, w.spec.service.limits.timeout_ms ?? HTTP_TIMEOUT_MS);
     try {
       return w.compiled.kind === "http"
         ? await this.#serveHandler(w, guest, request, ctx)
         : await this.#serveWagi(w, guest, request, ctx);
     } catch (err) {
       w.errors++;
-      const error = errorText(err);
+      const error = this.#describeFailure(w, guest, err, HTTP_TIMEOUT_MS);
       w.logs.append("system", `request ${request.method} ${new URL(request.url).pathname} failed: ${error}`);
       this.#opts.onIncident?.(`${w.spec.service.project}/${w.spec.service.name}`, error);
-      return errorResponse(500, "the service failed to handle the request");
+      return Watchdog.fired(guest.flags)
+        ? errorResponse(504, "the service did not answer within its deadline")
+        : errorResponse(500, "the service failed to handle the request");
     } finally {
+      disarm();
       w.busy.delete(guest);
       if (w.busy.size === 0) w.idle?.();
     }
@@ -359,13 +380,27 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
   }
 
   async #instantiate(w: Workload, args: string[] = [w.spec.service.name]): Promise<Guest> {
-    const guest: Guest = { exports: undefined as unknown as GuestExports, io: this.#logIo(w), memories: [] };
+    const guest: Guest = { exports: undefined as unknown as GuestExports, io: this.#logIo(w), memories: [], flags: [] };
     const imports = sandboxImports({ args, allowedHosts: w.spec.service.wasm.allowed_hosts, io: () => guest.io });
     guest.exports = await w.compiled.instantiate(imports, (instance) => {
       const memory = instance.exports.memory;
       if (memory instanceof WebAssembly.Memory) guest.memories.push(memory);
+      const flag = instance.exports[INTERRUPT_EXPORT];
+      if (flag instanceof WebAssembly.Memory) guest.flags.push(flag.buffer as SharedArrayBuffer);
     });
     return guest;
+  }
+
+  /** Stops the watchdog thread (the runtime serves no more calls). */
+  close(): void {
+    this.#watchdog.close();
+  }
+
+  #describeFailure(w: Workload, guest: Guest, err: unknown, fallbackMs: number): string {
+    if (!Watchdog.fired(guest.flags)) return errorText(err);
+    return `deadline exceeded: stopped after ${
+      w.spec.service.limits.timeout_ms ?? fallbackMs
+    } ms ([service.limits] timeout_ms)`;
   }
 
   #get(handle: WorkloadHandle): Workload {

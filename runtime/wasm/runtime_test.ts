@@ -37,7 +37,14 @@ async function setup() {
     await runtime.start(handle);
     return handle;
   };
-  return { runtime, deploy, cleanup: () => Deno.remove(cacheDir, { recursive: true }) };
+  return {
+    runtime,
+    deploy,
+    cleanup: () => {
+      runtime.close();
+      return Deno.remove(cacheDir, { recursive: true });
+    },
+  };
 }
 
 const ctx = { params: {}, route: "/*" };

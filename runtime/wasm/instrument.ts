@@ -1,0 +1,313 @@
+/**
+ * CPU deadlines for guests that never yield: every core module gets an extra
+ * one-page shared memory, exported as `orca_interrupt`, and an atomic check of
+ * its first word at each function entry and each loop head. A watchdog on
+ * another thread sets the word when a call's deadline passes; the guest then
+ * traps (`unreachable`) at its next check, and the instance is thrown away.
+ */
+
+import { concat } from "../bytes.ts";
+
+export const INTERRUPT_EXPORT = "orca_interrupt";
+
+/**
+ * Whether a module holds guest code worth checking: it has a memory (defined
+ * or imported). jco's own trampoline modules have none and only forward
+ * calls into modules that are checked; leaving them alone saves a shared
+ * memory per instance.
+ */
+export function needsInterrupts(module: Uint8Array): boolean {
+  const sections = readSections(module);
+  return sections.some((s) => s.id === 5) || countImportedMemories(sections.find((s) => s.id === 2)?.body) > 0;
+}
+
+/** Returns the instrumented module, or undefined if it uses an opcode this decoder does not know. */
+export function instrumentInterrupts(module: Uint8Array): Uint8Array | undefined {
+  const sections = readSections(module);
+  const importedMemories = countImportedMemories(sections.find((s) => s.id === 2)?.body);
+  const memorySection = sections.find((s) => s.id === 5);
+  const definedMemories = memorySection ? readU32(memorySection.body, 0)[0] : 0;
+  const flagIndex = importedMemories + definedMemories;
+  const check = checkBytes(flagIndex);
+
+  const code = sections.find((s) => s.id === 10);
+  let newCode: Uint8Array | undefined;
+  if (code) {
+    newCode = rewriteCode(code.body, check);
+    if (!newCode) return undefined;
+  }
+  // The flag memory: shared, exactly one page.
+  const flagMemory = new Uint8Array([0x03, 0x01, 0x01]);
+  const out: Section[] = [];
+  let memoryDone = false;
+  let exportDone = false;
+  const exportEntry = concat([name(INTERRUPT_EXPORT), new Uint8Array([0x02]), leb(flagIndex)]);
+  for (const s of sections) {
+    if (!memoryDone && s.id !== 0 && order(s.id) > order(5)) {
+      out.push({ id: 5, body: concat([leb(1), flagMemory]) });
+      memoryDone = true;
+    }
+    if (!exportDone && s.id !== 0 && order(s.id) > order(7)) {
+      out.push({ id: 7, body: concat([leb(1), exportEntry]) });
+      exportDone = true;
+    }
+    if (s.id === 5) {
+      out.push({ id: 5, body: concat([leb(definedMemories + 1), s.body.subarray(readU32(s.body, 0)[1]), flagMemory]) });
+      memoryDone = true;
+    } else if (s.id === 7) {
+      const [count, len] = readU32(s.body, 0);
+      out.push({ id: 7, body: concat([leb(count + 1), s.body.subarray(len), exportEntry]) });
+      exportDone = true;
+    } else if (s.id === 10) {
+      out.push({ id: 10, body: newCode! });
+    } else {
+      out.push(s);
+    }
+  }
+  if (!memoryDone) out.push({ id: 5, body: concat([leb(1), flagMemory]) });
+  if (!exportDone) out.push({ id: 7, body: concat([leb(1), exportEntry]) });
+  return concat([module.subarray(0, 8), ...out.flatMap((s) => [new Uint8Array([s.id]), leb(s.body.length), s.body])]);
+}
+
+interface Section {
+  id: number;
+  body: Uint8Array;
+}
+
+/** Rank of a section id in the binary format's order (custom sections, id 0, may appear anywhere). */
+const sectionRank: Record<number, number> = {
+  1: 1,
+  2: 2,
+  3: 3,
+  4: 4,
+  5: 5,
+  13: 6,
+  6: 7,
+  7: 8,
+  8: 9,
+  9: 10,
+  12: 11,
+  10: 12,
+  11: 13,
+};
+
+function order(id: number): number {
+  return sectionRank[id] ?? 99;
+}
+
+function readSections(module: Uint8Array): Section[] {
+  const out: Section[] = [];
+  let pos = 8;
+  while (pos < module.length) {
+    const id = module[pos++];
+    const [size, len] = readU32(module, pos);
+    pos += len;
+    out.push({ id, body: module.subarray(pos, pos + size) });
+    pos += size;
+  }
+  return out;
+}
+
+function countImportedMemories(body: Uint8Array | undefined): number {
+  if (!body) return 0;
+  let [count, pos] = readU32(body, 0);
+  let memories = 0;
+  for (; count > 0; count--) {
+    for (let i = 0; i < 2; i++) { // module name, field name
+      const [n, l] = readU32(body, pos);
+      pos += l + n;
+    }
+    const kind = body[pos++];
+    if (kind === 0x00) pos += readU32(body, pos)[1]; // function: type index
+    else if (kind === 0x01) { // table: reftype, limits
+      pos += body[pos] === 0x63 || body[pos] === 0x64 ? 1 + readS33(body, pos + 1)[1] : 1;
+      pos = skipLimits(body, pos);
+    } else if (kind === 0x02) {
+      memories++;
+      pos = skipLimits(body, pos);
+    } else if (kind === 0x03) { // global: valtype, mut
+      pos += body[pos] === 0x63 || body[pos] === 0x64 ? 1 + readS33(body, pos + 1)[1] : 1;
+      pos += 1;
+    } else if (kind === 0x04) { // tag: attribute, type index
+      pos += 1;
+      pos += readU32(body, pos)[1];
+    }
+  }
+  return memories;
+}
+
+function skipLimits(body: Uint8Array, pos: number): number {
+  const flags = body[pos++];
+  pos += readU32(body, pos)[1];
+  if (flags & 0x01) pos += readU32(body, pos)[1];
+  return pos;
+}
+
+/** `i32.const 0; i32.atomic.load (flag memory); if; unreachable; end` */
+function checkBytes(memIndex: number): Uint8Array {
+  const memarg = memIndex === 0 ? [0x02, 0x00] : [0x42, ...leb(memIndex), 0x00];
+  return new Uint8Array([0x41, 0x00, 0xfe, 0x10, ...memarg, 0x04, 0x40, 0x00, 0x0b]);
+}
+
+function rewriteCode(body: Uint8Array, check: Uint8Array): Uint8Array | undefined {
+  let [count, pos] = readU32(body, 0);
+  const parts: Uint8Array[] = [leb(count)];
+  for (; count > 0; count--) {
+    const [size, len] = readU32(body, pos);
+    pos += len;
+    const fn = body.subarray(pos, pos + size);
+    pos += size;
+    const rewritten = rewriteFunction(fn, check);
+    if (!rewritten) return undefined;
+    parts.push(leb(rewritten.length), rewritten);
+  }
+  return concat(parts);
+}
+
+function rewriteFunction(fn: Uint8Array, check: Uint8Array): Uint8Array | undefined {
+  // Locals: vec of (count, valtype).
+  let [groups, pos] = readU32(fn, 0);
+  for (; groups > 0; groups--) {
+    pos += readU32(fn, pos)[1];
+    pos = skipValType(fn, pos);
+  }
+  const parts: Uint8Array[] = [fn.subarray(0, pos), check];
+  let from = pos;
+  while (pos < fn.length) {
+    const op = fn[pos];
+    const next = skipInstruction(fn, pos);
+    if (next < 0) return undefined;
+    if (op === 0x03) { // loop: check at the head of every iteration
+      parts.push(fn.subarray(from, next), check);
+      from = next;
+    }
+    pos = next;
+  }
+  parts.push(fn.subarray(from));
+  return concat(parts);
+}
+
+function skipValType(b: Uint8Array, pos: number): number {
+  const t = b[pos++];
+  return t === 0x63 || t === 0x64 ? pos + readS33(b, pos)[1] : pos;
+}
+
+function skipBlockType(b: Uint8Array, pos: number): number {
+  const t = b[pos];
+  if (t === 0x40 || (t >= 0x6f && t <= 0x7f) || t === 0x7b) return pos + 1;
+  if (t === 0x63 || t === 0x64) return pos + 1 + readS33(b, pos + 1)[1];
+  return pos + readS33(b, pos)[1]; // a type index
+}
+
+function skipMemarg(b: Uint8Array, pos: number): number {
+  const [flags, l] = readU32(b, pos);
+  pos += l;
+  if (flags & 0x40) pos += readU32(b, pos)[1];
+  return pos + readU32(b, pos)[1];
+}
+
+const u32 = (b: Uint8Array, pos: number) => pos + readU32(b, pos)[1];
+
+/** The position after the instruction at `pos`, or -1 for an opcode this decoder does not know. */
+function skipInstruction(b: Uint8Array, pos: number): number {
+  const op = b[pos++];
+  if (
+    op <= 0x01 || op === 0x05 || op === 0x0a || op === 0x0b || op === 0x0f || op === 0x19 || op === 0x1a || op === 0x1b
+  ) return pos;
+  if (op >= 0x02 && op <= 0x04 || op === 0x06) return skipBlockType(b, pos);
+  if (op === 0x07 || op === 0x08 || op === 0x09 || op === 0x18 || (op >= 0x0c && op <= 0x0d)) return u32(b, pos);
+  if (op === 0x0e) {
+    let [n, p] = [readU32(b, pos)[0], u32(b, pos)];
+    for (; n >= 0; n--) p = u32(b, p); // n labels and the default
+    return p;
+  }
+  if (op === 0x10 || op === 0x12 || op === 0x14 || op === 0x15) return u32(b, pos);
+  if (op === 0x11 || op === 0x13) return u32(b, u32(b, pos));
+  if (op === 0x1c) {
+    let [n, p] = [readU32(b, pos)[0], u32(b, pos)];
+    for (; n > 0; n--) p = skipValType(b, p);
+    return p;
+  }
+  if (op === 0x1f) { // try_table: blocktype, vec(catch)
+    let p = skipBlockType(b, pos);
+    let [n, l] = readU32(b, p);
+    p += l;
+    for (; n > 0; n--) {
+      const kind = b[p++];
+      if (kind === 0x00 || kind === 0x01) p = u32(b, p);
+      p = u32(b, p);
+    }
+    return p;
+  }
+  if (op >= 0x20 && op <= 0x26) return u32(b, pos);
+  if (op >= 0x28 && op <= 0x3e) return skipMemarg(b, pos);
+  if (op === 0x3f || op === 0x40) return u32(b, pos);
+  if (op === 0x41 || op === 0x42) return pos + readSleb(b, pos);
+  if (op === 0x43) return pos + 4;
+  if (op === 0x44) return pos + 8;
+  if (op >= 0x45 && op <= 0xc4) return pos;
+  if (op === 0xd0) return pos + readS33(b, pos)[1];
+  if (op === 0xd1 || op === 0xd3 || op === 0xd4) return pos;
+  if (op === 0xd2 || op === 0xd5 || op === 0xd6) return u32(b, pos);
+  if (op === 0xfc) {
+    const [sub, l] = readU32(b, pos);
+    pos += l;
+    if (sub <= 7) return pos;
+    if (sub === 8 || sub === 10 || sub === 12 || sub === 14) return u32(b, u32(b, pos));
+    if (sub === 9 || sub === 11 || sub === 13 || (sub >= 15 && sub <= 17)) return u32(b, pos);
+    return -1;
+  }
+  if (op === 0xfd) {
+    const [sub, l] = readU32(b, pos);
+    pos += l;
+    if (sub <= 11 || sub === 92 || sub === 93) return skipMemarg(b, pos);
+    if (sub === 12 || sub === 13) return pos + 16;
+    if (sub >= 21 && sub <= 34) return pos + 1;
+    if (sub >= 84 && sub <= 91) return skipMemarg(b, pos) + 1;
+    return sub <= 0x113 ? pos : -1;
+  }
+  if (op === 0xfe) {
+    const [sub, l] = readU32(b, pos);
+    pos += l;
+    if (sub === 0x03) return pos + 1;
+    return sub <= 0x4e ? skipMemarg(b, pos) : -1;
+  }
+  return -1;
+}
+
+function readU32(b: Uint8Array, pos: number): [number, number] {
+  let result = 0, shift = 0, len = 0;
+  for (;;) {
+    const byte = b[pos + len++];
+    result += (byte & 0x7f) * 2 ** shift;
+    shift += 7;
+    if (!(byte & 0x80)) return [result, len];
+  }
+}
+
+/** Length of a signed LEB128 (any width). */
+function readSleb(b: Uint8Array, pos: number): number {
+  let len = 0;
+  while (b[pos + len] & 0x80) len++;
+  return len + 1;
+}
+
+function readS33(b: Uint8Array, pos: number): [number, number] {
+  return [0, readSleb(b, pos)];
+}
+
+function leb(value: number): Uint8Array {
+  const out: number[] = [];
+  do {
+    let byte = value % 128;
+    value = Math.floor(value / 128);
+    if (value > 0) byte |= 0x80;
+    out.push(byte);
+  } while (value > 0);
+  return new Uint8Array(out);
+}
+
+function name(s: string): Uint8Array {
+  const bytes = new TextEncoder().encode(s);
+  return concat([leb(bytes.length), bytes]);
+}
