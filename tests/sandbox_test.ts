@@ -71,15 +71,21 @@ Deno.test("a memory bomb is capped: a clean 500, the server and other services u
   }
 });
 
-Deno.test("an infinite loop is stopped at its deadline; the server answers others right after", async () => {
+Deno.test("an infinite loop is stopped at its deadline, endless recursion fails cleanly; others keep answering", async () => {
   const server = await startServer();
   const dir = await writeProject({
     cpu:
       `[[service]]\nname = "spin"\nmodule = "${guestsDir}/spin.wasm"\ntriggers = ["http:/spin"]\n[service.limits]\ntimeout_ms = 300\n` +
+      `[[service]]\nname = "deep"\nmodule = "${guestsDir}/recurse.wasm"\ntriggers = ["http:/deep"]\n` +
       `[[service]]\nname = "ok"\nmodule = "${guestsDir}/version1.wasm"\ntriggers = ["http:/ok"]\n`,
   });
   try {
     assert.equal((await orca(server, "deploy", dir)).code, 0);
+    for (let i = 0; i < 2; i++) {
+      const deep = await get(`${server.httpUrl}/deep`);
+      assert.equal(deep.status, 500, "endless recursion: that request fails");
+      assert.equal((await get(`${server.httpUrl}/ok`)).text, "version 1\n");
+    }
     for (let i = 0; i < 2; i++) {
       const started = performance.now();
       const spin = await get(`${server.httpUrl}/spin`);
