@@ -131,7 +131,7 @@ export function createApi(opts: ApiOptions): Hono {
     return c.json({ image: name, present: await opts.images.imagePresent(name) });
   });
 
-  app.post("/images/pull", async (c) => {
+  app.post("/images/pull", (c) => {
     const name = c.req.query("name");
     if (!name) throw new OrcaError("invalid", "which image? ?name=<image>");
     if (!opts.images) throw new OrcaError("unsupported", "this node has no container runtime");

@@ -31,8 +31,7 @@ export function fits(state: ClusterState, n: NodeState, w: WorkloadView, describ
   if (w.placement.node !== undefined && node.id !== w.placement.node) {
     return describe ? `not ${w.placement.node} (placement.node)` : REJECTED;
   }
-  for (const key in w.placement.labels) {
-    const want = w.placement.labels[key];
+  for (const [key, want] of labelEntries(w.placement.labels)) {
     if (node.labels[key] === want) continue;
     return describe
       ? `label ${key}=${want} wanted, has ${key in node.labels ? `${key}=${node.labels[key]}` : "none"}`

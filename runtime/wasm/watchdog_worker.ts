@@ -1,3 +1,6 @@
+/// <reference no-default-lib="true" />
+/// <reference lib="deno.worker" />
+
 /**
  * The watchdog's own thread: it sets a guest's interrupt flags when the
  * guest's deadline passes, even while the main thread is stuck in that guest.
