@@ -31,6 +31,11 @@ export const deployCommand: Command = {
       }
       uploaded++;
     }
+    for (const blob of bundle.blobs.values()) {
+      const head = await client.fetch(`/blobs/${blob.hash}`, { method: "HEAD" }, [404]);
+      if (head.status === 200) continue;
+      await client.fetch(`/blobs/${blob.hash}`, { method: "PUT", body: blob.bytes as Uint8Array<ArrayBuffer> });
+    }
     await pullMissingImages(
       client,
       [...bundle.projects.values()].flat().map((s) => s.image).filter((i): i is string => !!i),

@@ -21,7 +21,13 @@ export interface ProjectBundle {
   /** Project names found, each with its services. */
   projects: Map<string, ServiceSpec[]>;
   modules: Map<string, ModuleFile>;
+  /** Files of `[service.wasm] files` folders, by sha256. */
+  blobs: Map<string, ModuleFile>;
 }
+
+/** What one deploy may carry in mounted files. */
+const MAX_MOUNT_FILES = 10_000;
+const MAX_MOUNT_BYTES = 64 * 2 ** 20;
 
 /** Reads `dir`: cluster.toml (optional) and services/*\/service.toml. */
 export async function loadProject(dir: string): Promise<ProjectBundle> {
@@ -45,6 +51,7 @@ export async function loadProject(dir: string): Promise<ProjectBundle> {
 
   const projects = new Map<string, ServiceSpec[]>();
   const modules = new Map<string, ModuleFile>();
+  const blobs = new Map<string, ModuleFile>();
   for (const entry of entries) {
     if (!entry.isDirectory) continue;
     const file = join(servicesDir, entry.name, "service.toml");
@@ -64,6 +71,12 @@ export async function loadProject(dir: string): Promise<ProjectBundle> {
       service.module_hash = module.hash;
       modules.set(module.hash, module);
     }
+    for (const service of services) {
+      for (const [guestPath, mount] of Object.entries(service.wasm.files)) {
+        const base = mount.source.startsWith("/") ? mount.source : join(servicesDir, entry.name, mount.source);
+        mount.tree = await readFolder(base, file, service.name, guestPath, blobs);
+      }
+    }
     projects.set(entry.name, services);
   }
   if (projects.size === 0) {
@@ -72,7 +85,54 @@ export async function loadProject(dir: string): Promise<ProjectBundle> {
       hint: "each project is a folder services/<project>/ with a service.toml",
     });
   }
-  return { cluster, projects, modules };
+  return { cluster, projects, modules, blobs };
+}
+
+/** Reads every file under `base` into `blobs`; returns `relative path -> sha256`. */
+async function readFolder(
+  base: string,
+  file: string,
+  service: string,
+  guestPath: string,
+  blobs: Map<string, ModuleFile>,
+): Promise<Record<string, string>> {
+  const tree: Record<string, string> = {};
+  let count = 0, bytes = 0;
+  const walk = async (dir: string, rel: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(dir)];
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
+        throw new OrcaError("config", `service "${service}": folder for ${guestPath} not found: ${dir}`, {
+          where: file,
+          hint: "`[service.wasm] files` paths are relative to service.toml",
+        });
+      }
+      throw err;
+    }
+    for (const e of entries) {
+      const path = `${dir}/${e.name}`;
+      const relPath = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory) await walk(path, relPath);
+      else if (e.isFile) {
+        const content = await Deno.readFile(path);
+        count++;
+        bytes += content.length;
+        if (count > MAX_MOUNT_FILES || bytes > MAX_MOUNT_BYTES) {
+          throw new OrcaError("config", `service "${service}": ${guestPath} holds more than 10,000 files or 64 MiB`, {
+            where: file,
+            hint: "mount a smaller folder; large data belongs in a container volume or a database",
+          });
+        }
+        const hash = await sha256Hex(content);
+        tree[relPath] = hash;
+        blobs.set(hash, { hash, path, bytes: content });
+      } // links and devices are left out: a mount holds plain files only
+    }
+  };
+  await walk(base, "");
+  return tree;
 }
 
 async function readModule(path: string, file: string, service: string): Promise<ModuleFile> {

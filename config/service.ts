@@ -4,7 +4,7 @@ import { parse, TomlError } from "smol-toml";
 import { OrcaError } from "../errors.ts";
 import { type Source, TableReader } from "./reader.ts";
 import { parseTrigger } from "./triggers.ts";
-import type { GpuRequest, Probe, ServiceSpec } from "./types.ts";
+import type { FileMount, GpuRequest, Probe, ServiceSpec } from "./types.ts";
 import { parseMemory } from "./units.ts";
 
 export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -167,7 +167,7 @@ export function readService(
     placement: readPlacement(r),
     ...optional("readiness", readProbe(r, "readiness")),
     ...optional("liveness", readProbe(r, "liveness")),
-    wasm: readWasm(r),
+    wasm: readWasm(r, opts.api ?? false),
     limits: readLimits(r),
   };
   r.done();
@@ -244,9 +244,9 @@ function readLimits(parent: TableReader): ServiceSpec["limits"] {
   return limits;
 }
 
-function readWasm(parent: TableReader): ServiceSpec["wasm"] {
+function readWasm(parent: TableReader, api: boolean): ServiceSpec["wasm"] {
   const r = parent.table("wasm");
-  if (!r) return { allowed_hosts: [] };
+  if (!r) return { allowed_hosts: [], files: {} };
   const hosts = r.strings("allowed_hosts") ?? [];
   hosts.forEach((h, i) => {
     if (!HOST_PATTERN.test(h)) {
@@ -257,6 +257,37 @@ function readWasm(parent: TableReader): ServiceSpec["wasm"] {
       );
     }
   });
+  const files: Record<string, FileMount> = {};
+  const table = r.raw("files");
+  if (table !== undefined) {
+    if (typeof table !== "object" || table === null || Array.isArray(table)) {
+      throw r.error(r.path("files"), 'must be a table like { "/data" = "./data" }');
+    }
+    for (const [guest, value] of Object.entries(table)) {
+      const at = [...r.path("files"), guest];
+      if (!/^\/[A-Za-z0-9._\/-]*$/.test(guest) || guest.split("/").includes("..")) {
+        throw r.error(at, "is not an absolute guest path without `..`", 'e.g. "/data"');
+      }
+      files[guest] = readMount(r, at, value, api);
+    }
+  }
   r.done();
-  return { allowed_hosts: hosts };
+  return { allowed_hosts: hosts, files };
+}
+
+function readMount(r: TableReader, at: (string | number)[], value: unknown, api: boolean): FileMount {
+  if (api) {
+    const m = (typeof value === "object" && value !== null ? value : {}) as Partial<FileMount>;
+    const treeOk = m.tree && typeof m.tree === "object" &&
+      Object.entries(m.tree).every(([p, h]) =>
+        typeof h === "string" && /^[0-9a-f]{64}$/.test(h) && !p.split("/").includes("..")
+      );
+    if (typeof m.source !== "string" || typeof m.rw !== "boolean" || !treeOk) {
+      throw r.error(at, "must be {source, rw, tree} with sha256 file hashes");
+    }
+    return { source: m.source, rw: m.rw, tree: { ...m.tree } };
+  }
+  if (typeof value !== "string" || !value) throw r.error(at, 'must be a folder, e.g. "./data" or "./data:rw"');
+  const rw = value.endsWith(":rw");
+  return { source: rw ? value.slice(0, -3) : value.replace(/:ro$/, ""), rw };
 }

@@ -33,10 +33,22 @@ export interface Probe {
   initial_delay_secs: number;
 }
 
+/** A host folder a Wasm guest sees at a path of its own (`[service.wasm] files`). */
+export interface FileMount {
+  /** The folder as written (relative to service.toml), without the `:rw` suffix. */
+  source: string;
+  /** Writable: each instance gets its own copy, thrown away with it. */
+  rw: boolean;
+  /** `relative/path -> sha256` of every file, filled in when the folder is read. */
+  tree?: Record<string, string>;
+}
+
 /** `[service.wasm]`: what a Wasm guest may reach beyond its own memory. */
 export interface WasmCapabilities {
   /** Hosts (`name` or `name:port`) outgoing HTTP may reach; none by default. */
   allowed_hosts: string[];
+  /** Guest path -> mount; nothing else of any filesystem is visible. */
+  files: Record<string, FileMount>;
 }
 
 /** `[service.limits]`: how long one call of a Wasm guest may run. */

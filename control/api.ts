@@ -84,6 +84,22 @@ export function createApi(opts: ApiOptions): Hono {
     return c.json({ hash, size: bytes.length }, 201);
   });
 
+  app.on(["GET", "HEAD"], "/blobs/:hash", (c) => {
+    const hash = checkHash(c.req.param("hash"));
+    return store.hasBlob(hash) ? c.body(null, 200) : c.body(null, 404);
+  });
+
+  app.put("/blobs/:hash", async (c) => {
+    const hash = checkHash(c.req.param("hash"));
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    if (bytes.length > maxModule) throw new OrcaError("invalid", `file is larger than ${maxModule} bytes`);
+    if ((await sha256Hex(bytes)) !== hash) {
+      throw new OrcaError("invalid", "file bytes do not match their sha256", { where: hash });
+    }
+    store.putBlob(hash, bytes);
+    return c.json({ hash, size: bytes.length }, 201);
+  });
+
   app.post("/deploy", async (c) => {
     let body: DeployRequest;
     try {

@@ -147,6 +147,18 @@ export class ControlPlane {
           },
         );
       }
+      for (const [guestPath, mount] of Object.entries(spec.wasm.files)) {
+        const missing = Object.values(mount.tree ?? {}).find((h) => !this.#store.hasBlob(h));
+        if (missing) {
+          throw new OrcaError(
+            "invalid",
+            `a file of ${guestPath} for service ${keyOf(spec)} was not uploaded (${missing})`,
+            {
+              hint: "PUT /api/v1/blobs/<sha256> first (orca deploy does this for you)",
+            },
+          );
+        }
+      }
       if (spec.module_hash && !this.#store.hasModule(spec.module_hash)) {
         throw new OrcaError("invalid", `module ${spec.module_hash} of service ${keyOf(spec)} was not uploaded`, {
           hint: "PUT /api/v1/modules/<sha256> first (orca deploy does this for you)",

@@ -53,6 +53,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const wasm = new WasmRuntime({
     cacheDir: `${opts.home}/cache`,
     loadModule: (hash) => Promise.resolve(store.getModule(hash)),
+    loadBlob: (hash) => Promise.resolve(store.getBlob(hash)),
     poolSize: opts.poolSize ?? 4,
     onIncident: (service, error) => incident(service, error),
   });

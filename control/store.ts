@@ -37,6 +37,7 @@ export interface StoreOptions {
 
 const schema = `
 CREATE TABLE IF NOT EXISTS modules (hash TEXT PRIMARY KEY, bytes BLOB NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, bytes BLOB NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS services (
   project TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
   spec TEXT NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (project, name));
@@ -70,20 +71,47 @@ export class Store {
   }
 
   hasModule(hash: string): boolean {
-    return this.db.prepare("SELECT 1 FROM modules WHERE hash = ?").get(hash) !== undefined;
+    return this.#has("modules", hash);
   }
 
   getModule(hash: string): Uint8Array {
-    const row = this.db.prepare("SELECT bytes FROM modules WHERE hash = ?").get(hash) as
-      | { bytes: Uint8Array }
-      | undefined;
-    if (!row) throw new OrcaError("not_found", `module ${hash} is not in the store`);
-    return row.bytes;
+    return this.#get("modules", hash);
   }
 
   putModule(hash: string, bytes: Uint8Array): void {
+    this.#put("modules", hash, bytes);
+  }
+
+  /** Files of `[service.wasm] files` mounts, content-addressed like modules. */
+  hasBlob(hash: string): boolean {
+    return this.#has("blobs", hash);
+  }
+
+  getBlob(hash: string): Uint8Array {
+    return this.#get("blobs", hash);
+  }
+
+  putBlob(hash: string, bytes: Uint8Array): void {
+    this.#put("blobs", hash, bytes);
+  }
+
+  #has(table: "modules" | "blobs", hash: string): boolean {
+    return this.db.prepare(`SELECT 1 FROM ${table} WHERE hash = ?`).get(hash) !== undefined;
+  }
+
+  #get(table: "modules" | "blobs", hash: string): Uint8Array {
+    const row = this.db.prepare(`SELECT bytes FROM ${table} WHERE hash = ?`).get(hash) as
+      | { bytes: Uint8Array }
+      | undefined;
+    if (!row) {
+      throw new OrcaError("not_found", `${table === "modules" ? "module" : "file"} ${hash} is not in the store`);
+    }
+    return row.bytes;
+  }
+
+  #put(table: "modules" | "blobs", hash: string, bytes: Uint8Array): void {
     this.write(() =>
-      this.db.prepare("INSERT OR IGNORE INTO modules (hash, bytes, created_at) VALUES (?, ?, ?)").run(
+      this.db.prepare(`INSERT OR IGNORE INTO ${table} (hash, bytes, created_at) VALUES (?, ?, ?)`).run(
         hash,
         bytes,
         this.#now(),

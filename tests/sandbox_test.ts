@@ -100,3 +100,40 @@ Deno.test("an infinite loop is stopped at its deadline, endless recursion fails 
     await server.stop();
   }
 });
+
+Deno.test("[service.wasm] files: read-only unless rw, nothing outside, copies per instance", async () => {
+  const server = await startServer();
+  const dir = await writeProject({
+    fs: `[[service]]\nname = "files"\nmodule = "${guestsDir}/files.wasm"\ntriggers = ["http:/files"]\n` +
+      `[service.wasm]\nfiles = { "/data" = "./data", "/scratch" = "./scratch:rw" }\n`,
+  });
+  await Deno.mkdir(`${dir}/services/fs/data/sub`, { recursive: true });
+  await Deno.mkdir(`${dir}/services/fs/scratch`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/services/fs/data/hello.txt`, "hello from the host\n");
+  await Deno.writeTextFile(`${dir}/services/fs/data/sub/deep.txt`, "deeper\n");
+  try {
+    const r = await orca(server, "deploy", dir);
+    assert.equal(r.code, 0, r.stderr);
+    for (let i = 0; i < 2; i++) {
+      const { status, text } = await get(`${server.httpUrl}/files`);
+      assert.equal(status, 200);
+      assert.equal(
+        text,
+        [
+          "read /data/hello.txt: hello from the host",
+          "read /data/sub/deep.txt: deeper",
+          "write /data/new.txt: denied",
+          "read /data/../../etc/passwd: denied",
+          "read /etc/passwd: denied",
+          "write /scratch/note.txt: ok",
+          "read /scratch/note.txt: written",
+          "",
+        ].join("\n"),
+      );
+    }
+    // The guest's writes stayed in its instance: the host folder is untouched.
+    assert.deepEqual([...Deno.readDirSync(`${dir}/services/fs/scratch`)], []);
+  } finally {
+    await server.stop();
+  }
+});

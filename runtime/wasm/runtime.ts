@@ -26,6 +26,7 @@ import {
   type GuestKind,
 } from "./compile.ts";
 import { concat, OutputTail } from "../bytes.ts";
+import { buildTree, type Mount, mountFilesystem } from "./files.ts";
 import { INTERRUPT_EXPORT } from "./instrument.ts";
 import { InstancePool } from "./pool.ts";
 import { cgiEnv, parseCgiOutput } from "./wagi.ts";
@@ -37,6 +38,8 @@ export interface WasmRuntimeOptions {
   cacheDir: string;
   /** Reads module bytes by content hash (from the node's store). */
   loadModule(hash: string): Promise<Uint8Array>;
+  /** Reads a mounted file's bytes by content hash (`[service.wasm] files`). */
+  loadBlob?(hash: string): Promise<Uint8Array>;
   /** Pre-made instances per workload. */
   poolSize?: number;
   now?: () => number;
@@ -65,6 +68,8 @@ interface Workload {
   busy: Set<Guest>;
   /** Message handlers (`orca:jobs/handler`) keep their instances between calls. */
   reusable: Guest[];
+  /** `[service.wasm] files`, as trees. */
+  mounts: Mount[];
   requests: number;
   errors: number;
   idle?: () => void;
@@ -124,6 +129,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       since: this.#now(),
       busy: new Set(),
       reusable: [],
+      mounts: await this.#mounts(spec),
       requests: 0,
       errors: 0,
     };
@@ -379,9 +385,27 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     };
   }
 
+  async #mounts(spec: WorkloadSpec): Promise<Mount[]> {
+    const mounts: Mount[] = [];
+    for (const [guestPath, m] of Object.entries(spec.service.wasm.files)) {
+      const files: [string, Uint8Array][] = [];
+      for (const [path, hash] of Object.entries(m.tree ?? {})) {
+        if (!this.#opts.loadBlob) throw new OrcaError("unsupported", "this runtime has no file store for mounts");
+        files.push([path, await this.#opts.loadBlob(hash)]);
+      }
+      mounts.push({ guestPath, tree: buildTree(files), rw: m.rw });
+    }
+    return mounts;
+  }
+
   async #instantiate(w: Workload, args: string[] = [w.spec.service.name]): Promise<Guest> {
     const guest: Guest = { exports: undefined as unknown as GuestExports, io: this.#logIo(w), memories: [], flags: [] };
-    const imports = sandboxImports({ args, allowedHosts: w.spec.service.wasm.allowed_hosts, io: () => guest.io });
+    const imports = sandboxImports({
+      args,
+      allowedHosts: w.spec.service.wasm.allowed_hosts,
+      io: () => guest.io,
+      ...(w.mounts.length > 0 && { filesystem: mountFilesystem(w.mounts) }),
+    });
     guest.exports = await w.compiled.instantiate(imports, (instance) => {
       const memory = instance.exports.memory;
       if (memory instanceof WebAssembly.Memory) guest.memories.push(memory);

@@ -42,6 +42,8 @@ export interface SandboxOptions {
   allowedHosts: readonly string[];
   /** Returns the io bound for the current call. */
   io(): GuestIo;
+  /** The guest's mounts (see files.ts); without it the guest has no filesystem at all. */
+  filesystem?: { preopens: unknown; types: unknown };
 }
 
 /** WASI interface versions guests are built against; every one maps to the same shim. */
@@ -112,9 +114,9 @@ export function sandboxImports(opts: SandboxOptions): Record<string, unknown> {
     "wasi:cli/terminal-stdin": guestCli.terminalStdin,
     "wasi:cli/terminal-stdout": guestCli.terminalStdout,
     "wasi:cli/terminal-stderr": guestCli.terminalStderr,
-    // No preopens: the guest has no filesystem at all.
-    "wasi:filesystem/preopens": { getDirectories: () => [] },
-    "wasi:filesystem/types": filesystem.types,
+    // No preopens unless the service mounts files: then only those.
+    "wasi:filesystem/preopens": opts.filesystem?.preopens ?? { getDirectories: () => [] },
+    "wasi:filesystem/types": opts.filesystem?.types ?? filesystem.types,
     "wasi:io/error": io.error,
     "wasi:io/poll": io.poll,
     "wasi:io/streams": io.streams,
