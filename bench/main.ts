@@ -1,10 +1,11 @@
 /**
  * `deno task bench [suite...]`: every benchmark, or the suites named
- * (http, scheduler, triggers, deploy). Each measures Orca side by side with a baseline
+ * (http, density, scheduler, triggers, deploy). Each measures Orca side by side with a baseline
  * in the same run and prints ratios.
  */
 
 import { Engine } from "../runtime/mod.ts";
+import { benchDensity } from "./density.ts";
 import { benchDeploy } from "./deploy.ts";
 import { benchHttp } from "./http.ts";
 import { benchInterrupt } from "./interrupt.ts";
@@ -19,6 +20,9 @@ const suites: Record<string, () => Promise<void>> = {
   // deno-lint-ignore require-await
   async scheduler() {
     console.log(`\nscheduler\n\n${benchScheduler().join("\n")}`);
+  },
+  async density() {
+    console.log(`\ndensity\n\n${(await benchDensity(Number(Deno.env.get("BENCH_SERVICES") ?? 1000))).join("\n")}`);
   },
   async triggers() {
     const lines = await benchTriggers({

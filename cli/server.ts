@@ -26,6 +26,7 @@ export const serverCommand: Command = {
     "--home DIR        data dir (default $ORCA_HOME, else ~/.orca)",
     "--pool-size N     pre-made Wasm instances per service (default 4)",
     "--docker-socket P Docker engine socket for container services (default /var/run/docker.sock)",
+    "--idle-ms N       a Wasm service idle this long drops its instances (default 60000)",
   ],
   options: {
     "api-port": { type: "string" },
@@ -34,6 +35,7 @@ export const serverCommand: Command = {
     home: { type: "string" },
     "pool-size": { type: "string" },
     "docker-socket": { type: "string" },
+    "idle-ms": { type: "string" },
   },
   maxArgs: 0,
   async run(values) {
@@ -41,6 +43,11 @@ export const serverCommand: Command = {
     const apiPort = port(values, "api-port", 6880);
     const httpPort = port(values, "http-port", 80);
     const poolSize = port(values, "pool-size", 4);
+    const idleText = values["idle-ms"] as string | undefined;
+    const idleMs = idleText === undefined ? undefined : Number(idleText);
+    if (idleMs !== undefined && !(Number.isInteger(idleMs) && idleMs >= 100)) {
+      throw new OrcaError("usage", `--idle-ms must be a whole number of milliseconds, at least 100; got ${idleText}`);
+    }
     let server;
     try {
       server = await startServer({
@@ -50,6 +57,7 @@ export const serverCommand: Command = {
         hostname: (values.listen as string) ?? "0.0.0.0",
         poolSize,
         ...(values["docker-socket"] !== undefined && { dockerSocket: values["docker-socket"] as string }),
+        ...(idleMs !== undefined && { idleMs }),
       });
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {

@@ -23,6 +23,8 @@ export interface ServerOptions {
   poolSize?: number;
   /** The Docker engine's socket (default /var/run/docker.sock). */
   dockerSocket?: string;
+  /** Idle time after which a Wasm service drops its instances (default 60 s). */
+  idleMs?: number;
   log?: (line: string) => void;
 }
 
@@ -55,6 +57,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     loadModule: (hash) => Promise.resolve(store.getModule(hash)),
     loadBlob: (hash) => Promise.resolve(store.getBlob(hash)),
     poolSize: opts.poolSize ?? 4,
+    ...(opts.idleMs !== undefined && { idleMs: opts.idleMs }),
     onIncident: (service, error) => incident(service, error),
   });
   const nodeId = await loadOrCreateNodeId(opts.home);

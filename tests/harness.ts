@@ -6,6 +6,7 @@ export const examplesDir = `${root}examples`;
 export const guestsDir = `${root}tests/fixtures/guests`;
 
 export interface ServerProcess {
+  pid: number;
   home: string;
   apiUrl: string;
   httpUrl: string;
@@ -70,7 +71,16 @@ export async function startServer(
     await child.status;
     await done;
   };
-  return { home, apiUrl, httpUrl, token, output: () => output, stop: () => end("SIGTERM"), kill: () => end("SIGKILL") };
+  return {
+    pid: child.pid,
+    home,
+    apiUrl,
+    httpUrl,
+    token,
+    output: () => output,
+    stop: () => end("SIGTERM"),
+    kill: () => end("SIGKILL"),
+  };
 }
 
 export interface CliResult {

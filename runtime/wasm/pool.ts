@@ -35,6 +35,11 @@ export class InstancePool<T> {
     return instance;
   }
 
+  /** Drops the pre-made instances; the next take() makes one and refills (scale to zero). */
+  shrink(): void {
+    this.#ready.length = 0;
+  }
+
   /** Stops refilling and drops the pre-made instances. */
   close(): void {
     this.#closed = true;
@@ -49,7 +54,8 @@ export class InstancePool<T> {
       try {
         while (!this.#closed && this.#ready.length < this.#target) {
           const instance = await this.#make();
-          if (!this.#closed) this.#ready.push(instance);
+          if (this.#closed) break;
+          this.#ready.push(instance);
         }
       } catch (err) {
         this.#onError(err);

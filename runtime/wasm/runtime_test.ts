@@ -12,12 +12,13 @@ const guests: Record<string, string> = {
   sandbox: `${root}tests/fixtures/guests/sandbox.wasm`,
 };
 
-async function setup() {
+async function setup(idleMs?: number) {
   const modules = new Map<string, Uint8Array>();
   const cacheDir = await Deno.makeTempDir({ prefix: "orca-wasm-test-" });
   const runtime = new WasmRuntime({
     cacheDir,
     poolSize: 2,
+    ...(idleMs !== undefined && { idleMs }),
     loadModule: (hash) => Promise.resolve(modules.get(hash)!),
   });
   let n = 0;
@@ -123,5 +124,20 @@ Deno.test("bytes that are not Wasm are rejected with a wasm error", async () => 
     assert.match(err.message, /not WebAssembly/);
     return true;
   });
+  await cleanup();
+});
+
+Deno.test("an idle service scales to zero, and its next request is still answered", async () => {
+  const { runtime, deploy, cleanup } = await setup(60);
+  const h = await deploy(await Deno.readFile(guests.c));
+  for (const until = Date.now() + 5000; (await runtime.status(h)).instances > 0 && Date.now() < until;) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const idle = await runtime.status(h);
+  assert.equal(idle.instances, 0);
+  assert.equal(idle.message, "idle: scaled to zero");
+  const res = await runtime.serveHttp(h, new Request("http://x/c/again"), ctx);
+  assert.equal(res.status, 200);
+  assert.match(await res.text(), /path=\/c\/again/);
   await cleanup();
 });
