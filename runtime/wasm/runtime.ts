@@ -56,6 +56,8 @@ interface Guest {
   memories: WebAssembly.Memory[];
   /** Interrupt flags of its core instances (see instrument.ts). */
   flags: SharedArrayBuffer[];
+  /** Calls served (handlers reuse their instance). */
+  calls: number;
 }
 
 interface Workload {
@@ -80,6 +82,8 @@ interface Workload {
 }
 
 const MAX_WAGI_OUTPUT = 32 * 1024 * 1024;
+/** A reused handler instance is replaced after this many calls (bounds leaks in the guest). */
+const MAX_CALLS_PER_INSTANCE = 1000;
 /** Default deadlines: an HTTP request, and a job (cron firing, message). */
 const HTTP_TIMEOUT_MS = 10_000;
 const JOB_TIMEOUT_MS = 30_000;
@@ -314,7 +318,8 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       log.flush();
       w.busy.delete(guest);
       // A handler that trapped (or whose deadline fired as it returned) is thrown away; one that answered is reused.
-      if (reuse && keep && !Watchdog.fired(guest.flags) && w.state === "running" && w.reusable.length < 4) {
+      const fresh = ++guest.calls < MAX_CALLS_PER_INSTANCE;
+      if (reuse && keep && fresh && !Watchdog.fired(guest.flags) && w.state === "running" && w.reusable.length < 4) {
         w.reusable.push(guest);
       }
       if (w.busy.size === 0) w.idle?.();
@@ -423,7 +428,13 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
   }
 
   async #instantiate(w: Workload, args: string[] = [w.spec.service.name]): Promise<Guest> {
-    const guest: Guest = { exports: undefined as unknown as GuestExports, io: this.#logIo(w), memories: [], flags: [] };
+    const guest: Guest = {
+      exports: undefined as unknown as GuestExports,
+      io: this.#logIo(w),
+      memories: [],
+      flags: [],
+      calls: 0,
+    };
     const imports = sandboxImports({
       args,
       allowedHosts: w.spec.service.wasm.allowed_hosts,
