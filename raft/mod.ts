@@ -1,9 +1,11 @@
 /**
- * Raft consensus for the control plane: the contracts the I/O-free core is
- * built against (log storage, transport). The core, its SQLite store, the
- * real transport and the deterministic simulator build on these.
+ * Raft consensus for the control plane: the I/O-free core (election and log
+ * replication so far), the contracts it is driven through (log storage,
+ * transport), and a deterministic simulator that checks its safety.
  *
  * @module
  */
 
 export type { Entry, HardState, LogStore, Transport } from "./types.ts";
+export { type Message, RaftNode, type RaftOptions, type Ready, type Role } from "./core.ts";
+export { InvariantViolation, seeded, type SimOptions, Simulation } from "./sim.ts";

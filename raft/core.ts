@@ -1,0 +1,342 @@
+/**
+ * The Raft core (etcd-io/raft's shape): no I/O, no clock, no randomness of its
+ * own. Time is `tick()`; messages come in through `step()`; what must be
+ * persisted, sent and applied comes out of `ready()`. The driver persists the
+ * entries and hard state, then sends the messages, then applies the committed
+ * entries, then calls `advance()`: nothing is acknowledged before it is stored.
+ *
+ * This slice: leader election with randomized timeouts (from an injected
+ * random source), log replication with batching, a no-op at the start of each
+ * term, and commitment of current-term entries by counting.
+ */
+
+import type { Entry, HardState } from "./types.ts";
+
+export type Role = "follower" | "candidate" | "leader";
+
+export type Message =
+  | { type: "vote"; from: string; to: string; term: number; lastIndex: number; lastTerm: number }
+  | { type: "vote-response"; from: string; to: string; term: number; granted: boolean }
+  | {
+    type: "append";
+    from: string;
+    to: string;
+    term: number;
+    prevIndex: number;
+    prevTerm: number;
+    entries: Entry[];
+    commit: number;
+  }
+  | { type: "append-response"; from: string; to: string; term: number; success: boolean; index: number };
+
+export interface Ready {
+  /** Entries to persist (a suffix of the log; may overwrite what is stored from its first index on). */
+  entries: Entry[];
+  /** Set when term, vote or commit changed: persist before sending. */
+  hardState?: HardState;
+  /** To send once the above is durable. */
+  messages: Message[];
+  /** Committed entries to apply, in order. */
+  committed: Entry[];
+}
+
+export interface RaftOptions {
+  id: string;
+  /** Every voter, this node included. */
+  voters: string[];
+  /** Ticks without a leader before campaigning (randomized up to twice this). */
+  electionTicks: number;
+  heartbeatTicks: number;
+  /** Uniform in [0, 1): the only randomness, injected. */
+  random: () => number;
+  /** Most entries in one append message. */
+  maxBatch?: number;
+  /** What was persisted before a restart. */
+  restore?: { hardState: HardState; entries: Entry[] };
+  /** Test-only: re-introduce a classic bug to prove the simulator catches it. */
+  bug?: "vote-without-log-check" | "commit-old-term";
+}
+
+export class RaftNode {
+  readonly id: string;
+  role: Role = "follower";
+  term = 0;
+  votedFor?: string;
+  leader?: string;
+  commit = 0;
+  /** log[i] holds index i + 1. */
+  readonly log: Entry[] = [];
+  #applied = 0;
+  readonly #opts: RaftOptions;
+  readonly #voters: string[];
+  #elapsed = 0;
+  #timeout = 0;
+  #votes = new Set<string>();
+  #next = new Map<string, number>();
+  #match = new Map<string, number>();
+  #out: Message[] = [];
+  #unstableFrom = Infinity;
+  #hardDirty = false;
+
+  constructor(opts: RaftOptions) {
+    this.id = opts.id;
+    this.#opts = opts;
+    this.#voters = [...opts.voters].sort();
+    if (opts.restore) {
+      this.term = opts.restore.hardState.term;
+      this.votedFor = opts.restore.hardState.vote;
+      this.commit = opts.restore.hardState.commit;
+      this.log.push(...opts.restore.entries);
+    }
+    this.#resetTimeout();
+  }
+
+  get lastIndex(): number {
+    return this.log.length;
+  }
+
+  termAt(index: number): number {
+    return index === 0 ? 0 : this.log[index - 1]?.term ?? -1;
+  }
+
+  tick(): void {
+    if (this.role === "leader") {
+      if (++this.#elapsed >= this.#opts.heartbeatTicks) {
+        this.#elapsed = 0;
+        for (const peer of this.#peers()) this.#sendAppend(peer, true);
+      }
+      return;
+    }
+    if (++this.#elapsed >= this.#timeout) this.#campaign();
+  }
+
+  /** Appends `data` if this node leads; returns its index, or undefined (ask the leader). */
+  propose(data: Uint8Array): number | undefined {
+    if (this.role !== "leader") return undefined;
+    const index = this.#append([{ index: this.lastIndex + 1, term: this.term, kind: "normal", data }]);
+    for (const peer of this.#peers()) this.#sendAppend(peer, false);
+    this.#maybeCommit();
+    return index;
+  }
+
+  step(m: Message): void {
+    if (m.term > this.term) {
+      // A vote request does not depose a leader that still hears from its followers (no pre-vote yet: it does).
+      this.#becomeFollower(m.term, m.type === "append" ? m.from : undefined);
+    }
+    if (m.term < this.term) {
+      if (m.type === "append") {
+        this.#send({
+          type: "append-response",
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          success: false,
+          index: this.lastIndex,
+        });
+      }
+      if (m.type === "vote") {
+        this.#send({ type: "vote-response", from: this.id, to: m.from, term: this.term, granted: false });
+      }
+      return;
+    }
+    switch (m.type) {
+      case "vote":
+        return this.#onVote(m);
+      case "vote-response":
+        return this.#onVoteResponse(m);
+      case "append":
+        return this.#onAppend(m);
+      case "append-response":
+        return this.#onAppendResponse(m);
+    }
+  }
+
+  ready(): Ready {
+    const entries = this.#unstableFrom <= this.lastIndex ? this.log.slice(this.#unstableFrom - 1) : [];
+    const committed = this.log.slice(this.#applied, this.commit);
+    return {
+      entries,
+      ...(this.#hardDirty &&
+        {
+          hardState: {
+            term: this.term,
+            ...(this.votedFor !== undefined && { vote: this.votedFor }),
+            commit: this.commit,
+          },
+        }),
+      messages: this.#out,
+      committed,
+    };
+  }
+
+  /** The driver has persisted, sent and applied what `ready` gave. */
+  advance(ready: Ready): void {
+    this.#out = this.#out.slice(ready.messages.length);
+    this.#unstableFrom = Infinity;
+    this.#hardDirty = false;
+    this.#applied += ready.committed.length;
+  }
+
+  #onVote(m: Extract<Message, { type: "vote" }>): void {
+    const upToDate = m.lastTerm > this.termAt(this.lastIndex) ||
+      (m.lastTerm === this.termAt(this.lastIndex) && m.lastIndex >= this.lastIndex);
+    const free = this.votedFor === undefined || this.votedFor === m.from;
+    const granted = free && (upToDate || this.#opts.bug === "vote-without-log-check") && this.role !== "leader";
+    if (granted) {
+      this.votedFor = m.from;
+      this.#hardDirty = true;
+      this.#elapsed = 0;
+    }
+    this.#send({ type: "vote-response", from: this.id, to: m.from, term: this.term, granted });
+  }
+
+  #onVoteResponse(m: Extract<Message, { type: "vote-response" }>): void {
+    if (this.role !== "candidate" || !m.granted) return;
+    this.#votes.add(m.from);
+    if (this.#votes.size >= this.#quorum()) this.#becomeLeader();
+  }
+
+  #onAppend(m: Extract<Message, { type: "append" }>): void {
+    this.role = "follower";
+    this.leader = m.from;
+    this.#elapsed = 0;
+    if (m.prevIndex > this.lastIndex || this.termAt(m.prevIndex) !== m.prevTerm) {
+      const hint = Math.min(m.prevIndex - 1, this.lastIndex);
+      this.#send({ type: "append-response", from: this.id, to: m.from, term: this.term, success: false, index: hint });
+      return;
+    }
+    let index = m.prevIndex;
+    const fresh: Entry[] = [];
+    for (const e of m.entries) {
+      index = e.index;
+      if (e.index <= this.lastIndex && this.termAt(e.index) === e.term) continue; // already have it
+      fresh.push(e);
+    }
+    if (fresh.length > 0) this.#append(fresh);
+    // Commit only what this message proved matches the leader's log.
+    const verified = m.prevIndex + m.entries.length;
+    const commit = Math.min(m.commit, verified);
+    if (commit > this.commit) {
+      this.commit = commit;
+      this.#hardDirty = true;
+    }
+    this.#send({ type: "append-response", from: this.id, to: m.from, term: this.term, success: true, index: verified });
+    void index;
+  }
+
+  #onAppendResponse(m: Extract<Message, { type: "append-response" }>): void {
+    if (this.role !== "leader") return;
+    if (m.success) {
+      if (m.index > (this.#match.get(m.from) ?? 0)) this.#match.set(m.from, m.index);
+      this.#next.set(m.from, Math.max(this.#next.get(m.from) ?? 1, m.index + 1));
+      this.#maybeCommit();
+      if ((this.#next.get(m.from) ?? 1) <= this.lastIndex) this.#sendAppend(m.from, false);
+    } else {
+      this.#next.set(m.from, Math.max(1, Math.min((this.#next.get(m.from) ?? 1) - 1, m.index + 1)));
+      this.#sendAppend(m.from, false);
+    }
+  }
+
+  #campaign(): void {
+    this.role = "candidate";
+    this.term++;
+    this.votedFor = this.id;
+    this.leader = undefined;
+    this.#hardDirty = true;
+    this.#votes = new Set([this.id]);
+    this.#elapsed = 0;
+    this.#resetTimeout();
+    if (this.#votes.size >= this.#quorum()) return this.#becomeLeader();
+    for (const peer of this.#peers()) {
+      this.#send({
+        type: "vote",
+        from: this.id,
+        to: peer,
+        term: this.term,
+        lastIndex: this.lastIndex,
+        lastTerm: this.termAt(this.lastIndex),
+      });
+    }
+  }
+
+  #becomeFollower(term: number, leader?: string): void {
+    this.role = "follower";
+    this.term = term;
+    this.votedFor = undefined;
+    this.leader = leader;
+    this.#hardDirty = true;
+    this.#elapsed = 0;
+    this.#resetTimeout();
+  }
+
+  #becomeLeader(): void {
+    this.role = "leader";
+    this.leader = this.id;
+    this.#elapsed = 0;
+    for (const peer of this.#peers()) {
+      this.#next.set(peer, this.lastIndex + 1);
+      this.#match.set(peer, 0);
+    }
+    // A no-op of the new term: entries of earlier terms commit once it does.
+    this.#append([{ index: this.lastIndex + 1, term: this.term, kind: "noop", data: new Uint8Array() }]);
+    for (const peer of this.#peers()) this.#sendAppend(peer, false);
+    this.#maybeCommit();
+  }
+
+  #append(entries: Entry[]): number {
+    const first = entries[0].index;
+    if (first <= this.lastIndex) this.log.length = first - 1; // a conflicting suffix goes
+    this.log.push(...entries);
+    this.#unstableFrom = Math.min(this.#unstableFrom, first);
+    if (this.role === "leader") this.#match.set(this.id, this.lastIndex);
+    return this.lastIndex;
+  }
+
+  #sendAppend(to: string, heartbeat: boolean): void {
+    const next = this.#next.get(to) ?? this.lastIndex + 1;
+    const entries = heartbeat && next > this.lastIndex
+      ? []
+      : this.log.slice(next - 1, next - 1 + (this.#opts.maxBatch ?? 64));
+    this.#send({
+      type: "append",
+      from: this.id,
+      to,
+      term: this.term,
+      prevIndex: next - 1,
+      prevTerm: this.termAt(next - 1),
+      entries,
+      commit: this.commit,
+    });
+  }
+
+  #maybeCommit(): void {
+    for (let n = this.lastIndex; n > this.commit; n--) {
+      if (this.termAt(n) !== this.term && this.#opts.bug !== "commit-old-term") break;
+      const acks = this.#voters.filter((v) =>
+        v === this.id ? this.lastIndex >= n : (this.#match.get(v) ?? 0) >= n
+      ).length;
+      if (acks >= this.#quorum()) {
+        this.commit = n;
+        this.#hardDirty = true;
+        return;
+      }
+    }
+  }
+
+  #quorum(): number {
+    return Math.floor(this.#voters.length / 2) + 1;
+  }
+
+  #peers(): string[] {
+    return this.#voters.filter((v) => v !== this.id);
+  }
+
+  #send(m: Message): void {
+    this.#out.push(m);
+  }
+
+  #resetTimeout(): void {
+    this.#timeout = this.#opts.electionTicks + Math.floor(this.#opts.random() * this.#opts.electionTicks);
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The simulator as a test: many seeds under drops, duplicates, reordering and
+ * crashes, every safety invariant after every step, then liveness once healed.
+ * And proof that the harness bites: classic bugs put back are caught.
+ */
+
+import assert from "node:assert/strict";
+import { InvariantViolation, type SimOptions, Simulation } from "./sim.ts";
+
+const faults: SimOptions = { nodes: 5, drop: 0.1, duplicate: 0.05, crash: 0.01 };
+
+function run(seed: number, steps: number, opts = faults): { settled: boolean } {
+  const sim = new Simulation(seed, opts);
+  for (let i = 0; i < steps; i++) sim.step();
+  return { settled: sim.settle(20_000) };
+}
+
+Deno.test("300 seeds: safety holds under faults, and the cluster recovers once healed", () => {
+  for (let seed = 1; seed <= 300; seed++) {
+    try {
+      const { settled } = run(seed, 1500);
+      assert.ok(settled, `seed ${seed}: no stable leader with everything applied after healing`);
+    } catch (err) {
+      if (err instanceof InvariantViolation) assert.fail(`seed ${seed}: ${err.message}`);
+      throw err;
+    }
+  }
+});
+
+Deno.test("the same seed replays exactly", () => {
+  const a = new Simulation(42, faults), b = new Simulation(42, faults);
+  for (let i = 0; i < 2000; i++) {
+    a.step();
+    b.step();
+  }
+  for (const id of a.ids) {
+    assert.deepEqual(a.nodes.get(id)!.raft.log, b.nodes.get(id)!.raft.log);
+    assert.equal(a.nodes.get(id)!.raft.term, b.nodes.get(id)!.raft.term);
+  }
+});
+
+// "commit-old-term" (Figure 8 of the Raft paper) is not found by random schedules in 1,000 seeds yet: it needs
+// a scripted schedule, which comes with the rest of the bug list (issue 6).
+for (const bug of ["vote-without-log-check"] as const) {
+  Deno.test(`the harness catches a re-introduced bug within 1,000 seeds: ${bug}`, () => {
+    for (let seed = 1; seed <= 1000; seed++) {
+      try {
+        run(seed, 1500, { ...faults, bug });
+      } catch (err) {
+        if (err instanceof InvariantViolation) return; // caught
+        throw err;
+      }
+    }
+    assert.fail(`${bug} was not caught in 1,000 seeds`);
+  });
+}
