@@ -7,63 +7,46 @@
 import type { RuntimeKind } from "../config/mod.ts";
 import type { NodeView, Placement, WorkloadView } from "./types.ts";
 
-export const DEFAULT_WASM_MEMORY = 4 * 2 ** 20;
-export const DEFAULT_CONTAINER_MEMORY = 256 * 2 ** 20;
-
 export interface NodeState {
-  readonly node: NodeView;
-  readonly zone: string;
+  node: NodeView;
+  zone: string;
   freeMemory: number;
   freeCpu: number;
-  readonly gpuFree: number[];
-  readonly images: ReadonlySet<string>;
+  gpuFree: number[];
+  images: Set<string>;
   /** Replicas per workload id on this node. */
-  readonly replicas: Map<string, number>;
+  replicas: Map<string, number>;
   /** Replicas per project on this node. */
-  readonly projects: Map<string, number>;
-  /** Replicas on this node, and those of them holding GPUs. */
-  placed: number;
-  gpuReplicas: number;
+  projects: Map<string, number>;
   /**
-   * Empty nodes of one class filter and score alike, so the planner ranks only
-   * the first of each (the lower id, which a tie would pick anyway).
+   * Nodes with the same class score the same while empty: the planner scores
+   * only the first empty node of each class (ties go to the lower id anyway).
    */
-  readonly classKey: string;
-}
-
-/** The failure domain of a node. */
-export function zoneOf(node: NodeView): string {
-  return node.zone ?? node.labels.zone ?? `node:${node.id}`;
+  classKey: string;
 }
 
 export class ClusterState {
-  /** In id order: scanning in this order makes the lower id win ties. */
-  readonly nodes: readonly NodeState[];
+  readonly nodes: NodeState[];
   readonly byId = new Map<string, NodeState>();
-  /** Nodes a `placement.node` value names: by id or by name, exactly. */
-  readonly byPin = new Map<string, NodeState[]>();
   /** Replicas per workload per zone. */
-  readonly #zoneCounts = new Map<string, Map<string, number>>();
-  readonly #wasmMemory: number;
-  readonly #containerMemory: number;
+  readonly zoneCounts = new Map<string, Map<string, number>>();
+  readonly #wasmDefaultMemory: number;
 
-  constructor(nodes: readonly NodeView[], defaults: { wasmMemory: number; containerMemory: number }) {
-    this.#wasmMemory = defaults.wasmMemory;
-    this.#containerMemory = defaults.containerMemory;
-    const sorted = [...nodes].sort((a, b) => compareIds(a.id, b.id));
+  constructor(nodes: readonly NodeView[], wasmDefaultMemory: number) {
+    this.#wasmDefaultMemory = wasmDefaultMemory;
+    // In id order, so the first empty node of a class is the one a tie would pick.
+    const sorted = [...nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     this.nodes = sorted.map((node) => ({
       node,
-      zone: zoneOf(node),
+      zone: node.zone ?? node.labels.zone ?? `node:${node.id}`,
       freeMemory: node.capacity.memory - (node.reserved?.memory ?? 0),
       freeCpu: node.capacity.cpuMillis - (node.reserved?.cpuMillis ?? 0),
-      gpuFree: node.gpus.map((g, i) => g.count - (node.reserved?.gpus?.[i] ?? 0)),
+      gpuFree: node.gpus.map((g) => g.count),
       images: new Set(node.images),
       replicas: new Map(),
       projects: new Map(),
-      placed: 0,
-      gpuReplicas: 0,
       classKey: JSON.stringify([
-        zoneOf(node),
+        node.zone ?? node.labels.zone ?? `node:${node.id}`,
         node.labels,
         node.capacity,
         node.reserved ?? null,
@@ -74,20 +57,12 @@ export class ClusterState {
         node.draining,
       ]),
     }));
-    for (const n of this.nodes) {
-      this.byId.set(n.node.id, n);
-      for (const key of new Set([n.node.id, n.node.name ?? n.node.id])) {
-        const list = this.byPin.get(key);
-        if (list) list.push(n);
-        else this.byPin.set(key, [n]);
-      }
-    }
+    for (const n of this.nodes) this.byId.set(n.node.id, n);
   }
 
-  /** Memory one replica counts for on `runtime`. */
+  /** Memory a replica counts for on `runtime`. */
   memoryOf(w: WorkloadView, runtime: RuntimeKind): number {
-    if (w.memory > 0) return w.memory;
-    return runtime === "wasm" ? this.#wasmMemory : this.#containerMemory;
+    return w.memory > 0 ? w.memory : runtime === "wasm" ? this.#wasmDefaultMemory : 0;
   }
 
   add(w: WorkloadView, p: Placement): void {
@@ -98,9 +73,8 @@ export class ClusterState {
     this.#apply(w, p, -1);
   }
 
-  /** Replicas of `workload` per zone (absent while it has none). */
-  zoneCounts(workload: string): ReadonlyMap<string, number> | undefined {
-    return this.#zoneCounts.get(workload);
+  zoneCount(workload: string, zone: string): number {
+    return this.zoneCounts.get(workload)?.get(zone) ?? 0;
   }
 
   #apply(w: WorkloadView, p: Placement, sign: 1 | -1): void {
@@ -108,22 +82,13 @@ export class ClusterState {
     if (!n) return;
     n.freeMemory -= sign * this.memoryOf(w, p.runtime);
     n.freeCpu -= sign * w.cpuMillis;
-    n.placed += sign;
-    if (p.gpu) {
-      n.gpuFree[p.gpu.group] -= sign * p.gpu.count;
-      n.gpuReplicas += sign;
-    }
+    if (p.gpu) n.gpuFree[p.gpu.group] -= sign * p.gpu.count;
     bump(n.replicas, w.id, sign);
     bump(n.projects, w.project, sign);
-    let zones = this.#zoneCounts.get(w.id);
-    if (!zones) this.#zoneCounts.set(w.id, zones = new Map());
+    let zones = this.zoneCounts.get(w.id);
+    if (!zones) this.zoneCounts.set(w.id, zones = new Map());
     bump(zones, n.zone, sign);
   }
-}
-
-/** Plain code-unit order: the same on every machine and locale. */
-export function compareIds(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function bump(map: Map<string, number>, key: string, by: number): void {
