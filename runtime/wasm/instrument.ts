@@ -7,6 +7,7 @@
  */
 
 import { concat } from "../bytes.ts";
+import { leb, readU32, slebLength } from "./leb.ts";
 
 export const INTERRUPT_EXPORT = "orca_interrupt";
 
@@ -242,7 +243,7 @@ function skipInstruction(b: Uint8Array, pos: number): number {
   if (op >= 0x20 && op <= 0x26) return u32(b, pos);
   if (op >= 0x28 && op <= 0x3e) return skipMemarg(b, pos);
   if (op === 0x3f || op === 0x40) return u32(b, pos);
-  if (op === 0x41 || op === 0x42) return pos + readSleb(b, pos);
+  if (op === 0x41 || op === 0x42) return pos + slebLength(b, pos);
   if (op === 0x43) return pos + 4;
   if (op === 0x44) return pos + 8;
   if (op >= 0x45 && op <= 0xc4) return pos;
@@ -275,36 +276,8 @@ function skipInstruction(b: Uint8Array, pos: number): number {
   return -1;
 }
 
-function readU32(b: Uint8Array, pos: number): [number, number] {
-  let result = 0, shift = 0, len = 0;
-  for (;;) {
-    const byte = b[pos + len++];
-    result += (byte & 0x7f) * 2 ** shift;
-    shift += 7;
-    if (!(byte & 0x80)) return [result, len];
-  }
-}
-
-/** Length of a signed LEB128 (any width). */
-function readSleb(b: Uint8Array, pos: number): number {
-  let len = 0;
-  while (b[pos + len] & 0x80) len++;
-  return len + 1;
-}
-
 function readS33(b: Uint8Array, pos: number): [number, number] {
-  return [0, readSleb(b, pos)];
-}
-
-function leb(value: number): Uint8Array {
-  const out: number[] = [];
-  do {
-    let byte = value % 128;
-    value = Math.floor(value / 128);
-    if (value > 0) byte |= 0x80;
-    out.push(byte);
-  } while (value > 0);
-  return new Uint8Array(out);
+  return [0, slebLength(b, pos)];
 }
 
 function name(s: string): Uint8Array {

@@ -7,6 +7,7 @@
 
 import { OrcaError } from "../../errors.ts";
 import { concat } from "../bytes.ts";
+import { leb, readU32 } from "./leb.ts";
 
 export const PAGE = 65536;
 
@@ -21,31 +22,31 @@ export function capMemory(module: Uint8Array, maxPages: number): Uint8Array {
   while (pos < module.length) {
     const start = pos;
     const id = module[pos++];
-    const [size, sizeLen] = readLeb(module, pos);
+    const [size, sizeLen] = readU32(module, pos);
     pos += sizeLen + size;
     if (id !== 5) {
       parts.push(module.subarray(start, pos));
       continue;
     }
     const rewritten = rewriteMemorySection(module.subarray(pos - size, pos), maxPages);
-    parts.push(new Uint8Array([id, ...writeLeb(rewritten.length)]), rewritten);
+    parts.push(new Uint8Array([id, ...leb(rewritten.length)]), rewritten);
   }
   return concat(parts);
 }
 
 function rewriteMemorySection(body: Uint8Array, maxPages: number): Uint8Array {
   let pos = 0;
-  const [count, countLen] = readLeb(body, pos);
+  const [count, countLen] = readU32(body, pos);
   pos += countLen;
-  const out: number[] = [...writeLeb(count)];
+  const out: number[] = [...leb(count)];
   for (let i = 0; i < count; i++) {
     const flags = body[pos++];
     if (flags & 0x04) throw new OrcaError("wasm", "64-bit memories are not supported");
-    const [min, minLen] = readLeb(body, pos);
+    const [min, minLen] = readU32(body, pos);
     pos += minLen;
     let max: number | undefined;
     if (flags & 0x01) {
-      const [m, mLen] = readLeb(body, pos);
+      const [m, mLen] = readU32(body, pos);
       pos += mLen;
       max = m;
     }
@@ -59,28 +60,7 @@ function rewriteMemorySection(body: Uint8Array, maxPages: number): Uint8Array {
       );
     }
     const capped = Math.min(max ?? maxPages, maxPages);
-    out.push(flags | 0x01, ...writeLeb(min), ...writeLeb(capped));
+    out.push(flags | 0x01, ...leb(min), ...leb(capped));
   }
   return concat([new Uint8Array(out), body.subarray(pos)]);
-}
-
-function readLeb(bytes: Uint8Array, pos: number): [number, number] {
-  let result = 0, shift = 0, len = 0;
-  for (;;) {
-    const b = bytes[pos + len++];
-    result += (b & 0x7f) * 2 ** shift;
-    shift += 7;
-    if (!(b & 0x80)) return [result, len];
-  }
-}
-
-function writeLeb(value: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = value % 128;
-    value = Math.floor(value / 128);
-    if (value > 0) b |= 0x80;
-    out.push(b);
-  } while (value > 0);
-  return out;
 }
