@@ -1,7 +1,8 @@
 /**
  * Raft consensus for the control plane: the I/O-free core (election and log
  * replication so far), the contracts it is driven through (log storage,
- * transport), and a deterministic simulator that checks its safety.
+ * transport), the in-memory and SQLite log stores, and a deterministic
+ * simulator that checks its safety.
  *
  * @module
  */

@@ -22,11 +22,15 @@ export interface HardState {
 }
 
 /**
- * Durable log storage. Contract:
- * - `append` may overwrite a suffix: entries at or after the first appended
- *   index are replaced; it is durable when the promise resolves (fsync done).
+ * Durable log storage. Contract (raft/store_contract.ts checks every
+ * implementation against it):
+ * - A new store has hard state {term: 0, commit: 0}, firstIndex 1, lastIndex 0.
+ * - `append` takes consecutive entries starting at most at lastIndex + 1; entries
+ *   at or after the first appended index are replaced. Durable when it resolves.
  * - `setHardState` is durable when it resolves.
- * - Indexes below `firstIndex()` were compacted into a snapshot.
+ * - `entries(from, to)` returns [from, to), at least one entry even past
+ *   `maxBytes`; asking below firstIndex or past lastIndex throws.
+ * - `compact(upTo)` drops entries up to `upTo`; `term(upTo)` stays known.
  * - Any I/O error rejects; the driver must then stop the node.
  */
 export interface LogStore {

@@ -1,0 +1,135 @@
+/**
+ * The durable LogStore: node:sqlite with WAL and synchronous=FULL, so a write
+ * is on disk when its transaction commits. An I/O error calls `onFatal`: the
+ * node must stop rather than answer from storage it cannot trust.
+ */
+
+import { DatabaseSync } from "node:sqlite";
+import { checkAppend, checkRange, limitBytes } from "./memory_store.ts";
+import type { Entry, HardState, LogStore } from "./types.ts";
+
+const schema = `
+CREATE TABLE IF NOT EXISTS raft_entries (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind TEXT NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS raft_state (id INTEGER PRIMARY KEY CHECK (id = 1), term INTEGER NOT NULL, vote TEXT,
+  commit_index INTEGER NOT NULL, first INTEGER NOT NULL, snapshot_term INTEGER NOT NULL);
+INSERT OR IGNORE INTO raft_state (id, term, vote, commit_index, first, snapshot_term) VALUES (1, 0, NULL, 0, 1, 0);
+`;
+
+export class SqliteLogStore implements LogStore {
+  readonly #db: DatabaseSync;
+  readonly #onFatal: (err: unknown) => void;
+  #first: number;
+  #last: number;
+  #snapshotTerm: number;
+  #hard: HardState;
+
+  constructor(path: string, onFatal: (err: unknown) => void = () => {}) {
+    this.#db = new DatabaseSync(path);
+    this.#onFatal = onFatal;
+    this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;");
+    this.#db.exec(schema);
+    const row = this.#db.prepare("SELECT term, vote, commit_index, first, snapshot_term FROM raft_state WHERE id = 1")
+      .get() as {
+        term: number;
+        vote: string | null;
+        commit_index: number;
+        first: number;
+        snapshot_term: number;
+      };
+    this.#hard = { term: row.term, ...(row.vote !== null && { vote: row.vote }), commit: row.commit_index };
+    this.#first = row.first;
+    this.#snapshotTerm = row.snapshot_term;
+    const last = this.#db.prepare("SELECT MAX(idx) AS last FROM raft_entries").get() as { last: number | null };
+    this.#last = last.last ?? this.#first - 1;
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  hardState(): HardState {
+    return { ...this.#hard };
+  }
+
+  setHardState(state: HardState): Promise<void> {
+    this.#write(() =>
+      this.#db.prepare("UPDATE raft_state SET term = ?, vote = ?, commit_index = ? WHERE id = 1").run(
+        state.term,
+        state.vote ?? null,
+        state.commit,
+      )
+    );
+    this.#hard = { ...state };
+    return Promise.resolve();
+  }
+
+  firstIndex(): number {
+    return this.#first;
+  }
+
+  lastIndex(): number {
+    return this.#last;
+  }
+
+  term(index: number): number | undefined {
+    if (index === this.#first - 1) return this.#snapshotTerm;
+    if (index < this.#first || index > this.#last) return undefined;
+    return (this.#db.prepare("SELECT term FROM raft_entries WHERE idx = ?").get(index) as { term: number }).term;
+  }
+
+  entries(from: number, to: number, maxBytes = Infinity): Entry[] {
+    checkRange(from, to, this.#first, this.#last);
+    const rows = this.#db.prepare(
+      "SELECT idx, term, kind, data FROM raft_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+    )
+      .all(from, to) as { idx: number; term: number; kind: Entry["kind"]; data: Uint8Array }[];
+    return limitBytes(rows.map((r) => ({ index: r.idx, term: r.term, kind: r.kind, data: r.data })), maxBytes);
+  }
+
+  append(entries: readonly Entry[]): Promise<void> {
+    if (entries.length === 0) return Promise.resolve();
+    checkAppend(entries, this.#first, this.#last);
+    this.#transaction(() => {
+      this.#db.prepare("DELETE FROM raft_entries WHERE idx >= ?").run(entries[0].index);
+      const insert = this.#db.prepare("INSERT INTO raft_entries (idx, term, kind, data) VALUES (?, ?, ?, ?)");
+      for (const e of entries) insert.run(e.index, e.term, e.kind, e.data);
+    });
+    this.#last = entries[entries.length - 1].index;
+    return Promise.resolve();
+  }
+
+  compact(upTo: number): Promise<void> {
+    if (upTo < this.#first) return Promise.resolve();
+    if (upTo > this.#last) throw new RangeError(`cannot compact past the last index ${this.#last}`);
+    const term = this.term(upTo)!;
+    this.#transaction(() => {
+      this.#db.prepare("DELETE FROM raft_entries WHERE idx <= ?").run(upTo);
+      this.#db.prepare("UPDATE raft_state SET first = ?, snapshot_term = ? WHERE id = 1").run(upTo + 1, term);
+    });
+    this.#first = upTo + 1;
+    this.#snapshotTerm = term;
+    return Promise.resolve();
+  }
+
+  #transaction(fn: () => void): void {
+    this.#write(() => {
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        fn();
+        this.#db.exec("COMMIT");
+      } catch (err) {
+        this.#db.exec("ROLLBACK");
+        throw err;
+      }
+    });
+  }
+
+  #write(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#onFatal(err);
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,74 @@
+/** The LogStore contract (raft/types.ts) as one test suite every implementation runs. */
+
+import assert from "node:assert/strict";
+import type { Entry, LogStore } from "./types.ts";
+
+const entry = (index: number, term: number, text = `e${index}`): Entry => ({
+  index,
+  term,
+  kind: "normal",
+  data: new TextEncoder().encode(text),
+});
+
+/** `open` makes a fresh store; `reopen`, when given, reopens the same one (durability). */
+export async function logStoreContract(
+  t: Deno.TestContext,
+  open: () => LogStore,
+  reopen?: (store: LogStore) => LogStore,
+): Promise<void> {
+  await t.step("a new store is empty", () => {
+    const s = open();
+    assert.deepEqual(s.hardState(), { term: 0, commit: 0 });
+    assert.equal(s.firstIndex(), 1);
+    assert.equal(s.lastIndex(), 0);
+    assert.equal(s.term(0), 0);
+  });
+
+  await t.step("append, read back, overwrite a suffix", async () => {
+    const s = open();
+    await s.append([1, 2, 3, 4, 5].map((i) => entry(i, 1)));
+    assert.equal(s.lastIndex(), 5);
+    assert.deepEqual(s.entries(2, 4).map((e) => e.index), [2, 3]);
+    assert.equal(new TextDecoder().decode(s.entries(3, 4)[0].data), "e3");
+    await s.append([entry(3, 2, "new3"), entry(4, 2, "new4")]);
+    assert.equal(s.lastIndex(), 4, "the old suffix from 3 on is gone");
+    assert.equal(s.term(3), 2);
+    assert.equal(new TextDecoder().decode(s.entries(4, 5)[0].data), "new4");
+    await assert.rejects(async () => await s.append([entry(7, 2)]), /gap/);
+    assert.throws(() => s.entries(3, 9), /past the last index/);
+  });
+
+  await t.step("maxBytes limits a read, but never below one entry", async () => {
+    const s = open();
+    await s.append([1, 2, 3].map((i) => entry(i, 1, "x".repeat(10))));
+    assert.equal(s.entries(1, 4, 15).length, 1);
+    assert.equal(s.entries(1, 4, 20).length, 2);
+    assert.equal(s.entries(1, 4, 1).length, 1);
+  });
+
+  await t.step("compaction keeps the boundary term", async () => {
+    const s = open();
+    await s.append([1, 2, 3, 4].map((i) => entry(i, i)));
+    await s.compact(2);
+    assert.equal(s.firstIndex(), 3);
+    assert.equal(s.term(2), 2);
+    assert.equal(s.term(1), undefined);
+    assert.throws(() => s.entries(1, 3), /compacted/);
+    assert.deepEqual(s.entries(3, 5).map((e) => e.index), [3, 4]);
+  });
+
+  if (reopen) {
+    await t.step("entries, hard state and compaction survive a reopen", async () => {
+      const s = open();
+      await s.append([1, 2, 3].map((i) => entry(i, 1)));
+      await s.setHardState({ term: 3, vote: "n2", commit: 2 });
+      await s.compact(1);
+      const again = reopen(s);
+      assert.deepEqual(again.hardState(), { term: 3, vote: "n2", commit: 2 });
+      assert.equal(again.firstIndex(), 2);
+      assert.equal(again.lastIndex(), 3);
+      assert.equal(again.term(1), 1);
+      assert.deepEqual(again.entries(2, 4).map((e) => e.index), [2, 3]);
+    });
+  }
+}
