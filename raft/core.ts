@@ -6,17 +6,22 @@
  * entries, then calls `advance()`: nothing is acknowledged before it is stored.
  *
  * This slice: leader election with randomized timeouts (from an injected
- * random source), log replication with batching, a no-op at the start of each
- * term, and commitment of current-term entries by counting.
+ * random source), pre-vote and check-quorum together (a node cut off cannot
+ * disrupt a healthy leader when it returns, and a leader cut off from its
+ * quorum steps down), log replication with batching, a no-op at the start of
+ * each term, and commitment of current-term entries by counting.
  */
 
 import type { Entry, HardState } from "./types.ts";
 
-export type Role = "follower" | "candidate" | "leader";
+export type Role = "follower" | "pre-candidate" | "candidate" | "leader";
 
 export type Message =
   | { type: "vote"; from: string; to: string; term: number; lastIndex: number; lastTerm: number }
   | { type: "vote-response"; from: string; to: string; term: number; granted: boolean }
+  /** Pre-vote: "would you vote for me at `term`?" Changes no one's term or vote. */
+  | { type: "pre-vote"; from: string; to: string; term: number; lastIndex: number; lastTerm: number }
+  | { type: "pre-vote-response"; from: string; to: string; term: number; granted: boolean }
   | {
     type: "append";
     from: string;
@@ -75,6 +80,9 @@ export class RaftNode {
   #next = new Map<string, number>();
   #match = new Map<string, number>();
   #out: Message[] = [];
+  /** Peers heard from since the leader's last quorum check. */
+  #active = new Set<string>();
+  #quorumElapsed = 0;
   #unstableFrom = Infinity;
   #hardDirty = false;
 
@@ -101,13 +109,19 @@ export class RaftNode {
 
   tick(): void {
     if (this.role === "leader") {
+      // Check-quorum: a leader that has not heard from a quorum in an election timeout steps down.
+      if (++this.#quorumElapsed >= this.#opts.electionTicks) {
+        this.#quorumElapsed = 0;
+        if (this.#active.size + 1 < this.#quorum()) return this.#becomeFollower(this.term);
+        this.#active.clear();
+      }
       if (++this.#elapsed >= this.#opts.heartbeatTicks) {
         this.#elapsed = 0;
         for (const peer of this.#peers()) this.#sendAppend(peer, true);
       }
       return;
     }
-    if (++this.#elapsed >= this.#timeout) this.#campaign();
+    if (++this.#elapsed >= this.#timeout) this.#preCampaign();
   }
 
   /** Appends `data` if this node leads; returns its index, or undefined (ask the leader). */
@@ -120,8 +134,11 @@ export class RaftNode {
   }
 
   step(m: Message): void {
+    if (m.type === "pre-vote") return this.#onPreVote(m);
+    if (m.type === "pre-vote-response") return this.#onPreVoteResponse(m);
     if (m.term > this.term) {
-      // A vote request does not depose a leader that still hears from its followers (no pre-vote yet: it does).
+      // Leader stickiness: while this node hears from a leader, a vote request does not move its term.
+      if (m.type === "vote" && this.#inLease()) return;
       this.#becomeFollower(m.term, m.type === "append" ? m.from : undefined);
     }
     if (m.term < this.term) {
@@ -179,16 +196,61 @@ export class RaftNode {
   }
 
   #onVote(m: Extract<Message, { type: "vote" }>): void {
-    const upToDate = m.lastTerm > this.termAt(this.lastIndex) ||
-      (m.lastTerm === this.termAt(this.lastIndex) && m.lastIndex >= this.lastIndex);
     const free = this.votedFor === undefined || this.votedFor === m.from;
-    const granted = free && (upToDate || this.#opts.bug === "vote-without-log-check") && this.role !== "leader";
+    const upToDate = this.#upToDate(m.lastIndex, m.lastTerm) || this.#opts.bug === "vote-without-log-check";
+    const granted = free && upToDate && this.role !== "leader";
     if (granted) {
       this.votedFor = m.from;
       this.#hardDirty = true;
       this.#elapsed = 0;
     }
     this.#send({ type: "vote-response", from: this.id, to: m.from, term: this.term, granted });
+  }
+
+  /** True while a leader was heard from within the minimum election timeout. */
+  #inLease(): boolean {
+    return this.leader !== undefined && this.leader !== this.id && this.#elapsed < this.#opts.electionTicks;
+  }
+
+  #upToDate(lastIndex: number, lastTerm: number): boolean {
+    const mine = this.termAt(this.lastIndex);
+    return lastTerm > mine || (lastTerm === mine && lastIndex >= this.lastIndex);
+  }
+
+  #onPreVote(m: Extract<Message, { type: "pre-vote" }>): void {
+    const granted = m.term > this.term && !this.#inLease() && this.role !== "leader" &&
+      (this.#upToDate(m.lastIndex, m.lastTerm) || this.#opts.bug === "vote-without-log-check");
+    this.#send({ type: "pre-vote-response", from: this.id, to: m.from, term: granted ? m.term : this.term, granted });
+  }
+
+  #onPreVoteResponse(m: Extract<Message, { type: "pre-vote-response" }>): void {
+    if (!m.granted) {
+      if (m.term > this.term) this.#becomeFollower(m.term);
+      return;
+    }
+    if (this.role !== "pre-candidate" || m.term !== this.term + 1) return;
+    this.#votes.add(m.from);
+    if (this.#votes.size >= this.#quorum()) this.#campaign();
+  }
+
+  /** Asks for pre-votes first: a real campaign (and a new term) only if a quorum would vote. */
+  #preCampaign(): void {
+    this.role = "pre-candidate";
+    this.leader = undefined;
+    this.#votes = new Set([this.id]);
+    this.#elapsed = 0;
+    this.#resetTimeout();
+    if (this.#votes.size >= this.#quorum()) return this.#campaign();
+    for (const peer of this.#peers()) {
+      this.#send({
+        type: "pre-vote",
+        from: this.id,
+        to: peer,
+        term: this.term + 1,
+        lastIndex: this.lastIndex,
+        lastTerm: this.termAt(this.lastIndex),
+      });
+    }
   }
 
   #onVoteResponse(m: Extract<Message, { type: "vote-response" }>): void {
@@ -227,6 +289,7 @@ export class RaftNode {
 
   #onAppendResponse(m: Extract<Message, { type: "append-response" }>): void {
     if (this.role !== "leader") return;
+    this.#active.add(m.from);
     if (m.success) {
       if (m.index > (this.#match.get(m.from) ?? 0)) this.#match.set(m.from, m.index);
       this.#next.set(m.from, Math.max(this.#next.get(m.from) ?? 1, m.index + 1));
@@ -274,6 +337,8 @@ export class RaftNode {
     this.role = "leader";
     this.leader = this.id;
     this.#elapsed = 0;
+    this.#quorumElapsed = 0;
+    this.#active.clear();
     for (const peer of this.#peers()) {
       this.#next.set(peer, this.lastIndex + 1);
       this.#match.set(peer, 0);

@@ -34,6 +34,8 @@ export interface SimOptions {
   drop: number;
   duplicate: number;
   crash: number;
+  /** Chance per step of splitting the network in two (or healing a split). */
+  partition?: number;
   bug?: RaftOptions["bug"];
 }
 
@@ -44,6 +46,8 @@ export class Simulation {
   readonly nodes = new Map<string, SimNode>();
   readonly ids: string[];
   network: Message[] = [];
+  /** While set, messages between this side and the rest are lost. */
+  side?: Set<string>;
   readonly #opts: SimOptions;
   /** term -> leader seen in it */
   readonly #leaders = new Map<number, string>();
@@ -78,6 +82,9 @@ export class Simulation {
     const ids = this.ids;
     const id = ids[Math.floor(this.rand() * ids.length)];
     const node = this.nodes.get(id)!;
+    if (faults && this.rand() < (this.#opts.partition ?? 0)) {
+      this.side = this.side ? undefined : new Set(this.ids.filter(() => this.rand() < 0.5));
+    }
     if (faults && r < this.#opts.crash) {
       if (node.alive) {
         node.alive = false; // crash: memory gone, disk kept
@@ -96,7 +103,8 @@ export class Simulation {
       const [m] = this.network.splice(i, 1);
       const to = this.nodes.get(m.to)!;
       if (faults && this.rand() < this.#opts.duplicate) this.network.push(m);
-      if (to.alive && !(faults && this.rand() < this.#opts.drop)) to.raft.step(m);
+      const cut = this.side !== undefined && this.side.has(m.from) !== this.side.has(m.to);
+      if (to.alive && !cut && !(faults && this.rand() < this.#opts.drop)) to.raft.step(m);
     }
     for (const n of this.nodes.values()) if (n.alive) this.#drive(n);
     this.#check();
@@ -179,6 +187,7 @@ export class Simulation {
 
   /** Heals every fault and runs until all nodes applied everything committed; false if it did not. */
   settle(maxSteps: number): boolean {
+    this.side = undefined;
     for (const [id, n] of this.nodes) if (!n.alive) this.#start(id, n.disk);
     for (let i = 0; i < maxSteps; i++) {
       this.step(false, false);

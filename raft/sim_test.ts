@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { InvariantViolation, type SimOptions, Simulation } from "./sim.ts";
 
-const faults: SimOptions = { nodes: 5, drop: 0.1, duplicate: 0.05, crash: 0.01 };
+const faults: SimOptions = { nodes: 5, drop: 0.1, duplicate: 0.05, crash: 0.01, partition: 0.005 };
 
 function run(seed: number, steps: number, opts = faults): { settled: boolean } {
   const sim = new Simulation(seed, opts);
@@ -15,7 +15,7 @@ function run(seed: number, steps: number, opts = faults): { settled: boolean } {
   return { settled: sim.settle(20_000) };
 }
 
-Deno.test("300 seeds: safety holds under faults, and the cluster recovers once healed", () => {
+Deno.test("300 seeds: safety holds under drops, duplicates, reordering, crashes and partitions; recovery once healed", () => {
   for (let seed = 1; seed <= 300; seed++) {
     try {
       const { settled } = run(seed, 1500);
@@ -54,3 +54,35 @@ for (const bug of ["vote-without-log-check"] as const) {
     assert.fail(`${bug} was not caught in 1,000 seeds`);
   });
 }
+
+Deno.test("pre-vote: a node cut off and back does not depose a healthy leader", () => {
+  const sim = new Simulation(7, { nodes: 3, drop: 0, duplicate: 0, crash: 0 });
+  // Let a leader emerge and settle.
+  assert.ok(sim.settle(20_000));
+  const leader = [...sim.nodes.values()].find((n) => n.raft.role === "leader")!.raft;
+  const term = leader.term;
+  const outsider = sim.ids.find((id) => id !== leader.id)!;
+  // Cut the outsider off long enough to time out many times, then heal.
+  sim.side = new Set([outsider]);
+  for (let i = 0; i < 3000; i++) sim.step(false, false);
+  const cutOff = sim.nodes.get(outsider)!.raft;
+  assert.equal(cutOff.term, term, "pre-votes fail, so its term does not grow");
+  sim.side = undefined;
+  for (let i = 0; i < 3000; i++) sim.step(false, false);
+  assert.equal(leader.role, "leader");
+  assert.equal(leader.term, term, "the leader was not deposed");
+});
+
+Deno.test("check-quorum: a leader cut off from its quorum steps down", () => {
+  const sim = new Simulation(11, { nodes: 5, drop: 0, duplicate: 0, crash: 0 });
+  assert.ok(sim.settle(20_000));
+  const leader = [...sim.nodes.values()].find((n) => n.raft.role === "leader")!.raft;
+  sim.side = new Set([leader.id]);
+  for (let i = 0; i < 5000; i++) sim.step(false, false);
+  assert.notEqual(leader.role, "leader");
+  const others = [...sim.nodes.values()].filter((n) => n.raft.id !== leader.id);
+  assert.ok(
+    others.some((n) => n.raft.role === "leader" && n.raft.term > leader.term - 1),
+    "the majority elected a new leader",
+  );
+});
