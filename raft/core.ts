@@ -31,8 +31,18 @@ export type Message =
     prevTerm: number;
     entries: Entry[];
     commit: number;
+    /** The leader's read round this message confirms (ReadIndex). */
+    round?: number;
   }
-  | { type: "append-response"; from: string; to: string; term: number; success: boolean; index: number };
+  | {
+    type: "append-response";
+    from: string;
+    to: string;
+    term: number;
+    success: boolean;
+    index: number;
+    round?: number;
+  };
 
 export interface Ready {
   /** Entries to persist (a suffix of the log; may overwrite what is stored from its first index on). */
@@ -43,6 +53,11 @@ export interface Ready {
   messages: Message[];
   /** Committed entries to apply, in order. */
   committed: Entry[];
+  /**
+   * Linearizable reads (ReadIndex): once this node has applied `index`, the
+   * read `ctx` may be answered from its state machine.
+   */
+  reads: { ctx: string; index: number }[];
 }
 
 export interface RaftOptions {
@@ -80,6 +95,10 @@ export class RaftNode {
   #next = new Map<string, number>();
   #match = new Map<string, number>();
   #out: Message[] = [];
+  /** Reads waiting for a quorum to confirm this leader, oldest first. */
+  #pendingReads: { ctx: string; index: number; round: number; acks: Set<string> }[] = [];
+  #readRound = 0;
+  #reads: { ctx: string; index: number }[] = [];
   /** Peers heard from since the leader's last quorum check. */
   #active = new Set<string>();
   #quorumElapsed = 0;
@@ -133,6 +152,27 @@ export class RaftNode {
     return index;
   }
 
+  /**
+   * Starts a linearizable read: the commit index now, released in `ready().reads`
+   * once a quorum confirms this node still leads. False when this node does not
+   * lead, or has not yet committed an entry of its term (ask again).
+   */
+  readIndex(ctx: string): boolean {
+    if (this.role !== "leader" || this.termAt(this.commit) !== this.term) return false;
+    const round = ++this.#readRound;
+    this.#pendingReads.push({ ctx, index: this.commit, round, acks: new Set([this.id]) });
+    this.#releaseReads();
+    for (const peer of this.#peers()) this.#sendAppend(peer, true);
+    return true;
+  }
+
+  #releaseReads(): void {
+    while (this.#pendingReads.length > 0 && this.#pendingReads[0].acks.size >= this.#quorum()) {
+      const r = this.#pendingReads.shift()!;
+      this.#reads.push({ ctx: r.ctx, index: r.index });
+    }
+  }
+
   step(m: Message): void {
     if (m.type === "pre-vote") return this.#onPreVote(m);
     if (m.type === "pre-vote-response") return this.#onPreVoteResponse(m);
@@ -184,12 +224,14 @@ export class RaftNode {
         }),
       messages: this.#out,
       committed,
+      reads: this.#reads,
     };
   }
 
   /** The driver has persisted, sent and applied what `ready` gave. */
   advance(ready: Ready): void {
     this.#out = this.#out.slice(ready.messages.length);
+    this.#reads = this.#reads.slice(ready.reads.length);
     this.#unstableFrom = Infinity;
     this.#hardDirty = false;
     this.#applied += ready.committed.length;
@@ -265,7 +307,15 @@ export class RaftNode {
     this.#elapsed = 0;
     if (m.prevIndex > this.lastIndex || this.termAt(m.prevIndex) !== m.prevTerm) {
       const hint = Math.min(m.prevIndex - 1, this.lastIndex);
-      this.#send({ type: "append-response", from: this.id, to: m.from, term: this.term, success: false, index: hint });
+      this.#send({
+        type: "append-response",
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        success: false,
+        index: hint,
+        ...(m.round !== undefined && { round: m.round }), // a rejection still acknowledges this leader
+      });
       return;
     }
     let index = m.prevIndex;
@@ -283,13 +333,25 @@ export class RaftNode {
       this.commit = commit;
       this.#hardDirty = true;
     }
-    this.#send({ type: "append-response", from: this.id, to: m.from, term: this.term, success: true, index: verified });
+    this.#send({
+      type: "append-response",
+      from: this.id,
+      to: m.from,
+      term: this.term,
+      success: true,
+      index: verified,
+      ...(m.round !== undefined && { round: m.round }),
+    });
     void index;
   }
 
   #onAppendResponse(m: Extract<Message, { type: "append-response" }>): void {
     if (this.role !== "leader") return;
     this.#active.add(m.from);
+    if (m.round !== undefined) {
+      for (const r of this.#pendingReads) if (r.round <= m.round) r.acks.add(m.from);
+      this.#releaseReads();
+    }
     if (m.success) {
       if (m.index > (this.#match.get(m.from) ?? 0)) this.#match.set(m.from, m.index);
       this.#next.set(m.from, Math.max(this.#next.get(m.from) ?? 1, m.index + 1));
@@ -324,6 +386,7 @@ export class RaftNode {
   }
 
   #becomeFollower(term: number, leader?: string): void {
+    this.#pendingReads = []; // not confirmed: the clients ask again
     this.role = "follower";
     this.term = term;
     this.votedFor = undefined;
@@ -372,6 +435,7 @@ export class RaftNode {
       prevTerm: this.termAt(next - 1),
       entries,
       commit: this.commit,
+      ...(this.#readRound > 0 && { round: this.#readRound }),
     });
   }
 

@@ -6,6 +6,7 @@
  */
 
 import { type Message, RaftNode, type RaftOptions } from "./core.ts";
+import { checkLinearizable, type Operation } from "./linearizability.ts";
 import type { Entry, HardState } from "./types.ts";
 
 /** mulberry32: small, seeded, good enough to explore schedules. */
@@ -27,6 +28,10 @@ interface SimNode {
   disk: { hardState: HardState; entries: Entry[] };
   /** What its state machine applied since it last started. */
   applied: Entry[];
+  /** The key-value state machine those entries built. */
+  kv: Map<string, string>;
+  /** ReadIndex reads released to this node, waiting for it to apply their index. */
+  reads: { ctx: string; index: number }[];
 }
 
 export interface SimOptions {
@@ -53,7 +58,12 @@ export class Simulation {
   readonly #leaders = new Map<number, string>();
   /** index -> the entry committed there (term and data), and the term it was first seen committed in */
   readonly #committed = new Map<number, { term: number; data: string; seenIn: number }>();
-  #proposals = 0;
+  #ops = 0;
+  #steps = 0;
+  /** Every client operation, for the linearizability check. */
+  readonly history: Operation[] = [];
+  /** Puts waiting for their proposer to apply them, and gets waiting for their read. */
+  readonly #waiting = new Map<string, { op: Operation; node: string }>();
 
   constructor(seed: number, opts: SimOptions) {
     this.rand = seeded(seed);
@@ -73,11 +83,12 @@ export class Simulation {
       restore: { hardState: { ...disk.hardState }, entries: [...disk.entries] },
       ...(this.#opts.bug && { bug: this.#opts.bug }),
     });
-    this.nodes.set(id, { raft, alive: true, disk, applied: [] });
+    this.nodes.set(id, { raft, alive: true, disk, applied: [], kv: new Map(), reads: [] });
   }
 
   /** One random action: under faults, and with client load unless `load` is false. */
   step(faults = true, load = true): void {
+    this.#steps++;
     const r = this.rand();
     const ids = this.ids;
     const id = ids[Math.floor(this.rand() * ids.length)];
@@ -96,8 +107,7 @@ export class Simulation {
       if (node.alive) node.raft.tick();
     } else if (r < 0.3) {
       if (!load) return this.#settleDrive();
-      const leader = [...this.nodes.values()].find((n) => n.alive && n.raft.role === "leader");
-      leader?.raft.propose(new TextEncoder().encode(`p${++this.#proposals}`));
+      this.#client();
     } else if (this.network.length > 0) {
       const i = Math.floor(this.rand() * this.network.length);
       const [m] = this.network.splice(i, 1);
@@ -108,6 +118,31 @@ export class Simulation {
     }
     for (const n of this.nodes.values()) if (n.alive) this.#drive(n);
     this.#check();
+  }
+
+  /** A client's put (a proposal) or get (a ReadIndex read) at whichever node leads. */
+  #client(): void {
+    const leader = [...this.nodes.values()].find((n) => n.alive && n.raft.role === "leader");
+    if (!leader) return;
+    const key = this.rand() < 0.5 ? "a" : "b";
+    const id = `c${++this.#ops}`;
+    if (this.rand() < 0.5) {
+      const op: Operation = { key, kind: "put", value: id, invoke: this.#steps };
+      if (leader.raft.propose(new TextEncoder().encode(JSON.stringify({ id, key, value: id }))) === undefined) return;
+      this.history.push(op);
+      this.#waiting.set(id, { op, node: leader.raft.id });
+    } else {
+      const op: Operation = { key, kind: "get", invoke: this.#steps };
+      if (!leader.raft.readIndex(id)) return;
+      this.history.push(op);
+      this.#waiting.set(id, { op, node: leader.raft.id });
+    }
+  }
+
+  /** Linearizability of every client operation so far. */
+  checkHistory(): void {
+    const verdict = checkLinearizable(this.history);
+    if (!verdict.ok) throw new InvariantViolation(`history not linearizable for key ${verdict.key}`);
   }
 
   #settleDrive(): void {
@@ -129,7 +164,28 @@ export class Simulation {
       n.disk.hardState = { ...rd.hardState };
     }
     this.network.push(...rd.messages);
-    n.applied.push(...rd.committed);
+    for (const e of rd.committed) {
+      n.applied.push(e);
+      if (e.data.length === 0) continue;
+      const { id, key, value } = JSON.parse(new TextDecoder().decode(e.data));
+      n.kv.set(key, value);
+      const w = this.#waiting.get(id);
+      if (w && w.node === n.raft.id) {
+        w.op.response = this.#steps;
+        this.#waiting.delete(id);
+      }
+    }
+    n.reads.push(...rd.reads);
+    n.reads = n.reads.filter((r) => {
+      if (r.index > n.applied.length) return true;
+      const w = this.#waiting.get(r.ctx);
+      if (w && w.node === n.raft.id) {
+        w.op.output = n.kv.get(w.op.key) ?? null;
+        w.op.response = this.#steps;
+        this.#waiting.delete(r.ctx);
+      }
+      return false;
+    });
     n.raft.advance(rd);
   }
 
