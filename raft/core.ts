@@ -17,7 +17,18 @@ import type { Entry, HardState } from "./types.ts";
 export type Role = "follower" | "pre-candidate" | "candidate" | "leader";
 
 export type Message =
-  | { type: "vote"; from: string; to: string; term: number; lastIndex: number; lastTerm: number }
+  | {
+    type: "vote";
+    from: string;
+    to: string;
+    term: number;
+    lastIndex: number;
+    lastTerm: number;
+    /** Set by a leadership transfer: the current leader asked for this election. */
+    transfer?: boolean;
+  }
+  /** Leadership transfer: "campaign now", from the leader to a caught-up follower. */
+  | { type: "timeout-now"; from: string; to: string; term: number }
   | { type: "vote-response"; from: string; to: string; term: number; granted: boolean }
   /** Pre-vote: "would you vote for me at `term`?" Changes no one's term or vote. */
   | { type: "pre-vote"; from: string; to: string; term: number; lastIndex: number; lastTerm: number }
@@ -95,6 +106,9 @@ export class RaftNode {
   #next = new Map<string, number>();
   #match = new Map<string, number>();
   #out: Message[] = [];
+  /** A follower this leader is handing over to, and the ticks left to do it. */
+  #transferee?: string;
+  #transferTicks = 0;
   /** Reads waiting for a quorum to confirm this leader, oldest first. */
   #pendingReads: { ctx: string; index: number; round: number; acks: Set<string> }[] = [];
   #readRound = 0;
@@ -128,6 +142,7 @@ export class RaftNode {
 
   tick(): void {
     if (this.role === "leader") {
+      if (this.#transferee !== undefined && --this.#transferTicks <= 0) this.#transferee = undefined;
       // Check-quorum: a leader that has not heard from a quorum in an election timeout steps down.
       if (++this.#quorumElapsed >= this.#opts.electionTicks) {
         this.#quorumElapsed = 0;
@@ -143,9 +158,24 @@ export class RaftNode {
     if (++this.#elapsed >= this.#timeout) this.#preCampaign();
   }
 
+  /**
+   * Hands leadership to `to`: once it has the whole log, it is told to
+   * campaign at once. Proposals pause meanwhile; after an election timeout
+   * without success the transfer is abandoned.
+   */
+  transferLeadership(to: string): boolean {
+    if (this.role !== "leader" || to === this.id || !this.#voters.includes(to)) return false;
+    this.#transferee = to;
+    this.#transferTicks = this.#opts.electionTicks;
+    if ((this.#match.get(to) ?? 0) >= this.lastIndex) {
+      this.#send({ type: "timeout-now", from: this.id, to, term: this.term });
+    } else this.#sendAppend(to, false);
+    return true;
+  }
+
   /** Appends `data` if this node leads; returns its index, or undefined (ask the leader). */
   propose(data: Uint8Array): number | undefined {
-    if (this.role !== "leader") return undefined;
+    if (this.role !== "leader" || this.#transferee !== undefined) return undefined;
     const index = this.#append([{ index: this.lastIndex + 1, term: this.term, kind: "normal", data }]);
     for (const peer of this.#peers()) this.#sendAppend(peer, false);
     this.#maybeCommit();
@@ -177,8 +207,9 @@ export class RaftNode {
     if (m.type === "pre-vote") return this.#onPreVote(m);
     if (m.type === "pre-vote-response") return this.#onPreVoteResponse(m);
     if (m.term > this.term) {
-      // Leader stickiness: while this node hears from a leader, a vote request does not move its term.
-      if (m.type === "vote" && this.#inLease()) return;
+      // Leader stickiness: while this node hears from a leader, a vote request does not move its term
+      // (unless that leader asked for the election, by a transfer).
+      if (m.type === "vote" && this.#inLease() && !m.transfer) return;
       this.#becomeFollower(m.term, m.type === "append" ? m.from : undefined);
     }
     if (m.term < this.term) {
@@ -198,6 +229,9 @@ export class RaftNode {
       return;
     }
     switch (m.type) {
+      case "timeout-now":
+        if (this.role === "follower") this.#campaign(true);
+        return;
       case "vote":
         return this.#onVote(m);
       case "vote-response":
@@ -357,13 +391,16 @@ export class RaftNode {
       this.#next.set(m.from, Math.max(this.#next.get(m.from) ?? 1, m.index + 1));
       this.#maybeCommit();
       if ((this.#next.get(m.from) ?? 1) <= this.lastIndex) this.#sendAppend(m.from, false);
+      else if (m.from === this.#transferee) {
+        this.#send({ type: "timeout-now", from: this.id, to: m.from, term: this.term });
+      }
     } else {
       this.#next.set(m.from, Math.max(1, Math.min((this.#next.get(m.from) ?? 1) - 1, m.index + 1)));
       this.#sendAppend(m.from, false);
     }
   }
 
-  #campaign(): void {
+  #campaign(transfer = false): void {
     this.role = "candidate";
     this.term++;
     this.votedFor = this.id;
@@ -381,12 +418,14 @@ export class RaftNode {
         term: this.term,
         lastIndex: this.lastIndex,
         lastTerm: this.termAt(this.lastIndex),
+        ...(transfer && { transfer }),
       });
     }
   }
 
   #becomeFollower(term: number, leader?: string): void {
     this.#pendingReads = []; // not confirmed: the clients ask again
+    this.#transferee = undefined;
     this.role = "follower";
     this.term = term;
     this.votedFor = undefined;

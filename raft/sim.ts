@@ -120,10 +120,14 @@ export class Simulation {
     this.#check();
   }
 
-  /** A client's put (a proposal) or get (a ReadIndex read) at whichever node leads. */
+  /** A client's put (a proposal) or get (a ReadIndex read) at whichever node leads; now and then a leader transfer. */
   #client(): void {
     const leader = [...this.nodes.values()].find((n) => n.alive && n.raft.role === "leader");
     if (!leader) return;
+    if (this.rand() < 0.02) {
+      leader.raft.transferLeadership(this.ids[Math.floor(this.rand() * this.ids.length)]);
+      return;
+    }
     const key = this.rand() < 0.5 ? "a" : "b";
     const id = `c${++this.#ops}`;
     if (this.rand() < 0.5) {

@@ -99,3 +99,17 @@ Deno.test("client histories are recorded and answered: reads through ReadIndex, 
   assert.ok(gets.some((g) => g.output !== null), "some reads saw a write");
   sim.checkHistory();
 });
+
+Deno.test("leadership transfer: the chosen follower leads the next term", () => {
+  const sim = new Simulation(3, { nodes: 3, drop: 0, duplicate: 0, crash: 0 });
+  assert.ok(sim.settle(20_000));
+  const old = [...sim.nodes.values()].find((n) => n.raft.role === "leader")!.raft;
+  const target = sim.ids.find((id) => id !== old.id)!;
+  assert.ok(old.transferLeadership(target));
+  assert.equal(old.propose(new Uint8Array([1])), undefined, "proposals pause during a transfer");
+  for (let i = 0; i < 2000 && sim.nodes.get(target)!.raft.role !== "leader"; i++) sim.step(false, false);
+  const now = sim.nodes.get(target)!.raft;
+  assert.equal(now.role, "leader");
+  assert.equal(now.term, old.term, "the old leader followed into the new term");
+  assert.notEqual(old.role, "leader");
+});
