@@ -12,64 +12,12 @@
  * each term, and commitment of current-term entries by counting.
  */
 
+import type { Message, Ready } from "./messages.ts";
 import type { Entry, HardState } from "./types.ts";
 
+export type { Message, Ready };
+
 export type Role = "follower" | "pre-candidate" | "candidate" | "leader";
-
-export type Message =
-  | {
-    type: "vote";
-    from: string;
-    to: string;
-    term: number;
-    lastIndex: number;
-    lastTerm: number;
-    /** Set by a leadership transfer: the current leader asked for this election. */
-    transfer?: boolean;
-  }
-  /** Leadership transfer: "campaign now", from the leader to a caught-up follower. */
-  | { type: "timeout-now"; from: string; to: string; term: number }
-  | { type: "vote-response"; from: string; to: string; term: number; granted: boolean }
-  /** Pre-vote: "would you vote for me at `term`?" Changes no one's term or vote. */
-  | { type: "pre-vote"; from: string; to: string; term: number; lastIndex: number; lastTerm: number }
-  | { type: "pre-vote-response"; from: string; to: string; term: number; granted: boolean }
-  | {
-    type: "append";
-    from: string;
-    to: string;
-    term: number;
-    prevIndex: number;
-    prevTerm: number;
-    entries: Entry[];
-    commit: number;
-    /** The leader's read round this message confirms (ReadIndex). */
-    round?: number;
-  }
-  | {
-    type: "append-response";
-    from: string;
-    to: string;
-    term: number;
-    success: boolean;
-    index: number;
-    round?: number;
-  };
-
-export interface Ready {
-  /** Entries to persist (a suffix of the log; may overwrite what is stored from its first index on). */
-  entries: Entry[];
-  /** Set when term, vote or commit changed: persist before sending. */
-  hardState?: HardState;
-  /** To send once the above is durable. */
-  messages: Message[];
-  /** Committed entries to apply, in order. */
-  committed: Entry[];
-  /**
-   * Linearizable reads (ReadIndex): once this node has applied `index`, the
-   * read `ctx` may be answered from its state machine.
-   */
-  reads: { ctx: string; index: number }[];
-}
 
 export interface RaftOptions {
   id: string;
@@ -317,14 +265,21 @@ export class RaftNode {
     this.#elapsed = 0;
     this.#resetTimeout();
     if (this.#votes.size >= this.#quorum()) return this.#campaign();
+    this.#askVotes("pre-vote", this.term + 1, false);
+  }
+
+  /** Sends a (pre-)vote request for `term` to every peer. */
+  #askVotes(type: "vote" | "pre-vote", term: number, transfer: boolean): void {
+    const lastTerm = this.termAt(this.lastIndex);
     for (const peer of this.#peers()) {
       this.#send({
-        type: "pre-vote",
+        type,
         from: this.id,
         to: peer,
-        term: this.term + 1,
+        term,
         lastIndex: this.lastIndex,
-        lastTerm: this.termAt(this.lastIndex),
+        lastTerm,
+        ...(transfer && { transfer }),
       });
     }
   }
@@ -410,17 +365,7 @@ export class RaftNode {
     this.#elapsed = 0;
     this.#resetTimeout();
     if (this.#votes.size >= this.#quorum()) return this.#becomeLeader();
-    for (const peer of this.#peers()) {
-      this.#send({
-        type: "vote",
-        from: this.id,
-        to: peer,
-        term: this.term,
-        lastIndex: this.lastIndex,
-        lastTerm: this.termAt(this.lastIndex),
-        ...(transfer && { transfer }),
-      });
-    }
+    this.#askVotes("vote", this.term, transfer);
   }
 
   #becomeFollower(term: number, leader?: string): void {

@@ -1,0 +1,58 @@
+/** What Raft nodes say to each other, and what the core hands its driver. */
+
+import type { Entry, HardState } from "./types.ts";
+
+export type Message =
+  | {
+    type: "vote";
+    from: string;
+    to: string;
+    term: number;
+    lastIndex: number;
+    lastTerm: number;
+    /** Set by a leadership transfer: the current leader asked for this election. */
+    transfer?: boolean;
+  }
+  /** Leadership transfer: "campaign now", from the leader to a caught-up follower. */
+  | { type: "timeout-now"; from: string; to: string; term: number }
+  | { type: "vote-response"; from: string; to: string; term: number; granted: boolean }
+  /** Pre-vote: "would you vote for me at `term`?" Changes no one's term or vote. */
+  | { type: "pre-vote"; from: string; to: string; term: number; lastIndex: number; lastTerm: number }
+  | { type: "pre-vote-response"; from: string; to: string; term: number; granted: boolean }
+  | {
+    type: "append";
+    from: string;
+    to: string;
+    term: number;
+    prevIndex: number;
+    prevTerm: number;
+    entries: Entry[];
+    commit: number;
+    /** The leader's read round this message confirms (ReadIndex). */
+    round?: number;
+  }
+  | {
+    type: "append-response";
+    from: string;
+    to: string;
+    term: number;
+    success: boolean;
+    index: number;
+    round?: number;
+  };
+
+export interface Ready {
+  /** Entries to persist (a suffix of the log; may overwrite what is stored from its first index on). */
+  entries: Entry[];
+  /** Set when term, vote or commit changed: persist before sending. */
+  hardState?: HardState;
+  /** To send once the above is durable. */
+  messages: Message[];
+  /** Committed entries to apply, in order. */
+  committed: Entry[];
+  /**
+   * Linearizable reads (ReadIndex): once this node has applied `index`, the
+   * read `ctx` may be answered from its state machine.
+   */
+  reads: { ctx: string; index: number }[];
+}
