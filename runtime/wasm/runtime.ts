@@ -1,7 +1,7 @@
 /** The Wasm implementation of `Runtime`: components served in-process. */
 
 import { OrcaError } from "../../errors.ts";
-import { LineSplitter, LogBuffer } from "../logs.ts";
+import { LogBuffer } from "../logs.ts";
 import type {
   ExecResult,
   HttpContext,
@@ -28,6 +28,7 @@ import {
 import { concat, OutputTail } from "../bytes.ts";
 import { buildTree, type Mount, mountFilesystem } from "./files.ts";
 import { INTERRUPT_EXPORT } from "./instrument.ts";
+import { errorResponse, errorText, type Guest, logIo, runCommand } from "./guest.ts";
 import { InstancePool } from "./pool.ts";
 import { cgiEnv, parseCgiOutput } from "./wagi.ts";
 import { type GuestIo, sandboxImports, wasiHttp } from "./wasi.ts";
@@ -47,17 +48,6 @@ export interface WasmRuntimeOptions {
   now?: () => number;
   /** Told when a guest traps or fails outside its own control (for `orca.instance.crashed`). */
   onIncident?: (service: string, error: string) => void;
-}
-
-/** One instance, with the io slot bound per call. */
-interface Guest {
-  exports: GuestExports;
-  io: GuestIo;
-  memories: WebAssembly.Memory[];
-  /** Interrupt flags of its core instances (see instrument.ts). */
-  flags: SharedArrayBuffer[];
-  /** Calls served (handlers reuse their instance). */
-  calls: number;
 }
 
 interface Workload {
@@ -400,18 +390,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
   }
 
   #logIo(w: Workload): GuestIo & { flush(): void } {
-    const out = new LineSplitter((line) => w.logs.append("stdout", line));
-    const err = new LineSplitter((line) => w.logs.append("stderr", line));
-    return {
-      env: w.spec.service.env,
-      stdin: new Uint8Array(),
-      stdout: (b) => out.write(b),
-      stderr: (b) => err.write(b),
-      flush: () => {
-        out.flush();
-        err.flush();
-      },
-    };
+    return logIo(w.logs, w.spec.service.env);
   }
 
   async #mounts(spec: WorkloadSpec): Promise<Mount[]> {
@@ -475,29 +454,4 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     w.since = this.#now();
     w.message = message;
   }
-}
-
-/** Runs a command guest; returns its exit code (traps propagate). */
-async function runCommand(guest: Guest): Promise<number> {
-  if (guest.exports.kind !== "command") throw new OrcaError("internal", "not a command guest");
-  try {
-    await guest.exports.run();
-    return 0;
-  } catch (err) {
-    // wasi:cli/exit surfaces as a thrown ComponentExit carrying the code.
-    if (err && typeof err === "object" && "exitError" in err && "code" in err) return Number(err.code);
-    throw err;
-  }
-}
-
-function errorText(err: unknown): string {
-  if (err instanceof WebAssembly.RuntimeError) {
-    return /trap/.test(err.message) ? err.message : `wasm trap: ${err.message}`;
-  }
-  if (err instanceof Error) return err.message;
-  return typeof err === "object" ? JSON.stringify(err) : String(err);
-}
-
-export function errorResponse(status: number, message: string): Response {
-  return Response.json({ error: message, status }, { status });
 }

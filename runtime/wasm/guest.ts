@@ -1,0 +1,58 @@
+/** One guest instance and the plumbing around a call to it. */
+
+import { OrcaError } from "../../errors.ts";
+import { LineSplitter, type LogBuffer } from "../logs.ts";
+import type { GuestExports } from "./compile.ts";
+import type { GuestIo } from "./wasi.ts";
+
+/** One instance, with the io slot bound per call. */
+export interface Guest {
+  exports: GuestExports;
+  io: GuestIo;
+  memories: WebAssembly.Memory[];
+  /** Interrupt flags of its core instances (see instrument.ts). */
+  flags: SharedArrayBuffer[];
+  /** Calls served (handlers reuse their instance). */
+  calls: number;
+}
+
+/** Io that sends the guest's stdout and stderr to its service's log, line by line. */
+export function logIo(logs: LogBuffer, env: Record<string, string>): GuestIo & { flush(): void } {
+  const out = new LineSplitter((line) => logs.append("stdout", line));
+  const err = new LineSplitter((line) => logs.append("stderr", line));
+  return {
+    env,
+    stdin: new Uint8Array(),
+    stdout: (b) => out.write(b),
+    stderr: (b) => err.write(b),
+    flush: () => {
+      out.flush();
+      err.flush();
+    },
+  };
+}
+
+/** Runs a command guest; returns its exit code (traps propagate). */
+export async function runCommand(guest: Guest): Promise<number> {
+  if (guest.exports.kind !== "command") throw new OrcaError("internal", "not a command guest");
+  try {
+    await guest.exports.run();
+    return 0;
+  } catch (err) {
+    // wasi:cli/exit surfaces as a thrown ComponentExit carrying the code.
+    if (err && typeof err === "object" && "exitError" in err && "code" in err) return Number(err.code);
+    throw err;
+  }
+}
+
+export function errorText(err: unknown): string {
+  if (err instanceof WebAssembly.RuntimeError) {
+    return /trap/.test(err.message) ? err.message : `wasm trap: ${err.message}`;
+  }
+  if (err instanceof Error) return err.message;
+  return typeof err === "object" ? JSON.stringify(err) : String(err);
+}
+
+export function errorResponse(status: number, message: string): Response {
+  return Response.json({ error: message, status }, { status });
+}
