@@ -17,8 +17,8 @@ function run(seed: number, steps: number, opts = faults): { settled: boolean } {
   return { settled };
 }
 
-Deno.test("300 seeds: safety and linearizable client histories under drops, duplicates, reordering, crashes and partitions; recovery once healed", () => {
-  for (let seed = 1; seed <= 300; seed++) {
+Deno.test("500 seeds: safety and linearizable client histories under drops, duplicates, reordering, crashes and partitions; recovery once healed", () => {
+  for (let seed = 1; seed <= 500; seed++) {
     try {
       const { settled } = run(seed, 1500);
       assert.ok(settled, `seed ${seed}: no stable leader with everything applied after healing`);
