@@ -23,6 +23,8 @@ export interface RaftOptions {
   id: string;
   /** Every voter, this node included. */
   voters: string[];
+  /** Members that receive the log but do not vote or count for quorum (catching up, or read replicas). */
+  learners?: string[];
   /** Ticks without a leader before campaigning (randomized up to twice this). */
   electionTicks: number;
   heartbeatTicks: number;
@@ -48,6 +50,7 @@ export class RaftNode {
   #applied = 0;
   readonly #opts: RaftOptions;
   readonly #voters: string[];
+  readonly #learners: string[];
   #elapsed = 0;
   #timeout = 0;
   #votes = new Set<string>();
@@ -71,6 +74,7 @@ export class RaftNode {
     this.id = opts.id;
     this.#opts = opts;
     this.#voters = [...opts.voters].sort();
+    this.#learners = [...(opts.learners ?? [])].filter((l) => !this.#voters.includes(l)).sort();
     if (opts.restore) {
       this.term = opts.restore.hardState.term;
       this.votedFor = opts.restore.hardState.vote;
@@ -94,7 +98,8 @@ export class RaftNode {
       // Check-quorum: a leader that has not heard from a quorum in an election timeout steps down.
       if (++this.#quorumElapsed >= this.#opts.electionTicks) {
         this.#quorumElapsed = 0;
-        if (this.#active.size + 1 < this.#quorum()) return this.#becomeFollower(this.term);
+        const heard = [...this.#active].filter((p) => this.#voters.includes(p)).length;
+        if (heard + 1 < this.#quorum()) return this.#becomeFollower(this.term);
         this.#active.clear();
       }
       if (++this.#elapsed >= this.#opts.heartbeatTicks) {
@@ -103,7 +108,8 @@ export class RaftNode {
       }
       return;
     }
-    if (++this.#elapsed >= this.#timeout) this.#preCampaign();
+    // A learner never campaigns: it only follows.
+    if (++this.#elapsed >= this.#timeout && this.#voters.includes(this.id)) this.#preCampaign();
   }
 
   /**
@@ -268,10 +274,10 @@ export class RaftNode {
     this.#askVotes("pre-vote", this.term + 1, false);
   }
 
-  /** Sends a (pre-)vote request for `term` to every peer. */
+  /** Sends a (pre-)vote request for `term` to every other voter. */
   #askVotes(type: "vote" | "pre-vote", term: number, transfer: boolean): void {
     const lastTerm = this.termAt(this.lastIndex);
-    for (const peer of this.#peers()) {
+    for (const peer of this.#voters.filter((v) => v !== this.id)) {
       this.#send({
         type,
         from: this.id,
@@ -441,8 +447,9 @@ export class RaftNode {
     return Math.floor(this.#voters.length / 2) + 1;
   }
 
+  /** Everyone this node replicates to: the other voters and the learners. */
   #peers(): string[] {
-    return this.#voters.filter((v) => v !== this.id);
+    return [...this.#voters, ...this.#learners].filter((v) => v !== this.id);
   }
 
   #send(m: Message): void {

@@ -41,6 +41,8 @@ export interface SimOptions {
   crash: number;
   /** Chance per step of splitting the network in two (or healing a split). */
   partition?: number;
+  /** Non-voting members that only replicate. */
+  learners?: number;
   bug?: RaftOptions["bug"];
 }
 
@@ -50,6 +52,7 @@ export class Simulation {
   readonly rand: () => number;
   readonly nodes = new Map<string, SimNode>();
   readonly ids: string[];
+  readonly voters: string[];
   network: Message[] = [];
   /** While set, messages between this side and the rest are lost. */
   side?: Set<string>;
@@ -68,14 +71,16 @@ export class Simulation {
   constructor(seed: number, opts: SimOptions) {
     this.rand = seeded(seed);
     this.#opts = opts;
-    this.ids = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
+    this.voters = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
+    this.ids = [...this.voters, ...Array.from({ length: opts.learners ?? 0 }, (_, i) => `l${i + 1}`)];
     for (const id of this.ids) this.#start(id, { hardState: { term: 0, commit: 0 }, entries: [] });
   }
 
   #start(id: string, disk: SimNode["disk"]): void {
     const raft = new RaftNode({
       id,
-      voters: this.ids,
+      voters: this.voters,
+      learners: this.ids.filter((x) => !this.voters.includes(x)),
       electionTicks: 10,
       heartbeatTicks: 3,
       random: this.rand,
@@ -198,6 +203,7 @@ export class Simulation {
     for (const n of live) {
       const r = n.raft;
       if (r.role === "leader") {
+        if (!this.voters.includes(r.id)) throw new InvariantViolation(`learner ${r.id} became leader`);
         const seen = this.#leaders.get(r.term);
         if (seen && seen !== r.id) throw new InvariantViolation(`two leaders in term ${r.term}: ${seen} and ${r.id}`);
         this.#leaders.set(r.term, r.id);

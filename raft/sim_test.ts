@@ -113,3 +113,25 @@ Deno.test("leadership transfer: the chosen follower leads the next term", () => 
   assert.equal(now.term, old.term, "the old leader followed into the new term");
   assert.notEqual(old.role, "leader");
 });
+
+Deno.test("learners replicate everything, never lead, never count for quorum", () => {
+  for (let seed = 1; seed <= 50; seed++) {
+    const sim = new Simulation(seed, { ...faults, nodes: 3, learners: 2 });
+    for (let i = 0; i < 1500; i++) sim.step();
+    assert.ok(sim.settle(20_000), `seed ${seed}`);
+    sim.checkHistory();
+    const leader = [...sim.nodes.values()].find((n) => n.raft.role === "leader")!;
+    for (const id of ["l1", "l2"]) {
+      assert.equal(sim.nodes.get(id)!.applied.length, leader.raft.commit, `${id} caught up`);
+    }
+  }
+  // Two voters out of three down: no quorum, even with both learners up.
+  const sim = new Simulation(9, { nodes: 3, learners: 2, drop: 0, duplicate: 0, crash: 0 });
+  assert.ok(sim.settle(20_000));
+  const leader = [...sim.nodes.values()].find((n) => n.raft.role === "leader")!.raft;
+  sim.side = new Set([leader.id, "l1", "l2"]); // the leader with both learners, cut off from the other voters
+  const commit = leader.commit;
+  leader.propose(new TextEncoder().encode(JSON.stringify({ id: "x", key: "a", value: "x" })));
+  for (let i = 0; i < 3000; i++) sim.step(false, false);
+  assert.equal(leader.commit, commit, "learners' acks do not commit");
+});
