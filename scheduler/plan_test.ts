@@ -2,173 +2,106 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { explainPlan } from "./explain.ts";
 import { plan } from "./plan.ts";
-import type { ClusterView, NodeView, Placement, Plan, WorkloadView } from "./types.ts";
+import type { ClusterView, NodeView, Plan, WorkloadView } from "./types.ts";
+import { after, checkPlan, clusterArb, GiB, MiB, nodeArb, placementsArb, workloadArb } from "./_test_utils.ts";
 
-const MiB = 2 ** 20;
-
-const nodeArb = (i: number) =>
-  fc.record({
-    zone: fc.constantFrom("a", "b", "c"),
-    memory: fc.integer({ min: 1, max: 16 }).map((g) => g * 1024 * MiB),
-    cpu: fc.integer({ min: 1, max: 16 }).map((c) => c * 1000),
-    gpus: fc.array(
-      fc.record({
-        vendor: fc.constantFrom("nvidia" as const, "amd" as const),
-        vramMb: fc.constantFrom(24000, 40960, 81920),
-        count: fc.integer({ min: 1, max: 4 }),
-      }),
-      { maxLength: 2 },
-    ),
-    runtimes: fc.constantFrom(["wasm", "container"] as const, ["container"] as const, ["wasm"] as const),
-    healthy: fc.boolean().map((b) => b || i % 3 !== 0),
-    draining: fc.boolean().map((b) => b && i % 4 === 0),
-    role: fc.constantFrom("web", "gpu"),
-  }).map((n): NodeView => ({
-    id: `n${i}`,
-    zone: n.zone,
-    labels: { role: n.role },
-    capacity: { memory: n.memory, cpuMillis: n.cpu },
-    gpus: n.gpus,
-    runtimes: [...n.runtimes],
-    images: [],
-    healthy: n.healthy,
-    draining: n.draining,
-  }));
-
-const workloadArb = (i: number, nodes: number) =>
-  fc.record({
-    replicas: fc.integer({ min: 0, max: 4 }),
-    runtimes: fc.constantFrom(["wasm", "container"] as const, ["container"] as const, ["wasm"] as const),
-    memory: fc.integer({ min: 0, max: 4096 }).map((m) => m * MiB),
-    cpu: fc.integer({ min: 0, max: 4000 }),
-    gpu: fc.option(
-      fc.record({
-        vendor: fc.constantFrom("nvidia" as const, "amd" as const),
-        count: fc.integer({ min: 1, max: 3 }),
-        vramMin: fc.option(fc.constantFrom(30000, 80000), { nil: undefined }),
-      }),
-      { nil: undefined, freq: 4 },
-    ),
-    pin: fc.option(fc.integer({ min: 0, max: nodes }), { nil: undefined, freq: 5 }),
-    role: fc.option(fc.constantFrom("web", "gpu"), { nil: undefined, freq: 3 }),
-  }).map((w): WorkloadView => ({
-    id: `p${i % 3}/w${i}`,
-    project: `p${i % 3}`,
-    replicas: w.replicas,
-    runtimes: [...w.runtimes],
-    memory: w.memory,
-    cpuMillis: w.cpu,
-    ...(w.gpu &&
-      { gpu: { vendor: w.gpu.vendor, count: w.gpu.count, ...(w.gpu.vramMin && { vramMin: w.gpu.vramMin }) } }),
-    placement: { ...(w.pin !== undefined && { node: `n${w.pin}` }), labels: w.role ? { role: w.role } : {} },
-  }));
-
-const scenarioArb = fc.integer({ min: 1, max: 8 }).chain((n) =>
-  fc.tuple(
-    fc.tuple(...Array.from({ length: n }, (_, i) => nodeArb(i))),
-    fc.integer({ min: 1, max: 10 }).chain((m) => fc.tuple(...Array.from({ length: m }, (_, i) => workloadArb(i, n)))),
-  )
+const withPlacements = clusterArb.chain(([nodes, workloads]) =>
+  placementsArb(nodes, workloads).map((placements) => ({ view: { nodes, placements }, workloads }))
 );
 
-/** What runs after the plan is carried out. */
-function after(view: ClusterView, p: Plan): Placement[] {
-  const gone = new Set([...p.stop, ...p.migrate.map((m) => m.from)]);
-  return [...view.placements.filter((x) => !gone.has(x)), ...p.place, ...p.migrate.map((m) => m.to)];
-}
+/** The plan without its explanations (which only explain mode fills). */
+const decisions = ({ explanations: _, ...rest }: Plan) => rest;
 
-function checkInvariants(view: ClusterView, workloads: WorkloadView[], p: Plan) {
-  const nodes = new Map(view.nodes.map((n) => [n.id, n]));
-  const wl = new Map(workloads.map((w) => [w.id, w]));
-  const running = after(view, p);
-  const used = new Map<string, { memory: number; cpu: number; gpus: number[] }>();
-  for (const x of running) {
-    const n = nodes.get(x.node)!;
-    const w = wl.get(x.workload)!;
-    const u = used.get(n.id) ?? { memory: 0, cpu: 0, gpus: n.gpus.map(() => 0) };
-    u.memory += w.memory > 0 ? w.memory : x.runtime === "wasm" ? 4 * MiB : 0;
-    u.cpu += w.cpuMillis;
-    if (x.gpu) u.gpus[x.gpu.group] += x.gpu.count;
-    used.set(n.id, u);
-  }
-  for (const [id, u] of used) {
-    const n = nodes.get(id)!;
-    assert.ok(u.memory <= n.capacity.memory, `${id} memory over-committed`);
-    assert.ok(u.cpu <= n.capacity.cpuMillis, `${id} cpu over-committed`);
-    u.gpus.forEach((g, i) => assert.ok(g <= n.gpus[i].count, `${id} GPU group ${i} double-allocated`));
-  }
-  for (const x of [...p.place, ...p.migrate.map((m) => m.to)]) {
-    const n = nodes.get(x.node)!;
-    const w = wl.get(x.workload)!;
-    assert.ok(n.healthy && !n.draining, `${x.workload} placed on unusable ${n.id}`);
-    if (w.placement.node) assert.equal(n.id, w.placement.node, "placement.node is exact");
-    for (const [k, v] of Object.entries(w.placement.labels)) assert.equal(n.labels[k], v, `label ${k}`);
-    assert.ok(n.runtimes.includes(x.runtime) && w.runtimes.includes(x.runtime), "runtime available and supported");
-    if (w.gpu) {
-      const g = n.gpus[x.gpu!.group];
-      assert.equal(g.vendor, w.gpu.vendor);
-      assert.ok((g.vramMb ?? 0) >= (w.gpu.vramMin ?? 0));
-      assert.equal(x.gpu!.count, w.gpu.count);
-    }
-  }
-  // Every workload ends with its replicas, or says why not.
-  for (const w of workloads) {
-    const have = running.filter((x) => x.workload === w.id).length;
-    const missing = p.unplaced.filter((u) =>
-      u.workload === w.id && !u.reasons[0]?.startsWith("cannot move off")
-    ).length;
-    assert.equal(have + missing, w.replicas, `${w.id}: ${have} running + ${missing} unplaced != ${w.replicas}`);
-  }
-}
-
-Deno.test("property: no over-commit, constraints honoured, GPUs not double-allocated, replicas accounted for", () => {
+Deno.test("property: no over-commit, every constraint honoured, GPUs never double-allocated (fresh cluster)", () => {
   fc.assert(
-    fc.property(scenarioArb, ([nodes, workloads]) => {
+    fc.property(clusterArb, ([nodes, workloads]) => {
       const view: ClusterView = { nodes, placements: [] };
+      checkPlan(view, workloads, plan(view, workloads));
+    }),
+    { numRuns: 400 },
+  );
+});
+
+Deno.test("property: the same rules hold whatever runs now (lost nodes, removed workloads, stale GPUs, duplicates)", () => {
+  fc.assert(
+    fc.property(withPlacements, ({ view, workloads }) => checkPlan(view, workloads, plan(view, workloads))),
+    { numRuns: 400 },
+  );
+});
+
+Deno.test("property: re-planning a carried-out plan changes nothing it did not report as pending", () => {
+  fc.assert(
+    fc.property(withPlacements, ({ view, workloads }) => {
+      const first = plan(view, workloads);
+      const second = plan({ nodes: view.nodes, placements: after(view, first) }, workloads);
+      // Only replicas the first plan could not place yet may move on: room that migrating
+      // replicas held is free once they have moved.
+      const pending = new Set(first.unplaced.map((u) => `${u.workload}#${u.replica}`));
+      const acted = [...second.placements, ...second.migrations.map((m) => m.to)];
+      for (const x of acted) assert.ok(pending.has(`${x.workload}#${x.replica}`), `${x.workload}#${x.replica} again`);
+      assert.deepEqual(second.stops, []);
+      if (pending.size === 0) assert.deepEqual([second.placements, second.migrations, second.unplaced], [[], [], []]);
+    }),
+    { numRuns: 400 },
+  );
+});
+
+Deno.test("property: the same input gives the same plan, in any order of its lists, explained or not", () => {
+  const shuffled = withPlacements.chain(({ view, workloads }) =>
+    fc.tuple(
+      fc.constant({ view, workloads }),
+      fc.shuffledSubarray([...view.nodes], { minLength: view.nodes.length }),
+      fc.shuffledSubarray([...view.placements], { minLength: view.placements.length }),
+      fc.shuffledSubarray([...workloads], { minLength: workloads.length }),
+    )
+  );
+  fc.assert(
+    fc.property(shuffled, ([{ view, workloads }, nodes, placements, ws]) => {
       const p = plan(view, workloads);
-      checkInvariants(view, workloads, p);
-      // Again on the result: still valid, and nothing left to do but what could not be placed.
-      const second = plan({ nodes, placements: after(view, p) }, workloads);
-      checkInvariants({ nodes, placements: after(view, p) }, workloads, second);
+      assert.deepEqual(plan(view, workloads), p);
+      assert.deepEqual(decisions(plan({ nodes, placements }, ws)), decisions(p));
+      assert.deepEqual(decisions(explainPlan(view, workloads).plan), decisions(p));
     }),
     { numRuns: 300 },
   );
 });
 
-Deno.test("property: the same input gives the same plan", () => {
-  fc.assert(
-    fc.property(scenarioArb, ([nodes, workloads]) => {
-      const view = { nodes, placements: [] };
-      assert.deepEqual(plan(view, workloads), plan(view, workloads));
-      assert.deepEqual(plan(view, workloads, { explain: true }).place, plan(view, workloads).place);
-    }),
-    { numRuns: 100 },
-  );
-});
+function evenCluster(zones: number, perZone: number): NodeView[] {
+  return Array.from({ length: zones * perZone }, (_, i) => ({
+    id: `z${Math.floor(i / perZone)}-n${i % perZone}`,
+    zone: `z${Math.floor(i / perZone)}`,
+    labels: {},
+    capacity: { memory: 64 * GiB, cpuMillis: 64_000 },
+    gpus: [],
+    runtimes: ["container"],
+    images: [],
+    healthy: true,
+    draining: false,
+  }));
+}
 
-Deno.test("property: replicas spread as evenly as the zones allow", () => {
+function assertEven(nodes: readonly NodeView[], running: ClusterView["placements"], zones: number) {
+  const count = (key: (node: string) => string, keys: string[]) =>
+    keys.map((k) => running.filter((x) => key(x.node) === k).length);
+  const zoneCounts = count((n) => n.split("-")[0], Array.from({ length: zones }, (_, z) => `z${z}`));
+  const nodeCounts = count((n) => n, nodes.map((n) => n.id));
+  assert.ok(Math.max(...zoneCounts) - Math.min(...zoneCounts) <= 1, `zones ${zoneCounts}`);
+  assert.ok(Math.max(...nodeCounts) - Math.min(...nodeCounts) <= 1, `nodes ${nodeCounts}`);
+}
+
+Deno.test("property: replicas spread as evenly as the zones allow, through scaling up and down", () => {
+  const sizes = fc.tuple(
+    fc.integer({ min: 1, max: 4 }),
+    fc.integer({ min: 1, max: 3 }),
+    fc.array(fc.integer({ min: 0, max: 14 }), { minLength: 1, maxLength: 4 }),
+  );
   fc.assert(
-    fc.property(
-      fc.integer({ min: 1, max: 4 }),
-      fc.integer({ min: 1, max: 3 }),
-      fc.integer({ min: 1, max: 12 }),
-      (zones, perZone, replicas) => {
-        const nodes: NodeView[] = [];
-        for (let z = 0; z < zones; z++) {
-          for (let i = 0; i < perZone; i++) {
-            nodes.push({
-              id: `z${z}-n${i}`,
-              zone: `z${z}`,
-              labels: {},
-              capacity: { memory: 64 * 1024 * MiB, cpuMillis: 64000 },
-              gpus: [],
-              runtimes: ["container"],
-              images: [],
-              healthy: true,
-              draining: false,
-            });
-          }
-        }
+    fc.property(sizes, ([zones, perZone, steps]) => {
+      const nodes = evenCluster(zones, perZone);
+      let view: ClusterView = { nodes, placements: [] };
+      for (const replicas of steps) {
         const w: WorkloadView = {
           id: "p/w",
           project: "p",
@@ -178,43 +111,136 @@ Deno.test("property: replicas spread as evenly as the zones allow", () => {
           cpuMillis: 100,
           placement: { labels: {} },
         };
-        const p = plan({ nodes, placements: [] }, [w]);
-        const byZone = new Map<string, number>();
-        const byNode = new Map<string, number>();
-        for (const x of p.place) {
-          const zone = x.node.split("-")[0];
-          byZone.set(zone, (byZone.get(zone) ?? 0) + 1);
-          byNode.set(x.node, (byNode.get(x.node) ?? 0) + 1);
+        const p = plan(view, [w]);
+        view = { nodes, placements: after(view, p) };
+        assert.equal(view.placements.length, replicas);
+        assertEven(nodes, view.placements, zones);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("property: each replica goes to a node with the fewest of its replicas in the zone, then on the node", () => {
+  fc.assert(
+    fc.property(withPlacements, ({ view, workloads }) => {
+      const { plan: p } = explainPlan(view, workloads);
+      for (const replicas of Object.values(p.explanations)) {
+        for (const r of replicas) {
+          if (!r.chosen) {
+            assert.equal(r.scores.length, 0);
+            continue;
+          }
+          assert.equal(r.scores[0].node, r.chosen);
+          const best = r.scores[0].parts;
+          for (const s of r.scores) {
+            const rank = s.parts.zoneReplicas - best.zoneReplicas || s.parts.nodeReplicas - best.nodeReplicas ||
+              best.total - s.parts.total;
+            assert.ok(rank >= 0, `${s.node} ranks above the chosen ${r.chosen}`);
+          }
         }
-        const zoneCounts = Array.from({ length: zones }, (_, z) => byZone.get(`z${z}`) ?? 0);
-        assert.ok(Math.max(...zoneCounts) - Math.min(...zoneCounts) <= 1, `zones ${zoneCounts}`);
-        const nodeCounts = nodes.map((n) => byNode.get(n.id) ?? 0);
-        assert.ok(Math.max(...nodeCounts) - Math.min(...nodeCounts) <= 1, `nodes ${nodeCounts}`);
-      },
-    ),
+      }
+    }),
     { numRuns: 200 },
   );
 });
 
-Deno.test("property: draining moves everything that fits elsewhere", () => {
+Deno.test("property: draining moves everything that fits elsewhere; what stays fits nowhere", () => {
+  const healthy = clusterArb.map(([nodes, workloads]) => ({
+    nodes: nodes.map((n) => ({ ...n, healthy: true, draining: false })),
+    workloads,
+  }));
   fc.assert(
-    fc.property(scenarioArb, ([nodes, workloads]) => {
-      const healthy = nodes.map((n) => ({ ...n, draining: false, healthy: true }));
-      const first = plan({ nodes: healthy, placements: [] }, workloads);
-      const placed = first.place;
-      const drained = healthy.map((n, i) => i === 0 ? { ...n, draining: true } : n);
-      const p = plan({ nodes: drained, placements: placed }, workloads);
-      const onDrained = after({ nodes: drained, placements: placed }, p).filter((x) => x.node === drained[0].id);
-      for (const x of onDrained) {
-        assert.ok(
-          p.unplaced.some((u) =>
-            u.workload === x.workload && u.replica === x.replica && u.reasons[0].startsWith("cannot move off")
-          ),
-          `${x.workload}#${x.replica} left on the draining node without a reason`,
+    fc.property(healthy, fc.nat(), ({ nodes, workloads }, pick) => {
+      const first = plan({ nodes, placements: [] }, workloads);
+      const placements = after({ nodes, placements: [] }, first);
+      const drained = nodes[pick % nodes.length].id;
+      const view = { nodes: nodes.map((n) => n.id === drained ? { ...n, draining: true } : n), placements };
+      const p = plan(view, workloads);
+      checkPlan(view, workloads, p);
+      for (const x of placements.filter((x) => x.node === drained)) {
+        const moved = p.migrations.some((m) => m.from === x);
+        const stuck = p.unplaced.some((u) =>
+          u.from === x && u.reasons[0] === `cannot move off ${drained} (${drained} is draining)`
         );
+        assert.ok(moved || stuck, `${x.workload}#${x.replica} neither moved nor explained`);
       }
-      checkInvariants({ nodes: drained, placements: placed }, workloads, p);
+      assert.deepEqual(p.placements, [], "nothing new: only moves");
     }),
-    { numRuns: 200 },
+    { numRuns: 300 },
   );
+});
+
+/** Every field of `v`, and every field of its plain-object fields. */
+function paths(v: object): string[][] {
+  return Object.entries(v).flatMap(([k, x]) =>
+    typeof x === "object" && x !== null && !Array.isArray(x) && Object.keys(x).length > 0
+      ? [[k], ...Object.keys(x).map((k2) => [k, k2])]
+      : [[k]]
+  );
+}
+
+function replaced(v: object, [key, inner]: string[], bad: unknown): object {
+  const at = (v as Record<string, unknown>)[key];
+  return { ...v, [key]: inner === undefined ? bad : { ...(at as object), [inner]: bad } };
+}
+
+Deno.test("property: malformed input gives problems and explanations, never an exception", () => {
+  const junk = fc.oneof(
+    fc.anything({ withBigInt: true, withBoxedValues: true, withMap: true, withSet: true, withSparseArray: true }),
+    fc.constant({ toString: "" }), // String() of it throws
+  );
+  const broken = <T extends object>(valid: fc.Arbitrary<T>) =>
+    fc.oneof(
+      valid,
+      junk,
+      fc.tuple(valid, fc.string(), junk).map(([v, key, bad]) => ({ ...v, [key]: bad })),
+      valid.chain((v) => fc.tuple(fc.constantFrom(...paths(v)), junk).map(([path, bad]) => replaced(v, path, bad))),
+    );
+  const input = fc.record({
+    nodes: fc.oneof(junk, fc.array(broken(nodeArb(0)), { maxLength: 4 })),
+    placements: fc.oneof(junk, fc.array(junk, { maxLength: 4 })),
+    workloads: fc.oneof(junk, fc.array(broken(workloadArb(0, 1)), { maxLength: 4 })),
+  });
+  fc.assert(
+    fc.property(input, ({ nodes, placements, workloads }) => {
+      const view = { nodes, placements } as unknown as ClusterView;
+      const ws = workloads as unknown as WorkloadView[];
+      const p = plan(view, ws);
+      for (const x of p.problems) assert.equal(typeof x.reason, "string");
+      for (const u of p.unplaced) assert.ok(u.reasons.length > 0);
+      assert.equal(typeof explainPlan(view, ws).text, "string");
+    }),
+    { numRuns: 500 },
+  );
+});
+
+Deno.test("Wasm replicas colocate densely: 400 instances counted at 4 MiB share one 2Gi node", () => {
+  const node: NodeView = {
+    id: "edge-1",
+    labels: {},
+    capacity: { memory: 2 * GiB, cpuMillis: 4000 },
+    gpus: [],
+    runtimes: ["wasm"],
+    images: [],
+    healthy: true,
+    draining: false,
+  };
+  const fn: WorkloadView = {
+    id: "edge/fn",
+    project: "edge",
+    replicas: 400,
+    runtimes: ["wasm"],
+    memory: 0,
+    cpuMillis: 5,
+    placement: { labels: {} },
+  };
+  const p = plan({ nodes: [node], placements: [] }, [fn]);
+  assert.equal(p.placements.length, 400);
+  assert.ok(p.placements.every((x) => x.node === "edge-1" && x.runtime === "wasm"));
+  // Counted at 16 MiB instead, 128 fit; the rest say why, each with the same reasons.
+  const heavier = plan({ nodes: [node], placements: [] }, [fn], { wasmDefaultMemory: 16 * MiB });
+  assert.equal(heavier.placements.length, 128);
+  assert.equal(heavier.unplaced.length, 272);
+  assert.deepEqual(heavier.unplaced[0].reasons, ["edge-1: needs 16Mi memory, 0B free"]);
 });

@@ -7,62 +7,78 @@
 import type { RuntimeKind } from "../config/mod.ts";
 import type { NodeView, Placement, WorkloadView } from "./types.ts";
 
+export const DEFAULT_WASM_MEMORY = 4 * 2 ** 20;
+export const DEFAULT_CONTAINER_MEMORY = 256 * 2 ** 20;
+
 export interface NodeState {
-  node: NodeView;
-  zone: string;
+  readonly node: NodeView;
+  readonly zone: string;
   freeMemory: number;
   freeCpu: number;
-  gpuFree: number[];
-  images: Set<string>;
+  readonly gpuFree: number[];
+  readonly images: ReadonlySet<string>;
   /** Replicas per workload id on this node. */
-  replicas: Map<string, number>;
+  readonly replicas: Map<string, number>;
   /** Replicas per project on this node. */
-  projects: Map<string, number>;
+  readonly projects: Map<string, number>;
+  /** Replicas on this node. */
+  placed: number;
+  /** Nothing was ever counted on it: it is as the view describes it. */
+  pristine: boolean;
   /**
-   * Nodes with the same class score the same while empty: the planner scores
-   * only the first empty node of each class (ties go to the lower id anyway).
+   * Pristine nodes of one class filter and score alike, so the planner ranks
+   * only the first of each (the lower id, which a tie would pick anyway).
    */
-  classKey: string;
+  readonly classKey: string;
+}
+
+/** The failure domain of a node. */
+export function zoneOf(node: NodeView): string {
+  return node.zone ?? node.labels.zone ?? `node:${node.id}`;
 }
 
 export class ClusterState {
-  readonly nodes: NodeState[];
+  /** In id order: scanning in this order makes the lower id win ties. */
+  readonly nodes: readonly NodeState[];
   readonly byId = new Map<string, NodeState>();
+  /** Nodes a `placement.node` value names: by id or by name, exactly. */
+  readonly byPin = new Map<string, NodeState[]>();
   /** Replicas per workload per zone. */
-  readonly zoneCounts = new Map<string, Map<string, number>>();
-  readonly #wasmDefaultMemory: number;
+  readonly #zoneCounts = new Map<string, Map<string, number>>();
+  readonly #wasmMemory: number;
+  readonly #containerMemory: number;
 
-  constructor(nodes: readonly NodeView[], wasmDefaultMemory: number) {
-    this.#wasmDefaultMemory = wasmDefaultMemory;
-    // In id order, so the first empty node of a class is the one a tie would pick.
-    const sorted = [...nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  constructor(nodes: readonly NodeView[], defaults: { wasmMemory: number; containerMemory: number }) {
+    this.#wasmMemory = defaults.wasmMemory;
+    this.#containerMemory = defaults.containerMemory;
+    const sorted = [...nodes].sort((a, b) => compareIds(a.id, b.id));
     this.nodes = sorted.map((node) => ({
       node,
-      zone: node.zone ?? node.labels.zone ?? `node:${node.id}`,
+      zone: zoneOf(node),
       freeMemory: node.capacity.memory - (node.reserved?.memory ?? 0),
       freeCpu: node.capacity.cpuMillis - (node.reserved?.cpuMillis ?? 0),
-      gpuFree: node.gpus.map((g) => g.count),
+      gpuFree: node.gpus.map((g, i) => g.count - (node.reserved?.gpus?.[i] ?? 0)),
       images: new Set(node.images),
       replicas: new Map(),
       projects: new Map(),
-      classKey: JSON.stringify([
-        node.zone ?? node.labels.zone ?? `node:${node.id}`,
-        node.labels,
-        node.capacity,
-        node.reserved ?? null,
-        node.gpus,
-        node.runtimes,
-        [...node.images].sort(),
-        node.healthy,
-        node.draining,
-      ]),
+      placed: 0,
+      pristine: true,
+      classKey: classKey(node),
     }));
-    for (const n of this.nodes) this.byId.set(n.node.id, n);
+    for (const n of this.nodes) {
+      this.byId.set(n.node.id, n);
+      for (const key of new Set([n.node.id, n.node.name ?? n.node.id])) {
+        const list = this.byPin.get(key);
+        if (list) list.push(n);
+        else this.byPin.set(key, [n]);
+      }
+    }
   }
 
-  /** Memory a replica counts for on `runtime`. */
+  /** Memory one replica counts for on `runtime`. */
   memoryOf(w: WorkloadView, runtime: RuntimeKind): number {
-    return w.memory > 0 ? w.memory : runtime === "wasm" ? this.#wasmDefaultMemory : 0;
+    if (w.memory > 0) return w.memory;
+    return runtime === "wasm" ? this.#wasmMemory : this.#containerMemory;
   }
 
   add(w: WorkloadView, p: Placement): void {
@@ -73,22 +89,65 @@ export class ClusterState {
     this.#apply(w, p, -1);
   }
 
-  zoneCount(workload: string, zone: string): number {
-    return this.zoneCounts.get(workload)?.get(zone) ?? 0;
+  /**
+   * Resources only, no spread or locality: a replica that has to move keeps
+   * its room where it runs until its replacement has started.
+   */
+  hold(w: WorkloadView, p: Placement): void {
+    const n = this.byId.get(p.node);
+    if (n) this.#resources(n, w, p, 1);
+  }
+
+  release(w: WorkloadView, p: Placement): void {
+    const n = this.byId.get(p.node);
+    if (n) this.#resources(n, w, p, -1);
+  }
+
+  /** Replicas of `workload` per zone (absent while it has none). */
+  zoneCounts(workload: string): ReadonlyMap<string, number> | undefined {
+    return this.#zoneCounts.get(workload);
   }
 
   #apply(w: WorkloadView, p: Placement, sign: 1 | -1): void {
     const n = this.byId.get(p.node);
     if (!n) return;
-    n.freeMemory -= sign * this.memoryOf(w, p.runtime);
-    n.freeCpu -= sign * w.cpuMillis;
-    if (p.gpu) n.gpuFree[p.gpu.group] -= sign * p.gpu.count;
+    this.#resources(n, w, p, sign);
+    n.placed += sign;
     bump(n.replicas, w.id, sign);
     bump(n.projects, w.project, sign);
-    let zones = this.zoneCounts.get(w.id);
-    if (!zones) this.zoneCounts.set(w.id, zones = new Map());
+    let zones = this.#zoneCounts.get(w.id);
+    if (!zones) this.#zoneCounts.set(w.id, zones = new Map());
     bump(zones, n.zone, sign);
   }
+
+  #resources(n: NodeState, w: WorkloadView, p: Placement, sign: 1 | -1): void {
+    n.pristine = false;
+    n.freeMemory -= sign * this.memoryOf(w, p.runtime);
+    n.freeCpu -= sign * w.cpuMillis;
+    if (p.gpu && p.gpu.group >= 0 && p.gpu.group < n.gpuFree.length) n.gpuFree[p.gpu.group] -= sign * p.gpu.count;
+  }
+}
+
+/** Everything filters and scores read from a node, and nothing else (only checked fields). */
+function classKey(n: NodeView): string {
+  const r = n.reserved;
+  return JSON.stringify([
+    zoneOf(n),
+    Object.entries(n.labels).sort(),
+    n.capacity.memory,
+    n.capacity.cpuMillis,
+    r ? [r.memory, r.cpuMillis, r.gpus ?? []] : null,
+    n.gpus.map((g) => [g.vendor, g.count, g.vramMb ?? 0]),
+    n.runtimes,
+    [...n.images].sort(),
+    n.healthy,
+    n.draining,
+  ]);
+}
+
+/** Plain code-unit order: the same on every machine and locale. */
+export function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function bump(map: Map<string, number>, key: string, by: number): void {
