@@ -167,16 +167,7 @@ export class RaftNode {
       this.#becomeFollower(m.term, m.type === "append" ? m.from : undefined);
     }
     if (m.term < this.term) {
-      if (m.type === "append") {
-        this.#send({
-          type: "append-response",
-          from: this.id,
-          to: m.from,
-          term: this.term,
-          success: false,
-          index: this.lastIndex,
-        });
-      }
+      if (m.type === "append") this.#answerAppend(m, false, this.lastIndex);
       if (m.type === "vote") {
         this.#send({ type: "vote-response", from: this.id, to: m.from, term: this.term, granted: false });
       }
@@ -301,22 +292,11 @@ export class RaftNode {
     this.leader = m.from;
     this.#elapsed = 0;
     if (m.prevIndex > this.lastIndex || this.termAt(m.prevIndex) !== m.prevTerm) {
-      const hint = Math.min(m.prevIndex - 1, this.lastIndex);
-      this.#send({
-        type: "append-response",
-        from: this.id,
-        to: m.from,
-        term: this.term,
-        success: false,
-        index: hint,
-        ...(m.round !== undefined && { round: m.round }), // a rejection still acknowledges this leader
-      });
-      return;
+      // A rejection still acknowledges this leader (its read round counts).
+      return this.#answerAppend(m, false, Math.min(m.prevIndex - 1, this.lastIndex));
     }
-    let index = m.prevIndex;
     const fresh: Entry[] = [];
     for (const e of m.entries) {
-      index = e.index;
       if (e.index <= this.lastIndex && this.termAt(e.index) === e.term) continue; // already have it
       fresh.push(e);
     }
@@ -328,16 +308,13 @@ export class RaftNode {
       this.commit = commit;
       this.#hardDirty = true;
     }
-    this.#send({
-      type: "append-response",
-      from: this.id,
-      to: m.from,
-      term: this.term,
-      success: true,
-      index: verified,
-      ...(m.round !== undefined && { round: m.round }),
-    });
-    void index;
+    this.#answerAppend(m, true, verified);
+  }
+
+  /** Answers an append, echoing its read round (ReadIndex). */
+  #answerAppend(m: Extract<Message, { type: "append" }>, success: boolean, index: number): void {
+    const round = m.round !== undefined ? { round: m.round } : {};
+    this.#send({ type: "append-response", from: this.id, to: m.from, term: this.term, success, index, ...round });
   }
 
   #onAppendResponse(m: Extract<Message, { type: "append-response" }>): void {
