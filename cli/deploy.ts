@@ -1,6 +1,6 @@
 /** `orca deploy [DIR]`: send services/*\/service.toml and their modules to the server. */
 
-import { loadProject } from "../config/mod.ts";
+import { loadProject, type ModuleFile } from "../config/mod.ts";
 import type { DeployResult } from "../control/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { Client } from "./client.ts";
@@ -17,25 +17,8 @@ export const deployCommand: Command = {
     const dir = args[0] ?? ".";
     const bundle = await loadProject(dir);
     const client = await Client.fromFlags(values);
-    let uploaded = 0;
-    for (const module of bundle.modules.values()) {
-      const head = await client.fetch(`/modules/${module.hash}`, { method: "HEAD" }, [404]);
-      if (head.status === 200) continue;
-      try {
-        await client.fetch(`/modules/${module.hash}`, { method: "PUT", body: module.bytes as Uint8Array<ArrayBuffer> });
-      } catch (err) {
-        if (err instanceof OrcaError && !err.where) {
-          throw new OrcaError(err.code, err.message, { where: module.path, hint: err.hint, cause: err });
-        }
-        throw err;
-      }
-      uploaded++;
-    }
-    for (const blob of bundle.blobs.values()) {
-      const head = await client.fetch(`/blobs/${blob.hash}`, { method: "HEAD" }, [404]);
-      if (head.status === 200) continue;
-      await client.fetch(`/blobs/${blob.hash}`, { method: "PUT", body: blob.bytes as Uint8Array<ArrayBuffer> });
-    }
+    const uploaded = await uploadMissing(client, "modules", bundle.modules.values());
+    await uploadMissing(client, "blobs", bundle.blobs.values());
     await pullMissingImages(
       client,
       [...bundle.projects.values()].flat().map((s) => s.image).filter((i): i is string => !!i),
@@ -61,6 +44,25 @@ export const deployCommand: Command = {
     return 0;
   },
 };
+
+/** Uploads the content-addressed files the server lacks; returns how many. Errors name the local file. */
+async function uploadMissing(client: Client, route: "modules" | "blobs", files: Iterable<ModuleFile>): Promise<number> {
+  let uploaded = 0;
+  for (const file of files) {
+    const head = await client.fetch(`/${route}/${file.hash}`, { method: "HEAD" }, [404]);
+    if (head.status === 200) continue;
+    try {
+      await client.fetch(`/${route}/${file.hash}`, { method: "PUT", body: file.bytes as Uint8Array<ArrayBuffer> });
+    } catch (err) {
+      if (err instanceof OrcaError && !err.where) {
+        throw new OrcaError(err.code, err.message, { where: file.path, hint: err.hint, cause: err });
+      }
+      throw err;
+    }
+    uploaded++;
+  }
+  return uploaded;
+}
 
 /** Pulls the container images the server lacks, printing the engine's progress. */
 async function pullMissingImages(client: Client, images: string[]): Promise<void> {

@@ -4,7 +4,7 @@
  * one place.
  */
 
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { type NodeGpu, sha256Hex } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { wasmKind } from "../runtime/mod.ts";
@@ -66,15 +66,21 @@ export function createApi(opts: ApiOptions): Hono {
     return store.hasModule(hash) ? c.body(null, 200) : c.body(null, 404);
   });
 
-  app.put("/modules/:hash", async (c) => {
-    const hash = checkHash(c.req.param("hash"));
-    const length = Number(c.req.header("content-length") ?? 0);
-    if (length > maxModule) throw new OrcaError("invalid", `module is larger than ${maxModule} bytes`);
+  /** The request body, checked against its size limit and the sha256 in the path. */
+  const verifiedBody = async (c: Context, what: "module" | "file") => {
+    const hash = checkHash(c.req.param("hash") ?? "");
+    const tooBig = () => new OrcaError("invalid", `${what} is larger than ${maxModule} bytes`);
+    if (Number(c.req.header("content-length") ?? 0) > maxModule) throw tooBig();
     const bytes = new Uint8Array(await c.req.arrayBuffer());
-    if (bytes.length > maxModule) throw new OrcaError("invalid", `module is larger than ${maxModule} bytes`);
+    if (bytes.length > maxModule) throw tooBig();
     if ((await sha256Hex(bytes)) !== hash) {
-      throw new OrcaError("invalid", "module bytes do not match their sha256", { where: hash });
+      throw new OrcaError("invalid", `${what} bytes do not match their sha256`, { where: hash });
     }
+    return { hash, bytes };
+  };
+
+  app.put("/modules/:hash", async (c) => {
+    const { hash, bytes } = await verifiedBody(c, "module");
     if (!wasmKind(bytes)) {
       throw new OrcaError("wasm", "the module is not WebAssembly (no `\\0asm` header)", {
         hint: "point `module` at a .wasm file built for WASI (a component or a preview1 core module)",
@@ -90,12 +96,7 @@ export function createApi(opts: ApiOptions): Hono {
   });
 
   app.put("/blobs/:hash", async (c) => {
-    const hash = checkHash(c.req.param("hash"));
-    const bytes = new Uint8Array(await c.req.arrayBuffer());
-    if (bytes.length > maxModule) throw new OrcaError("invalid", `file is larger than ${maxModule} bytes`);
-    if ((await sha256Hex(bytes)) !== hash) {
-      throw new OrcaError("invalid", "file bytes do not match their sha256", { where: hash });
-    }
+    const { hash, bytes } = await verifiedBody(c, "file");
     store.putBlob(hash, bytes);
     return c.json({ hash, size: bytes.length }, 201);
   });
