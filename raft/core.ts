@@ -2,26 +2,52 @@
  * The Raft core (etcd-io/raft's shape): no I/O, no clock, no randomness of its
  * own. Time is `tick()`; messages come in through `step()`; what must be
  * persisted, sent and applied comes out of `ready()`. The driver persists the
- * entries and hard state, then sends the messages, then applies the committed
- * entries, then calls `advance()`: nothing is acknowledged before it is stored.
+ * snapshot, entries and hard state, then sends the messages, then applies the
+ * committed entries, then calls `advance()`: nothing is acknowledged before it
+ * is stored. The core may be stepped while a Ready is being persisted; take
+ * the next Ready only after advancing the previous one.
  *
- * This slice: leader election with randomized timeouts (from an injected
- * random source), pre-vote and check-quorum together (a node cut off cannot
- * disrupt a healthy leader when it returns, and a leader cut off from its
- * quorum steps down), log replication with batching, a no-op at the start of
- * each term, and commitment of current-term entries by counting.
+ * Leader election with randomized timeouts, pre-vote and check-quorum
+ * together, batched log replication with a no-op per term, ReadIndex reads,
+ * leadership transfer, membership changes by joint consensus (raft/config.ts),
+ * and snapshots: the driver hands in its state machine's state at an applied
+ * index, the log is compacted, and a follower that needs compacted entries is
+ * sent the snapshot instead.
  */
 
+import {
+  encodeConfig,
+  hasQuorum,
+  isJoint,
+  isVoter,
+  leaveJoint,
+  members,
+  quorumIndex,
+  sameConfig,
+  startChange,
+} from "./config.ts";
+import { RaftLog } from "./log.ts";
 import type { Message, Ready } from "./messages.ts";
-import type { Entry, HardState } from "./types.ts";
+import type { Config, Entry, HardState, Snapshot } from "./types.ts";
 
 export type { Message, Ready };
 
 export type Role = "follower" | "pre-candidate" | "candidate" | "leader";
 
+/** Test-only: classic bugs put back, to prove the simulator catches each (raft/sim_test.ts). */
+export type RaftBug =
+  | "vote-without-log-check"
+  | "commit-old-term"
+  | "vote-not-persisted"
+  | "commit-past-verified"
+  | "truncate-on-stale-append"
+  | "ignore-stale-term-append"
+  | "joint-quorum-union"
+  | "read-without-quorum";
+
 export interface RaftOptions {
   id: string;
-  /** Every voter, this node included. */
+  /** Every voter, this node included: the initial config (a snapshot's or a config entry's overrides it). */
   voters: string[];
   /** Members that receive the log but do not vote or count for quorum (catching up, or read replicas). */
   learners?: string[];
@@ -32,11 +58,20 @@ export interface RaftOptions {
   random: () => number;
   /** Most entries in one append message. */
   maxBatch?: number;
-  /** What was persisted before a restart. */
-  restore?: { hardState: HardState; entries: Entry[] };
-  /** Test-only: re-introduce a classic bug to prove the simulator catches it. */
-  bug?: "vote-without-log-check" | "commit-old-term";
+  /** What was persisted before a restart; the driver loads `snapshot` into its state machine itself. */
+  restore?: { hardState: HardState; entries: Entry[]; snapshot?: Snapshot };
+  bug?: RaftBug;
 }
+
+/** A membership change: the voters and learners wanted. */
+export interface ConfigChange {
+  voters: string[];
+  learners?: string[];
+}
+
+export type ChangeResult = { ok: true; index: number } | { ok: false; reason: string };
+
+type AppendLike = { from: string; round?: number };
 
 export class RaftNode {
   readonly id: string;
@@ -45,12 +80,13 @@ export class RaftNode {
   votedFor?: string;
   leader?: string;
   commit = 0;
-  /** log[i] holds index i + 1. */
-  readonly log: Entry[] = [];
+  readonly #log: RaftLog;
   #applied = 0;
+  /** The latest snapshot (taken here or installed): what a follower that needs compacted entries is sent. */
+  #snapshot?: Snapshot;
+  /** An installed snapshot the driver has not been handed yet. */
+  #snapshotToApply?: Snapshot;
   readonly #opts: RaftOptions;
-  readonly #voters: string[];
-  readonly #learners: string[];
   #elapsed = 0;
   #timeout = 0;
   #votes = new Set<string>();
@@ -73,23 +109,59 @@ export class RaftNode {
   constructor(opts: RaftOptions) {
     this.id = opts.id;
     this.#opts = opts;
-    this.#voters = [...opts.voters].sort();
-    this.#learners = [...(opts.learners ?? [])].filter((l) => !this.#voters.includes(l)).sort();
+    const voters = [...new Set(opts.voters)].sort();
+    const initial: Config = { voters, learners: [...new Set(opts.learners ?? [])].filter((l) => !voters.includes(l)) };
+    const snap = opts.restore?.snapshot;
+    this.#log = new RaftLog(
+      snap ? { index: snap.index, term: snap.term, config: snap.config } : {
+        index: 0,
+        term: 0,
+        config: { ...initial, learners: initial.learners.sort() },
+      },
+    );
     if (opts.restore) {
       this.term = opts.restore.hardState.term;
       this.votedFor = opts.restore.hardState.vote;
-      this.commit = opts.restore.hardState.commit;
-      this.log.push(...opts.restore.entries);
+      this.#log.append(opts.restore.entries.filter((e) => e.index > (snap?.index ?? 0)));
+      this.commit = Math.max(opts.restore.hardState.commit, snap?.index ?? 0);
+      this.#applied = snap?.index ?? 0;
+      this.#snapshot = snap;
     }
     this.#resetTimeout();
   }
 
-  get lastIndex(): number {
-    return this.log.length;
+  /** The entries held in memory: those after the latest snapshot (`log[i]` holds index `snapshotIndex + i + 1`). */
+  get log(): readonly Entry[] {
+    return this.#log.entries;
   }
 
+  get lastIndex(): number {
+    return this.#log.lastIndex;
+  }
+
+  /** Index of the latest snapshot (0 if none): entries up to it are compacted away. */
+  get snapshotIndex(): number {
+    return this.#log.snapshotIndex;
+  }
+
+  /** The config in force (that of the latest config entry appended, committed or not). */
+  get config(): Config {
+    return this.#log.config;
+  }
+
+  /** The config in force at the commit index (the latest this node knows to be committed). */
+  get committedConfig(): Config {
+    return this.#log.configAt(this.commit);
+  }
+
+  /** The term at `index`; -1 when compacted away or past the end. */
   termAt(index: number): number {
-    return index === 0 ? 0 : this.log[index - 1]?.term ?? -1;
+    return this.#log.term(index) ?? -1;
+  }
+
+  /** The entry at `index`, if held. */
+  entryAt(index: number): Entry | undefined {
+    return this.#log.entry(index);
   }
 
   tick(): void {
@@ -98,8 +170,7 @@ export class RaftNode {
       // Check-quorum: a leader that has not heard from a quorum in an election timeout steps down.
       if (++this.#quorumElapsed >= this.#opts.electionTicks) {
         this.#quorumElapsed = 0;
-        const heard = [...this.#active].filter((p) => this.#voters.includes(p)).length;
-        if (heard + 1 < this.#quorum()) return this.#becomeFollower(this.term);
+        if (!this.#quorum((p) => p === this.id || this.#active.has(p))) return this.#becomeFollower(this.term);
         this.#active.clear();
       }
       if (++this.#elapsed >= this.#opts.heartbeatTicks) {
@@ -108,8 +179,15 @@ export class RaftNode {
       }
       return;
     }
-    // A learner never campaigns: it only follows.
-    if (++this.#elapsed >= this.#timeout && this.#voters.includes(this.id)) this.#preCampaign();
+    if (++this.#elapsed >= this.#timeout && this.#promotable()) this.#preCampaign();
+  }
+
+  /**
+   * Learners and nodes outside the config only follow. A voter of the committed config still campaigns when an
+   * uncommitted config drops it: otherwise, if the only voters left were behind, no one could finish the change.
+   */
+  #promotable(): boolean {
+    return isVoter(this.config, this.id) || isVoter(this.committedConfig, this.id);
   }
 
   /**
@@ -118,7 +196,7 @@ export class RaftNode {
    * without success the transfer is abandoned.
    */
   transferLeadership(to: string): boolean {
-    if (this.role !== "leader" || to === this.id || !this.#voters.includes(to)) return false;
+    if (this.role !== "leader" || to === this.id || !this.config.voters.includes(to)) return false;
     this.#transferee = to;
     this.#transferTicks = this.#opts.electionTicks;
     if ((this.#match.get(to) ?? 0) >= this.lastIndex) {
@@ -127,13 +205,33 @@ export class RaftNode {
     return true;
   }
 
-  /** Appends `data` if this node leads; returns its index, or undefined (ask the leader). */
-  propose(data: Uint8Array): number | undefined {
+  /**
+   * Appends `data` if this node leads; returns its index, or undefined (ask the leader).
+   * `session` tags a client's write so the state machine applies a retry of it once (raft/session.ts).
+   */
+  propose(data: Uint8Array, session?: { client: string; seq: number }): number | undefined {
     if (this.role !== "leader" || this.#transferee !== undefined) return undefined;
-    const index = this.#append([{ index: this.lastIndex + 1, term: this.term, kind: "normal", data }]);
-    for (const peer of this.#peers()) this.#sendAppend(peer, false);
-    this.#maybeCommit();
-    return index;
+    return this.#replicate({ kind: "normal", data, ...(session && { client: session.client, seq: session.seq }) });
+  }
+
+  /**
+   * Starts moving to the config `change` names: through a joint config when the
+   * voters change (C_new follows by itself once it commits), directly when only
+   * learners do. One change at a time.
+   */
+  changeConfig(change: ConfigChange): ChangeResult {
+    const refuse = (reason: string): ChangeResult => ({ ok: false, reason });
+    if (this.role !== "leader") return refuse("not the leader");
+    if (this.#transferee !== undefined) return refuse("a leadership transfer is under way");
+    if (this.termAt(this.commit) !== this.term) return refuse("nothing of this leader's term is committed yet");
+    if (this.#log.configIndex > this.commit) {
+      return refuse(`the config change at index ${this.#log.configIndex} is not committed yet`);
+    }
+    if (isJoint(this.config)) return refuse("the joint config has not been left yet");
+    if (change.voters.length === 0) return refuse("a config needs at least one voter");
+    const next = startChange(this.config, change);
+    if (sameConfig(next, this.config)) return refuse("the config is already that");
+    return { ok: true, index: this.#replicate({ kind: "config", data: encodeConfig(next) }) };
   }
 
   /**
@@ -150,24 +248,34 @@ export class RaftNode {
     return true;
   }
 
-  #releaseReads(): void {
-    while (this.#pendingReads.length > 0 && this.#pendingReads[0].acks.size >= this.#quorum()) {
-      const r = this.#pendingReads.shift()!;
-      this.#reads.push({ ctx: r.ctx, index: r.index });
-    }
+  /**
+   * The driver's state machine, having applied through `index`, is `data`:
+   * the log is compacted up to there. Persist the result (LogStore.saveSnapshot).
+   */
+  snapshot(index: number, data: Uint8Array): Snapshot {
+    if (index > this.#applied) throw new RangeError(`cannot snapshot at ${index}: applied only to ${this.#applied}`);
+    if (index <= this.#log.snapshotIndex) throw new RangeError(`cannot snapshot at ${index}: compacted already`);
+    const snap = { index, term: this.termAt(index), config: this.#log.configAt(index), data };
+    this.#log.compact(index);
+    this.#snapshot = snap;
+    return snap;
   }
 
   step(m: Message): void {
     if (m.type === "pre-vote") return this.#onPreVote(m);
     if (m.type === "pre-vote-response") return this.#onPreVoteResponse(m);
+    const fromLeader = m.type === "append" || m.type === "snapshot";
     if (m.term > this.term) {
       // Leader stickiness: while this node hears from a leader, a vote request does not move its term
       // (unless that leader asked for the election, by a transfer).
       if (m.type === "vote" && this.#inLease() && !m.transfer) return;
-      this.#becomeFollower(m.term, m.type === "append" ? m.from : undefined);
+      this.#becomeFollower(m.term, fromLeader ? m.from : undefined);
     }
     if (m.term < this.term) {
-      if (m.type === "append") this.#answerAppend(m, false, this.lastIndex);
+      // Answering a stale leader with this term makes it step down: with pre-vote and leader stickiness, nothing
+      // else would ever bring it up to this term, and this node would be shut out for good (etcd-io/raft's
+      // "PreVote + CheckQuorum" livelock).
+      if (fromLeader && this.#opts.bug !== "ignore-stale-term-append") this.#answerAppend(m, false, this.lastIndex);
       if (m.type === "vote") {
         this.#send({ type: "vote-response", from: this.id, to: m.from, term: this.term, granted: false });
       }
@@ -175,7 +283,7 @@ export class RaftNode {
     }
     switch (m.type) {
       case "timeout-now":
-        if (this.role === "follower") this.#campaign(true);
+        if (this.role === "follower" && this.#promotable()) this.#campaign(true);
         return;
       case "vote":
         return this.#onVote(m);
@@ -183,37 +291,48 @@ export class RaftNode {
         return this.#onVoteResponse(m);
       case "append":
         return this.#onAppend(m);
+      case "snapshot":
+        return this.#onSnapshot(m);
       case "append-response":
         return this.#onAppendResponse(m);
     }
   }
 
+  /** Whether `ready()` has anything to persist, send or apply (cheap: no allocation). */
+  hasReady(): boolean {
+    return this.#snapshotToApply !== undefined || this.#out.length > 0 || this.#reads.length > 0 || this.#hardDirty ||
+      this.#unstableFrom <= this.lastIndex || this.commit > this.#applied;
+  }
+
   ready(): Ready {
-    const entries = this.#unstableFrom <= this.lastIndex ? this.log.slice(this.#unstableFrom - 1) : [];
-    const committed = this.log.slice(this.#applied, this.commit);
+    const from = Math.max(this.#unstableFrom, this.#log.firstIndex);
     return {
-      entries,
-      ...(this.#hardDirty &&
-        {
-          hardState: {
-            term: this.term,
-            ...(this.votedFor !== undefined && { vote: this.votedFor }),
-            commit: this.commit,
-          },
-        }),
-      messages: this.#out,
-      committed,
-      reads: this.#reads,
+      ...(this.#snapshotToApply && { snapshot: this.#snapshotToApply }),
+      entries: from <= this.lastIndex ? this.#log.slice(from, this.lastIndex + 1) : [],
+      ...(this.#hardDirty && { hardState: this.#hardState() }),
+      messages: [...this.#out],
+      committed: this.#log.slice(this.#applied + 1, this.commit + 1),
+      reads: [...this.#reads],
     };
   }
 
-  /** The driver has persisted, sent and applied what `ready` gave. */
+  /** The driver has persisted, sent and applied what `ready` gave (the core may have moved on since). */
   advance(ready: Ready): void {
     this.#out = this.#out.slice(ready.messages.length);
     this.#reads = this.#reads.slice(ready.reads.length);
-    this.#unstableFrom = Infinity;
-    this.#hardDirty = false;
-    this.#applied += ready.committed.length;
+    const last = ready.entries.at(-1);
+    // Unless a conflict truncated the log at or below it since, everything up to the last entry given is stored.
+    if (last && this.#log.term(last.index) === last.term) this.#unstableFrom = last.index + 1;
+    if (ready.hardState && sameHardState(ready.hardState, this.#hardState())) this.#hardDirty = false;
+    const applied = ready.committed.at(-1)?.index ?? 0;
+    if (applied > this.#applied) this.#applied = applied;
+    if (ready.snapshot === this.#snapshotToApply) this.#snapshotToApply = undefined;
+    if (this.role === "leader") this.#maybeCommit();
+  }
+
+  #hardState(): HardState {
+    const vote = this.votedFor !== undefined && this.#opts.bug !== "vote-not-persisted";
+    return { term: this.term, ...(vote && { vote: this.votedFor }), commit: this.commit };
   }
 
   #onVote(m: Extract<Message, { type: "vote" }>): void {
@@ -251,7 +370,7 @@ export class RaftNode {
     }
     if (this.role !== "pre-candidate" || m.term !== this.term + 1) return;
     this.#votes.add(m.from);
-    if (this.#votes.size >= this.#quorum()) this.#campaign();
+    if (this.#quorum((p) => this.#votes.has(p))) this.#campaign();
   }
 
   /** Asks for pre-votes first: a real campaign (and a new term) only if a quorum would vote. */
@@ -261,14 +380,14 @@ export class RaftNode {
     this.#votes = new Set([this.id]);
     this.#elapsed = 0;
     this.#resetTimeout();
-    if (this.#votes.size >= this.#quorum()) return this.#campaign();
+    if (this.#quorum((p) => this.#votes.has(p))) return this.#campaign();
     this.#askVotes("pre-vote", this.term + 1, false);
   }
 
   /** Sends a (pre-)vote request for `term` to every other voter. */
   #askVotes(type: "vote" | "pre-vote", term: number, transfer: boolean): void {
     const lastTerm = this.termAt(this.lastIndex);
-    for (const peer of this.#voters.filter((v) => v !== this.id)) {
+    for (const peer of members(this.config).filter((p) => p !== this.id && isVoter(this.config, p))) {
       this.#send({
         type,
         from: this.id,
@@ -284,26 +403,27 @@ export class RaftNode {
   #onVoteResponse(m: Extract<Message, { type: "vote-response" }>): void {
     if (this.role !== "candidate" || !m.granted) return;
     this.#votes.add(m.from);
-    if (this.#votes.size >= this.#quorum()) this.#becomeLeader();
+    if (this.#quorum((p) => this.#votes.has(p))) this.#becomeLeader();
   }
 
   #onAppend(m: Extract<Message, { type: "append" }>): void {
-    this.role = "follower";
-    this.leader = m.from;
-    this.#elapsed = 0;
+    this.#follow(m.from);
+    // Below the snapshot everything is committed, so it matches the leader: say how far this node has it.
+    if (m.prevIndex < this.#log.snapshotIndex) return this.#answerAppend(m, true, this.commit);
     if (m.prevIndex > this.lastIndex || this.termAt(m.prevIndex) !== m.prevTerm) {
       // A rejection still acknowledges this leader (its read round counts).
       return this.#answerAppend(m, false, Math.min(m.prevIndex - 1, this.lastIndex));
     }
-    const fresh: Entry[] = [];
-    for (const e of m.entries) {
-      if (e.index <= this.lastIndex && this.termAt(e.index) === e.term) continue; // already have it
-      fresh.push(e);
-    }
-    if (fresh.length > 0) this.#append(fresh);
-    // Commit only what this message proved matches the leader's log.
+    // Only a conflict truncates: a stale (reordered) append must not cut entries this node already acknowledged.
+    const conflict = m.entries.findIndex((e) => this.termAt(e.index) !== e.term);
+    if (conflict >= 0) this.#append(m.entries.slice(conflict));
     const verified = m.prevIndex + m.entries.length;
-    const commit = Math.min(m.commit, verified);
+    if (conflict < 0 && this.#opts.bug === "truncate-on-stale-append") {
+      this.#log.truncateAfter(verified);
+      this.#unstableFrom = Math.min(this.#unstableFrom, verified + 1);
+    }
+    // Commit only what this message proved matches the leader's log.
+    const commit = Math.min(m.commit, this.#opts.bug === "commit-past-verified" ? this.lastIndex : verified);
     if (commit > this.commit) {
       this.commit = commit;
       this.#hardDirty = true;
@@ -311,8 +431,31 @@ export class RaftNode {
     this.#answerAppend(m, true, verified);
   }
 
-  /** Answers an append, echoing its read round (ReadIndex). */
-  #answerAppend(m: Extract<Message, { type: "append" }>, success: boolean, index: number): void {
+  #onSnapshot(m: Extract<Message, { type: "snapshot" }>): void {
+    this.#follow(m.from);
+    const s = m.snapshot;
+    if (s.index <= this.commit) return this.#answerAppend(m, true, this.commit);
+    if (this.termAt(s.index) === s.term) {
+      // The log continues the snapshot: everything up to it is committed; keep what follows.
+      this.commit = s.index;
+    } else {
+      this.#log.reset({ index: s.index, term: s.term, config: s.config });
+      this.#snapshot = this.#snapshotToApply = s;
+      this.commit = this.#applied = s.index;
+      this.#unstableFrom = Infinity;
+    }
+    this.#hardDirty = true;
+    this.#answerAppend(m, true, s.index);
+  }
+
+  #follow(leader: string): void {
+    this.role = "follower";
+    this.leader = leader;
+    this.#elapsed = 0;
+  }
+
+  /** Answers an append (or snapshot), echoing its read round (ReadIndex). */
+  #answerAppend(m: AppendLike, success: boolean, index: number): void {
     const round = m.round !== undefined ? { round: m.round } : {};
     this.#send({ type: "append-response", from: this.id, to: m.from, term: this.term, success, index, ...round });
   }
@@ -328,6 +471,7 @@ export class RaftNode {
       if (m.index > (this.#match.get(m.from) ?? 0)) this.#match.set(m.from, m.index);
       this.#next.set(m.from, Math.max(this.#next.get(m.from) ?? 1, m.index + 1));
       this.#maybeCommit();
+      if (this.role !== "leader") return;
       if ((this.#next.get(m.from) ?? 1) <= this.lastIndex) this.#sendAppend(m.from, false);
       else if (m.from === this.#transferee) {
         this.#send({ type: "timeout-now", from: this.id, to: m.from, term: this.term });
@@ -335,6 +479,16 @@ export class RaftNode {
     } else {
       this.#next.set(m.from, Math.max(1, Math.min((this.#next.get(m.from) ?? 1) - 1, m.index + 1)));
       this.#sendAppend(m.from, false);
+    }
+  }
+
+  #releaseReads(): void {
+    while (
+      this.#pendingReads.length > 0 &&
+      (this.#quorum((p) => this.#pendingReads[0].acks.has(p)) || this.#opts.bug === "read-without-quorum")
+    ) {
+      const r = this.#pendingReads.shift()!;
+      this.#reads.push({ ctx: r.ctx, index: r.index });
     }
   }
 
@@ -347,7 +501,7 @@ export class RaftNode {
     this.#votes = new Set([this.id]);
     this.#elapsed = 0;
     this.#resetTimeout();
-    if (this.#votes.size >= this.#quorum()) return this.#becomeLeader();
+    if (this.#quorum((p) => this.#votes.has(p))) return this.#becomeLeader();
     this.#askVotes("vote", this.term, transfer);
   }
 
@@ -355,8 +509,9 @@ export class RaftNode {
     this.#pendingReads = []; // not confirmed: the clients ask again
     this.#transferee = undefined;
     this.role = "follower";
+    // A vote stands for its whole term, even when a leader steps down within it.
+    if (term !== this.term) this.votedFor = undefined;
     this.term = term;
-    this.votedFor = undefined;
     this.leader = leader;
     this.#hardDirty = true;
     this.#elapsed = 0;
@@ -369,30 +524,39 @@ export class RaftNode {
     this.#elapsed = 0;
     this.#quorumElapsed = 0;
     this.#active.clear();
-    for (const peer of this.#peers()) {
-      this.#next.set(peer, this.lastIndex + 1);
-      this.#match.set(peer, 0);
-    }
+    this.#next.clear();
+    this.#match.clear();
     // A no-op of the new term: entries of earlier terms commit once it does.
-    this.#append([{ index: this.lastIndex + 1, term: this.term, kind: "noop", data: new Uint8Array() }]);
-    for (const peer of this.#peers()) this.#sendAppend(peer, false);
-    this.#maybeCommit();
+    this.#replicate({ kind: "noop", data: new Uint8Array() });
   }
 
-  #append(entries: Entry[]): number {
-    const first = entries[0].index;
-    if (first <= this.lastIndex) this.log.length = first - 1; // a conflicting suffix goes
-    this.log.push(...entries);
-    this.#unstableFrom = Math.min(this.#unstableFrom, first);
-    if (this.role === "leader") this.#match.set(this.id, this.lastIndex);
-    return this.lastIndex;
+  /** Appends one entry of this term as leader, sends it, and commits what can be. */
+  #replicate(e: Omit<Entry, "index" | "term">): number {
+    const index = this.lastIndex + 1;
+    this.#append([{ ...e, index, term: this.term }]);
+    for (const peer of this.#peers()) {
+      if (!this.#next.has(peer)) this.#next.set(peer, index); // a new leader's or a new member's first guess
+      this.#sendAppend(peer, false);
+    }
+    this.#maybeCommit();
+    return index;
+  }
+
+  #append(entries: Entry[]): void {
+    this.#log.append(entries);
+    this.#unstableFrom = Math.min(this.#unstableFrom, entries[0].index);
   }
 
   #sendAppend(to: string, heartbeat: boolean): void {
     const next = this.#next.get(to) ?? this.lastIndex + 1;
-    const entries = heartbeat && next > this.lastIndex
-      ? []
-      : this.log.slice(next - 1, next - 1 + (this.#opts.maxBatch ?? 64));
+    const round = this.#readRound > 0 ? { round: this.#readRound } : {};
+    if (next <= this.#log.snapshotIndex) {
+      // The entries it needs are compacted away: send the snapshot, and go on from there (a loss shows as a rejection).
+      this.#next.set(to, this.#snapshot!.index + 1);
+      this.#send({ type: "snapshot", from: this.id, to, term: this.term, snapshot: this.#snapshot!, ...round });
+      return;
+    }
+    const entries = heartbeat && next > this.lastIndex ? [] : this.#log.slice(next, next + (this.#opts.maxBatch ?? 64));
     this.#send({
       type: "append",
       from: this.id,
@@ -402,31 +566,32 @@ export class RaftNode {
       prevTerm: this.termAt(next - 1),
       entries,
       commit: this.commit,
-      ...(this.#readRound > 0 && { round: this.#readRound }),
+      ...round,
     });
   }
 
   #maybeCommit(): void {
-    for (let n = this.lastIndex; n > this.commit; n--) {
-      if (this.termAt(n) !== this.term && this.#opts.bug !== "commit-old-term") break;
-      const acks = this.#voters.filter((v) =>
-        v === this.id ? this.lastIndex >= n : (this.#match.get(v) ?? 0) >= n
-      ).length;
-      if (acks >= this.#quorum()) {
-        this.commit = n;
-        this.#hardDirty = true;
-        return;
-      }
-    }
+    const bug = this.#opts.bug === "joint-quorum-union" ? this.#opts.bug : undefined;
+    // This node counts only for what it has stored: committed means durable on a quorum.
+    const stored = Math.min(this.#unstableFrom - 1, this.lastIndex);
+    const index = quorumIndex(this.config, (p) => p === this.id ? stored : this.#match.get(p) ?? 0, bug);
+    if (index <= this.commit) return;
+    if (this.termAt(index) !== this.term && this.#opts.bug !== "commit-old-term") return;
+    this.commit = index;
+    this.#hardDirty = true;
+    if (this.#log.configIndex > this.commit) return;
+    // The config in force is committed: a joint one is left by appending C_new; a leader outside C_new steps down.
+    if (isJoint(this.config)) this.#replicate({ kind: "config", data: encodeConfig(leaveJoint(this.config)) });
+    else if (!this.config.voters.includes(this.id)) this.#becomeFollower(this.term);
   }
 
-  #quorum(): number {
-    return Math.floor(this.#voters.length / 2) + 1;
+  #quorum(yes: (id: string) => boolean): boolean {
+    return hasQuorum(this.config, yes, this.#opts.bug === "joint-quorum-union" ? this.#opts.bug : undefined);
   }
 
-  /** Everyone this node replicates to: the other voters and the learners. */
+  /** Everyone this node replicates to: every other member. */
   #peers(): string[] {
-    return [...this.#voters, ...this.#learners].filter((v) => v !== this.id);
+    return members(this.config).filter((p) => p !== this.id);
   }
 
   #send(m: Message): void {
@@ -436,4 +601,8 @@ export class RaftNode {
   #resetTimeout(): void {
     this.#timeout = this.#opts.electionTicks + Math.floor(this.#opts.random() * this.#opts.electionTicks);
   }
+}
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }

@@ -1,6 +1,6 @@
 /** The in-memory LogStore: for the simulator and for tests of the core. */
 
-import type { Entry, HardState, LogStore } from "./types.ts";
+import type { Entry, HardState, LogStore, Snapshot } from "./types.ts";
 
 export class MemoryLogStore implements LogStore {
   #hard: HardState = { term: 0, commit: 0 };
@@ -9,6 +9,7 @@ export class MemoryLogStore implements LogStore {
   #first = 1;
   /** Term of the entry just before #first (the compaction point). */
   #snapshotTerm = 0;
+  #snapshot?: Snapshot;
 
   hardState(): HardState {
     return { ...this.#hard };
@@ -53,6 +54,26 @@ export class MemoryLogStore implements LogStore {
     this.#first = upTo + 1;
     return Promise.resolve();
   }
+
+  snapshot(): Snapshot | undefined {
+    return this.#snapshot && copySnapshot(this.#snapshot);
+  }
+
+  saveSnapshot(snapshot: Snapshot): Promise<void> {
+    if (this.#snapshot && snapshot.index <= this.#snapshot.index) return Promise.resolve();
+    const continues = snapshot.index >= this.#first - 1 && this.term(snapshot.index) === snapshot.term;
+    this.#log = continues ? this.#log.slice(snapshot.index + 1 - this.#first) : [];
+    this.#first = snapshot.index + 1;
+    this.#snapshotTerm = snapshot.term;
+    this.#snapshot = copySnapshot(snapshot);
+    return Promise.resolve();
+  }
+}
+
+export function copySnapshot(s: Snapshot): Snapshot {
+  const c = s.config;
+  const config = { voters: [...c.voters], ...(c.outgoing && { outgoing: [...c.outgoing] }), learners: [...c.learners] };
+  return { index: s.index, term: s.term, config, data: s.data.slice() };
 }
 
 export function checkRange(from: number, to: number, first: number, last: number): void {

@@ -1,6 +1,6 @@
 /** What Raft nodes say to each other, and what the core hands its driver. */
 
-import type { Entry, HardState } from "./types.ts";
+import type { Entry, HardState, Snapshot } from "./types.ts";
 
 export type Message =
   | {
@@ -31,6 +31,8 @@ export type Message =
     /** The leader's read round this message confirms (ReadIndex). */
     round?: number;
   }
+  /** InstallSnapshot: the leader no longer holds the entries this follower needs. Answered by an append-response. */
+  | { type: "snapshot"; from: string; to: string; term: number; snapshot: Snapshot; round?: number }
   | {
     type: "append-response";
     from: string;
@@ -42,6 +44,11 @@ export type Message =
   };
 
 export interface Ready {
+  /**
+   * A snapshot from the leader that replaces this node's state: persist it (LogStore.saveSnapshot) and load it
+   * into the state machine before anything else in this Ready.
+   */
+  snapshot?: Snapshot;
   /** Entries to persist (a suffix of the log; may overwrite what is stored from its first index on). */
   entries: Entry[];
   /** Set when term, vote or commit changed: persist before sending. */

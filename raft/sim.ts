@@ -1,13 +1,28 @@
 /**
  * A deterministic simulator: all nodes in one process, one seed drives every
- * choice (which node ticks, which message arrives, drops, duplicates,
- * crashes), so a failing seed replays exactly. Safety invariants are checked
- * after every step; a liveness phase heals all faults and requires progress.
+ * choice, so a failing seed replays exactly. Faults: message drops,
+ * duplicates, reordering and long delays; split, one-way and bridge
+ * partitions; crashes that lose unsynced writes and may tear the last one;
+ * fsync errors (the node goes down without acknowledging); slow disks;
+ * pauses; clock jumps; and, at the same time, membership changes, leader
+ * transfers and snapshots. Each node runs the driver the core asks for
+ * (persist, then send, then apply, then advance) over a modelled disk; the
+ * invariants (raft/sim_check.ts) are checked after every step. A liveness
+ * phase heals everything and requires a stable leader with every
+ * acknowledged write applied everywhere.
  */
 
-import { type Message, RaftNode, type RaftOptions } from "./core.ts";
+import { isJoint, members } from "./config.ts";
+import { type Message, type RaftBug, RaftNode, type Ready } from "./core.ts";
 import { checkLinearizable, type Operation } from "./linearizability.ts";
-import type { Entry, HardState } from "./types.ts";
+import { InvariantViolation, SafetyChecker } from "./sim_check.ts";
+import { SimClients } from "./sim_client.ts";
+import { SimDisk } from "./sim_disk.ts";
+import { encodePut, SimKv } from "./sim_kv.ts";
+import { type PartitionKind, SimNetwork } from "./sim_net.ts";
+import type { Config, HardState } from "./types.ts";
+
+export { InvariantViolation };
 
 /** mulberry32: small, seeded, good enough to explore schedules. */
 export function seeded(seed: number): () => number {
@@ -21,130 +36,302 @@ export function seeded(seed: number): () => number {
   };
 }
 
-interface SimNode {
+export interface SimNode {
   raft: RaftNode;
+  /** The process runs. */
   alive: boolean;
-  /** What the node's storage holds (survives crashes). */
-  disk: { hardState: HardState; entries: Entry[] };
-  /** What its state machine applied since it last started. */
-  applied: Entry[];
-  /** The key-value state machine those entries built. */
-  kv: Map<string, string>;
+  /** Taken out for good: no longer a member of the committed config. */
+  removed: boolean;
+  /** Ever a member of a committed config. */
+  joined: boolean;
+  disk: SimDisk;
+  /** The state machine, rebuilt from the snapshot and the log at each start. */
+  kv: SimKv;
+  /** Index applied through. */
+  applied: number;
   /** ReadIndex reads released to this node, waiting for it to apply their index. */
   reads: { ctx: string; index: number }[];
+  /** A Ready being persisted: its messages go out and its entries apply once the sync completes. */
+  inflight?: { rd: Ready; syncAt: number; released: boolean };
+  /** Paused (no ticks, no messages, memory kept) until this step. */
+  pausedUntil: number;
+  /** The config it was started with. */
+  initial: Config;
+  /** The durable hard state when it last went down. */
+  downWith?: HardState;
+  /** Down until this step (then it restarts). */
+  downUntil: number;
 }
+
+/** Test-only bugs: the core's, and two in the driver or state machine. */
+export type SimBug = RaftBug | "ack-before-fsync" | "no-session-dedup";
 
 export interface SimOptions {
   nodes: number;
   drop: number;
   duplicate: number;
   crash: number;
-  /** Chance per step of splitting the network in two (or healing a split). */
+  /** Chance per step of a split, one-way or bridge partition (or healing one). */
   partition?: number;
-  /** Non-voting members that only replicate. */
+  /** Non-voting members at the start. */
   learners?: number;
-  bug?: RaftOptions["bug"];
+  /** Chance per message of a long delay (100 to 600 steps). */
+  delay?: number;
+  /** Chance per step that a node pauses for 50 to 400 steps (no ticks, no messages, memory kept). */
+  pause?: number;
+  /** Chance per step of a burst of 5 to 40 ticks at one node. */
+  clockJump?: number;
+  /** Chance per write that its sync completes 1 to 40 steps later. */
+  slowDisk?: number;
+  /** Chance per sync that fsync fails: the node goes down with the write unacknowledged. */
+  fsyncError?: number;
+  /** Chance per client action at a leader of a membership change instead. */
+  membership?: number;
+  /** A node snapshots and compacts once it applied this many entries past its last snapshot (0: never). */
+  snapshotEvery?: number;
+  clients?: number;
+  bug?: SimBug;
 }
 
-export class InvariantViolation extends Error {}
+/** Every fault at once: what CI and `deno task sim` run. */
+export const allFaults: SimOptions = {
+  nodes: 5,
+  drop: 0.05,
+  duplicate: 0.05,
+  crash: 0.003,
+  partition: 0.004,
+  delay: 0.01,
+  pause: 0.002,
+  clockJump: 0.002,
+  slowDisk: 0.05,
+  fsyncError: 0.001,
+  membership: 0.03,
+  snapshotEvery: 8,
+  clients: 6,
+};
 
 export class Simulation {
   readonly rand: () => number;
   readonly nodes = new Map<string, SimNode>();
   readonly ids: string[];
+  /** The voters at the start. */
   readonly voters: string[];
-  network: Message[] = [];
-  /** While set, messages between this side and the rest are lost. */
-  side?: Set<string>;
+  readonly network = new SimNetwork();
+  readonly checker: SafetyChecker;
+  readonly clients: SimClients;
+  readonly stats = {
+    crashes: 0,
+    fsyncErrors: 0,
+    pauses: 0,
+    clockJumps: 0,
+    partitions: 0,
+    snapshotsTaken: 0,
+    snapshotsSent: 0,
+    configChanges: 0,
+    configRefused: 0,
+    transfers: 0,
+  };
   readonly #opts: SimOptions;
-  /** term -> leader seen in it */
-  readonly #leaders = new Map<number, string>();
-  /** index -> the entry committed there (term and data), and the term it was first seen committed in */
-  readonly #committed = new Map<number, { term: number; data: string; seenIn: number }>();
-  #ops = 0;
-  #steps = 0;
-  /** Every client operation, for the linearizability check. */
-  readonly history: Operation[] = [];
-  /** Puts waiting for their proposer to apply them, and gets waiting for their read. */
-  readonly #waiting = new Map<string, { op: Operation; node: string }>();
+  #now = 0;
+  /** Faults are on in this step. */
+  #faulty = false;
+  #spares = 0;
+  #configSeen = -1;
 
   constructor(seed: number, opts: SimOptions) {
     this.rand = seeded(seed);
     this.#opts = opts;
     this.voters = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
-    this.ids = [...this.voters, ...Array.from({ length: opts.learners ?? 0 }, (_, i) => `l${i + 1}`)];
-    for (const id of this.ids) this.#start(id, { hardState: { term: 0, commit: 0 }, entries: [] });
+    const learners = Array.from({ length: opts.learners ?? 0 }, (_, i) => `l${i + 1}`);
+    this.ids = [...this.voters, ...learners];
+    const initial = { voters: this.voters, learners };
+    this.checker = new SafetyChecker(initial);
+    this.clients = new SimClients(opts.clients ?? 4, this.rand);
+    for (const id of this.ids) this.#start(id, initial, new SimDisk());
   }
 
-  #start(id: string, disk: SimNode["disk"]): void {
+  /** A symmetric split set by hand: messages between this side and the rest are lost. */
+  get side(): Set<string> | undefined {
+    return this.network.side;
+  }
+
+  set side(side: Set<string> | undefined) {
+    this.network.side = side;
+  }
+
+  /** Every client operation, for the linearizability check. */
+  get history(): Operation[] {
+    return this.clients.history;
+  }
+
+  get now(): number {
+    return this.#now;
+  }
+
+  #start(id: string, initial: Config, disk: SimDisk): void {
+    const bug = this.#opts.bug === "ack-before-fsync" || this.#opts.bug === "no-session-dedup"
+      ? undefined
+      : this.#opts.bug;
+    const d = disk.synced;
     const raft = new RaftNode({
       id,
-      voters: this.voters,
-      learners: this.ids.filter((x) => !this.voters.includes(x)),
+      voters: initial.voters,
+      learners: initial.learners,
       electionTicks: 10,
       heartbeatTicks: 3,
       random: this.rand,
       maxBatch: 8,
-      restore: { hardState: { ...disk.hardState }, entries: [...disk.entries] },
-      ...(this.#opts.bug && { bug: this.#opts.bug }),
+      restore: { hardState: { ...d.hardState }, entries: [...d.entries], ...(d.snapshot && { snapshot: d.snapshot }) },
+      ...(bug && { bug }),
     });
-    this.nodes.set(id, { raft, alive: true, disk, applied: [], kv: new Map(), reads: [] });
+    const noDedup = this.#opts.bug === "no-session-dedup";
+    const kv = d.snapshot ? SimKv.decode(d.snapshot.data, noDedup) : new SimKv(noDedup);
+    const joined = this.nodes.get(id)?.joined ?? members(initial).includes(id);
+    this.nodes.set(id, {
+      raft,
+      alive: true,
+      removed: false,
+      joined,
+      disk,
+      kv,
+      applied: d.snapshot?.index ?? 0,
+      reads: [],
+      pausedUntil: 0,
+      downUntil: 0,
+      initial,
+    });
+    if (d.snapshot) this.checker.loadedSnapshot(raft, d.snapshot, kv.digest());
+  }
+
+  #running(n: SimNode): boolean {
+    return n.alive && n.pausedUntil <= this.#now;
   }
 
   /** One random action: under faults, and with client load unless `load` is false. */
   step(faults = true, load = true): void {
-    this.#steps++;
+    this.#now++;
+    this.#faulty = faults;
+    this.network.release(this.#now);
     const r = this.rand();
-    const ids = this.ids;
-    const id = ids[Math.floor(this.rand() * ids.length)];
-    const node = this.nodes.get(id)!;
-    if (faults && this.rand() < (this.#opts.partition ?? 0)) {
-      this.side = this.side ? undefined : new Set(this.ids.filter(() => this.rand() < 0.5));
-    }
+    const node = this.nodes.get(this.ids[Math.floor(this.rand() * this.ids.length)])!;
+    if (faults) this.#faults();
+    for (const n of this.nodes.values()) if (!n.alive && !n.removed && n.downUntil <= this.#now) this.#restart(n);
     if (faults && r < this.#opts.crash) {
-      if (node.alive) {
-        node.alive = false; // crash: memory gone, disk kept
-        this.network = this.network.filter((m) => m.to !== id);
-      } else {
-        this.#start(id, node.disk);
-      }
+      if (node.alive) this.#crash(node, 20 + Math.floor(this.rand() * 300));
     } else if (r < 0.25) {
-      if (node.alive) node.raft.tick();
+      if (this.#running(node)) node.raft.tick();
     } else if (r < 0.3) {
-      if (!load) return this.#settleDrive();
-      this.#client();
-    } else if (this.network.length > 0) {
-      const i = Math.floor(this.rand() * this.network.length);
-      const [m] = this.network.splice(i, 1);
-      const to = this.nodes.get(m.to)!;
-      if (faults && this.rand() < this.#opts.duplicate) this.network.push(m);
-      const cut = this.side !== undefined && this.side.has(m.from) !== this.side.has(m.to);
-      if (to.alive && !cut && !(faults && this.rand() < this.#opts.drop)) to.raft.step(m);
-    }
-    for (const n of this.nodes.values()) if (n.alive) this.#drive(n);
-    this.#check();
+      if (load) this.#clientAction();
+    } else this.#deliverOne(faults);
+    this.#afterAction();
   }
 
-  /** A client's put (a proposal) or get (a ReadIndex read) at whichever node leads; now and then a leader transfer. */
-  #client(): void {
-    const leader = [...this.nodes.values()].find((n) => n.alive && n.raft.role === "leader");
-    if (!leader) return;
-    if (this.rand() < 0.02) {
-      leader.raft.transferLeadership(this.ids[Math.floor(this.rand() * this.ids.length)]);
+  #faults(): void {
+    const o = this.#opts;
+    const running = () => [...this.nodes.values()].filter((n) => this.#running(n));
+    const pick = <T>(list: readonly T[]): T | undefined => list[Math.floor(this.rand() * list.length)];
+    if (this.rand() < (o.partition ?? 0)) {
+      if (this.network.partition) this.network.reconnect();
+      else {
+        this.network.split(pick<PartitionKind>(["split", "one-way", "bridge"])!, this.ids, this.rand);
+        this.stats.partitions++;
+      }
+    }
+    if (this.rand() < (o.pause ?? 0)) {
+      const n = pick(running());
+      if (n) n.pausedUntil = this.#now + 50 + Math.floor(this.rand() * 950);
+      if (n) this.stats.pauses++;
+    }
+    if (this.rand() < (o.clockJump ?? 0)) {
+      const n = pick(running());
+      for (let i = 5 + Math.floor(this.rand() * 35); n && i > 0; i--) n.raft.tick();
+      if (n) this.stats.clockJumps++;
+    }
+  }
+
+  #deliverOne(faults: boolean): void {
+    const queue = this.network.queue;
+    if (queue.length === 0) return;
+    const m = this.network.take(Math.floor(this.rand() * queue.length));
+    const to = this.nodes.get(m.to);
+    if (!to || !to.alive) return;
+    if (to.pausedUntil > this.#now) return void queue.push(m); // it waits for the node to wake up
+    if (faults && this.rand() < this.#opts.duplicate) queue.push(m);
+    if (this.network.blocked(m.from, m.to) || (faults && this.rand() < this.#opts.drop)) return;
+    if (m.type === "snapshot") this.stats.snapshotsSent++;
+    to.raft.step(m);
+  }
+
+  /** Takes `n` down for `downtime` steps (for good when Infinity). */
+  #crash(n: SimNode, downtime = Infinity): void {
+    n.alive = false;
+    n.downUntil = this.#now + downtime;
+    n.inflight = undefined; // what it had not synced is not acknowledged, and never will be
+    n.pausedUntil = 0;
+    n.downWith = { ...n.disk.synced.hardState };
+    n.disk.crash(this.rand);
+    this.network.dropTo(n.raft.id);
+    this.clients.lost(n.raft.id);
+    this.stats.crashes++;
+  }
+
+  #restart(n: SimNode): void {
+    this.#start(n.raft.id, n.initial, n.disk);
+    const r = this.nodes.get(n.raft.id)!.raft;
+    if (n.downWith) {
+      this.checker.forward(r.id, n.downWith, {
+        term: r.term,
+        ...(r.votedFor && { vote: r.votedFor }),
+        commit: r.commit,
+      });
+    }
+  }
+
+  /** A client's put or get at a node that leads; now and then a leader transfer or a membership change instead. */
+  #clientAction(): void {
+    const leaders = [...this.nodes.values()].filter((n) => this.#running(n) && n.raft.role === "leader");
+    const leader = leaders[Math.floor(this.rand() * leaders.length)];
+    if (leader && this.rand() < (this.#opts.membership ?? 0)) return this.#changeMembership(leader);
+    if (leader && this.rand() < 0.02) {
+      if (leader.raft.transferLeadership(this.ids[Math.floor(this.rand() * this.ids.length)])) this.stats.transfers++;
       return;
     }
-    const key = this.rand() < 0.5 ? "a" : "b";
-    const id = `c${++this.#ops}`;
-    if (this.rand() < 0.5) {
-      const op: Operation = { key, kind: "put", value: id, invoke: this.#steps };
-      if (leader.raft.propose(new TextEncoder().encode(JSON.stringify({ id, key, value: id }))) === undefined) return;
-      this.history.push(op);
-      this.#waiting.set(id, { op, node: leader.raft.id });
+    this.clients.act(this.#now, leaders.map((n) => n.raft));
+  }
+
+  /** Adds a fresh node as a learner, promotes, demotes, removes, or picks a whole new set of voters. */
+  #changeMembership(leader: SimNode): void {
+    const c = leader.raft.config;
+    let voters = [...c.voters], learners = [...c.learners];
+    const pool = [...voters, ...learners];
+    const pick = (list: string[]) => list[Math.floor(this.rand() * list.length)];
+    const without = (list: string[], x: string) => list.filter((y) => y !== x);
+    const roll = this.rand();
+    let fresh: string | undefined;
+    if (roll < 0.25 && this.ids.length < 9) learners.push(fresh = `s${++this.#spares}`);
+    else if (roll < 0.45 && learners.length > 0) {
+      const l = pick(learners);
+      learners = without(learners, l);
+      voters.push(l);
+    } else if (roll < 0.6 && voters.length > 1) {
+      const v = pick(voters);
+      voters = without(voters, v);
+      learners.push(v);
+    } else if (roll < 0.75 && voters.length > 1) {
+      const x = pick(pool);
+      voters = without(voters, x);
+      learners = without(learners, x);
     } else {
-      const op: Operation = { key, kind: "get", invoke: this.#steps };
-      if (!leader.raft.readIndex(id)) return;
-      this.history.push(op);
-      this.#waiting.set(id, { op, node: leader.raft.id });
+      voters = pool.filter(() => this.rand() < 0.6);
+      if (voters.length === 0) voters = [pick(pool)];
+      learners = pool.filter((x) => !voters.includes(x));
+    }
+    const result = leader.raft.changeConfig({ voters, learners });
+    if (!result.ok) return void this.stats.configRefused++;
+    this.stats.configChanges++;
+    if (fresh) {
+      this.ids.push(fresh);
+      this.#start(fresh, { voters: [], learners: [] }, new SimDisk());
     }
   }
 
@@ -154,114 +341,176 @@ export class Simulation {
     if (!verdict.ok) throw new InvariantViolation(`history not linearizable for key ${verdict.key}`);
   }
 
-  #settleDrive(): void {
-    for (const n of this.nodes.values()) if (n.alive) this.#drive(n);
-    this.#check();
+  #afterAction(): void {
+    for (const n of this.nodes.values()) if (this.#running(n)) this.#drive(n);
+    this.checker.check([...this.nodes.values()].filter((n) => n.alive).map((n) => n.raft));
+    this.#decommission();
   }
 
-  /** The driver: persist, then send, then apply, then advance. */
+  /** The driver: persist, then (once synced) send, apply and advance. */
   #drive(n: SimNode): void {
-    const rd = n.raft.ready();
-    if (rd.entries.length > 0) {
-      const first = rd.entries[0].index;
-      n.disk.entries = [...n.disk.entries.slice(0, first - 1), ...rd.entries];
-    }
-    if (rd.hardState) {
-      if (rd.hardState.term < n.disk.hardState.term) {
-        throw new InvariantViolation(`${n.raft.id}: persisted term went back`);
+    for (;;) {
+      if (n.inflight) {
+        if (this.#now < n.inflight.syncAt) return;
+        if (this.#faulty && this.rand() < (this.#opts.fsyncError ?? 0)) {
+          // fsync failed: the node must stop; it acknowledged nothing of what it was writing.
+          this.stats.fsyncErrors++;
+          return this.#crash(n, 20 + Math.floor(this.rand() * 300));
+        }
+        const before = n.disk.synced.hardState;
+        n.disk.sync();
+        this.checker.forward(n.raft.id, before, n.disk.synced.hardState);
+        const { rd, released } = n.inflight;
+        n.inflight = undefined;
+        if (!released) this.#release(n, rd);
       }
-      n.disk.hardState = { ...rd.hardState };
+      if (!n.raft.hasReady()) return;
+      const rd = n.raft.ready();
+      if (rd.snapshot) n.disk.write({ kind: "snapshot", snapshot: rd.snapshot });
+      if (rd.entries.length > 0) n.disk.write({ kind: "entries", entries: rd.entries });
+      if (rd.hardState) n.disk.write({ kind: "hard-state", hardState: rd.hardState });
+      const slow = this.#faulty && this.rand() < (this.#opts.slowDisk ?? 0);
+      n.inflight = { rd, syncAt: this.#now + (slow ? 1 + Math.floor(this.rand() * 40) : 0), released: false };
+      if (this.#opts.bug === "ack-before-fsync") {
+        n.inflight.released = true;
+        this.#release(n, rd);
+      }
     }
-    this.network.push(...rd.messages);
+  }
+
+  /** What a synced Ready allows: send its messages, load its snapshot, apply its entries, answer reads, advance. */
+  #release(n: SimNode, rd: Ready): void {
+    const id = n.raft.id;
+    for (const m of rd.messages) {
+      this.checker.released(id, m, n.disk);
+      const late = this.#faulty && this.rand() < (this.#opts.delay ?? 0);
+      this.network.send(m, this.#now, late ? 100 + Math.floor(this.rand() * 500) : 0);
+    }
+    if (rd.snapshot) {
+      n.kv = SimKv.decode(rd.snapshot.data, this.#opts.bug === "no-session-dedup");
+      n.applied = rd.snapshot.index;
+      this.checker.loadedSnapshot(n.raft, rd.snapshot, n.kv.digest());
+    }
     for (const e of rd.committed) {
-      n.applied.push(e);
-      if (e.data.length === 0) continue;
-      const { id, key, value } = JSON.parse(new TextDecoder().decode(e.data));
-      n.kv.set(key, value);
-      const w = this.#waiting.get(id);
-      if (w && w.node === n.raft.id) {
-        w.op.response = this.#steps;
-        this.#waiting.delete(id);
-      }
+      if (e.index !== n.applied + 1) throw new InvariantViolation(`${id} applied ${e.index} right after ${n.applied}`);
+      const outcome = n.kv.apply(e);
+      n.applied = e.index;
+      this.checker.applied(n.raft, e, n.kv.digest(), outcome, n.disk);
+      this.clients.applied(id, e, outcome, this.#now);
     }
     n.reads.push(...rd.reads);
     n.reads = n.reads.filter((r) => {
-      if (r.index > n.applied.length) return true;
-      const w = this.#waiting.get(r.ctx);
-      if (w && w.node === n.raft.id) {
-        w.op.output = n.kv.get(w.op.key) ?? null;
-        w.op.response = this.#steps;
-        this.#waiting.delete(r.ctx);
-      }
+      if (r.index > n.applied) return true;
+      this.clients.read(id, r.ctx, (key) => n.kv.kv.get(key) ?? null, this.#now);
       return false;
     });
     n.raft.advance(rd);
-  }
-
-  #check(): void {
-    const live = [...this.nodes.values()].filter((n) => n.alive);
-    for (const n of live) {
-      const r = n.raft;
-      if (r.role === "leader") {
-        if (!this.voters.includes(r.id)) throw new InvariantViolation(`learner ${r.id} became leader`);
-        const seen = this.#leaders.get(r.term);
-        if (seen && seen !== r.id) throw new InvariantViolation(`two leaders in term ${r.term}: ${seen} and ${r.id}`);
-        this.#leaders.set(r.term, r.id);
-        for (const [index, c] of this.#committed) {
-          // Leaders of later terms hold every committed entry (a deposed leader of an older term may not).
-          if (r.term > c.seenIn && r.termAt(index) !== c.term) {
-            throw new InvariantViolation(
-              `leader completeness: ${r.id} (term ${r.term}) lacks committed entry ${index}`,
-            );
-          }
-        }
-      }
-      for (let i = 1; i <= r.commit; i++) {
-        const e = r.log[i - 1];
-        const data = new TextDecoder().decode(e.data);
-        const known = this.#committed.get(i);
-        if (known && (known.term !== e.term || known.data !== data)) {
-          throw new InvariantViolation(`committed entry ${i} changed on ${r.id}: term ${known.term} -> ${e.term}`);
-        }
-        if (!known) this.#committed.set(i, { term: e.term, data, seenIn: r.term });
-      }
-    }
-    // Log matching: same index and term means the same prefix.
-    for (let a = 0; a < live.length; a++) {
-      for (let b = a + 1; b < live.length; b++) {
-        const x = live[a].raft, y = live[b].raft;
-        const n = Math.min(x.lastIndex, y.lastIndex);
-        let matched = false;
-        for (let i = n; i >= 1; i--) {
-          if (!matched && x.termAt(i) === y.termAt(i)) matched = true;
-          else if (matched && x.termAt(i) !== y.termAt(i)) {
-            throw new InvariantViolation(`log matching: ${x.id} and ${y.id} differ at ${i} below a matching entry`);
-          }
-        }
-      }
-    }
-    // State machine safety: what was applied is a prefix of the committed log.
-    for (const n of live) {
-      n.applied.forEach((e, i) => {
-        const c = this.#committed.get(i + 1);
-        if (!c || c.term !== e.term) {
-          throw new InvariantViolation(`${n.raft.id} applied entry ${i + 1} that is not the committed one`);
-        }
-      });
+    const every = this.#opts.snapshotEvery ?? 0;
+    if (every > 0 && n.applied - n.raft.snapshotIndex >= every) {
+      n.disk.write({ kind: "snapshot", snapshot: n.raft.snapshot(n.applied, n.kv.encode()) });
+      this.stats.snapshotsTaken++;
     }
   }
 
-  /** Heals every fault and runs until all nodes applied everything committed; false if it did not. */
+  /** A node no longer in the committed config is shut down for good (it is never added back). */
+  #decommission(): void {
+    const { index, config } = this.checker.committedConfig;
+    if (index === this.#configSeen) return;
+    this.#configSeen = index;
+    const inConfig = members(config);
+    for (const n of this.nodes.values()) {
+      if (inConfig.includes(n.raft.id)) n.joined = true;
+      else if (n.joined && !n.removed) {
+        if (n.alive) this.#crash(n);
+        n.removed = true;
+      }
+    }
+  }
+
+  /**
+   * Heals every fault, then runs until one leader has stayed for 300 steps
+   * with its config settled and every member having applied everything, every
+   * acknowledged write included; false if that did not happen in `maxSteps`.
+   */
   settle(maxSteps: number): boolean {
-    this.side = undefined;
-    for (const [id, n] of this.nodes) if (!n.alive) this.#start(id, n.disk);
+    this.network.heal();
+    for (const n of this.nodes.values()) {
+      n.pausedUntil = 0;
+      if (!n.alive && !n.removed) this.#restart(n);
+    }
+    let stable = "", since = 0;
     for (let i = 0; i < maxSteps; i++) {
       this.step(false, false);
-      const nodes = [...this.nodes.values()];
-      const leader = nodes.find((n) => n.raft.role === "leader");
-      if (!leader || leader.raft.commit < leader.raft.lastIndex) continue;
-      if (nodes.every((n) => n.applied.length === leader.raft.commit && n.raft.term === leader.raft.term)) return true;
+      const leader = this.#settledLeader();
+      const who = leader ? `${leader.id}@${leader.term}` : "";
+      if (who !== stable) [stable, since] = [who, i];
+      if (stable !== "" && i - since >= 300) return this.#acknowledgedApplied(leader!);
     }
     return false;
+  }
+
+  /** Every write a client was told succeeded is in the state machines (an invariant: false never comes back). */
+  #acknowledgedApplied(leader: RaftNode): true {
+    for (const a of this.clients.acknowledged) {
+      const at = this.checker.effectOf(a.client, a.seq);
+      if (at === undefined || at > leader.commit) {
+        throw new InvariantViolation(`acknowledged write ${a.client}#${a.seq} lost`);
+      }
+    }
+    return true;
+  }
+
+  #settledLeader(): RaftNode | undefined {
+    const leaders = [...this.nodes.values()].filter((n) => n.alive && n.raft.role === "leader");
+    if (leaders.length !== 1) return undefined;
+    const l = leaders[0].raft;
+    if (l.commit < l.lastIndex || isJoint(l.config)) return undefined;
+    for (const id of members(l.config)) {
+      const n = this.nodes.get(id);
+      if (!n?.alive || n.applied !== l.commit || n.raft.term !== l.term) return undefined;
+    }
+    return l;
+  }
+
+  // Scripted schedules (tests): each action is followed by the drivers and the invariants, like a step.
+
+  tick(id: string, times = 1): void {
+    for (let i = 0; i < times; i++) this.nodes.get(id)!.raft.tick();
+    this.#afterAction();
+  }
+
+  /** Delivers every queued message `match` picks, and those that follow from them, until none is left. */
+  deliver(match: (m: Message) => boolean): void {
+    for (let n = 0; n < 10_000; n++) {
+      const i = this.network.queue.findIndex(match);
+      if (i < 0) return;
+      const m = this.network.take(i);
+      const to = this.nodes.get(m.to);
+      if (to?.alive) to.raft.step(m);
+      this.#afterAction();
+    }
+    throw new Error("deliver: messages keep coming");
+  }
+
+  /** Loses every queued message `match` picks. */
+  drop(match: (m: Message) => boolean): void {
+    this.network.extract(match);
+  }
+
+  crash(id: string): void {
+    this.#crash(this.nodes.get(id)!);
+    this.#afterAction();
+  }
+
+  restart(id: string): void {
+    this.#restart(this.nodes.get(id)!);
+    this.#afterAction();
+  }
+
+  /** A client's write at `id`, outside any session. */
+  put(id: string, key: string, value: string): number | undefined {
+    const index = this.nodes.get(id)!.raft.propose(encodePut({ key, value }));
+    this.#afterAction();
+    return index;
   }
 }

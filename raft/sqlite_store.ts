@@ -6,10 +6,14 @@
 
 import { DatabaseSync } from "node:sqlite";
 import { checkAppend, checkRange, limitBytes } from "./memory_store.ts";
-import type { Entry, HardState, LogStore } from "./types.ts";
+import type { Entry, HardState, LogStore, Snapshot } from "./types.ts";
+import { decodeConfig, encodeConfig } from "./config.ts";
 
 const schema = `
-CREATE TABLE IF NOT EXISTS raft_entries (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind TEXT NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS raft_entries (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind TEXT NOT NULL, data BLOB NOT NULL,
+  client TEXT, seq INTEGER);
+CREATE TABLE IF NOT EXISTS raft_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL, term INTEGER NOT NULL,
+  config TEXT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS raft_state (id INTEGER PRIMARY KEY CHECK (id = 1), term INTEGER NOT NULL, vote TEXT,
   commit_index INTEGER NOT NULL, first INTEGER NOT NULL, snapshot_term INTEGER NOT NULL);
 INSERT OR IGNORE INTO raft_state (id, term, vote, commit_index, first, snapshot_term) VALUES (1, 0, NULL, 0, 1, 0);
@@ -28,6 +32,13 @@ export class SqliteLogStore implements LogStore {
     this.#onFatal = onFatal;
     this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;");
     this.#db.exec(schema);
+    // Stores made before client sessions lack the columns.
+    const columns = this.#db.prepare("SELECT name FROM pragma_table_info('raft_entries')").all() as { name: string }[];
+    if (!columns.some((c) => c.name === "client")) {
+      this.#db.exec(
+        "ALTER TABLE raft_entries ADD COLUMN client TEXT; ALTER TABLE raft_entries ADD COLUMN seq INTEGER;",
+      );
+    }
     const row = this.#db.prepare("SELECT term, vote, commit_index, first, snapshot_term FROM raft_state WHERE id = 1")
       .get() as {
         term: number;
@@ -80,10 +91,27 @@ export class SqliteLogStore implements LogStore {
   entries(from: number, to: number, maxBytes = Infinity): Entry[] {
     checkRange(from, to, this.#first, this.#last);
     const rows = this.#db.prepare(
-      "SELECT idx, term, kind, data FROM raft_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+      "SELECT idx, term, kind, data, client, seq FROM raft_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
     )
-      .all(from, to) as { idx: number; term: number; kind: Entry["kind"]; data: Uint8Array }[];
-    return limitBytes(rows.map((r) => ({ index: r.idx, term: r.term, kind: r.kind, data: r.data })), maxBytes);
+      .all(from, to) as {
+        idx: number;
+        term: number;
+        kind: Entry["kind"];
+        data: Uint8Array;
+        client: string | null;
+        seq: number | null;
+      }[];
+    return limitBytes(
+      rows.map((r) => ({
+        index: r.idx,
+        term: r.term,
+        kind: r.kind,
+        data: r.data,
+        ...(r.client !== null && { client: r.client }),
+        ...(r.seq !== null && { seq: r.seq }),
+      })),
+      maxBytes,
+    );
   }
 
   append(entries: readonly Entry[]): Promise<void> {
@@ -91,8 +119,10 @@ export class SqliteLogStore implements LogStore {
     checkAppend(entries, this.#first, this.#last);
     this.#transaction(() => {
       this.#db.prepare("DELETE FROM raft_entries WHERE idx >= ?").run(entries[0].index);
-      const insert = this.#db.prepare("INSERT INTO raft_entries (idx, term, kind, data) VALUES (?, ?, ?, ?)");
-      for (const e of entries) insert.run(e.index, e.term, e.kind, e.data);
+      const insert = this.#db.prepare(
+        "INSERT INTO raft_entries (idx, term, kind, data, client, seq) VALUES (?, ?, ?, ?, ?, ?)",
+      );
+      for (const e of entries) insert.run(e.index, e.term, e.kind, e.data, e.client ?? null, e.seq ?? null);
     });
     this.#last = entries[entries.length - 1].index;
     return Promise.resolve();
@@ -108,6 +138,42 @@ export class SqliteLogStore implements LogStore {
     });
     this.#first = upTo + 1;
     this.#snapshotTerm = term;
+    return Promise.resolve();
+  }
+
+  snapshot(): Snapshot | undefined {
+    const row = this.#db.prepare("SELECT idx, term, config, data FROM raft_snapshot WHERE id = 1").get() as
+      | { idx: number; term: number; config: string; data: Uint8Array }
+      | undefined;
+    if (!row) return undefined;
+    return {
+      index: row.idx,
+      term: row.term,
+      config: decodeConfig(new TextEncoder().encode(row.config)),
+      data: row.data,
+    };
+  }
+
+  saveSnapshot(snapshot: Snapshot): Promise<void> {
+    const saved = this.#db.prepare("SELECT idx FROM raft_snapshot WHERE id = 1").get() as { idx: number } | undefined;
+    if (saved && snapshot.index <= saved.idx) return Promise.resolve();
+    const continues = snapshot.index >= this.#first - 1 && this.term(snapshot.index) === snapshot.term;
+    this.#transaction(() => {
+      this.#db.prepare("DELETE FROM raft_entries WHERE idx <= ? OR ?").run(snapshot.index, continues ? 0 : 1);
+      this.#db.prepare("UPDATE raft_state SET first = ?, snapshot_term = ? WHERE id = 1").run(
+        snapshot.index + 1,
+        snapshot.term,
+      );
+      this.#db.prepare("INSERT OR REPLACE INTO raft_snapshot (id, idx, term, config, data) VALUES (1, ?, ?, ?, ?)").run(
+        snapshot.index,
+        snapshot.term,
+        new TextDecoder().decode(encodeConfig(snapshot.config)),
+        snapshot.data,
+      );
+    });
+    this.#first = snapshot.index + 1;
+    this.#snapshotTerm = snapshot.term;
+    if (!continues || this.#last < this.#first) this.#last = snapshot.index;
     return Promise.resolve();
   }
 

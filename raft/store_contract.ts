@@ -1,12 +1,19 @@
 /** The LogStore contract (raft/types.ts) as one test suite every implementation runs. */
 
 import assert from "node:assert/strict";
-import type { Entry, LogStore } from "./types.ts";
+import type { Entry, LogStore, Snapshot } from "./types.ts";
 
 const entry = (index: number, term: number, text = `e${index}`): Entry => ({
   index,
   term,
   kind: "normal",
+  data: new TextEncoder().encode(text),
+});
+
+const snap = (index: number, term: number, text = `state@${index}`): Snapshot => ({
+  index,
+  term,
+  config: { voters: ["n1", "n2", "n3"], outgoing: ["n1", "n2"], learners: ["l1"] },
   data: new TextEncoder().encode(text),
 });
 
@@ -57,7 +64,73 @@ export async function logStoreContract(
     assert.deepEqual(s.entries(3, 5).map((e) => e.index), [3, 4]);
   });
 
+  await t.step("entries keep their client session", async () => {
+    const s = open();
+    await s.append([{ ...entry(1, 1), client: "c7", seq: 3 }, entry(2, 1)]);
+    const [a, b] = s.entries(1, 3);
+    assert.equal(a.client, "c7");
+    assert.equal(a.seq, 3);
+    assert.equal(b.client, undefined);
+    assert.equal(b.seq, undefined);
+  });
+
+  await t.step("a snapshot the log continues keeps the entries after it", async () => {
+    const s = open();
+    assert.equal(s.snapshot(), undefined);
+    await s.append([1, 2, 3, 4, 5].map((i) => entry(i, 1)));
+    await s.saveSnapshot(snap(3, 1));
+    assert.equal(s.firstIndex(), 4);
+    assert.equal(s.lastIndex(), 5);
+    assert.equal(s.term(3), 1);
+    assert.deepEqual(s.entries(4, 6).map((e) => e.index), [4, 5]);
+    assert.throws(() => s.entries(3, 4), /compacted/);
+    const got = s.snapshot()!;
+    assert.deepEqual({ ...got, data: new TextDecoder().decode(got.data) }, { ...snap(3, 1), data: "state@3" });
+  });
+
+  await t.step("a snapshot the log does not continue replaces the whole log", async () => {
+    const s = open();
+    await s.append([1, 2, 3].map((i) => entry(i, 1)));
+    await s.saveSnapshot(snap(5, 2)); // past the end
+    assert.equal(s.firstIndex(), 6);
+    assert.equal(s.lastIndex(), 5);
+    assert.equal(s.term(5), 2);
+    await s.append([entry(6, 2)]);
+    assert.deepEqual(s.entries(6, 7).map((e) => e.index), [6]);
+    await assert.rejects(async () => await s.append([entry(5, 2)]), /below the first index/);
+    const t2 = open();
+    await t2.append([1, 2, 3, 4].map((i) => entry(i, 1)));
+    await t2.saveSnapshot(snap(3, 2)); // same index, another term: a conflicting log
+    assert.equal(t2.firstIndex(), 4);
+    assert.equal(t2.lastIndex(), 3);
+  });
+
+  await t.step("an older snapshot than the saved one is ignored", async () => {
+    const s = open();
+    await s.append([1, 2, 3, 4].map((i) => entry(i, 1)));
+    await s.saveSnapshot(snap(3, 1));
+    await s.saveSnapshot(snap(2, 1, "old"));
+    assert.equal(s.snapshot()!.index, 3);
+    assert.equal(s.firstIndex(), 4);
+    assert.equal(s.lastIndex(), 4);
+  });
+
   if (reopen) {
+    await t.step("a snapshot, the entries after it and their sessions survive a reopen", async () => {
+      const s = open();
+      await s.append([1, 2, 3, 4].map((i) => ({ ...entry(i, 1), client: "c1", seq: i })));
+      await s.saveSnapshot(snap(2, 1));
+      await s.setHardState({ term: 1, commit: 3 });
+      const again = reopen(s);
+      assert.equal(again.snapshot()!.index, 2);
+      assert.deepEqual(again.snapshot()!.config, snap(2, 1).config);
+      assert.equal(new TextDecoder().decode(again.snapshot()!.data), "state@2");
+      assert.equal(again.firstIndex(), 3);
+      assert.equal(again.lastIndex(), 4);
+      assert.equal(again.term(2), 1);
+      assert.deepEqual(again.entries(3, 5).map((e) => [e.index, e.client, e.seq]), [[3, "c1", 3], [4, "c1", 4]]);
+    });
+
     await t.step("entries, hard state and compaction survive a reopen", async () => {
       const s = open();
       await s.append([1, 2, 3].map((i) => entry(i, 1)));

@@ -11,6 +11,27 @@ export interface Entry {
   term: number;
   kind: "normal" | "noop" | "config";
   data: Uint8Array;
+  /** The client session a write belongs to (raft/session.ts): a retried write carries the same `seq`. */
+  client?: string;
+  seq?: number;
+}
+
+/** Who votes and who only follows. Joint while `outgoing` is set: decisions then need a majority of each voter set. */
+export interface Config {
+  /** The voters (the incoming voters while joint). */
+  voters: string[];
+  /** While joint: the voters of the configuration being left. */
+  outgoing?: string[];
+  /** Members that receive the log but never vote or count for quorum. */
+  learners: string[];
+}
+
+/** A state machine's state at `index`, and what is needed to go on from there: the term there and the config in force. */
+export interface Snapshot {
+  index: number;
+  term: number;
+  config: Config;
+  data: Uint8Array;
 }
 
 /** What must be on disk before a node answers a vote or an append. */
@@ -31,6 +52,11 @@ export interface HardState {
  * - `entries(from, to)` returns [from, to), at least one entry even past
  *   `maxBytes`; asking below firstIndex or past lastIndex throws.
  * - `compact(upTo)` drops entries up to `upTo`; `term(upTo)` stays known.
+ * - `saveSnapshot(s)` is durable when it resolves and compacts up to `s.index`: `firstIndex` becomes
+ *   `s.index + 1` and `term(s.index)` is `s.term`. Entries after `s.index` stay only if the log holds `s.index`
+ *   with `s.term` (the log continues the snapshot); otherwise the whole log goes. A snapshot no newer than
+ *   the saved one is ignored. `snapshot()` returns the saved one (survives a reopen).
+ * - Entries keep their `client` and `seq` when set.
  * - Any I/O error rejects; the driver must then stop the node.
  */
 export interface LogStore {
@@ -42,6 +68,8 @@ export interface LogStore {
   entries(from: number, to: number, maxBytes?: number): Entry[];
   append(entries: readonly Entry[]): Promise<void>;
   compact(upTo: number): Promise<void>;
+  snapshot(): Snapshot | undefined;
+  saveSnapshot(snapshot: Snapshot): Promise<void>;
 }
 
 /** Delivers messages between nodes; authenticated with the cluster token in real implementations. */

@@ -1,0 +1,60 @@
+/**
+ * The simulator's state machine: a key-value map whose writes come in client
+ * sessions (raft/session.ts), so a retried write applies once. Its state,
+ * sessions included, is what a snapshot holds.
+ */
+
+import { type SessionOutcome, type SessionRecord, SessionTable } from "./session.ts";
+import type { Entry } from "./types.ts";
+
+/** A client's write, as it travels in a log entry's data. */
+export interface Put {
+  key: string;
+  value: string;
+}
+
+export function encodePut(put: Put): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(put));
+}
+
+export class SimKv {
+  readonly kv: Map<string, string>;
+  readonly sessions: SessionTable<string>;
+  /** Test-only: apply every write, retries included (the bug sessions exist to prevent). */
+  readonly #noDedup: boolean;
+
+  constructor(noDedup = false, kv = new Map<string, string>(), sessions: SessionRecord<string>[] = []) {
+    this.kv = kv;
+    this.sessions = new SessionTable(sessions);
+    this.#noDedup = noDedup;
+  }
+
+  /** Applies a committed entry; a write's outcome says whether it took effect. */
+  apply(e: Entry): SessionOutcome<string> | undefined {
+    if (e.kind !== "normal") return undefined;
+    const put = JSON.parse(new TextDecoder().decode(e.data)) as Put;
+    const write = () => {
+      this.kv.set(put.key, put.value);
+      return "ok";
+    };
+    if (e.client === undefined || e.seq === undefined || this.#noDedup) return { status: "applied", result: write() };
+    return this.sessions.apply(e.client, e.seq, write);
+  }
+
+  encode(): Uint8Array {
+    return new TextEncoder().encode(this.digest());
+  }
+
+  /** The whole state as text: equal states, equal digests. */
+  digest(): string {
+    return JSON.stringify({ kv: [...this.kv].sort(), sessions: this.sessions.records() });
+  }
+
+  static decode(data: Uint8Array, noDedup = false): SimKv {
+    const s = JSON.parse(new TextDecoder().decode(data)) as {
+      kv: [string, string][];
+      sessions: SessionRecord<string>[];
+    };
+    return new SimKv(noDedup, new Map(s.kv), s.sessions);
+  }
+}
