@@ -59,6 +59,25 @@ export function startChange(current: Config, target: { voters: string[]; learner
   return { voters, outgoing: [...current.voters], learners };
 }
 
+/**
+ * Why a leader whose log's latest config is `current` (set by the entry at
+ * `configIndex`, with `commit` committed) cannot start `change`, or the config
+ * entry that starts it. One change at a time: the previous one must be
+ * committed and, if joint, left.
+ */
+export function planChange(
+  current: Config,
+  configIndex: number,
+  commit: number,
+  change: { voters: string[]; learners?: string[] },
+): Config | string {
+  if (configIndex > commit) return `the config change at index ${configIndex} is not committed yet`;
+  if (isJoint(current)) return "the joint config has not been left yet";
+  if (change.voters.length === 0) return "a config needs at least one voter";
+  const next = startChange(current, change);
+  return sameConfig(next, current) ? "the config is already that" : next;
+}
+
 /** The config that ends a joint one: C_new alone. */
 export function leaveJoint(joint: Config): Config {
   return { voters: [...joint.voters], learners: [...joint.learners] };

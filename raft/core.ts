@@ -15,61 +15,18 @@
  * sent the snapshot instead.
  */
 
-import {
-  encodeConfig,
-  hasQuorum,
-  isJoint,
-  isVoter,
-  leaveJoint,
-  members,
-  quorumIndex,
-  sameConfig,
-  startChange,
-} from "./config.ts";
+import { encodeConfig, hasQuorum, isJoint, leaveJoint, members, planChange, quorumIndex } from "./config.ts";
+import { mayCampaign, upToDate, voteRequests } from "./election.ts";
 import { RaftLog } from "./log.ts";
+import { Outbox } from "./outbox.ts";
 import type { Message, Ready } from "./messages.ts";
+import type { ChangeResult, ConfigChange, RaftOptions, Role } from "./options.ts";
+import { Progress } from "./progress.ts";
+import { ReadIndex } from "./read_index.ts";
 import type { Config, Entry, HardState, Snapshot } from "./types.ts";
 
 export type { Message, Ready };
-
-export type Role = "follower" | "pre-candidate" | "candidate" | "leader";
-
-/** Test-only: classic bugs put back, to prove the simulator catches each (raft/sim_test.ts). */
-export type RaftBug =
-  | "vote-without-log-check"
-  | "commit-old-term"
-  | "vote-not-persisted"
-  | "commit-past-verified"
-  | "truncate-on-stale-append"
-  | "ignore-stale-term-append"
-  | "joint-quorum-union"
-  | "read-without-quorum";
-
-export interface RaftOptions {
-  id: string;
-  /** Every voter, this node included: the initial config (a snapshot's or a config entry's overrides it). */
-  voters: string[];
-  /** Members that receive the log but do not vote or count for quorum (catching up, or read replicas). */
-  learners?: string[];
-  /** Ticks without a leader before campaigning (randomized up to twice this). */
-  electionTicks: number;
-  heartbeatTicks: number;
-  /** Uniform in [0, 1): the only randomness, injected. */
-  random: () => number;
-  /** Most entries in one append message. */
-  maxBatch?: number;
-  /** What was persisted before a restart; the driver loads `snapshot` into its state machine itself. */
-  restore?: { hardState: HardState; entries: Entry[]; snapshot?: Snapshot };
-  bug?: RaftBug;
-}
-
-/** A membership change: the voters and learners wanted. */
-export interface ConfigChange {
-  voters: string[];
-  learners?: string[];
-}
-
-export type ChangeResult = { ok: true; index: number } | { ok: false; reason: string };
+export type { ChangeResult, ConfigChange, RaftBug, RaftOptions, Role } from "./options.ts";
 
 type AppendLike = { from: string; round?: number };
 
@@ -81,50 +38,33 @@ export class RaftNode {
   leader?: string;
   commit = 0;
   readonly #log: RaftLog;
-  #applied = 0;
+  readonly #outbox = new Outbox();
   /** The latest snapshot (taken here or installed): what a follower that needs compacted entries is sent. */
   #snapshot?: Snapshot;
-  /** An installed snapshot the driver has not been handed yet. */
-  #snapshotToApply?: Snapshot;
   readonly #opts: RaftOptions;
   #elapsed = 0;
   #timeout = 0;
   #votes = new Set<string>();
-  #next = new Map<string, number>();
-  #match = new Map<string, number>();
-  #out: Message[] = [];
+  readonly #progress = new Progress();
   /** A follower this leader is handing over to, and the ticks left to do it. */
   #transferee?: string;
   #transferTicks = 0;
-  /** Reads waiting for a quorum to confirm this leader, oldest first. */
-  #pendingReads: { ctx: string; index: number; round: number; acks: Set<string> }[] = [];
-  #readRound = 0;
-  #reads: { ctx: string; index: number }[] = [];
-  /** Peers heard from since the leader's last quorum check. */
-  #active = new Set<string>();
+  readonly #readIndex = new ReadIndex();
   #quorumElapsed = 0;
-  #unstableFrom = Infinity;
-  #hardDirty = false;
 
   constructor(opts: RaftOptions) {
     this.id = opts.id;
     this.#opts = opts;
     const voters = [...new Set(opts.voters)].sort();
-    const initial: Config = { voters, learners: [...new Set(opts.learners ?? [])].filter((l) => !voters.includes(l)) };
+    const learners = [...new Set(opts.learners ?? [])].filter((l) => !voters.includes(l)).sort();
     const snap = opts.restore?.snapshot;
-    this.#log = new RaftLog(
-      snap ? { index: snap.index, term: snap.term, config: snap.config } : {
-        index: 0,
-        term: 0,
-        config: { ...initial, learners: initial.learners.sort() },
-      },
-    );
+    this.#log = new RaftLog(snap ?? { index: 0, term: 0, config: { voters, learners } });
     if (opts.restore) {
       this.term = opts.restore.hardState.term;
       this.votedFor = opts.restore.hardState.vote;
       this.#log.append(opts.restore.entries.filter((e) => e.index > (snap?.index ?? 0)));
       this.commit = Math.max(opts.restore.hardState.commit, snap?.index ?? 0);
-      this.#applied = snap?.index ?? 0;
+      this.#outbox.applied = snap?.index ?? 0;
       this.#snapshot = snap;
     }
     this.#resetTimeout();
@@ -170,8 +110,8 @@ export class RaftNode {
       // Check-quorum: a leader that has not heard from a quorum in an election timeout steps down.
       if (++this.#quorumElapsed >= this.#opts.electionTicks) {
         this.#quorumElapsed = 0;
-        if (!this.#quorum((p) => p === this.id || this.#active.has(p))) return this.#becomeFollower(this.term);
-        this.#active.clear();
+        const active = this.#progress.takeActive();
+        if (!this.#quorum((p) => p === this.id || active.has(p))) return this.#becomeFollower(this.term);
       }
       if (++this.#elapsed >= this.#opts.heartbeatTicks) {
         this.#elapsed = 0;
@@ -179,15 +119,7 @@ export class RaftNode {
       }
       return;
     }
-    if (++this.#elapsed >= this.#timeout && this.#promotable()) this.#preCampaign();
-  }
-
-  /**
-   * Learners and nodes outside the config only follow. A voter of the committed config still campaigns when an
-   * uncommitted config drops it: otherwise, if the only voters left were behind, no one could finish the change.
-   */
-  #promotable(): boolean {
-    return isVoter(this.config, this.id) || isVoter(this.committedConfig, this.id);
+    if (++this.#elapsed >= this.#timeout && mayCampaign(this.#log, this.commit, this.id)) this.#preCampaign();
   }
 
   /**
@@ -199,7 +131,7 @@ export class RaftNode {
     if (this.role !== "leader" || to === this.id || !this.config.voters.includes(to)) return false;
     this.#transferee = to;
     this.#transferTicks = this.#opts.electionTicks;
-    if ((this.#match.get(to) ?? 0) >= this.lastIndex) {
+    if (this.#progress.match(to) >= this.lastIndex) {
       this.#send({ type: "timeout-now", from: this.id, to, term: this.term });
     } else this.#sendAppend(to, false);
     return true;
@@ -220,17 +152,14 @@ export class RaftNode {
    * learners do. One change at a time.
    */
   changeConfig(change: ConfigChange): ChangeResult {
-    const refuse = (reason: string): ChangeResult => ({ ok: false, reason });
-    if (this.role !== "leader") return refuse("not the leader");
-    if (this.#transferee !== undefined) return refuse("a leadership transfer is under way");
-    if (this.termAt(this.commit) !== this.term) return refuse("nothing of this leader's term is committed yet");
-    if (this.#log.configIndex > this.commit) {
-      return refuse(`the config change at index ${this.#log.configIndex} is not committed yet`);
-    }
-    if (isJoint(this.config)) return refuse("the joint config has not been left yet");
-    if (change.voters.length === 0) return refuse("a config needs at least one voter");
-    const next = startChange(this.config, change);
-    if (sameConfig(next, this.config)) return refuse("the config is already that");
+    const next = this.role !== "leader"
+      ? "not the leader"
+      : this.#transferee !== undefined
+      ? "a leadership transfer is under way"
+      : this.termAt(this.commit) !== this.term
+      ? "nothing of this leader's term is committed yet"
+      : planChange(this.config, this.#log.configIndex, this.commit, change);
+    if (typeof next === "string") return { ok: false, reason: next };
     return { ok: true, index: this.#replicate({ kind: "config", data: encodeConfig(next) }) };
   }
 
@@ -241,8 +170,7 @@ export class RaftNode {
    */
   readIndex(ctx: string): boolean {
     if (this.role !== "leader" || this.termAt(this.commit) !== this.term) return false;
-    const round = ++this.#readRound;
-    this.#pendingReads.push({ ctx, index: this.commit, round, acks: new Set([this.id]) });
+    this.#readIndex.start(ctx, this.commit, this.id);
     this.#releaseReads();
     for (const peer of this.#peers()) this.#sendAppend(peer, true);
     return true;
@@ -253,7 +181,8 @@ export class RaftNode {
    * the log is compacted up to there. Persist the result (LogStore.saveSnapshot).
    */
   snapshot(index: number, data: Uint8Array): Snapshot {
-    if (index > this.#applied) throw new RangeError(`cannot snapshot at ${index}: applied only to ${this.#applied}`);
+    const applied = this.#outbox.applied;
+    if (index > applied) throw new RangeError(`cannot snapshot at ${index}: applied only to ${applied}`);
     if (index <= this.#log.snapshotIndex) throw new RangeError(`cannot snapshot at ${index}: compacted already`);
     const snap = { index, term: this.termAt(index), config: this.#log.configAt(index), data };
     this.#log.compact(index);
@@ -283,7 +212,7 @@ export class RaftNode {
     }
     switch (m.type) {
       case "timeout-now":
-        if (this.role === "follower" && this.#promotable()) this.#campaign(true);
+        if (this.role === "follower" && mayCampaign(this.#log, this.commit, this.id)) this.#campaign(true);
         return;
       case "vote":
         return this.#onVote(m);
@@ -300,34 +229,17 @@ export class RaftNode {
 
   /** Whether `ready()` has anything to persist, send or apply (cheap: no allocation). */
   hasReady(): boolean {
-    return this.#snapshotToApply !== undefined || this.#out.length > 0 || this.#reads.length > 0 || this.#hardDirty ||
-      this.#unstableFrom <= this.lastIndex || this.commit > this.#applied;
+    return this.#outbox.has(this.#log, this.commit);
   }
 
   ready(): Ready {
-    const from = Math.max(this.#unstableFrom, this.#log.firstIndex);
-    return {
-      ...(this.#snapshotToApply && { snapshot: this.#snapshotToApply }),
-      entries: from <= this.lastIndex ? this.#log.slice(from, this.lastIndex + 1) : [],
-      ...(this.#hardDirty && { hardState: this.#hardState() }),
-      messages: [...this.#out],
-      committed: this.#log.slice(this.#applied + 1, this.commit + 1),
-      reads: [...this.#reads],
-    };
+    return this.#outbox.ready(this.#log, this.#hardState(), this.commit);
   }
 
   /** The driver has persisted, sent and applied what `ready` gave (the core may have moved on since). */
   advance(ready: Ready): void {
-    this.#out = this.#out.slice(ready.messages.length);
-    this.#reads = this.#reads.slice(ready.reads.length);
-    const last = ready.entries.at(-1);
-    // Unless a conflict truncated the log at or below it since, everything up to the last entry given is stored.
-    if (last && this.#log.term(last.index) === last.term) this.#unstableFrom = last.index + 1;
-    if (ready.hardState && sameHardState(ready.hardState, this.#hardState())) this.#hardDirty = false;
-    const applied = ready.committed.at(-1)?.index ?? 0;
-    if (applied > this.#applied) this.#applied = applied;
-    if (ready.snapshot === this.#snapshotToApply) this.#snapshotToApply = undefined;
-    if (this.role === "leader") this.#maybeCommit();
+    this.#outbox.advance(ready, this.#log, this.#hardState());
+    if (this.role === "leader") this.#maybeCommit(); // what this leader just stored may commit now
   }
 
   #hardState(): HardState {
@@ -337,11 +249,11 @@ export class RaftNode {
 
   #onVote(m: Extract<Message, { type: "vote" }>): void {
     const free = this.votedFor === undefined || this.votedFor === m.from;
-    const upToDate = this.#upToDate(m.lastIndex, m.lastTerm) || this.#opts.bug === "vote-without-log-check";
-    const granted = free && upToDate && this.role !== "leader";
+    const current = upToDate(this.#log, m.lastIndex, m.lastTerm) || this.#opts.bug === "vote-without-log-check";
+    const granted = free && current && this.role !== "leader";
     if (granted) {
       this.votedFor = m.from;
-      this.#hardDirty = true;
+      this.#outbox.hardDirty = true;
       this.#elapsed = 0;
     }
     this.#send({ type: "vote-response", from: this.id, to: m.from, term: this.term, granted });
@@ -352,14 +264,9 @@ export class RaftNode {
     return this.leader !== undefined && this.leader !== this.id && this.#elapsed < this.#opts.electionTicks;
   }
 
-  #upToDate(lastIndex: number, lastTerm: number): boolean {
-    const mine = this.termAt(this.lastIndex);
-    return lastTerm > mine || (lastTerm === mine && lastIndex >= this.lastIndex);
-  }
-
   #onPreVote(m: Extract<Message, { type: "pre-vote" }>): void {
     const granted = m.term > this.term && !this.#inLease() && this.role !== "leader" &&
-      (this.#upToDate(m.lastIndex, m.lastTerm) || this.#opts.bug === "vote-without-log-check");
+      (upToDate(this.#log, m.lastIndex, m.lastTerm) || this.#opts.bug === "vote-without-log-check");
     this.#send({ type: "pre-vote-response", from: this.id, to: m.from, term: granted ? m.term : this.term, granted });
   }
 
@@ -381,23 +288,7 @@ export class RaftNode {
     this.#elapsed = 0;
     this.#resetTimeout();
     if (this.#quorum((p) => this.#votes.has(p))) return this.#campaign();
-    this.#askVotes("pre-vote", this.term + 1, false);
-  }
-
-  /** Sends a (pre-)vote request for `term` to every other voter. */
-  #askVotes(type: "vote" | "pre-vote", term: number, transfer: boolean): void {
-    const lastTerm = this.termAt(this.lastIndex);
-    for (const peer of members(this.config).filter((p) => p !== this.id && isVoter(this.config, p))) {
-      this.#send({
-        type,
-        from: this.id,
-        to: peer,
-        term,
-        lastIndex: this.lastIndex,
-        lastTerm,
-        ...(transfer && { transfer }),
-      });
-    }
+    this.#outbox.messages.push(...voteRequests("pre-vote", this.id, this.term + 1, this.#log, false));
   }
 
   #onVoteResponse(m: Extract<Message, { type: "vote-response" }>): void {
@@ -410,23 +301,16 @@ export class RaftNode {
     this.#follow(m.from);
     // Below the snapshot everything is committed, so it matches the leader: say how far this node has it.
     if (m.prevIndex < this.#log.snapshotIndex) return this.#answerAppend(m, true, this.commit);
-    if (m.prevIndex > this.lastIndex || this.termAt(m.prevIndex) !== m.prevTerm) {
-      // A rejection still acknowledges this leader (its read round counts).
-      return this.#answerAppend(m, false, Math.min(m.prevIndex - 1, this.lastIndex));
-    }
-    // Only a conflict truncates: a stale (reordered) append must not cut entries this node already acknowledged.
-    const conflict = m.entries.findIndex((e) => this.termAt(e.index) !== e.term);
-    if (conflict >= 0) this.#append(m.entries.slice(conflict));
-    const verified = m.prevIndex + m.entries.length;
-    if (conflict < 0 && this.#opts.bug === "truncate-on-stale-append") {
-      this.#log.truncateAfter(verified);
-      this.#unstableFrom = Math.min(this.#unstableFrom, verified + 1);
-    }
+    const merged = this.#log.merge(m.prevIndex, m.prevTerm, m.entries, this.#opts.bug === "truncate-on-stale-append");
+    // A rejection still acknowledges this leader (its read round counts).
+    if (!merged) return this.#answerAppend(m, false, Math.min(m.prevIndex - 1, this.lastIndex));
+    const { verified, changedFrom } = merged;
+    if (changedFrom !== undefined) this.#outbox.appended(changedFrom);
     // Commit only what this message proved matches the leader's log.
     const commit = Math.min(m.commit, this.#opts.bug === "commit-past-verified" ? this.lastIndex : verified);
     if (commit > this.commit) {
       this.commit = commit;
-      this.#hardDirty = true;
+      this.#outbox.hardDirty = true;
     }
     this.#answerAppend(m, true, verified);
   }
@@ -440,11 +324,11 @@ export class RaftNode {
       this.commit = s.index;
     } else {
       this.#log.reset({ index: s.index, term: s.term, config: s.config });
-      this.#snapshot = this.#snapshotToApply = s;
-      this.commit = this.#applied = s.index;
-      this.#unstableFrom = Infinity;
+      this.#snapshot = s;
+      this.commit = s.index;
+      this.#outbox.installed(s);
     }
-    this.#hardDirty = true;
+    this.#outbox.hardDirty = true;
     this.#answerAppend(m, true, s.index);
   }
 
@@ -462,34 +346,28 @@ export class RaftNode {
 
   #onAppendResponse(m: Extract<Message, { type: "append-response" }>): void {
     if (this.role !== "leader") return;
-    this.#active.add(m.from);
+    this.#progress.heard(m.from);
     if (m.round !== undefined) {
-      for (const r of this.#pendingReads) if (r.round <= m.round) r.acks.add(m.from);
+      this.#readIndex.ack(m.from, m.round);
       this.#releaseReads();
     }
     if (m.success) {
-      if (m.index > (this.#match.get(m.from) ?? 0)) this.#match.set(m.from, m.index);
-      this.#next.set(m.from, Math.max(this.#next.get(m.from) ?? 1, m.index + 1));
+      this.#progress.acked(m.from, m.index);
       this.#maybeCommit();
       if (this.role !== "leader") return;
-      if ((this.#next.get(m.from) ?? 1) <= this.lastIndex) this.#sendAppend(m.from, false);
+      if (this.#progress.next(m.from, 1) <= this.lastIndex) this.#sendAppend(m.from, false);
       else if (m.from === this.#transferee) {
         this.#send({ type: "timeout-now", from: this.id, to: m.from, term: this.term });
       }
     } else {
-      this.#next.set(m.from, Math.max(1, Math.min((this.#next.get(m.from) ?? 1) - 1, m.index + 1)));
+      this.#progress.rejected(m.from, m.index);
       this.#sendAppend(m.from, false);
     }
   }
 
   #releaseReads(): void {
-    while (
-      this.#pendingReads.length > 0 &&
-      (this.#quorum((p) => this.#pendingReads[0].acks.has(p)) || this.#opts.bug === "read-without-quorum")
-    ) {
-      const r = this.#pendingReads.shift()!;
-      this.#reads.push({ ctx: r.ctx, index: r.index });
-    }
+    const unconfirmed = this.#opts.bug === "read-without-quorum";
+    this.#outbox.reads.push(...this.#readIndex.release((acks) => unconfirmed || this.#quorum((p) => acks.has(p))));
   }
 
   #campaign(transfer = false): void {
@@ -497,23 +375,23 @@ export class RaftNode {
     this.term++;
     this.votedFor = this.id;
     this.leader = undefined;
-    this.#hardDirty = true;
+    this.#outbox.hardDirty = true;
     this.#votes = new Set([this.id]);
     this.#elapsed = 0;
     this.#resetTimeout();
     if (this.#quorum((p) => this.#votes.has(p))) return this.#becomeLeader();
-    this.#askVotes("vote", this.term, transfer);
+    this.#outbox.messages.push(...voteRequests("vote", this.id, this.term, this.#log, transfer));
   }
 
   #becomeFollower(term: number, leader?: string): void {
-    this.#pendingReads = []; // not confirmed: the clients ask again
+    this.#readIndex.clear();
     this.#transferee = undefined;
     this.role = "follower";
     // A vote stands for its whole term, even when a leader steps down within it.
     if (term !== this.term) this.votedFor = undefined;
     this.term = term;
     this.leader = leader;
-    this.#hardDirty = true;
+    this.#outbox.hardDirty = true;
     this.#elapsed = 0;
     this.#resetTimeout();
   }
@@ -523,9 +401,7 @@ export class RaftNode {
     this.leader = this.id;
     this.#elapsed = 0;
     this.#quorumElapsed = 0;
-    this.#active.clear();
-    this.#next.clear();
-    this.#match.clear();
+    this.#progress.reset();
     // A no-op of the new term: entries of earlier terms commit once it does.
     this.#replicate({ kind: "noop", data: new Uint8Array() });
   }
@@ -535,7 +411,7 @@ export class RaftNode {
     const index = this.lastIndex + 1;
     this.#append([{ ...e, index, term: this.term }]);
     for (const peer of this.#peers()) {
-      if (!this.#next.has(peer)) this.#next.set(peer, index); // a new leader's or a new member's first guess
+      this.#progress.next(peer, index); // a new leader's or a new member's first guess
       this.#sendAppend(peer, false);
     }
     this.#maybeCommit();
@@ -544,15 +420,15 @@ export class RaftNode {
 
   #append(entries: Entry[]): void {
     this.#log.append(entries);
-    this.#unstableFrom = Math.min(this.#unstableFrom, entries[0].index);
+    this.#outbox.appended(entries[0].index);
   }
 
   #sendAppend(to: string, heartbeat: boolean): void {
-    const next = this.#next.get(to) ?? this.lastIndex + 1;
-    const round = this.#readRound > 0 ? { round: this.#readRound } : {};
+    const next = this.#progress.next(to, this.lastIndex + 1);
+    const round = this.#readIndex.round > 0 ? { round: this.#readIndex.round } : {};
     if (next <= this.#log.snapshotIndex) {
-      // The entries it needs are compacted away: send the snapshot, and go on from there (a loss shows as a rejection).
-      this.#next.set(to, this.#snapshot!.index + 1);
+      // The entries it needs are compacted away: send the snapshot instead.
+      this.#progress.sentSnapshot(to, this.#snapshot!.index);
       this.#send({ type: "snapshot", from: this.id, to, term: this.term, snapshot: this.#snapshot!, ...round });
       return;
     }
@@ -573,12 +449,12 @@ export class RaftNode {
   #maybeCommit(): void {
     const bug = this.#opts.bug === "joint-quorum-union" ? this.#opts.bug : undefined;
     // This node counts only for what it has stored: committed means durable on a quorum.
-    const stored = Math.min(this.#unstableFrom - 1, this.lastIndex);
-    const index = quorumIndex(this.config, (p) => p === this.id ? stored : this.#match.get(p) ?? 0, bug);
+    const stored = this.#outbox.stored(this.#log);
+    const index = quorumIndex(this.config, (p) => p === this.id ? stored : this.#progress.match(p), bug);
     if (index <= this.commit) return;
     if (this.termAt(index) !== this.term && this.#opts.bug !== "commit-old-term") return;
     this.commit = index;
-    this.#hardDirty = true;
+    this.#outbox.hardDirty = true;
     if (this.#log.configIndex > this.commit) return;
     // The config in force is committed: a joint one is left by appending C_new; a leader outside C_new steps down.
     if (isJoint(this.config)) this.#replicate({ kind: "config", data: encodeConfig(leaveJoint(this.config)) });
@@ -595,14 +471,10 @@ export class RaftNode {
   }
 
   #send(m: Message): void {
-    this.#out.push(m);
+    this.#outbox.messages.push(m);
   }
 
   #resetTimeout(): void {
     this.#timeout = this.#opts.electionTicks + Math.floor(this.#opts.random() * this.#opts.electionTicks);
   }
-}
-
-function sameHardState(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }

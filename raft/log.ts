@@ -92,6 +92,30 @@ export class RaftLog {
     }
   }
 
+  /**
+   * Takes an append from the leader: `entries` follow `prevIndex`, which must hold `prevTerm`. Only a conflict
+   * truncates: a stale (reordered) append must not cut entries already acknowledged (unless `truncateStale`, a
+   * test-only bug). Returns the last index now known to match the leader's log and the first index that changed,
+   * or undefined when `prevIndex` does not match.
+   */
+  merge(
+    prevIndex: number,
+    prevTerm: number,
+    entries: readonly Entry[],
+    truncateStale = false,
+  ): { verified: number; changedFrom?: number } | undefined {
+    if (prevIndex > this.lastIndex || this.term(prevIndex) !== prevTerm) return undefined;
+    const verified = prevIndex + entries.length;
+    const conflict = entries.findIndex((e) => this.term(e.index) !== e.term);
+    if (conflict >= 0) {
+      this.append(entries.slice(conflict));
+      return { verified, changedFrom: entries[conflict].index };
+    }
+    if (!truncateStale || verified >= this.lastIndex) return { verified };
+    this.truncateAfter(verified);
+    return { verified, changedFrom: verified + 1 };
+  }
+
   /** Drops every entry after `index`. */
   truncateAfter(index: number): void {
     if (index >= this.lastIndex) return;
