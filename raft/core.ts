@@ -259,9 +259,10 @@ export class RaftNode {
     this.#send({ type: "vote-response", from: this.id, to: m.from, term: this.term, granted });
   }
 
-  /** True while a leader was heard from within the minimum election timeout. */
+  /** True while this node leads, or heard from its leader within the minimum election timeout. */
   #inLease(): boolean {
-    return this.leader !== undefined && this.leader !== this.id && this.#elapsed < this.#opts.electionTicks;
+    if (this.role === "leader") return true; // check-quorum steps it down when that is no longer so
+    return this.leader !== undefined && this.#elapsed < this.#opts.electionTicks;
   }
 
   #onPreVote(m: Extract<Message, { type: "pre-vote" }>): void {

@@ -61,6 +61,8 @@ export interface SimNode {
   downWith?: HardState;
   /** Down until this step (then it restarts). */
   downUntil: number;
+  /** When a node removed from the config is shut down. */
+  leavesAt?: number;
 }
 
 /** Test-only bugs: the core's, and two in the driver or state machine. */
@@ -91,6 +93,11 @@ export interface SimOptions {
   snapshotEvery?: number;
   clients?: number;
   bug?: SimBug;
+  /**
+   * Test-only: leave out the invariant that nothing is acknowledged or applied before it is durable, to show that
+   * a bug it catches does real damage downstream too.
+   */
+  trustDisk?: boolean;
 }
 
 /** Every fault at once: what CI and `deno task sim` run. */
@@ -103,7 +110,7 @@ export const allFaults: SimOptions = {
   delay: 0.01,
   pause: 0.002,
   clockJump: 0.002,
-  slowDisk: 0.05,
+  slowDisk: 0.1,
   fsyncError: 0.001,
   membership: 0.03,
   snapshotEvery: 8,
@@ -119,17 +126,26 @@ export class Simulation {
   readonly network = new SimNetwork();
   readonly checker: SafetyChecker;
   readonly clients: SimClients;
+  /** How often each fault and feature came up. */
   readonly stats = {
     crashes: 0,
+    lostWrites: 0,
+    tornWrites: 0,
     fsyncErrors: 0,
+    slowSyncs: 0,
     pauses: 0,
     clockJumps: 0,
-    partitions: 0,
+    splits: 0,
+    oneWayPartitions: 0,
+    bridgePartitions: 0,
+    delayedMessages: 0,
     snapshotsTaken: 0,
     snapshotsSent: 0,
+    snapshotsInstalled: 0,
     configChanges: 0,
     configRefused: 0,
     transfers: 0,
+    dedupedWrites: 0,
   };
   readonly #opts: SimOptions;
   #now = 0;
@@ -145,7 +161,7 @@ export class Simulation {
     const learners = Array.from({ length: opts.learners ?? 0 }, (_, i) => `l${i + 1}`);
     this.ids = [...this.voters, ...learners];
     const initial = { voters: this.voters, learners };
-    this.checker = new SafetyChecker(initial);
+    this.checker = new SafetyChecker(initial, opts.trustDisk);
     this.clients = new SimClients(opts.clients ?? 4, this.rand);
     for (const id of this.ids) this.#start(id, initial, new SimDisk());
   }
@@ -186,7 +202,8 @@ export class Simulation {
     });
     const noDedup = this.#opts.bug === "no-session-dedup";
     const kv = d.snapshot ? SimKv.decode(d.snapshot.data, noDedup) : new SimKv(noDedup);
-    const joined = this.nodes.get(id)?.joined ?? members(initial).includes(id);
+    const before = this.nodes.get(id);
+    const joined = before?.joined ?? members(initial).includes(id);
     this.nodes.set(id, {
       raft,
       alive: true,
@@ -199,6 +216,7 @@ export class Simulation {
       pausedUntil: 0,
       downUntil: 0,
       initial,
+      ...(before?.leavesAt !== undefined && { leavesAt: before.leavesAt }),
     });
     if (d.snapshot) this.checker.loadedSnapshot(raft, d.snapshot, kv.digest());
   }
@@ -233,8 +251,9 @@ export class Simulation {
     if (this.rand() < (o.partition ?? 0)) {
       if (this.network.partition) this.network.reconnect();
       else {
-        this.network.split(pick<PartitionKind>(["split", "one-way", "bridge"])!, this.ids, this.rand);
-        this.stats.partitions++;
+        const kind = pick<PartitionKind>(["split", "one-way", "bridge"])!;
+        this.network.split(kind, this.ids, this.rand);
+        this.stats[kind === "split" ? "splits" : kind === "one-way" ? "oneWayPartitions" : "bridgePartitions"]++;
       }
     }
     if (this.rand() < (o.pause ?? 0)) {
@@ -269,7 +288,9 @@ export class Simulation {
     n.inflight = undefined; // what it had not synced is not acknowledged, and never will be
     n.pausedUntil = 0;
     n.downWith = { ...n.disk.synced.hardState };
-    n.disk.crash(this.rand);
+    const { lost, torn } = n.disk.crash(this.rand);
+    this.stats.lostWrites += lost;
+    if (torn) this.stats.tornWrites++;
     this.network.dropTo(n.raft.id);
     this.clients.lost(n.raft.id);
     this.stats.crashes++;
@@ -370,6 +391,7 @@ export class Simulation {
       if (rd.entries.length > 0) n.disk.write({ kind: "entries", entries: rd.entries });
       if (rd.hardState) n.disk.write({ kind: "hard-state", hardState: rd.hardState });
       const slow = this.#faulty && this.rand() < (this.#opts.slowDisk ?? 0);
+      if (slow) this.stats.slowSyncs++;
       n.inflight = { rd, syncAt: this.#now + (slow ? 1 + Math.floor(this.rand() * 40) : 0), released: false };
       if (this.#opts.bug === "ack-before-fsync") {
         n.inflight.released = true;
@@ -384,16 +406,19 @@ export class Simulation {
     for (const m of rd.messages) {
       this.checker.released(id, m, n.disk);
       const late = this.#faulty && this.rand() < (this.#opts.delay ?? 0);
+      if (late) this.stats.delayedMessages++;
       this.network.send(m, this.#now, late ? 100 + Math.floor(this.rand() * 500) : 0);
     }
     if (rd.snapshot) {
       n.kv = SimKv.decode(rd.snapshot.data, this.#opts.bug === "no-session-dedup");
       n.applied = rd.snapshot.index;
       this.checker.loadedSnapshot(n.raft, rd.snapshot, n.kv.digest());
+      this.stats.snapshotsInstalled++;
     }
     for (const e of rd.committed) {
       if (e.index !== n.applied + 1) throw new InvariantViolation(`${id} applied ${e.index} right after ${n.applied}`);
       const outcome = n.kv.apply(e);
+      if (outcome?.status === "duplicate") this.stats.dedupedWrites++;
       n.applied = e.index;
       this.checker.applied(n.raft, e, n.kv.digest(), outcome, n.disk);
       this.clients.applied(id, e, outcome, this.#now);
@@ -412,18 +437,24 @@ export class Simulation {
     }
   }
 
-  /** A node no longer in the committed config is shut down for good (it is never added back). */
+  /** A node no longer in the committed config is shut down for good (it is never added back), a while later. */
   #decommission(): void {
     const { index, config } = this.checker.committedConfig;
-    if (index === this.#configSeen) return;
-    this.#configSeen = index;
-    const inConfig = members(config);
-    for (const n of this.nodes.values()) {
-      if (inConfig.includes(n.raft.id)) n.joined = true;
-      else if (n.joined && !n.removed) {
-        if (n.alive) this.#crash(n);
-        n.removed = true;
+    if (index !== this.#configSeen) {
+      this.#configSeen = index;
+      const inConfig = members(config);
+      for (const n of this.nodes.values()) {
+        if (inConfig.includes(n.raft.id)) n.joined = true;
+        else if (n.joined && !n.removed && n.leavesAt === undefined) {
+          // Until the operator gets to it, a removed node runs on, with the config it last knew.
+          n.leavesAt = this.#now + 100 + Math.floor(this.rand() * 900);
+        }
       }
+    }
+    for (const n of this.nodes.values()) {
+      if (n.leavesAt === undefined || n.leavesAt > this.#now || n.removed) continue;
+      if (n.alive) this.#crash(n);
+      n.removed = true;
     }
   }
 
@@ -435,6 +466,7 @@ export class Simulation {
   settle(maxSteps: number): boolean {
     this.network.heal();
     for (const n of this.nodes.values()) {
+      if (n.leavesAt !== undefined) n.leavesAt = this.#now;
       n.pausedUntil = 0;
       if (!n.alive && !n.removed) this.#restart(n);
     }

@@ -43,8 +43,11 @@ export class SimDisk {
     this.#pending = [];
   }
 
-  /** The power goes: the unsynced writes are lost, but a prefix of them (`rand` picks) may have reached the disk. */
-  crash(rand: () => number): void {
+  /**
+   * The power goes: the unsynced writes are lost, but a prefix of them (`rand` picks) may have reached the disk.
+   * Says how many writes (entries counted one by one) were lost, and whether the last one kept was torn.
+   */
+  crash(rand: () => number): { lost: number; torn: boolean } {
     const units = this.#pending.flatMap((w): DiskWrite[] =>
       w.kind === "entries" ? w.entries.map((e) => ({ kind: "entries", entries: [e] })) : [w]
     );
@@ -55,6 +58,7 @@ export class SimDisk {
     for (const w of units.slice(0, torn ? kept - 1 : kept)) state = applyWrite(state, w);
     this.synced = state;
     this.#pending = [];
+    return { lost: units.length - kept + (torn ? 1 : 0), torn };
   }
 
   /** The synced term at `index` (undefined: not on disk). */
