@@ -13,7 +13,7 @@
  */
 
 import { isJoint, members } from "./config.ts";
-import { type Message, type RaftBug, RaftNode, type Ready } from "./core.ts";
+import { type ChangeResult, type ConfigChange, type Message, type RaftBug, RaftNode, type Ready } from "./core.ts";
 import { checkLinearizable, type Operation } from "./linearizability.ts";
 import { InvariantViolation, SafetyChecker } from "./sim_check.ts";
 import { SimClients } from "./sim_client.ts";
@@ -92,6 +92,8 @@ export interface SimOptions {
   /** A node snapshots and compacts once it applied this many entries past its last snapshot (0: never). */
   snapshotEvery?: number;
   clients?: number;
+  /** Most entries in one append message (8 unless set). */
+  maxBatch?: number;
   bug?: SimBug;
   /**
    * Test-only: leave out the invariant that nothing is acknowledged or applied before it is durable, to show that
@@ -196,7 +198,7 @@ export class Simulation {
       electionTicks: 10,
       heartbeatTicks: 3,
       random: this.rand,
-      maxBatch: 8,
+      maxBatch: this.#opts.maxBatch ?? 8,
       restore: { hardState: { ...d.hardState }, entries: [...d.entries], ...(d.snapshot && { snapshot: d.snapshot }) },
       ...(bug && { bug }),
     });
@@ -537,6 +539,13 @@ export class Simulation {
   restart(id: string): void {
     this.#restart(this.nodes.get(id)!);
     this.#afterAction();
+  }
+
+  /** A membership change asked of `id`. */
+  changeConfig(id: string, change: ConfigChange): ChangeResult {
+    const result = this.nodes.get(id)!.raft.changeConfig(change);
+    this.#afterAction();
+    return result;
   }
 
   /** A client's write at `id`, outside any session. */
