@@ -236,7 +236,10 @@ export class RaftNode {
     return this.#outbox.ready(this.#log, this.#hardState(), this.commit);
   }
 
-  /** The driver has persisted, sent and applied what `ready` gave (the core may have moved on since). */
+  /**
+   * The driver has persisted, sent and applied what `ready` gave (the core may have moved on since). This can make
+   * more ready (a leader's entries, now stored, may commit): check `hasReady()` again before waiting for input.
+   */
   advance(ready: Ready): void {
     this.#outbox.advance(ready, this.#log, this.#hardState());
     if (this.role === "leader") this.#maybeCommit(); // what this leader just stored may commit now

@@ -24,14 +24,24 @@ export class Outbox {
   /** Entries from `first` on changed. */
   appended(first: number): void {
     this.#unstableFrom = Math.min(this.#unstableFrom, first);
+    this.#retract(first);
   }
 
   /** A snapshot replaced the log and the state machine. */
   installed(snapshot: Snapshot): void {
+    this.#retract(snapshot.index + 1);
     this.snapshot = snapshot;
     this.applied = snapshot.index;
     this.#unstableFrom = Infinity;
     this.hardDirty = true;
+  }
+
+  /**
+   * The entries from `first` on were replaced: an acknowledgement of them not handed over yet would go out once
+   * they are gone from the disk too. Dropped (as if lost on the way), since it would no longer be true.
+   */
+  #retract(first: number): void {
+    this.messages = this.messages.filter((m) => m.type !== "append-response" || !m.success || m.index < first);
   }
 
   /** The last index stored. */

@@ -112,7 +112,7 @@ export const allFaults: SimOptions = {
   delay: 0.01,
   pause: 0.002,
   clockJump: 0.002,
-  slowDisk: 0.1,
+  slowDisk: 0.15,
   fsyncError: 0.001,
   membership: 0.03,
   snapshotEvery: 8,

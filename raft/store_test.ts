@@ -1,3 +1,5 @@
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { MemoryLogStore } from "./memory_store.ts";
 import { SqliteLogStore } from "./sqlite_store.ts";
 import { logStoreContract } from "./store_contract.ts";
@@ -32,6 +34,34 @@ Deno.test("SqliteLogStore keeps the LogStore contract, across reopens", async (t
     );
   } finally {
     for (const s of open) s.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SqliteLogStore opens a store made before client sessions and snapshots, and keeps its entries", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "orca-raft-store-" });
+  try {
+    const path = `${dir}/old.db`;
+    const db = new DatabaseSync(path);
+    db.exec(`
+      CREATE TABLE raft_entries (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind TEXT NOT NULL, data BLOB NOT NULL);
+      CREATE TABLE raft_state (id INTEGER PRIMARY KEY CHECK (id = 1), term INTEGER NOT NULL, vote TEXT,
+        commit_index INTEGER NOT NULL, first INTEGER NOT NULL, snapshot_term INTEGER NOT NULL);
+      INSERT INTO raft_state VALUES (1, 2, 'n1', 1, 1, 0);
+      INSERT INTO raft_entries VALUES (1, 2, 'normal', x'6869');
+    `);
+    db.close();
+    const s = new SqliteLogStore(path);
+    try {
+      assert.deepEqual(s.hardState(), { term: 2, vote: "n1", commit: 1 });
+      assert.equal(new TextDecoder().decode(s.entries(1, 2)[0].data), "hi");
+      assert.equal(s.snapshot(), undefined);
+      await s.append([{ index: 2, term: 2, kind: "normal", data: new Uint8Array([1]), client: "c1", seq: 1 }]);
+      assert.equal(s.entries(2, 3)[0].client, "c1");
+    } finally {
+      s.close();
+    }
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
