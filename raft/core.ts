@@ -201,9 +201,9 @@ export class RaftNode {
       this.#becomeFollower(m.term, fromLeader ? m.from : undefined);
     }
     if (m.term < this.term) {
-      // Answering a stale leader with this term makes it step down: with pre-vote and leader stickiness, nothing
-      // else would ever bring it up to this term, and this node would be shut out for good (etcd-io/raft's
-      // "PreVote + CheckQuorum" livelock).
+      // Answering a stale leader with this term makes it step down: with leader stickiness (and pre-vote), nothing
+      // else would ever bring the cluster up to this term, and this node would be shut out for good (the stuck
+      // peer of etcd-io/etcd#5468).
       if (fromLeader && this.#opts.bug !== "ignore-stale-term-append") this.#answerAppend(m, false, this.lastIndex);
       if (m.type === "vote") {
         this.#send({ type: "vote-response", from: this.id, to: m.from, term: this.term, granted: false });
