@@ -1,6 +1,6 @@
 /** The in-memory LogStore: for the simulator and for tests of the core. */
 
-import type { Entry, HardState, LogStore, Snapshot } from "./types.ts";
+import type { Entry, HardState, LogStore, Snapshot, StoreWrite } from "./types.ts";
 
 export class MemoryLogStore implements LogStore {
   #hard: HardState = { term: 0, commit: 0 };
@@ -67,6 +67,12 @@ export class MemoryLogStore implements LogStore {
     this.#snapshotTerm = snapshot.term;
     this.#snapshot = copySnapshot(snapshot);
     return Promise.resolve();
+  }
+
+  async persist(write: StoreWrite): Promise<void> {
+    if (write.snapshot) await this.saveSnapshot(write.snapshot);
+    await this.append(write.entries);
+    if (write.hardState) await this.setHardState(write.hardState);
   }
 }
 

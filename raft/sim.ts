@@ -18,7 +18,7 @@ import { checkLinearizable, type Operation } from "./linearizability.ts";
 import { InvariantViolation, SafetyChecker } from "./sim_check.ts";
 import { SimClients } from "./sim_client.ts";
 import { SimDisk } from "./sim_disk.ts";
-import { encodePut, SimKv } from "./sim_kv.ts";
+import { encodePut, Kv } from "./kv.ts";
 import { type PartitionKind, SimNetwork } from "./sim_net.ts";
 import { seeded, type SimNode, type SimOptions } from "./sim_options.ts";
 import type { Config } from "./types.ts";
@@ -110,7 +110,7 @@ export class Simulation {
       ...(bug && { bug }),
     });
     const noDedup = this.#opts.bug === "no-session-dedup";
-    const kv = d.snapshot ? SimKv.decode(d.snapshot.data, noDedup) : new SimKv(noDedup);
+    const kv = d.snapshot ? Kv.decode(d.snapshot.data, noDedup) : new Kv(noDedup);
     const before = this.nodes.get(id);
     const joined = before?.joined ?? members(initial).includes(id);
     this.nodes.set(id, {
@@ -319,7 +319,7 @@ export class Simulation {
       this.network.send(m, this.#now, late ? 100 + Math.floor(this.rand() * 500) : 0);
     }
     if (rd.snapshot) {
-      n.kv = SimKv.decode(rd.snapshot.data, this.#opts.bug === "no-session-dedup");
+      n.kv = Kv.decode(rd.snapshot.data, this.#opts.bug === "no-session-dedup");
       n.applied = rd.snapshot.index;
       this.checker.loadedSnapshot(n.raft, rd.snapshot, n.kv.digest());
       this.stats.snapshotsInstalled++;

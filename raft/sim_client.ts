@@ -10,7 +10,7 @@
 import type { RaftNode } from "./core.ts";
 import type { Operation } from "./linearizability.ts";
 import type { SessionOutcome } from "./session.ts";
-import { encodePut } from "./sim_kv.ts";
+import { encodePut } from "./kv.ts";
 import type { Entry } from "./types.ts";
 
 interface Pending {

@@ -2,7 +2,7 @@
 
 import type { RaftBug, RaftNode, Ready } from "./core.ts";
 import type { SimDisk } from "./sim_disk.ts";
-import type { SimKv } from "./sim_kv.ts";
+import type { Kv } from "./kv.ts";
 import type { Config, HardState } from "./types.ts";
 
 /** mulberry32: small, seeded, good enough to explore schedules. */
@@ -27,7 +27,7 @@ export interface SimNode {
   joined: boolean;
   disk: SimDisk;
   /** The state machine, rebuilt from the snapshot and the log at each start. */
-  kv: SimKv;
+  kv: Kv;
   /** Index applied through. */
   applied: number;
   /** ReadIndex reads released to this node, waiting for it to apply their index. */

@@ -6,7 +6,7 @@
 
 import { DatabaseSync } from "node:sqlite";
 import { checkAppend, checkRange, limitBytes } from "./memory_store.ts";
-import type { Entry, HardState, LogStore, Snapshot } from "./types.ts";
+import type { Entry, HardState, LogStore, Snapshot, StoreWrite } from "./types.ts";
 import { decodeConfig, encodeConfig } from "./config.ts";
 
 const schema = `
@@ -63,14 +63,7 @@ export class SqliteLogStore implements LogStore {
   }
 
   setHardState(state: HardState): Promise<void> {
-    this.#write(() =>
-      this.#db.prepare("UPDATE raft_state SET term = ?, vote = ?, commit_index = ? WHERE id = 1").run(
-        state.term,
-        state.vote ?? null,
-        state.commit,
-      )
-    );
-    this.#hard = { ...state };
+    this.#write(() => this.#setHardState(state));
     return Promise.resolve();
   }
 
@@ -116,15 +109,7 @@ export class SqliteLogStore implements LogStore {
 
   append(entries: readonly Entry[]): Promise<void> {
     if (entries.length === 0) return Promise.resolve();
-    checkAppend(entries, this.#first, this.#last);
-    this.#transaction(() => {
-      this.#db.prepare("DELETE FROM raft_entries WHERE idx >= ?").run(entries[0].index);
-      const insert = this.#db.prepare(
-        "INSERT INTO raft_entries (idx, term, kind, data, client, seq) VALUES (?, ?, ?, ?, ?, ?)",
-      );
-      for (const e of entries) insert.run(e.index, e.term, e.kind, e.data, e.client ?? null, e.seq ?? null);
-    });
-    this.#last = entries[entries.length - 1].index;
+    this.#transaction(() => this.#append(entries));
     return Promise.resolve();
   }
 
@@ -155,26 +140,59 @@ export class SqliteLogStore implements LogStore {
   }
 
   saveSnapshot(snapshot: Snapshot): Promise<void> {
-    const saved = this.#db.prepare("SELECT idx FROM raft_snapshot WHERE id = 1").get() as { idx: number } | undefined;
-    if (saved && snapshot.index <= saved.idx) return Promise.resolve();
-    const continues = snapshot.index >= this.#first - 1 && this.term(snapshot.index) === snapshot.term;
+    this.#transaction(() => this.#saveSnapshot(snapshot));
+    return Promise.resolve();
+  }
+
+  persist(write: StoreWrite): Promise<void> {
     this.#transaction(() => {
-      this.#db.prepare("DELETE FROM raft_entries WHERE idx <= ? OR ?").run(snapshot.index, continues ? 0 : 1);
-      this.#db.prepare("UPDATE raft_state SET first = ?, snapshot_term = ? WHERE id = 1").run(
-        snapshot.index + 1,
-        snapshot.term,
-      );
-      this.#db.prepare("INSERT OR REPLACE INTO raft_snapshot (id, idx, term, config, data) VALUES (1, ?, ?, ?, ?)").run(
-        snapshot.index,
-        snapshot.term,
-        new TextDecoder().decode(encodeConfig(snapshot.config)),
-        snapshot.data,
-      );
+      if (write.snapshot) this.#saveSnapshot(write.snapshot);
+      if (write.entries.length > 0) this.#append(write.entries);
+      if (write.hardState) this.#setHardState(write.hardState);
     });
+    return Promise.resolve();
+  }
+
+  // The steps below run inside a transaction: should it fail, the store stops (onFatal), so what they already
+  // changed in memory does not matter.
+
+  #setHardState(state: HardState): void {
+    this.#db.prepare("UPDATE raft_state SET term = ?, vote = ?, commit_index = ? WHERE id = 1").run(
+      state.term,
+      state.vote ?? null,
+      state.commit,
+    );
+    this.#hard = { ...state };
+  }
+
+  #append(entries: readonly Entry[]): void {
+    checkAppend(entries, this.#first, this.#last);
+    this.#db.prepare("DELETE FROM raft_entries WHERE idx >= ?").run(entries[0].index);
+    const insert = this.#db.prepare(
+      "INSERT INTO raft_entries (idx, term, kind, data, client, seq) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    for (const e of entries) insert.run(e.index, e.term, e.kind, e.data, e.client ?? null, e.seq ?? null);
+    this.#last = entries[entries.length - 1].index;
+  }
+
+  #saveSnapshot(snapshot: Snapshot): void {
+    const saved = this.#db.prepare("SELECT idx FROM raft_snapshot WHERE id = 1").get() as { idx: number } | undefined;
+    if (saved && snapshot.index <= saved.idx) return;
+    const continues = snapshot.index >= this.#first - 1 && this.term(snapshot.index) === snapshot.term;
+    this.#db.prepare("DELETE FROM raft_entries WHERE idx <= ? OR ?").run(snapshot.index, continues ? 0 : 1);
+    this.#db.prepare("UPDATE raft_state SET first = ?, snapshot_term = ? WHERE id = 1").run(
+      snapshot.index + 1,
+      snapshot.term,
+    );
+    this.#db.prepare("INSERT OR REPLACE INTO raft_snapshot (id, idx, term, config, data) VALUES (1, ?, ?, ?, ?)").run(
+      snapshot.index,
+      snapshot.term,
+      new TextDecoder().decode(encodeConfig(snapshot.config)),
+      snapshot.data,
+    );
     this.#first = snapshot.index + 1;
     this.#snapshotTerm = snapshot.term;
     if (!continues || this.#last < this.#first) this.#last = snapshot.index;
-    return Promise.resolve();
   }
 
   #transaction(fn: () => void): void {

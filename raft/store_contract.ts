@@ -115,7 +115,30 @@ export async function logStoreContract(
     assert.equal(s.lastIndex(), 4);
   });
 
+  await t.step("persist writes a snapshot, then entries, then the hard state", async () => {
+    const s = open();
+    await s.append([1, 2].map((i) => entry(i, 1)));
+    await s.persist({ snapshot: snap(4, 2), entries: [entry(5, 2), entry(6, 3)], hardState: { term: 3, commit: 5 } });
+    assert.equal(s.snapshot()!.index, 4);
+    assert.equal(s.firstIndex(), 5);
+    assert.equal(s.lastIndex(), 6);
+    assert.deepEqual(s.entries(5, 7).map((e) => e.term), [2, 3]);
+    assert.deepEqual(s.hardState(), { term: 3, commit: 5 });
+    await s.persist({ entries: [entry(6, 4)] });
+    assert.equal(s.term(6), 4);
+    assert.deepEqual(s.hardState(), { term: 3, commit: 5 }, "no hard state given: unchanged");
+    await assert.rejects(async () => await s.persist({ entries: [entry(9, 4)] }), /gap/);
+  });
+
   if (reopen) {
+    await t.step("what persist wrote survives a reopen", async () => {
+      const s = open();
+      await s.persist({ entries: [entry(1, 1), entry(2, 2)], hardState: { term: 2, vote: "n1", commit: 1 } });
+      const again = reopen(s);
+      assert.deepEqual(again.hardState(), { term: 2, vote: "n1", commit: 1 });
+      assert.deepEqual(again.entries(1, 3).map((e) => e.term), [1, 2]);
+    });
+
     await t.step("a snapshot, the entries after it and their sessions survive a reopen", async () => {
       const s = open();
       await s.append([1, 2, 3, 4].map((i) => ({ ...entry(i, 1), client: "c1", seq: i })));

@@ -56,6 +56,8 @@ export interface HardState {
  *   `s.index + 1` and `term(s.index)` is `s.term`. Entries after `s.index` stay only if the log holds `s.index`
  *   with `s.term` (the log continues the snapshot); otherwise the whole log goes. A snapshot no newer than
  *   the saved one is ignored. `snapshot()` returns the saved one (survives a reopen).
+ * - `persist(w)` does what `saveSnapshot(w.snapshot)`, `append(w.entries)` and `setHardState(w.hardState)`
+ *   would, in that order, as one durable write (one fsync per Ready): after a crash, all of it or none.
  * - Entries keep their `client` and `seq` when set.
  * - Any I/O error rejects; the driver must then stop the node.
  */
@@ -70,6 +72,14 @@ export interface LogStore {
   compact(upTo: number): Promise<void>;
   snapshot(): Snapshot | undefined;
   saveSnapshot(snapshot: Snapshot): Promise<void>;
+  persist(write: StoreWrite): Promise<void>;
+}
+
+/** What one Ready asks to persist (raft/messages.ts): written together. */
+export interface StoreWrite {
+  snapshot?: Snapshot;
+  entries: readonly Entry[];
+  hardState?: HardState;
 }
 
 /** Delivers messages between nodes; authenticated with the cluster token in real implementations. */

@@ -1,9 +1,11 @@
 /**
- * The simulator's state machine: a key-value map whose writes come in client
- * sessions (raft/session.ts), so a retried write applies once. Its state,
- * sessions included, is what a snapshot holds.
+ * A replicated key-value map, the state machine of the simulator and of the
+ * Raft server (raft/server.ts): its writes come in client sessions
+ * (raft/session.ts), so a retried write applies once. Its state, sessions
+ * included, is what a snapshot holds.
  */
 
+import type { StateMachine } from "./driver.ts";
 import { type SessionOutcome, type SessionRecord, SessionTable } from "./session.ts";
 import type { Entry } from "./types.ts";
 
@@ -17,7 +19,7 @@ export function encodePut(put: Put): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(put));
 }
 
-export class SimKv {
+export class Kv {
   readonly kv: Map<string, string>;
   readonly sessions: SessionTable<string>;
   /** Test-only: apply every write, retries included (the bug sessions exist to prevent). */
@@ -50,11 +52,28 @@ export class SimKv {
     return JSON.stringify({ kv: [...this.kv].sort(), sessions: this.sessions.records() });
   }
 
-  static decode(data: Uint8Array, noDedup = false): SimKv {
+  static decode(data: Uint8Array, noDedup = false): Kv {
     const s = JSON.parse(new TextDecoder().decode(data)) as {
       kv: [string, string][];
       sessions: SessionRecord<string>[];
     };
-    return new SimKv(noDedup, new Map(s.kv), s.sessions);
+    return new Kv(noDedup, new Map(s.kv), s.sessions);
+  }
+}
+
+/** A Kv as the driver's state machine: a snapshot replaces it whole. */
+export class KvMachine implements StateMachine<SessionOutcome<string> | undefined> {
+  kv = new Kv();
+
+  apply(entry: Entry): SessionOutcome<string> | undefined {
+    return this.kv.apply(entry);
+  }
+
+  snapshot(): Uint8Array {
+    return this.kv.encode();
+  }
+
+  restore(data: Uint8Array): void {
+    this.kv = Kv.decode(data);
   }
 }

@@ -1,0 +1,326 @@
+/**
+ * The driver: runs a RaftNode against real time, a durable LogStore and a
+ * Transport, and applies what commits to a state machine. It keeps the Ready
+ * contract (raft/core.ts): a Ready's snapshot, entries and hard state are
+ * stored in one write (one fsync) before any message that depends on them goes
+ * out, then the committed entries are applied, then the core is advanced.
+ *
+ * Throughput comes from batching: everything that arrives while a write is on
+ * its way (proposals, acknowledgements) is in the next Ready, so one fsync
+ * stores as many entries as came in meanwhile. A leader's appends carry only
+ * what its term already made durable, so they go out before its own write
+ * (the Raft thesis, 10.2.1): the followers' writes overlap the leader's, and
+ * the leader counts itself only for what it has stored.
+ *
+ * A store that fails stops the node (`onFatal`): it must not answer from a
+ * disk it cannot trust.
+ */
+
+import { type Message, RaftNode, type Ready, type Role } from "./core.ts";
+import type { Entry, HardState, LogStore, Transport } from "./types.ts";
+
+/** What the driver applies committed entries to. */
+export interface StateMachine<R> {
+  /** Applies a committed entry (every kind, in log order); the result goes to whoever proposed it. */
+  apply(entry: Entry): R;
+  /** The whole state, for a snapshot. */
+  snapshot(): Uint8Array;
+  /** Replaces the whole state with a snapshot's. */
+  restore(data: Uint8Array): void;
+}
+
+export interface DriverOptions<R> {
+  id: string;
+  /** The initial voters, this node included (a stored config overrides them). */
+  voters: string[];
+  store: LogStore;
+  transport: Transport<Message>;
+  machine: StateMachine<R>;
+  /** Called once if the store fails; the driver has stopped by then. The process should exit. */
+  onFatal: (err: unknown) => void;
+  /** Milliseconds per tick; elections start after 10-20 ticks without a leader, heartbeats every 2. */
+  tickMs?: number;
+  electionTicks?: number;
+  heartbeatTicks?: number;
+  /** Most entries in one append message. */
+  maxBatch?: number;
+  /** Take a snapshot (and compact the log) every this many applied entries; 0: never. */
+  snapshotEvery?: number;
+  /** A proposal or read not done in this long is given up (its outcome unknown, for a proposal). */
+  timeoutMs?: number;
+  random?: () => number;
+}
+
+/** Why a proposal or read was not done here; `leader` is where to ask instead, when known. */
+export class NotLeaderError extends Error {
+  readonly code = "raft_not_leader";
+  constructor(readonly leader: string | undefined, message = "not the leader") {
+    super(message);
+  }
+}
+
+/** A proposal or read that did not finish in time: a proposal may still take effect later. */
+export class TimeoutError extends Error {
+  readonly code = "raft_timeout";
+}
+
+export interface DriverStats {
+  /** Writes to the store (each one fsync). */
+  fsyncs: number;
+  /** Entries those writes stored. */
+  entriesWritten: number;
+  applied: number;
+  term: number;
+  role: Role;
+  leader?: string;
+}
+
+interface Waiter<T> {
+  resolve: (value: T) => void;
+  reject: (err: Error) => void;
+  deadline: number;
+}
+
+export class RaftDriver<R> {
+  readonly node: RaftNode;
+  readonly stats: DriverStats;
+  readonly #opts: DriverOptions<R>;
+  /** Proposals by log index, with the term they were proposed in (an entry of another term there means lost). */
+  readonly #proposals = new Map<number, Waiter<R> & { term: number }>();
+  /** Reads waiting for the leader's confirmation, by context; then for their index to be applied. */
+  readonly #reads = new Map<string, Waiter<void>>();
+  #confirmed: { index: number; waiter: Waiter<void> }[] = [];
+  #readSeq = 0;
+  #applied: number;
+  #stored: HardState;
+  readonly #timer: ReturnType<typeof setInterval>;
+  /** Runs the loop as a task of its own (a microtask would run it before other arrivals are in). */
+  readonly #wake = new MessageChannel();
+  #woken = false;
+  #running = false;
+  #stopped = false;
+
+  constructor(opts: DriverOptions<R>) {
+    this.#opts = opts;
+    const store = opts.store;
+    const snapshot = store.snapshot();
+    const entries = store.lastIndex() >= store.firstIndex()
+      ? store.entries(store.firstIndex(), store.lastIndex() + 1)
+      : [];
+    this.#stored = store.hardState();
+    if (snapshot) opts.machine.restore(snapshot.data);
+    this.#applied = snapshot?.index ?? 0;
+    this.node = new RaftNode({
+      id: opts.id,
+      voters: opts.voters,
+      electionTicks: opts.electionTicks ?? 10,
+      heartbeatTicks: opts.heartbeatTicks ?? 2,
+      maxBatch: opts.maxBatch ?? 256,
+      random: opts.random ?? Math.random,
+      restore: { hardState: this.#stored, entries, snapshot },
+    });
+    this.stats = { fsyncs: 0, entriesWritten: 0, applied: this.#applied, term: this.node.term, role: "follower" };
+    opts.transport.onMessage((_from, m) => {
+      if (this.#stopped) return;
+      this.node.step(m);
+      this.#schedule();
+    });
+    this.#wake.port1.onmessage = () => this.#run();
+    this.#timer = setInterval(() => this.#tick(), opts.tickMs ?? 20);
+    this.#schedule();
+  }
+
+  get leader(): string | undefined {
+    return this.node.leader;
+  }
+
+  get applied(): number {
+    return this.#applied;
+  }
+
+  /**
+   * Proposes `data` (tagged with the client's session, so a retry applies once) and resolves with what the state
+   * machine returned for it once applied here. Rejects with NotLeaderError unless this node leads, and with
+   * TimeoutError (outcome unknown) or NotLeaderError (lost to a new leader) if it does not commit.
+   */
+  propose(data: Uint8Array, session?: { client: string; seq: number }): Promise<R> {
+    if (this.#stopped) return Promise.reject(new NotLeaderError(undefined, "stopped"));
+    const term = this.node.term;
+    const index = this.node.propose(data, session);
+    if (index === undefined) return Promise.reject(new NotLeaderError(this.node.leader));
+    this.#schedule();
+    return new Promise((resolve, reject) =>
+      this.#proposals.set(index, { resolve, reject, term, deadline: this.#deadline() })
+    );
+  }
+
+  /**
+   * Resolves once this node's state machine is at least as new as the cluster was when this was called
+   * (ReadIndex): what it then reads is linearizable. Only the leader can; others reject with NotLeaderError.
+   */
+  readBarrier(): Promise<void> {
+    if (this.#stopped || this.node.role !== "leader") {
+      return Promise.reject(new NotLeaderError(this.#stopped ? undefined : this.node.leader));
+    }
+    const ctx = `r${++this.#readSeq}`;
+    return new Promise((resolve, reject) => {
+      this.#reads.set(ctx, { resolve, reject, deadline: this.#deadline() });
+      this.#startRead(ctx);
+    });
+  }
+
+  /** Stops ticking, sending and applying; what is waiting is rejected. Does not close the transport or the store. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    this.#wake.port1.close();
+    this.#wake.port2.close();
+    this.#failAll(new NotLeaderError(undefined, "stopped"));
+  }
+
+  /** A read waits until this leader has committed an entry of its term (its first no-op), then starts. */
+  #startRead(ctx: string): void {
+    if (!this.#reads.has(ctx) || this.#stopped) return;
+    if (this.node.role !== "leader") {
+      this.#reads.get(ctx)!.reject(new NotLeaderError(this.node.leader));
+      this.#reads.delete(ctx);
+    } else if (this.node.readIndex(ctx)) this.#schedule();
+    else setTimeout(() => this.#startRead(ctx), this.#opts.tickMs ?? 20);
+  }
+
+  #deadline(): number {
+    return performance.now() + (this.#opts.timeoutMs ?? 5000);
+  }
+
+  #tick(): void {
+    this.node.tick();
+    this.#schedule();
+    const now = performance.now();
+    for (const [index, w] of this.#proposals) {
+      if (w.deadline > now) break; // in index order, so in deadline order
+      this.#proposals.delete(index);
+      w.reject(new TimeoutError(`entry ${index} not applied in time; it may still be`));
+    }
+    for (const [ctx, w] of this.#reads) {
+      if (w.deadline > now) break;
+      this.#reads.delete(ctx);
+      w.reject(new TimeoutError("read not confirmed in time"));
+    }
+  }
+
+  #schedule(): void {
+    if (this.#woken || this.#stopped) return;
+    this.#woken = true;
+    this.#wake.port2.postMessage(null);
+  }
+
+  async #run(): Promise<void> {
+    this.#woken = false;
+    if (this.#running || this.#stopped) return;
+    this.#running = true;
+    try {
+      while (this.node.hasReady() && !this.#stopped) await this.#handle(this.node.ready());
+    } catch (err) {
+      this.stop();
+      this.#opts.onFatal(err);
+    } finally {
+      this.#running = false;
+    }
+    const { node, stats } = this;
+    if (stats.role === "leader" && node.role !== "leader") {
+      // Deposed: reads it was confirming never will be; proposals wait for what the new leader's log says.
+      for (const w of this.#reads.values()) w.reject(new NotLeaderError(node.leader));
+      this.#reads.clear();
+    }
+    Object.assign(stats, { applied: this.#applied, term: node.term, role: node.role, leader: node.leader });
+  }
+
+  async #handle(rd: Ready): Promise<void> {
+    const { store, transport } = this.#opts;
+    const hard = rd.hardState;
+    const sameTerm = !hard || (hard.term === this.#stored.term && hard.vote === this.#stored.vote);
+    const messages = _coalesce(rd.messages);
+    // A leader's appends need only its term on disk (it is, unless this Ready changes it): send them first.
+    const early = (m: Message) => sameTerm && _leaderMessage(m);
+    for (const m of messages) if (early(m)) transport.send(m.to, m);
+    // A hard state that only moved the commit index is not worth an fsync of its own: it is rebuilt from the
+    // leader after a restart. It goes along with the next write.
+    const write = rd.snapshot !== undefined || rd.entries.length > 0 || !sameTerm;
+    if (write) {
+      await store.persist({ snapshot: rd.snapshot, entries: rd.entries, ...(hard && { hardState: hard }) });
+      this.stats.fsyncs++;
+      this.stats.entriesWritten += rd.entries.length;
+      if (hard) this.#stored = hard;
+    }
+    for (const m of messages) if (!early(m)) transport.send(m.to, m);
+    if (rd.snapshot) {
+      this.#opts.machine.restore(rd.snapshot.data);
+      this.#applied = rd.snapshot.index;
+      this.#settle(rd.snapshot.index, undefined);
+    }
+    for (const e of rd.committed) {
+      const result = this.#opts.machine.apply(e);
+      this.#applied = e.index;
+      this.#settle(e.index, { term: e.term, result });
+    }
+    for (const r of rd.reads) {
+      const waiter = this.#reads.get(r.ctx);
+      this.#reads.delete(r.ctx);
+      if (waiter) this.#confirmed.push({ index: r.index, waiter });
+    }
+    const ready = this.#confirmed.filter((c) => c.index <= this.#applied);
+    this.#confirmed = this.#confirmed.filter((c) => c.index > this.#applied);
+    for (const c of ready) c.waiter.resolve();
+    this.node.advance(rd);
+    const every = this.#opts.snapshotEvery ?? 0;
+    if (every > 0 && this.#applied - this.node.snapshotIndex >= every) {
+      await store.saveSnapshot(this.node.snapshot(this.#applied, this.#opts.machine.snapshot()));
+      this.stats.fsyncs++;
+    }
+  }
+
+  /** Answers the proposals up to `index`: the one there with its result if the entry is the one proposed. */
+  #settle(index: number, applied: { term: number; result: R } | undefined): void {
+    for (const [i, w] of this.#proposals) {
+      if (i > index) break;
+      this.#proposals.delete(i);
+      if (i === index && applied?.term === w.term) w.resolve(applied.result);
+      else w.reject(new NotLeaderError(this.node.leader, `entry ${i} was replaced by another leader's`));
+    }
+  }
+
+  #failAll(err: Error): void {
+    for (const w of this.#proposals.values()) w.reject(err);
+    for (const w of this.#reads.values()) w.reject(err);
+    for (const c of this.#confirmed) c.waiter.reject(err);
+    this.#proposals.clear();
+    this.#reads.clear();
+    this.#confirmed = [];
+  }
+}
+
+/** Messages only a leader of the current term sends: they depend on nothing this node has yet to store. */
+export function _leaderMessage(m: Message): boolean {
+  return m.type === "append" || m.type === "snapshot" || m.type === "timeout-now";
+}
+
+/**
+ * Drops every append that a later one to the same peer, of the same term and from the same point, supersedes
+ * (it carries the same entries and more, and a commit index and read round at least as new): a burst of proposals
+ * in one Ready then costs one message per peer, not one each.
+ */
+export function _coalesce(messages: readonly Message[]): Message[] {
+  const seen = new Set<string>();
+  const kept: Message[] = [];
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i];
+    if (m.type === "append") {
+      const key = `${m.to}\u0000${m.term}\u0000${m.prevIndex}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+    }
+    kept.push(m);
+  }
+  return kept.reverse();
+}

@@ -1,0 +1,155 @@
+import assert from "node:assert/strict";
+import type { Message } from "./core.ts";
+import { _coalesce, NotLeaderError, RaftDriver } from "./driver.ts";
+import { encodePut, KvMachine } from "./kv.ts";
+import { MemoryLogStore } from "./memory_store.ts";
+import type { Entry, LogStore, StoreWrite, Transport } from "./types.ts";
+
+/** Delivers messages between drivers in this process, asynchronously, unless a node is cut off. */
+class Hub {
+  readonly handlers = new Map<string, (from: string, m: Message) => void>();
+  readonly cut = new Set<string>();
+
+  transport(id: string): Transport<Message> {
+    return {
+      send: (to, m) => {
+        if (this.cut.has(id) || this.cut.has(to)) return;
+        setTimeout(() => this.handlers.get(to)?.(id, m), 0);
+      },
+      onMessage: (h) => void this.handlers.set(id, h),
+      close: () => Promise.resolve(),
+    };
+  }
+}
+
+function cluster(ids: string[], opts: { snapshotEvery?: number; store?: (id: string) => LogStore } = {}) {
+  const hub = new Hub();
+  const fatal: unknown[] = [];
+  const machines = new Map<string, KvMachine>();
+  const drivers = new Map(ids.map((id) => {
+    const machine = new KvMachine();
+    machines.set(id, machine);
+    const driver = new RaftDriver({
+      id,
+      voters: ids,
+      store: opts.store?.(id) ?? new MemoryLogStore(),
+      transport: hub.transport(id),
+      machine,
+      onFatal: (err) => fatal.push(err),
+      tickMs: 5,
+      snapshotEvery: opts.snapshotEvery,
+    });
+    return [id, driver];
+  }));
+  const stop = () => drivers.forEach((d) => d.stop());
+  return { hub, drivers, machines, fatal, stop };
+}
+
+async function until<T>(what: string, f: () => T | undefined, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const leaderOf = <R>(drivers: Map<string, RaftDriver<R>>) =>
+  [...drivers.values()].find((d) => d.node.role === "leader");
+
+const put = (key: string, value: string) => encodePut({ key, value });
+
+Deno.test("RaftDriver: a leader is elected, proposals apply everywhere once, reads see them", async () => {
+  const c = cluster(["n1", "n2", "n3"]);
+  try {
+    const leader = await until("a leader", () => leaderOf(c.drivers));
+    const follower = [...c.drivers.values()].find((d) => d !== leader)!;
+    await assert.rejects(follower.propose(put("k", "v")), NotLeaderError);
+    const first = await leader.propose(put("k", "v1"), { client: "c1", seq: 1 });
+    assert.deepEqual(first, { status: "applied", result: "ok" });
+    const retry = await leader.propose(put("k", "v1"), { client: "c1", seq: 1 });
+    assert.deepEqual(retry, { status: "duplicate", result: "ok" });
+    await leader.readBarrier();
+    const leaderKv = c.machines.get(leader.node.id)!;
+    assert.equal(leaderKv.kv.kv.get("k"), "v1");
+    await until("every node to apply it", () => [...c.machines.values()].every((m) => m.kv.kv.get("k") === "v1"));
+    await assert.rejects(follower.readBarrier(), NotLeaderError);
+  } finally {
+    c.stop();
+  }
+});
+
+Deno.test("RaftDriver batches proposals that arrive together into few writes", async () => {
+  const c = cluster(["n1", "n2", "n3"]);
+  try {
+    const leader = await until("a leader", () => leaderOf(c.drivers));
+    await leader.propose(put("warm", "up"));
+    const before = { ...leader.stats };
+    await Promise.all(
+      Array.from({ length: 200 }, (_, i) => leader.propose(put(`k${i}`, "v"), { client: `c${i}`, seq: 1 })),
+    );
+    const fsyncs = leader.stats.fsyncs - before.fsyncs;
+    const entries = leader.stats.entriesWritten - before.entriesWritten;
+    assert.equal(entries, 200);
+    assert.ok(fsyncs <= 5, `${fsyncs} writes for 200 entries proposed at once`);
+  } finally {
+    c.stop();
+  }
+});
+
+Deno.test("RaftDriver: a node cut off past a snapshot catches up from the snapshot", async () => {
+  const c = cluster(["n1", "n2", "n3"], { snapshotEvery: 20 });
+  try {
+    const leader = await until("a leader", () => leaderOf(c.drivers));
+    const lagging = [...c.drivers.keys()].find((id) => id !== leader.node.id)!;
+    c.hub.cut.add(lagging);
+    for (let i = 0; i < 60; i++) await leader.propose(put(`k${i}`, `v${i}`));
+    assert.ok(leader.node.snapshotIndex >= 40, "the leader compacted its log");
+    c.hub.cut.delete(lagging);
+    await until("the lagging node to catch up", () => c.machines.get(lagging)!.kv.kv.get("k59") === "v59");
+    assert.ok(c.drivers.get(lagging)!.node.snapshotIndex >= 40, "it caught up from a snapshot");
+  } finally {
+    c.stop();
+  }
+});
+
+Deno.test("RaftDriver stops the node when its store fails, and answers nothing after", async () => {
+  let failing = false;
+  const failingStore = (): LogStore => {
+    const s = new MemoryLogStore();
+    const persist = s.persist.bind(s);
+    s.persist = (w: StoreWrite) => failing ? Promise.reject(new Error("EIO: fsync failed")) : persist(w);
+    return s;
+  };
+  const c = cluster(["n1"], { store: failingStore });
+  try {
+    const d = c.drivers.get("n1")!;
+    await until("n1 to lead", () => d.node.role === "leader");
+    await d.propose(put("a", "1"));
+    failing = true;
+    await assert.rejects(d.propose(put("a", "2")), NotLeaderError);
+    assert.equal(c.fatal.length, 1);
+    assert.match(String(c.fatal[0]), /EIO/);
+    await assert.rejects(d.propose(put("a", "3")), /stopped/);
+  } finally {
+    c.stop();
+  }
+});
+
+Deno.test("coalescing keeps only the last append of a burst to each peer", () => {
+  const entry = (index: number): Entry => ({ index, term: 2, kind: "normal", data: new Uint8Array() });
+  const append = (to: string, n: number): Message => ({
+    type: "append",
+    from: "n1",
+    to,
+    term: 2,
+    prevIndex: 4,
+    prevTerm: 2,
+    entries: Array.from({ length: n }, (_, i) => entry(5 + i)),
+    commit: 4,
+  });
+  const vote: Message = { type: "vote-response", from: "n1", to: "n2", term: 2, granted: false };
+  const out = _coalesce([append("n2", 1), append("n3", 1), vote, append("n2", 2), append("n3", 2), append("n2", 3)]);
+  assert.deepEqual(out, [vote, append("n3", 2), append("n2", 3)]);
+});

@@ -1,0 +1,210 @@
+/**
+ * The Transport between Raft processes: WebSockets, one outgoing connection
+ * per peer (this node's messages to it) and one incoming from each peer (its
+ * messages here). A peer proves it belongs to the cluster with the cluster
+ * token when it connects (compared in constant time); without it there is no
+ * socket. Messages are binary (raft/codec.ts), and all those sent to a peer in
+ * one synchronous stretch (one Ready) go in one frame.
+ *
+ * Sending never blocks the core: a message to a peer that is down or slow is
+ * queued up to a bound and dropped past it, as Raft tolerates loss. A peer
+ * that is down is redialed with exponential backoff.
+ */
+
+import { createHash, timingSafeEqual } from "node:crypto";
+import { CodecError, decodeFrame, encodeFrame } from "./codec.ts";
+import type { Message } from "./messages.ts";
+import type { Transport } from "./types.ts";
+
+/** The path peers connect to. */
+export const raftPath = "/raft";
+
+export interface WebSocketTransportOptions {
+  id: string;
+  /** The cluster token every peer presents. */
+  token: string;
+  /** Each peer's address (`host:port`, or a `ws://` URL): where this node dials it. */
+  peers: Record<string, string>;
+  /** Most messages waiting for one peer (disconnected, or its socket's buffer full) before new ones are dropped. */
+  maxQueue?: number;
+  /** Bytes a socket may hold unsent before what is sent to it is dropped. */
+  maxBuffered?: number;
+  /** Redial delay after a failed connection: doubles from `minBackoffMs` up to `maxBackoffMs`. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/** What the transport did, for stats and tests. */
+export interface TransportStats {
+  framesSent: number;
+  messagesSent: number;
+  messagesDropped: number;
+  messagesReceived: number;
+  /** Connections refused for a missing or wrong token, or an unknown peer id. */
+  rejected: number;
+}
+
+interface Peer {
+  id: string;
+  url: string;
+  socket?: WebSocket;
+  open: boolean;
+  queue: Message[];
+  backoff: number;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+export class WebSocketTransport implements Transport<Message> {
+  readonly stats: TransportStats = {
+    framesSent: 0,
+    messagesSent: 0,
+    messagesDropped: 0,
+    messagesReceived: 0,
+    rejected: 0,
+  };
+  readonly #opts: Required<WebSocketTransportOptions>;
+  readonly #peers = new Map<string, Peer>();
+  readonly #incoming = new Set<WebSocket>();
+  readonly #tokenDigest: Uint8Array;
+  #handler: (from: string, message: Message) => void = () => {};
+  #flushScheduled = false;
+  #closed = false;
+
+  constructor(opts: WebSocketTransportOptions) {
+    this.#opts = { maxQueue: 4096, maxBuffered: 16 << 20, minBackoffMs: 25, maxBackoffMs: 500, ...opts };
+    this.#tokenDigest = _digest(opts.token);
+    for (const [id, addr] of Object.entries(opts.peers)) {
+      if (id === opts.id) continue;
+      const base = addr.includes("://") ? addr : `ws://${addr}`;
+      this.#peers.set(id, { id, url: new URL(raftPath, base).href, open: false, queue: [], backoff: 0 });
+    }
+    for (const peer of this.#peers.values()) this.#dial(peer);
+  }
+
+  send(to: string, message: Message): void {
+    const peer = this.#peers.get(to);
+    if (!peer || this.#closed) return;
+    if (peer.queue.length >= this.#opts.maxQueue) {
+      this.stats.messagesDropped++;
+      return;
+    }
+    peer.queue.push(message);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  onMessage(handler: (from: string, message: Message) => void): void {
+    this.#handler = handler;
+  }
+
+  /**
+   * Serves a peer's connection (mount it on the node's HTTP server at `raftPath`): upgrades it to a WebSocket
+   * if the peer names itself (`x-raft-from`) and presents the cluster token (`authorization: Bearer ...`).
+   */
+  handle(req: Request): Response {
+    const from = req.headers.get("x-raft-from") ?? "";
+    const presented = /^Bearer (.+)$/.exec(req.headers.get("authorization") ?? "")?.[1] ?? "";
+    // The token is checked even for an unknown peer id, so timing tells nothing about which ids exist.
+    const tokenOk = timingSafeEqual(_digest(presented), this.#tokenDigest);
+    if (!tokenOk || !this.#peers.has(from) || this.#closed) {
+      this.stats.rejected++;
+      return new Response("raft: unauthenticated peer\n", { status: 401 });
+    }
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("raft: expected a WebSocket upgrade\n", { status: 426 });
+    }
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.binaryType = "arraybuffer";
+    this.#incoming.add(socket);
+    socket.onclose = () => this.#incoming.delete(socket);
+    socket.onmessage = (e) => this.#receive(from, socket, e.data);
+    return response;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const closing: Promise<void>[] = [];
+    const closeSocket = (s: WebSocket) => {
+      if (s.readyState === WebSocket.CLOSED) return;
+      closing.push(new Promise((resolve) => s.addEventListener("close", () => resolve(), { once: true })));
+      s.close();
+    };
+    for (const peer of this.#peers.values()) {
+      clearTimeout(peer.timer);
+      if (peer.socket) closeSocket(peer.socket);
+    }
+    for (const s of this.#incoming) closeSocket(s);
+    // A socket whose peer is gone may never report its close: do not wait on it for long.
+    await Promise.race([Promise.all(closing), new Promise((r) => setTimeout(r, 500))]);
+  }
+
+  #receive(from: string, socket: WebSocket, data: unknown): void {
+    if (!(data instanceof ArrayBuffer)) return socket.close(1003, "binary frames only");
+    let messages: Message[];
+    try {
+      messages = decodeFrame(new Uint8Array(data));
+    } catch (err) {
+      if (!(err instanceof CodecError)) throw err;
+      return socket.close(1007, "not a raft frame");
+    }
+    for (const m of messages) {
+      // A peer speaks only for itself, and only to this node.
+      if (m.from !== from || m.to !== this.#opts.id) continue;
+      this.stats.messagesReceived++;
+      this.#handler(from, m);
+    }
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    for (const peer of this.#peers.values()) {
+      if (!peer.open || peer.queue.length === 0) continue;
+      const socket = peer.socket!;
+      const messages = peer.queue;
+      peer.queue = [];
+      if (socket.bufferedAmount > this.#opts.maxBuffered) {
+        this.stats.messagesDropped += messages.length;
+        continue;
+      }
+      socket.send(encodeFrame(messages));
+      this.stats.framesSent++;
+      this.stats.messagesSent += messages.length;
+    }
+  }
+
+  #dial(peer: Peer): void {
+    if (this.#closed) return;
+    const socket = new WebSocket(peer.url, {
+      headers: { authorization: `Bearer ${this.#opts.token}`, "x-raft-from": this.#opts.id },
+    });
+    socket.binaryType = "arraybuffer";
+    peer.socket = socket;
+    socket.onopen = () => {
+      peer.open = true;
+      peer.backoff = 0;
+      this.#flush();
+    };
+    // This side only sends; a peer has nothing to say on this connection.
+    socket.onmessage = () => {};
+    socket.onerror = () => {};
+    socket.onclose = () => {
+      peer.open = false;
+      peer.socket = undefined;
+      // What waited for this peer is lost, as on a network that drops it; the next messages go out when it is back.
+      this.stats.messagesDropped += peer.queue.length;
+      peer.queue = [];
+      if (this.#closed) return;
+      const { minBackoffMs, maxBackoffMs } = this.#opts;
+      peer.backoff = Math.min(maxBackoffMs, peer.backoff === 0 ? minBackoffMs : peer.backoff * 2);
+      // Jitter, so peers that lost each other at once do not redial in lockstep.
+      peer.timer = setTimeout(() => this.#dial(peer), peer.backoff * (0.5 + Math.random() / 2));
+    };
+  }
+}
+
+/** SHA-256 of a token: equal lengths for the constant-time comparison, whatever was presented. */
+export function _digest(token: string): Uint8Array {
+  return createHash("sha256").update(token).digest();
+}

@@ -1,0 +1,140 @@
+import assert from "node:assert/strict";
+import type { Message } from "./messages.ts";
+import { raftPath, WebSocketTransport, type WebSocketTransportOptions } from "./transport.ts";
+
+/** A node's HTTP server whose raft path is served by whatever transport is plugged in later. */
+function serve(port = 0) {
+  const box: { transport?: WebSocketTransport } = {};
+  const server = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, (req) => {
+    if (new URL(req.url).pathname === raftPath && box.transport) return box.transport.handle(req);
+    return new Response("not found", { status: 404 });
+  });
+  return { box, server, addr: `127.0.0.1:${server.addr.port}` };
+}
+
+function node(id: string, peers: Record<string, string>, box: { transport?: WebSocketTransport }, extra = {}) {
+  const opts: WebSocketTransportOptions = { id, token: "secret", peers, minBackoffMs: 10, maxBackoffMs: 50, ...extra };
+  const t = new WebSocketTransport(opts);
+  const got: Message[] = [];
+  t.onMessage((from, m) => {
+    assert.equal(from, m.from);
+    got.push(m);
+  });
+  box.transport = t;
+  return { t, got };
+}
+
+async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const snapshotMessage = (to: string): Message => ({
+  type: "snapshot",
+  from: "n1",
+  to,
+  term: 2,
+  snapshot: { index: 7, term: 2, config: { voters: ["n1", "n2"], learners: [] }, data: new Uint8Array([0, 1, 255]) },
+});
+
+Deno.test("WebSocketTransport carries every kind of message, in order, and batches a Ready into one frame", async () => {
+  const a = serve();
+  const b = serve();
+  const peers = { n1: a.addr, n2: b.addr };
+  const n1 = node("n1", peers, a.box);
+  const n2 = node("n2", peers, b.box);
+  try {
+    const sent: Message[] = [
+      { type: "vote", from: "n1", to: "n2", term: 3, lastIndex: 4, lastTerm: 2, transfer: true },
+      {
+        type: "append",
+        from: "n1",
+        to: "n2",
+        term: 3,
+        prevIndex: 4,
+        prevTerm: 2,
+        commit: 4,
+        round: 1,
+        entries: [{ index: 5, term: 3, kind: "normal", data: new Uint8Array([1, 2]), client: "c1", seq: 9 }],
+      },
+      snapshotMessage("n2"),
+    ];
+    for (const m of sent) n1.t.send("n2", m);
+    await until("n2 to get them", () => n2.got.length === 3);
+    assert.deepEqual(n2.got, sent);
+    assert.equal(n1.t.stats.framesSent, 1, "three messages sent together go in one frame");
+    n2.t.send("n1", { type: "append-response", from: "n2", to: "n1", term: 3, success: true, index: 5 });
+    await until("n1 to get the answer", () => n1.got.length === 1);
+  } finally {
+    await n1.t.close();
+    await n2.t.close();
+    await a.server.shutdown();
+    await b.server.shutdown();
+  }
+});
+
+Deno.test("WebSocketTransport refuses a peer without the cluster token, or with an unknown id", async () => {
+  const a = serve();
+  const b = serve();
+  const peers = { n1: a.addr, n2: b.addr };
+  const good = node("n2", peers, b.box);
+  const intruder = node("n1", peers, a.box, { token: "guess" });
+  try {
+    for (let i = 0; i < 20; i++) intruder.t.send("n2", { type: "timeout-now", from: "n1", to: "n2", term: 99 });
+    await until("the intruder to be refused twice", () => good.t.stats.rejected >= 2);
+    assert.equal(good.got.length, 0);
+    const url = `http://${b.addr}${raftPath}`;
+    const attempts: Record<string, string>[] = [
+      {},
+      { authorization: "Bearer secret" },
+      { authorization: "Bearer secret", "x-raft-from": "n9" },
+      { authorization: "Bearer guess", "x-raft-from": "n1", upgrade: "websocket" },
+    ];
+    for (const headers of attempts) {
+      const res = await fetch(url, { headers });
+      assert.equal(res.status, 401);
+      await res.body?.cancel();
+    }
+  } finally {
+    await good.t.close();
+    await intruder.t.close();
+    await a.server.shutdown();
+    await b.server.shutdown();
+  }
+});
+
+Deno.test("WebSocketTransport redials a peer that comes back, and never blocks while it is down", async () => {
+  const a = serve();
+  const b = serve();
+  const port = b.server.addr.port;
+  const peers = { n1: a.addr, n2: b.addr };
+  const n1 = node("n1", peers, a.box, { maxQueue: 8 });
+  let n2 = node("n2", peers, b.box);
+  let b2: ReturnType<typeof serve> | undefined;
+  try {
+    n1.t.send("n2", snapshotMessage("n2"));
+    await until("the first delivery", () => n2.got.length === 1);
+    await n2.t.close();
+    await b.server.shutdown();
+    // Down: sending returns at once, and what does not fit the queue is dropped.
+    const start = performance.now();
+    for (let i = 0; i < 1000; i++) n1.t.send("n2", { type: "timeout-now", from: "n1", to: "n2", term: i });
+    assert.ok(performance.now() - start < 100);
+    await until("drops", () => n1.t.stats.messagesDropped >= 992);
+    b2 = serve(port);
+    n2 = node("n2", peers, b2.box);
+    await until("n1 to redial n2", () => {
+      n1.t.send("n2", snapshotMessage("n2"));
+      return n2.got.some((m) => m.type === "snapshot");
+    });
+    assert.deepEqual(n2.got.find((m) => m.type === "snapshot"), snapshotMessage("n2"));
+  } finally {
+    await n1.t.close();
+    await n2.t.close();
+    await a.server.shutdown();
+    await b2?.server.shutdown();
+  }
+});
