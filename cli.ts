@@ -18,6 +18,7 @@ import { nodesCommand } from "./cli/nodes.ts";
 import { serverCommand } from "./cli/server.ts";
 import { statusCommand } from "./cli/status.ts";
 import { VERSION } from "./version.ts";
+import { runHost } from "./runtime/wasm/host.ts";
 
 const commands: Command[] = [
   serverCommand,
@@ -81,5 +82,10 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  if (Deno.args[0] === "__wasm-host") {
+    // A compiled `orca` starts its own guest host processes this way (runtime/wasm/hosts.ts).
+    await runHost(Deno.args.slice(1));
+    Deno.exit(0);
+  }
   Deno.exit(await main(Deno.args));
 }

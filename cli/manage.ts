@@ -68,7 +68,8 @@ export const statsCommand: Command = {
     console.log(
       `${path}: memory ${formatMemory(s.memoryBytes)}${limit}` +
         (s.cpuPercent !== undefined ? `, cpu ${s.cpuPercent.toFixed(1)}%` : "") +
-        `, ${s.instances} instance(s), ${s.requests} request(s), ${s.errors} error(s)`,
+        `, ${s.instances} instance(s), ${s.requests} request(s), ${s.errors} error(s)` +
+        (s.incidents ? `, ${s.incidents} guest host(s) killed` : ""),
     );
     return 0;
   },

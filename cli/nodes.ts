@@ -19,11 +19,12 @@ export const nodesCommand: Command = {
       return 0;
     }
     console.log(table(
-      ["NODE", "VERSION", "RUNTIMES", "GPUS"],
+      ["NODE", "VERSION", "RUNTIMES", "WASM HOSTS", "GPUS"],
       nodes.map((n) => [
         n.id,
         n.version,
         Object.entries(n.runtimes).filter(([, up]) => up).map(([k]) => k).join(", "),
+        n.wasmHosts ? `${n.wasmHosts.workers} (${n.wasmHosts.restarts} restarted)` : "-",
         n.gpus.map((g) => `${g.count}x ${g.model ?? g.vendor}${g.vram ? ` (${g.vram} MiB)` : ""}`).join(", ") || "-",
       ]),
     ));

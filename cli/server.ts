@@ -27,6 +27,7 @@ export const serverCommand: Command = {
     "--pool-size N     pre-made Wasm instances per service (default 4)",
     "--docker-socket P Docker engine socket for container services (default /var/run/docker.sock)",
     "--idle-ms N       a Wasm service idle this long drops its instances (default 60000)",
+    "--workers N       guest host processes that run Wasm guests (default: one per core; 0: in the server)",
   ],
   options: {
     "api-port": { type: "string" },
@@ -36,6 +37,7 @@ export const serverCommand: Command = {
     "pool-size": { type: "string" },
     "docker-socket": { type: "string" },
     "idle-ms": { type: "string" },
+    workers: { type: "string" },
   },
   maxArgs: 0,
   async run(values) {
@@ -48,6 +50,11 @@ export const serverCommand: Command = {
     if (idleMs !== undefined && !(Number.isInteger(idleMs) && idleMs >= 100)) {
       throw new OrcaError("usage", `--idle-ms must be a whole number of milliseconds, at least 100; got ${idleText}`);
     }
+    const workersText = values.workers as string | undefined;
+    const workers = workersText === undefined ? undefined : Number(workersText);
+    if (workers !== undefined && !(Number.isInteger(workers) && workers >= 0 && workers <= 256)) {
+      throw new OrcaError("usage", `--workers must be a whole number from 0 to 256; got ${workersText}`);
+    }
     let server;
     try {
       server = await startServer({
@@ -58,6 +65,7 @@ export const serverCommand: Command = {
         poolSize,
         ...(values["docker-socket"] !== undefined && { dockerSocket: values["docker-socket"] as string }),
         ...(idleMs !== undefined && { idleMs }),
+        ...(workers !== undefined && { workers }),
       });
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {

@@ -18,6 +18,8 @@ export interface NodeReport {
   id: string;
   version: string;
   runtimes: { wasm: boolean; container: boolean };
+  /** Wasm guest host processes (0: guests run in the server) and how many were killed or died. */
+  wasmHosts?: { workers: number; restarts: number };
   gpus: NodeGpu[];
 }
 

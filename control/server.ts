@@ -25,6 +25,8 @@ export interface ServerOptions {
   dockerSocket?: string;
   /** Idle time after which a Wasm service drops its instances (default 60 s). */
   idleMs?: number;
+  /** Guest host processes for Wasm guests (default: one per core; 0 runs them in the server process). */
+  workers?: number;
   log?: (line: string) => void;
 }
 
@@ -58,6 +60,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     loadBlob: (hash) => Promise.resolve(store.getBlob(hash)),
     poolSize: opts.poolSize ?? 4,
     ...(opts.idleMs !== undefined && { idleMs: opts.idleMs }),
+    ...(opts.workers !== undefined && { workers: opts.workers }),
+    log,
     onIncident: (service, error) => incident(service, error),
   });
   const nodeId = await loadOrCreateNodeId(opts.home);
@@ -72,6 +76,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     id: nodeId,
     version: VERSION,
     runtimes: { wasm: true, container: await containers.engine.ping() },
+    wasmHosts: wasm.hosts(),
     gpus,
   });
   const api = createApi({

@@ -11,6 +11,16 @@ import { componentNew } from "@bytecodealliance/jco-transpile/wasm-tools";
 import { OrcaError } from "../../errors.ts";
 import { instrumentInterrupts, needsInterrupts } from "./instrument.ts";
 import { capMemory, PAGE } from "./limits.ts";
+import {
+  type CompiledComponent,
+  type GuestKind,
+  kindExports,
+  loadComponent,
+  type PreparedComponent,
+} from "./component.ts";
+
+export type { CompiledComponent, GuestExports, GuestKind, PreparedComponent } from "./component.ts";
+export { loadComponent } from "./component.ts";
 
 /** A Wasm guest's memory cap when its service sets no `resources.memory`. */
 export const DEFAULT_MEMORY_LIMIT = 128 * 2 ** 20;
@@ -31,44 +41,6 @@ const asyncImports = [
 ];
 const asyncExports = ["wasi:cli/run#run", "wasi:http/incoming-handler#handle", "orca:jobs/handler#handle"];
 
-/**
- * How a guest is driven: a wasi:http handler, a WASI command (WAGI-style, and
- * jobs), or an `orca:jobs/handler` message handler (jobs; instance reused).
- */
-export type GuestKind = "http" | "command" | "handler";
-
-/** The export of each kind, by interface name prefix, and jco's short name for it. */
-const kindExports: [GuestKind, string, string][] = [
-  ["http", "wasi:http/incoming-handler", "incomingHandler"],
-  ["command", "wasi:cli/run", "run"],
-  ["handler", "orca:jobs/handler", "handler"],
-];
-
-type InstantiateCore = (module: WebAssembly.Module, imports: WebAssembly.Imports) => Promise<WebAssembly.Instance>;
-
-interface Glue {
-  instantiate(
-    getCoreModule: (name: string) => WebAssembly.Module,
-    imports: Record<string, unknown>,
-    instantiateCore: InstantiateCore,
-  ): Promise<Record<string, unknown>>;
-}
-
-/** A component ready to instantiate. */
-export interface CompiledComponent {
-  hash: string;
-  kind: GuestKind;
-  /** Whether every core module checks its interrupt flag (CPU deadlines hold). */
-  interruptible: boolean;
-  /** The export that drives the guest (`handle` or `run`). */
-  instantiate(imports: Record<string, unknown>, onCore?: (i: WebAssembly.Instance) => void): Promise<GuestExports>;
-}
-
-export type GuestExports =
-  | { kind: "http"; handle: (request: unknown, responseOut: unknown) => Promise<void> }
-  | { kind: "command"; run: () => Promise<void> }
-  | { kind: "handler"; handle: (topic: string, body: Uint8Array) => Promise<void> };
-
 /** Classifies bytes by their header: core module, component, or neither. */
 export function wasmKind(bytes: Uint8Array): "core" | "component" | undefined {
   if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
@@ -85,69 +57,59 @@ const adapterUrl = new URL(
 );
 
 /**
- * Compiles `bytes` (content hash `hash`), using `cacheDir` for jco's output.
- * Every memory the component's core modules define is capped at `memoryLimitBytes`.
+ * Transpiles `bytes` (content hash `hash`) once, and writes its core modules
+ * with every memory capped at `memoryLimitBytes` and interrupt checks added
+ * (`instrument: false` leaves them out: for benchmarks and the tests of the
+ * host backstop). Cached by hash and cap: a second call only reads a small file.
  */
+export async function prepareComponent(
+  bytes: Uint8Array,
+  hash: string,
+  cacheDir: string,
+  memoryLimitBytes = DEFAULT_MEMORY_LIMIT,
+  { instrument = true }: { instrument?: boolean } = {},
+): Promise<PreparedComponent> {
+  const dir = `${cacheDir}/${CACHE_VERSION}/${hash}`;
+  const maxPages = Math.max(1, Math.floor(memoryLimitBytes / PAGE));
+  const processedDir = `${dir}/pages-${maxPages}${instrument ? "" : "-unchecked"}`;
+  try {
+    return JSON.parse(await Deno.readTextFile(`${processedDir}/prepared.json`)) as PreparedComponent;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const meta = await readMeta(dir) ?? await transpileToDir(bytes, dir);
+  const tmp = `${processedDir}.tmp-${crypto.randomUUID()}`;
+  await Deno.mkdir(tmp, { recursive: true });
+  let interruptible = true;
+  const cores: Record<string, string> = {};
+  for (const name of meta.cores) {
+    const capped = capMemory(await Deno.readFile(`${dir}/${name}`), maxPages);
+    const instrumented = !instrument ? undefined : needsInterrupts(capped) ? instrumentInterrupts(capped) : capped;
+    if (!instrumented) interruptible = false; // an opcode the instrumenter does not know: runs without deadline checks
+    await Deno.writeFile(`${tmp}/${name}`, instrumented ?? capped);
+    cores[name] = `${processedDir}/${name}`;
+  }
+  const prepared: PreparedComponent = { hash, kind: meta.kind, interruptible, gluePath: `${dir}/component.js`, cores };
+  await Deno.writeTextFile(`${tmp}/prepared.json`, JSON.stringify(prepared));
+  try {
+    await Deno.rename(tmp, processedDir);
+  } catch (err) {
+    // Another preparation of the same module won the race: theirs is as good.
+    await Deno.remove(tmp, { recursive: true });
+    const theirs = await Deno.stat(`${processedDir}/prepared.json`).catch(() => undefined);
+    if (!theirs) throw err;
+  }
+  return prepared;
+}
+
+/** Prepares and compiles in one step (for callers that run guests in this process). */
 export async function compileComponent(
   bytes: Uint8Array,
   hash: string,
   cacheDir: string,
   memoryLimitBytes = DEFAULT_MEMORY_LIMIT,
 ): Promise<CompiledComponent> {
-  const dir = `${cacheDir}/${CACHE_VERSION}/${hash}`;
-  let meta = await readMeta(dir);
-  if (!meta) {
-    meta = await transpileToDir(bytes, dir);
-  }
-  const glue = await loadGlue(`${dir}/component.js`);
-  const cores = new Map<string, WebAssembly.Module>();
-  const maxPages = Math.max(1, Math.floor(memoryLimitBytes / PAGE));
-  let interruptible = true;
-  for (const name of meta.cores) {
-    const capped = capMemory(await Deno.readFile(`${dir}/${name}`), maxPages);
-    const instrumented = needsInterrupts(capped) ? instrumentInterrupts(capped) : capped;
-    if (!instrumented) interruptible = false; // an opcode the instrumenter does not know: runs without deadline checks
-    cores.set(name, await WebAssembly.compile((instrumented ?? capped) as Uint8Array<ArrayBuffer>));
-  }
-  const kind = meta.kind;
-  const getCore = (name: string) => {
-    const m = cores.get(name);
-    if (!m) throw new OrcaError("internal", `transpiled component lacks core module ${name}`);
-    return m;
-  };
-  return {
-    hash,
-    kind,
-    interruptible,
-    async instantiate(imports, onCore) {
-      const exports = await glue.instantiate(getCore, imports, async (module, imp) => {
-        const instance = await WebAssembly.instantiate(module, imp);
-        onCore?.(instance);
-        return instance;
-      });
-      return pickExport(exports, kind);
-    },
-  };
-}
-
-/**
- * Evaluates jco's glue without the module loader: a compiled `orca` binary
- * cannot import files written after it was built. In instantiation mode the
- * glue imports nothing and exports only `instantiate` (and `_util`).
- */
-async function loadGlue(path: string): Promise<Glue> {
-  const source = await Deno.readTextFile(path);
-  const body = source
-    .replace(/^export (function instantiate|const _util)\b/gm, "$1")
-    // Only read when no getCoreModule is passed (we always pass one).
-    .replaceAll("import.meta.url", JSON.stringify(new URL(`file://${path}`).href));
-  if (!/^function instantiate\(/m.test(body) || /^\s*(import|export)\s|\bimport\s*\(|import\.meta/m.test(body)) {
-    throw new OrcaError("internal", `unexpected shape of jco's generated glue: ${path}`, {
-      hint: "the jco version changed; bump CACHE_VERSION in runtime/wasm/compile.ts and check loadGlue",
-    });
-  }
-  const factory = new Function(`"use strict";\n${body}\nreturn { instantiate };`) as () => Glue;
-  return factory();
+  return loadComponent(await prepareComponent(bytes, hash, cacheDir, memoryLimitBytes));
 }
 
 interface Meta {
@@ -241,15 +203,6 @@ async function transpileToDir(bytes: Uint8Array, dir: string): Promise<Meta> {
  */
 export function patchGlue(js: string): string {
   return js.replaceAll("if (!globalThis?.process?.env?.JCO_DEBUG) { return; }", "return;");
-}
-
-function pickExport(exports: Record<string, unknown>, kind: GuestKind): GuestExports {
-  const [, prefix, short] = kindExports.find(([k]) => k === kind)!;
-  const key = Object.keys(exports).find((k) => k.startsWith(prefix)) ?? short;
-  const ns = exports[key] as Record<string, (...args: never[]) => Promise<void>> | undefined;
-  if (kind === "command" && ns?.run) return { kind, run: ns.run };
-  if ((kind === "http" || kind === "handler") && ns?.handle) return { kind, handle: ns.handle } as GuestExports;
-  throw new OrcaError("wasm", `the instance lacks its ${prefix} export`);
 }
 
 function firstLine(err: unknown): string {

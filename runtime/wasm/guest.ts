@@ -1,8 +1,8 @@
 /** One guest instance and the plumbing around a call to it. */
 
 import { OrcaError } from "../../errors.ts";
-import { LineSplitter, type LogBuffer } from "../logs.ts";
-import type { GuestExports } from "./compile.ts";
+import { LineSplitter } from "../logs.ts";
+import type { GuestExports } from "./component.ts";
 import type { GuestIo } from "./wasi.ts";
 
 /** One instance, with the io slot bound per call. */
@@ -17,9 +17,12 @@ export interface Guest {
 }
 
 /** Io that sends the guest's stdout and stderr to its service's log, line by line. */
-export function logIo(logs: LogBuffer, env: Record<string, string>): GuestIo & { flush(): void } {
-  const out = new LineSplitter((line) => logs.append("stdout", line));
-  const err = new LineSplitter((line) => logs.append("stderr", line));
+export function logIo(
+  append: (stream: "stdout" | "stderr", line: string) => void,
+  env: Record<string, string>,
+): GuestIo & { flush(): void } {
+  const out = new LineSplitter((line) => append("stdout", line));
+  const err = new LineSplitter((line) => append("stderr", line));
   return {
     env,
     stdin: new Uint8Array(),

@@ -1,4 +1,8 @@
-/** The Wasm implementation of `Runtime`: components served in-process. */
+/**
+ * The Wasm implementation of `Runtime`. This process keeps each workload's
+ * state, logs and counters; guests run in guest host processes (hosts.ts, one
+ * per core by default) or, with `workers: 0`, in this process (executor.ts).
+ */
 
 import { OrcaError } from "../../errors.ts";
 import { LogBuffer } from "../logs.ts";
@@ -18,21 +22,10 @@ import type {
   WorkloadState,
   WorkloadStatus,
 } from "../types.ts";
-import {
-  compileComponent,
-  type CompiledComponent,
-  DEFAULT_MEMORY_LIMIT,
-  type GuestExports,
-  type GuestKind,
-} from "./compile.ts";
-import { concat, OutputTail } from "../bytes.ts";
-import { buildTree, type Mount, mountFilesystem } from "./files.ts";
-import { INTERRUPT_EXPORT } from "./instrument.ts";
-import { errorResponse, errorText, type Guest, logIo, runCommand } from "./guest.ts";
-import { InstancePool } from "./pool.ts";
-import { cgiEnv, parseCgiOutput } from "./wagi.ts";
-import { type GuestIo, sandboxImports, wasiHttp } from "./wasi.ts";
-import { Watchdog } from "./watchdog.ts";
+import { DEFAULT_MEMORY_LIMIT, type GuestKind, prepareComponent, type PreparedComponent } from "./compile.ts";
+import { Executor, type GuestBackend, type WorkloadDesc } from "./executor.ts";
+import { errorResponse, errorText } from "./guest.ts";
+import { HostPool } from "./hosts.ts";
 
 export interface WasmRuntimeOptions {
   /** Where jco's transpiled output is cached. */
@@ -41,121 +34,133 @@ export interface WasmRuntimeOptions {
   loadModule(hash: string): Promise<Uint8Array>;
   /** Reads a mounted file's bytes by content hash (`[service.wasm] files`). */
   loadBlob?(hash: string): Promise<Uint8Array>;
-  /** Pre-made instances per workload. */
+  /** Pre-made instances per workload (per guest host). */
   poolSize?: number;
+  /** Guest host processes (default: one per core); 0 runs guests in this process. */
+  workers?: number;
   /** A service with no call for this long drops its instances (scale to zero; default 60 s). */
   idleMs?: number;
+  /** How long past a call's deadline before its guest host is killed (default 2 s). */
+  graceMs?: number;
+  /**
+   * Whether guests get interrupt checks (default true). Without them only the
+   * guest host backstop stops a spinning guest: for benchmarks and its tests.
+   */
+  instrument?: boolean;
   now?: () => number;
   /** Told when a guest traps or fails outside its own control (for `orca.instance.crashed`). */
   onIncident?: (service: string, error: string) => void;
+  /** Node-level messages (a guest host killed and replaced). */
+  log?: (line: string) => void;
 }
 
 interface Workload {
   handle: WorkloadHandle;
   spec: WorkloadSpec;
-  compiled: CompiledComponent;
-  pool: InstancePool<Guest>;
+  desc: WorkloadDesc;
+  kind: GuestKind;
   logs: LogBuffer;
   state: WorkloadState;
   since: number;
   message?: string;
-  busy: Set<Guest>;
-  /** Message handlers (`orca:jobs/handler`) keep their instances between calls. */
-  reusable: Guest[];
-  /** `[service.wasm] files`, as trees. */
-  mounts: Mount[];
-  /** When the last call started (for scale to zero). */
-  lastUsed: number;
+  busy: number;
   requests: number;
   errors: number;
+  /** Guest hosts lost while serving this workload. */
+  incidents: number;
   idle?: () => void;
 }
 
-const MAX_WAGI_OUTPUT = 32 * 1024 * 1024;
-/** A reused handler instance is replaced after this many calls (bounds leaks in the guest). */
-const MAX_CALLS_PER_INSTANCE = 1000;
-/** Default deadlines: an HTTP request, and a job (cron firing, message). */
-const HTTP_TIMEOUT_MS = 10_000;
-const JOB_TIMEOUT_MS = 30_000;
-const TAIL_BYTES = 4096;
+/** Request bodies larger than this are refused with 413 (guests get the whole body at once). */
+const MAX_REQUEST_BODY = 32 * 1024 * 1024;
 
 export class WasmRuntime implements Runtime, HttpServing, JobRunning {
   readonly kind = "wasm" as const;
   readonly #opts: WasmRuntimeOptions;
   readonly #now: () => number;
-  readonly #compiled = new Map<string, Promise<CompiledComponent>>();
+  readonly #prepared = new Map<string, Promise<PreparedComponent>>();
   readonly #workloads = new Map<string, Workload>();
-  readonly #watchdog = new Watchdog();
-
-  readonly #idleTimer: ReturnType<typeof setInterval>;
+  readonly #backend: GuestBackend;
 
   constructor(opts: WasmRuntimeOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
     const idleMs = opts.idleMs ?? 60_000;
-    this.#idleTimer = setInterval(() => this.#scaleIdleToZero(idleMs), Math.max(10, Math.min(idleMs / 4, 15_000)));
-    Deno.unrefTimer(this.#idleTimer as unknown as number);
+    const log = (id: string, stream: LogLine["stream"], text: string) =>
+      this.#workloads.get(id)?.logs.append(stream, text);
+    const workers = opts.workers ?? navigator.hardwareConcurrency;
+    this.#backend = workers > 0
+      ? new HostPool({
+        size: workers,
+        cacheDir: opts.cacheDir,
+        idleMs,
+        log,
+        graceMs: opts.graceMs,
+        onIncident: (ids, why) => this.#hostLost(ids, why),
+      })
+      : new Executor({ idleMs, log, ...(opts.now && { now: opts.now }) });
   }
 
-  /** Services idle for `idleMs` keep no instances; their next call makes one (~0.3 ms for a C guest). */
-  #scaleIdleToZero(idleMs: number): void {
-    const now = this.#now();
-    for (const w of this.#workloads.values()) {
-      if (w.state !== "running" || w.busy.size > 0 || now - w.lastUsed < idleMs) continue;
-      if (w.pool.ready.length === 0 && w.reusable.length === 0) continue;
-      w.pool.shrink();
-      w.reusable.length = 0;
-    }
+  /** Guest host processes (0: guests run in this process) and how many were killed or died. */
+  hosts(): { workers: number; restarts: number } {
+    return this.#backend instanceof HostPool
+      ? { workers: this.#backend.size, restarts: this.#backend.restarts }
+      : { workers: 0, restarts: 0 };
   }
 
-  /** Compiles (or reuses) the module of `hash` with its memory capped; bad bytes reject with an OrcaError. */
-  compile(hash: string, memoryLimitBytes = DEFAULT_MEMORY_LIMIT): Promise<CompiledComponent> {
+  /** Transpiles and processes the module of `hash` once per memory cap; bad bytes reject with an OrcaError. */
+  prepare(hash: string, memoryLimitBytes = DEFAULT_MEMORY_LIMIT): Promise<PreparedComponent> {
     const key = `${hash}@${memoryLimitBytes}`;
-    let compiled = this.#compiled.get(key);
-    if (!compiled) {
-      compiled = this.#opts.loadModule(hash).then((bytes) =>
-        compileComponent(bytes, hash, this.#opts.cacheDir, memoryLimitBytes)
+    let prepared = this.#prepared.get(key);
+    if (!prepared) {
+      prepared = this.#opts.loadModule(hash).then((bytes) =>
+        prepareComponent(bytes, hash, this.#opts.cacheDir, memoryLimitBytes, { instrument: this.#opts.instrument })
       );
-      compiled.catch(() => this.#compiled.delete(key));
-      this.#compiled.set(key, compiled);
+      prepared.catch(() => this.#prepared.delete(key));
+      this.#prepared.set(key, prepared);
     }
-    return compiled;
+    return prepared;
   }
 
   async create(spec: WorkloadSpec): Promise<WorkloadHandle> {
-    const hash = spec.service.module_hash;
-    if (!hash) throw new OrcaError("invalid", `service ${spec.service.name} has no module`, { where: spec.id });
+    const { service } = spec;
+    if (!service.module_hash) {
+      throw new OrcaError("invalid", `service ${service.name} has no module`, { where: spec.id });
+    }
     if (this.#workloads.has(spec.id)) throw new OrcaError("conflict", `workload ${spec.id} already exists`);
-    const compiled = await this.compile(hash, spec.service.resources.memory ?? DEFAULT_MEMORY_LIMIT);
+    const prepared = await this.prepare(service.module_hash, service.resources.memory ?? DEFAULT_MEMORY_LIMIT);
+    const desc: WorkloadDesc = {
+      id: spec.id,
+      name: service.name,
+      project: service.project,
+      prepared,
+      env: { ...service.env },
+      allowedHosts: [...service.wasm.allowed_hosts],
+      mounts: await this.#mounts(spec),
+      ...(service.limits.timeout_ms !== undefined && { timeoutMs: service.limits.timeout_ms }),
+      poolSize: this.#opts.poolSize ?? 4,
+    };
     const handle: WorkloadHandle = { id: spec.id, runtime: "wasm" };
-    const logs = new LogBuffer(2000, this.#now);
-    const workload: Workload = {
+    this.#workloads.set(spec.id, {
       handle,
       spec,
-      compiled,
-      logs,
-      pool: new InstancePool(
-        () => this.#instantiate(workload),
-        this.#opts.poolSize ?? 4,
-        (err) => logs.append("system", `cannot pre-make an instance: ${errorText(err)}`),
-      ),
+      desc,
+      kind: prepared.kind,
+      logs: new LogBuffer(2000, this.#now),
       state: "created",
       since: this.#now(),
-      busy: new Set(),
-      reusable: [],
-      mounts: await this.#mounts(spec),
-      lastUsed: this.#now(),
+      busy: 0,
       requests: 0,
       errors: 0,
-    };
-    this.#workloads.set(spec.id, workload);
+      incidents: 0,
+    });
     return handle;
   }
 
   async start(handle: WorkloadHandle): Promise<void> {
     const w = this.#get(handle);
     try {
-      await w.pool.warm();
+      await this.#backend.load(w.desc);
     } catch (err) {
       this.#setState(w, "failed", `cannot instantiate: ${errorText(err)}`);
       throw new OrcaError("wasm", `service ${w.spec.service.name} cannot start: ${errorText(err)}`, {
@@ -163,15 +168,15 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       });
     }
     this.#setState(w, "running");
-    w.logs.append("system", `started (${w.compiled.kind === "http" ? "wasi:http handler" : "WAGI command"})`);
+    const kind = w.kind === "http" ? "wasi:http handler" : w.kind === "handler" ? "message handler" : "WAGI command";
+    w.logs.append("system", `started (${kind}${w.desc.prepared.interruptible ? "" : ", without deadline checks"})`);
   }
 
   async stop(handle: WorkloadHandle, timeoutMs: number): Promise<void> {
     const w = this.#get(handle);
     if (w.state === "stopped") return;
     this.#setState(w, "stopped");
-    w.pool.close();
-    if (w.busy.size > 0) {
+    if (w.busy > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
         w.idle = () => {
@@ -180,6 +185,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
         };
       });
     }
+    this.#backend.unload(w.handle.id);
     w.logs.append("system", "stopped");
   }
 
@@ -191,10 +197,9 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     this.#workloads.delete(handle.id);
   }
 
-  // deno-lint-ignore require-await
   async status(handle: WorkloadHandle): Promise<WorkloadStatus> {
     const w = this.#get(handle);
-    const instances = w.state === "running" ? w.pool.ready.length + w.busy.size + w.reusable.length : w.busy.size;
+    const instances = w.state === "running" ? (await this.#backend.stats(w.handle.id)).instances : 0;
     const message = w.message ?? (w.state === "running" && instances === 0 ? "idle: scaled to zero" : undefined);
     return { state: w.state, instances, since: w.since, ...(message && { message }) };
   }
@@ -203,243 +208,123 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     return this.#get(handle).logs.read(opts);
   }
 
-  async exec(handle: WorkloadHandle, cmd: string[]): Promise<ExecResult> {
+  exec(handle: WorkloadHandle, cmd: string[]): Promise<ExecResult> {
     const w = this.#get(handle);
-    if (w.compiled.kind !== "command") {
+    if (w.kind !== "command") {
       throw new OrcaError(
         "unsupported",
         `service ${w.spec.service.name} is a wasi:http handler; exec needs a WASI command`,
       );
     }
-    const stdout: Uint8Array[] = [];
-    const stderr: Uint8Array[] = [];
-    const guest = await this.#instantiate(w, [w.spec.service.name, ...cmd]);
-    guest.io = {
-      env: { ...w.spec.service.env },
-      stdin: new Uint8Array(),
-      stdout: (b) => stdout.push(b),
-      stderr: (b) => stderr.push(b),
-    };
-    const disarm = this.#watchdog.arm(guest.flags, w.spec.service.limits.timeout_ms ?? JOB_TIMEOUT_MS);
-    try {
-      const exitCode = await runCommand(guest);
-      return { exitCode, stdout: concat(stdout), stderr: concat(stderr) };
-    } finally {
-      disarm();
-    }
+    if (w.state !== "running") throw new OrcaError("unavailable", `service ${w.spec.service.name} is ${w.state}`);
+    return this.#backend.exec(w.handle.id, cmd);
   }
 
-  // deno-lint-ignore require-await
   async stats(handle: WorkloadHandle): Promise<ResourceStats> {
     const w = this.#get(handle);
-    let memoryBytes = 0;
-    for (const g of [...w.pool.ready, ...w.busy, ...w.reusable]) {
-      for (const m of g.memories) memoryBytes += m.buffer.byteLength;
-    }
+    const live = w.state === "running" ? await this.#backend.stats(w.handle.id) : { instances: 0, memoryBytes: 0 };
     return {
-      memoryBytes,
+      memoryBytes: live.memoryBytes,
       ...(w.spec.service.resources.memory && { memoryLimitBytes: w.spec.service.resources.memory }),
       requests: w.requests,
       errors: w.errors,
-      instances: w.pool.ready.length + w.busy.size + w.reusable.length,
+      instances: live.instances,
+      incidents: w.incidents,
     };
   }
 
-  /** How the workload's guest is driven: `http` handler or `command`. */
+  /** How the workload's guest is driven: `http` handler, `command` or message `handler`. */
   guestKind(handle: WorkloadHandle): GuestKind {
-    return this.#get(handle).compiled.kind;
+    return this.#get(handle).kind;
   }
 
   async runJob(handle: WorkloadHandle, input: JobInput): Promise<JobResult> {
     const w = this.#get(handle);
-    if (w.compiled.kind === "http") {
+    if (w.kind === "http") {
       throw new OrcaError(
         "unsupported",
         `service ${w.spec.service.name} is a wasi:http handler; jobs need a WASI command or an orca:jobs/handler`,
       );
     }
     if (w.state !== "running") throw new OrcaError("unavailable", `service ${w.spec.service.name} is ${w.state}`);
-    const started = performance.now();
-    const tail = new OutputTail(TAIL_BYTES);
-    const log = this.#logIo(w);
     w.requests++;
-    w.lastUsed = this.#now();
-    const reuse = w.compiled.kind === "handler";
-    const guest = (reuse ? w.reusable.pop() : undefined) ?? await w.pool.take();
-    w.busy.add(guest);
-    guest.io = {
-      env: { ...w.spec.service.env, ...input.env },
-      stdin: input.stdin,
-      stdout: (b) => {
-        tail.push(b);
-        log.stdout(b);
-      },
-      stderr: (b) => {
-        tail.push(b);
-        log.stderr(b);
-      },
-    };
-    let keep = false;
-    const disarm = this.#watchdog.arm(guest.flags, w.spec.service.limits.timeout_ms ?? JOB_TIMEOUT_MS);
+    w.busy++;
     try {
-      if (guest.exports.kind === "handler") {
-        try {
-          await guest.exports.handle(input.topic ?? "", input.stdin);
-        } catch (refusal) {
-          if (typeof refusal !== "string") throw refusal; // a trap, not the guest's own err result
-          keep = true;
-          w.errors++;
-          return { exitCode: 1, outputTail: tail.text(), durationMs: performance.now() - started, error: refusal };
-        }
-        keep = true;
-        return { exitCode: 0, outputTail: tail.text(), durationMs: performance.now() - started };
-      }
-      const exitCode = await runCommand(guest);
-      if (exitCode !== 0) w.errors++;
-      return { exitCode, outputTail: tail.text(), durationMs: performance.now() - started };
-    } catch (err) {
-      w.errors++;
-      const error = this.#describeFailure(w, guest, err, JOB_TIMEOUT_MS);
-      w.logs.append("system", `job failed: ${error}`);
-      this.#opts.onIncident?.(`${w.spec.service.project}/${w.spec.service.name}`, error);
-      return { exitCode: -1, outputTail: tail.text(), durationMs: performance.now() - started, error };
+      const { incident, ...result } = await this.#backend.job(w.handle.id, input);
+      if (result.exitCode !== 0) w.errors++;
+      if (incident) this.#opts.onIncident?.(serviceName(w), result.error ?? "failed");
+      return result;
     } finally {
-      disarm();
-      log.flush();
-      w.busy.delete(guest);
-      // A handler that trapped (or whose deadline fired as it returned) is thrown away; one that answered is reused.
-      const fresh = ++guest.calls < MAX_CALLS_PER_INSTANCE;
-      if (reuse && keep && fresh && !Watchdog.fired(guest.flags) && w.state === "running" && w.reusable.length < 4) {
-        w.reusable.push(guest);
-      }
-      if (w.busy.size === 0) w.idle?.();
+      this.#done(w);
     }
   }
 
   async serveHttp(handle: WorkloadHandle, request: Request, ctx: HttpContext): Promise<Response> {
     const w = this.#get(handle);
     if (w.state !== "running") return errorResponse(503, `service ${w.spec.service.name} is ${w.state}`);
-    if (w.compiled.kind === "handler") {
+    if (w.kind === "handler") {
       return errorResponse(500, `service ${w.spec.service.name} is a message handler, not an HTTP one`);
     }
+    const declared = Number(request.headers.get("content-length") ?? 0);
+    if (declared > MAX_REQUEST_BODY) return errorResponse(413, "request body larger than 32 MiB");
     w.requests++;
-    w.lastUsed = this.#now();
-    const guest = await w.pool.take();
-    w.busy.add(guest);
-    const disarm = this.#watchdog.arm(guest.flags, w.spec.service.limits.timeout_ms ?? HTTP_TIMEOUT_MS);
+    w.busy++;
     try {
-      return w.compiled.kind === "http"
-        ? await this.#serveHandler(w, guest, request, ctx)
-        : await this.#serveWagi(w, guest, request, ctx);
-    } catch (err) {
-      w.errors++;
-      const error = this.#describeFailure(w, guest, err, HTTP_TIMEOUT_MS);
-      w.logs.append("system", `request ${request.method} ${new URL(request.url).pathname} failed: ${error}`);
-      this.#opts.onIncident?.(`${w.spec.service.project}/${w.spec.service.name}`, error);
-      return Watchdog.fired(guest.flags)
-        ? errorResponse(504, "the service did not answer within its deadline")
-        : errorResponse(500, "the service failed to handle the request");
+      const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
+      const body = hasBody ? new Uint8Array(await request.arrayBuffer()) : null;
+      if (body && body.length > MAX_REQUEST_BODY) return errorResponse(413, "request body larger than 32 MiB");
+      const reply = await this.#backend.http(w.handle.id, {
+        method: request.method,
+        url: request.url,
+        headers: [...request.headers],
+        body,
+        ctx,
+      });
+      if (reply.failure) {
+        w.errors++;
+        this.#opts.onIncident?.(serviceName(w), reply.failure);
+      }
+      const nullBody = reply.status === 204 || reply.status === 304 || request.method === "HEAD";
+      return new Response(nullBody ? null : reply.body as Uint8Array<ArrayBuffer>, {
+        status: reply.status,
+        headers: reply.headers,
+      });
     } finally {
-      disarm();
-      w.busy.delete(guest);
-      if (w.busy.size === 0) w.idle?.();
+      this.#done(w);
     }
   }
 
-  async #serveHandler(w: Workload, guest: Guest, request: Request, ctx: HttpContext): Promise<Response> {
-    const headers = new Headers(request.headers);
-    for (const [name, value] of Object.entries(ctx.params)) headers.set(`x-orca-param-${name}`, value);
-    headers.set("x-orca-route", ctx.route);
-    const hasBody = request.method !== "GET" && request.method !== "HEAD";
-    const body = hasBody ? await request.arrayBuffer() : undefined;
-    const forwarded = new Request(request.url, { method: request.method, headers, body });
-    guest.io = this.#logIo(w);
-    if (guest.exports.kind !== "http") throw new OrcaError("internal", "not an http guest");
-    const response = await wasiHttp.handleIncomingRequest(forwarded, guest.exports.handle as never);
-    // The guest is done once the body is fully produced; buffer it so a trap surfaces here.
-    const produced = await response.arrayBuffer();
-    return new Response(produced, { status: response.status, headers: response.headers });
+  /** Kills the guest hosts (or stops the in-process watchdog); the runtime serves no more calls. */
+  close(): void {
+    this.#backend.close();
   }
 
-  async #serveWagi(w: Workload, guest: Guest, request: Request, ctx: HttpContext): Promise<Response> {
-    const body = new Uint8Array(await request.arrayBuffer());
-    const out: Uint8Array[] = [];
-    let size = 0;
-    const log = this.#logIo(w);
-    guest.io = {
-      env: { ...w.spec.service.env, ...cgiEnv(request, ctx, body) },
-      stdin: body,
-      stdout: (bytes) => {
-        size += bytes.length;
-        if (size > MAX_WAGI_OUTPUT) throw new OrcaError("invalid", "response larger than 32 MiB");
-        out.push(bytes);
-      },
-      stderr: log.stderr,
-    };
-    const code = await runCommand(guest);
-    log.flush();
-    if (code !== 0) throw new OrcaError("wasm", `the handler exited with code ${code}`);
-    const response = parseCgiOutput(concat(out));
-    if (!response) {
-      throw new OrcaError(
-        "wasm",
-        "the handler wrote no CGI header block (e.g. `Content-Type: text/plain` and a blank line)",
-      );
+  #done(w: Workload): void {
+    w.busy--;
+    if (w.busy === 0) w.idle?.();
+  }
+
+  #hostLost(ids: string[], why: string): void {
+    this.#opts.log?.(`wasm: ${why}${ids.length > 0 ? ` (calls in flight for ${ids.join(", ")})` : ""}`);
+    for (const id of ids) {
+      const w = this.#workloads.get(id);
+      if (!w) continue;
+      w.incidents++;
+      w.logs.append("system", `incident: ${why}`);
     }
-    return response;
   }
 
-  #logIo(w: Workload): GuestIo & { flush(): void } {
-    return logIo(w.logs, w.spec.service.env);
-  }
-
-  async #mounts(spec: WorkloadSpec): Promise<Mount[]> {
-    const mounts: Mount[] = [];
+  async #mounts(spec: WorkloadSpec): Promise<WorkloadDesc["mounts"]> {
+    const mounts: WorkloadDesc["mounts"] = [];
     for (const [guestPath, m] of Object.entries(spec.service.wasm.files)) {
       const files: [string, Uint8Array][] = [];
       for (const [path, hash] of Object.entries(m.tree ?? {})) {
         if (!this.#opts.loadBlob) throw new OrcaError("unsupported", "this runtime has no file store for mounts");
         files.push([path, await this.#opts.loadBlob(hash)]);
       }
-      mounts.push({ guestPath, tree: buildTree(files), rw: m.rw });
+      mounts.push({ guestPath, rw: m.rw, files });
     }
     return mounts;
-  }
-
-  async #instantiate(w: Workload, args: string[] = [w.spec.service.name]): Promise<Guest> {
-    const guest: Guest = {
-      exports: undefined as unknown as GuestExports,
-      io: this.#logIo(w),
-      memories: [],
-      flags: [],
-      calls: 0,
-    };
-    const imports = sandboxImports({
-      args,
-      allowedHosts: w.spec.service.wasm.allowed_hosts,
-      io: () => guest.io,
-      ...(w.mounts.length > 0 && { filesystem: mountFilesystem(w.mounts) }),
-    });
-    guest.exports = await w.compiled.instantiate(imports, (instance) => {
-      const memory = instance.exports.memory;
-      if (memory instanceof WebAssembly.Memory) guest.memories.push(memory);
-      const flag = instance.exports[INTERRUPT_EXPORT];
-      if (flag instanceof WebAssembly.Memory) guest.flags.push(flag.buffer as SharedArrayBuffer);
-    });
-    return guest;
-  }
-
-  /** Stops the watchdog thread and the idle timer (the runtime serves no more calls). */
-  close(): void {
-    this.#watchdog.close();
-    clearInterval(this.#idleTimer);
-  }
-
-  #describeFailure(w: Workload, guest: Guest, err: unknown, fallbackMs: number): string {
-    if (!Watchdog.fired(guest.flags)) return errorText(err);
-    return `deadline exceeded: stopped after ${
-      w.spec.service.limits.timeout_ms ?? fallbackMs
-    } ms ([service.limits] timeout_ms)`;
   }
 
   #get(handle: WorkloadHandle): Workload {
@@ -449,9 +334,12 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
   }
 
   #setState(w: Workload, state: WorkloadState, message?: string): void {
-    if (state !== "running") w.reusable.length = 0;
     w.state = state;
     w.since = this.#now();
     w.message = message;
   }
+}
+
+function serviceName(w: Workload): string {
+  return `${w.spec.service.project}/${w.spec.service.name}`;
 }

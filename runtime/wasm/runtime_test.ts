@@ -1,52 +1,7 @@
 import assert from "node:assert/strict";
-import { readService, sha256Hex } from "../../config/mod.ts";
 import { OrcaError } from "../../errors.ts";
 import type { LogLine } from "../types.ts";
-import { WasmRuntime } from "./runtime.ts";
-
-const root = new URL("../../", import.meta.url).pathname;
-const guests: Record<string, string> = {
-  js: `${root}examples/services/hello-js/hello.wasm`,
-  c: `${root}examples/services/hello-c/hello.wasm`,
-  trap: `${root}tests/fixtures/guests/trap.wasm`,
-  sandbox: `${root}tests/fixtures/guests/sandbox.wasm`,
-};
-
-async function setup(idleMs?: number) {
-  const modules = new Map<string, Uint8Array>();
-  const cacheDir = await Deno.makeTempDir({ prefix: "orca-wasm-test-" });
-  const runtime = new WasmRuntime({
-    cacheDir,
-    poolSize: 2,
-    ...(idleMs !== undefined && { idleMs }),
-    loadModule: (hash) => Promise.resolve(modules.get(hash)!),
-  });
-  let n = 0;
-  const deploy = async (bytes: Uint8Array, extra: Record<string, unknown> = {}) => {
-    const hash = await sha256Hex(bytes);
-    modules.set(hash, bytes);
-    const service = readService(
-      { name: `svc${++n}`, module: "x.wasm", module_hash: hash, ...extra },
-      { file: "test" },
-      "p",
-      [],
-      {
-        api: true,
-      },
-    );
-    const handle = await runtime.create({ id: `p/svc${n}@1`, service });
-    await runtime.start(handle);
-    return handle;
-  };
-  return {
-    runtime,
-    deploy,
-    cleanup: () => {
-      runtime.close();
-      return Deno.remove(cacheDir, { recursive: true });
-    },
-  };
-}
+import { guests, setup } from "./test_util.ts";
 
 const ctx = { params: {}, route: "/*" };
 
@@ -86,21 +41,24 @@ Deno.test("a C preview1 command serves WAGI-style with its declared env", async 
   await cleanup();
 });
 
-Deno.test("a guest that traps gets a 500; the workload keeps serving and logs the trap", async () => {
-  const { runtime, deploy, cleanup } = await setup();
-  const h = await deploy(await Deno.readFile(guests.trap));
-  for (let i = 0; i < 3; i++) {
-    const res = await runtime.serveHttp(h, new Request("http://x/"), ctx);
-    assert.equal(res.status, 500);
-    await res.body?.cancel();
-  }
-  assert.equal((await runtime.status(h)).state, "running");
-  assert.equal((await runtime.stats(h)).errors, 3);
-  const lines: LogLine[] = [];
-  for await (const line of runtime.logs(h)) lines.push(line);
-  assert.ok(lines.some((l) => /failed: wasm trap/.test(l.text)), JSON.stringify(lines));
-  await cleanup();
-});
+for (const [mode, workers] of [["in a guest host", 1], ["in this process", 0]] as const) {
+  Deno.test(`a guest that traps mid-response (${mode}) gets a 500; the workload keeps serving and logs the trap`, async () => {
+    const { runtime, deploy, cleanup } = await setup({ workers });
+    const h = await deploy(await Deno.readFile(guests.trap));
+    for (let i = 0; i < 3; i++) {
+      const res = await runtime.serveHttp(h, new Request("http://x/"), ctx);
+      assert.equal(res.status, 500);
+      await res.body?.cancel();
+    }
+    assert.equal((await runtime.status(h)).state, "running");
+    assert.equal((await runtime.stats(h)).errors, 3);
+    const lines: LogLine[] = [];
+    for await (const line of runtime.logs(h)) lines.push(line);
+    assert.ok(lines.some((l) => /failed: wasm trap/.test(l.text)), JSON.stringify(lines));
+    assert.equal(runtime.hosts().restarts, 0, "a trap is not an incident of the host");
+    await cleanup();
+  });
+}
 
 Deno.test("the sandbox: no host files, no undeclared env", async () => {
   Deno.env.set("SECRET_TOKEN", "host-secret");
@@ -128,7 +86,7 @@ Deno.test("bytes that are not Wasm are rejected with a wasm error", async () => 
 });
 
 Deno.test("an idle service scales to zero, and its next request is still answered", async () => {
-  const { runtime, deploy, cleanup } = await setup(60);
+  const { runtime, deploy, cleanup } = await setup({ idleMs: 60 });
   const h = await deploy(await Deno.readFile(guests.c));
   for (const until = Date.now() + 5000; (await runtime.status(h)).instances > 0 && Date.now() < until;) {
     await new Promise((r) => setTimeout(r, 20));

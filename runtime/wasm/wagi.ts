@@ -7,15 +7,20 @@
 import type { HttpContext } from "../types.ts";
 
 /** The CGI environment for `request` (RFC 3875 names, plus Orca's route params). */
-export function cgiEnv(request: Request, ctx: HttpContext, body: Uint8Array): Record<string, string> {
-  const url = new URL(request.url);
+export function cgiEnv(
+  method: string,
+  url: URL,
+  headers: Headers,
+  ctx: HttpContext,
+  body: Uint8Array,
+): Record<string, string> {
   const env: Record<string, string> = {
     GATEWAY_INTERFACE: "CGI/1.1",
     SERVER_SOFTWARE: "orca",
     SERVER_PROTOCOL: "HTTP/1.1",
     SERVER_NAME: url.hostname,
     SERVER_PORT: url.port || (url.protocol === "https:" ? "443" : "80"),
-    REQUEST_METHOD: request.method,
+    REQUEST_METHOD: method,
     REQUEST_URI: url.pathname + url.search,
     SCRIPT_NAME: scriptName(ctx),
     PATH_INFO: url.pathname,
@@ -25,9 +30,9 @@ export function cgiEnv(request: Request, ctx: HttpContext, body: Uint8Array): Re
     X_RAW_PATH_INFO: ctx.rest ?? "",
   };
   if (body.length > 0) env.CONTENT_LENGTH = String(body.length);
-  const contentType = request.headers.get("content-type");
+  const contentType = headers.get("content-type");
   if (contentType) env.CONTENT_TYPE = contentType;
-  for (const [name, value] of request.headers) {
+  for (const [name, value] of headers) {
     if (name === "content-type" || name === "content-length" || name === "authorization") continue;
     env[`HTTP_${name.toUpperCase().replaceAll("-", "_")}`] = value;
   }
@@ -40,8 +45,10 @@ function scriptName(ctx: HttpContext): string {
   return prefix === "/" ? "" : prefix;
 }
 
-/** Parses CGI output into a Response; `undefined` when it has no header block. */
-export function parseCgiOutput(output: Uint8Array): Response | undefined {
+/** Parses CGI output into status, headers and body; `undefined` when it has no header block. */
+export function parseCgiOutput(
+  output: Uint8Array,
+): { status: number; headers: [string, string][]; body: Uint8Array } | undefined {
   const end = findHeaderEnd(output);
   if (!end) return undefined;
   const head = new TextDecoder().decode(output.subarray(0, end.at));
@@ -67,7 +74,7 @@ export function parseCgiOutput(output: Uint8Array): Response | undefined {
   if (headers.has("location") && status === 200) status = 302;
   const body = output.subarray(end.at + end.length);
   const nullBody = status === 204 || status === 304;
-  return new Response(nullBody ? null : body.slice(), { status, headers });
+  return { status, headers: [...headers], body: nullBody ? new Uint8Array() : body.slice() };
 }
 
 function findHeaderEnd(bytes: Uint8Array): { at: number; length: number } | undefined {

@@ -1,0 +1,387 @@
+/**
+ * Runs guest calls: the part of the Wasm runtime that holds compiled
+ * components and instance pools. It runs in the server process (`workers: 0`)
+ * or inside each guest host process (host.ts), and speaks only plain data
+ * (WireRequest in, WireResponse out) so the same code serves both.
+ */
+
+import { OrcaError } from "../../errors.ts";
+import type { ExecResult, HttpContext, JobInput, JobResult, LogLine } from "../types.ts";
+import { concat, OutputTail } from "../bytes.ts";
+import { type CompiledComponent, type GuestExports, loadComponent, type PreparedComponent } from "./component.ts";
+import { buildTree, type Mount, mountFilesystem } from "./files.ts";
+import { errorText, type Guest, logIo, runCommand } from "./guest.ts";
+import { INTERRUPT_EXPORT } from "./instrument.ts";
+import { InstancePool } from "./pool.ts";
+import { cgiEnv, parseCgiOutput } from "./wagi.ts";
+import { type GuestIo, sandboxImports, wasiHttp } from "./wasi.ts";
+import { Watchdog } from "./watchdog.ts";
+
+/** Everything a host needs to run one workload's guests: plain data, sent to guest hosts as is. */
+export interface WorkloadDesc {
+  id: string;
+  /** The service's name (argv[0] of commands) and its project, for messages. */
+  name: string;
+  project: string;
+  prepared: PreparedComponent;
+  env: Record<string, string>;
+  allowedHosts: string[];
+  mounts: { guestPath: string; rw: boolean; files: [string, Uint8Array][] }[];
+  /** `[service.limits] timeout_ms`; the defaults below otherwise. */
+  timeoutMs?: number;
+  poolSize: number;
+}
+
+export interface WireRequest {
+  method: string;
+  url: string;
+  headers: [string, string][];
+  body: Uint8Array | null;
+  ctx: HttpContext;
+}
+
+export interface WireResponse {
+  status: number;
+  headers: [string, string][];
+  body: Uint8Array;
+  /** Set when the guest trapped or missed its deadline (the response is then a 500 or 504 of ours). */
+  failure?: string;
+}
+
+/** A job's result; `incident` when the guest trapped rather than exiting on its own. */
+export type JobOutcome = JobResult & { incident?: boolean };
+
+export type LogSink = (workload: string, stream: LogLine["stream"], text: string) => void;
+
+export interface ExecutorOptions {
+  log: LogSink;
+  /** A workload with no call for this long drops its instances (scale to zero). */
+  idleMs: number;
+  now?: () => number;
+}
+
+interface Loaded {
+  desc: WorkloadDesc;
+  compiled: CompiledComponent;
+  pool: InstancePool<Guest>;
+  /** Message handlers (`orca:jobs/handler`) keep their instances between calls. */
+  reusable: Guest[];
+  busy: Set<Guest>;
+  mounts: Mount[];
+  lastUsed: number;
+}
+
+const MAX_WAGI_OUTPUT = 32 * 1024 * 1024;
+/** A reused handler instance is replaced after this many calls (bounds leaks in the guest). */
+const MAX_CALLS_PER_INSTANCE = 1000;
+/** Default deadlines: an HTTP request, and a job (cron firing, message). */
+export const HTTP_TIMEOUT_MS = 10_000;
+export const JOB_TIMEOUT_MS = 30_000;
+const TAIL_BYTES = 4096;
+
+/** Where guest calls run: an Executor in this process, or a pool of guest host processes (hosts.ts). */
+export interface GuestBackend {
+  /** Makes the workload ready to serve (compiled, first instance made); errors surface here. */
+  load(desc: WorkloadDesc): Promise<void>;
+  /** Drops the workload's instances and compiled code; calls in flight finish. */
+  unload(id: string): void;
+  stats(id: string): Promise<{ instances: number; memoryBytes: number }>;
+  http(id: string, req: WireRequest): Promise<WireResponse>;
+  job(id: string, input: JobInput): Promise<JobOutcome>;
+  exec(id: string, cmd: string[]): Promise<ExecResult>;
+  close(): void;
+}
+
+/** Runs guests in the calling process. */
+export class Executor implements GuestBackend {
+  readonly #opts: ExecutorOptions;
+  readonly #now: () => number;
+  readonly #loaded = new Map<string, Promise<Loaded>>();
+  readonly #watchdog = new Watchdog();
+  readonly #idleTimer: ReturnType<typeof setInterval>;
+
+  constructor(opts: ExecutorOptions) {
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+    const idleMs = opts.idleMs;
+    this.#idleTimer = setInterval(() => this.#scaleIdleToZero(idleMs), Math.max(10, Math.min(idleMs / 4, 15_000)));
+    Deno.unrefTimer(this.#idleTimer as unknown as number);
+  }
+
+  /** Compiles the workload and makes its first instance (errors surface here); the pool fills in the background. */
+  load(desc: WorkloadDesc): Promise<void> {
+    let loaded = this.#loaded.get(desc.id);
+    if (!loaded) {
+      loaded = this.#load(desc);
+      loaded.catch(() => this.#loaded.delete(desc.id));
+      this.#loaded.set(desc.id, loaded);
+    }
+    return loaded.then(() => {});
+  }
+
+  async #load(desc: WorkloadDesc): Promise<Loaded> {
+    const compiled = await loadComponent(desc.prepared);
+    const l: Loaded = {
+      desc,
+      compiled,
+      pool: new InstancePool(
+        () => this.#instantiate(l),
+        desc.poolSize,
+        (err) => this.#opts.log(desc.id, "system", `cannot pre-make an instance: ${errorText(err)}`),
+      ),
+      reusable: [],
+      busy: new Set(),
+      mounts: desc.mounts.map((m) => ({ guestPath: m.guestPath, rw: m.rw, tree: buildTree(m.files) })),
+      lastUsed: this.#now(),
+    };
+    await l.pool.warm();
+    return l;
+  }
+
+  has(id: string): boolean {
+    return this.#loaded.has(id);
+  }
+
+  /** Drops a workload's instances and compiled code; calls in flight finish. */
+  unload(id: string): void {
+    const loaded = this.#loaded.get(id);
+    this.#loaded.delete(id);
+    loaded?.then((l) => {
+      l.pool.close();
+      l.reusable.length = 0;
+    }, () => {});
+  }
+
+  /** Instances alive and the bytes of their linear memories. */
+  async stats(id: string): Promise<{ instances: number; memoryBytes: number }> {
+    const loaded = this.#loaded.get(id);
+    if (!loaded) return { instances: 0, memoryBytes: 0 };
+    const l = await loaded;
+    const guests = [...l.pool.ready, ...l.busy, ...l.reusable];
+    let memoryBytes = 0;
+    for (const g of guests) for (const m of g.memories) memoryBytes += m.buffer.byteLength;
+    return { instances: guests.length, memoryBytes };
+  }
+
+  async http(id: string, req: WireRequest): Promise<WireResponse> {
+    const l = await this.#get(id);
+    if (l.compiled.kind === "handler") {
+      return wireError(500, `service ${l.desc.name} is a message handler, not an HTTP one`);
+    }
+    l.lastUsed = this.#now();
+    const guest = await l.pool.take();
+    l.busy.add(guest);
+    const disarm = this.#watchdog.arm(guest.flags, l.desc.timeoutMs ?? HTTP_TIMEOUT_MS);
+    try {
+      return l.compiled.kind === "http"
+        ? await this.#serveHandler(l, guest, req)
+        : await this.#serveWagi(l, guest, req);
+    } catch (err) {
+      const failure = this.#describeFailure(l, guest, err, HTTP_TIMEOUT_MS);
+      this.#opts.log(id, "system", `request ${req.method} ${new URL(req.url).pathname} failed: ${failure}`);
+      return Watchdog.fired(guest.flags)
+        ? { ...wireError(504, "the service did not answer within its deadline"), failure }
+        : { ...wireError(500, "the service failed to handle the request"), failure };
+    } finally {
+      disarm();
+      l.busy.delete(guest);
+    }
+  }
+
+  async job(id: string, input: JobInput): Promise<JobOutcome> {
+    const l = await this.#get(id);
+    if (l.compiled.kind === "http") {
+      throw new OrcaError(
+        "unsupported",
+        `service ${l.desc.name} is a wasi:http handler; jobs need a WASI command or an orca:jobs/handler`,
+      );
+    }
+    const started = performance.now();
+    const tail = new OutputTail(TAIL_BYTES);
+    const log = this.#logIo(l);
+    l.lastUsed = this.#now();
+    const reuse = l.compiled.kind === "handler";
+    const guest = (reuse ? l.reusable.pop() : undefined) ?? await l.pool.take();
+    l.busy.add(guest);
+    guest.io = {
+      env: { ...l.desc.env, ...input.env },
+      stdin: input.stdin,
+      stdout: (b) => {
+        tail.push(b);
+        log.stdout(b);
+      },
+      stderr: (b) => {
+        tail.push(b);
+        log.stderr(b);
+      },
+    };
+    let keep = false;
+    const result = (exitCode: number, error?: string): JobOutcome => ({
+      exitCode,
+      outputTail: tail.text(),
+      durationMs: performance.now() - started,
+      ...(error !== undefined && { error }),
+    });
+    const disarm = this.#watchdog.arm(guest.flags, l.desc.timeoutMs ?? JOB_TIMEOUT_MS);
+    try {
+      if (guest.exports.kind === "handler") {
+        try {
+          await guest.exports.handle(input.topic ?? "", input.stdin);
+        } catch (refusal) {
+          if (typeof refusal !== "string") throw refusal; // a trap, not the guest's own err result
+          keep = true;
+          return result(1, refusal);
+        }
+        keep = true;
+        return result(0);
+      }
+      return result(await runCommand(guest));
+    } catch (err) {
+      const error = this.#describeFailure(l, guest, err, JOB_TIMEOUT_MS);
+      this.#opts.log(id, "system", `job failed: ${error}`);
+      return { ...result(-1, error), incident: true };
+    } finally {
+      disarm();
+      log.flush();
+      l.busy.delete(guest);
+      // A handler that trapped (or whose deadline fired as it returned) is thrown away; one that answered is reused.
+      const fresh = ++guest.calls < MAX_CALLS_PER_INSTANCE;
+      if (reuse && keep && fresh && !Watchdog.fired(guest.flags) && this.#loaded.has(id) && l.reusable.length < 4) {
+        l.reusable.push(guest);
+      }
+    }
+  }
+
+  async exec(id: string, cmd: string[]): Promise<ExecResult> {
+    const l = await this.#get(id);
+    if (l.compiled.kind !== "command") {
+      throw new OrcaError("unsupported", `service ${l.desc.name} is a wasi:http handler; exec needs a WASI command`);
+    }
+    const stdout: Uint8Array[] = [];
+    const stderr: Uint8Array[] = [];
+    const guest = await this.#instantiate(l, [l.desc.name, ...cmd]);
+    guest.io = {
+      env: { ...l.desc.env },
+      stdin: new Uint8Array(),
+      stdout: (b) => stdout.push(b),
+      stderr: (b) => stderr.push(b),
+    };
+    const disarm = this.#watchdog.arm(guest.flags, l.desc.timeoutMs ?? JOB_TIMEOUT_MS);
+    try {
+      const exitCode = await runCommand(guest);
+      return { exitCode, stdout: concat(stdout), stderr: concat(stderr) };
+    } finally {
+      disarm();
+    }
+  }
+
+  /** Stops the watchdog thread and the idle timer. */
+  close(): void {
+    this.#watchdog.close();
+    clearInterval(this.#idleTimer);
+    for (const id of [...this.#loaded.keys()]) this.unload(id);
+  }
+
+  async #serveHandler(l: Loaded, guest: Guest, req: WireRequest): Promise<WireResponse> {
+    const headers = new Headers(req.headers);
+    for (const [name, value] of Object.entries(req.ctx.params)) headers.set(`x-orca-param-${name}`, value);
+    headers.set("x-orca-route", req.ctx.route);
+    const forwarded = new Request(req.url, {
+      method: req.method,
+      headers,
+      body: req.body as Uint8Array<ArrayBuffer> | null,
+    });
+    guest.io = this.#logIo(l);
+    if (guest.exports.kind !== "http") throw new OrcaError("internal", "not an http guest");
+    const response = await wasiHttp.handleIncomingRequest(forwarded, guest.exports.handle as never);
+    // The guest is done once the body is fully produced; buffer it so a trap surfaces here.
+    const body = new Uint8Array(await response.arrayBuffer());
+    return { status: response.status, headers: [...response.headers], body };
+  }
+
+  async #serveWagi(l: Loaded, guest: Guest, req: WireRequest): Promise<WireResponse> {
+    const body = req.body ?? new Uint8Array();
+    const out: Uint8Array[] = [];
+    let size = 0;
+    const log = this.#logIo(l);
+    guest.io = {
+      env: { ...l.desc.env, ...cgiEnv(req.method, new URL(req.url), new Headers(req.headers), req.ctx, body) },
+      stdin: body,
+      stdout: (bytes) => {
+        size += bytes.length;
+        if (size > MAX_WAGI_OUTPUT) throw new OrcaError("invalid", "response larger than 32 MiB");
+        out.push(bytes);
+      },
+      stderr: log.stderr,
+    };
+    const code = await runCommand(guest);
+    log.flush();
+    if (code !== 0) throw new OrcaError("wasm", `the handler exited with code ${code}`);
+    const response = parseCgiOutput(concat(out));
+    if (!response) {
+      throw new OrcaError(
+        "wasm",
+        "the handler wrote no CGI header block (e.g. `Content-Type: text/plain` and a blank line)",
+      );
+    }
+    return response;
+  }
+
+  #logIo(l: Loaded): GuestIo & { flush(): void } {
+    return logIo((stream, text) => this.#opts.log(l.desc.id, stream, text), l.desc.env);
+  }
+
+  async #instantiate(l: Loaded, args: string[] = [l.desc.name]): Promise<Guest> {
+    const guest: Guest = {
+      exports: undefined as unknown as GuestExports,
+      io: this.#logIo(l),
+      memories: [],
+      flags: [],
+      calls: 0,
+    };
+    const imports = sandboxImports({
+      args,
+      allowedHosts: l.desc.allowedHosts,
+      io: () => guest.io,
+      ...(l.mounts.length > 0 && { filesystem: mountFilesystem(l.mounts) }),
+    });
+    guest.exports = await l.compiled.instantiate(imports, (instance) => {
+      const memory = instance.exports.memory;
+      if (memory instanceof WebAssembly.Memory) guest.memories.push(memory);
+      const flag = instance.exports[INTERRUPT_EXPORT];
+      if (flag instanceof WebAssembly.Memory) guest.flags.push(flag.buffer as SharedArrayBuffer);
+    });
+    return guest;
+  }
+
+  /** Workloads idle for `idleMs` keep no instances; their next call makes one (~0.3 ms for a C guest). */
+  #scaleIdleToZero(idleMs: number): void {
+    const now = this.#now();
+    for (const loaded of this.#loaded.values()) {
+      loaded.then((l) => {
+        if (l.busy.size > 0 || now - l.lastUsed < idleMs) return;
+        l.pool.shrink();
+        l.reusable.length = 0;
+      }, () => {});
+    }
+  }
+
+  #describeFailure(l: Loaded, guest: Guest, err: unknown, fallbackMs: number): string {
+    if (!Watchdog.fired(guest.flags)) return errorText(err);
+    return `deadline exceeded: stopped after ${l.desc.timeoutMs ?? fallbackMs} ms ([service.limits] timeout_ms)`;
+  }
+
+  #get(id: string): Promise<Loaded> {
+    const loaded = this.#loaded.get(id);
+    if (!loaded) throw new OrcaError("not_found", `workload ${id} is not loaded here`);
+    return loaded;
+  }
+}
+
+export function wireError(status: number, message: string): WireResponse {
+  return {
+    status,
+    headers: [["content-type", "application/json"]],
+    body: new TextEncoder().encode(JSON.stringify({ error: message, status })),
+  };
+}

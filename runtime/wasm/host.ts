@@ -1,0 +1,80 @@
+/**
+ * A guest host: a process of its own that runs Wasm guests for the server.
+ * The server (hosts.ts) starts one per core, sends it prepared components and
+ * calls over stdin, and reads results and log lines from stdout (wire.ts).
+ * It runs with only the permissions guests need (read the compile cache, the
+ * network for allowed hosts), and the server kills it if a guest stops it
+ * from answering.
+ *
+ * @module
+ */
+
+import { OrcaError } from "../../errors.ts";
+import type { JobInput } from "../types.ts";
+import { Executor, type WireRequest, type WorkloadDesc } from "./executor.ts";
+import { errorText } from "./guest.ts";
+import { encodeFrame, readFrames } from "./wire.ts";
+
+/** A call from the server. `id` pairs it with its reply. */
+export type HostCall =
+  | { id: number; op: "load"; desc: WorkloadDesc }
+  | { id: number; op: "unload"; workload: string }
+  | { id: number; op: "http"; workload: string; req: WireRequest }
+  | { id: number; op: "job"; workload: string; input: JobInput }
+  | { id: number; op: "exec"; workload: string; cmd: string[] }
+  | { id: number; op: "stats"; workload: string };
+
+/** What a host writes: a call's result or error, or a guest's log line. */
+export type HostMessage =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: { code: OrcaError["code"]; message: string; hint?: string } }
+  | { log: [workload: string, stream: "stdout" | "stderr" | "system", text: string] };
+
+/** The host's main loop; returns when the server closes stdin. `args`: `--idle-ms N`. */
+export async function runHost(args: string[]): Promise<void> {
+  const at = args.indexOf("--idle-ms");
+  const idleMs = at >= 0 ? Number(args[at + 1]) : 60_000;
+  const writer = Deno.stdout.writable.getWriter();
+  const send = (message: HostMessage) => {
+    // The server is gone when stdout breaks: nothing left to do.
+    writer.write(encodeFrame(message)).catch(() => Deno.exit(0));
+  };
+  const executor = new Executor({
+    idleMs: Number.isFinite(idleMs) && idleMs > 0 ? idleMs : 60_000,
+    log: (workload, stream, text) => send({ log: [workload, stream, text] }),
+  });
+  const answer = async (call: HostCall) => {
+    try {
+      send({ id: call.id, ok: true, value: await perform(executor, call) });
+    } catch (err) {
+      const error = err instanceof OrcaError
+        ? { code: err.code, message: err.message, ...(err.hint && { hint: err.hint }) }
+        : { code: "internal" as const, message: errorText(err) };
+      send({ id: call.id, ok: false, error });
+    }
+  };
+  for await (const call of readFrames(Deno.stdin.readable)) answer(call as HostCall);
+  executor.close();
+}
+
+function perform(executor: Executor, call: HostCall): Promise<unknown> | unknown {
+  switch (call.op) {
+    case "load":
+      return executor.load(call.desc);
+    case "unload":
+      return executor.unload(call.workload);
+    case "http":
+      return executor.http(call.workload, call.req);
+    case "job":
+      return executor.job(call.workload, call.input);
+    case "exec":
+      return executor.exec(call.workload, call.cmd);
+    case "stats":
+      return executor.stats(call.workload);
+  }
+}
+
+if (import.meta.main) {
+  await runHost(Deno.args);
+  Deno.exit(0);
+}

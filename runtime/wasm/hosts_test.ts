@@ -1,0 +1,115 @@
+/** Guest host processes: deadlines, the kill-and-replace backstop, and work spread over hosts. */
+
+import assert from "node:assert/strict";
+import type { LogLine, WorkloadHandle } from "../types.ts";
+import type { WasmRuntime } from "./runtime.ts";
+import { guests, setup } from "./test_util.ts";
+
+const ctx = { params: {}, route: "/*" };
+
+/** Requests `h` back to back until stopped; returns how many answered 200 and what else came back. */
+function healthyLoop(runtime: WasmRuntime, h: WorkloadHandle) {
+  let running = true;
+  const seen = { ok: 0, other: [] as string[] };
+  const loop = (async () => {
+    while (running) {
+      const res = await runtime.serveHttp(h, new Request("http://x/ok"), ctx);
+      const text = await res.text();
+      if (res.status === 200 && text === "version 1\n") seen.ok++;
+      else seen.other.push(`${res.status} ${text}`);
+    }
+  })();
+  return async () => {
+    running = false;
+    await loop;
+    return seen;
+  };
+}
+
+async function logText(runtime: WasmRuntime, h: WorkloadHandle): Promise<string> {
+  const lines: LogLine[] = [];
+  for await (const line of runtime.logs(h)) lines.push(line);
+  return lines.map((l) => l.text).join("\n");
+}
+
+Deno.test("a spinning guest is trapped at its deadline inside its host; the host lives on", async () => {
+  const { runtime, deploy, cleanup } = await setup({ workers: 2 });
+  try {
+    const spin = await deploy(await Deno.readFile(guests.spin), { limits: { timeout_ms: 200 } });
+    const ok = await deploy(await Deno.readFile(guests.version1));
+    const stop = healthyLoop(runtime, ok);
+    for (let i = 0; i < 2; i++) {
+      const started = performance.now();
+      const res = await runtime.serveHttp(spin, new Request("http://x/spin"), ctx);
+      const took = performance.now() - started;
+      assert.equal(res.status, 504);
+      await res.body?.cancel();
+      assert.ok(took >= 190 && took < 200 + 500, `answered after ${took.toFixed(0)} ms`);
+    }
+    const seen = await stop();
+    assert.deepEqual(seen.other, []);
+    assert.ok(seen.ok > 0);
+    assert.equal(runtime.hosts().restarts, 0, "the interrupt check stopped the guest: no host was killed");
+    assert.equal((await runtime.stats(spin)).incidents, 0);
+    assert.match(await logText(runtime, spin), /deadline exceeded: stopped after 200 ms/);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("a guest without deadline checks is stopped by killing its host; a new host takes over", async () => {
+  const incidents: string[] = [];
+  const { runtime, deploy, cleanup } = await setup({
+    workers: 2,
+    graceMs: 300,
+    instrument: false,
+    onIncident: (service, error) => incidents.push(`${service}: ${error}`),
+  });
+  try {
+    const spin = await deploy(await Deno.readFile(guests.spin), { limits: { timeout_ms: 200 } });
+    const ok = await deploy(await Deno.readFile(guests.version1));
+    assert.match(await logText(runtime, spin), /without deadline checks/);
+    const stop = healthyLoop(runtime, ok);
+    const started = performance.now();
+    const res = await runtime.serveHttp(spin, new Request("http://x/spin"), ctx);
+    const took = performance.now() - started;
+    assert.equal(res.status, 504);
+    assert.match(await res.text(), /did not answer within its deadline/);
+    assert.ok(took >= 490, `the host was killed after ${took.toFixed(0)} ms, before its deadline and grace`);
+    const seen = await stop();
+    // The healthy service ran on the other host throughout, and on the replacement after.
+    assert.deepEqual(seen.other, []);
+    assert.ok(seen.ok > 0);
+    assert.equal(runtime.hosts().restarts, 1);
+    assert.equal((await runtime.stats(spin)).incidents, 1);
+    assert.match(await logText(runtime, spin), /incident: guest host \d stopped answering .* and was killed/);
+    assert.equal(incidents.length, 1);
+    assert.match(incidents[0], /^p\/svc\d: the guest host \d stopped answering/);
+    // Every host answers again: the healthy service on both (two at once spreads them).
+    const answers = await Promise.all(
+      [1, 2, 3, 4].map(async () => (await runtime.serveHttp(ok, new Request("http://x/ok"), ctx)).text()),
+    );
+    assert.deepEqual(answers, Array(4).fill("version 1\n"));
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("calls spread over the hosts: a busy host does not hold up the next call", async () => {
+  const { runtime, deploy, cleanup } = await setup({ workers: 2 });
+  try {
+    const spin = await deploy(await Deno.readFile(guests.spin), { limits: { timeout_ms: 1500 } });
+    const ok = await deploy(await Deno.readFile(guests.version1));
+    const spinning = runtime.serveHttp(spin, new Request("http://x/spin"), ctx);
+    // One host spins for 1.5 s; the other answers meanwhile.
+    await new Promise((r) => setTimeout(r, 100));
+    const started = performance.now();
+    const res = await runtime.serveHttp(ok, new Request("http://x/ok"), ctx);
+    assert.equal(await res.text(), "version 1\n");
+    const took = performance.now() - started;
+    assert.ok(took < 1000, `answered after ${took.toFixed(0)} ms, while the other host was busy`);
+    assert.equal((await spinning).status, 504);
+  } finally {
+    await cleanup();
+  }
+});

@@ -1,0 +1,82 @@
+/**
+ * Framing between the server and its guest host processes (host.ts): each
+ * message is `[u32 frame length][u32 JSON length][JSON][bytes]`, where every
+ * Uint8Array in the value travels raw in the bytes part and the JSON holds
+ * `{"$bin": [offset, length]}` in its place. Bodies are not base64'd.
+ */
+
+const BIN = "$bin";
+/** A frame larger than this is refused (request and response bodies are capped well below it). */
+export const MAX_FRAME = 256 * 1024 * 1024;
+
+/** One message as a frame. */
+export function encodeFrame(value: unknown): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let offset = 0;
+  const json = JSON.stringify(value, (_key, v) => {
+    if (v instanceof Uint8Array) {
+      parts.push(v);
+      const marker = { [BIN]: [offset, v.length] };
+      offset += v.length;
+      return marker;
+    }
+    return v;
+  });
+  const head = new TextEncoder().encode(json);
+  const frame = new Uint8Array(8 + head.length + offset);
+  const view = new DataView(frame.buffer);
+  view.setUint32(0, frame.length - 4);
+  view.setUint32(4, head.length);
+  frame.set(head, 8);
+  let at = 8 + head.length;
+  for (const part of parts) {
+    frame.set(part, at);
+    at += part.length;
+  }
+  return frame;
+}
+
+function decodeBody(body: Uint8Array): unknown {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const jsonLength = view.getUint32(0);
+  const json = new TextDecoder().decode(body.subarray(4, 4 + jsonLength));
+  const bins = body.subarray(4 + jsonLength);
+  return JSON.parse(json, (_key, v) => {
+    if (v && typeof v === "object" && BIN in v && Array.isArray(v[BIN])) {
+      const [at, length] = v[BIN] as [number, number];
+      return bins.slice(at, at + length);
+    }
+    return v;
+  });
+}
+
+/** Reads frames from a byte stream, one decoded message at a time; ends when the stream does. */
+export async function* readFrames(stream: ReadableStream<Uint8Array>): AsyncGenerator<unknown> {
+  let buf = new Uint8Array(64 * 1024);
+  let start = 0;
+  let end = 0;
+  for await (const chunk of stream) {
+    if (end + chunk.length > buf.length) {
+      const pending = end - start;
+      if (pending + chunk.length > buf.length) {
+        const next = new Uint8Array((pending + chunk.length) * 2);
+        next.set(buf.subarray(start, end));
+        buf = next;
+      } else {
+        buf.copyWithin(0, start, end);
+      }
+      start = 0;
+      end = pending;
+    }
+    buf.set(chunk, end);
+    end += chunk.length;
+    while (end - start >= 4) {
+      const length = new DataView(buf.buffer, start, 4).getUint32(0);
+      if (length > MAX_FRAME) throw new Error(`frame of ${length} bytes is over the ${MAX_FRAME}-byte limit`);
+      if (end - start - 4 < length) break;
+      yield decodeBody(buf.subarray(start + 4, start + 4 + length));
+      start += 4 + length;
+    }
+    if (start === end) start = end = 0;
+  }
+}
