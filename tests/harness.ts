@@ -118,6 +118,31 @@ export async function get(url: string, init: RequestInit = {}): Promise<{ status
   return { status: res.status, text: await res.text() };
 }
 
+/**
+ * Requests `url` back to back until the returned function is called, which
+ * gives back how many answered `expect` and what else came back (should be nothing).
+ */
+export function healthyLoop(url: string, expect: string): () => Promise<{ ok: number; failures: string[] }> {
+  let running = true;
+  const seen = { ok: 0, failures: [] as string[] };
+  const loop = (async () => {
+    while (running) {
+      try {
+        const { status, text } = await get(url);
+        if (status === 200 && text === expect) seen.ok++;
+        else seen.failures.push(`${status} ${text.slice(0, 200)}`);
+      } catch (err) {
+        seen.failures.push(String(err));
+      }
+    }
+  })();
+  return async () => {
+    running = false;
+    await loop;
+    return seen;
+  };
+}
+
 /** A GET with a chosen Host header, over a raw socket (fetch does not let us set Host). */
 export async function getWithHost(
   baseUrl: string,

@@ -1,7 +1,7 @@
 /** What a guest can reach: only its declared env, no host files, allowed hosts only. */
 
 import assert from "node:assert/strict";
-import { get, guestsDir, orca, startServer, writeProject } from "./harness.ts";
+import { get, guestsDir, healthyLoop, orca, startServer, writeProject } from "./harness.ts";
 
 Deno.test("a guest sees only what its service declares", async (t) => {
   const target = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => new Response("secret data"));
@@ -13,11 +13,13 @@ Deno.test("a guest sees only what its service declares", async (t) => {
       `[[service]]\nname = "egress-open"\nmodule = "${guestsDir}/egress.wasm"\ntriggers = ["http:/open"]\n`,
       `[service.wasm]\nallowed_hosts = ["${allowed}"]\n`,
       `[[service]]\nname = "egress-closed"\nmodule = "${guestsDir}/egress.wasm"\ntriggers = ["http:/closed"]\n`,
+      `[[service]]\nname = "ok"\nmodule = "${guestsDir}/version1.wasm"\ntriggers = ["http:/ok"]\n`,
     ].join("\n"),
   });
   try {
     const r = await orca(server, "deploy", dir);
     assert.equal(r.code, 0, r.stderr);
+    const healthy = healthyLoop(`${server.httpUrl}/ok`, "version 1\n");
 
     await t.step("no host files, no undeclared env", async () => {
       const { status, text } = await get(`${server.httpUrl}/probe`);
@@ -41,6 +43,12 @@ Deno.test("a guest sees only what its service declares", async (t) => {
       const elsewhere = await get(`${server.httpUrl}/open?url=${encodeURIComponent("http://127.0.0.2:9/")}`);
       assert.match(elsewhere.text, /^blocked /);
     });
+
+    await t.step("a healthy service answered every request meanwhile", async () => {
+      const seen = await healthy();
+      assert.deepEqual(seen.failures, []);
+      assert.ok(seen.ok > 0);
+    });
   } finally {
     await server.stop();
     await target.shutdown();
@@ -57,6 +65,7 @@ Deno.test("a memory bomb is capped: a clean 500, the server and other services u
   });
   try {
     assert.equal((await orca(server, "deploy", dir)).code, 0);
+    const healthy = healthyLoop(`${server.httpUrl}/ok`, "version 1\n");
     for (let i = 0; i < 3; i++) {
       const bomb = await get(`${server.httpUrl}/bomb`);
       assert.equal(bomb.status, 500);
@@ -66,22 +75,30 @@ Deno.test("a memory bomb is capped: a clean 500, the server and other services u
     assert.match(logs.stdout, /out of memory: 104857600 bytes refused/);
     // The same guest under a larger cap gets its 100 MB.
     assert.equal((await get(`${server.httpUrl}/roomy`)).text, "allocated 104857600 bytes\n");
+    const seen = await healthy();
+    assert.deepEqual(seen.failures, [], "a healthy service answered every request meanwhile");
+    assert.ok(seen.ok > 0);
   } finally {
     await server.stop();
   }
 });
 
-Deno.test("an infinite loop is stopped at its deadline, endless recursion fails cleanly; others keep answering", async () => {
+Deno.test("an infinite loop is stopped at its deadline, endless recursion and a trap mid-response fail cleanly; others keep answering", async () => {
   const server = await startServer();
   const dir = await writeProject({
     cpu:
       `[[service]]\nname = "spin"\nmodule = "${guestsDir}/spin.wasm"\ntriggers = ["http:/spin"]\n[service.limits]\ntimeout_ms = 300\n` +
       `[[service]]\nname = "deep"\nmodule = "${guestsDir}/recurse.wasm"\ntriggers = ["http:/deep"]\n` +
+      `[[service]]\nname = "trap"\nmodule = "${guestsDir}/trap.wasm"\ntriggers = ["http:/trap"]\n` +
       `[[service]]\nname = "ok"\nmodule = "${guestsDir}/version1.wasm"\ntriggers = ["http:/ok"]\n`,
   });
   try {
     assert.equal((await orca(server, "deploy", dir)).code, 0);
+    const healthy = healthyLoop(`${server.httpUrl}/ok`, "version 1\n");
     for (let i = 0; i < 2; i++) {
+      const trap = await get(`${server.httpUrl}/trap`);
+      assert.equal(trap.status, 500, "a trap after part of the response: that request fails, nothing partial is sent");
+      assert.doesNotMatch(trap.text, /partial/);
       const deep = await get(`${server.httpUrl}/deep`);
       assert.equal(deep.status, 500, "endless recursion: that request fails");
       assert.equal((await get(`${server.httpUrl}/ok`)).text, "version 1\n");
@@ -94,8 +111,17 @@ Deno.test("an infinite loop is stopped at its deadline, endless recursion fails 
       assert.ok(took >= 290 && took < 300 + 250, `stopped after ${took.toFixed(0)} ms`);
       assert.equal((await get(`${server.httpUrl}/ok`)).text, "version 1\n");
     }
+    const seen = await healthy();
+    assert.deepEqual(seen.failures, [], "a healthy service answered every request meanwhile");
+    assert.ok(seen.ok > 0);
     const logs = await orca(server, "logs", "spin");
     assert.match(logs.stdout, /failed: deadline exceeded: stopped after 300 ms/);
+    const nodes = await orca(server, "nodes", "--json");
+    assert.equal(
+      JSON.parse(nodes.stdout)[0].wasmHosts.restarts,
+      0,
+      "the guests' own checks stopped them: no host killed",
+    );
   } finally {
     await server.stop();
   }
