@@ -1,7 +1,7 @@
 /**
- * Density: the server's resident memory with 1,000 idle Wasm services
- * deployed (each scaled to zero), per service, against the server's own
- * baseline in the same run.
+ * Density: the resident memory of the server and its guest host processes
+ * with 1,000 idle Wasm services deployed (each scaled to zero), per service,
+ * against their own baseline in the same run.
  */
 
 import { sha256Hex } from "../config/mod.ts";
@@ -9,9 +9,31 @@ import { get, startServer } from "../tests/harness.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
-async function rss(pid: number): Promise<number> {
+async function ownRss(pid: number): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+}
+
+/** Resident memory of `pid` and every process under it (the server and its guest hosts). */
+async function rss(pid: number): Promise<number> {
+  const children = new Map<number, number[]>();
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...children.get(ppid) ?? [], Number(entry.name)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let total = 0;
+  for (const queue = [pid]; queue.length > 0;) {
+    const next = queue.pop()!;
+    total += await ownRss(next).catch(() => 0);
+    queue.push(...children.get(next) ?? []);
+  }
+  return total;
 }
 
 export async function benchDensity(count = 1000): Promise<string[]> {

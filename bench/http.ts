@@ -1,7 +1,8 @@
 /**
  * `deno task bench`: a hello edge function served through Orca's proxy, side by
  * side in one run with a plain Deno.serve hello and with workerd serving the
- * same jco-transpiled component; plus instantiate-from-compiled per guest kind.
+ * same jco-transpiled component; Orca with guests in 1 guest host process, in
+ * one per core, and in the server process; plus instantiate-from-compiled per guest kind.
  * Load comes from wrk on loopback, one target at a time.
  */
 
@@ -88,15 +89,21 @@ export async function benchHttp(): Promise<void> {
   await load("plain Deno.serve hello", plain.url);
   await plain.stop();
 
-  const server = await startServer();
-  const deployed = await orca(server, "deploy", `${root}examples`);
-  if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stderr}`);
-  await load("orca proxy -> C guest (WAGI)", `${server.httpUrl}/c/bench`);
-  await load("orca proxy -> JS guest (wasi:http)", `${server.httpUrl}/js/bench`);
-  const dirs = { c: await transpiledDir(server.home, guests.c), js: await transpiledDir(server.home, guests.js) };
-  await server.stop();
+  // Guests in 1 guest host, in one per core, and in the server process itself (--workers 0).
+  const cores = navigator.hardwareConcurrency;
+  let dirs: { c: string; js: string } | undefined;
+  for (const workers of [1, cores, 0]) {
+    const server = await startServer(undefined, {}, ["--workers", String(workers)]);
+    const label = workers === 0 ? "in-process" : `${workers} worker${workers === 1 ? "" : "s"}`;
+    const deployed = await orca(server, "deploy", `${root}examples`);
+    if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stderr}`);
+    await load(`orca (${label}) -> C guest (WAGI)`, `${server.httpUrl}/c/bench`);
+    await load(`orca (${label}) -> JS guest (wasi:http)`, `${server.httpUrl}/js/bench`);
+    dirs ??= { c: await transpiledDir(server.home, guests.c), js: await transpiledDir(server.home, guests.js) };
+    await server.stop();
+  }
 
-  for (const [kind, dir] of [["wagi", dirs.c], ["http", dirs.js]] as const) {
+  for (const [kind, dir] of [["wagi", dirs!.c], ["http", dirs!.js]] as const) {
     const label = kind === "wagi" ? "workerd -> C guest (WAGI)" : "workerd -> JS guest (wasi:http)";
     try {
       const w = await startWorkerd({ transpiledDir: dir, port: freePort(), kind });
@@ -121,7 +128,7 @@ export async function benchHttp(): Promise<void> {
   const base = by("plain")!;
   console.log(`\nHTTP hello, ${connections} connections, ${seconds}s each (same machine, one run)\n`);
   console.log(
-    "target                               req/s     p50 ms   p99 ms   errors   vs plain Deno.serve   vs workerd (same component)",
+    "target                                         req/s     p50 ms   p99 ms   errors   vs plain Deno.serve   vs workerd (same component)",
   );
   for (const { target, result } of rows) {
     const peer = target.includes("C guest")
@@ -131,7 +138,7 @@ export async function benchHttp(): Promise<void> {
       : undefined;
     const vsWorkerd = target.startsWith("orca") && peer ? `${fmt(result.requestsPerSec / peer.requestsPerSec)}x` : "";
     console.log(
-      `${target.padEnd(36)} ${fmt(result.requestsPerSec, 0).padStart(7)}  ${fmt(result.p50Ms).padStart(7)}  ${
+      `${target.padEnd(46)} ${fmt(result.requestsPerSec, 0).padStart(7)}  ${fmt(result.p50Ms).padStart(7)}  ${
         fmt(result.p99Ms).padStart(7)
       }  ${String(result.errors).padStart(6)}   ${
         (fmt(result.requestsPerSec / base.requestsPerSec, 3) + "x").padStart(19)

@@ -136,12 +136,21 @@ export function sandboxImports(opts: SandboxOptions): Record<string, unknown> {
     "wasi:sockets/udp": sockets.udp,
     "wasi:sockets/udp-create-socket": sockets.udpCreateSocket,
   };
-  const imports: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(base)) {
-    for (const v of versions) imports[name + v] = value;
-  }
-  return imports;
+  // jco's glue looks each interface up by its versioned name once per instance: resolve the name on demand
+  // rather than building every name at every version for every instance (that was a tenth of a C guest's call).
+  const lookup = (key: string | symbol) => {
+    if (typeof key !== "string") return undefined;
+    const at = key.indexOf("@");
+    if (at < 0) return base[key];
+    return knownVersions.has(key.slice(at)) ? base[key.slice(0, at)] : undefined;
+  };
+  return new Proxy(base, {
+    get: (_target, key) => lookup(key),
+    has: (_target, key) => lookup(key) !== undefined,
+  });
 }
+
+const knownVersions = new Set(versions);
 
 function sink(write: (bytes: Uint8Array) => void) {
   return {
