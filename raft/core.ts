@@ -232,6 +232,15 @@ export class RaftNode {
     return this.#outbox.has(this.#log, this.commit);
   }
 
+  /**
+   * The driver applied committed entries through `index` outside a Ready (reading them with `entryAt`, so as not
+   * to wait for a write under way): the next Ready does not hand them over again, and a snapshot may be taken there.
+   */
+  appliedTo(index: number): void {
+    if (index > this.commit) throw new RangeError(`cannot have applied ${index}: committed only to ${this.commit}`);
+    this.#outbox.applied = Math.max(this.#outbox.applied, index);
+  }
+
   ready(): Ready {
     return this.#outbox.ready(this.#log, this.#hardState(), this.commit);
   }

@@ -320,3 +320,23 @@ Deno.test("a write proposed in a client session carries it into the log", () => 
   assert.equal(e.client, "c9");
   assert.equal(e.seq, 4);
 });
+
+Deno.test("entries the driver applied between Readies (appliedTo) are not handed over again, and may be snapshotted", () => {
+  const node = new RaftNode({ id: "n1", voters: ["n1"], electionTicks: 10, heartbeatTicks: 3, random: seeded(2) });
+  const settle = () => {
+    while (node.hasReady()) node.advance(node.ready());
+  };
+  while (node.role !== "leader") {
+    node.tick();
+    settle();
+  }
+  node.propose(new Uint8Array([1]));
+  node.propose(new Uint8Array([2]));
+  const rd = node.ready();
+  node.advance(rd); // stored: the single voter commits them
+  assert.equal(node.commit, 3);
+  node.appliedTo(3);
+  assert.deepEqual(node.ready().committed, [], "already applied");
+  assert.equal(node.snapshot(3, new Uint8Array([9])).index, 3);
+  assert.throws(() => node.appliedTo(4), /committed only to 3/);
+});

@@ -69,6 +69,11 @@ export interface DriverStats {
   fsyncs: number;
   /** Entries those writes stored. */
   entriesWritten: number;
+  /** Milliseconds spent in those writes. */
+  writeMs: number;
+  /** Snapshots this node took (compacting its log), and those it installed from a leader. */
+  snapshotsTaken: number;
+  snapshotsInstalled: number;
   applied: number;
   term: number;
   role: Role;
@@ -119,10 +124,20 @@ export class RaftDriver<R> {
       random: opts.random ?? Math.random,
       restore: { hardState: this.#stored, entries, snapshot },
     });
-    this.stats = { fsyncs: 0, entriesWritten: 0, applied: this.#applied, term: this.node.term, role: "follower" };
+    this.stats = {
+      fsyncs: 0,
+      entriesWritten: 0,
+      writeMs: 0,
+      snapshotsTaken: 0,
+      snapshotsInstalled: 0,
+      applied: this.#applied,
+      term: this.node.term,
+      role: "follower",
+    };
     opts.transport.onMessage((_from, m) => {
       if (this.#stopped) return;
       this.node.step(m);
+      this.#applyCommitted();
       this.#schedule();
     });
     this.#wake.port1.onmessage = () => this.#run();
@@ -248,7 +263,9 @@ export class RaftDriver<R> {
     // leader after a restart. It goes along with the next write.
     const write = rd.snapshot !== undefined || rd.entries.length > 0 || !sameTerm;
     if (write) {
+      const start = performance.now();
       await store.persist({ snapshot: rd.snapshot, entries: rd.entries, ...(hard && { hardState: hard }) });
+      this.stats.writeMs += performance.now() - start;
       this.stats.fsyncs++;
       this.stats.entriesWritten += rd.entries.length;
       if (hard) this.#stored = hard;
@@ -258,12 +275,9 @@ export class RaftDriver<R> {
       this.#opts.machine.restore(rd.snapshot.data);
       this.#applied = rd.snapshot.index;
       this.#settle(rd.snapshot.index, undefined);
+      this.stats.snapshotsInstalled++;
     }
-    for (const e of rd.committed) {
-      const result = this.#opts.machine.apply(e);
-      this.#applied = e.index;
-      this.#settle(e.index, { term: e.term, result });
-    }
+    for (const e of rd.committed) if (e.index > this.#applied) this.#apply(e);
     for (const r of rd.reads) {
       const waiter = this.#reads.get(r.ctx);
       this.#reads.delete(r.ctx);
@@ -277,7 +291,29 @@ export class RaftDriver<R> {
     if (every > 0 && this.#applied - this.node.snapshotIndex >= every) {
       await store.saveSnapshot(this.node.snapshot(this.#applied, this.#opts.machine.snapshot()));
       this.stats.fsyncs++;
+      this.stats.snapshotsTaken++;
     }
+  }
+
+  /**
+   * Applies what committed since the last Ready at once, rather than after the write under way: a committed entry
+   * is durable on a quorum and never changes, whether or not this node has stored it yet (the leader has: it
+   * counts itself only for what it stored). Stops at what a snapshot not yet handed over replaced.
+   */
+  #applyCommitted(): void {
+    const from = this.#applied;
+    for (let i = this.#applied + 1; i <= this.node.commit; i++) {
+      const e = this.node.entryAt(i);
+      if (!e) break;
+      this.#apply(e);
+    }
+    if (this.#applied > from) this.node.appliedTo(this.#applied);
+  }
+
+  #apply(e: Entry): void {
+    const result = this.#opts.machine.apply(e);
+    this.#applied = e.index;
+    this.#settle(e.index, { term: e.term, result });
   }
 
   /** Answers the proposals up to `index`: the one there with its result if the entry is the one proposed. */

@@ -41,7 +41,10 @@ function cluster(ids: string[], opts: { snapshotEvery?: number; store?: (id: str
     });
     return [id, driver];
   }));
-  const stop = () => drivers.forEach((d) => d.stop());
+  const stop = () => {
+    drivers.forEach((d) => d.stop());
+    if (!opts.store) assert.deepEqual(fatal, [], "no node stopped on an error");
+  };
   return { hub, drivers, machines, fatal, stop };
 }
 
@@ -109,6 +112,30 @@ Deno.test("RaftDriver: a node cut off past a snapshot catches up from the snapsh
     c.hub.cut.delete(lagging);
     await until("the lagging node to catch up", () => c.machines.get(lagging)!.kv.kv.get("k59") === "v59");
     assert.ok(c.drivers.get(lagging)!.node.snapshotIndex >= 40, "it caught up from a snapshot");
+  } finally {
+    c.stop();
+  }
+});
+
+Deno.test("RaftDriver takes snapshots under load while its writes are slow (commits applied between writes)", async () => {
+  const slowStore = (): LogStore => {
+    const s = new MemoryLogStore();
+    const persist = s.persist.bind(s);
+    s.persist = async (w: StoreWrite) => {
+      await new Promise((r) => setTimeout(r, 1 + Math.random() * 6));
+      await persist(w);
+    };
+    return s;
+  };
+  const c = cluster(["n1", "n2", "n3"], { snapshotEvery: 25, store: slowStore });
+  try {
+    const leader = await until("a leader", () => leaderOf(c.drivers));
+    let n = 0;
+    await Promise.all(Array.from({ length: 8 }, async (_, w) => {
+      for (let i = 0; i < 40; i++) await leader.propose(put(`k${w}`, `${i}`), { client: `c${w}`, seq: ++n });
+    }));
+    assert.deepEqual(c.fatal, []);
+    assert.ok(leader.stats.snapshotsTaken >= 5, `${leader.stats.snapshotsTaken} snapshots`);
   } finally {
     c.stop();
   }

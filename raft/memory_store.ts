@@ -1,4 +1,7 @@
-/** The in-memory LogStore: for the simulator and for tests of the core. */
+/**
+ * The in-memory LogStore: for the simulator and for tests of the core, and
+ * the copy WorkerLogStore (raft/worker_store.ts) answers reads from.
+ */
 
 import type { Entry, HardState, LogStore, Snapshot, StoreWrite } from "./types.ts";
 
@@ -10,6 +13,18 @@ export class MemoryLogStore implements LogStore {
   /** Term of the entry just before #first (the compaction point). */
   #snapshotTerm = 0;
   #snapshot?: Snapshot;
+
+  /** A copy of what `store` holds now. */
+  static copy(store: LogStore): MemoryLogStore {
+    const m = new MemoryLogStore();
+    m.#hard = store.hardState();
+    m.#first = store.firstIndex();
+    m.#snapshotTerm = store.term(m.#first - 1) ?? 0;
+    m.#snapshot = store.snapshot();
+    const last = store.lastIndex();
+    m.#log = last >= m.#first ? store.entries(m.#first, last + 1) : [];
+    return m;
+  }
 
   hardState(): HardState {
     return { ...this.#hard };

@@ -83,7 +83,7 @@ export class ProcessCluster {
         "--allow-env",
         serverPath,
         ...["--id", id, "--listen", n.listen, "--peers", peers, "--data", `${o.dir}/${id}`],
-        ...["--tick-ms", String(o.tickMs ?? 20), "--snapshot-every", String(o.snapshotEvery ?? 10_000)],
+        ...["--tick-ms", String(o.tickMs ?? 20), "--snapshot-every", String(o.snapshotEvery ?? 100_000)],
       ],
       env: { ORCA_RAFT_TOKEN: o.token },
       stdout: "null",
@@ -121,6 +121,11 @@ export class ProcessCluster {
     if (leaders.length === 0) return undefined;
     const newest = leaders.reduce((a, b) => b.term > a.term ? b : a);
     return { id: newest.id, term: newest.term };
+  }
+
+  /** Node `id`'s client API base URL. */
+  nodeUrl(id: string): string {
+    return `http://${this.#nodes.get(id)!.listen}`;
   }
 
   alive(id: string): boolean {

@@ -1,6 +1,6 @@
 /**
  * One Raft node as a process: a replicated key-value store on durable SQLite
- * storage (WAL, synchronous=FULL), its peers reached through the WebSocket
+ * storage (WAL, synchronous=FULL, written on a worker thread), its peers reached through the WebSocket
  * transport, and a small HTTP API for clients. Only the leader answers; the
  * others say 503 and name the leader (`x-raft-leader`), and the client asks
  * there. Every request carries the cluster token.
@@ -23,8 +23,8 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { NotLeaderError, RaftDriver, TimeoutError } from "./driver.ts";
 import { encodePut, KvMachine } from "./kv.ts";
 import type { SessionOutcome } from "./session.ts";
-import { SqliteLogStore } from "./sqlite_store.ts";
 import { _digest, raftPath, WebSocketTransport } from "./transport.ts";
+import { WorkerLogStore } from "./worker_store.ts";
 
 export interface ServerOptions {
   id: string;
@@ -36,6 +36,7 @@ export interface ServerOptions {
   dataDir: string;
   token: string;
   tickMs?: number;
+  /** Entries applied between snapshots (default 100,000, as etcd's --snapshot-count). */
   snapshotEvery?: number;
   /** Called when storage fails, after the node stopped. */
   onFatal: (err: unknown) => void;
@@ -55,7 +56,7 @@ export async function startServer(opts: ServerOptions): Promise<RaftServer> {
   await Deno.mkdir(opts.dataDir, { recursive: true });
   const peers = Object.fromEntries(Object.entries(opts.peers).filter(([id]) => id !== opts.id));
   // The driver stops the node on any store error (it sees every write fail) and then calls onFatal.
-  const store = new SqliteLogStore(`${opts.dataDir}/raft.db`);
+  const store = new WorkerLogStore(`${opts.dataDir}/raft.db`);
   const transport = new WebSocketTransport({ id: opts.id, token: opts.token, peers });
   const machine = new KvMachine();
   const driver: KvDriver = new RaftDriver({
@@ -66,7 +67,7 @@ export async function startServer(opts: ServerOptions): Promise<RaftServer> {
     machine,
     onFatal: opts.onFatal,
     tickMs: opts.tickMs ?? 20,
-    snapshotEvery: opts.snapshotEvery ?? 10_000,
+    snapshotEvery: opts.snapshotEvery ?? 100_000,
   });
   const { hostname, port } = _splitAddr(opts.listen);
   const handler = kvHandler(driver, machine, transport, opts.token);
@@ -78,7 +79,7 @@ export async function startServer(opts: ServerOptions): Promise<RaftServer> {
       driver.stop();
       await transport.close();
       await server.shutdown();
-      store.close();
+      await store.close();
     },
   };
 }
@@ -156,7 +157,7 @@ if (import.meta.main) {
       data: { type: "string" },
       token: { type: "string" },
       "tick-ms": { type: "string", default: "20" },
-      "snapshot-every": { type: "string", default: "10000" },
+      "snapshot-every": { type: "string", default: "100000" },
     },
   });
   const token = values.token ?? Deno.env.get("ORCA_RAFT_TOKEN");
@@ -170,7 +171,7 @@ if (import.meta.main) {
       return [id, addr];
     }),
   );
-  await startServer({
+  const server = await startServer({
     id: values.id,
     listen: values.listen,
     peers,
@@ -182,6 +183,10 @@ if (import.meta.main) {
       console.error(`error: storage failed, stopping (${values.data}): ${err}`);
       Deno.exit(74);
     },
+  });
+  Deno.addSignalListener("SIGTERM", async () => {
+    await server.shutdown();
+    Deno.exit(0);
   });
   console.log(JSON.stringify({ ready: values.id, listen: values.listen }));
 }

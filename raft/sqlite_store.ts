@@ -30,7 +30,8 @@ export class SqliteLogStore implements LogStore {
   constructor(path: string, onFatal: (err: unknown) => void = () => {}) {
     this.#db = new DatabaseSync(path);
     this.#onFatal = onFatal;
-    this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;");
+    // busy_timeout: another connection (a WorkerLogStore handing over to its worker) may hold the lock a moment.
+    this.#db.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;");
     this.#db.exec(schema);
     // Stores made before client sessions lack the columns.
     const columns = this.#db.prepare("SELECT name FROM pragma_table_info('raft_entries')").all() as { name: string }[];

@@ -3,6 +3,7 @@ import { DatabaseSync } from "node:sqlite";
 import { MemoryLogStore } from "./memory_store.ts";
 import { SqliteLogStore } from "./sqlite_store.ts";
 import { logStoreContract } from "./store_contract.ts";
+import { StoreError, WorkerLogStore } from "./worker_store.ts";
 
 Deno.test("MemoryLogStore keeps the LogStore contract", async (t) => {
   await logStoreContract(t, () => new MemoryLogStore());
@@ -34,6 +35,48 @@ Deno.test("SqliteLogStore keeps the LogStore contract, across reopens", async (t
     );
   } finally {
     for (const s of open) s.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("WorkerLogStore keeps the LogStore contract, across reopens", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "orca-raft-store-" });
+  const open: WorkerLogStore[] = [];
+  const paths = new Map<WorkerLogStore, string>();
+  const closing: Promise<void>[] = [];
+  let n = 0;
+  const make = (path: string) => {
+    const s = new WorkerLogStore(path);
+    open.push(s);
+    paths.set(s, path);
+    return s;
+  };
+  try {
+    await logStoreContract(t, () => make(`${dir}/log-${n++}.db`), (store) => {
+      const s = store as WorkerLogStore;
+      open.splice(open.indexOf(s), 1);
+      closing.push(s.close()); // every write was awaited, so the reopened copy reads them
+      return make(paths.get(s)!);
+    });
+  } finally {
+    await Promise.all([...closing, ...open.map((s) => s.close())]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("WorkerLogStore fails every write once one failed, so the driver stops", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "orca-raft-store-" });
+  const s = new WorkerLogStore(`${dir}/log.db`);
+  try {
+    await s.persist({ entries: [{ index: 1, term: 1, kind: "normal", data: new Uint8Array([1]) }] });
+    // The database changes under the worker so that its next write fails, as a failing disk would make it.
+    const other = new DatabaseSync(`${dir}/log.db`);
+    other.exec("DROP TABLE raft_state");
+    other.close();
+    await assert.rejects(s.persist({ entries: [], hardState: { term: 2, commit: 1 } }), StoreError);
+    await assert.rejects(s.persist({ entries: [], hardState: { term: 3, commit: 1 } }), StoreError);
+  } finally {
+    await s.close().catch((err) => assert.ok(err instanceof StoreError));
     await Deno.remove(dir, { recursive: true });
   }
 });
