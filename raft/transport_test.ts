@@ -24,6 +24,11 @@ function node(id: string, peers: Record<string, string>, box: { transport?: WebS
   return { t, got };
 }
 
+async function closeAll(transports: WebSocketTransport[], servers: Deno.HttpServer[]): Promise<void> {
+  for (const t of transports) await t.close();
+  for (const s of servers) await s.shutdown();
+}
+
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -69,10 +74,7 @@ Deno.test("WebSocketTransport carries every kind of message, in order, and batch
     n2.t.send("n1", { type: "append-response", from: "n2", to: "n1", term: 3, success: true, index: 5 });
     await until("n1 to get the answer", () => n1.got.length === 1);
   } finally {
-    await n1.t.close();
-    await n2.t.close();
-    await a.server.shutdown();
-    await b.server.shutdown();
+    await closeAll([n1.t, n2.t], [a.server, b.server]);
   }
 });
 
@@ -99,10 +101,7 @@ Deno.test("WebSocketTransport refuses a peer without the cluster token, or with 
       await res.body?.cancel();
     }
   } finally {
-    await good.t.close();
-    await intruder.t.close();
-    await a.server.shutdown();
-    await b.server.shutdown();
+    await closeAll([good.t, intruder.t], [a.server, b.server]);
   }
 });
 
@@ -132,9 +131,6 @@ Deno.test("WebSocketTransport redials a peer that comes back, and never blocks w
     });
     assert.deepEqual(n2.got.find((m) => m.type === "snapshot"), snapshotMessage("n2"));
   } finally {
-    await n1.t.close();
-    await n2.t.close();
-    await a.server.shutdown();
-    await b2?.server.shutdown();
+    await closeAll([n1.t, n2.t], [a.server, ...(b2 ? [b2.server] : [])]);
   }
 });
