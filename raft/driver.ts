@@ -164,6 +164,9 @@ export class RaftDriver<R> {
     const index = this.node.propose(data, session);
     if (index === undefined) return Promise.reject(new NotLeaderError(this.node.leader));
     this.#schedule();
+    // A proposal of an earlier term at this index was truncated away (this node lost leadership and won it back).
+    this.#proposals.get(index)?.reject(new NotLeaderError(this.node.leader, `entry ${index} was replaced`));
+    this.#proposals.delete(index);
     return new Promise((resolve, reject) =>
       this.#proposals.set(index, { resolve, reject, term, deadline: this.#deadline() })
     );
