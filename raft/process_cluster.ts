@@ -74,7 +74,7 @@ export class ProcessCluster {
     const o = this.#opts;
     const serverPath = new URL("./server.ts", import.meta.url).pathname;
     const peers = Object.entries(n.peers).map(([p, a]) => `${p}=${a}`).join(",");
-    n.process = new Deno.Command(Deno.execPath(), {
+    const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
         "--allow-net",
@@ -89,6 +89,11 @@ export class ProcessCluster {
       stdout: "null",
       stderr: "inherit",
     }).spawn();
+    n.process = child;
+    // A node that exits by itself (a storage failure) is no longer running.
+    child.status.then(() => {
+      if (n.process === child) n.process = undefined;
+    });
     const end = performance.now() + 20_000;
     while (!(await this.client.status(id))) {
       if (performance.now() > end) throw new Error(`node ${id} did not start in 20 s`);
@@ -98,11 +103,19 @@ export class ProcessCluster {
 
   /** kill -9 of node `id`; resolves once it is gone. */
   async kill(id: string): Promise<void> {
-    const p = this.#nodes.get(id)!.process;
+    const n = this.#nodes.get(id)!;
+    const p = n.process;
     if (!p) return;
+    n.process = undefined;
     p.kill("SIGKILL");
     await p.status;
-    this.#nodes.get(id)!.process = undefined;
+  }
+
+  /** Resolves when node `id`'s process ends by itself, with how it ended. */
+  exited(id: string): Promise<Deno.CommandStatus> {
+    const p = this.#nodes.get(id)!.process;
+    if (!p) throw new Error(`node ${id} is not running`);
+    return p.status;
   }
 
   /** Cuts node `id` off from every other node (both directions); clients still reach it. */
