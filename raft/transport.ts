@@ -188,6 +188,7 @@ export class WebSocketTransport implements Transport<Message> {
     };
     // This side only sends; a peer has nothing to say on this connection.
     socket.onmessage = () => {};
+    // A failed or broken connection reports an error and then its close, where the redial is: nothing to do here.
     socket.onerror = () => {};
     socket.onclose = () => {
       peer.open = false;
