@@ -24,11 +24,12 @@ export async function measureInstantiate(
   const compileMs = performance.now() - t0;
   const io = { env: {}, stdin: new Uint8Array(), stdout() {}, stderr() {} };
   const times: number[] = [];
-  for (let i = 0; i < rounds + 5; i++) {
+  const warmup = Math.max(5, Math.floor(rounds / 5));
+  for (let i = 0; i < rounds + warmup; i++) {
     const imports = sandboxImports({ args: ["bench"], allowedHosts: [], io: () => io });
     const t = performance.now();
     await compiled.instantiate(imports);
-    if (i >= 5) times.push(performance.now() - t); // the first few warm up the JIT
+    if (i >= warmup) times.push(performance.now() - t); // the first ones warm up the JIT (a pool refills steadily)
   }
   times.sort((a, b) => a - b);
   const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))];
