@@ -20,6 +20,8 @@ const types = [
   "append",
   "snapshot",
   "append-response",
+  "read-index",
+  "read-index-response",
 ] as const satisfies readonly Message["type"][];
 const kinds = ["normal", "noop", "config"] as const satisfies readonly Entry["kind"][];
 
@@ -81,6 +83,13 @@ function writeMessage(w: Writer, m: Message): void {
       w.uint(m.index);
       w.optional(m.round);
       return;
+    case "read-index":
+      w.string(m.ctx);
+      return;
+    case "read-index-response":
+      w.string(m.ctx);
+      w.uint(m.index);
+      return;
   }
 }
 
@@ -122,6 +131,12 @@ function readMessage(r: Reader): Message {
       const index = r.uint();
       const round = r.optional();
       return { type, from, to, term, success, index, ...(round !== undefined && { round }) };
+    }
+    case "read-index":
+      return { type, from, to, term, ctx: r.string() };
+    case "read-index-response": {
+      const ctx = r.string();
+      return { type, from, to, term, ctx, index: r.uint() };
     }
   }
 }

@@ -54,6 +54,11 @@ const message: fc.Arbitrary<Message> = fc.oneof(
   fc.record({ ...head, success: fc.boolean(), index: num, round }).map(({ round, ...m }) =>
     withRound({ type: "append-response" as const, ...m }, round)
   ),
+  fc.record({ ...head, ctx: fc.string({ maxLength: 40 }) }).map((m) => ({ type: "read-index" as const, ...m })),
+  fc.record({ ...head, ctx: fc.string({ maxLength: 40 }), index: num }).map((m) => ({
+    type: "read-index-response" as const,
+    ...m,
+  })),
 );
 
 Deno.test("every message kind survives a frame unchanged, bytes as bytes", () => {
@@ -95,4 +100,17 @@ Deno.test("a frame that is not an encoding is refused with a CodecError, never m
       }
     }),
   );
+});
+
+Deno.test("a follower's read-index request and the leader's answer carry the read's context and index", () => {
+  const asked: Message = { type: "read-index", from: "n2", to: "n1", term: 7, ctx: "r\u00e9ad:42" };
+  const answer: Message = {
+    type: "read-index-response",
+    from: "n1",
+    to: "n2",
+    term: 7,
+    ctx: "r\u00e9ad:42",
+    index: 2 ** 40,
+  };
+  assert.deepEqual(decodeFrame(encodeFrame([asked, answer])), [asked, answer]);
 });

@@ -8,7 +8,8 @@
  * the next Ready only after advancing the previous one.
  *
  * Leader election with randomized timeouts, pre-vote and check-quorum
- * together, batched log replication with a no-op per term, ReadIndex reads,
+ * together, batched log replication with a no-op per term, ReadIndex reads on
+ * any node (a follower asks its leader for the index, raft/read_index.ts),
  * leadership transfer, membership changes by joint consensus (raft/config.ts),
  * and snapshots: the driver hands in its state machine's state at an applied
  * index, the log is compacted, and a follower that needs compacted entries is
@@ -49,12 +50,13 @@ export class RaftNode {
   /** A follower this leader is handing over to, and the ticks left to do it. */
   #transferee?: string;
   #transferTicks = 0;
-  readonly #readIndex = new ReadIndex();
+  readonly #readIndex: ReadIndex;
   #quorumElapsed = 0;
 
   constructor(opts: RaftOptions) {
     this.id = opts.id;
     this.#opts = opts;
+    this.#readIndex = new ReadIndex(opts.id, this.#outbox);
     const voters = [...new Set(opts.voters)].sort();
     const learners = [...new Set(opts.learners ?? [])].filter((l) => !voters.includes(l)).sort();
     const snap = opts.restore?.snapshot;
@@ -164,15 +166,19 @@ export class RaftNode {
   }
 
   /**
-   * Starts a linearizable read: the commit index now, released in `ready().reads`
-   * once a quorum confirms this node still leads. False when this node does not
-   * lead, or has not yet committed an entry of its term (ask again).
+   * Starts a linearizable read: the leader's commit index now, in `ready().reads` once a quorum confirms it still
+   * leads. False on a leader with nothing of its term committed yet, or on a follower that knows no leader. A
+   * follower asks its leader; a request lost (or a leader deposed) releases nothing: ask again with the same `ctx`.
    */
   readIndex(ctx: string): boolean {
-    if (this.role !== "leader" || this.termAt(this.commit) !== this.term) return false;
-    this.#readIndex.start(ctx, this.commit, this.id);
-    this.#releaseReads();
-    for (const peer of this.#peers()) this.#sendAppend(peer, true);
+    if (this.role !== "leader") {
+      if (this.leader === undefined) return false;
+      if (this.#opts.bug === "follower-read-local-commit") this.#outbox.reads.push({ ctx, index: this.commit });
+      else this.#send({ type: "read-index", from: this.id, to: this.leader, term: this.term, ctx });
+      return true;
+    }
+    if (this.termAt(this.commit) !== this.term) return false;
+    this.#startRead(ctx, this.id);
     return true;
   }
 
@@ -224,6 +230,11 @@ export class RaftNode {
         return this.#onSnapshot(m);
       case "append-response":
         return this.#onAppendResponse(m);
+      case "read-index": // dropped unless this node leads and may serve reads: the follower asks again
+        if (this.role === "leader" && this.termAt(this.commit) === this.term) this.#startRead(m.ctx, m.from);
+        return;
+      case "read-index-response":
+        return void this.#outbox.reads.push({ ctx: m.ctx, index: m.index });
     }
   }
 
@@ -378,9 +389,16 @@ export class RaftNode {
     }
   }
 
+  /** A read round for `ctx`, asked by `from` (this node or a follower), at the commit index now. */
+  #startRead(ctx: string, from: string): void {
+    this.#readIndex.start(ctx, this.commit, from);
+    this.#releaseReads();
+    for (const peer of this.#peers()) this.#sendAppend(peer, true);
+  }
+
   #releaseReads(): void {
     const unconfirmed = this.#opts.bug === "read-without-quorum";
-    this.#outbox.reads.push(...this.#readIndex.release((acks) => unconfirmed || this.#quorum((p) => acks.has(p))));
+    this.#readIndex.release(this.term, (acks) => unconfirmed || this.#quorum((p) => acks.has(p)));
   }
 
   #campaign(transfer = false): void {

@@ -17,6 +17,8 @@ class Cluster {
   /** Committed entries each node applied, and the snapshot data it loaded. */
   readonly applied = new Map<string, Entry[]>();
   readonly loaded = new Map<string, string>();
+  /** Reads each node's core released (ReadIndex). */
+  readonly reads = new Map<string, Ready["reads"]>();
   queue: Message[] = [];
   readonly #rand = seeded(1);
   readonly #opts: Partial<RaftOptions>;
@@ -60,6 +62,7 @@ class Cluster {
       this.persist(id, rd);
       this.queue.push(...rd.messages);
       this.applied.get(id)!.push(...rd.committed);
+      this.reads.set(id, [...this.reads.get(id) ?? [], ...rd.reads]);
       node.advance(rd);
     }
   }
@@ -339,4 +342,55 @@ Deno.test("entries the driver applied between Readies (appliedTo) are not handed
   assert.deepEqual(node.ready().committed, [], "already applied");
   assert.equal(node.snapshot(3, new Uint8Array([9])).index, 3);
   assert.throws(() => node.appliedTo(4), /committed only to 3/);
+});
+
+Deno.test("a follower's read: the leader confirms it by a quorum and answers with its commit index", () => {
+  const c = new Cluster(["a", "b", "c"]);
+  assert.equal(c.get("c").readIndex("early"), false, "no leader known yet");
+  c.elect("a");
+  c.drop(() => true);
+  c.put("a", "x"); // index 2: a and b store it, commit it; c lags
+  c.deliver((m) => m.to !== "c" && m.from !== "c");
+  c.drop((m) => m.to === "c");
+  assert.equal(c.get("a").commit, 2);
+  assert.ok(c.get("c").commit < 2);
+  assert.ok(c.get("c").readIndex("q"));
+  c.drive("c");
+  c.deliver((m) => m.type === "read-index"); // a starts a round; nothing released before a quorum answers it
+  assert.deepEqual(c.reads.get("c"), []);
+  assert.ok(!c.queue.some((m) => m.type === "read-index-response"));
+  c.deliver((m) => m.to !== "c"); // b answers the round's heartbeat: a and b are a quorum
+  const answer = c.queue.find((m) => m.type === "read-index-response");
+  assert.deepEqual(answer && { to: answer.to, ctx: answer.ctx, index: answer.index }, { to: "c", ctx: "q", index: 2 });
+  c.deliver((m) => m.type === "read-index-response");
+  // Released at the leader's index, which c has not applied yet: its driver waits until it has.
+  assert.deepEqual(c.reads.get("c"), [{ ctx: "q", index: 2 }]);
+  assert.ok(c.applied.get("c")!.length < 2);
+  assert.deepEqual(c.reads.get("a"), [], "the leader's own driver is not handed the follower's read");
+});
+
+Deno.test("a follower's read is taken up only by a leader with an entry of its term committed; others drop it", () => {
+  const c = new Cluster(["a", "b", "c"]);
+  const a = c.elect("a");
+  a.step({ type: "read-index", from: "b", to: "a", term: a.term, ctx: "q" });
+  c.drive("a");
+  assert.ok(c.queue.some((m) => m.type === "append" && m.round !== undefined), "a confirms its lead first");
+  const b = c.get("b");
+  b.step({ type: "read-index", from: "c", to: "b", term: b.term, ctx: "q" });
+  c.drive("b");
+  assert.ok(!c.queue.some((m) => m.from === "b" && m.type === "read-index-response"));
+  // A leader whose no-op has not committed yet answers nothing (the follower asks again).
+  const d = new Cluster(["a", "b", "c"]);
+  const lead = d.get("a");
+  for (let i = 0; i < 100 && lead.role === "follower"; i++) {
+    lead.tick();
+    d.drive("a");
+  }
+  d.deliver((m) => m.type !== "append");
+  assert.equal(lead.role, "leader");
+  assert.ok(lead.commit < lead.lastIndex, "its no-op is not committed");
+  d.drop(() => true);
+  lead.step({ type: "read-index", from: "b", to: "a", term: lead.term, ctx: "q" });
+  d.drive("a");
+  assert.deepEqual(d.queue, []);
 });

@@ -75,6 +75,8 @@ export interface DriverStats {
   snapshotsTaken: number;
   snapshotsInstalled: number;
   applied: number;
+  /** Reads this node answered while following (with the leader's read index). */
+  followerReads: number;
   term: number;
   role: Role;
   leader?: string;
@@ -92,9 +94,11 @@ export class RaftDriver<R> {
   readonly #opts: DriverOptions<R>;
   /** Proposals by log index, with the term they were proposed in (an entry of another term there means lost). */
   readonly #proposals = new Map<number, Waiter<R> & { term: number }>();
-  /** Reads waiting for the leader's confirmation, by context; then for their index to be applied. */
-  readonly #reads = new Map<string, Waiter<void>>();
+  /** Reads waiting for their read index, by context (`retryAt`: when to ask again); then for it to be applied. */
+  readonly #reads = new Map<string, Waiter<void> & { retryAt: number }>();
   #confirmed: { index: number; waiter: Waiter<void> }[] = [];
+  /** Read contexts are unique to this run: an answer to a read of an earlier run must match none. */
+  readonly #readPrefix: string;
   #readSeq = 0;
   #applied: number;
   #stored: HardState;
@@ -115,6 +119,7 @@ export class RaftDriver<R> {
     this.#stored = store.hardState();
     if (snapshot) opts.machine.restore(snapshot.data);
     this.#applied = snapshot?.index ?? 0;
+    this.#readPrefix = Math.floor((opts.random ?? Math.random)() * 2 ** 52).toString(36);
     this.node = new RaftNode({
       id: opts.id,
       voters: opts.voters,
@@ -131,6 +136,7 @@ export class RaftDriver<R> {
       snapshotsTaken: 0,
       snapshotsInstalled: 0,
       applied: this.#applied,
+      followerReads: 0,
       term: this.node.term,
       role: "follower",
     };
@@ -138,6 +144,7 @@ export class RaftDriver<R> {
       if (this.#stopped) return;
       this.node.step(m);
       this.#applyCommitted();
+      this.#answerReads();
       this.#schedule();
     });
     this.#wake.port1.onmessage = () => this.#run();
@@ -174,15 +181,15 @@ export class RaftDriver<R> {
 
   /**
    * Resolves once this node's state machine is at least as new as the cluster was when this was called
-   * (ReadIndex): what it then reads is linearizable. Only the leader can; others reject with NotLeaderError.
+   * (ReadIndex): what it then reads is linearizable. Any node can: a follower asks its leader for the read index
+   * and resolves once it has applied through it. Rejects with NotLeaderError when no leader is known, and with
+   * TimeoutError when not done in time.
    */
   readBarrier(): Promise<void> {
-    if (this.#stopped || this.node.role !== "leader") {
-      return Promise.reject(new NotLeaderError(this.#stopped ? undefined : this.node.leader));
-    }
-    const ctx = `r${++this.#readSeq}`;
+    if (this.#stopped) return Promise.reject(new NotLeaderError(undefined, "stopped"));
+    const ctx = `${this.#readPrefix}.${++this.#readSeq}`;
     return new Promise((resolve, reject) => {
-      this.#reads.set(ctx, { resolve, reject, deadline: this.#deadline() });
+      this.#reads.set(ctx, { resolve, reject, deadline: this.#deadline(), retryAt: 0 });
       this.#startRead(ctx);
     });
   }
@@ -197,14 +204,33 @@ export class RaftDriver<R> {
     this.#failAll(new NotLeaderError(undefined, "stopped"));
   }
 
-  /** A read waits until this leader has committed an entry of its term (its first no-op), then starts. */
+  /**
+   * Asks the core for the read index. A leader waits until it has committed an entry of its term (its first no-op):
+   * it tries again at the next tick. A follower asks its leader, and again every election timeout until answered
+   * (the request or the answer may be lost, or the leader deposed); knowing no leader, it gives up.
+   */
   #startRead(ctx: string): void {
-    if (!this.#reads.has(ctx) || this.#stopped) return;
-    if (this.node.role !== "leader") {
-      this.#reads.get(ctx)!.reject(new NotLeaderError(this.node.leader));
+    const w = this.#reads.get(ctx);
+    if (!w || this.#stopped) return;
+    const leading = this.node.role === "leader";
+    if (this.node.readIndex(ctx)) {
+      const tickMs = this.#opts.tickMs ?? 20;
+      w.retryAt = leading ? Infinity : performance.now() + tickMs * (this.#opts.electionTicks ?? 10);
+      this.#schedule();
+    } else if (leading) w.retryAt = 0;
+    else {
       this.#reads.delete(ctx);
-    } else if (this.node.readIndex(ctx)) this.#schedule();
-    else setTimeout(() => this.#startRead(ctx), this.#opts.tickMs ?? 20);
+      w.reject(new NotLeaderError(undefined, "no leader known"));
+    }
+  }
+
+  /** Resolves the reads whose index this node has applied. */
+  #answerReads(): void {
+    if (!this.#confirmed.some((c) => c.index <= this.#applied)) return;
+    const ready = this.#confirmed.filter((c) => c.index <= this.#applied);
+    this.#confirmed = this.#confirmed.filter((c) => c.index > this.#applied);
+    if (this.node.role !== "leader") this.stats.followerReads += ready.length;
+    for (const c of ready) c.waiter.resolve();
   }
 
   #deadline(): number {
@@ -221,10 +247,14 @@ export class RaftDriver<R> {
       w.reject(new TimeoutError(`entry ${index} not applied in time; it may still be`));
     }
     for (const [ctx, w] of this.#reads) {
-      if (w.deadline > now) break;
-      this.#reads.delete(ctx);
-      w.reject(new TimeoutError("read not confirmed in time"));
+      if (w.deadline <= now) {
+        this.#reads.delete(ctx);
+        w.reject(new TimeoutError("read not confirmed in time"));
+      } else if (w.retryAt <= now) this.#startRead(ctx);
     }
+    const late = this.#confirmed.filter((c) => c.waiter.deadline <= now);
+    this.#confirmed = this.#confirmed.filter((c) => c.waiter.deadline > now);
+    for (const c of late) c.waiter.reject(new TimeoutError("read index not applied in time"));
   }
 
   #schedule(): void {
@@ -247,9 +277,9 @@ export class RaftDriver<R> {
     }
     const { node, stats } = this;
     if (stats.role === "leader" && node.role !== "leader") {
-      // Deposed: reads it was confirming never will be; proposals wait for what the new leader's log says.
-      for (const w of this.#reads.values()) w.reject(new NotLeaderError(node.leader));
-      this.#reads.clear();
+      // Deposed: reads it was confirming never will be (they ask the new leader at the next tick); proposals wait
+      // for what the new leader's log says.
+      for (const w of this.#reads.values()) w.retryAt = 0;
     }
     Object.assign(stats, { applied: this.#applied, term: node.term, role: node.role, leader: node.leader });
   }
@@ -286,9 +316,7 @@ export class RaftDriver<R> {
       this.#reads.delete(r.ctx);
       if (waiter) this.#confirmed.push({ index: r.index, waiter });
     }
-    const ready = this.#confirmed.filter((c) => c.index <= this.#applied);
-    this.#confirmed = this.#confirmed.filter((c) => c.index > this.#applied);
-    for (const c of ready) c.waiter.resolve();
+    this.#answerReads();
     this.node.advance(rd);
     const every = this.#opts.snapshotEvery ?? 0;
     if (every > 0 && this.#applied - this.node.snapshotIndex >= every) {
@@ -341,7 +369,7 @@ export class RaftDriver<R> {
 
 /** Messages only a leader of the current term sends: they depend on nothing this node has yet to store. */
 export function _leaderMessage(m: Message): boolean {
-  return m.type === "append" || m.type === "snapshot" || m.type === "timeout-now";
+  return m.type === "append" || m.type === "snapshot" || m.type === "timeout-now" || m.type === "read-index-response";
 }
 
 /**

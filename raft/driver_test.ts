@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Message } from "./core.ts";
-import { _coalesce, NotLeaderError, RaftDriver } from "./driver.ts";
+import { _coalesce, NotLeaderError, RaftDriver, TimeoutError } from "./driver.ts";
 import { encodePut, KvMachine } from "./kv.ts";
 import { MemoryLogStore } from "./memory_store.ts";
 import type { Entry, LogStore, StoreWrite, Transport } from "./types.ts";
@@ -77,7 +77,34 @@ Deno.test("RaftDriver: a leader is elected, proposals apply everywhere once, rea
     const leaderKv = c.machines.get(leader.node.id)!;
     assert.equal(leaderKv.kv.kv.get("k"), "v1");
     await until("every node to apply it", () => [...c.machines.values()].every((m) => m.kv.kv.get("k") === "v1"));
-    await assert.rejects(follower.readBarrier(), NotLeaderError);
+  } finally {
+    c.stop();
+  }
+});
+
+Deno.test("RaftDriver: a follower's read barrier waits for the leader's read index to be applied there", async () => {
+  const c = cluster(["n1", "n2", "n3"]);
+  try {
+    // Before the first election no node knows a leader: a read is refused at once.
+    await assert.rejects(c.drivers.get("n1")!.readBarrier(), NotLeaderError);
+    const leader = await until("a leader", () => leaderOf(c.drivers));
+    const follower = [...c.drivers.values()].find((d) => d !== leader)!;
+    await until("the follower to know its leader", () => follower.leader === leader.node.id);
+    for (let i = 1; i <= 20; i++) {
+      await leader.propose(put("k", `v${i}`));
+      // Acknowledged by the leader: a read at the follower that starts now sees it, lagging or not.
+      await follower.readBarrier();
+      assert.equal(c.machines.get(follower.node.id)!.kv.kv.get("k"), `v${i}`);
+    }
+    // Its leader cut off: the request is lost, the follower asks again, and the next leader answers.
+    c.hub.cut.add(leader.node.id);
+    await follower.readBarrier();
+    assert.notEqual(follower.leader, leader.node.id, "answered by the next leader");
+    assert.equal(c.machines.get(follower.node.id)!.kv.kv.get("k"), "v20");
+    // Cut off itself, it asks on until it times out, or gives up once it knows no leader.
+    c.hub.cut.add(follower.node.id);
+    const lost = follower.readBarrier();
+    await assert.rejects(lost, (err) => err instanceof TimeoutError || err instanceof NotLeaderError);
   } finally {
     c.stop();
   }

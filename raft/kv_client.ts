@@ -4,6 +4,7 @@
  * trying the next node), and retries a write with the same session
  * (client, seq), so that however often it is sent it applies once, until it
  * hears back or its deadline passes (then the write's outcome is unknown).
+ * A read may be sent to any node (followers serve linearizable reads too).
  */
 
 export interface KvClientOptions {
@@ -47,11 +48,14 @@ export class KvClient {
     });
   }
 
-  /** A linearizable read of `key` (null: never written). */
-  get(key: string, deadline: number): Promise<Answer<string | null>> {
+  /**
+   * A linearizable read of `key` (null: never written), first asked of node `at` when given (any node serves
+   * reads), else of the leader as far as this client knows.
+   */
+  get(key: string, deadline: number, at?: string): Promise<Answer<string | null>> {
     return this.#call(`/kv/${encodeURIComponent(key)}`, { method: "GET" }, deadline, (b) => {
       return (b as { value: string | null }).value;
-    });
+    }, at);
   }
 
   /** Node `id`'s status, or undefined if it does not answer. */
@@ -68,9 +72,15 @@ export class KvClient {
     }
   }
 
-  async #call<T>(path: string, init: RequestInit, deadline: number, read: (body: unknown) => T): Promise<Answer<T>> {
-    while (performance.now() < deadline) {
-      const id = this.#leader;
+  async #call<T>(
+    path: string,
+    init: RequestInit,
+    deadline: number,
+    read: (body: unknown) => T,
+    first?: string,
+  ): Promise<Answer<T>> {
+    for (let at = first; performance.now() < deadline; at = undefined) {
+      const id = at ?? this.#leader;
       const wait = Math.min(this.#attemptMs, deadline - performance.now());
       let res: Response;
       try {

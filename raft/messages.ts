@@ -41,7 +41,15 @@ export type Message =
     success: boolean;
     index: number;
     round?: number;
-  };
+  }
+  /** ReadIndex from a follower to its leader, for the follower's read `ctx`: "confirm you lead, and say how far". */
+  | { type: "read-index"; from: string; to: string; term: number; ctx: string }
+  /**
+   * The leader's answer once a quorum confirmed it still leads: `index` is its commit index when the request
+   * arrived. The follower may serve `ctx` once it has applied `index`. A leader that cannot serve a read yet (none
+   * of its term committed) or no longer leads sends nothing: the follower asks again.
+   */
+  | { type: "read-index-response"; from: string; to: string; term: number; ctx: string; index: number };
 
 export interface Ready {
   /**
@@ -58,8 +66,9 @@ export interface Ready {
   /** Committed entries to apply, in order. */
   committed: Entry[];
   /**
-   * Linearizable reads (ReadIndex): once this node has applied `index`, the
-   * read `ctx` may be answered from its state machine.
+   * Linearizable reads (ReadIndex), this node's own or, on a follower, answered by the leader: once this node
+   * has applied `index` (the driver waits for that; the core releases a follower's read as soon as the leader
+   * answers, whatever this node's commit index), the read `ctx` may be answered from its state machine.
    */
   reads: { ctx: string; index: number }[];
 }

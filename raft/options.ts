@@ -13,7 +13,9 @@ export type RaftBug =
   | "truncate-on-stale-append"
   | "ignore-stale-term-append"
   | "joint-quorum-union"
-  | "read-without-quorum";
+  | "read-without-quorum"
+  /** A follower answers a read at its own commit index without asking the leader (stale when it lags). */
+  | "follower-read-local-commit";
 
 export interface RaftOptions {
   id: string;

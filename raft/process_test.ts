@@ -2,8 +2,10 @@
  * Three real Raft server processes (raft/server.ts) with SQLite storage and
  * the WebSocket transport, their peer traffic through TCP proxies. Under a
  * concurrent write load the leader is killed with SIGKILL and restarted, and
- * the next leader is cut off and healed. Then: no acknowledged write is lost,
- * every node holds the same state, and the clients' history is linearizable.
+ * the next leader is cut off and healed. Half the reads go to a node chosen at
+ * random (followers serve reads through the leader's read index). Then: no
+ * acknowledged write is lost, every node holds the same state, and the
+ * clients' history is linearizable.
  */
 
 import assert from "node:assert/strict";
@@ -67,7 +69,8 @@ function startLoad(cluster: ProcessCluster, clients: number): Load {
       } else {
         const op: Operation = { key, kind: "get", invoke };
         history.push(op);
-        const res = await cluster.client.get(key, deadline);
+        const at = Math.random() < 0.5 ? cluster.ids[Math.floor(Math.random() * cluster.ids.length)] : undefined;
+        const res = await cluster.client.get(key, deadline, at);
         if (res.ok) Object.assign(op, { output: res.value, response: performance.now() });
       }
     }
@@ -137,21 +140,21 @@ Deno.test({
         return same ? s : undefined;
       }, 15_000);
 
-      // Read everything back: every acknowledged write is there.
+      // Read everything back, from every node in turn: every acknowledged write is there.
       const deadline = performance.now() + 15_000;
       const keys = [...load.acked.keys()];
       for (let i = 0; i < keys.length; i += 32) {
         await Promise.all(
-          keys.slice(i, i + 32).map(async (key) => {
-            const got = await cluster.client.get(key, deadline);
+          keys.slice(i, i + 32).map(async (key, j) => {
+            const got = await cluster.client.get(key, deadline, cluster.ids[(i + j) % cluster.ids.length]);
             assert.ok(got.ok, `read of ${key} timed out`);
             assert.equal(got.value, load!.acked.get(key), `acknowledged write ${key} lost`);
           }),
         );
       }
-      for (const key of ["r0", "r1", "r2"]) {
+      for (const [i, key] of ["r0", "r1", "r2"].entries()) {
         const invoke = performance.now();
-        const got = await cluster.client.get(key, deadline);
+        const got = await cluster.client.get(key, deadline, cluster.ids[i]);
         assert.ok(got.ok);
         load.history.push({ key, kind: "get", output: got.value, invoke, response: performance.now() });
       }
@@ -160,12 +163,16 @@ Deno.test({
 
       const cutStatus = converged[cluster.ids.indexOf(cut)]!;
       const done = load.history.filter((o) => o.response !== undefined).length;
+      const after = await Promise.all(cluster.ids.map((id) => cluster.status(id)));
+      const followerReads = after.reduce((n, s) => n + Number(s?.followerReads ?? 0), 0);
       console.log(
         `raft process test: leader ${killed} killed -> ${next.id} leads after ${electionMs.toFixed(0)} ms; ` +
           `${cut} cut off -> new leader after ${partitionElectionMs.toFixed(0)} ms; ` +
           `${load.acked.size} unique writes acknowledged and read back, ${done}/${load.history.length} ` +
-          `register ops answered, linearizable; ${cut} installed ${cutStatus.snapshotsInstalled} snapshot(s)`,
+          `register ops answered, linearizable; ${cut} installed ${cutStatus.snapshotsInstalled} snapshot(s); ` +
+          `${followerReads} reads served by followers`,
       );
+      assert.ok(followerReads > 0, "followers served reads");
       assert.ok(electionMs < 3000, `a new leader took ${electionMs.toFixed(0)} ms after the kill`);
       assert.ok(load.acked.size > 50, `only ${load.acked.size} writes acknowledged`);
     } finally {

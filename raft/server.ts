@@ -1,13 +1,16 @@
 /**
  * One Raft node as a process: a replicated key-value store on durable SQLite
  * storage (WAL, synchronous=FULL, written on a worker thread), its peers reached through the WebSocket
- * transport, and a small HTTP API for clients. Only the leader answers; the
- * others say 503 and name the leader (`x-raft-leader`), and the client asks
- * there. Every request carries the cluster token.
+ * transport, and a small HTTP API for clients. Only the leader takes writes;
+ * the others say 503 and name the leader (`x-raft-leader`), and the client
+ * asks there. Any node serves reads: a follower asks the leader for the read
+ * index and answers once it has applied through it (503 while it knows no
+ * leader). Every request carries the cluster token.
  *
  *   PUT /kv/<key>   body: the value. `x-client-id` and `x-client-seq` make a write retryable: the same pair
  *                   applies once however often it is sent. 200 once applied; 504 when its outcome is unknown.
- *   GET /kv/<key>   a linearizable read (ReadIndex): 200 {"value": string | null}.
+ *   GET /kv/<key>   a linearizable read (ReadIndex), on any node: 200 {"value": string | null}; 504 if not confirmed
+ *                   in time.
  *   GET /status     this node's role, term, leader and write stats (fsyncs, entries written); with `?digest`,
  *                   a hash of its whole state (equal on nodes that applied the same entries).
  *   /raft           peers (raft/transport.ts).

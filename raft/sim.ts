@@ -55,6 +55,7 @@ export class Simulation {
     configRefused: 0,
     transfers: 0,
     dedupedWrites: 0,
+    followerReads: 0,
   };
   readonly #opts: SimOptions;
   #now = 0;
@@ -217,16 +218,20 @@ export class Simulation {
     }
   }
 
-  /** A client's put or get at a node that leads; now and then a leader transfer or a membership change instead. */
+  /**
+   * A client's put at a node that leads or get at any running node; now and then a leader transfer or a membership
+   * change instead.
+   */
   #clientAction(): void {
-    const leaders = [...this.nodes.values()].filter((n) => this.#running(n) && n.raft.role === "leader");
+    const running = [...this.nodes.values()].filter((n) => this.#running(n));
+    const leaders = running.filter((n) => n.raft.role === "leader");
     const leader = leaders[Math.floor(this.rand() * leaders.length)];
     if (leader && this.rand() < (this.#opts.membership ?? 0)) return this.#changeMembership(leader);
     if (leader && this.rand() < 0.02) {
       if (leader.raft.transferLeadership(this.ids[Math.floor(this.rand() * this.ids.length)])) this.stats.transfers++;
       return;
     }
-    this.clients.act(this.#now, leaders.map((n) => n.raft));
+    this.clients.act(this.#now, leaders.map((n) => n.raft), running.map((n) => n.raft));
   }
 
   /** Adds a fresh node as a learner, promotes, demotes, removes, or picks a whole new set of voters. */
@@ -335,7 +340,8 @@ export class Simulation {
     n.reads.push(...rd.reads);
     n.reads = n.reads.filter((r) => {
       if (r.index > n.applied) return true;
-      this.clients.read(id, r.ctx, (key) => n.kv.kv.get(key) ?? null, this.#now);
+      const answered = this.clients.read(id, r.ctx, (key) => n.kv.kv.get(key) ?? null, this.#now);
+      if (answered && n.raft.role !== "leader") this.stats.followerReads++;
       return false;
     });
     n.raft.advance(rd);

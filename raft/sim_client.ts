@@ -1,10 +1,12 @@
 /**
  * The simulator's clients: each has one operation outstanding at a time, a put
  * (a proposal tagged with the client's session and the write's sequence
- * number) or a get (a ReadIndex read), sent to a node that says it leads. An
- * operation not answered in time is sent again, to whichever node leads then,
- * a put with the same sequence number, so the state machine applies it once.
- * Every operation goes into the history the linearizability checker reads.
+ * number) sent to a node that says it leads, or a get (a ReadIndex read) sent
+ * to any running node, followers included (they ask their leader for the read
+ * index). An operation not answered in time is sent again, a put to whichever
+ * node leads then with the same sequence number, so the state machine applies
+ * it once, a get to any node. Every operation goes into the history the
+ * linearizability checker reads.
  */
 
 import type { RaftNode } from "./core.ts";
@@ -45,17 +47,18 @@ export class SimClients {
   }
 
   /** One client acts at step `now`: a new operation, or a retry of one that timed out. */
-  act(now: number, leaders: readonly RaftNode[]): void {
+  act(now: number, leaders: readonly RaftNode[], running: readonly RaftNode[]): void {
     const c = this.#clients[Math.floor(this.#rand() * this.#clients.length)];
     if (c.pending && now < c.pending.deadline) return;
     const leader = leaders.length > 0 ? leaders[Math.floor(this.#rand() * leaders.length)] : undefined;
+    const any = running.length > 0 ? running[Math.floor(this.#rand() * running.length)] : undefined;
     if (c.pending) {
-      if (!leader) return;
+      const to = c.pending.op.kind === "put" ? leader : any;
+      if (!to) return;
       this.retries++;
-      this.#submit(c, c.pending, leader, now);
+      this.#submit(c, c.pending, to, now);
       return;
     }
-    if (!leader) return;
     const key = this.#rand() < 0.5 ? "a" : "b";
     const pending: Pending = this.#rand() < 0.5
       ? {
@@ -71,19 +74,20 @@ export class SimClients {
         attempts: new Set(),
         deadline: 0,
       };
-    if (!this.#submit(c, pending, leader, now)) return;
+    const to = pending.op.kind === "put" ? leader : any;
+    if (!to || !this.#submit(c, pending, to, now)) return;
     if (pending.op.kind === "put") c.seq++;
     c.pending = pending;
     this.history.push(pending.op);
   }
 
-  #submit(c: Client, p: Pending, leader: RaftNode, now: number): boolean {
+  #submit(c: Client, p: Pending, node: RaftNode, now: number): boolean {
     const ok = p.op.kind === "put"
-      ? leader.propose(encodePut({ key: p.op.key, value: p.op.value! }), { client: c.id, seq: p.seq }) !== undefined
-      : leader.readIndex(p.ctx!);
-    // Refused (not the leader after all, or busy): try again soon.
+      ? node.propose(encodePut({ key: p.op.key, value: p.op.value! }), { client: c.id, seq: p.seq }) !== undefined
+      : node.readIndex(p.ctx!);
+    // Refused (not the leader after all, no leader known, or busy): try again soon.
     p.deadline = now + (ok ? 150 + Math.floor(this.#rand() * 150) : 10);
-    if (ok) p.attempts.add(leader.id);
+    if (ok) p.attempts.add(node.id);
     return ok;
   }
 
@@ -98,13 +102,14 @@ export class SimClients {
     this.acknowledged.push({ client: c.id, seq: p.seq });
   }
 
-  /** `node` may answer read `ctx` now, looking the key up in its state machine. */
-  read(node: string, ctx: string, lookup: (key: string) => string | null, now: number): void {
+  /** `node` may answer read `ctx` now, looking the key up in its state machine; true if a client was waiting. */
+  read(node: string, ctx: string, lookup: (key: string) => string | null, now: number): boolean {
     const c = this.#clients.find((c) => c.pending?.ctx === ctx);
-    if (!c || !c.pending!.attempts.has(node)) return;
+    if (!c || !c.pending!.attempts.has(node)) return false;
     c.pending!.op.output = lookup(c.pending!.op.key);
     c.pending!.op.response = now;
     c.pending = undefined;
+    return true;
   }
 
   /** `node` went down: nothing it was asked will be answered from there. */

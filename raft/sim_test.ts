@@ -88,8 +88,10 @@ Deno.test("retried writes: a client retries with the same sequence number and th
 });
 
 Deno.test("snapshots under faults: nodes restart from snapshot and log, laggards are sent snapshots", () => {
-  const { sim } = run(2, 3000, allFaults);
-  assert.ok(sim.stats.snapshotsTaken > 0 && sim.stats.snapshotsSent > 0 && sim.stats.snapshotsInstalled > 0);
+  // The first seed in which a laggard installed a snapshot (most do; which one depends on every random draw).
+  const sim = Array.from({ length: 20 }, (_, i) => run(i + 1, 3000, allFaults).sim)
+    .find((s) => s.stats.snapshotsInstalled > 0);
+  assert.ok(sim && sim.stats.snapshotsTaken > 0 && sim.stats.snapshotsSent > 0);
   for (const n of sim.nodes.values()) {
     if (!n.alive) continue;
     assert.ok(n.raft.snapshotIndex > 0 || n.applied < 8, `${n.raft.id} compacted its log`);
@@ -137,6 +139,12 @@ Deno.test("caught by random seeds: a stale read from a deposed leader (ReadIndex
   // Partitions and pauses keep a deposed leader believing it leads; clients that still ask it read stale values.
   const { caught } = hunt("read-without-quorum", { ...quiet, nodes: 3, partition: 0.01, pause: 0.005, clients: 6 });
   assert.match(caught, /not linearizable/);
+});
+
+Deno.test("caught by random seeds: a follower answering a read at its own commit index (not the leader's)", () => {
+  // Gets go to any node; a follower that lags (drops, partitions, pauses) answers with a value older than a write
+  // already acknowledged to a client.
+  assert.match(hunt("follower-read-local-commit", allFaults).caught, /not linearizable/);
 });
 
 Deno.test("caught by random seeds: a retried write applied twice (no session dedup)", () => {
@@ -309,15 +317,22 @@ Deno.test("check-quorum: a leader cut off from its quorum steps down", () => {
   );
 });
 
-Deno.test("client histories are recorded and answered: reads through ReadIndex, writes through the log", () => {
-  const sim = new Simulation(5, faults);
-  for (let i = 0; i < 1500; i++) sim.step();
-  assert.ok(sim.settle(20_000));
-  const gets = sim.history.filter((o) => o.kind === "get" && o.response !== undefined);
-  const puts = sim.history.filter((o) => o.kind === "put" && o.response !== undefined);
-  assert.ok(gets.length > 0 && puts.length > 0, `${gets.length} reads and ${puts.length} writes answered`);
-  assert.ok(gets.some((g) => g.output !== null), "some reads saw a write");
-  sim.checkHistory();
+Deno.test("client histories are recorded and answered: reads through ReadIndex on any node, writes through the log", () => {
+  let gets = 0, puts = 0, sawWrite = 0, followerReads = 0;
+  for (let seed = 1; seed <= 5; seed++) {
+    const sim = new Simulation(seed, faults);
+    for (let i = 0; i < 1500; i++) sim.step();
+    assert.ok(sim.settle(20_000), `seed ${seed}`);
+    sim.checkHistory();
+    const answered = sim.history.filter((o) => o.response !== undefined);
+    gets += answered.filter((o) => o.kind === "get").length;
+    puts += answered.filter((o) => o.kind === "put").length;
+    sawWrite += answered.filter((o) => o.kind === "get" && o.output !== null).length;
+    followerReads += sim.stats.followerReads;
+  }
+  assert.ok(gets > 10 && puts > 10, `${gets} reads and ${puts} writes answered`);
+  assert.ok(sawWrite > 0, "some reads saw a write");
+  assert.ok(followerReads > 0, "followers answered reads (with their leader's read index)");
 });
 
 Deno.test("leadership transfer: the chosen follower leads the next term", () => {
