@@ -5,6 +5,7 @@
  */
 
 import { Engine } from "../runtime/mod.ts";
+import { benchDeadline } from "./deadline.ts";
 import { benchDensity } from "./density.ts";
 import { benchDeploy } from "./deploy.ts";
 import { benchHttp } from "./http.ts";
@@ -16,6 +17,7 @@ const suites: Record<string, () => Promise<void>> = {
   async http() {
     await benchHttp();
     console.log(`\n${await benchInterrupt()}`);
+    console.log(await benchDeadline());
   },
   // deno-lint-ignore require-await
   async scheduler() {

@@ -108,7 +108,9 @@ Deno.test("an infinite loop is stopped at its deadline, endless recursion and a 
       const spin = await get(`${server.httpUrl}/spin`);
       const took = performance.now() - started;
       assert.equal(spin.status, 504);
-      assert.ok(took >= 290 && took < 300 + 250, `stopped after ${took.toFixed(0)} ms`);
+      // Never early; stopped by its own check, before the backstop (deadline + 2 s) kills its host. How soon after
+      // the deadline is measured by `deno task bench http` (the call here may include loading it into a second host).
+      assert.ok(took >= 290 && took < 300 + 2000, `stopped after ${took.toFixed(0)} ms`);
       assert.equal((await get(`${server.httpUrl}/ok`)).text, "version 1\n");
     }
     const seen = await healthy();
