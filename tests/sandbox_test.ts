@@ -165,3 +165,39 @@ Deno.test("[service.wasm] files: read-only unless rw, nothing outside, copies pe
     await server.stop();
   }
 });
+
+Deno.test("a large response streams through the proxy while the guest still writes", async () => {
+  const server = await startServer();
+  const dir = await writeProject({
+    big: `[[service]]\nname = "stream"\nmodule = "${guestsDir}/stream.wasm"\ntriggers = ["http:/stream"]\n` +
+      `[service.limits]\ntimeout_ms = 2000\n`,
+  });
+  try {
+    assert.equal((await orca(server, "deploy", dir)).code, 0);
+    const whole = await get(`${server.httpUrl}/stream?kib=4096`);
+    assert.equal(whole.status, 200);
+    assert.equal(whole.text.length, 4096 * 1024, "4 MiB, all of it");
+    assert.equal(whole.text.slice(-64, -55), "00065535 ");
+    // It writes 512 KiB, then spins until its deadline: the client reads the body before that.
+    const started = performance.now();
+    const res = await fetch(`${server.httpUrl}/stream?kib=512&then=spin`);
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    let got = 0;
+    let firstAfter = Infinity;
+    try {
+      for (let r = await reader.read(); !r.done; r = await reader.read()) {
+        firstAfter = Math.min(firstAfter, performance.now() - started);
+        got += r.value.length;
+      }
+    } catch {
+      // the deadline cut the response off: expected
+    }
+    assert.ok(got >= 256 * 1024, `only ${got} bytes arrived`);
+    assert.ok(firstAfter < 1500, `first bytes ${firstAfter.toFixed(0)} ms after the request, deadline 2000 ms`);
+    const logs = await orca(server, "logs", "stream");
+    assert.match(logs.stdout, /failed: deadline exceeded: stopped after 2000 ms/);
+  } finally {
+    await server.stop();
+  }
+});

@@ -43,10 +43,21 @@ export interface WireRequest {
 export interface WireResponse {
   status: number;
   headers: [string, string][];
-  body: Uint8Array;
+  /** The whole body, or (a response larger than STREAM_AFTER_BYTES) a stream the guest is still writing. */
+  body: Uint8Array | ReadableStream<Uint8Array>;
   /** Set when the guest trapped or missed its deadline (the response is then a 500 or 504 of ours). */
   failure?: string;
+  /** A streamed body: settles when the guest is done, with its failure (the stream then errors) if any. */
+  finished?: Promise<string | undefined>;
 }
+
+/**
+ * A WAGI response is buffered until it is this large, then streamed: small
+ * responses of a guest that traps become a clean 500, large ones start going
+ * out while the guest still writes (it waits while the client reads slowly).
+ */
+export const STREAM_AFTER_BYTES = 64 * 1024;
+const STREAM_YIELD_MS = 10;
 
 /** A job's result; `incident` when the guest trapped rather than exiting on its own. */
 export type JobOutcome = JobResult & { incident?: boolean };
@@ -71,7 +82,6 @@ interface Loaded {
   lastUsed: number;
 }
 
-const MAX_WAGI_OUTPUT = 32 * 1024 * 1024;
 /** A reused handler instance is replaced after this many calls (bounds leaks in the guest). */
 const MAX_CALLS_PER_INSTANCE = 1000;
 /** Default deadlines: an HTTP request, and a job (cron firing, message). */
@@ -172,19 +182,29 @@ export class Executor implements GuestBackend {
     const guest = await l.pool.take();
     l.busy.add(guest);
     const disarm = this.#watchdog.arm(guest.flags, l.desc.timeoutMs ?? HTTP_TIMEOUT_MS);
-    try {
-      return l.compiled.kind === "http"
-        ? await this.#serveHandler(l, guest, req)
-        : await this.#serveWagi(l, guest, req);
-    } catch (err) {
+    const failed = (err: unknown) => {
       const failure = this.#describeFailure(l, guest, err, HTTP_TIMEOUT_MS);
       this.#opts.log(id, "system", `request ${req.method} ${new URL(req.url).pathname} failed: ${failure}`);
+      return failure;
+    };
+    const call = l.compiled.kind === "http"
+      ? { response: this.#serveHandler(l, guest, req), done: Promise.resolve() }
+      : this.#serveWagi(l, guest, req, failed);
+    const cleanUp = () => {
+      disarm();
+      l.busy.delete(guest);
+    };
+    try {
+      const response = await call.response;
+      if (response.finished) call.done.then(cleanUp, cleanUp);
+      else cleanUp();
+      return response;
+    } catch (err) {
+      cleanUp();
+      const failure = failed(err);
       return Watchdog.fired(guest.flags)
         ? { ...wireError(504, "the service did not answer within its deadline"), failure }
         : { ...wireError(500, "the service failed to handle the request"), failure };
-    } finally {
-      disarm();
-      l.busy.delete(guest);
     }
   }
 
@@ -299,32 +319,99 @@ export class Executor implements GuestBackend {
     return { status: response.status, headers: [...response.headers], body };
   }
 
-  async #serveWagi(l: Loaded, guest: Guest, req: WireRequest): Promise<WireResponse> {
+  /**
+   * Runs a WAGI guest. `response` settles when the guest is done, or (a large
+   * response) once it has written STREAM_AFTER_BYTES: then the body streams
+   * and `done` settles when the guest is. A failure after streaming began
+   * errors the stream; `failed` logs it and names it.
+   */
+  #serveWagi(
+    l: Loaded,
+    guest: Guest,
+    req: WireRequest,
+    failed: (err: unknown) => string,
+  ): { response: Promise<WireResponse>; done: Promise<void> } {
     const body = req.body ?? new Uint8Array();
     const out: Uint8Array[] = [];
     let size = 0;
+    let stream: ReadableStreamDefaultController<Uint8Array> | undefined;
+    let wanted: (() => void) | undefined;
+    let cancelled = false;
+    let yielded = performance.now();
+    let startStreaming!: (response: WireResponse) => void;
+    let finish!: (failure: string | undefined) => void;
+    const streaming = new Promise<WireResponse>((resolve) => startStreaming = resolve);
+    const finished = new Promise<string | undefined>((resolve) => finish = resolve);
     const log = this.#logIo(l);
+    const begin = () => {
+      const head = parseCgiOutput(concat(out));
+      if (!head) throw new OrcaError("wasm", `the handler wrote no CGI header block in its first ${size} bytes`);
+      const readable = new ReadableStream<Uint8Array>({
+        start: (controller) => {
+          stream = controller;
+        },
+        pull: () => {
+          wanted?.();
+          wanted = undefined;
+        },
+        cancel: () => {
+          cancelled = true;
+          wanted?.();
+        },
+      }, new ByteLengthQueuingStrategy({ highWaterMark: STREAM_AFTER_BYTES }));
+      if (head.body.length > 0) stream!.enqueue(head.body);
+      out.length = 0;
+      startStreaming({ status: head.status, headers: head.headers, body: readable, finished });
+    };
     guest.io = {
       env: { ...l.desc.env, ...cgiEnv(req.method, new URL(req.url), new Headers(req.headers), req.ctx, body) },
       stdin: body,
       stdout: (bytes) => {
+        if (cancelled) throw new OrcaError("unavailable", "the client went away while the response streamed");
+        if (stream) {
+          stream.enqueue(bytes);
+          return;
+        }
         size += bytes.length;
-        if (size > MAX_WAGI_OUTPUT) throw new OrcaError("invalid", "response larger than 32 MiB");
         out.push(bytes);
+        if (size > STREAM_AFTER_BYTES) begin();
       },
       stderr: log.stderr,
+      // Written bytes go out only while the guest waits: when the client has enough queued, and at least every
+      // STREAM_YIELD_MS of writing (bytes written just before a long computation wait for the next write or the end).
+      drain: () => {
+        if (!stream || cancelled) return undefined;
+        if ((stream.desiredSize ?? 1) <= 0) return new Promise<void>((r) => wanted = r);
+        if (performance.now() - yielded < STREAM_YIELD_MS) return undefined;
+        yielded = performance.now();
+        return new Promise<void>((r) => setTimeout(r, 0));
+      },
     };
-    const code = await runCommand(guest);
-    log.flush();
-    if (code !== 0) throw new OrcaError("wasm", `the handler exited with code ${code}`);
-    const response = parseCgiOutput(concat(out));
-    if (!response) {
-      throw new OrcaError(
-        "wasm",
-        "the handler wrote no CGI header block (e.g. `Content-Type: text/plain` and a blank line)",
-      );
-    }
-    return response;
+    const run = (async () => {
+      const code = await runCommand(guest);
+      log.flush();
+      if (code !== 0) throw new OrcaError("wasm", `the handler exited with code ${code}`);
+      if (stream) return undefined;
+      const response = parseCgiOutput(concat(out));
+      if (!response) {
+        throw new OrcaError(
+          "wasm",
+          "the handler wrote no CGI header block (e.g. `Content-Type: text/plain` and a blank line)",
+        );
+      }
+      return response;
+    })();
+    const done = run.then(() => {
+      if (!cancelled) stream?.close();
+      finish(undefined);
+    }, (err) => {
+      if (!stream) return;
+      const failure = failed(err);
+      if (!cancelled) stream.error(new Error(failure));
+      finish(failure);
+    });
+    const buffered = run.then((response) => response ?? streaming);
+    return { response: Promise.race([streaming, buffered]), done };
   }
 
   #logIo(l: Loaded): GuestIo & { flush(): void } {

@@ -11,8 +11,9 @@
 
 import { OrcaError } from "../../errors.ts";
 import type { JobInput } from "../types.ts";
-import { Executor, type WireRequest, type WorkloadDesc } from "./executor.ts";
+import { Executor, type WireRequest, type WireResponse, type WorkloadDesc } from "./executor.ts";
 import { errorText } from "./guest.ts";
+import { concat } from "../bytes.ts";
 import { encodeFrame, readFrames } from "./wire.ts";
 
 /** A call from the server. `id` pairs it with its reply. */
@@ -24,9 +25,15 @@ export type HostCall =
   | { id: number; op: "exec"; workload: string; cmd: string[] }
   | { id: number; op: "stats"; workload: string };
 
-/** What a host writes: a call's result or error, or a guest's log line. */
+/**
+ * What a host writes: a call's result or error, or a guest's log line. A
+ * streamed response comes as a result with `streamed: true`, then its body's
+ * chunks, then its end (with the guest's failure, if any).
+ */
 export type HostMessage =
-  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: true; value: unknown; streamed?: true }
+  | { chunk: [id: number, bytes: Uint8Array] }
+  | { end: [id: number, failure: string | null] }
   | { id: number; ok: false; error: { code: OrcaError["code"]; message: string; hint?: string } }
   | { log: [workload: string, stream: "stdout" | "stderr" | "system", text: string] };
 
@@ -35,17 +42,23 @@ export async function runHost(args: string[]): Promise<void> {
   const at = args.indexOf("--idle-ms");
   const idleMs = at >= 0 ? Number(args[at + 1]) : 60_000;
   const writer = Deno.stdout.writable.getWriter();
-  const send = (message: HostMessage) => {
+  const send = (message: HostMessage) =>
     // The server is gone when stdout breaks: nothing left to do.
     writer.write(encodeFrame(message)).catch(() => Deno.exit(0));
-  };
   const executor = new Executor({
     idleMs: Number.isFinite(idleMs) && idleMs > 0 ? idleMs : 60_000,
     log: (workload, stream, text) => send({ log: [workload, stream, text] }),
   });
   const answer = async (call: HostCall) => {
     try {
-      send({ id: call.id, ok: true, value: await perform(executor, call) });
+      const value = await perform(executor, call);
+      if (isStreamed(value)) {
+        const { body, finished, ...head } = value;
+        send({ id: call.id, ok: true, value: { ...head, body: new Uint8Array() }, streamed: true });
+        await stream(call.id, body, finished, send);
+        return;
+      }
+      send({ id: call.id, ok: true, value });
     } catch (err) {
       const error = err instanceof OrcaError
         ? { code: err.code, message: err.message, ...(err.hint && { hint: err.hint }) }
@@ -55,6 +68,56 @@ export async function runHost(args: string[]): Promise<void> {
   };
   for await (const call of readFrames(Deno.stdin.readable)) answer(call as HostCall);
   executor.close();
+}
+
+function isStreamed(value: unknown): value is WireResponse & { body: ReadableStream<Uint8Array> } {
+  return typeof value === "object" && value !== null && "body" in value && value.body instanceof ReadableStream;
+}
+
+const NOTHING_QUEUED = Symbol("nothing queued");
+const FRAME_BYTES = 64 * 1024;
+
+/**
+ * Sends a streamed body, then its end. Guests write a KiB or so at a time:
+ * what is queued goes in one frame (up to FRAME_BYTES), each waiting for the pipe.
+ */
+async function stream(
+  id: number,
+  body: ReadableStream<Uint8Array>,
+  finished: Promise<string | undefined> | undefined,
+  send: (message: HostMessage) => Promise<void>,
+): Promise<void> {
+  const reader = body.getReader();
+  const batch: Uint8Array[] = [];
+  let size = 0;
+  const flush = async () => {
+    if (size === 0) return;
+    const bytes = concat(batch);
+    batch.length = 0;
+    size = 0;
+    await send({ chunk: [id, bytes] });
+  };
+  try {
+    let next = reader.read();
+    for (;;) {
+      // A chunk already queued settles `next` before the marker does.
+      const ready = await Promise.race([next, Promise.resolve(NOTHING_QUEUED)]);
+      if (ready === NOTHING_QUEUED) {
+        await flush();
+        await next;
+        continue;
+      }
+      if (ready.done) break;
+      batch.push(ready.value);
+      size += ready.value.length;
+      if (size >= FRAME_BYTES) await flush();
+      next = reader.read();
+    }
+    await flush();
+  } catch {
+    // The guest failed mid-stream: `finished` says how.
+  }
+  await send({ end: [id, (await finished) ?? null] });
 }
 
 function perform(executor: Executor, call: HostCall): Promise<unknown> | unknown {

@@ -204,6 +204,7 @@ class Host {
   readonly loaded = new Map<string, Promise<void>>();
   inFlight = 0;
   readonly #pending = new Map<number, Pending>();
+  readonly #streams = new Map<number, IncomingBody>();
   readonly #opts: HostPoolOptions;
   readonly #ready: Promise<void>;
   readonly #onLost: (why: string, workloads: string[]) => void;
@@ -255,8 +256,29 @@ class Host {
           this.#opts.log(...message.log);
           continue;
         }
+        if ("chunk" in message) {
+          this.#streams.get(message.chunk[0])?.push(message.chunk[1]);
+          continue;
+        }
+        if ("end" in message) {
+          const [id, failure] = message.end;
+          const pending = this.#pending.get(id);
+          this.#pending.delete(id);
+          if (pending) clearTimeout(pending.timer);
+          this.#streams.get(id)?.end(failure ?? undefined);
+          this.#streams.delete(id);
+          continue;
+        }
         const pending = this.#pending.get(message.id);
         if (!pending) continue;
+        if (message.ok && message.streamed) {
+          // The call goes on (its deadline too) until the body's end arrives.
+          const body = new IncomingBody();
+          this.#streams.set(message.id, body);
+          pending.lost = (_late, why) => body.end(why);
+          pending.resolve({ ...(message.value as object), body: body.readable, finished: body.finished });
+          continue;
+        }
         this.#pending.delete(message.id);
         clearTimeout(pending.timer);
         if (message.ok) pending.resolve(message.value);
@@ -321,7 +343,50 @@ class Host {
       pending.lost(id === lateId, `the ${this.name} ${why}`);
     }
     this.#pending.clear();
+    this.#streams.clear();
     this.#onLost(why, [...workloads]);
+  }
+}
+
+/** Most of a streamed body held for a slow client before the response is cut off. */
+const MAX_BUFFERED_BODY = 32 * 1024 * 1024;
+
+/** A streamed response body arriving from a host, chunk by chunk. */
+class IncomingBody {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly finished: Promise<string | undefined>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #finish!: (failure: string | undefined) => void;
+  #over = false;
+
+  constructor() {
+    this.readable = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#controller = controller;
+      },
+      cancel: () => {
+        this.#over = true; // the client went away: what still comes is dropped
+      },
+    }, new ByteLengthQueuingStrategy({ highWaterMark: 1024 * 1024 }));
+    this.finished = new Promise((resolve) => this.#finish = resolve);
+  }
+
+  push(chunk: Uint8Array): void {
+    if (this.#over) return;
+    this.#controller.enqueue(chunk);
+    if ((this.#controller.desiredSize ?? 0) < -MAX_BUFFERED_BODY) {
+      this.#over = true;
+      this.#controller.error(new Error("the client read too slowly: over 32 MiB of the response waited for it"));
+    }
+  }
+
+  end(failure: string | undefined): void {
+    if (!this.#over) {
+      if (failure === undefined) this.#controller.close();
+      else this.#controller.error(new Error(failure));
+    }
+    this.#over = true;
+    this.#finish(failure);
   }
 }
 

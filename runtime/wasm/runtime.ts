@@ -269,6 +269,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     if (declared > MAX_REQUEST_BODY) return errorResponse(413, "request body larger than 32 MiB");
     w.requests++;
     w.busy++;
+    let streaming = false;
     try {
       const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
       const body = hasBody ? new Uint8Array(await request.arrayBuffer()) : null;
@@ -280,17 +281,23 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
         body,
         ctx,
       });
-      if (reply.failure) {
+      const failed = (failure: string | undefined) => {
+        if (failure === undefined) return;
         w.errors++;
-        this.#opts.onIncident?.(serviceName(w), reply.failure);
+        this.#opts.onIncident?.(serviceName(w), failure);
+      };
+      failed(reply.failure);
+      if (reply.finished) {
+        // A streamed body: the call is over when the guest is done writing it.
+        streaming = true;
+        reply.finished.then(failed).finally(() => this.#done(w));
       }
       const nullBody = reply.status === 204 || reply.status === 304 || request.method === "HEAD";
-      return new Response(nullBody ? null : reply.body as Uint8Array<ArrayBuffer>, {
-        status: reply.status,
-        headers: reply.headers,
-      });
+      const responseBody = reply.body instanceof ReadableStream ? reply.body : reply.body as Uint8Array<ArrayBuffer>;
+      if (nullBody && reply.body instanceof ReadableStream) reply.body.cancel().catch(() => {});
+      return new Response(nullBody ? null : responseBody, { status: reply.status, headers: reply.headers });
     } finally {
-      this.#done(w);
+      if (!streaming) this.#done(w);
     }
   }
 

@@ -99,3 +99,47 @@ Deno.test("an idle service scales to zero, and its next request is still answere
   assert.match(await res.text(), /path=\/c\/again/);
   await cleanup();
 });
+
+for (const [mode, workers] of [["in a guest host", 1], ["in this process", 0]] as const) {
+  Deno.test(`a large WAGI response streams (${mode}): it starts before the guest is done`, async () => {
+    const { runtime, deploy, cleanup } = await setup({ workers });
+    try {
+      const h = await deploy(await Deno.readFile(guests.stream), { limits: { timeout_ms: 1500 } });
+      // 1 MiB, all of it, in order.
+      const whole = await runtime.serveHttp(h, new Request("http://x/s?kib=1024"), ctx);
+      assert.equal(whole.status, 200);
+      const text = await whole.text();
+      assert.equal(text.length, 1024 * 1024);
+      const lines = text.split("\n");
+      assert.equal(lines[0].slice(0, 8), "00000000");
+      assert.equal(lines[16383].slice(0, 8), "00016383");
+      // 256 KiB, then it spins: the client has most of the body (and a 200) long before the deadline stops the guest,
+      // then the stream ends in an error (what was written in the last few ms before the spin may not get out).
+      const started = performance.now();
+      const spun = await runtime.serveHttp(h, new Request("http://x/s?kib=256&then=spin"), ctx);
+      assert.equal(spun.status, 200);
+      const reader = spun.body!.getReader();
+      let got = 0;
+      let firstBytesAfter = Infinity;
+      await assert.rejects(async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          firstBytesAfter = Math.min(firstBytesAfter, performance.now() - started);
+          got += value.length;
+        }
+      }, /deadline exceeded/);
+      assert.ok(got >= 128 * 1024, `only ${got} bytes arrived`);
+      assert.ok(firstBytesAfter < 1000, `the first bytes came ${firstBytesAfter.toFixed(0)} ms after the request`);
+      for (const until = Date.now() + 5000; (await runtime.stats(h)).errors < 1 && Date.now() < until;) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal((await runtime.stats(h)).errors, 1);
+      // A small response of a guest that traps is still a clean 500 (buffered, not streamed).
+      const small = await runtime.serveHttp(h, new Request("http://x/s?kib=4"), ctx);
+      assert.equal((await small.text()).length, 4096);
+    } finally {
+      await cleanup();
+    }
+  });
+}

@@ -10,6 +10,7 @@ export const guests: Record<string, string> = {
   trap: `${root}tests/fixtures/guests/trap.wasm`,
   spin: `${root}tests/fixtures/guests/spin.wasm`,
   version1: `${root}tests/fixtures/guests/version1.wasm`,
+  stream: `${root}tests/fixtures/guests/stream.wasm`,
   sandbox: `${root}tests/fixtures/guests/sandbox.wasm`,
 };
 

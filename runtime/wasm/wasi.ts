@@ -33,6 +33,12 @@ export interface GuestIo {
   stdin: Uint8Array;
   stdout(bytes: Uint8Array): void;
   stderr(bytes: Uint8Array): void;
+  /**
+   * After a blocking write to stdout: a promise while the reader of a streamed
+   * response wants no more yet. The guest waits on it (suspended by JSPI, so the
+   * response streams out meanwhile); its deadline keeps running.
+   */
+  drain?(): Promise<void> | undefined;
 }
 
 /** What one guest instance may reach, fixed for its life. */
@@ -84,7 +90,7 @@ export function sandboxImports(opts: SandboxOptions): Record<string, unknown> {
       },
       subscribe: () => io.pollableCreate(),
     },
-    stdout: sink((bytes) => opts.io().stdout(bytes)),
+    stdout: sink((bytes) => opts.io().stdout(bytes), () => opts.io().drain?.()),
     stderr: sink((bytes) => opts.io().stderr(bytes)),
   });
   const environment = {
@@ -152,10 +158,15 @@ export function sandboxImports(opts: SandboxOptions): Record<string, unknown> {
 
 const knownVersions = new Set(versions);
 
-function sink(write: (bytes: Uint8Array) => void) {
+function sink(write: (bytes: Uint8Array) => void, drain: () => Promise<void> | undefined = () => undefined) {
   return {
     write(contents: Uint8Array) {
       write(contents.slice());
+    },
+    // The shim returns what this returns, and blocking-write-and-flush is an async import: a promise suspends the guest.
+    blockingWriteAndFlush(contents: Uint8Array) {
+      write(contents.slice());
+      return drain();
     },
     blockingFlush() {},
     flush() {},
