@@ -166,11 +166,12 @@ Deno.test("[service.wasm] files: read-only unless rw, nothing outside, copies pe
   }
 });
 
-Deno.test("a large response streams through the proxy while the guest still writes", async () => {
+Deno.test("large bodies stream through the proxy, in and out, while the guest runs", async () => {
   const server = await startServer();
   const dir = await writeProject({
     big: `[[service]]\nname = "stream"\nmodule = "${guestsDir}/stream.wasm"\ntriggers = ["http:/stream"]\n` +
-      `[service.limits]\ntimeout_ms = 2000\n`,
+      `[service.limits]\ntimeout_ms = 2000\n` +
+      `[[service]]\nname = "echo"\nmodule = "${guestsDir}/echo.wasm"\ntriggers = ["http:/echo"]\n`,
   });
   try {
     assert.equal((await orca(server, "deploy", dir)).code, 0);
@@ -197,6 +198,11 @@ Deno.test("a large response streams through the proxy while the guest still writ
     assert.ok(firstAfter < 1500, `first bytes ${firstAfter.toFixed(0)} ms after the request, deadline 2000 ms`);
     const logs = await orca(server, "logs", "stream");
     assert.match(logs.stdout, /failed: deadline exceeded: stopped after 2000 ms/);
+    // A 3 MiB upload streams into the guest (and its echo streams back).
+    const upload = new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 31) & 0xff);
+    const echoed = await fetch(`${server.httpUrl}/echo`, { method: "POST", body: upload });
+    assert.equal(echoed.status, 200);
+    assert.deepEqual(new Uint8Array(await echoed.arrayBuffer()), upload);
   } finally {
     await server.stop();
   }

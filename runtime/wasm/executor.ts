@@ -36,7 +36,8 @@ export interface WireRequest {
   method: string;
   url: string;
   headers: [string, string][];
-  body: Uint8Array | null;
+  /** The whole body, or (a WAGI request with a Content-Length over STREAM_AFTER_BYTES) a stream of it. */
+  body: Uint8Array | ReadableStream<Uint8Array> | null;
   ctx: HttpContext;
 }
 
@@ -332,6 +333,9 @@ export class Executor implements GuestBackend {
     failed: (err: unknown) => string,
   ): { response: Promise<WireResponse>; done: Promise<void> } {
     const body = req.body ?? new Uint8Array();
+    const bodyLength = body instanceof ReadableStream
+      ? Number(new Headers(req.headers).get("content-length"))
+      : body.length;
     const out: Uint8Array[] = [];
     let size = 0;
     let stream: ReadableStreamDefaultController<Uint8Array> | undefined;
@@ -364,8 +368,8 @@ export class Executor implements GuestBackend {
       startStreaming({ status: head.status, headers: head.headers, body: readable, finished });
     };
     guest.io = {
-      env: { ...l.desc.env, ...cgiEnv(req.method, new URL(req.url), new Headers(req.headers), req.ctx, body) },
-      stdin: body,
+      env: { ...l.desc.env, ...cgiEnv(req.method, new URL(req.url), new Headers(req.headers), req.ctx, bodyLength) },
+      stdin: body instanceof ReadableStream ? streamReader(body) : body,
       stdout: (bytes) => {
         if (cancelled) throw new OrcaError("unavailable", "the client went away while the response streamed");
         if (stream) {
@@ -463,6 +467,26 @@ export class Executor implements GuestBackend {
     if (!loaded) throw new OrcaError("not_found", `workload ${id} is not loaded here`);
     return loaded;
   }
+}
+
+/** Reads a stream `max` bytes at most at a time; an empty array at its end. */
+function streamReader(stream: ReadableStream<Uint8Array>): (max: number) => Uint8Array | Promise<Uint8Array> {
+  const reader = stream.getReader();
+  let left: Uint8Array = new Uint8Array();
+  const take = (max: number) => {
+    const chunk = left.subarray(0, max);
+    left = left.subarray(chunk.length);
+    return chunk;
+  };
+  const next = async (max: number) => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return new Uint8Array();
+      left = value;
+      if (left.length > 0) return take(max);
+    }
+  };
+  return (max) => left.length > 0 ? take(max) : next(max);
 }
 
 export function wireError(status: number, message: string): WireResponse {

@@ -20,7 +20,9 @@ import { encodeFrame, readFrames } from "./wire.ts";
 export type HostCall =
   | { id: number; op: "load"; desc: WorkloadDesc }
   | { id: number; op: "unload"; workload: string }
-  | { id: number; op: "http"; workload: string; req: WireRequest }
+  | { id: number; op: "http"; workload: string; req: WireRequest; streamedBody?: true }
+  /** A piece of a streamed request body for call `id`; `null` at its end. */
+  | { id: number; op: "body"; chunk: Uint8Array | null }
   | { id: number; op: "job"; workload: string; input: JobInput }
   | { id: number; op: "exec"; workload: string; cmd: string[] }
   | { id: number; op: "stats"; workload: string };
@@ -66,7 +68,23 @@ export async function runHost(args: string[]): Promise<void> {
       send({ id: call.id, ok: false, error });
     }
   };
-  for await (const call of readFrames(Deno.stdin.readable)) answer(call as HostCall);
+  const bodies = new Map<number, ReadableStreamDefaultController<Uint8Array>>();
+  for await (const frame of readFrames(Deno.stdin.readable)) {
+    const call = frame as HostCall;
+    if (call.op === "body") {
+      const body = bodies.get(call.id);
+      if (call.chunk) body?.enqueue(call.chunk);
+      else {
+        body?.close();
+        bodies.delete(call.id);
+      }
+      continue;
+    }
+    if (call.op === "http" && call.streamedBody) {
+      call.req.body = new ReadableStream<Uint8Array>({ start: (controller) => void bodies.set(call.id, controller) });
+    }
+    answer(call);
+  }
   executor.close();
 }
 
@@ -126,6 +144,8 @@ function perform(executor: Executor, call: HostCall): Promise<unknown> | unknown
       return executor.load(call.desc);
     case "unload":
       return executor.unload(call.workload);
+    case "body":
+      return undefined; // handled as it arrives
     case "http":
       return executor.http(call.workload, call.req);
     case "job":

@@ -309,19 +309,38 @@ class Host {
         }
       };
       this.#pending.set(id, {
-        workload: "workload" in call ? call.workload : call.desc.id,
+        workload: "workload" in call ? call.workload : "desc" in call ? call.desc.id : "",
         resolve,
         reject,
         lost: settle,
         timer,
       });
-      this.send({ ...call, id } as HostCall);
+      if (call.op === "http" && call.req.body instanceof ReadableStream) {
+        const body = call.req.body;
+        this.send({ ...call, id, req: { ...call.req, body: null }, streamedBody: true });
+        this.#sendBody(id, body);
+      } else {
+        this.send({ ...call, id } as HostCall);
+      }
     });
   }
 
+  /** Sends a streamed request body after its call, piece by piece (each waits for the pipe); then its end. */
+  async #sendBody(id: number, body: ReadableStream<Uint8Array>): Promise<void> {
+    try {
+      for await (const chunk of body) {
+        if (this.#dead) return;
+        await this.send({ id, op: "body", chunk });
+      }
+    } catch {
+      // The client went away mid-body: the guest reads an early end.
+    }
+    await this.send({ id, op: "body", chunk: null });
+  }
+
   /** Writes a call (after the host started); a write to a dead host is dropped. */
-  send(call: HostCall): void {
-    this.#ready.then(() => this.#writer?.write(encodeFrame(call))).catch(() => {});
+  send(call: HostCall): Promise<void> {
+    return this.#ready.then(() => this.#writer?.write(encodeFrame(call))).catch(() => {});
   }
 
   kill(): void {

@@ -23,7 +23,7 @@ import type {
   WorkloadStatus,
 } from "../types.ts";
 import { DEFAULT_MEMORY_LIMIT, type GuestKind, prepareComponent, type PreparedComponent } from "./compile.ts";
-import { Executor, type GuestBackend, type WorkloadDesc } from "./executor.ts";
+import { Executor, type GuestBackend, STREAM_AFTER_BYTES, type WorkloadDesc } from "./executor.ts";
 import { errorResponse, errorText } from "./guest.ts";
 import { HostPool } from "./hosts.ts";
 
@@ -71,7 +71,7 @@ interface Workload {
   idle?: () => void;
 }
 
-/** Request bodies larger than this are refused with 413 (guests get the whole body at once). */
+/** Buffered request bodies larger than this are refused with 413 (a streamed one has no limit but its deadline). */
 const MAX_REQUEST_BODY = 32 * 1024 * 1024;
 
 export class WasmRuntime implements Runtime, HttpServing, JobRunning {
@@ -266,14 +266,19 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       return errorResponse(500, `service ${w.spec.service.name} is a message handler, not an HTTP one`);
     }
     const declared = Number(request.headers.get("content-length") ?? 0);
-    if (declared > MAX_REQUEST_BODY) return errorResponse(413, "request body larger than 32 MiB");
+    const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
+    // A WAGI guest reads a large body as it arrives (CGI needs its length up front: Content-Length); other bodies
+    // are read whole first.
+    const streamBody = hasBody && w.kind === "command" && declared > STREAM_AFTER_BYTES;
+    if (!streamBody && declared > MAX_REQUEST_BODY) return errorResponse(413, "request body larger than 32 MiB");
     w.requests++;
     w.busy++;
     let streaming = false;
     try {
-      const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
-      const body = hasBody ? new Uint8Array(await request.arrayBuffer()) : null;
-      if (body && body.length > MAX_REQUEST_BODY) return errorResponse(413, "request body larger than 32 MiB");
+      const body = streamBody ? request.body : hasBody ? new Uint8Array(await request.arrayBuffer()) : null;
+      if (body instanceof Uint8Array && body.length > MAX_REQUEST_BODY) {
+        return errorResponse(413, "request body larger than 32 MiB");
+      }
       const reply = await this.#backend.http(w.handle.id, {
         method: request.method,
         url: request.url,

@@ -143,3 +143,53 @@ for (const [mode, workers] of [["in a guest host", 1], ["in this process", 0]] a
     }
   });
 }
+
+for (const [mode, workers] of [["in a guest host", 1], ["in this process", 0]] as const) {
+  Deno.test(`a large WAGI request body streams in (${mode}): the guest answers before the client has sent it all`, async () => {
+    const { runtime, deploy, cleanup } = await setup({ workers });
+    try {
+      const h = await deploy(await Deno.readFile(guests.echo), { limits: { timeout_ms: 5000 } });
+      const half = 256 * 1024;
+      const part = (n: number) => new Uint8Array(half).map((_, i) => (i * 7 + n) & 0xff);
+      let sendRest!: () => void;
+      const restWanted = new Promise<void>((resolve) => sendRest = resolve);
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(part(1));
+          await restWanted; // the rest only once the echo of the first half came back: a buffered body would deadlock
+          controller.enqueue(part(2));
+          controller.close();
+        },
+      });
+      const request = new Request("http://x/echo", {
+        method: "POST",
+        body,
+        headers: { "content-length": String(2 * half) },
+        duplex: "half",
+      } as RequestInit);
+      const res = await runtime.serveHttp(h, request, ctx);
+      assert.equal(res.status, 200);
+      const reader = res.body!.getReader();
+      const got: Uint8Array[] = [];
+      let size = 0;
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        got.push(value);
+        size += value.length;
+        if (size >= half) sendRest();
+      }
+      assert.equal(size, 2 * half);
+      const echoed = new Uint8Array(size);
+      let at = 0;
+      for (const g of got) {
+        echoed.set(g, at);
+        at += g.length;
+      }
+      assert.deepEqual(echoed.subarray(0, half), part(1));
+      assert.deepEqual(echoed.subarray(half), part(2));
+    } finally {
+      await cleanup();
+    }
+  });
+}

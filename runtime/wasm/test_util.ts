@@ -11,6 +11,7 @@ export const guests: Record<string, string> = {
   spin: `${root}tests/fixtures/guests/spin.wasm`,
   version1: `${root}tests/fixtures/guests/version1.wasm`,
   stream: `${root}tests/fixtures/guests/stream.wasm`,
+  echo: `${root}tests/fixtures/guests/echo.wasm`,
   sandbox: `${root}tests/fixtures/guests/sandbox.wasm`,
 };
 

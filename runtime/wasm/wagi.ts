@@ -12,7 +12,7 @@ export function cgiEnv(
   url: URL,
   headers: Headers,
   ctx: HttpContext,
-  body: Uint8Array,
+  bodyLength: number,
 ): Record<string, string> {
   const env: Record<string, string> = {
     GATEWAY_INTERFACE: "CGI/1.1",
@@ -29,7 +29,7 @@ export function cgiEnv(
     X_FULL_URL: url.href,
     X_RAW_PATH_INFO: ctx.rest ?? "",
   };
-  if (body.length > 0) env.CONTENT_LENGTH = String(body.length);
+  if (bodyLength > 0) env.CONTENT_LENGTH = String(bodyLength);
   const contentType = headers.get("content-type");
   if (contentType) env.CONTENT_TYPE = contentType;
   for (const [name, value] of headers) {

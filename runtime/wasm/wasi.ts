@@ -29,8 +29,8 @@ export { http as wasiHttp };
  */
 export interface GuestIo {
   env: Record<string, string>;
-  /** The whole of stdin (WAGI request bodies). */
-  stdin: Uint8Array;
+  /** The whole of stdin (WAGI request bodies), or what reads a streamed one (empty when it ends). */
+  stdin: Uint8Array | ((max: number) => Uint8Array | Promise<Uint8Array>);
   stdout(bytes: Uint8Array): void;
   stderr(bytes: Uint8Array): void;
   /**
@@ -82,6 +82,16 @@ export function sandboxImports(opts: SandboxOptions): Record<string, unknown> {
     stdin: {
       blockingRead(len: bigint) {
         const stdin = opts.io().stdin;
+        if (typeof stdin === "function") {
+          // A streamed body: blocking-read is an async import, so waiting for the next chunk suspends the guest.
+          const next = stdin(Number(len));
+          const checked = (chunk: Uint8Array) => {
+            if (chunk.length === 0) throw { tag: "closed" };
+            return chunk;
+          };
+          // The shim's type says a plain array; it hands back whatever this returns, and jco's glue awaits it.
+          return (next instanceof Promise ? next.then(checked) : checked(next)) as Uint8Array;
+        }
         if (stdin !== stdinSource) [stdinSource, stdinOffset] = [stdin, 0];
         if (stdinOffset >= stdin.length) throw { tag: "closed" };
         const chunk = stdin.subarray(stdinOffset, stdinOffset + Number(len));
