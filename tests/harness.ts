@@ -119,16 +119,21 @@ export async function get(url: string, init: RequestInit = {}): Promise<{ status
 }
 
 /**
- * Requests `url` back to back until the returned function is called, which
- * gives back how many answered `expect` and what else came back (should be nothing).
+ * Requests `url` (or calls `ask`) back to back until the returned function is
+ * called, which gives back how many answered 200 `expect` and what else came
+ * back (should be nothing).
  */
-export function healthyLoop(url: string, expect: string): () => Promise<{ ok: number; failures: string[] }> {
+export function healthyLoop(
+  url: string | (() => Promise<{ status: number; text: string }>),
+  expect: string,
+): () => Promise<{ ok: number; failures: string[] }> {
+  const ask = typeof url === "string" ? () => get(url) : url;
   let running = true;
   const seen = { ok: 0, failures: [] as string[] };
   const loop = (async () => {
     while (running) {
       try {
-        const { status, text } = await get(url);
+        const { status, text } = await ask();
         if (status === 200 && text === expect) seen.ok++;
         else seen.failures.push(`${status} ${text.slice(0, 200)}`);
       } catch (err) {

@@ -4,30 +4,16 @@ import assert from "node:assert/strict";
 import type { LogLine, WorkloadHandle } from "../types.ts";
 import type { WasmRuntime } from "./runtime.ts";
 import { guests, setup } from "./test_util.ts";
+import { healthyLoop as loopUntilStopped } from "../../tests/harness.ts";
 
 const ctx = { params: {}, route: "/*" };
 
-/** Requests `h` back to back until stopped; returns how many answered 200 and what else came back. */
+/** Calls the healthy service `h` back to back until stopped (tests/harness.ts). */
 function healthyLoop(runtime: WasmRuntime, h: WorkloadHandle) {
-  let running = true;
-  const seen = { ok: 0, other: [] as string[] };
-  const loop = (async () => {
-    while (running) {
-      try {
-        const res = await runtime.serveHttp(h, new Request("http://x/ok"), ctx);
-        const text = await res.text();
-        if (res.status === 200 && text === "version 1\n") seen.ok++;
-        else seen.other.push(`${res.status} ${text}`);
-      } catch (err) {
-        seen.other.push(String(err));
-      }
-    }
-  })();
-  return async () => {
-    running = false;
-    await loop;
-    return seen;
-  };
+  return loopUntilStopped(async () => {
+    const res = await runtime.serveHttp(h, new Request("http://x/ok"), ctx);
+    return { status: res.status, text: await res.text() };
+  }, "version 1\n");
 }
 
 async function logText(runtime: WasmRuntime, h: WorkloadHandle): Promise<string> {
@@ -55,7 +41,7 @@ Deno.test("a spinning guest is trapped at its deadline inside its host; the host
     }
     const seen = await stop();
     stop = undefined;
-    assert.deepEqual(seen.other, []);
+    assert.deepEqual(seen.failures, []);
     assert.ok(seen.ok > 0);
     assert.equal(runtime.hosts().restarts, 0, "the interrupt check stopped the guest: no host was killed");
     assert.equal((await runtime.stats(spin)).incidents, 0);
@@ -89,7 +75,7 @@ Deno.test("a guest without deadline checks is stopped by killing its host; a new
     const seen = await stop();
     stop = undefined;
     // The healthy service ran on the other host throughout, and on the replacement after.
-    assert.deepEqual(seen.other, []);
+    assert.deepEqual(seen.failures, []);
     assert.ok(seen.ok > 0);
     assert.equal(runtime.hosts().restarts, 1);
     assert.equal((await runtime.stats(spin)).incidents, 1);
