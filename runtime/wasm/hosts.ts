@@ -46,11 +46,9 @@ interface Pending {
   reject(err: unknown): void;
   /** Settles the call when its host is lost; `late` for the call whose deadline passed. */
   lost(late: boolean, why: string): void;
-  timer: ReturnType<typeof setTimeout>;
+  timer?: ReturnType<typeof setTimeout>;
 }
 
-/** Loading compiles the guest (a large JS guest takes seconds on a busy machine). */
-const LOAD_DEADLINE_MS = 120_000;
 const STATS_WAIT_MS = 1000;
 /** A host that dies sooner than this after starting is replaced only after this long (no crash loop). */
 const RESPAWN_PAUSE_MS = 1000;
@@ -94,7 +92,7 @@ export class HostPool implements GuestBackend {
   async stats(id: string): Promise<{ instances: number; memoryBytes: number }> {
     const sum = { instances: 0, memoryBytes: 0 };
     const answers = this.#hosts.filter((h) => h.loaded.has(id)).map((host) => {
-      const asked = host.request({ op: "stats", workload: id }, STATS_WAIT_MS * 60, () => {});
+      const asked = host.request({ op: "stats", workload: id }, undefined, () => {});
       // A host busy with a long call answers late: count what the others say rather than wait.
       const late = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), STATS_WAIT_MS));
       return Promise.race([asked.catch(() => undefined), late]) as Promise<typeof sum | undefined>;
@@ -163,7 +161,8 @@ export class HostPool implements GuestBackend {
   #ensure(host: Host, desc: WorkloadDesc): Promise<void> {
     let loading = host.loaded.get(desc.id);
     if (!loading) {
-      loading = host.request({ op: "load", desc }, LOAD_DEADLINE_MS, (_late, why) => {
+      // No deadline of its own: a load waits behind the host's calls, whose deadlines kill it if it is stuck.
+      loading = host.request({ op: "load", desc }, undefined, (_late, why) => {
         throw new OrcaError("unavailable", `cannot load ${desc.project}/${desc.name}: ${why}`);
       }) as Promise<void>;
       host.loaded.set(desc.id, loading);
@@ -222,7 +221,12 @@ class Host {
     this.#opts = opts;
     this.#onLost = onLost;
     this.#ready = (pauseMs > 0 ? new Promise((r) => setTimeout(r, pauseMs)) : Promise.resolve()).then(() => {
-      if (!this.#dead) this.#start();
+      if (this.#dead) return;
+      try {
+        this.#start();
+      } catch (err) {
+        this.#lose(undefined, `could not be started (${(err as Error).message})`);
+      }
     });
   }
 
@@ -289,15 +293,22 @@ class Host {
     }
   }
 
-  /** Sends a call; settles with its answer, or with `lost` if the host is killed or dies first. */
-  request(call: DistributiveOmit<HostCall, "id">, killAfterMs: number, lost: (late: boolean, why: string) => unknown) {
+  /**
+   * Sends a call; settles with its answer, or with `lost` if the host is killed or dies first. `killAfterMs`: the
+   * call's deadline and grace, past which the host is deemed stuck (none for loads and stats).
+   */
+  request(
+    call: DistributiveOmit<HostCall, "id">,
+    killAfterMs: number | undefined,
+    lost: (late: boolean, why: string) => unknown,
+  ) {
     return new Promise<unknown>((resolve, reject) => {
       if (this.#dead) {
         reject(new OrcaError("unavailable", "the guest host is gone"));
         return;
       }
       const id = this.#next++;
-      const timer = setTimeout(
+      const timer = killAfterMs === undefined ? undefined : setTimeout(
         () => this.#lose(id, `stopped answering (a call ran ${killAfterMs} ms) and was killed`),
         killAfterMs,
       );
