@@ -13,8 +13,7 @@ import { OrcaError } from "../../errors.ts";
 import type { JobInput } from "../types.ts";
 import { Executor, type WireRequest, type WireResponse, type WorkloadDesc } from "./executor.ts";
 import { errorText } from "./guest.ts";
-import { concat } from "../bytes.ts";
-import { encodeFrame, readFrames } from "./wire.ts";
+import { encodeFrame, readFrames, sendPieces } from "./wire.ts";
 
 /** A call from the server. `id` pairs it with its reply. */
 export type HostCall =
@@ -92,46 +91,15 @@ function isStreamed(value: unknown): value is WireResponse & { body: ReadableStr
   return typeof value === "object" && value !== null && "body" in value && value.body instanceof ReadableStream;
 }
 
-const NOTHING_QUEUED = Symbol("nothing queued");
-const FRAME_BYTES = 64 * 1024;
-
-/**
- * Sends a streamed body, then its end. Guests write a KiB or so at a time:
- * what is queued goes in one frame (up to FRAME_BYTES), each waiting for the pipe.
- */
+/** Sends a streamed response body in pieces, then its end (with the guest's failure, if any). */
 async function stream(
   id: number,
   body: ReadableStream<Uint8Array>,
   finished: Promise<string | undefined> | undefined,
   send: (message: HostMessage) => Promise<void>,
 ): Promise<void> {
-  const reader = body.getReader();
-  const batch: Uint8Array[] = [];
-  let size = 0;
-  const flush = async () => {
-    if (size === 0) return;
-    const bytes = concat(batch);
-    batch.length = 0;
-    size = 0;
-    await send({ chunk: [id, bytes] });
-  };
   try {
-    let next = reader.read();
-    for (;;) {
-      // A chunk already queued settles `next` before the marker does.
-      const ready = await Promise.race([next, Promise.resolve(NOTHING_QUEUED)]);
-      if (ready === NOTHING_QUEUED) {
-        await flush();
-        await next;
-        continue;
-      }
-      if (ready.done) break;
-      batch.push(ready.value);
-      size += ready.value.length;
-      if (size >= FRAME_BYTES) await flush();
-      next = reader.read();
-    }
-    await flush();
+    await sendPieces(body, (piece) => send({ chunk: [id, piece] }));
   } catch {
     // The guest failed mid-stream: `finished` says how.
   }

@@ -5,6 +5,8 @@
  * `{"$bin": [offset, length]}` in its place. Bodies are not base64'd.
  */
 
+import { concat } from "../bytes.ts";
+
 const BIN = "$bin";
 /** A frame larger than this is refused (request and response bodies are capped well below it). */
 export const MAX_FRAME = 256 * 1024 * 1024;
@@ -79,4 +81,46 @@ export async function* readFrames(stream: ReadableStream<Uint8Array>): AsyncGene
     }
     if (start === end) start = end = 0;
   }
+}
+
+const NOTHING_QUEUED = Symbol("nothing queued");
+/** A streamed body goes in pieces of at most this many bytes (plus one chunk). */
+const PIECE_BYTES = 64 * 1024;
+
+/**
+ * Sends a streamed body in pieces: what is queued goes as one piece (up to
+ * PIECE_BYTES), each sent once the one before is written. Bodies arrive in
+ * small chunks (a guest writes a KiB at a time); a frame per chunk costs more
+ * than the bytes. Rejects when the stream errors.
+ */
+export async function sendPieces(
+  body: ReadableStream<Uint8Array>,
+  send: (piece: Uint8Array) => Promise<void>,
+): Promise<void> {
+  const reader = body.getReader();
+  const batch: Uint8Array[] = [];
+  let size = 0;
+  const flush = async () => {
+    if (size === 0) return;
+    const piece = concat(batch);
+    batch.length = 0;
+    size = 0;
+    await send(piece);
+  };
+  let next = reader.read();
+  for (;;) {
+    // A chunk already queued settles `next` before the marker does.
+    const ready = await Promise.race([next, Promise.resolve(NOTHING_QUEUED)]);
+    if (ready === NOTHING_QUEUED) {
+      await flush();
+      await next;
+      continue;
+    }
+    if (ready.done) break;
+    batch.push(ready.value);
+    size += ready.value.length;
+    if (size >= PIECE_BYTES) await flush();
+    next = reader.read();
+  }
+  await flush();
 }
