@@ -13,7 +13,7 @@ import { buildTree, type Mount, mountFilesystem } from "./files.ts";
 import { errorText, type Guest, logIo, runCommand } from "./guest.ts";
 import { INTERRUPT_EXPORT } from "./instrument.ts";
 import { InstancePool } from "./pool.ts";
-import { cgiEnv, parseCgiOutput } from "./wagi.ts";
+import { serveWagi } from "./wagi_call.ts";
 import { type GuestIo, sandboxImports, wasiHttp } from "./wasi.ts";
 import { Watchdog } from "./watchdog.ts";
 
@@ -36,7 +36,7 @@ export interface WireRequest {
   method: string;
   url: string;
   headers: [string, string][];
-  /** The whole body, or (a WAGI request with a Content-Length over STREAM_AFTER_BYTES) a stream of it. */
+  /** The whole body, or (a WAGI request with a Content-Length over STREAM_AFTER_BYTES, wagi_call.ts) a stream of it. */
   body: Uint8Array | ReadableStream<Uint8Array> | null;
   ctx: HttpContext;
 }
@@ -44,21 +44,13 @@ export interface WireRequest {
 export interface WireResponse {
   status: number;
   headers: [string, string][];
-  /** The whole body, or (a response larger than STREAM_AFTER_BYTES) a stream the guest is still writing. */
+  /** The whole body, or (a WAGI response larger than STREAM_AFTER_BYTES) a stream the guest is still writing. */
   body: Uint8Array | ReadableStream<Uint8Array>;
   /** Set when the guest trapped or missed its deadline (the response is then a 500 or 504 of ours). */
   failure?: string;
   /** A streamed body: settles when the guest is done, with its failure (the stream then errors) if any. */
   finished?: Promise<string | undefined>;
 }
-
-/**
- * A WAGI response is buffered until it is this large, then streamed: small
- * responses of a guest that traps become a clean 500, large ones start going
- * out while the guest still writes (it waits while the client reads slowly).
- */
-export const STREAM_AFTER_BYTES = 64 * 1024;
-const STREAM_YIELD_MS = 10;
 
 /** A job's result; `incident` when the guest trapped rather than exiting on its own. */
 export type JobOutcome = JobResult & { incident?: boolean };
@@ -149,10 +141,6 @@ export class Executor implements GuestBackend {
     return l;
   }
 
-  has(id: string): boolean {
-    return this.#loaded.has(id);
-  }
-
   /** Drops a workload's instances and compiled code; calls in flight finish. */
   unload(id: string): void {
     const loaded = this.#loaded.get(id);
@@ -190,7 +178,7 @@ export class Executor implements GuestBackend {
     };
     const call = l.compiled.kind === "http"
       ? { response: this.#serveHandler(l, guest, req), done: Promise.resolve() }
-      : this.#serveWagi(l, guest, req, failed);
+      : serveWagi(guest, { env: l.desc.env, req, log: this.#logIo(l), failed });
     const cleanUp = () => {
       disarm();
       l.busy.delete(guest);
@@ -320,104 +308,6 @@ export class Executor implements GuestBackend {
     return { status: response.status, headers: [...response.headers], body };
   }
 
-  /**
-   * Runs a WAGI guest. `response` settles when the guest is done, or (a large
-   * response) once it has written STREAM_AFTER_BYTES: then the body streams
-   * and `done` settles when the guest is. A failure after streaming began
-   * errors the stream; `failed` logs it and names it.
-   */
-  #serveWagi(
-    l: Loaded,
-    guest: Guest,
-    req: WireRequest,
-    failed: (err: unknown) => string,
-  ): { response: Promise<WireResponse>; done: Promise<void> } {
-    const body = req.body ?? new Uint8Array();
-    const bodyLength = body instanceof ReadableStream
-      ? Number(new Headers(req.headers).get("content-length"))
-      : body.length;
-    const out: Uint8Array[] = [];
-    let size = 0;
-    let stream: ReadableStreamDefaultController<Uint8Array> | undefined;
-    let wanted: (() => void) | undefined;
-    let cancelled = false;
-    let yielded = performance.now();
-    let startStreaming!: (response: WireResponse) => void;
-    let finish!: (failure: string | undefined) => void;
-    const streaming = new Promise<WireResponse>((resolve) => startStreaming = resolve);
-    const finished = new Promise<string | undefined>((resolve) => finish = resolve);
-    const log = this.#logIo(l);
-    const begin = () => {
-      const head = parseCgiOutput(concat(out));
-      if (!head) throw new OrcaError("wasm", `the handler wrote no CGI header block in its first ${size} bytes`);
-      const readable = new ReadableStream<Uint8Array>({
-        start: (controller) => {
-          stream = controller;
-        },
-        pull: () => {
-          wanted?.();
-          wanted = undefined;
-        },
-        cancel: () => {
-          cancelled = true;
-          wanted?.();
-        },
-      }, new ByteLengthQueuingStrategy({ highWaterMark: STREAM_AFTER_BYTES }));
-      if (head.body.length > 0) stream!.enqueue(head.body);
-      out.length = 0;
-      startStreaming({ status: head.status, headers: head.headers, body: readable, finished });
-    };
-    guest.io = {
-      env: { ...l.desc.env, ...cgiEnv(req.method, new URL(req.url), new Headers(req.headers), req.ctx, bodyLength) },
-      stdin: body instanceof ReadableStream ? streamReader(body) : body,
-      stdout: (bytes) => {
-        if (cancelled) throw new OrcaError("unavailable", "the client went away while the response streamed");
-        if (stream) {
-          stream.enqueue(bytes);
-          return;
-        }
-        size += bytes.length;
-        out.push(bytes);
-        if (size > STREAM_AFTER_BYTES) begin();
-      },
-      stderr: log.stderr,
-      // Written bytes go out only while the guest waits: when the client has enough queued, and at least every
-      // STREAM_YIELD_MS of writing (bytes written just before a long computation wait for the next write or the end).
-      drain: () => {
-        if (!stream || cancelled) return undefined;
-        if ((stream.desiredSize ?? 1) <= 0) return new Promise<void>((r) => wanted = r);
-        if (performance.now() - yielded < STREAM_YIELD_MS) return undefined;
-        yielded = performance.now();
-        return new Promise<void>((r) => setTimeout(r, 0));
-      },
-    };
-    const run = (async () => {
-      const code = await runCommand(guest);
-      log.flush();
-      if (code !== 0) throw new OrcaError("wasm", `the handler exited with code ${code}`);
-      if (stream) return undefined;
-      const response = parseCgiOutput(concat(out));
-      if (!response) {
-        throw new OrcaError(
-          "wasm",
-          "the handler wrote no CGI header block (e.g. `Content-Type: text/plain` and a blank line)",
-        );
-      }
-      return response;
-    })();
-    const done = run.then(() => {
-      if (!cancelled) stream?.close();
-      finish(undefined);
-    }, (err) => {
-      if (!stream) return;
-      const failure = failed(err);
-      if (!cancelled) stream.error(new Error(failure));
-      finish(failure);
-    });
-    const buffered = run.then((response) => response ?? streaming);
-    return { response: Promise.race([streaming, buffered]), done };
-  }
-
   #logIo(l: Loaded): GuestIo & { flush(): void } {
     return logIo((stream, text) => this.#opts.log(l.desc.id, stream, text), l.desc.env);
   }
@@ -467,26 +357,6 @@ export class Executor implements GuestBackend {
     if (!loaded) throw new OrcaError("not_found", `workload ${id} is not loaded here`);
     return loaded;
   }
-}
-
-/** Reads a stream `max` bytes at most at a time; an empty array at its end. */
-function streamReader(stream: ReadableStream<Uint8Array>): (max: number) => Uint8Array | Promise<Uint8Array> {
-  const reader = stream.getReader();
-  let left: Uint8Array = new Uint8Array();
-  const take = (max: number) => {
-    const chunk = left.subarray(0, max);
-    left = left.subarray(chunk.length);
-    return chunk;
-  };
-  const next = async (max: number) => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return new Uint8Array();
-      left = value;
-      if (left.length > 0) return take(max);
-    }
-  };
-  return (max) => left.length > 0 ? take(max) : next(max);
 }
 
 export function wireError(status: number, message: string): WireResponse {

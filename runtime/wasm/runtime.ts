@@ -23,9 +23,10 @@ import type {
   WorkloadStatus,
 } from "../types.ts";
 import { DEFAULT_MEMORY_LIMIT, type GuestKind, prepareComponent, type PreparedComponent } from "./compile.ts";
-import { Executor, type GuestBackend, STREAM_AFTER_BYTES, type WorkloadDesc } from "./executor.ts";
+import { Executor, type GuestBackend, type WorkloadDesc } from "./executor.ts";
 import { errorResponse, errorText } from "./guest.ts";
 import { HostPool } from "./hosts.ts";
+import { STREAM_AFTER_BYTES } from "./wagi_call.ts";
 
 export interface WasmRuntimeOptions {
   /** Where jco's transpiled output is cached. */
@@ -298,9 +299,9 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
         reply.finished.then(failed).finally(() => this.#done(w));
       }
       const nullBody = reply.status === 204 || reply.status === 304 || request.method === "HEAD";
-      const responseBody = reply.body instanceof ReadableStream ? reply.body : reply.body as Uint8Array<ArrayBuffer>;
       if (nullBody && reply.body instanceof ReadableStream) reply.body.cancel().catch(() => {});
-      return new Response(nullBody ? null : responseBody, { status: reply.status, headers: reply.headers });
+      const responseBody = nullBody ? null : reply.body as ReadableStream<Uint8Array> | Uint8Array<ArrayBuffer>;
+      return new Response(responseBody, { status: reply.status, headers: reply.headers });
     } finally {
       if (!streaming) this.#done(w);
     }
