@@ -25,8 +25,11 @@ Deno.test("a 6-field cron job runs every second and its runs are listed", async 
   });
   try {
     assert.equal((await orca(server, "deploy", dir)).code, 0);
+    // A firing while the first run still starts its guest host is recorded as
+    // skipped (runs never overlap); every run that did run must be on time.
     const runs = await until("two cron runs", async () => {
-      const r = JSON.parse((await orca(server, "runs", "tick", "--json")).stdout);
+      const r = JSON.parse((await orca(server, "runs", "tick", "--json")).stdout)
+        .filter((run: { status: string }) => run.status !== "skipped");
       return r.length >= 2 ? r : undefined;
     });
     for (const run of runs) {
