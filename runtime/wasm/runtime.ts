@@ -26,7 +26,7 @@ import { DEFAULT_MEMORY_LIMIT, type GuestKind, prepareComponent, type PreparedCo
 import { Executor, type GuestBackend, type WorkloadDesc } from "./executor.ts";
 import { errorResponse, errorText } from "./guest.ts";
 import { HostPool } from "./hosts.ts";
-import { STREAM_AFTER_BYTES } from "./wagi_call.ts";
+import { STREAM_AFTER_BYTES } from "./body.ts";
 
 export interface WasmRuntimeOptions {
   /** Where jco's transpiled output is cached. */

@@ -6,20 +6,11 @@
  */
 
 import { OrcaError } from "../../errors.ts";
-import { concat } from "../bytes.ts";
+import { BodyReader, ResponseBody, STREAM_AFTER_BYTES, streamingCall } from "./body.ts";
 import type { WireRequest, WireResponse } from "./executor.ts";
 import { type Guest, runCommand } from "./guest.ts";
 import { cgiEnv, parseCgiOutput } from "./wagi.ts";
 import type { GuestIo } from "./wasi.ts";
-
-/**
- * A WAGI response is buffered until it is this large, then streamed: small
- * responses of a guest that traps become a clean 500, large ones start going
- * out while the guest still writes (it waits while the client reads slowly).
- * A request body larger than this (with a Content-Length) streams in.
- */
-export const STREAM_AFTER_BYTES = 64 * 1024;
-const STREAM_YIELD_MS = 10;
 
 export interface WagiCall {
   /** The service's declared env (the CGI variables are added to it). */
@@ -41,69 +32,34 @@ export function serveWagi(
   guest: Guest,
   { env, req, log, failed }: WagiCall,
 ): { response: Promise<WireResponse>; done: Promise<void> } {
-  const body = req.body ?? new Uint8Array();
-  const headers = new Headers(req.headers);
-  const bodyLength = body instanceof ReadableStream ? Number(headers.get("content-length")) : body.length;
-  const out: Uint8Array[] = [];
-  let size = 0;
-  let stream: ReadableStreamDefaultController<Uint8Array> | undefined;
-  let wanted: (() => void) | undefined;
-  let cancelled = false;
-  let yielded = performance.now();
-  let startStreaming!: (response: WireResponse) => void;
-  let finish!: (failure: string | undefined) => void;
-  const streaming = new Promise<WireResponse>((resolve) => startStreaming = resolve);
-  const finished = new Promise<string | undefined>((resolve) => finish = resolve);
-  const begin = () => {
-    const head = parseCgiOutput(concat(out));
-    if (!head) throw new OrcaError("wasm", `the handler wrote no CGI header block in its first ${size} bytes`);
-    const readable = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        stream = controller;
+  return streamingCall(async (begin) => {
+    const body = req.body ?? new Uint8Array();
+    const headers = new Headers(req.headers);
+    const bodyLength = body instanceof ReadableStream ? Number(headers.get("content-length")) : body.length;
+    const out = new ResponseBody();
+    out.onWrite = () => {
+      if (out.streaming || out.size <= STREAM_AFTER_BYTES) return;
+      const size = out.size;
+      const head = parseCgiOutput(out.take());
+      if (!head) throw new OrcaError("wasm", `the handler wrote no CGI header block in its first ${size} bytes`);
+      begin(head.status, head.headers, out, head.body);
+    };
+    const stdin = new BodyReader(body);
+    guest.io = {
+      env: { ...env, ...cgiEnv(req.method, new URL(req.url), headers, req.ctx, bodyLength) },
+      stdin: (max) => {
+        const chunk = stdin.blockingRead(max);
+        return chunk instanceof Promise ? chunk.then((c) => c ?? new Uint8Array()) : chunk ?? new Uint8Array();
       },
-      pull: () => {
-        wanted?.();
-        wanted = undefined;
-      },
-      cancel: () => {
-        cancelled = true;
-        wanted?.();
-      },
-    }, new ByteLengthQueuingStrategy({ highWaterMark: STREAM_AFTER_BYTES }));
-    if (head.body.length > 0) stream!.enqueue(head.body);
-    out.length = 0;
-    startStreaming({ status: head.status, headers: head.headers, body: readable, finished });
-  };
-  guest.io = {
-    env: { ...env, ...cgiEnv(req.method, new URL(req.url), headers, req.ctx, bodyLength) },
-    stdin: body instanceof ReadableStream ? streamReader(body) : body,
-    stdout: (bytes) => {
-      if (cancelled) throw new OrcaError("unavailable", "the client went away while the response streamed");
-      if (stream) {
-        stream.enqueue(bytes);
-        return;
-      }
-      size += bytes.length;
-      out.push(bytes);
-      if (size > STREAM_AFTER_BYTES) begin();
-    },
-    stderr: log.stderr,
-    // Written bytes go out only while the guest waits: when the client has enough queued, and at least every
-    // STREAM_YIELD_MS of writing (bytes written just before a long computation wait for the next write or the end).
-    drain: () => {
-      if (!stream || cancelled) return undefined;
-      if ((stream.desiredSize ?? 1) <= 0) return new Promise<void>((r) => wanted = r);
-      if (performance.now() - yielded < STREAM_YIELD_MS) return undefined;
-      yielded = performance.now();
-      return new Promise<void>((r) => setTimeout(r, 0));
-    },
-  };
-  const run = (async () => {
+      stdout: (bytes) => out.write(bytes),
+      stderr: log.stderr,
+      drain: () => out.drain(),
+    };
     const code = await runCommand(guest);
     log.flush();
     if (code !== 0) throw new OrcaError("wasm", `the handler exited with code ${code}`);
-    if (stream) return undefined;
-    const response = parseCgiOutput(concat(out));
+    if (out.streaming) return undefined;
+    const response = parseCgiOutput(out.take());
     if (!response) {
       throw new OrcaError(
         "wasm",
@@ -111,36 +67,5 @@ export function serveWagi(
       );
     }
     return response;
-  })();
-  const done = run.then(() => {
-    if (!cancelled) stream?.close();
-    finish(undefined);
-  }, (err) => {
-    if (!stream) return;
-    const failure = failed(err);
-    if (!cancelled) stream.error(new Error(failure));
-    finish(failure);
-  });
-  const buffered = run.then((response) => response ?? streaming);
-  return { response: Promise.race([streaming, buffered]), done };
-}
-
-/** Reads a stream `max` bytes at most at a time; an empty array at its end. */
-function streamReader(stream: ReadableStream<Uint8Array>): (max: number) => Uint8Array | Promise<Uint8Array> {
-  const reader = stream.getReader();
-  let left: Uint8Array = new Uint8Array();
-  const take = (max: number) => {
-    const chunk = left.subarray(0, max);
-    left = left.subarray(chunk.length);
-    return chunk;
-  };
-  const next = async (max: number) => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return new Uint8Array();
-      left = value;
-      if (left.length > 0) return take(max);
-    }
-  };
-  return (max) => left.length > 0 ? take(max) : next(max);
+  }, failed);
 }
