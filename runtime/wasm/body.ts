@@ -26,6 +26,7 @@ export class ResponseBody {
   #controller?: ReadableStreamDefaultController<Uint8Array>;
   #wanted?: () => void;
   #cancelled = false;
+  #stopped = false;
   #yielded = 0;
   /** Called after each write: where the call decides to start streaming. */
   onWrite?: () => void;
@@ -42,6 +43,7 @@ export class ResponseBody {
 
   write(bytes: Uint8Array): void {
     if (this.#cancelled) throw new OrcaError("unavailable", "the client went away while the response streamed");
+    if (this.#stopped) throw new OrcaError("unavailable", "the call's deadline passed");
     if (this.#controller) {
       this.#controller.enqueue(bytes);
     } else {
@@ -78,17 +80,17 @@ export class ResponseBody {
 
   /**
    * How many bytes the guest may write now (wasi:http check-write): none while
-   * the client has enough queued, `limit` at most before the response starts.
+   * the client has enough queued; `buffering` before the response starts.
    */
-  permit(limit: number): number {
-    if (this.#cancelled) return STREAM_AFTER_BYTES; // the write then fails: the guest learns the client is gone
-    if (!this.#controller) return Math.max(0, limit - this.#size);
+  permit(buffering: number): number {
+    if (this.#cancelled || this.#stopped) return STREAM_AFTER_BYTES; // the write then fails: the guest learns why
+    if (!this.#controller) return buffering;
     return Math.max(0, this.#controller.desiredSize ?? 0);
   }
 
   /** Settles when the client wants more, or went away. */
   writable(): Promise<void> {
-    if (this.#cancelled || (this.#controller?.desiredSize ?? 0) > 0) return Promise.resolve();
+    if (this.#cancelled || this.#stopped || (this.#controller?.desiredSize ?? 0) > 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const before = this.#wanted;
       this.#wanted = () => {
@@ -105,11 +107,20 @@ export class ResponseBody {
    * computation wait for the next blocking write or the end.
    */
   drain(): Promise<void> | undefined {
-    if (!this.#controller || this.#cancelled) return undefined;
+    if (!this.#controller || this.#cancelled || this.#stopped) return undefined;
     if ((this.#controller.desiredSize ?? 1) <= 0) return this.writable();
     if (performance.now() - this.#yielded < STREAM_YIELD_MS) return undefined;
     this.#yielded = performance.now();
     return new Promise<void>((resolve) => setTimeout(resolve, 0));
+  }
+
+  /**
+   * The call's deadline passed: a guest waiting for the client resumes (its
+   * interrupt check then stops it) and its writes fail from now on.
+   */
+  stop(): void {
+    this.#stopped = true;
+    this.#wake();
   }
 
   /** The guest finished the body. */
@@ -137,25 +148,42 @@ export type BeginStreaming = (
   first?: Uint8Array,
 ) => void;
 
+/** An HTTP guest call under way. */
+export interface StreamingCall {
+  /** Settles with the response: when the guest is done, or when its body began streaming. */
+  response: Promise<WireResponse>;
+  /** Settles when the guest is done. */
+  done: Promise<void>;
+  /** At the call's deadline: ends the guest's waits on the client (a slow reader, a slow upload). */
+  stop(): void;
+}
+
 /**
  * An HTTP guest call whose response may stream. `run` calls the guest and
  * settles with the whole response, or with nothing once it has called `begin`.
  * `response` settles with the response (when the guest is done, or when it
  * began streaming); `done` when the guest is done. A failure after streaming
- * began errors the client's stream; `failed` logs it and names it.
+ * began errors the client's stream; `failed` logs it and names it. The guest
+ * reads the request from `requestBody`.
  */
 export function streamingCall(
   run: (begin: BeginStreaming) => Promise<WireResponse | undefined>,
   failed: (err: unknown) => string,
-): { response: Promise<WireResponse>; done: Promise<void> } {
+  requestBody: BodyReader,
+): StreamingCall {
   let streamed: ResponseBody | undefined;
   let startStreaming!: (response: WireResponse) => void;
   let finish!: (failure: string | undefined) => void;
   const streaming = new Promise<WireResponse>((resolve) => startStreaming = resolve);
   const finished = new Promise<string | undefined>((resolve) => finish = resolve);
+  let stopped = false;
   const call = run((status, headers, body, first) => {
     streamed = body;
     startStreaming({ status, headers, body: body.stream(first), finished });
+  }).then((response) => {
+    // Woken at its deadline, the guest may finish before its interrupt check: its answer is not whole.
+    if (stopped) throw new OrcaError("unavailable", "the call's deadline passed while it waited for the client");
+    return response;
   });
   const done = call.then(() => {
     streamed?.close();
@@ -167,7 +195,12 @@ export function streamingCall(
     finish(failure);
   });
   const buffered = call.then((response) => response ?? streaming);
-  return { response: Promise.race([streaming, buffered]), done };
+  const stop = () => {
+    stopped = true;
+    requestBody.stop();
+    streamed?.stop();
+  };
+  return { response: Promise.race([streaming, buffered]), done, stop };
 }
 
 /** A request body the guest reads: whole, or a stream it reads as the client sends it. */
@@ -175,6 +208,7 @@ export class BodyReader {
   #left: Uint8Array;
   #reader?: ReadableStreamDefaultReader<Uint8Array>;
   #pending?: Promise<void>;
+  #wake?: () => void;
   #ended: boolean;
   #error?: Error;
 
@@ -216,15 +250,25 @@ export class BodyReader {
   /** Settles once a read would not wait. */
   wait(): Promise<void> {
     if (this.ready()) return Promise.resolve();
-    this.#pending ??= this.#next().finally(() => this.#pending = undefined);
+    this.#pending ??= Promise.race([
+      this.#next(),
+      new Promise<void>((resolve) => this.#wake = resolve),
+    ]).finally(() => this.#pending = this.#wake = undefined);
     return this.#pending;
   }
 
-  /** Stops reading: the client's stream is cancelled. */
+  /** Stops reading (the guest dropped the body): the client's stream is cancelled, a wait ends. */
   cancel(): void {
     this.#ended = true;
     this.#left = new Uint8Array();
     this.#reader?.cancel().catch(() => {});
+    this.#wake?.(); // a pending read of a cancelled stream does not always settle
+  }
+
+  /** The call's deadline passed: a wait ends, and reads fail (the guest must not take the body for whole). */
+  stop(): void {
+    this.#error ??= new Error("the call's deadline passed while it waited for the request body");
+    this.cancel();
   }
 
   async #next(): Promise<void> {

@@ -14,7 +14,8 @@ import { errorText, type Guest, logIo, runCommand } from "./guest.ts";
 import { INTERRUPT_EXPORT } from "./instrument.ts";
 import { InstancePool } from "./pool.ts";
 import { serveWagi } from "./wagi_call.ts";
-import { type GuestIo, sandboxImports, wasiHttp } from "./wasi.ts";
+import { serveWasiHttp } from "./http_call.ts";
+import { type GuestIo, sandboxImports } from "./wasi.ts";
 import { Watchdog } from "./watchdog.ts";
 
 /** Everything a host needs to run one workload's guests: plain data, sent to guest hosts as is. */
@@ -36,7 +37,7 @@ export interface WireRequest {
   method: string;
   url: string;
   headers: [string, string][];
-  /** The whole body, or (a WAGI request with a Content-Length over STREAM_AFTER_BYTES, wagi_call.ts) a stream of it. */
+  /** The whole body, or (one over STREAM_AFTER_BYTES or of unknown length, body.ts) a stream of it. */
   body: Uint8Array | ReadableStream<Uint8Array> | null;
   ctx: HttpContext;
 }
@@ -44,7 +45,7 @@ export interface WireRequest {
 export interface WireResponse {
   status: number;
   headers: [string, string][];
-  /** The whole body, or (a WAGI response larger than STREAM_AFTER_BYTES) a stream the guest is still writing. */
+  /** The whole body, or (a response larger than STREAM_AFTER_BYTES, body.ts) a stream the guest is still writing. */
   body: Uint8Array | ReadableStream<Uint8Array>;
   /** Set when the guest trapped or missed its deadline (the response is then a 500 or 504 of ours). */
   failure?: string;
@@ -170,23 +171,39 @@ export class Executor implements GuestBackend {
     l.lastUsed = this.#now();
     const guest = await l.pool.take();
     l.busy.add(guest);
-    const disarm = this.#watchdog.arm(guest.flags, l.desc.timeoutMs ?? HTTP_TIMEOUT_MS);
     const failed = (err: unknown) => {
       const failure = this.#describeFailure(l, guest, err, HTTP_TIMEOUT_MS);
       this.#opts.log(id, "system", `request ${req.method} ${new URL(req.url).pathname} failed: ${failure}`);
       return failure;
     };
+    const timeoutMs = l.desc.timeoutMs ?? HTTP_TIMEOUT_MS;
+    const deadline = performance.now() + timeoutMs;
+    const disarm = this.#watchdog.arm(guest.flags, timeoutMs);
     const call = l.compiled.kind === "http"
-      ? { response: this.#serveHandler(l, guest, req), done: Promise.resolve() }
+      ? serveWasiHttp(guest, { req, log: this.#logIo(l), failed })
       : serveWagi(guest, { env: l.desc.env, req, log: this.#logIo(l), failed });
+    // A guest waiting on the client (a streamed body read or written slowly) is woken at its deadline, its flags
+    // set so that it traps at once.
+    let stopTimer: ReturnType<typeof setTimeout> | undefined;
+    const stop = () => {
+      Watchdog.fire(guest.flags);
+      call.stop();
+    };
+    const stopAtDeadline = () => stopTimer ??= setTimeout(stop, deadline - performance.now());
+    if (req.body instanceof ReadableStream) stopAtDeadline();
     const cleanUp = () => {
       disarm();
+      clearTimeout(stopTimer);
       l.busy.delete(guest);
     };
     try {
       const response = await call.response;
-      if (response.finished) call.done.then(cleanUp, cleanUp);
-      else cleanUp();
+      if (response.finished) {
+        stopAtDeadline();
+        call.done.then(cleanUp, cleanUp);
+      } else {
+        cleanUp();
+      }
       return response;
     } catch (err) {
       cleanUp();
@@ -289,23 +306,6 @@ export class Executor implements GuestBackend {
     this.#watchdog.close();
     clearInterval(this.#idleTimer);
     for (const id of [...this.#loaded.keys()]) this.unload(id);
-  }
-
-  async #serveHandler(l: Loaded, guest: Guest, req: WireRequest): Promise<WireResponse> {
-    const headers = new Headers(req.headers);
-    for (const [name, value] of Object.entries(req.ctx.params)) headers.set(`x-orca-param-${name}`, value);
-    headers.set("x-orca-route", req.ctx.route);
-    const forwarded = new Request(req.url, {
-      method: req.method,
-      headers,
-      body: req.body as Uint8Array<ArrayBuffer> | null,
-    });
-    guest.io = this.#logIo(l);
-    if (guest.exports.kind !== "http") throw new OrcaError("internal", "not an http guest");
-    const response = await wasiHttp.handleIncomingRequest(forwarded, guest.exports.handle as never);
-    // The guest is done once the body is fully produced; buffer it so a trap surfaces here.
-    const body = new Uint8Array(await response.arrayBuffer());
-    return { status: response.status, headers: [...response.headers], body };
   }
 
   #logIo(l: Loaded): GuestIo & { flush(): void } {

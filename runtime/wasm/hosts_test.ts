@@ -110,3 +110,43 @@ Deno.test("calls spread over the hosts: a busy host does not hold up the next ca
     await cleanup();
   }
 });
+
+for (
+  const [kind, guest, headers] of [
+    ["WAGI", guests.echo, { "content-length": String(1024 * 1024) }],
+    ["wasi:http", guests.jsstream, {}],
+  ] as const
+) {
+  Deno.test(`a ${kind} guest waiting on a client that stopped sending is stopped at its deadline; its host lives on`, async () => {
+    const { runtime, deploy, cleanup } = await setup({ workers: 0, graceMs: 300 });
+    let stall!: ReadableStreamDefaultController<Uint8Array>;
+    try {
+      const echo = await deploy(await Deno.readFile(guest), { limits: { timeout_ms: 400 } });
+      const ok = await deploy(await Deno.readFile(guests.version1));
+      // 128 KiB of the body, then nothing more (the connection stays open).
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          stall = controller;
+          controller.enqueue(new Uint8Array(128 * 1024).fill(7));
+        },
+      });
+      const request = new Request("http://x/", { method: "POST", body, headers, duplex: "half" } as RequestInit);
+      const res = await runtime.serveHttp(echo, request, ctx);
+      // The echo began streaming; it breaks off with the deadline, not with a complete-looking body.
+      assert.equal(res.status, 200);
+      await assert.rejects(() => res.arrayBuffer(), /deadline exceeded/);
+      // Well past the deadline and grace: the host was not killed, and answers.
+      await new Promise((r) => setTimeout(r, 800));
+      assert.equal(runtime.hosts().restarts, 0);
+      assert.equal(await (await runtime.serveHttp(ok, new Request("http://x/ok"), ctx)).text(), "version 1\n");
+      assert.equal((await runtime.stats(echo)).incidents, 0);
+    } finally {
+      try {
+        stall?.close();
+      } catch {
+        // the runtime cancelled it at the deadline
+      }
+      await cleanup();
+    }
+  });
+}

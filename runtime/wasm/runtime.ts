@@ -266,11 +266,13 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     if (w.kind === "handler") {
       return errorResponse(500, `service ${w.spec.service.name} is a message handler, not an HTTP one`);
     }
-    const declared = Number(request.headers.get("content-length") ?? 0);
+    const length = request.headers.get("content-length");
+    const declared = Number(length ?? 0);
     const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
-    // A WAGI guest reads a large body as it arrives (CGI needs its length up front: Content-Length); other bodies
-    // are read whole first.
-    const streamBody = hasBody && w.kind === "command" && declared > STREAM_AFTER_BYTES;
+    // A large body streams in as the guest reads it; so does one of unknown length to a wasi:http guest (a WAGI
+    // guest needs the length up front: CGI's CONTENT_LENGTH). Small bodies are read whole first.
+    const streamBody = hasBody &&
+      (declared > STREAM_AFTER_BYTES || (w.kind === "http" && length === null));
     if (!streamBody && declared > MAX_REQUEST_BODY) return errorResponse(413, "request body larger than 32 MiB");
     w.requests++;
     w.busy++;

@@ -100,96 +100,114 @@ Deno.test("an idle service scales to zero, and its next request is still answere
   await cleanup();
 });
 
-for (const [mode, workers] of [["in a guest host", 1], ["in this process", 0]] as const) {
-  Deno.test(`a large WAGI response streams (${mode}): it starts before the guest is done`, async () => {
-    const { runtime, deploy, cleanup } = await setup({ workers });
-    try {
-      const h = await deploy(await Deno.readFile(guests.stream), { limits: { timeout_ms: 1500 } });
-      // 1 MiB, all of it, in order.
-      const whole = await runtime.serveHttp(h, new Request("http://x/s?kib=1024"), ctx);
-      assert.equal(whole.status, 200);
-      const text = await whole.text();
-      assert.equal(text.length, 1024 * 1024);
-      const lines = text.split("\n");
-      assert.equal(lines[0].slice(0, 8), "00000000");
-      assert.equal(lines[16383].slice(0, 8), "00016383");
-      // 256 KiB, then it spins: the client has most of the body (and a 200) long before the deadline stops the guest,
-      // then the stream ends in an error (what was written in the last few ms before the spin may not get out).
-      const started = performance.now();
-      const spun = await runtime.serveHttp(h, new Request("http://x/s?kib=256&then=spin"), ctx);
-      assert.equal(spun.status, 200);
-      const reader = spun.body!.getReader();
-      let got = 0;
-      let firstBytesAfter = Infinity;
-      await assert.rejects(async () => {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          firstBytesAfter = Math.min(firstBytesAfter, performance.now() - started);
-          got += value.length;
+const modes = [["in a guest host", 1], ["in this process", 0]] as const;
+/** The streaming guests: the same behaviour in C (WAGI) and in JavaScript (wasi:http, componentize-js). */
+const streamers = [
+  ["a WAGI", { response: guests.stream, echo: guests.echo, echoPath: "/echo" }],
+  ["a wasi:http", { response: guests.jsstream, echo: guests.jsstream, echoPath: "/" }],
+] as const;
+
+for (const [mode, workers] of modes) {
+  for (const [kind, guest] of streamers) {
+    Deno.test(`${kind} guest's large response streams (${mode}): it starts before the guest is done`, async () => {
+      const { runtime, deploy, cleanup } = await setup({ workers });
+      try {
+        const h = await deploy(await Deno.readFile(guest.response), { limits: { timeout_ms: 1500 } });
+        // 1 MiB, all of it.
+        const whole = await runtime.serveHttp(h, new Request("http://x/s?kib=1024"), ctx);
+        assert.equal(whole.status, 200);
+        const text = await whole.text();
+        assert.equal(text.length, 1024 * 1024);
+        if (guest.response === guests.stream) {
+          const lines = text.split("\n"); // numbered lines, in order
+          assert.equal(lines[0].slice(0, 8), "00000000");
+          assert.equal(lines[16383].slice(0, 8), "00016383");
         }
-      }, /deadline exceeded/);
-      assert.ok(got >= 128 * 1024, `only ${got} bytes arrived`);
-      assert.ok(firstBytesAfter < 1000, `the first bytes came ${firstBytesAfter.toFixed(0)} ms after the request`);
-      for (const until = Date.now() + 5000; (await runtime.stats(h)).errors < 1 && Date.now() < until;) {
-        await new Promise((r) => setTimeout(r, 20));
+        // 256 KiB, then it spins: the client has most of the body (and a 200) long before the deadline stops the
+        // guest, then the stream ends in an error (what was written just before the spin may not get out).
+        const started = performance.now();
+        const spun = await runtime.serveHttp(h, new Request("http://x/s?kib=256&then=spin"), ctx);
+        assert.equal(spun.status, 200);
+        const reader = spun.body!.getReader();
+        let got = 0;
+        let firstBytesAfter = Infinity;
+        await assert.rejects(async () => {
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            firstBytesAfter = Math.min(firstBytesAfter, performance.now() - started);
+            got += value.length;
+          }
+        }, /deadline exceeded/);
+        assert.ok(got >= 128 * 1024, `only ${got} bytes arrived`);
+        assert.ok(firstBytesAfter < 1000, `the first bytes came ${firstBytesAfter.toFixed(0)} ms after the request`);
+        for (const until = Date.now() + 5000; (await runtime.stats(h)).errors < 1 && Date.now() < until;) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.equal((await runtime.stats(h)).errors, 1);
+        // A small response is whole (buffered, not streamed).
+        const small = await runtime.serveHttp(h, new Request("http://x/s?kib=4"), ctx);
+        assert.equal((await small.text()).length, 4096);
+      } finally {
+        await cleanup();
       }
-      assert.equal((await runtime.stats(h)).errors, 1);
-      // A small response of a guest that traps is still a clean 500 (buffered, not streamed).
-      const small = await runtime.serveHttp(h, new Request("http://x/s?kib=4"), ctx);
-      assert.equal((await small.text()).length, 4096);
-    } finally {
-      await cleanup();
-    }
-  });
+    });
+  }
 }
 
-for (const [mode, workers] of [["in a guest host", 1], ["in this process", 0]] as const) {
-  Deno.test(`a large WAGI request body streams in (${mode}): the guest answers before the client has sent it all`, async () => {
-    const { runtime, deploy, cleanup } = await setup({ workers });
-    try {
-      const h = await deploy(await Deno.readFile(guests.echo), { limits: { timeout_ms: 5000 } });
-      const half = 256 * 1024;
-      const part = (n: number) => new Uint8Array(half).map((_, i) => (i * 7 + n) & 0xff);
-      let sendRest!: () => void;
-      const restWanted = new Promise<void>((resolve) => sendRest = resolve);
-      const body = new ReadableStream<Uint8Array>({
-        async start(controller) {
-          controller.enqueue(part(1));
-          await restWanted; // the rest only once the echo of the first half came back: a buffered body would deadlock
-          controller.enqueue(part(2));
-          controller.close();
-        },
+for (const [mode, workers] of modes) {
+  for (const [kind, guest] of streamers) {
+    for (const sized of [true, false]) {
+      // CGI needs the length up front: a WAGI guest gets a body of unknown length whole.
+      if (!sized && guest.echo === guests.echo) continue;
+      const length = sized ? "with a Content-Length" : "chunked";
+      Deno.test(`${kind} guest reads a large request body (${length}) as it arrives (${mode}): it answers before the client has sent it all`, async () => {
+        const { runtime, deploy, cleanup } = await setup({ workers });
+        try {
+          const h = await deploy(await Deno.readFile(guest.echo), { limits: { timeout_ms: 5000 } });
+          const half = 256 * 1024;
+          const part = (n: number) => new Uint8Array(half).map((_, i) => (i * 7 + n) & 0xff);
+          let sendRest!: () => void;
+          const restWanted = new Promise<void>((resolve) => sendRest = resolve);
+          const body = new ReadableStream<Uint8Array>({
+            async start(controller) {
+              controller.enqueue(part(1));
+              await restWanted; // the rest only once the echo of the first half came back: a buffered body would deadlock
+              controller.enqueue(part(2));
+              controller.close();
+            },
+          });
+          const request = new Request(`http://x${guest.echoPath}`, {
+            method: "POST",
+            body,
+            headers: sized ? { "content-length": String(2 * half) } : {},
+            duplex: "half",
+          } as RequestInit);
+          const res = await runtime.serveHttp(h, request, ctx);
+          assert.equal(res.status, 200);
+          const reader = res.body!.getReader();
+          const got: Uint8Array[] = [];
+          let size = 0;
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            got.push(value);
+            size += value.length;
+            if (size >= half) sendRest();
+          }
+          assert.equal(size, 2 * half);
+          const echoed = new Uint8Array(size);
+          let at = 0;
+          for (const g of got) {
+            echoed.set(g, at);
+            at += g.length;
+          }
+          assert.deepEqual(echoed.subarray(0, half), part(1));
+          assert.deepEqual(echoed.subarray(half), part(2));
+        } finally {
+          await cleanup();
+        }
       });
-      const request = new Request("http://x/echo", {
-        method: "POST",
-        body,
-        headers: { "content-length": String(2 * half) },
-        duplex: "half",
-      } as RequestInit);
-      const res = await runtime.serveHttp(h, request, ctx);
-      assert.equal(res.status, 200);
-      const reader = res.body!.getReader();
-      const got: Uint8Array[] = [];
-      let size = 0;
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        got.push(value);
-        size += value.length;
-        if (size >= half) sendRest();
-      }
-      assert.equal(size, 2 * half);
-      const echoed = new Uint8Array(size);
-      let at = 0;
-      for (const g of got) {
-        echoed.set(g, at);
-        at += g.length;
-      }
-      assert.deepEqual(echoed.subarray(0, half), part(1));
-      assert.deepEqual(echoed.subarray(half), part(2));
-    } finally {
-      await cleanup();
     }
-  });
+  }
 }

@@ -12,6 +12,7 @@ export const guests: Record<string, string> = {
   version1: `${root}tests/fixtures/guests/version1.wasm`,
   stream: `${root}tests/fixtures/guests/stream.wasm`,
   echo: `${root}tests/fixtures/guests/echo.wasm`,
+  jsstream: `${root}tests/fixtures/guests/jsstream.wasm`,
   sandbox: `${root}tests/fixtures/guests/sandbox.wasm`,
 };
 

@@ -6,8 +6,8 @@
  */
 
 import { OrcaError } from "../../errors.ts";
-import { BodyReader, ResponseBody, STREAM_AFTER_BYTES, streamingCall } from "./body.ts";
-import type { WireRequest, WireResponse } from "./executor.ts";
+import { BodyReader, ResponseBody, STREAM_AFTER_BYTES, type StreamingCall, streamingCall } from "./body.ts";
+import type { WireRequest } from "./executor.ts";
 import { type Guest, runCommand } from "./guest.ts";
 import { cgiEnv, parseCgiOutput } from "./wagi.ts";
 import type { GuestIo } from "./wasi.ts";
@@ -31,41 +31,45 @@ export interface WagiCall {
 export function serveWagi(
   guest: Guest,
   { env, req, log, failed }: WagiCall,
-): { response: Promise<WireResponse>; done: Promise<void> } {
-  return streamingCall(async (begin) => {
-    const body = req.body ?? new Uint8Array();
-    const headers = new Headers(req.headers);
-    const bodyLength = body instanceof ReadableStream ? Number(headers.get("content-length")) : body.length;
-    const out = new ResponseBody();
-    out.onWrite = () => {
-      if (out.streaming || out.size <= STREAM_AFTER_BYTES) return;
-      const size = out.size;
-      const head = parseCgiOutput(out.take());
-      if (!head) throw new OrcaError("wasm", `the handler wrote no CGI header block in its first ${size} bytes`);
-      begin(head.status, head.headers, out, head.body);
-    };
-    const stdin = new BodyReader(body);
-    guest.io = {
-      env: { ...env, ...cgiEnv(req.method, new URL(req.url), headers, req.ctx, bodyLength) },
-      stdin: (max) => {
-        const chunk = stdin.blockingRead(max);
-        return chunk instanceof Promise ? chunk.then((c) => c ?? new Uint8Array()) : chunk ?? new Uint8Array();
-      },
-      stdout: (bytes) => out.write(bytes),
-      stderr: log.stderr,
-      drain: () => out.drain(),
-    };
-    const code = await runCommand(guest);
-    log.flush();
-    if (code !== 0) throw new OrcaError("wasm", `the handler exited with code ${code}`);
-    if (out.streaming) return undefined;
-    const response = parseCgiOutput(out.take());
-    if (!response) {
-      throw new OrcaError(
-        "wasm",
-        "the handler wrote no CGI header block (e.g. `Content-Type: text/plain` and a blank line)",
-      );
-    }
-    return response;
-  }, failed);
+): StreamingCall {
+  const stdin = new BodyReader(req.body);
+  return streamingCall(
+    async (begin) => {
+      const body = req.body ?? new Uint8Array();
+      const headers = new Headers(req.headers);
+      const bodyLength = body instanceof ReadableStream ? Number(headers.get("content-length")) : body.length;
+      const out = new ResponseBody();
+      out.onWrite = () => {
+        if (out.streaming || out.size <= STREAM_AFTER_BYTES) return;
+        const size = out.size;
+        const head = parseCgiOutput(out.take());
+        if (!head) throw new OrcaError("wasm", `the handler wrote no CGI header block in its first ${size} bytes`);
+        begin(head.status, head.headers, out, head.body);
+      };
+      guest.io = {
+        env: { ...env, ...cgiEnv(req.method, new URL(req.url), headers, req.ctx, bodyLength) },
+        stdin: (max) => {
+          const chunk = stdin.blockingRead(max);
+          return chunk instanceof Promise ? chunk.then((c) => c ?? new Uint8Array()) : chunk ?? new Uint8Array();
+        },
+        stdout: (bytes) => out.write(bytes),
+        stderr: log.stderr,
+        drain: () => out.drain(),
+      };
+      const code = await runCommand(guest);
+      log.flush();
+      if (code !== 0) throw new OrcaError("wasm", `the handler exited with code ${code}`);
+      if (out.streaming) return undefined;
+      const response = parseCgiOutput(out.take());
+      if (!response) {
+        throw new OrcaError(
+          "wasm",
+          "the handler wrote no CGI header block (e.g. `Content-Type: text/plain` and a blank line)",
+        );
+      }
+      return response;
+    },
+    failed,
+    stdin,
+  );
 }

@@ -20,8 +20,7 @@ import * as filesystem from "../../node_modules/@bytecodealliance/preview2-shim/
 import * as sockets from "../../node_modules/@bytecodealliance/preview2-shim/dist/browser/sockets.js";
 // @ts-types="../../node_modules/@bytecodealliance/preview2-shim/dist/browser/http.d.ts"
 import * as http from "../../node_modules/@bytecodealliance/preview2-shim/dist/browser/http.js";
-
-export { http as wasiHttp };
+import { httpTypes } from "./http_call.ts";
 
 /**
  * The request-scoped side of a guest: what it reads and where it writes.
@@ -89,8 +88,12 @@ export function sandboxImports(opts: SandboxOptions): Record<string, unknown> {
             if (chunk.length === 0) throw { tag: "closed" };
             return chunk;
           };
+          // A broken-off body is a stream error the guest sees (a bare exception would leave the call hanging).
+          const failed = (err: Error) => {
+            throw { tag: "last-operation-failed", val: io.ioErrorCreate(err.message) };
+          };
           // The shim's type says a plain array; it hands back whatever this returns, and jco's glue awaits it.
-          return (next instanceof Promise ? next.then(checked) : checked(next)) as Uint8Array;
+          return (next instanceof Promise ? next.then(checked, failed) : checked(next)) as Uint8Array;
         }
         if (stdin !== stdinSource) [stdinSource, stdinOffset] = [stdin, 0];
         if (stdinOffset >= stdin.length) throw { tag: "closed" };
@@ -141,7 +144,7 @@ export function sandboxImports(opts: SandboxOptions): Record<string, unknown> {
     "wasi:random/insecure-seed": random.insecureSeed,
     "wasi:clocks/monotonic-clock": clocks.monotonicClock,
     "wasi:clocks/wall-clock": clocks.wallClock,
-    "wasi:http/types": http.types,
+    "wasi:http/types": httpTypes,
     "wasi:http/outgoing-handler": outgoingHandler,
     // The browser flavour's sockets answer "not-supported" to everything.
     "wasi:sockets/instance-network": sockets.instanceNetwork,

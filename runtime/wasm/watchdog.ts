@@ -18,6 +18,11 @@ export class Watchdog {
     return () => this.#worker?.postMessage({ op: "disarm", id });
   }
 
+  /** Sets the flags now: the guest traps at its next check. */
+  static fire(flags: readonly SharedArrayBuffer[]): void {
+    for (const flag of flags) Atomics.store(new Int32Array(flag), 0, 1);
+  }
+
   /** Whether any of these flags was set (the deadline passed). */
   static fired(flags: readonly SharedArrayBuffer[]): boolean {
     return flags.some((f) => Atomics.load(new Int32Array(f), 0) !== 0);
