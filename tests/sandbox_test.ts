@@ -171,7 +171,8 @@ Deno.test("large bodies stream through the proxy, in and out, while the guest ru
   const dir = await writeProject({
     big: `[[service]]\nname = "stream"\nmodule = "${guestsDir}/stream.wasm"\ntriggers = ["http:/stream"]\n` +
       `[service.limits]\ntimeout_ms = 2000\n` +
-      `[[service]]\nname = "echo"\nmodule = "${guestsDir}/echo.wasm"\ntriggers = ["http:/echo"]\n`,
+      `[[service]]\nname = "echo"\nmodule = "${guestsDir}/echo.wasm"\ntriggers = ["http:/echo"]\n` +
+      `[[service]]\nname = "js"\nmodule = "${guestsDir}/jsstream.wasm"\ntriggers = ["http:/js"]\n`,
   });
   try {
     assert.equal((await orca(server, "deploy", dir)).code, 0);
@@ -203,6 +204,22 @@ Deno.test("large bodies stream through the proxy, in and out, while the guest ru
     const echoed = await fetch(`${server.httpUrl}/echo`, { method: "POST", body: upload });
     assert.equal(echoed.status, 200);
     assert.deepEqual(new Uint8Array(await echoed.arrayBuffer()), upload);
+    // The same for a JavaScript (wasi:http) guest, with an upload of unknown length (chunked).
+    const js = await fetch(`${server.httpUrl}/js?kib=4096`);
+    assert.equal(js.status, 200);
+    assert.equal((await js.arrayBuffer()).byteLength, 4096 * 1024);
+    const chunked = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let at = 0; at < upload.length; at += 256 * 1024) controller.enqueue(upload.slice(at, at + 256 * 1024));
+        controller.close();
+      },
+    });
+    const jsEchoed = await fetch(
+      `${server.httpUrl}/js`,
+      { method: "POST", body: chunked, duplex: "half" } as RequestInit,
+    );
+    assert.equal(jsEchoed.status, 200);
+    assert.deepEqual(new Uint8Array(await jsEchoed.arrayBuffer()), upload);
   } finally {
     await server.stop();
   }

@@ -345,10 +345,24 @@ export function serveWasiHttp(
   );
 }
 
-/** The request's headers as the guest sees them: route parameters as x-orca-param-*, the route as x-orca-route. */
+/** Connection-level headers: not the guest's (its authority is the request's, not a Host header). */
+const hopByHop = new Set([
+  "connection",
+  "keep-alive",
+  "host",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/**
+ * The request's headers as the guest sees them: without connection-level ones, with route parameters as
+ * x-orca-param-* and the route as x-orca-route (only the router sets these: a client's own are dropped).
+ */
 function guestHeaders(req: WireRequest): [string, string][] {
-  // Only the router sets these: a client's own are dropped.
-  const headers = req.headers.filter(([name]) => !/^x-orca-(param-|route$)/i.test(name));
+  const headers = req.headers.filter(([name]) => !hopByHop.has(name) && !/^x-orca-(param-|route$)/.test(name));
   for (const [name, value] of Object.entries(req.ctx.params)) headers.push([`x-orca-param-${name}`, value]);
   headers.push(["x-orca-route", req.ctx.route]);
   return headers;
