@@ -2,7 +2,6 @@
 
 import { sha256Hex } from "../config/mod.ts";
 import { compileComponent } from "../runtime/wasm/compile.ts";
-import { sandboxImports } from "../runtime/wasm/wasi.ts";
 
 export interface InstantiateResult {
   guest: string;
@@ -26,9 +25,8 @@ export async function measureInstantiate(
   const times: number[] = [];
   const warmup = Math.max(5, Math.floor(rounds / 5));
   for (let i = 0; i < rounds + warmup; i++) {
-    const imports = sandboxImports({ args: ["bench"], allowedHosts: [], io: () => io });
     const t = performance.now();
-    await compiled.instantiate(imports);
+    await compiled.instantiate({ args: ["bench"], allowedHosts: [], io: () => io });
     if (i >= warmup) times.push(performance.now() - t); // the first ones warm up the JIT (a pool refills steadily)
   }
   times.sort((a, b) => a - b);

@@ -10,7 +10,7 @@ import { $init as bindgenReady, generate } from "@bytecodealliance/jco-transpile
 import { componentNew } from "@bytecodealliance/jco-transpile/wasm-tools";
 import { OrcaError } from "../../errors.ts";
 import { instrumentInterrupts, needsInterrupts } from "./instrument.ts";
-import { capMemory, PAGE } from "./limits.ts";
+import { capMemory, importMainMemory, PAGE } from "./limits.ts";
 import {
   type CompiledComponent,
   type GuestKind,
@@ -26,7 +26,7 @@ export { loadComponent } from "./component.ts";
 export const DEFAULT_MEMORY_LIMIT = 128 * 2 ** 20;
 
 /** Bumped when the transpile options or the glue patches change. */
-const CACHE_VERSION = "jco-transpile-0.15.0-v2";
+const CACHE_VERSION = "jco-transpile-0.15.0-v3";
 
 /** The WASI functions that may block; under JSPI they suspend the guest. */
 const asyncImports = [
@@ -90,6 +90,17 @@ export async function prepareComponent(
     cores[name] = `${processedDir}/${name}`;
   }
   const prepared: PreparedComponent = { hash, kind: meta.kind, interruptible, gluePath: `${dir}/component.js`, cores };
+  if (meta.kind === "command" && isPreview1Command(bytes)) {
+    const capped = capMemory(bytes, maxPages);
+    const instrumented = !instrument ? undefined : needsInterrupts(capped) ? instrumentInterrupts(capped) : capped;
+    const imported = importMainMemory(instrumented ?? capped);
+    await Deno.writeFile(`${tmp}/preview1.wasm`, imported?.module ?? instrumented ?? capped);
+    prepared.preview1 = {
+      path: `${processedDir}/preview1.wasm`,
+      interruptible: instrumented !== undefined,
+      ...(imported && { memory: imported.limits }),
+    };
+  }
   await Deno.writeTextFile(`${tmp}/prepared.json`, JSON.stringify(prepared));
   try {
     await Deno.rename(tmp, processedDir);
@@ -110,6 +121,16 @@ export async function compileComponent(
   memoryLimitBytes = DEFAULT_MEMORY_LIMIT,
 ): Promise<CompiledComponent> {
   return loadComponent(await prepareComponent(bytes, hash, cacheDir, memoryLimitBytes));
+}
+
+/** A core module the direct preview1 host can run: a command (`_start`, a memory) importing only preview1 functions. */
+function isPreview1Command(bytes: Uint8Array): boolean {
+  if (wasmKind(bytes) !== "core") return false;
+  const module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
+  const exports = WebAssembly.Module.exports(module);
+  return exports.some((e) => e.name === "_start" && e.kind === "function") &&
+    exports.some((e) => e.name === "memory" && e.kind === "memory") &&
+    WebAssembly.Module.imports(module).every((i) => i.module === "wasi_snapshot_preview1" && i.kind === "function");
 }
 
 interface Meta {

@@ -6,6 +6,9 @@
  */
 
 import { OrcaError } from "../../errors.ts";
+import type { MemoryLimits } from "./limits.ts";
+import { preview1Host } from "./preview1.ts";
+import { sandboxImports, type SandboxOptions } from "./wasi.ts";
 
 /**
  * How a guest is driven: a wasi:http handler, a WASI command (WAGI-style, and
@@ -20,14 +23,18 @@ export const kindExports: [GuestKind, string, string][] = [
   ["handler", "orca:jobs/handler", "handler"],
 ];
 
-type InstantiateCore = (module: WebAssembly.Module, imports: WebAssembly.Imports) => Promise<WebAssembly.Instance>;
+/** jco's glue takes an instance or a promise of one (it then goes on asynchronously). */
+type InstantiateCore = (
+  module: WebAssembly.Module,
+  imports: WebAssembly.Imports,
+) => WebAssembly.Instance | Promise<WebAssembly.Instance>;
 
 interface Glue {
   instantiate(
     getCoreModule: (name: string) => WebAssembly.Module,
     imports: Record<string, unknown>,
     instantiateCore: InstantiateCore,
-  ): Promise<Record<string, unknown>>;
+  ): Record<string, unknown> | Promise<Record<string, unknown>>;
 }
 
 /** A component ready to instantiate. */
@@ -36,8 +43,10 @@ export interface CompiledComponent {
   kind: GuestKind;
   /** Whether every core module checks its interrupt flag (CPU deadlines hold). */
   interruptible: boolean;
-  /** The export that drives the guest (`handle` or `run`). */
-  instantiate(imports: Record<string, unknown>, onCore?: (i: WebAssembly.Instance) => void): Promise<GuestExports>;
+  /** Whether calls run the core module on the direct preview1 host (preview1.ts), not as a component. */
+  direct: boolean;
+  /** A new instance in `sandbox`; returns the export that drives it (`handle` or `run`). */
+  instantiate(sandbox: SandboxOptions, onCore?: (i: WebAssembly.Instance) => void): Promise<GuestExports>;
 }
 
 export type GuestExports =
@@ -59,16 +68,52 @@ export interface PreparedComponent {
   gluePath: string;
   /** Core module name (as the glue asks for it) -> path of its processed bytes. */
   cores: Record<string, string>;
+  /**
+   * A preview1 command (a core module, not a component): the module itself, processed like the cores, for the
+   * direct preview1 host.
+   */
+  preview1?: {
+    path: string;
+    interruptible: boolean;
+    /** Set when the module imports its memory (MEMORY_IMPORT): memories are then recycled between calls. */
+    memory?: MemoryLimits;
+  };
 }
 
-/** Compiles a prepared component's core modules and evaluates its glue. */
-export async function loadComponent(prepared: PreparedComponent): Promise<CompiledComponent> {
+/**
+ * Compiles a prepared component's core modules and evaluates its glue; or, for a preview1 command when `direct`
+ * (it needs no files: the direct host has none), compiles just the module.
+ */
+export async function loadComponent(
+  prepared: PreparedComponent,
+  { direct = true }: { direct?: boolean } = {},
+): Promise<CompiledComponent> {
+  const { kind, hash } = prepared;
+  if (direct && prepared.preview1) {
+    const module = await WebAssembly.compile(await Deno.readFile(prepared.preview1.path));
+    const memories = prepared.preview1.memory && new MemoryRecycler(prepared.preview1.memory);
+    return {
+      hash,
+      kind,
+      interruptible: prepared.preview1.interruptible,
+      direct: true,
+      instantiate(sandbox, onCore) {
+        const memory = memories?.take();
+        const host = preview1Host(module, sandbox, memory);
+        const instance = new WebAssembly.Instance(module, host.imports);
+        onCore?.(instance);
+        const run = host.bind(instance);
+        if (!memory) return Promise.resolve({ kind: "command", run });
+        // Its memory goes back only once the guest can no longer run: it has returned, exited or trapped.
+        return Promise.resolve({ kind: "command", run: () => run().finally(() => memories!.give(memory)) });
+      },
+    };
+  }
   const glue = await loadGlue(prepared.gluePath);
   const cores = new Map<string, WebAssembly.Module>();
   for (const [name, path] of Object.entries(prepared.cores)) {
     cores.set(name, await WebAssembly.compile(await Deno.readFile(path)));
   }
-  const { kind, hash, interruptible } = prepared;
   const getCore = (name: string) => {
     const m = cores.get(name);
     if (!m) throw new OrcaError("internal", `transpiled component lacks core module ${name}`);
@@ -77,16 +122,52 @@ export async function loadComponent(prepared: PreparedComponent): Promise<Compil
   return {
     hash,
     kind,
-    interruptible,
-    async instantiate(imports, onCore) {
-      const exports = await glue.instantiate(getCore, imports, async (module, imp) => {
-        const instance = await WebAssembly.instantiate(module, imp);
+    interruptible: prepared.interruptible,
+    direct: false,
+    async instantiate(sandbox, onCore) {
+      // Synchronously: the glue then runs its whole instantiation in one go, where an async instantiate per core
+      // module costs a promise round trip each.
+      const exports = await glue.instantiate(getCore, sandboxImports(sandbox), (module, imp) => {
+        const instance = new WebAssembly.Instance(module, imp);
         onCore?.(instance);
         return instance;
       });
       return pickExport(exports, kind);
     },
   };
+}
+
+/** Most memories kept for reuse per module, and the largest kept. */
+const RECYCLED_MEMORIES = 8;
+const RECYCLED_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Memories for a preview1 command's instances: one whose guest is done is
+ * zeroed and handed to a later instance (as good as new: the instance applies
+ * its data segments), which saves the page faults of a fresh memory.
+ */
+class MemoryRecycler {
+  readonly #limits: MemoryLimits;
+  readonly #free: WebAssembly.Memory[] = [];
+
+  constructor(limits: MemoryLimits) {
+    this.#limits = limits;
+  }
+
+  take(): WebAssembly.Memory {
+    return this.#free.pop() ??
+      new WebAssembly.Memory({
+        initial: this.#limits.min,
+        ...(this.#limits.max !== undefined && { maximum: this.#limits.max }),
+      });
+  }
+
+  /** Takes back the memory of a guest that will not run again. */
+  give(memory: WebAssembly.Memory): void {
+    if (this.#free.length >= RECYCLED_MEMORIES || memory.buffer.byteLength > RECYCLED_MAX_BYTES) return;
+    new Uint8Array(memory.buffer).fill(0); // nothing of this call's data reaches the next
+    this.#free.push(memory);
+  }
 }
 
 /**

@@ -15,7 +15,7 @@ import { INTERRUPT_EXPORT } from "./instrument.ts";
 import { InstancePool } from "./pool.ts";
 import { serveWagi } from "./wagi_call.ts";
 import { serveWasiHttp } from "./http_call.ts";
-import { type GuestIo, sandboxImports } from "./wasi.ts";
+import type { GuestIo } from "./wasi.ts";
 import { Watchdog } from "./watchdog.ts";
 
 /** Everything a host needs to run one workload's guests: plain data, sent to guest hosts as is. */
@@ -124,7 +124,8 @@ export class Executor implements GuestBackend {
   }
 
   async #load(desc: WorkloadDesc): Promise<Loaded> {
-    const compiled = await loadComponent(desc.prepared);
+    // A preview1 command runs on the direct host unless it mounts files (those need the component's filesystem).
+    const compiled = await loadComponent(desc.prepared, { direct: desc.mounts.length === 0 });
     const l: Loaded = {
       desc,
       compiled,
@@ -320,13 +321,13 @@ export class Executor implements GuestBackend {
       flags: [],
       calls: 0,
     };
-    const imports = sandboxImports({
+    const sandbox = {
       args,
       allowedHosts: l.desc.allowedHosts,
       io: () => guest.io,
       ...(l.mounts.length > 0 && { filesystem: mountFilesystem(l.mounts) }),
-    });
-    guest.exports = await l.compiled.instantiate(imports, (instance) => {
+    };
+    guest.exports = await l.compiled.instantiate(sandbox, (instance) => {
       const memory = instance.exports.memory;
       if (memory instanceof WebAssembly.Memory) guest.memories.push(memory);
       const flag = instance.exports[INTERRUPT_EXPORT];

@@ -64,3 +64,111 @@ function rewriteMemorySection(body: Uint8Array, maxPages: number): Uint8Array {
   }
   return concat([new Uint8Array(out), body.subarray(pos)]);
 }
+
+/** Where a module rewritten by importMainMemory takes its memory from. */
+export const MEMORY_IMPORT = { module: "orca", name: "memory" } as const;
+
+/** The first defined memory's limits, in pages. */
+export interface MemoryLimits {
+  min: number;
+  max: number | undefined;
+}
+
+/**
+ * Returns `module` with its first defined memory (a preview1 command's only
+ * one) imported as MEMORY_IMPORT instead, and that memory's limits: the host
+ * can then hand it a recycled memory, zeroed (a fresh memory's pages cost a
+ * page fault each on first touch). Its index stays 0 (the module imports no
+ * memory of its own), so its code and exports are unchanged.
+ */
+export function importMainMemory(module: Uint8Array): { module: Uint8Array; limits: MemoryLimits } | undefined {
+  const sections: { id: number; body: Uint8Array }[] = [];
+  let pos = 8;
+  while (pos < module.length) {
+    const id = module[pos++];
+    const [size, sizeLen] = readU32(module, pos);
+    pos += sizeLen;
+    sections.push({ id, body: module.subarray(pos, pos + size) });
+    pos += size;
+  }
+  const memory = sections.find((s) => s.id === 5);
+  const imports = sections.find((s) => s.id === 2);
+  if (!memory || importsMemory(imports?.body)) return undefined;
+  // The memory section: drop the first entry.
+  let at = 0;
+  const [count, countLen] = readU32(memory.body, at);
+  at += countLen;
+  const entryStart = at;
+  const flags = memory.body[at++];
+  if (flags & 0x06) return undefined; // shared or 64-bit
+  const [min, minLen] = readU32(memory.body, at);
+  at += minLen;
+  let max: number | undefined;
+  if (flags & 0x01) {
+    const [m, mLen] = readU32(memory.body, at);
+    at += mLen;
+    max = m;
+  }
+  const limits = memory.body.subarray(entryStart, at);
+  const restOfMemories = concat([leb(count - 1), memory.body.subarray(at)]);
+  // The import section: one more entry, a memory.
+  const entry = concat([name(MEMORY_IMPORT.module), name(MEMORY_IMPORT.name), new Uint8Array([0x02]), limits]);
+  let importBody: Uint8Array;
+  if (imports) {
+    const [n, nLen] = readU32(imports.body, 0);
+    importBody = concat([leb(n + 1), imports.body.subarray(nLen), entry]);
+  } else {
+    importBody = concat([leb(1), entry]);
+  }
+  const out: Uint8Array[] = [module.subarray(0, 8)];
+  const section = (id: number, body: Uint8Array) => out.push(new Uint8Array([id, ...leb(body.length)]), body);
+  let importsDone = false;
+  for (const s of sections) {
+    // The import section comes after the custom and type sections, before all others.
+    if (!importsDone && s.id !== 0 && s.id !== 1 && s.id !== 2) {
+      section(2, importBody);
+      importsDone = true;
+    }
+    if (s.id === 2) {
+      section(2, importBody);
+      importsDone = true;
+    } else if (s.id === 5) {
+      if (count > 1) section(5, restOfMemories);
+    } else {
+      section(s.id, s.body);
+    }
+  }
+  return { module: concat(out), limits: { min, max } };
+}
+
+function importsMemory(body: Uint8Array | undefined): boolean {
+  if (!body) return false;
+  let pos = 0;
+  const [count, countLen] = readU32(body, pos);
+  pos += countLen;
+  for (let i = 0; i < count; i++) {
+    for (let j = 0; j < 2; j++) {
+      const [len, lenLen] = readU32(body, pos);
+      pos += lenLen + len;
+    }
+    const kind = body[pos++];
+    if (kind === 0x02) return true;
+    if (kind === 0x00) pos += readU32(body, pos)[1]; // a function: its type index
+    else if (kind === 0x01) pos = skipLimitsAt(body, pos + 1); // a table: its element type, limits
+    else if (kind === 0x03) pos += 2; // a global: its value type, mutability
+    else return true; // a kind this reader does not know: leave the module alone
+  }
+  return false;
+}
+
+function skipLimitsAt(body: Uint8Array, pos: number): number {
+  const flags = body[pos++];
+  pos += readU32(body, pos)[1];
+  if (flags & 0x01) pos += readU32(body, pos)[1];
+  return pos;
+}
+
+function name(s: string): Uint8Array {
+  const bytes = new TextEncoder().encode(s);
+  return concat([leb(bytes.length), bytes]);
+}

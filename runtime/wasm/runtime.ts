@@ -169,8 +169,17 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       });
     }
     this.#setState(w, "running");
-    const kind = w.kind === "http" ? "wasi:http handler" : w.kind === "handler" ? "message handler" : "WAGI command";
-    w.logs.append("system", `started (${kind}${w.desc.prepared.interruptible ? "" : ", without deadline checks"})`);
+    // A preview1 core module runs on the direct host unless it mounts files (executor.ts).
+    const direct = w.desc.prepared.preview1 && w.desc.mounts.length === 0 ? w.desc.prepared.preview1 : undefined;
+    const kind = w.kind === "http"
+      ? "wasi:http handler"
+      : w.kind === "handler"
+      ? "message handler"
+      : direct
+      ? "WAGI command, preview1"
+      : "WAGI command";
+    const interruptible = direct?.interruptible ?? w.desc.prepared.interruptible;
+    w.logs.append("system", `started (${kind}${interruptible ? "" : ", without deadline checks"})`);
   }
 
   async stop(handle: WorkloadHandle, timeoutMs: number): Promise<void> {

@@ -13,6 +13,7 @@ export const guests: Record<string, string> = {
   stream: `${root}tests/fixtures/guests/stream.wasm`,
   echo: `${root}tests/fixtures/guests/echo.wasm`,
   jsstream: `${root}tests/fixtures/guests/jsstream.wasm`,
+  leak: `${root}tests/fixtures/guests/leak.wasm`,
   sandbox: `${root}tests/fixtures/guests/sandbox.wasm`,
 };
 
