@@ -76,7 +76,7 @@ Deno.test("deploy the examples and serve them through the proxy", async (t) => {
     await t.step("orca logs shows what the service logged", async () => {
       const r = await orca(server, "logs", "hello-c");
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /system\s+started \(WAGI command\)/);
+      assert.match(r.stdout, /system\s+started \(WAGI command, preview1\)/);
       const js = await orca(server, "logs", "hello-js/hello-js", "--tail", "1");
       assert.match(js.stdout, /^\S+ stdout GET \/hello\/ada\n$/);
     });
