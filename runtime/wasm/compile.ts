@@ -10,7 +10,7 @@ import { $init as bindgenReady, generate } from "@bytecodealliance/jco-transpile
 import { componentNew } from "@bytecodealliance/jco-transpile/wasm-tools";
 import { OrcaError } from "../../errors.ts";
 import { instrumentInterrupts, needsInterrupts } from "./instrument.ts";
-import { capMemory, importMainMemory, PAGE } from "./limits.ts";
+import { capMemory, importMainMemory, type MemoryLimits, PAGE } from "./limits.ts";
 import {
   type CompiledComponent,
   type GuestKind,
@@ -26,7 +26,7 @@ export { loadComponent } from "./component.ts";
 export const DEFAULT_MEMORY_LIMIT = 128 * 2 ** 20;
 
 /** Bumped when the transpile options or the glue patches change. */
-const CACHE_VERSION = "jco-transpile-0.15.0-v3";
+const CACHE_VERSION = "jco-transpile-0.15.0-v4";
 
 /** The WASI functions that may block; under JSPI they suspend the guest. */
 const asyncImports = [
@@ -82,14 +82,25 @@ export async function prepareComponent(
   await Deno.mkdir(tmp, { recursive: true });
   let interruptible = true;
   const cores: Record<string, string> = {};
+  const memories: Record<string, MemoryLimits> = {};
   for (const name of meta.cores) {
     const capped = capMemory(await Deno.readFile(`${dir}/${name}`), maxPages);
     const instrumented = !instrument ? undefined : needsInterrupts(capped) ? instrumentInterrupts(capped) : capped;
     if (!instrumented) interruptible = false; // an opcode the instrumenter does not know: runs without deadline checks
-    await Deno.writeFile(`${tmp}/${name}`, instrumented ?? capped);
+    // A one-shot instance (not a message handler, kept between messages) gets a recycled memory (component.ts).
+    const imported = meta.kind === "handler" ? undefined : importMainMemory(instrumented ?? capped);
+    if (imported) memories[name] = imported.limits;
+    await Deno.writeFile(`${tmp}/${name}`, imported?.module ?? instrumented ?? capped);
     cores[name] = `${processedDir}/${name}`;
   }
-  const prepared: PreparedComponent = { hash, kind: meta.kind, interruptible, gluePath: `${dir}/component.js`, cores };
+  const prepared: PreparedComponent = {
+    hash,
+    kind: meta.kind,
+    interruptible,
+    gluePath: `${dir}/component.js`,
+    cores,
+    memories,
+  };
   if (meta.kind === "command" && isPreview1Command(bytes)) {
     const capped = capMemory(bytes, maxPages);
     const instrumented = !instrument ? undefined : needsInterrupts(capped) ? instrumentInterrupts(capped) : capped;

@@ -6,7 +6,7 @@
  */
 
 import { OrcaError } from "../../errors.ts";
-import type { MemoryLimits } from "./limits.ts";
+import { MEMORY_IMPORT, type MemoryLimits } from "./limits.ts";
 import { preview1Host } from "./preview1.ts";
 import { sandboxImports, type SandboxOptions } from "./wasi.ts";
 
@@ -68,6 +68,8 @@ export interface PreparedComponent {
   gluePath: string;
   /** Core module name (as the glue asks for it) -> path of its processed bytes. */
   cores: Record<string, string>;
+  /** Core modules that import their memory (MEMORY_IMPORT), with its limits: their memories are recycled. */
+  memories?: Record<string, MemoryLimits>;
   /**
    * A preview1 command (a core module, not a component): the module itself, processed like the cores, for the
    * direct preview1 host.
@@ -104,15 +106,18 @@ export async function loadComponent(
         onCore?.(instance);
         const run = host.bind(instance);
         if (!memory) return Promise.resolve({ kind: "command", run });
-        // Its memory goes back only once the guest can no longer run: it has returned, exited or trapped.
-        return Promise.resolve({ kind: "command", run: () => run().finally(() => memories!.give(memory)) });
+        return Promise.resolve(releasingAfterCall({ kind: "command", run }, () => memories!.give(memory)));
       },
     };
   }
   const glue = await loadGlue(prepared.gluePath);
   const cores = new Map<string, WebAssembly.Module>();
+  const recyclers = new Map<WebAssembly.Module, MemoryRecycler>();
   for (const [name, path] of Object.entries(prepared.cores)) {
-    cores.set(name, await WebAssembly.compile(await Deno.readFile(path)));
+    const module = await WebAssembly.compile(await Deno.readFile(path));
+    cores.set(name, module);
+    const limits = prepared.memories?.[name];
+    if (limits) recyclers.set(module, new MemoryRecycler(limits));
   }
   const getCore = (name: string) => {
     const m = cores.get(name);
@@ -125,21 +130,48 @@ export async function loadComponent(
     interruptible: prepared.interruptible,
     direct: false,
     async instantiate(sandbox, onCore) {
+      const taken: [MemoryRecycler, WebAssembly.Memory][] = [];
       // Synchronously: the glue then runs its whole instantiation in one go, where an async instantiate per core
       // module costs a promise round trip each.
       const exports = await glue.instantiate(getCore, sandboxImports(sandbox), (module, imp) => {
+        const recycler = recyclers.get(module);
+        if (recycler) {
+          const memory = recycler.take();
+          taken.push([recycler, memory]);
+          imp = { ...imp, [MEMORY_IMPORT.module]: { [MEMORY_IMPORT.name]: memory } };
+        }
         const instance = new WebAssembly.Instance(module, imp);
         onCore?.(instance);
         return instance;
       });
-      return pickExport(exports, kind);
+      const guest = pickExport(exports, kind);
+      return taken.length === 0 ? guest : releasingAfterCall(guest, () => {
+        for (const [recycler, memory] of taken) recycler.give(memory);
+      });
     },
   };
 }
 
+/**
+ * A one-shot guest whose memories go back (`release`) once its one call is
+ * over: it has returned, exited or trapped, so it can no longer run. Calling
+ * it again is refused.
+ */
+function releasingAfterCall(guest: GuestExports, release: () => void): GuestExports {
+  let called = false;
+  const once = <A extends unknown[]>(f: (...args: A) => Promise<void>) => (...args: A) => {
+    if (called) return Promise.reject(new OrcaError("internal", "a one-shot guest instance was called twice"));
+    called = true;
+    return f(...args).finally(release);
+  };
+  if (guest.kind === "command") return { kind: "command", run: once(guest.run) };
+  if (guest.kind === "http") return { kind: "http", handle: once(guest.handle) };
+  return guest;
+}
+
 /** Most memories kept for reuse per module, and the largest kept. */
 const RECYCLED_MEMORIES = 8;
-const RECYCLED_MAX_BYTES = 4 * 1024 * 1024;
+const RECYCLED_MAX_BYTES = 32 * 1024 * 1024;
 
 /**
  * Memories for a preview1 command's instances: one whose guest is done is
