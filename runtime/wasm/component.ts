@@ -45,6 +45,10 @@ export interface CompiledComponent {
   interruptible: boolean;
   /** Whether calls run the core module on the direct preview1 host (preview1.ts), not as a component. */
   direct: boolean;
+  /** Drops the memories kept for reuse (the workload went idle, or away). */
+  shrink(): void;
+  /** Bytes of the memories kept for reuse. */
+  keptBytes(): number;
   /** A new instance in `sandbox`; returns the export that drives it (`handle` or `run`). */
   instantiate(sandbox: SandboxOptions, onCore?: (i: WebAssembly.Instance) => void): Promise<GuestExports>;
 }
@@ -99,6 +103,8 @@ export async function loadComponent(
       kind,
       interruptible: prepared.preview1.interruptible,
       direct: true,
+      shrink: () => memories?.clear(),
+      keptBytes: () => memories?.bytes() ?? 0,
       instantiate(sandbox, onCore) {
         const memory = memories?.take();
         const host = preview1Host(module, sandbox, memory);
@@ -129,6 +135,10 @@ export async function loadComponent(
     kind,
     interruptible: prepared.interruptible,
     direct: false,
+    shrink() {
+      for (const recycler of recyclers.values()) recycler.clear();
+    },
+    keptBytes: () => [...recyclers.values()].reduce((n, r) => n + r.bytes(), 0),
     async instantiate(sandbox, onCore) {
       const taken: [MemoryRecycler, WebAssembly.Memory][] = [];
       // Synchronously: the glue then runs its whole instantiation in one go, where an async instantiate per core
@@ -170,7 +180,7 @@ function releasingAfterCall(guest: GuestExports, release: () => void): GuestExpo
 }
 
 /** Most memories kept for reuse per module, and the largest kept. */
-const RECYCLED_MEMORIES = 8;
+const RECYCLED_MEMORIES = 4;
 const RECYCLED_MAX_BYTES = 32 * 1024 * 1024;
 
 /**
@@ -192,6 +202,14 @@ class MemoryRecycler {
         initial: this.#limits.min,
         ...(this.#limits.max !== undefined && { maximum: this.#limits.max }),
       });
+  }
+
+  clear(): void {
+    this.#free.length = 0;
+  }
+
+  bytes(): number {
+    return this.#free.reduce((n, m) => n + m.buffer.byteLength, 0);
   }
 
   /** Takes back the memory of a guest that will not run again. */

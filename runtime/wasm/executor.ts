@@ -150,6 +150,7 @@ export class Executor implements GuestBackend {
     loaded?.then((l) => {
       l.pool.close();
       l.reusable.length = 0;
+      l.compiled.shrink();
     }, () => {});
   }
 
@@ -159,7 +160,7 @@ export class Executor implements GuestBackend {
     if (!loaded) return { instances: 0, memoryBytes: 0 };
     const l = await loaded;
     const guests = [...l.pool.ready, ...l.busy, ...l.reusable];
-    let memoryBytes = 0;
+    let memoryBytes = l.compiled.keptBytes(); // memories kept for the next instances
     for (const g of guests) for (const m of g.memories) memoryBytes += m.buffer.byteLength;
     return { instances: guests.length, memoryBytes };
   }
@@ -344,6 +345,7 @@ export class Executor implements GuestBackend {
         if (l.busy.size > 0 || now - l.lastUsed < idleMs) return;
         l.pool.shrink();
         l.reusable.length = 0;
+        l.compiled.shrink();
       }, () => {});
     }
   }

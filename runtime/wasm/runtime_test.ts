@@ -88,11 +88,14 @@ Deno.test("bytes that are not Wasm are rejected with a wasm error", async () => 
 Deno.test("an idle service scales to zero, and its next request is still answered", async () => {
   const { runtime, deploy, cleanup } = await setup({ idleMs: 60 });
   const h = await deploy(await Deno.readFile(guests.c));
+  // One call first: its memory is kept for the next instance, until the service goes idle.
+  assert.equal((await runtime.serveHttp(h, new Request("http://x/c/first"), ctx)).status, 200);
   for (const until = Date.now() + 5000; (await runtime.status(h)).instances > 0 && Date.now() < until;) {
     await new Promise((r) => setTimeout(r, 20));
   }
   const idle = await runtime.status(h);
   assert.equal(idle.instances, 0);
+  assert.equal((await runtime.stats(h)).memoryBytes, 0, "no memory kept for reuse either");
   assert.equal(idle.message, "idle: scaled to zero");
   const res = await runtime.serveHttp(h, new Request("http://x/c/again"), ctx);
   assert.equal(res.status, 200);
