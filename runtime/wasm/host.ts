@@ -40,6 +40,9 @@ export type HostMessage =
 
 /** The host's main loop; returns when the server closes stdin. `args`: `--idle-ms N`. */
 export async function runHost(args: string[]): Promise<void> {
+  // Ctrl-C reaches the whole process group: the server shuts down in order and then closes stdin, which ends the host
+  // (its calls in flight finish first). The server stops a stuck host with SIGKILL.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => {});
   const at = args.indexOf("--idle-ms");
   const idleMs = at >= 0 ? Number(args[at + 1]) : 60_000;
   const writer = Deno.stdout.writable.getWriter();
