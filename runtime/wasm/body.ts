@@ -27,6 +27,7 @@ export class ResponseBody {
   #wanted?: () => void;
   #cancelled = false;
   #stopped = false;
+  #ended = false;
   #yielded = 0;
   /** Called after each write: where the call decides to start streaming. */
   onWrite?: () => void;
@@ -123,14 +124,18 @@ export class ResponseBody {
     this.#wake();
   }
 
-  /** The guest finished the body. */
+  /** The guest finished the body (when it returns, or earlier: wasi:http's outgoing-body.finish). */
   close(): void {
-    if (!this.#cancelled) this.#controller?.close();
+    if (this.#cancelled || this.#ended || !this.#controller) return;
+    this.#ended = true;
+    this.#controller.close();
   }
 
-  /** The guest failed after streaming began: the client's stream errors with `failure`. */
+  /** The guest failed after streaming began: the client's stream errors with `failure` (unless it is complete). */
   fail(failure: string): void {
-    if (!this.#cancelled) this.#controller?.error(new Error(failure));
+    if (this.#cancelled || this.#ended || !this.#controller) return;
+    this.#ended = true;
+    this.#controller.error(new Error(failure));
   }
 
   #wake(): void {
@@ -187,8 +192,10 @@ export function streamingCall(
   });
   const done = call.then(() => {
     streamed?.close();
+    requestBody.cancel(); // what the guest did not read of the request is not wanted
     finish(undefined);
   }, (err) => {
+    requestBody.cancel();
     if (!streamed) return;
     const failure = failed(err);
     streamed.fail(failure);

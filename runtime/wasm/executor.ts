@@ -13,6 +13,7 @@ import { buildTree, type Mount, mountFilesystem } from "./files.ts";
 import { errorText, type Guest, logIo, runCommand } from "./guest.ts";
 import { INTERRUPT_EXPORT } from "./instrument.ts";
 import { InstancePool } from "./pool.ts";
+import type { StreamingCall } from "./body.ts";
 import { serveWagi } from "./wagi_call.ts";
 import { serveWasiHttp } from "./http_call.ts";
 import type { GuestIo } from "./wasi.ts";
@@ -180,32 +181,19 @@ export class Executor implements GuestBackend {
     };
     const timeoutMs = l.desc.timeoutMs ?? HTTP_TIMEOUT_MS;
     const deadline = performance.now() + timeoutMs;
-    const disarm = this.#watchdog.arm(guest.flags, timeoutMs);
-    const call = l.compiled.kind === "http"
+    // The clock starts before the guest does (the stop runs later, once `call` exists).
+    const disarm = this.#arm(guest, timeoutMs, () => call.stop());
+    const call: StreamingCall = l.compiled.kind === "http"
       ? serveWasiHttp(guest, { req, log: this.#logIo(l), failed })
-      : serveWagi(guest, { env: l.desc.env, req, log: this.#logIo(l), failed });
-    // A guest waiting on the client (a streamed body read or written slowly) is woken at its deadline, its flags
-    // set so that it traps at once.
-    let stopTimer: ReturnType<typeof setTimeout> | undefined;
-    const stop = () => {
-      Watchdog.fire(guest.flags);
-      call.stop();
-    };
-    const stopAtDeadline = () => stopTimer ??= setTimeout(stop, deadline - performance.now());
-    if (req.body instanceof ReadableStream) stopAtDeadline();
+      : serveWagi(guest, { env: l.desc.env, req, log: this.#logIo(l), failed, deadline });
     const cleanUp = () => {
       disarm();
-      clearTimeout(stopTimer);
       l.busy.delete(guest);
     };
     try {
       const response = await call.response;
-      if (response.finished) {
-        stopAtDeadline();
-        call.done.then(cleanUp, cleanUp);
-      } else {
-        cleanUp();
-      }
+      if (response.finished) call.done.then(cleanUp, cleanUp);
+      else cleanUp();
       return response;
     } catch (err) {
       cleanUp();
@@ -231,9 +219,11 @@ export class Executor implements GuestBackend {
     const reuse = l.compiled.kind === "handler";
     const guest = (reuse ? l.reusable.pop() : undefined) ?? await l.pool.take();
     l.busy.add(guest);
+    const timeoutMs = l.desc.timeoutMs ?? JOB_TIMEOUT_MS;
     guest.io = {
       env: { ...l.desc.env, ...input.env },
       stdin: input.stdin,
+      deadline: performance.now() + timeoutMs,
       stdout: (b) => {
         tail.push(b);
         log.stdout(b);
@@ -250,7 +240,7 @@ export class Executor implements GuestBackend {
       durationMs: performance.now() - started,
       ...(error !== undefined && { error }),
     });
-    const disarm = this.#watchdog.arm(guest.flags, l.desc.timeoutMs ?? JOB_TIMEOUT_MS);
+    const disarm = this.#arm(guest, timeoutMs);
     try {
       if (guest.exports.kind === "handler") {
         try {
@@ -288,13 +278,15 @@ export class Executor implements GuestBackend {
     const stdout: Uint8Array[] = [];
     const stderr: Uint8Array[] = [];
     const guest = await this.#instantiate(l, [l.desc.name, ...cmd]);
+    const timeoutMs = l.desc.timeoutMs ?? JOB_TIMEOUT_MS;
     guest.io = {
       env: { ...l.desc.env },
       stdin: new Uint8Array(),
+      deadline: performance.now() + timeoutMs,
       stdout: (b) => stdout.push(b),
       stderr: (b) => stderr.push(b),
     };
-    const disarm = this.#watchdog.arm(guest.flags, l.desc.timeoutMs ?? JOB_TIMEOUT_MS);
+    const disarm = this.#arm(guest, timeoutMs);
     try {
       const exitCode = await runCommand(guest);
       return { exitCode, stdout: concat(stdout), stderr: concat(stderr) };
@@ -308,6 +300,23 @@ export class Executor implements GuestBackend {
     this.#watchdog.close();
     clearInterval(this.#idleTimer);
     for (const id of [...this.#loaded.keys()]) this.unload(id);
+  }
+
+  /**
+   * Starts the clock on a call. The watchdog's thread sets the guest's flags at its deadline even while this thread
+   * is stuck in a spinning guest; this thread's own timer does too, and wakes a guest that waits (a sleep, a slow
+   * client: `stop`), so that it traps at once. Returns what stops the clock.
+   */
+  #arm(guest: Guest, timeoutMs: number, stop?: () => void): () => void {
+    const disarm = this.#watchdog.arm(guest.flags, timeoutMs);
+    const timer = setTimeout(() => {
+      Watchdog.fire(guest.flags);
+      stop?.();
+    }, timeoutMs);
+    return () => {
+      disarm();
+      clearTimeout(timer);
+    };
   }
 
   #logIo(l: Loaded): GuestIo & { flush(): void } {

@@ -91,6 +91,17 @@ class OutgoingBody extends shim.OutgoingBody {
         blockingFlush: () => {},
         subscribe: () => io.pollableCreate({ ready: () => body.permit(1) > 0, wait: () => body.writable() }),
       });
+      // The shim's blocking-splice reads its source synchronously; a streamed request body (the usual source) may
+      // have to wait, and so may this body's client.
+      Object.assign(this.#stream as object, {
+        blockingSplice: async (src: { blockingRead(len: bigint): Uint8Array | Promise<Uint8Array> }, len: bigint) => {
+          check();
+          if (body.permit(1) === 0) await body.writable();
+          const bytes = await src.blockingRead(BigInt(Math.min(Number(len), body.permit(BUFFERED_PERMIT))));
+          writeTo(body, bytes);
+          return BigInt(bytes.length);
+        },
+      });
     }
     const stream = this.#stream;
     this.#stream = null;
@@ -107,6 +118,7 @@ class OutgoingBody extends shim.OutgoingBody {
     if (trailers) throw { tag: "internal-error", val: "trailers are not supported" };
     if (body.#finished) throw { tag: "internal-error", val: "body already finished" };
     body.#finished = true;
+    body.#body.close(); // a streaming response ends now, not when the handler returns
   }
 }
 
@@ -206,6 +218,12 @@ class IncomingBody extends shim.IncomingBody {
         attempt(() => {
           const bytes = reader.blockingRead(Number(len));
           return (bytes instanceof Promise ? bytes.then(read).catch(failed) : read(bytes)) as Uint8Array;
+        }),
+      blockingSkip: (len: bigint) =>
+        attempt(() => {
+          const bytes = reader.blockingRead(Number(len));
+          const skipped = (b: Uint8Array | undefined) => BigInt(read(b).length);
+          return (bytes instanceof Promise ? bytes.then(skipped).catch(failed) : skipped(bytes)) as bigint;
         }),
       subscribe: () => io.pollableCreate({ ready: () => reader.ready(), wait: () => reader.wait() }),
       drop: () => reader.cancel(),
@@ -331,7 +349,9 @@ export function serveWasiHttp(
         throw new OrcaError("wasm", "the handler returned without setting its response (response-outparam.set)");
       }
       if (answer.tag === "err") {
-        throw new OrcaError("wasm", `the handler answered with an error: ${JSON.stringify(answer.val)}`);
+        // Error codes carry u64 fields (BigInt in JS).
+        const text = JSON.stringify(answer.val, (_key, v) => typeof v === "bigint" ? v.toString() : v);
+        throw new OrcaError("wasm", `the handler answered with an error: ${text}`);
       }
       const response = answer.val;
       if (!response.complete) {

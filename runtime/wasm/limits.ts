@@ -97,6 +97,7 @@ export function importMainMemory(module: Uint8Array): { module: Uint8Array; limi
   // The memory section: drop the first entry.
   let at = 0;
   const [count, countLen] = readU32(memory.body, at);
+  if (count === 0) return undefined;
   at += countLen;
   const entryStart = at;
   const flags = memory.body[at++];

@@ -126,6 +126,7 @@ export function preview1Host(
   };
 
   const fdWrite = (fd: number, iovs: number, count: number, written: number): number | Promise<number> => {
+    fd >>>= 0;
     if (fd !== 1 && fd !== 2) return ERRNO.BADF;
     const data = gather(iovs, count);
     const io = opts.io();
@@ -139,6 +140,7 @@ export function preview1Host(
   };
 
   const fdRead = (fd: number, iovs: number, count: number, read: number): number | Promise<number> => {
+    fd >>>= 0;
     if (fd !== 0) return ERRNO.BADF;
     const max = iovLength(iovs, count);
     const stdin = opts.io().stdin;
@@ -203,7 +205,11 @@ export function preview1Host(
     };
     if (ready.length > 0 || waitNs === undefined) return report(ready);
     const due = clocks.filter((c) => c.dueNs <= waitNs!).map((c) => ({ userdata: c.userdata, type: EVENTTYPE_CLOCK }));
-    const ms = Math.max(0, Number(waitNs) / 1e6);
+    // A sleep ends at the call's deadline at the latest (the guest's interrupt check then stops it), and a timer
+    // cannot wait longer than 2^31-1 ms.
+    const deadline = opts.io().deadline;
+    const untilDeadline = deadline === undefined ? Infinity : Math.max(0, deadline - performance.now()) + 1;
+    const ms = Math.min(Math.max(0, Number(waitNs) / 1e6), untilDeadline, 2 ** 31 - 1);
     return new Promise((resolve) => setTimeout(() => resolve(report(due)), ms));
   };
 
@@ -215,7 +221,7 @@ export function preview1Host(
     fd_write: fdWrite,
     fd_read: fdRead,
     fd_fdstat_get: (fd: number, stat: number) => {
-      if (fd > 2) return ERRNO.BADF;
+      if (fd >>> 0 > 2) return ERRNO.BADF;
       const v = view();
       v.setUint8(stat, 0); // filetype unknown: not a tty, so stdout is fully buffered
       v.setUint16(stat + 2, 0, true);
@@ -223,14 +229,14 @@ export function preview1Host(
       v.setBigUint64(stat + 16, 0n, true);
       return ERRNO.SUCCESS;
     },
-    fd_fdstat_set_flags: (fd: number) => fd > 2 ? ERRNO.BADF : ERRNO.NOTCAPABLE,
+    fd_fdstat_set_flags: (fd: number) => fd >>> 0 > 2 ? ERRNO.BADF : ERRNO.NOTCAPABLE,
     // No preopens: the guest has no filesystem at all.
     fd_prestat_get: () => ERRNO.BADF,
     fd_prestat_dir_name: () => ERRNO.BADF,
     path_open: () => ERRNO.NOTCAPABLE,
-    fd_seek: (fd: number) => fd > 2 ? ERRNO.BADF : ERRNO.SPIPE,
-    fd_close: (fd: number) => fd > 2 ? ERRNO.BADF : ERRNO.SUCCESS,
-    fd_sync: (fd: number) => fd > 2 ? ERRNO.BADF : ERRNO.SUCCESS,
+    fd_seek: (fd: number) => fd >>> 0 > 2 ? ERRNO.BADF : ERRNO.SPIPE,
+    fd_close: (fd: number) => fd >>> 0 > 2 ? ERRNO.BADF : ERRNO.SUCCESS,
+    fd_sync: (fd: number) => fd >>> 0 > 2 ? ERRNO.BADF : ERRNO.SUCCESS,
     clock_time_get: (clock: number, _precision: bigint, time: number) => {
       if (clock > 3) return ERRNO.INVAL;
       view().setBigUint64(time, now(clock), true);
@@ -242,6 +248,8 @@ export function preview1Host(
       return ERRNO.SUCCESS;
     },
     random_get: (buf: number, len: number) => {
+      [buf, len] = [buf >>> 0, len >>> 0];
+      if (buf + len > memory!.buffer.byteLength) return ERRNO.FAULT;
       for (let at = 0; at < len; at += 65536) {
         crypto.getRandomValues(bytes().subarray(buf + at, buf + Math.min(len, at + 65536)));
       }

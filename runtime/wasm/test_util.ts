@@ -14,6 +14,7 @@ export const guests: Record<string, string> = {
   echo: `${root}tests/fixtures/guests/echo.wasm`,
   jsstream: `${root}tests/fixtures/guests/jsstream.wasm`,
   leak: `${root}tests/fixtures/guests/leak.wasm`,
+  sleep: `${root}tests/fixtures/guests/sleep.wasm`,
   sandbox: `${root}tests/fixtures/guests/sandbox.wasm`,
 };
 

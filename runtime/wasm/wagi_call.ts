@@ -20,6 +20,8 @@ export interface WagiCall {
   log: GuestIo & { flush(): void };
   /** Logs a failure after streaming began and names it. */
   failed: (err: unknown) => string;
+  /** When the call's deadline passes (performance.now() time). */
+  deadline: number;
 }
 
 /**
@@ -30,7 +32,7 @@ export interface WagiCall {
  */
 export function serveWagi(
   guest: Guest,
-  { env, req, log, failed }: WagiCall,
+  { env, req, log, failed, deadline }: WagiCall,
 ): StreamingCall {
   const stdin = new BodyReader(req.body);
   return streamingCall(
@@ -55,6 +57,7 @@ export function serveWagi(
         stdout: (bytes) => out.write(bytes),
         stderr: log.stderr,
         drain: () => out.drain(),
+        deadline,
       };
       const code = await runCommand(guest);
       log.flush();

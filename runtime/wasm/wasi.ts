@@ -38,6 +38,8 @@ export interface GuestIo {
    * response streams out meanwhile); its deadline keeps running.
    */
   drain?(): Promise<void> | undefined;
+  /** When the call's deadline passes (performance.now() time): a guest's sleep ends there at the latest. */
+  deadline?: number;
 }
 
 /** What one guest instance may reach, fixed for its life. */
@@ -83,7 +85,6 @@ export function sandboxImports(opts: SandboxOptions): Record<string, unknown> {
         const stdin = opts.io().stdin;
         if (typeof stdin === "function") {
           // A streamed body: blocking-read is an async import, so waiting for the next chunk suspends the guest.
-          const next = stdin(Number(len));
           const checked = (chunk: Uint8Array) => {
             if (chunk.length === 0) throw { tag: "closed" };
             return chunk;
@@ -92,6 +93,12 @@ export function sandboxImports(opts: SandboxOptions): Record<string, unknown> {
           const failed = (err: Error) => {
             throw { tag: "last-operation-failed", val: io.ioErrorCreate(err.message) };
           };
+          let next: Uint8Array | Promise<Uint8Array>;
+          try {
+            next = stdin(Number(len));
+          } catch (err) {
+            return failed(err as Error);
+          }
           // The shim's type says a plain array; it hands back whatever this returns, and jco's glue awaits it.
           return (next instanceof Promise ? next.then(checked, failed) : checked(next)) as Uint8Array;
         }
