@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import initWabt from "wabt";
-import { capMemory, PAGE } from "./limits.ts";
+import { capMemory, importMainMemory, PAGE } from "./limits.ts";
 
 const wabt = await initWabt();
 const wat = (text: string) => {
@@ -35,4 +35,40 @@ Deno.test("a smaller existing maximum is kept; other sections are untouched", as
 Deno.test("a module that needs more than the cap at start is refused", () => {
   const bytes = wat(`(module (memory 10))`);
   assert.throws(() => capMemory(bytes, 4), /needs 0\.625 MiB of memory at start/);
+});
+
+Deno.test("importMainMemory: the memory becomes an import at index 0, its data and code unchanged", () => {
+  const bytes = wat(`(module
+    (import "env" "f" (func $f (result i32)))
+    (import "env" "t" (table 1 funcref))
+    (import "env" "g" (global i32))
+    (memory (export "memory") 1 4)
+    (data (i32.const 16) "hi")
+    (func (export "read") (result i32) (i32.load8_u (i32.const 17)))
+    (func (export "call") (result i32) (call $f)))`);
+  const rewritten = importMainMemory(bytes)!;
+  assert.deepEqual(rewritten.limits, { min: 1, max: 4 });
+  const module = new WebAssembly.Module(rewritten.module as Uint8Array<ArrayBuffer>);
+  assert.deepEqual(
+    WebAssembly.Module.imports(module).map((i) => `${i.module}.${i.name}:${i.kind}`),
+    ["env.f:function", "env.t:table", "env.g:global", "orca.memory:memory"],
+  );
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 4 });
+  new Uint8Array(memory.buffer).fill(9); // a recycled memory is zeroed first; the data segment lands either way
+  const instance = new WebAssembly.Instance(module, {
+    env: { f: () => 7, t: new WebAssembly.Table({ initial: 1, element: "anyfunc" }), g: 1 },
+    orca: { memory },
+  });
+  assert.equal(instance.exports.memory, memory, "the module exports the memory it was given");
+  assert.equal((instance.exports.read as () => number)(), "i".charCodeAt(0));
+  assert.equal((instance.exports.call as () => number)(), 7);
+});
+
+Deno.test("importMainMemory: a module without imports gets an import section; one with no memory is left alone", () => {
+  const rewritten = importMainMemory(wat(`(module (type (func)) (memory 2))`))!;
+  assert.deepEqual(rewritten.limits, { min: 2, max: undefined });
+  const module = new WebAssembly.Module(rewritten.module as Uint8Array<ArrayBuffer>);
+  assert.deepEqual(WebAssembly.Module.imports(module), [{ module: "orca", name: "memory", kind: "memory" }]);
+  assert.equal(importMainMemory(wat(`(module (func))`)), undefined);
+  assert.equal(importMainMemory(wat(`(module (import "a" "m" (memory 1)) (memory 1))`)), undefined);
 });
