@@ -184,7 +184,7 @@ export class Executor implements GuestBackend {
     // The clock starts before the guest does (the stop runs later, once `call` exists).
     const disarm = this.#arm(guest, timeoutMs, () => call.stop());
     const call: StreamingCall = l.compiled.kind === "http"
-      ? serveWasiHttp(guest, { req, log: this.#logIo(l), failed })
+      ? serveWasiHttp(guest, { req, log: this.#logIo(l), failed, deadline })
       : serveWagi(guest, { env: l.desc.env, req, log: this.#logIo(l), failed, deadline });
     const cleanUp = () => {
       disarm();

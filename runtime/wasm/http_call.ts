@@ -310,6 +310,8 @@ export interface HttpCall {
   log: GuestIo & { flush(): void };
   /** Logs a failure after streaming began and names it. */
   failed: (err: unknown) => string;
+  /** When the call's deadline passes (performance.now() time). */
+  deadline: number;
 }
 
 /**
@@ -319,7 +321,7 @@ export interface HttpCall {
  */
 export function serveWasiHttp(
   guest: Guest,
-  { req, log, failed }: HttpCall,
+  { req, log, failed, deadline }: HttpCall,
 ): StreamingCall {
   const reader = new BodyReader(req.body);
   return streamingCall(
@@ -342,7 +344,7 @@ export function serveWasiHttp(
       );
       new shim.OutgoingResponse(headers); // the shim keeps its lock private: this locks the headers, as WASI says
       const request = new IncomingRequest(req.method, new URL(req.url), headers, new IncomingBody(reader));
-      guest.io = log;
+      guest.io = { ...log, deadline };
       await guest.exports.handle(request as never, outparam as never);
       log.flush();
       if (!answer) {

@@ -120,6 +120,21 @@ export function sandboxImports(opts: SandboxOptions): Record<string, unknown> {
     getArguments: () => [...opts.args],
     initialCwd: () => "/",
   };
+  // A sleep ends at the call's deadline at the latest: the guest's interrupt check then stops it (executor.ts).
+  const monotonicClock = {
+    resolution: () => clocks.monotonicClock.resolution(),
+    now: () => clocks.monotonicClock.now(),
+    subscribeInstant(instant: bigint) {
+      const now = clocks.monotonicClock.now();
+      return monotonicClock.subscribeDuration(instant > now ? instant - now : 0n);
+    },
+    subscribeDuration(duration: bigint) {
+      const deadline = opts.io().deadline;
+      if (deadline === undefined) return clocks.monotonicClock.subscribeDuration(duration);
+      const untilDeadline = BigInt(Math.ceil(Math.max(0, deadline - performance.now()) * 1e6) + 1e6);
+      return clocks.monotonicClock.subscribeDuration(duration < untilDeadline ? duration : untilDeadline);
+    },
+  };
   const outgoingHandler = {
     handle(request: OutgoingRequest, options?: unknown) {
       const authority = request.authority() ?? "";
@@ -149,7 +164,7 @@ export function sandboxImports(opts: SandboxOptions): Record<string, unknown> {
     "wasi:random/random": random.random,
     "wasi:random/insecure": random.insecure,
     "wasi:random/insecure-seed": random.insecureSeed,
-    "wasi:clocks/monotonic-clock": clocks.monotonicClock,
+    "wasi:clocks/monotonic-clock": monotonicClock,
     "wasi:clocks/wall-clock": clocks.wallClock,
     "wasi:http/types": httpTypes,
     "wasi:http/outgoing-handler": outgoingHandler,
