@@ -8,6 +8,7 @@
 import { OrcaError } from "../../errors.ts";
 import { concat } from "../bytes.ts";
 import { leb, readU32 } from "./leb.ts";
+import { countImportedMemories, name, order, readSections, type Section, writeSections } from "./sections.ts";
 
 export const PAGE = 65536;
 
@@ -82,18 +83,10 @@ export interface MemoryLimits {
  * memory of its own), so its code and exports are unchanged.
  */
 export function importMainMemory(module: Uint8Array): { module: Uint8Array; limits: MemoryLimits } | undefined {
-  const sections: { id: number; body: Uint8Array }[] = [];
-  let pos = 8;
-  while (pos < module.length) {
-    const id = module[pos++];
-    const [size, sizeLen] = readU32(module, pos);
-    pos += sizeLen;
-    sections.push({ id, body: module.subarray(pos, pos + size) });
-    pos += size;
-  }
+  const sections = readSections(module);
   const memory = sections.find((s) => s.id === 5);
   const imports = sections.find((s) => s.id === 2);
-  if (!memory || importsMemory(imports?.body)) return undefined;
+  if (!memory || countImportedMemories(imports?.body) > 0) return undefined;
   // The memory section: drop the first entry.
   let at = 0;
   const [count, countLen] = readU32(memory.body, at);
@@ -121,55 +114,18 @@ export function importMainMemory(module: Uint8Array): { module: Uint8Array; limi
   } else {
     importBody = concat([leb(1), entry]);
   }
-  const out: Uint8Array[] = [module.subarray(0, 8)];
-  const section = (id: number, body: Uint8Array) => out.push(new Uint8Array([id, ...leb(body.length)]), body);
+  const out: Section[] = [];
   let importsDone = false;
   for (const s of sections) {
-    // The import section comes after the custom and type sections, before all others.
-    if (!importsDone && s.id !== 0 && s.id !== 1 && s.id !== 2) {
-      section(2, importBody);
+    if (!importsDone && s.id !== 0 && order(s.id) >= order(2)) {
+      out.push({ id: 2, body: importBody });
       importsDone = true;
     }
-    if (s.id === 2) {
-      section(2, importBody);
-      importsDone = true;
-    } else if (s.id === 5) {
-      if (count > 1) section(5, restOfMemories);
-    } else {
-      section(s.id, s.body);
+    if (s.id === 5) {
+      if (count > 1) out.push({ id: 5, body: restOfMemories });
+    } else if (s.id !== 2) {
+      out.push(s);
     }
   }
-  return { module: concat(out), limits: { min, max } };
-}
-
-function importsMemory(body: Uint8Array | undefined): boolean {
-  if (!body) return false;
-  let pos = 0;
-  const [count, countLen] = readU32(body, pos);
-  pos += countLen;
-  for (let i = 0; i < count; i++) {
-    for (let j = 0; j < 2; j++) {
-      const [len, lenLen] = readU32(body, pos);
-      pos += lenLen + len;
-    }
-    const kind = body[pos++];
-    if (kind === 0x02) return true;
-    if (kind === 0x00) pos += readU32(body, pos)[1]; // a function: its type index
-    else if (kind === 0x01) pos = skipLimitsAt(body, pos + 1); // a table: its element type, limits
-    else if (kind === 0x03) pos += 2; // a global: its value type, mutability
-    else return true; // a kind this reader does not know: leave the module alone
-  }
-  return false;
-}
-
-function skipLimitsAt(body: Uint8Array, pos: number): number {
-  const flags = body[pos++];
-  pos += readU32(body, pos)[1];
-  if (flags & 0x01) pos += readU32(body, pos)[1];
-  return pos;
-}
-
-function name(s: string): Uint8Array {
-  const bytes = new TextEncoder().encode(s);
-  return concat([leb(bytes.length), bytes]);
+  return { module: writeSections(module, out), limits: { min, max } };
 }

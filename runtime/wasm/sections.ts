@@ -1,0 +1,100 @@
+/**
+ * Reading and writing a core module's sections, for the rewrites done at
+ * deploy (instrument.ts, limits.ts).
+ */
+
+import { concat } from "../bytes.ts";
+import { leb, readU32, slebLength } from "./leb.ts";
+
+export interface Section {
+  id: number;
+  body: Uint8Array;
+}
+
+/** Rank of a section id in the binary format's order (custom sections, id 0, may appear anywhere). */
+const sectionRank: Record<number, number> = {
+  1: 1,
+  2: 2,
+  3: 3,
+  4: 4,
+  5: 5,
+  13: 6,
+  6: 7,
+  7: 8,
+  8: 9,
+  9: 10,
+  12: 11,
+  10: 12,
+  11: 13,
+};
+
+export function order(id: number): number {
+  return sectionRank[id] ?? 99;
+}
+
+export function readSections(module: Uint8Array): Section[] {
+  const out: Section[] = [];
+  let pos = 8;
+  while (pos < module.length) {
+    const id = module[pos++];
+    const [size, len] = readU32(module, pos);
+    pos += len;
+    out.push({ id, body: module.subarray(pos, pos + size) });
+    pos += size;
+  }
+  return out;
+}
+
+/** The module `header` (magic and version, 8 bytes) with `sections`. */
+export function writeSections(header: Uint8Array, sections: Section[]): Uint8Array {
+  return concat([
+    header.subarray(0, 8),
+    ...sections.flatMap((s) => [new Uint8Array([s.id]), leb(s.body.length), s.body]),
+  ]);
+}
+
+export function countImportedMemories(body: Uint8Array | undefined): number {
+  if (!body) return 0;
+  let [count, pos] = readU32(body, 0);
+  let memories = 0;
+  for (; count > 0; count--) {
+    for (let i = 0; i < 2; i++) { // module name, field name
+      const [n, l] = readU32(body, pos);
+      pos += l + n;
+    }
+    const kind = body[pos++];
+    if (kind === 0x00) pos += readU32(body, pos)[1]; // function: type index
+    else if (kind === 0x01) { // table: reftype, limits
+      pos += body[pos] === 0x63 || body[pos] === 0x64 ? 1 + readS33(body, pos + 1)[1] : 1;
+      pos = skipLimits(body, pos);
+    } else if (kind === 0x02) {
+      memories++;
+      pos = skipLimits(body, pos);
+    } else if (kind === 0x03) { // global: valtype, mut
+      pos += body[pos] === 0x63 || body[pos] === 0x64 ? 1 + readS33(body, pos + 1)[1] : 1;
+      pos += 1;
+    } else if (kind === 0x04) { // tag: attribute, type index
+      pos += 1;
+      pos += readU32(body, pos)[1];
+    }
+  }
+  return memories;
+}
+
+export function skipLimits(body: Uint8Array, pos: number): number {
+  const flags = body[pos++];
+  pos += readU32(body, pos)[1];
+  if (flags & 0x01) pos += readU32(body, pos)[1];
+  return pos;
+}
+
+/** A signed LEB128 of up to 33 bits (heap and block types): only its length is needed. */
+export function readS33(b: Uint8Array, pos: number): [number, number] {
+  return [0, slebLength(b, pos)];
+}
+
+/** A name as the binary format writes it: its length, then its UTF-8 bytes. */
+export function name(s: string): Uint8Array {
+  const bytes = new TextEncoder().encode(s);
+  return concat([leb(bytes.length), bytes]);
+}
