@@ -7,7 +7,8 @@
 
 import { OrcaError } from "../../errors.ts";
 import { concat } from "../bytes.ts";
-import type { WireResponse } from "./executor.ts";
+import type { WireRequest, WireResponse } from "./executor.ts";
+import type { GuestIo } from "./wasi.ts";
 
 /**
  * A response is buffered until it is this large, then streamed: small
@@ -143,6 +144,17 @@ export class ResponseBody {
     this.#wanted = undefined;
     wanted?.();
   }
+}
+
+/** One HTTP guest call, as the executor hands it to wagi_call.ts or http_call.ts. */
+export interface HttpGuestCall {
+  req: WireRequest;
+  /** Where the guest's stdout and stderr go. */
+  log: GuestIo & { flush(): void };
+  /** Logs a failure after streaming began and names it. */
+  failed: (err: unknown) => string;
+  /** When the call's deadline passes (performance.now() time). */
+  deadline: number;
 }
 
 /** Starts streaming a response: its status, headers and body (`first` goes out before what is buffered). */

@@ -83,14 +83,23 @@ export async function prepareComponent(
   let interruptible = true;
   const cores: Record<string, string> = {};
   const memories: Record<string, MemoryLimits> = {};
-  for (const name of meta.cores) {
-    const capped = capMemory(await Deno.readFile(`${dir}/${name}`), maxPages);
+  /**
+   * A core module capped, instrumented (unless an opcode the instrumenter does not know: it then runs without
+   * deadline checks) and, when its instances are one-shot, importing its memory so that memories are recycled
+   * (component.ts).
+   */
+  const processCore = (core: Uint8Array, oneShot: boolean) => {
+    const capped = capMemory(core, maxPages);
     const instrumented = !instrument ? undefined : needsInterrupts(capped) ? instrumentInterrupts(capped) : capped;
-    if (!instrumented) interruptible = false; // an opcode the instrumenter does not know: runs without deadline checks
-    // A one-shot instance (not a message handler, kept between messages) gets a recycled memory (component.ts).
-    const imported = meta.kind === "handler" ? undefined : importMainMemory(instrumented ?? capped);
-    if (imported) memories[name] = imported.limits;
-    await Deno.writeFile(`${tmp}/${name}`, imported?.module ?? instrumented ?? capped);
+    const imported = oneShot ? importMainMemory(instrumented ?? capped) : undefined;
+    return { bytes: imported?.module ?? instrumented ?? capped, checked: instrumented !== undefined, imported };
+  };
+  for (const name of meta.cores) {
+    // Message handlers keep their instance between messages: their memories are not recycled.
+    const core = processCore(await Deno.readFile(`${dir}/${name}`), meta.kind !== "handler");
+    if (!core.checked) interruptible = false;
+    if (core.imported) memories[name] = core.imported.limits;
+    await Deno.writeFile(`${tmp}/${name}`, core.bytes);
     cores[name] = `${processedDir}/${name}`;
   }
   const prepared: PreparedComponent = {
@@ -102,14 +111,12 @@ export async function prepareComponent(
     memories,
   };
   if (meta.kind === "command" && isPreview1Command(bytes)) {
-    const capped = capMemory(bytes, maxPages);
-    const instrumented = !instrument ? undefined : needsInterrupts(capped) ? instrumentInterrupts(capped) : capped;
-    const imported = importMainMemory(instrumented ?? capped);
-    await Deno.writeFile(`${tmp}/preview1.wasm`, imported?.module ?? instrumented ?? capped);
+    const core = processCore(bytes, true);
+    await Deno.writeFile(`${tmp}/preview1.wasm`, core.bytes);
     prepared.preview1 = {
       path: `${processedDir}/preview1.wasm`,
-      interruptible: instrumented !== undefined,
-      ...(imported && { memory: imported.limits }),
+      interruptible: core.checked,
+      ...(core.imported && { memory: core.imported.limits }),
     };
   }
   await Deno.writeTextFile(`${tmp}/prepared.json`, JSON.stringify(prepared));

@@ -13,10 +13,16 @@
  */
 
 import { OrcaError } from "../../errors.ts";
-import { BodyReader, ResponseBody, STREAM_AFTER_BYTES, type StreamingCall, streamingCall } from "./body.ts";
+import {
+  BodyReader,
+  type HttpGuestCall,
+  ResponseBody,
+  STREAM_AFTER_BYTES,
+  type StreamingCall,
+  streamingCall,
+} from "./body.ts";
 import type { WireRequest } from "./executor.ts";
 import type { Guest } from "./guest.ts";
-import type { GuestIo } from "./wasi.ts";
 // @ts-types="../../node_modules/@bytecodealliance/preview2-shim/dist/browser/io.d.ts"
 import * as io from "../../node_modules/@bytecodealliance/preview2-shim/dist/browser/io.js";
 // @ts-types="../../node_modules/@bytecodealliance/preview2-shim/dist/browser/http.d.ts"
@@ -304,16 +310,6 @@ export const httpTypes: Record<string, unknown> = {
   ResponseOutparam,
 };
 
-export interface HttpCall {
-  req: WireRequest;
-  /** Where stdout and stderr go. */
-  log: GuestIo & { flush(): void };
-  /** Logs a failure after streaming began and names it. */
-  failed: (err: unknown) => string;
-  /** When the call's deadline passes (performance.now() time). */
-  deadline: number;
-}
-
 /**
  * Runs a wasi:http guest. `response` settles when the guest is done, or (a
  * large response) once it has set its response and written STREAM_AFTER_BYTES
@@ -321,7 +317,7 @@ export interface HttpCall {
  */
 export function serveWasiHttp(
   guest: Guest,
-  { req, log, failed, deadline }: HttpCall,
+  { req, log, failed, deadline }: HttpGuestCall,
 ): StreamingCall {
   const reader = new BodyReader(req.body);
   return streamingCall(

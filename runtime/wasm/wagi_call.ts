@@ -6,22 +6,20 @@
  */
 
 import { OrcaError } from "../../errors.ts";
-import { BodyReader, ResponseBody, STREAM_AFTER_BYTES, type StreamingCall, streamingCall } from "./body.ts";
-import type { WireRequest } from "./executor.ts";
+import {
+  BodyReader,
+  type HttpGuestCall,
+  ResponseBody,
+  STREAM_AFTER_BYTES,
+  type StreamingCall,
+  streamingCall,
+} from "./body.ts";
 import { type Guest, runCommand } from "./guest.ts";
 import { cgiEnv, parseCgiOutput } from "./wagi.ts";
-import type { GuestIo } from "./wasi.ts";
 
-export interface WagiCall {
+export interface WagiCall extends HttpGuestCall {
   /** The service's declared env (the CGI variables are added to it). */
   env: Record<string, string>;
-  req: WireRequest;
-  /** Where stderr goes. */
-  log: GuestIo & { flush(): void };
-  /** Logs a failure after streaming began and names it. */
-  failed: (err: unknown) => string;
-  /** When the call's deadline passes (performance.now() time). */
-  deadline: number;
 }
 
 /**
