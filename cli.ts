@@ -19,6 +19,7 @@ import { serverCommand } from "./cli/server.ts";
 import { statusCommand } from "./cli/status.ts";
 import { VERSION } from "./version.ts";
 import { runHost } from "./runtime/wasm/host.ts";
+import { forTerminal } from "./cli/terminal.ts";
 
 const commands: Command[] = [
   serverCommand,
@@ -73,8 +74,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     return await cmd.run(values, args);
   } catch (err) {
-    console.error(`error: ${describeError(err)}`);
-    if (err instanceof OrcaError && err.hint) console.error(`hint: ${err.hint}`);
+    // An error's text can carry what a guest or a client wrote (a trap message, a name).
+    console.error(`error: ${forTerminal(describeError(err), Deno.stderr)}`);
+    if (err instanceof OrcaError && err.hint) console.error(`hint: ${forTerminal(err.hint, Deno.stderr)}`);
     if (verbose && err instanceof Error) console.error(err.stack);
     if (!(err instanceof OrcaError) && !verbose) console.error("hint: run again with --verbose for details");
     return err instanceof OrcaError ? err.exitCode : 1;

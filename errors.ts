@@ -17,6 +17,7 @@ export type ErrorCode =
   | "wasm" // bytes that are not a usable Wasm module or component
   | "unsupported" // the operation does not apply to this workload
   | "unavailable" // the server cannot be reached or is not ready
+  | "too_large" // a request body over its limit
   | "internal";
 
 const httpStatus: Record<ErrorCode, number> = {
@@ -29,6 +30,7 @@ const httpStatus: Record<ErrorCode, number> = {
   wasm: 422,
   unsupported: 400,
   unavailable: 503,
+  too_large: 413,
   internal: 500,
 };
 
@@ -38,6 +40,8 @@ export interface OrcaErrorOptions {
   where?: string;
   /** One line that tells the user what to try. */
   hint?: string;
+  /** For `unavailable` and `too_large`: seconds after which a retry may succeed (sent as `Retry-After`). */
+  retryAfter?: number;
   cause?: unknown;
 }
 
@@ -46,6 +50,7 @@ export class OrcaError extends Error {
   readonly code: ErrorCode;
   readonly where?: string;
   readonly hint?: string;
+  readonly retryAfter?: number;
 
   constructor(code: ErrorCode, message: string, options: OrcaErrorOptions = {}) {
     super(message, { cause: options.cause });
@@ -53,11 +58,18 @@ export class OrcaError extends Error {
     this.code = code;
     this.where = options.where;
     this.hint = options.hint;
+    this.retryAfter = options.retryAfter;
   }
 
   /** The HTTP status the API answers with for this error. */
   get status(): number {
     return httpStatus[this.code];
+  }
+
+  /** The response the API or the proxy answers with: the JSON body, the status, and `Retry-After` when known. */
+  toResponse(): Response {
+    const headers = this.retryAfter === undefined ? undefined : { "retry-after": String(Math.ceil(this.retryAfter)) };
+    return Response.json(this.toJSON(), { status: this.status, headers });
   }
 
   /** The process exit code the CLI ends with: 2 for usage errors, else 1. */

@@ -3,6 +3,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { didYouMean } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
+import { escapeControls } from "./terminal.ts";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 export type Values = Record<string, string | boolean | string[] | boolean[] | undefined>;
@@ -99,6 +100,8 @@ export function orcaHome(): string {
 
 /** Prints rows as an aligned table. */
 export function table(header: string[], rows: string[][]): string {
+  // Cells hold what guests and clients sent (errors, message bodies): never raw control characters on a screen.
+  rows = rows.map((r) => r.map(escapeControls));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i])).join("  ");
   return [line(header), ...rows.map(line)].join("\n");

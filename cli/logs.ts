@@ -4,6 +4,7 @@ import { OrcaError } from "../errors.ts";
 import type { LogLine } from "../runtime/mod.ts";
 import { Client } from "./client.ts";
 import { clientFlags, clientOptions, type Command } from "./command.ts";
+import { forTerminal } from "./terminal.ts";
 
 export const logsCommand: Command = {
   name: "logs",
@@ -37,7 +38,7 @@ export const logsCommand: Command = {
       for (const raw of lines) {
         if (!raw) continue;
         const line = JSON.parse(raw) as LogLine;
-        console.log(`${new Date(line.at).toISOString()} ${line.stream.padEnd(6)} ${line.text}`);
+        console.log(`${new Date(line.at).toISOString()} ${line.stream.padEnd(6)} ${forTerminal(line.text)}`);
       }
     }
     return 0;

@@ -15,6 +15,17 @@ function port(values: Values, name: string, fallback: number): number {
   return n;
 }
 
+/** `{[key]: N}` from a `--max-*-bytes N` flag (1 KiB to 1 GiB), or nothing when the flag is absent. */
+function byteLimit(values: Values, name: string, key: "message" | "deploy" | "module"): Record<string, number> {
+  const text = values[name] as string | undefined;
+  if (text === undefined) return {};
+  const n = /^[0-9]{1,10}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1024 && n <= 1024 ** 3)) {
+    throw new OrcaError("usage", `--${name} must be a number of bytes from 1024 to 1073741824; got ${text}`);
+  }
+  return { [key]: n };
+}
+
 export const serverCommand: Command = {
   name: "server",
   summary: "Run an Orca node: the control plane and its API, the proxy, and the Wasm runtime.",
@@ -28,6 +39,9 @@ export const serverCommand: Command = {
     "--docker-socket P Docker engine socket for container services (default /var/run/docker.sock)",
     "--idle-ms N       a Wasm service idle this long drops its instances (default 60000)",
     "--workers N       guest host processes that run Wasm guests (default: one per core; 0: in the server)",
+    "--max-message-bytes N  largest queue publish (a message or an NDJSON batch) or event body (default 1048576)",
+    "--max-deploy-bytes N   largest deploy request JSON (default 8388608)",
+    "--max-module-bytes N   largest module or mounted file upload (default 134217728)",
   ],
   options: {
     "api-port": { type: "string" },
@@ -38,6 +52,9 @@ export const serverCommand: Command = {
     "docker-socket": { type: "string" },
     "idle-ms": { type: "string" },
     workers: { type: "string" },
+    "max-message-bytes": { type: "string" },
+    "max-deploy-bytes": { type: "string" },
+    "max-module-bytes": { type: "string" },
   },
   maxArgs: 0,
   async run(values) {
@@ -55,6 +72,11 @@ export const serverCommand: Command = {
     if (workers !== undefined && !(Number.isInteger(workers) && workers >= 0 && workers <= 256)) {
       throw new OrcaError("usage", `--workers must be a whole number from 0 to 256; got ${workersText}`);
     }
+    const limits = {
+      ...byteLimit(values, "max-message-bytes", "message"),
+      ...byteLimit(values, "max-deploy-bytes", "deploy"),
+      ...byteLimit(values, "max-module-bytes", "module"),
+    };
     let server;
     try {
       server = await startServer({
@@ -66,6 +88,7 @@ export const serverCommand: Command = {
         ...(values["docker-socket"] !== undefined && { dockerSocket: values["docker-socket"] as string }),
         ...(idleMs !== undefined && { idleMs }),
         ...(workers !== undefined && { workers }),
+        limits,
       });
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {

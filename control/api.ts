@@ -9,6 +9,7 @@ import { type NodeGpu, sha256Hex } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { wasmKind } from "../runtime/mod.ts";
 import { tokenMatches } from "./auth.ts";
+import { type BodyLimits, defaultBodyLimits, readBody, readJson, SMALL_JSON_BYTES } from "./body.ts";
 import type { JobTriggers } from "./jobs.ts";
 import type { ControlPlane, DeployRequest } from "./plane.ts";
 import type { Store } from "./store.ts";
@@ -38,19 +39,19 @@ export interface ApiOptions {
   jobs: JobTriggers;
   token: string;
   version: string;
-  /** Largest module accepted, in bytes. */
-  maxModuleBytes?: number;
+  /** Largest request bodies accepted, in bytes (defaults: `defaultBodyLimits`). */
+  limits?: Partial<BodyLimits>;
   onError?: (err: unknown) => void;
 }
 
 export function createApi(opts: ApiOptions): Hono {
   const { plane, store, jobs } = opts;
-  const maxModule = opts.maxModuleBytes ?? 128 * 1024 * 1024;
+  const limits: BodyLimits = { ...defaultBodyLimits, ...opts.limits };
   const app = new Hono().basePath("/api/v1");
 
   app.use("*", async (c, next) => {
-    const header = c.req.header("authorization") ?? "";
-    const presented = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
+    // The scheme is case-insensitive (RFC 9110 11.1).
+    const presented = /^bearer[ \t]+(.*)$/is.exec(c.req.header("authorization") ?? "")?.[1].trim() ?? "";
     if (!presented || !(await tokenMatches(presented, opts.token))) {
       throw new OrcaError("unauthorized", presented ? "wrong API token" : "missing API token", {
         hint: "send Authorization: Bearer <token>; the token is in $ORCA_HOME/cluster.token on the server",
@@ -71,10 +72,7 @@ export function createApi(opts: ApiOptions): Hono {
   /** The request body, checked against its size limit and the sha256 in the path. */
   const verifiedBody = async (c: Context, what: "module" | "file") => {
     const hash = checkHash(c.req.param("hash") ?? "");
-    const tooBig = () => new OrcaError("invalid", `${what} is larger than ${maxModule} bytes`);
-    if (Number(c.req.header("content-length") ?? 0) > maxModule) throw tooBig();
-    const bytes = new Uint8Array(await c.req.arrayBuffer());
-    if (bytes.length > maxModule) throw tooBig();
+    const bytes = await readBody(c.req.raw, limits.module, what);
     if ((await sha256Hex(bytes)) !== hash) {
       throw new OrcaError("invalid", `${what} bytes do not match their sha256`, { where: hash });
     }
@@ -104,27 +102,19 @@ export function createApi(opts: ApiOptions): Hono {
   });
 
   app.post("/deploy", async (c) => {
-    let body: DeployRequest;
-    try {
-      body = await c.req.json();
-    } catch {
-      throw new OrcaError("invalid", "deploy request is not valid JSON");
-    }
-    return c.json(await plane.deploy(body));
+    const body = await readJson(c.req.raw, limits.deploy, "deploy request");
+    return c.json(await plane.deploy(body as DeployRequest));
   });
 
   app.get("/services", async (c) => c.json({ services: await plane.status() }));
 
-  app.get("/deploys", (c) => c.json({ deploys: plane.deploys(Number(c.req.query("limit") ?? 20)) }));
+  app.get("/deploys", (c) => c.json({ deploys: plane.deploys(limitOf(c.req.query("limit"), 20)) }));
 
   app.get("/services/:project/:name/logs", (c) => {
     const key = plane.resolve(`${c.req.param("project")}/${c.req.param("name")}`);
-    const follow = c.req.query("follow") === "1" || c.req.query("follow") === "true";
+    const follow = flagOf(c.req.query("follow"), "follow");
     const tailText = c.req.query("tail");
-    const tail = tailText === undefined ? undefined : Number(tailText);
-    if (tail !== undefined && !(Number.isInteger(tail) && tail >= 0)) {
-      throw new OrcaError("invalid", "tail must be a whole number");
-    }
+    const tail = tailText === undefined ? undefined : wholeNumber(tailText, "tail", 0, 1_000_000);
     const abort = new AbortController();
     const lines = plane.logs(key, { follow, ...(tail !== undefined && { tail }), signal: abort.signal });
     const encoder = new TextEncoder();
@@ -171,7 +161,7 @@ export function createApi(opts: ApiOptions): Hono {
   });
 
   app.post("/queues/:topic", async (c) => {
-    const body = new Uint8Array(await c.req.arrayBuffer());
+    const body = await readBody(c.req.raw, limits.message, "queue message");
     const ndjson = (c.req.header("content-type") ?? "").startsWith("application/x-ndjson");
     const messages = ndjson ? splitLines(body) : [body];
     if (messages.length === 0) throw new OrcaError("invalid", "no message to publish");
@@ -187,22 +177,24 @@ export function createApi(opts: ApiOptions): Hono {
 
   app.post("/events/:name", async (c) => {
     const name = c.req.param("name");
-    const body = new Uint8Array(await c.req.arrayBuffer());
-    if (name.startsWith("orca.")) {
-      throw new OrcaError("invalid", "event names under orca. are Orca's own", { hint: "pick another prefix" });
+    if (isReservedEvent(name)) {
+      throw new OrcaError(
+        "invalid",
+        `event name ${JSON.stringify(name)} is reserved: names under orca. are Orca's own`,
+        {
+          hint: "pick another prefix",
+        },
+      );
     }
+    const body = await readBody(c.req.raw, limits.message, "event");
     return c.json({ event: name, deliveredTo: jobs.emit(name, body) }, 201);
   });
 
   app.delete("/services/:project/:name", async (c) => c.json(await plane.remove(serviceKey(c.req.param()))));
 
   app.post("/services/:project/:name/exec", async (c) => {
-    let cmd: unknown;
-    try {
-      cmd = (await c.req.json()).cmd;
-    } catch {
-      throw new OrcaError("invalid", 'exec needs a JSON body {"cmd": ["program", "arg"]}');
-    }
+    const body = await readJson(c.req.raw, SMALL_JSON_BYTES, 'exec request {"cmd": ["program", "arg"]}');
+    const cmd = typeof body === "object" && body !== null ? (body as { cmd?: unknown }).cmd : undefined;
     if (!Array.isArray(cmd) || cmd.length === 0 || cmd.some((x) => typeof x !== "string")) {
       throw new OrcaError("invalid", "cmd must be a non-empty list of strings");
     }
@@ -222,11 +214,11 @@ export function createApi(opts: ApiOptions): Hono {
     const err = new OrcaError("not_found", "no such API route", {
       hint: "see the README for the API routes under /api/v1",
     });
-    return Response.json(err.toJSON(), { status: err.status });
+    return err.toResponse();
   });
 
   app.onError((err) => {
-    if (err instanceof OrcaError) return Response.json(err.toJSON(), { status: err.status });
+    if (err instanceof OrcaError) return err.toResponse();
     opts.onError?.(err);
     return Response.json(new OrcaError("internal", "internal error; the server log has details").toJSON(), {
       status: 500,
@@ -241,12 +233,33 @@ function serviceKey(p: { project: string; name: string }): string {
 }
 
 function limitOf(text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 10_000) {
-    throw new OrcaError("invalid", "limit must be a whole number from 1 to 10000");
+  return text === undefined ? fallback : wholeNumber(text, "limit", 1, 10_000);
+}
+
+/** A query parameter that must be a whole number in [min, max], written in plain digits. */
+function wholeNumber(text: string, name: string, min: number, max: number): number {
+  const n = /^[0-9]{1,9}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) {
+    throw new OrcaError("invalid", `query parameter ${name} must be a whole number from ${min} to ${max}`, {
+      where: `${name}=${JSON.stringify(text).slice(0, 40)}`,
+    });
   }
   return n;
+}
+
+/** A yes/no query parameter: absent, `1`/`true` or `0`/`false`. */
+function flagOf(text: string | undefined, name: string): boolean {
+  if (text === undefined || text === "0" || text === "false") return false;
+  if (text === "1" || text === "true" || text === "") return true;
+  throw new OrcaError("invalid", `query parameter ${name} must be 1, true, 0 or false`, {
+    where: `${name}=${JSON.stringify(text).slice(0, 40)}`,
+  });
+}
+
+/** Orca's own event names, in any letter case: `orca` and `orca.*`. */
+function isReservedEvent(name: string): boolean {
+  const lower = name.toLowerCase();
+  return lower === "orca" || lower.startsWith("orca.");
 }
 
 /** Splits NDJSON-style input into one message per non-empty line. */

@@ -12,7 +12,7 @@ export function loadOrCreateToken(home: string): Promise<string> {
 
 /** This node's id: made once per data dir (`<home>/node.id`), labels what the node creates. */
 export function loadOrCreateNodeId(home: string): Promise<string> {
-  return readOrCreate(`${home}/node.id`, () => crypto.randomUUID(), 0o644);
+  return readOrCreate(`${home}/node.id`, () => crypto.randomUUID(), 0o600);
 }
 
 /** The trimmed content of `path`, or a new value made, written with `mode`, and returned. */

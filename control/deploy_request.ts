@@ -15,7 +15,8 @@ export function keyOf(spec: ServiceSpec): string {
 
 export function validateRequest(request: DeployRequest): ServiceSpec[] {
   if (
-    typeof request !== "object" || request === null || typeof request.projects !== "object" || request.projects === null
+    typeof request !== "object" || request === null || Array.isArray(request) ||
+    typeof request.projects !== "object" || request.projects === null || Array.isArray(request.projects)
   ) {
     throw new OrcaError("invalid", "deploy request needs a `projects` object", {
       hint: '{"projects": {"<project>": [...]}}',

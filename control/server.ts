@@ -3,11 +3,14 @@
  * API, the proxy, and the local Wasm runtime.
  */
 
-import { createProxy } from "../proxy/mod.ts";
+import { OrcaError } from "../errors.ts";
+import { createProxy, requestTarget } from "../proxy/mod.ts";
 import { ContainerRuntime, discoverGpus, Engine, WasmRuntime } from "../runtime/mod.ts";
 import { VERSION } from "../version.ts";
 import { createApi } from "./api.ts";
 import { loadOrCreateNodeId, loadOrCreateToken } from "./auth.ts";
+import type { BodyLimits } from "./body.ts";
+import { secureHome } from "./home.ts";
 import { JobTriggers } from "./jobs.ts";
 import { ControlPlane } from "./plane.ts";
 import { Store } from "./store.ts";
@@ -27,6 +30,8 @@ export interface ServerOptions {
   idleMs?: number;
   /** Guest host processes for Wasm guests (default: one per core; 0 runs them in the server process). */
   workers?: number;
+  /** Largest API request bodies (defaults in body.ts: modules 128 MiB, deploys 8 MiB, messages and events 1 MiB). */
+  limits?: Partial<BodyLimits>;
   log?: (line: string) => void;
 }
 
@@ -40,7 +45,8 @@ export interface RunningServer {
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? ((line: string) => console.error(`orca: ${line}`));
-  await Deno.mkdir(opts.home, { recursive: true, mode: 0o700 });
+  const warning = await secureHome(opts.home);
+  if (warning) log(warning);
   const token = await loadOrCreateToken(opts.home);
   const store = new Store(`${opts.home}/orca.db`, {
     onFatal(err) {
@@ -87,6 +93,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     jobs,
     token,
     version: VERSION,
+    ...(opts.limits && { limits: opts.limits }),
     onError: (err) => log(`api error: ${(err as Error).stack ?? err}`),
   });
   const proxy = createProxy({
@@ -96,7 +103,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
 
   const onListen = () => {};
-  const apiServer = Deno.serve({ hostname: opts.hostname, port: opts.apiPort, onListen }, api.fetch);
+  // The API's router reads the path from the URL, which the server builds from Host: check Host first, as the proxy does.
+  const apiFetch = (request: Request) => {
+    const target = requestTarget(request);
+    return "error" in target ? new OrcaError("invalid", target.error).toResponse() : api.fetch(request);
+  };
+  const apiServer = Deno.serve({ hostname: opts.hostname, port: opts.apiPort, onListen }, apiFetch);
   let httpServer: Deno.HttpServer<Deno.NetAddr>;
   try {
     httpServer = Deno.serve({ hostname: opts.hostname, port: opts.httpPort, onListen }, proxy);

@@ -7,3 +7,4 @@
 
 export { type Route, type Routed, routesOf, RouteTable } from "./router.ts";
 export { createProxy, type ProxyOptions, type ServeService } from "./proxy.ts";
+export { MAX_HOST_LENGTH, type ParsedHost, parseHost, requestTarget } from "./host.ts";

@@ -1,6 +1,8 @@
 /** The HTTP front door: match a route, hand the request to its service. */
 
+import { OrcaError } from "../errors.ts";
 import type { HttpContext } from "../runtime/mod.ts";
+import { requestTarget } from "./host.ts";
 import type { RouteTable } from "./router.ts";
 
 /** Whatever answers for a service (the control plane wires runtimes in). */
@@ -19,11 +21,13 @@ const json = (status: number, body: Record<string, unknown>) => Response.json(bo
 /** A `(Request) => Response` handler, testable without a socket. */
 export function createProxy(opts: ProxyOptions): (request: Request) => Promise<Response> {
   return async (request) => {
-    const url = new URL(request.url);
-    const host = request.headers.get("host") ?? url.host;
-    const routed = opts.routes().match(host, url.pathname);
+    // Host is checked before the URL is read: the URL is built from it, and routing uses the request's own path.
+    const target = requestTarget(request);
+    if ("error" in target) return json(400, { error: "bad request", detail: target.error });
+    const { host, url } = target;
+    const routed = opts.routes().match(host.hostname, url.pathname);
     if (routed === null) return json(400, { error: "bad request", detail: "malformed percent-encoding in path" });
-    if (!routed) return json(404, { error: "no route", host: host.replace(/:\d+$/, ""), path: url.pathname });
+    if (!routed) return json(404, { error: "no route", host: host.hostname, path: url.pathname });
     try {
       return await opts.serve(routed.route.service, request, {
         params: routed.params,
@@ -31,8 +35,14 @@ export function createProxy(opts: ProxyOptions): (request: Request) => Promise<R
         ...(routed.rest !== undefined && { rest: routed.rest }),
       });
     } catch (err) {
+      const service = routed.route.service;
+      // A service that is full says when to come back: no error to log, the client is told at once.
+      if (err instanceof OrcaError && err.retryAfter !== undefined) {
+        const headers = { "retry-after": String(Math.ceil(err.retryAfter)) };
+        return Response.json({ error: "service busy", service, detail: err.message }, { status: 503, headers });
+      }
       opts.onError?.(err, request);
-      return json(502, { error: "service unavailable", service: routed.route.service });
+      return json(502, { error: "service unavailable", service });
     }
   };
 }

@@ -1,27 +1,39 @@
 /**
  * Event names are dotted (`orders.created`); patterns match them segment by
  * segment: `*` is exactly one segment, `**` any number (zero or more).
+ * Matching runs the pattern as a set of states over the name's words, so it
+ * takes at most (words of the pattern) x (words of the name) steps whatever
+ * the input: no backtracking.
  */
+
+/** The longest event name accepted (characters), like a queue topic's. */
+export const MAX_EVENT_NAME_LENGTH = 200;
 
 const NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
 export function validEventName(name: string): boolean {
-  return NAME.test(name);
+  return name.length <= MAX_EVENT_NAME_LENGTH && NAME.test(name);
 }
 
 export function matchEvent(pattern: string, name: string): boolean {
-  return matchParts(pattern.split("."), 0, name.split("."), 0);
+  const p = pattern.split(".");
+  // at[i]: the first i words of the pattern can match the words read so far.
+  let at = closure(p, [true, ...new Array<boolean>(p.length).fill(false)]);
+  for (const word of name.split(".")) {
+    const next = new Array<boolean>(p.length + 1).fill(false);
+    for (let i = 0; i < p.length; i++) {
+      if (!at[i]) continue;
+      if (p[i] === "**") next[i] = true; // `**` takes this word and may take more
+      else if (p[i] === "*" || p[i] === word) next[i + 1] = true;
+    }
+    at = closure(p, next);
+    if (!at.includes(true)) return false;
+  }
+  return at[p.length];
 }
 
-function matchParts(p: string[], i: number, n: string[], j: number): boolean {
-  while (i < p.length) {
-    if (p[i] === "**") {
-      for (let k = j; k <= n.length; k++) if (matchParts(p, i + 1, n, k)) return true;
-      return false;
-    }
-    if (j >= n.length || (p[i] !== "*" && p[i] !== n[j])) return false;
-    i++;
-    j++;
-  }
-  return j === n.length;
+/** A `**` may also match no word: a state before it reaches the state after it. */
+function closure(p: string[], at: boolean[]): boolean[] {
+  for (let i = 0; i < p.length; i++) if (at[i] && p[i] === "**") at[i + 1] = true;
+  return at;
 }

@@ -1,0 +1,198 @@
+/**
+ * The API and the proxy as an attacker sees them: malformed Host headers,
+ * bodies past their limits (announced or streamed), reserved event names,
+ * malformed query parameters, and the data dir's file modes. Each attack is
+ * answered with a clear 4xx and the server keeps serving.
+ */
+
+import assert from "node:assert/strict";
+import { type ServerProcess, startServer } from "./harness.ts";
+
+const LIMIT_MESSAGE = 4096;
+const LIMIT_MODULE = 1024 * 1024;
+
+/** Sends `head` (and `body` pieces) over a raw socket; returns the status line's code and the response text. */
+async function raw(url: string, head: string, body?: AsyncIterable<Uint8Array>) {
+  const { hostname, port } = new URL(url);
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  const encoder = new TextEncoder();
+  let sent = 0;
+  let sentWhenAnswered = -1;
+  const reading = (async () => {
+    let text = "";
+    const buf = new Uint8Array(16 * 1024);
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        if (sentWhenAnswered < 0) sentWhenAnswered = sent;
+        text += new TextDecoder().decode(buf.subarray(0, n));
+        if (/\r\n\r\n/.test(text) && /content-length: (\d+)/i.test(text)) {
+          const length = Number(/content-length: (\d+)/i.exec(text)![1]);
+          if (text.length - text.indexOf("\r\n\r\n") - 4 >= length) break;
+        }
+      }
+    } catch {
+      // reset by the server after it answered: what was read is the answer
+    }
+    return text;
+  })();
+  try {
+    await conn.write(encoder.encode(head));
+    if (body) {
+      for await (const piece of body) {
+        if (sentWhenAnswered >= 0) break;
+        await conn.write(piece);
+        sent += piece.length;
+      }
+    }
+  } catch {
+    // the server closed the connection on a body it refused
+  }
+  const text = await reading;
+  conn.close();
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text, sent, sentWhenAnswered };
+}
+
+const get = (server: ServerProcess, url: string, host: string, path: string) =>
+  raw(
+    url,
+    `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${server.token}\r\nConnection: close\r\n\r\n`,
+  );
+
+async function api(server: ServerProcess, path: string, init: RequestInit = {}) {
+  const headers = new Headers(init.headers);
+  if (!headers.has("authorization")) headers.set("authorization", `Bearer ${server.token}`);
+  const res = await fetch(`${server.apiUrl}/api/v1${path}`, { ...init, headers });
+  return { status: res.status, headers: res.headers, body: await res.text() };
+}
+
+Deno.test("hostile input to the API and the proxy gets a clear 4xx; the server keeps serving", async (t) => {
+  const home = await Deno.makeTempDir({ prefix: "orca-test-home-" });
+  await Deno.chmod(home, 0o755);
+  const oldMask = Deno.umask(0o000);
+  let server: ServerProcess;
+  try {
+    server = await startServer(home, {}, [
+      "--max-message-bytes",
+      String(LIMIT_MESSAGE),
+      "--max-module-bytes",
+      String(LIMIT_MODULE),
+    ]);
+  } finally {
+    Deno.umask(oldMask);
+  }
+  try {
+    await t.step("Host cannot rewrite the routed path; malformed Host is 400 without a trace", async () => {
+      const rewritten = await get(server, server.httpUrl, "127.0.0.1/echo", "/zzz");
+      assert.equal(rewritten.status, 400, rewritten.text);
+      assert.match(rewritten.text, /malformed Host header/);
+      for (const host of ["127.0.0.1:99999", "127.0.0.1:abc", "a b", "user@127.0.0.1", "127.0.0.1?x", "x#y", "[zz]"]) {
+        const r = await get(server, server.httpUrl, host, "/zzz");
+        assert.equal(r.status, 400, `${host}: ${r.text}`);
+        assert.doesNotMatch(r.text, /at .*\.ts:\d+/);
+      }
+      for (const host of ["127.0.0.1", "127.0.0.1:8080", "Example.COM.", "[::1]:80", "localhost"]) {
+        const r = await get(server, server.httpUrl, host, "/zzz");
+        assert.equal(r.status, 404, `${host}: ${r.text}`);
+        assert.match(r.text, /"path":"\/zzz"/);
+      }
+      const viaApi = await get(server, server.apiUrl, "127.0.0.1/api/v1/health", "/x");
+      assert.equal(viaApi.status, 400, viaApi.text);
+      assert.equal((await get(server, server.apiUrl, "127.0.0.1", "/api/v1/health")).status, 200);
+    });
+
+    await t.step("a chunked module past the limit is refused while it streams, not after", async () => {
+      const hash = "0".repeat(64);
+      const piece = new Uint8Array(64 * 1024);
+      const total = 64 * 1024 * 1024;
+      async function* chunks() {
+        for (let sent = 0; sent < total; sent += piece.length) {
+          yield new TextEncoder().encode(`${piece.length.toString(16)}\r\n`);
+          yield piece;
+          yield new TextEncoder().encode("\r\n");
+        }
+        yield new TextEncoder().encode("0\r\n\r\n");
+      }
+      const r = await raw(
+        server.apiUrl,
+        `PUT /api/v1/modules/${hash} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${server.token}\r\n` +
+          "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        chunks(),
+      );
+      assert.equal(r.status, 413, r.text);
+      assert.match(r.text, /larger than 1048576 bytes/);
+      // Answered once the limit was crossed (plus what socket buffers hold), long before the 64 MiB were sent.
+      assert.ok(r.sentWhenAnswered >= 0 && r.sentWhenAnswered < 24 * 1024 * 1024, `answered after ${r.sent} bytes`);
+    });
+
+    await t.step("announced sizes past a limit: 413 at once", async () => {
+      const big = (n: number) => new Uint8Array(n);
+      const module = await api(server, `/modules/${"0".repeat(64)}`, { method: "PUT", body: big(LIMIT_MODULE + 1) });
+      assert.equal(module.status, 413);
+      const deploy = await api(server, "/deploy", { method: "POST", body: big(9 * 1024 * 1024) });
+      assert.equal(deploy.status, 413);
+      const message = await api(server, "/queues/orders", { method: "POST", body: big(LIMIT_MESSAGE + 1) });
+      assert.equal(message.status, 413);
+      assert.equal(JSON.parse(message.body).error.code, "too_large");
+      const event = await api(server, "/events/orders.created", { method: "POST", body: big(LIMIT_MESSAGE + 1) });
+      assert.equal(event.status, 413);
+      assert.equal((await api(server, "/queues/orders", { method: "POST", body: big(LIMIT_MESSAGE) })).status, 201);
+      assert.equal((await api(server, "/events/orders.created", { method: "POST", body: "{}" })).status, 201);
+    });
+
+    await t.step("Orca's own event names are refused in any letter case", async () => {
+      for (const name of ["orca", "orca.service.deployed", "ORCA.service.deployed", "Orca", "oRcA.x"]) {
+        const r = await api(server, `/events/${name}`, { method: "POST", body: "{}" });
+        assert.equal(r.status, 400, name);
+        assert.match(r.body, /reserved/);
+      }
+      assert.equal((await api(server, "/events/orcas.x", { method: "POST", body: "{}" })).status, 201);
+      const long = await api(server, `/events/${"a".repeat(201)}`, { method: "POST", body: "{}" });
+      assert.equal(long.status, 400);
+    });
+
+    await t.step("malformed query parameters: 400, never 500 or everything", async () => {
+      for (const limit of ["abc", "1.5", "1e400", "-1", "", "0", "99999999999", " 5"]) {
+        const r = await api(server, `/deploys?limit=${encodeURIComponent(limit)}`);
+        assert.equal(r.status, 400, `limit=${limit}: ${r.body}`);
+        assert.match(JSON.parse(r.body).error.message, /limit must be a whole number/);
+        assert.equal((await api(server, `/queues/dead?limit=${encodeURIComponent(limit)}`)).status, 400);
+      }
+      assert.equal((await api(server, "/deploys?limit=5")).status, 200);
+    });
+
+    await t.step("the bearer scheme is case-insensitive; other schemes are refused", async () => {
+      for (const scheme of ["bearer", "BEARER", "Bearer"]) {
+        assert.equal(
+          (await api(server, "/health", { headers: { authorization: `${scheme} ${server.token}` } })).status,
+          200,
+        );
+      }
+      assert.equal((await api(server, "/health", { headers: { authorization: `Basic ${server.token}` } })).status, 401);
+    });
+
+    await t.step("a deploy request whose projects is a list: 400", async () => {
+      const r = await api(server, "/deploy", { method: "POST", body: '{"projects":[]}' });
+      assert.equal(r.status, 400);
+      assert.match(r.body, /needs a `projects` object/);
+    });
+
+    await t.step("the data dir's files are private whatever the umask; an open folder is warned about", async () => {
+      const modes: Record<string, number> = {};
+      for await (const entry of Deno.readDir(home)) {
+        modes[entry.name] = (await Deno.stat(`${home}/${entry.name}`)).mode! & 0o777;
+      }
+      for (const name of ["cluster.token", "orca.db", "orca.db-wal", "orca.db-shm", "node.id"]) {
+        assert.equal(modes[name], 0o600, `${name}: ${modes[name]?.toString(8)}`);
+      }
+      for (const [name, mode] of Object.entries(modes)) assert.equal(mode & 0o077, 0, `${name} is open to others`);
+      assert.match(server.output(), /warning: the data dir .* is open to other users \(mode 755\)/);
+    });
+
+    const alive = await api(server, "/health");
+    assert.equal(alive.status, 200);
+  } finally {
+    await server.stop();
+  }
+});
