@@ -7,6 +7,7 @@
  */
 
 // C0 controls but tab, DEL, C1 controls, and the bidirectional overrides that reorder what a reader sees.
+// deno-lint-ignore no-control-regex -- matching control characters is the point
 const CONTROLS = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g;
 
 const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\x1b": "\\x1b" };
