@@ -91,8 +91,9 @@ export interface GuestBackend {
   /** Drops the workload's instances and compiled code; calls in flight finish. */
   unload(id: string): void;
   stats(id: string): Promise<{ instances: number; memoryBytes: number }>;
-  http(id: string, req: WireRequest): Promise<WireResponse>;
-  job(id: string, input: JobInput): Promise<JobOutcome>;
+  /** `begin`: awaited just before the guest is handed the call (a guest host tells its server: hosts.ts retries). */
+  http(id: string, req: WireRequest, begin?: () => Promise<void>): Promise<WireResponse>;
+  job(id: string, input: JobInput, begin?: () => Promise<void>): Promise<JobOutcome>;
   exec(id: string, cmd: string[]): Promise<ExecResult>;
   close(): void;
 }
@@ -166,13 +167,14 @@ export class Executor implements GuestBackend {
     return { instances: guests.length, memoryBytes };
   }
 
-  async http(id: string, req: WireRequest): Promise<WireResponse> {
+  async http(id: string, req: WireRequest, begin?: () => Promise<void>): Promise<WireResponse> {
     const l = await this.#get(id);
     if (l.compiled.kind === "handler") {
       return wireError(500, `service ${l.desc.name} is a message handler, not an HTTP one`);
     }
     l.lastUsed = this.#now();
     const guest = await l.pool.take();
+    await begin?.();
     l.busy.add(guest);
     const failed = (err: unknown) => {
       const failure = this.#describeFailure(l, guest, err, HTTP_TIMEOUT_MS);
@@ -204,7 +206,7 @@ export class Executor implements GuestBackend {
     }
   }
 
-  async job(id: string, input: JobInput): Promise<JobOutcome> {
+  async job(id: string, input: JobInput, begin?: () => Promise<void>): Promise<JobOutcome> {
     const l = await this.#get(id);
     if (l.compiled.kind === "http") {
       throw new OrcaError(
@@ -218,6 +220,7 @@ export class Executor implements GuestBackend {
     l.lastUsed = this.#now();
     const reuse = l.compiled.kind === "handler";
     const guest = (reuse ? l.reusable.pop() : undefined) ?? await l.pool.take();
+    await begin?.();
     l.busy.add(guest);
     const timeoutMs = l.desc.timeoutMs ?? JOB_TIMEOUT_MS;
     guest.io = {

@@ -26,7 +26,21 @@ interface Pending {
   reject(err: unknown): void;
   /** Settles the call when its host is lost; `late` for the call whose deadline passed. */
   lost(late: boolean, why: string): void;
+  /** Set once the host handed the call to its guest. */
+  began: boolean;
   timer?: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * A call's host was killed or died before answering. `began`: whether its
+ * guest had been handed the call (one that had not may be run again);
+ * `late`: this call's deadline and grace passed (it got its host killed).
+ */
+export class HostLost extends Error {
+  constructor(readonly why: string, readonly late: boolean, readonly began: boolean) {
+    super(why);
+    this.name = "HostLost";
+  }
 }
 
 export type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -38,6 +52,8 @@ export class HostProcess {
   inFlight = 0;
   readonly #pending = new Map<number, Pending>();
   readonly #streams = new Map<number, IncomingBody>();
+  /** Streamed request bodies being sent, by call. */
+  readonly #bodies = new Map<number, Wanted>();
   readonly #opts: HostProcessOptions;
   readonly #ready: Promise<void>;
   readonly #onLost: (why: string, workloads: string[]) => void;
@@ -98,6 +114,19 @@ export class HostProcess {
           this.#streams.get(message.chunk[0])?.push(message.chunk[1]);
           continue;
         }
+        if ("began" in message) {
+          const pending = this.#pending.get(message.began);
+          if (pending) pending.began = true;
+          continue;
+        }
+        if ("pull" in message) {
+          this.#bodies.get(message.pull)?.add();
+          continue;
+        }
+        if ("drop" in message) {
+          this.#bodies.get(message.drop)?.stop();
+          continue;
+        }
         if ("end" in message) {
           const [id, failure] = message.end;
           const pending = this.#pending.get(id);
@@ -105,18 +134,21 @@ export class HostProcess {
           if (pending) clearTimeout(pending.timer);
           this.#streams.get(id)?.end(failure ?? undefined);
           this.#streams.delete(id);
+          this.#bodies.get(id)?.stop();
           continue;
         }
         const pending = this.#pending.get(message.id);
         if (!pending) continue;
         if (message.ok && message.streamed) {
           // The call goes on (its deadline too) until the body's end arrives.
-          const body = new IncomingBody();
-          this.#streams.set(message.id, body);
+          const id = message.id;
+          const body = new IncomingBody(() => this.#pending.has(id) && this.send({ id, op: "cancel" }));
+          this.#streams.set(id, body);
           pending.lost = (_late, why) => body.end(why);
           pending.resolve({ ...(message.value as object), body: body.readable, finished: body.finished });
           continue;
         }
+        this.#bodies.get(message.id)?.stop();
         this.#pending.delete(message.id);
         clearTimeout(pending.timer);
         if (message.ok) pending.resolve(message.value);
@@ -128,17 +160,13 @@ export class HostProcess {
   }
 
   /**
-   * Sends a call; settles with its answer, or with `lost` if the host is killed or dies first. `killAfterMs`: the
-   * call's deadline and grace, past which the host is deemed stuck (none for loads and stats).
+   * Sends a call; settles with its answer, or rejects with HostLost if the host is killed or dies first.
+   * `killAfterMs`: the call's deadline and grace, past which the host is deemed stuck (none for loads and stats).
    */
-  request(
-    call: DistributiveOmit<HostCall, "id">,
-    killAfterMs: number | undefined,
-    lost: (late: boolean, why: string) => unknown,
-  ) {
+  request(call: DistributiveOmit<HostCall, "id">, killAfterMs: number | undefined): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
       if (this.#dead) {
-        reject(new OrcaError("unavailable", "the guest host is gone"));
+        reject(new HostLost(`the ${this.name} is gone`, false, false));
         return;
       }
       const id = this.#next++;
@@ -146,20 +174,15 @@ export class HostProcess {
         () => this.#lose(id, `stopped answering (a call ran ${killAfterMs} ms) and was killed`),
         killAfterMs,
       );
-      const settle = (late: boolean, why: string) => {
-        try {
-          resolve(lost(late, why));
-        } catch (err) {
-          reject(err);
-        }
-      };
-      this.#pending.set(id, {
+      const pending: Pending = {
         workload: "workload" in call ? call.workload : "desc" in call ? call.desc.id : "",
         resolve,
         reject,
-        lost: settle,
+        lost: (late, why) => reject(new HostLost(why, late, pending.began)),
+        began: false,
         timer,
-      });
+      };
+      this.#pending.set(id, pending);
       if (call.op === "http" && call.req.body instanceof ReadableStream) {
         const body = call.req.body;
         this.send({ ...call, id, req: { ...call.req, body: null }, streamedBody: true });
@@ -170,17 +193,33 @@ export class HostProcess {
     });
   }
 
-  /** Sends a streamed request body after its call, in pieces; then its end. */
+  /**
+   * Sends a streamed request body after its call, a piece each time the host
+   * pulls one (its guest reads), then its end. Nothing of the body is read
+   * before the first pull: a call lost before its guest began can be sent
+   * again with its body whole. Stops when the host drops the body or the call
+   * is over; what the guest did not read is cancelled then.
+   */
   async #sendBody(id: number, body: ReadableStream<Uint8Array>): Promise<void> {
+    const wanted = new Wanted();
+    this.#bodies.set(id, wanted);
     try {
-      await sendPieces(body, (chunk) => {
-        if (this.#dead) throw new Error("the host is gone");
-        return this.send({ id, op: "body", chunk });
-      });
+      let credit = wanted.next();
+      if (!await credit) return; // never read: left whole for a retry, or for its caller to drop
+      const pieces = sendPieces(body, async (chunk) => {
+        if (!await credit) throw new Error("the body is no longer wanted");
+        credit = wanted.next();
+        await this.send({ id, op: "body", chunk });
+      }, wanted.signal);
+      await pieces;
+      await this.send({ id, op: "body", chunk: null });
     } catch {
-      // The client went away mid-body (the guest reads an early end), or the host did.
+      // Dropped by the guest, the call is over, the host is gone, or the client went away mid-body (the guest then
+      // reads an early end).
+      if (!wanted.signal.aborted) await this.send({ id, op: "body", chunk: null });
+    } finally {
+      this.#bodies.delete(id);
     }
-    await this.send({ id, op: "body", chunk: null });
   }
 
   /** Writes a call (after the host started); a write to a dead host is dropped. */
@@ -208,6 +247,7 @@ export class HostProcess {
     }
     this.#pending.clear();
     this.#streams.clear();
+    for (const body of this.#bodies.values()) body.stop();
     this.#onLost(why, [...workloads]);
   }
 }
@@ -223,13 +263,15 @@ class IncomingBody {
   #finish!: (failure: string | undefined) => void;
   #over = false;
 
-  constructor() {
+  /** `cancelled`: the client went away (the host is told, so that the guest stops writing). */
+  constructor(cancelled: () => void) {
     this.readable = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
       },
       cancel: () => {
         this.#over = true; // the client went away: what still comes is dropped
+        cancelled();
       },
     }, new ByteLengthQueuingStrategy({ highWaterMark: 1024 * 1024 }));
     this.finished = new Promise((resolve) => this.#finish = resolve);
@@ -251,6 +293,42 @@ class IncomingBody {
     }
     this.#over = true;
     this.#finish(failure);
+  }
+}
+
+/**
+ * Pieces of a request body the host asked for: `next()` settles true when
+ * one may be sent, false once the body is no longer wanted (`stop`, which
+ * also aborts `signal`).
+ */
+class Wanted {
+  readonly #abort = new AbortController();
+  #credits = 0;
+  #waiting?: (wanted: boolean) => void;
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  add(): void {
+    if (this.#waiting) this.#waiting(true);
+    else this.#credits++;
+    this.#waiting = undefined;
+  }
+
+  next(): Promise<boolean> {
+    if (this.#abort.signal.aborted) return Promise.resolve(false);
+    if (this.#credits > 0) {
+      this.#credits--;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => this.#waiting = resolve);
+  }
+
+  stop(): void {
+    this.#abort.abort(new Error("the request body is no longer wanted"));
+    this.#waiting?.(false);
+    this.#waiting = undefined;
   }
 }
 

@@ -22,7 +22,7 @@ import {
   type WorkloadDesc,
 } from "./executor.ts";
 import type { HostCall } from "./host.ts";
-import { type DistributiveOmit, HostProcess, type HostProcessOptions } from "./host_process.ts";
+import { type DistributiveOmit, HostLost, HostProcess, type HostProcessOptions } from "./host_process.ts";
 
 export interface HostPoolOptions extends HostProcessOptions {
   /** How many host processes. */
@@ -34,6 +34,8 @@ export interface HostPoolOptions extends HostProcessOptions {
 }
 
 const STATS_WAIT_MS = 1000;
+/** How many times a call lost with its host before its guest began is sent to another host. */
+const RETRIES = 2;
 /** A host that dies sooner than this after starting is replaced only after this long (no crash loop). */
 const RESPAWN_PAUSE_MS = 1000;
 
@@ -61,6 +63,9 @@ export class HostPool implements GuestBackend {
     host.inFlight++;
     try {
       await this.#ensure(host, desc);
+    } catch (err) {
+      if (!(err instanceof HostLost)) throw err;
+      throw new OrcaError("unavailable", `cannot load ${desc.project}/${desc.name}: ${err.why}`);
     } finally {
       host.inFlight--;
     }
@@ -76,7 +81,7 @@ export class HostPool implements GuestBackend {
   async stats(id: string): Promise<{ instances: number; memoryBytes: number }> {
     const sum = { instances: 0, memoryBytes: 0 };
     const answers = this.#hosts.filter((h) => h.loaded.has(id)).map((host) => {
-      const asked = host.request({ op: "stats", workload: id }, undefined, () => {});
+      const asked = host.request({ op: "stats", workload: id }, undefined);
       // A host busy with a long call answers late: count what the others say rather than wait.
       const late = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), STATS_WAIT_MS));
       return Promise.race([asked.catch(() => undefined), late]) as Promise<typeof sum | undefined>;
@@ -123,22 +128,34 @@ export class HostPool implements GuestBackend {
     for (const host of this.#hosts) host.kill();
   }
 
+  /**
+   * Sends a call to the least busy host. A host lost before the call's guest
+   * began (while loading the workload, waiting for an instance, or before its
+   * request body was read) costs the call nothing: it goes to another host,
+   * or the new one, up to RETRIES times. One whose guest began settles with
+   * `lost`: its effects may have happened.
+   */
   async #call<T>(
     id: string,
     call: DistributiveOmit<HostCall, "id">,
     defaultDeadlineMs: number,
     lost: (late: boolean, why: string) => T,
   ): Promise<T> {
-    const desc = this.#descs.get(id);
-    if (!desc) throw new OrcaError("not_found", `workload ${id} is not loaded`);
-    const host = this.#pick(id);
-    host.inFlight++;
-    try {
-      await this.#ensure(host, desc);
-      const deadline = desc.timeoutMs ?? defaultDeadlineMs;
-      return await host.request(call, deadline + (this.#opts.graceMs ?? 2000), lost) as T;
-    } finally {
-      host.inFlight--;
+    for (let attempt = 0;; attempt++) {
+      const desc = this.#descs.get(id);
+      if (!desc) throw new OrcaError("not_found", `workload ${id} is not loaded`);
+      const host = this.#pick(id);
+      host.inFlight++;
+      try {
+        await this.#ensure(host, desc);
+        const deadline = desc.timeoutMs ?? defaultDeadlineMs;
+        return await host.request(call, deadline + (this.#opts.graceMs ?? 2000)) as T;
+      } catch (err) {
+        if (!(err instanceof HostLost)) throw err;
+        if (err.began || err.late || attempt >= RETRIES || this.#closed) return lost(err.late, err.why);
+      } finally {
+        host.inFlight--;
+      }
     }
   }
 
@@ -146,9 +163,7 @@ export class HostPool implements GuestBackend {
     let loading = host.loaded.get(desc.id);
     if (!loading) {
       // No deadline of its own: a load waits behind the host's calls, whose deadlines kill it if it is stuck.
-      loading = host.request({ op: "load", desc }, undefined, (_late, why) => {
-        throw new OrcaError("unavailable", `cannot load ${desc.project}/${desc.name}: ${why}`);
-      }) as Promise<void>;
+      loading = host.request({ op: "load", desc }, undefined) as Promise<void>;
       host.loaded.set(desc.id, loading);
       loading.catch(() => host.loaded.delete(desc.id));
     }

@@ -91,13 +91,33 @@ const PIECE_BYTES = 64 * 1024;
  * Sends a streamed body in pieces: what is queued goes as one piece (up to
  * PIECE_BYTES), each sent once the one before is written. Bodies arrive in
  * small chunks (a guest writes a KiB at a time); a frame per chunk costs more
- * than the bytes. Rejects when the stream errors.
+ * than the bytes. Rejects when the stream errors, or when `signal` aborts
+ * (the stream is then cancelled: its reader stops waiting).
  */
 export async function sendPieces(
   body: ReadableStream<Uint8Array>,
   send: (piece: Uint8Array) => Promise<void>,
+  signal?: AbortSignal,
 ): Promise<void> {
   const reader = body.getReader();
+  const abort = () => reader.cancel(signal?.reason).catch(() => {});
+  if (signal?.aborted) {
+    abort();
+    signal.throwIfAborted();
+  }
+  signal?.addEventListener("abort", abort, { once: true });
+  try {
+    await sendAll(reader, send, signal);
+  } finally {
+    signal?.removeEventListener("abort", abort);
+  }
+}
+
+async function sendAll(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  send: (piece: Uint8Array) => Promise<void>,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const batch: Uint8Array[] = [];
   let size = 0;
   const flush = async () => {
@@ -116,6 +136,7 @@ export async function sendPieces(
       await next;
       continue;
     }
+    signal?.throwIfAborted();
     if (ready.done) break;
     batch.push(ready.value);
     size += ready.value.length;
