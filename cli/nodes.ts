@@ -6,7 +6,7 @@ import { clientFlags, clientOptions, type Command, table } from "./command.ts";
 
 export const nodesCommand: Command = {
   name: "nodes",
-  summary: "List the nodes: id, version, runtimes available (wasm, container), GPUs discovered.",
+  summary: "List the nodes: id, Raft role, term, commit and applied index, version, runtimes, GPUs discovered.",
   usage: "orca nodes [--json]",
   flags: ["--json           print as JSON", ...clientFlags],
   options: { ...clientOptions, json: { type: "boolean" } },
@@ -19,9 +19,13 @@ export const nodesCommand: Command = {
       return 0;
     }
     console.log(table(
-      ["NODE", "VERSION", "RUNTIMES", "WASM HOSTS", "GPUS"],
+      ["NODE", "ROLE", "TERM", "COMMIT", "APPLIED", "VERSION", "RUNTIMES", "WASM HOSTS", "GPUS"],
       nodes.map((n) => [
         n.id,
+        n.member ? `${n.member.role}${n.member.leader ? " (leader)" : ""}` : "-",
+        String(n.member?.term ?? "-"),
+        String(n.member?.commit ?? "-"),
+        String(n.member?.applied ?? "-"),
         n.version,
         Object.entries(n.runtimes).filter(([, up]) => up).map(([k]) => k).join(", "),
         n.wasmHosts ? `${n.wasmHosts.workers} (${n.wasmHosts.restarts} restarted)` : "-",

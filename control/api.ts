@@ -22,6 +22,14 @@ export interface NodeReport {
   /** Wasm guest host processes (0: guests run in the server) and how many were killed or died. */
   wasmHosts?: { workers: number; restarts: number };
   gpus: NodeGpu[];
+  /** The node as a member of the control plane's Raft group. */
+  member?: {
+    role: "voter" | "learner";
+    leader: boolean;
+    term: number;
+    commit: number;
+    applied: number;
+  };
 }
 
 /** Image operations of the container runtime, for `orca deploy` to show pull progress. */

@@ -39,6 +39,42 @@ export function validateRequest(request: DeployRequest): ServiceSpec[] {
   return specs;
 }
 
+/** What a node needs to run `specs`: their modules and files uploaded, a container runtime for container services. */
+export function checkRunnable(
+  specs: ServiceSpec[],
+  store: { hasModule(hash: string): boolean; hasBlob(hash: string): boolean },
+  hasContainers: boolean,
+): void {
+  for (const spec of specs) {
+    if (spec.runtime === "container" && !hasContainers) {
+      throw new OrcaError(
+        "unsupported",
+        `service ${keyOf(spec)} is a container service, and this node runs Wasm only`,
+        {
+          hint: "start the server where a Docker engine runs",
+        },
+      );
+    }
+    for (const [guestPath, mount] of Object.entries(spec.wasm.files)) {
+      const missing = Object.values(mount.tree ?? {}).find((h) => !store.hasBlob(h));
+      if (missing) {
+        throw new OrcaError(
+          "invalid",
+          `a file of ${guestPath} for service ${keyOf(spec)} was not uploaded (${missing})`,
+          {
+            hint: "PUT /api/v1/blobs/<sha256> first (orca deploy does this for you)",
+          },
+        );
+      }
+    }
+    if (spec.module_hash && !store.hasModule(spec.module_hash)) {
+      throw new OrcaError("invalid", `module ${spec.module_hash} of service ${keyOf(spec)} was not uploaded`, {
+        hint: "PUT /api/v1/modules/<sha256> first (orca deploy does this for you)",
+      });
+    }
+  }
+}
+
 /** Specs compare by canonical JSON (keys sorted), so key order never matters. */
 export function sameSpec(a: ServiceSpec, b: ServiceSpec): boolean {
   return canonical(a) === canonical(b);

@@ -19,9 +19,22 @@ import type {
   Runtime,
   WorkloadHandle,
 } from "../runtime/mod.ts";
-import { type DeployRequest, describeSummary, keyOf, sameSpec, validateRequest } from "./deploy_request.ts";
+import {
+  checkRunnable,
+  type DeployRequest,
+  describeSummary,
+  keyOf,
+  sameSpec,
+  validateRequest,
+} from "./deploy_request.ts";
 import { type JobTriggers, needsCommand } from "./jobs.ts";
+import type { ControlCommand } from "./machine.ts";
 import type { DeployRecord, DeploySummary, Store, StoredService } from "./store.ts";
+
+/** Where changes of desired state are committed (the Raft log) before they take effect. */
+export interface CommandLog {
+  propose(command: ControlCommand): Promise<unknown>;
+}
 
 export interface DeployResult {
   /** The deploy's id, or null when nothing changed. */
@@ -63,6 +76,8 @@ type ContainerLike = Runtime & HttpServing & {
 
 export interface ControlPlaneOptions {
   store: Store;
+  /** Every deploy and removal is committed here; the store holds what was applied. */
+  commands: CommandLog;
   wasm: WasmLike;
   /** Docker containers; absent on a node that runs Wasm only. */
   containers?: ContainerLike;
@@ -76,6 +91,7 @@ export interface ControlPlaneOptions {
 
 export class ControlPlane {
   readonly #store: Store;
+  readonly #commands: CommandLog;
   readonly #wasm: WasmLike;
   readonly #containers?: ContainerLike;
   readonly #now: () => number;
@@ -88,6 +104,7 @@ export class ControlPlane {
 
   constructor(opts: ControlPlaneOptions) {
     this.#store = opts.store;
+    this.#commands = opts.commands;
     this.#wasm = opts.wasm;
     this.#containers = opts.containers;
     this.#now = opts.now ?? Date.now;
@@ -137,34 +154,7 @@ export class ControlPlane {
 
   async #deploy(request: DeployRequest): Promise<DeployResult> {
     const incoming = validateRequest(request);
-    for (const spec of incoming) {
-      if (spec.runtime === "container" && !this.#containers) {
-        throw new OrcaError(
-          "unsupported",
-          `service ${keyOf(spec)} is a container service, and this node runs Wasm only`,
-          {
-            hint: "start the server where a Docker engine runs",
-          },
-        );
-      }
-      for (const [guestPath, mount] of Object.entries(spec.wasm.files)) {
-        const missing = Object.values(mount.tree ?? {}).find((h) => !this.#store.hasBlob(h));
-        if (missing) {
-          throw new OrcaError(
-            "invalid",
-            `a file of ${guestPath} for service ${keyOf(spec)} was not uploaded (${missing})`,
-            {
-              hint: "PUT /api/v1/blobs/<sha256> first (orca deploy does this for you)",
-            },
-          );
-        }
-      }
-      if (spec.module_hash && !this.#store.hasModule(spec.module_hash)) {
-        throw new OrcaError("invalid", `module ${spec.module_hash} of service ${keyOf(spec)} was not uploaded`, {
-          hint: "PUT /api/v1/modules/<sha256> first (orca deploy does this for you)",
-        });
-      }
-    }
+    checkRunnable(incoming, this.#store, this.#containers !== undefined);
     const summary: DeploySummary = { created: [], updated: [], removed: [], unchanged: [] };
     const changed: StoredService[] = [];
     const incomingKeys = new Set(incoming.map(keyOf));
@@ -201,11 +191,13 @@ export class ControlPlane {
       throw err;
     }
 
-    const id = this.#store.applyDeploy(
-      changed,
-      summary.removed.map((k) => this.#active.get(k)!.stored.spec),
-      summary,
-    );
+    let id: number;
+    try {
+      id = await this.#commit(changed, summary.removed.map((k) => this.#active.get(k)!.stored.spec), summary);
+    } catch (err) {
+      for (const h of started.values()) await this.#runtime(h).remove(h);
+      throw err;
+    }
 
     // Swap: routes and workloads move together, synchronously.
     const retired: WorkloadHandle[] = [];
@@ -238,11 +230,11 @@ export class ControlPlane {
 
   /** Removes one service (by `name` or `project/name`); serialized with deploys. */
   remove(service: string): Promise<DeployResult> {
-    const run = this.#queue.then(() => {
+    const run = this.#queue.then(async () => {
       const key = this.resolve(service);
       const a = this.#active.get(key)!;
       const summary: DeploySummary = { created: [], updated: [], removed: [key], unchanged: [] };
-      const id = this.#store.applyDeploy([], [a.stored.spec], summary);
+      const id = await this.#commit([], [a.stored.spec], summary);
       this.#active.delete(key);
       this.#routes = new RouteTable([...this.#active.values()].flatMap((x) => routesOf(x.stored.spec)));
       this.#applyJobs([key]);
@@ -258,6 +250,16 @@ export class ControlPlane {
     });
     this.#queue = run.catch(() => {});
     return run;
+  }
+
+  /** Commits a deploy (upserts and removals) to the log; resolves with its id once applied. */
+  async #commit(
+    upserts: StoredService[],
+    removed: { project: string; name: string }[],
+    summary: DeploySummary,
+  ): Promise<number> {
+    const removals = removed.map(({ project, name }) => ({ project, name }));
+    return await this.#commands.propose({ type: "deploy", at: this.#now(), upserts, removals, summary }) as number;
   }
 
   /** Runs a command in a service's workload (first replica). */

@@ -13,6 +13,7 @@ import type { BodyLimits } from "./body.ts";
 import { secureHome } from "./home.ts";
 import { JobTriggers } from "./jobs.ts";
 import { ControlPlane } from "./plane.ts";
+import { ControlLog } from "./raft_log.ts";
 import { Store } from "./store.ts";
 
 export interface ServerOptions {
@@ -48,16 +49,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const warning = await secureHome(opts.home);
   if (warning) log(warning);
   const token = await loadOrCreateToken(opts.home);
-  const store = new Store(`${opts.home}/orca.db`, {
-    onFatal(err) {
-      log(
-        `fatal: the store failed to write (${
-          (err as Error).message
-        }); exiting so nothing is acknowledged that is not stored`,
-      );
-      Deno.exit(70);
-    },
-  });
+  // EX_IOERR: a store that failed a write cannot be trusted with the next one.
+  const fatal = (what: string) => (err: unknown): never => {
+    log(
+      `fatal: ${what} failed to write (${
+        (err as Error).message
+      }); exiting so nothing is acknowledged that is not stored`,
+    );
+    Deno.exit(74);
+  };
+  const store = new Store(`${opts.home}/orca.db`, { onFatal: fatal("the store") });
   // The runtime exists before the plane that publishes its incidents: bind late.
   let incident = (_service: string, _error: string) => {};
   const wasm = new WasmRuntime({
@@ -71,9 +72,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     onIncident: (service, error) => incident(service, error),
   });
   const nodeId = await loadOrCreateNodeId(opts.home);
+  let commands: ControlLog;
+  try {
+    commands = await ControlLog.open({ home: opts.home, id: nodeId, store, onFatal: fatal("the Raft log") });
+  } catch (err) {
+    wasm.close();
+    store.close();
+    throw err;
+  }
   const containers = new ContainerRuntime(new Engine(opts.dockerSocket), nodeId);
   const jobs = new JobTriggers({ store, runtimes: { wasm, container: containers }, log });
-  const plane = new ControlPlane({ store, wasm, containers, log, jobs });
+  const plane = new ControlPlane({ store, commands, wasm, containers, log, jobs });
   incident = (service, error) => plane.emit("orca.instance.crashed", { service, error });
   await plane.restore();
 
@@ -84,6 +93,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     runtimes: { wasm: true, container: await containers.engine.ping() },
     wasmHosts: wasm.hosts(),
     gpus,
+    member: (() => {
+      const m = commands.status();
+      const role = m.learners.includes(m.id) ? "learner" as const : "voter" as const;
+      return { role, leader: m.leader === m.id, term: m.term, commit: m.commit, applied: m.applied };
+    })(),
   });
   const api = createApi({
     node,
@@ -127,6 +141,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await httpServer.shutdown();
       await apiServer.shutdown();
       await plane.shutdown();
+      await commands.close();
       wasm.close();
       store.close();
     },

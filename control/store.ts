@@ -128,9 +128,14 @@ export class Store {
     return rows.map((r) => ({ spec: JSON.parse(r.spec) as ServiceSpec, version: r.version, updatedAt: r.updated_at }));
   }
 
-  /** Writes a deploy in one transaction; returns its id. */
-  applyDeploy(upserts: StoredService[], removals: { project: string; name: string }[], summary: DeploySummary): number {
-    return this.transaction(() => {
+  /** Writes a deploy made at `at` (inside the caller's transaction: the state machine's); returns its id. */
+  writeDeploy(
+    upserts: StoredService[],
+    removals: { project: string; name: string }[],
+    summary: DeploySummary,
+    at: number,
+  ): number {
+    return this.write(() => {
       const upsert = this.db.prepare(
         `INSERT INTO services (project, name, version, spec, updated_at) VALUES (?, ?, ?, ?, ?)
            ON CONFLICT (project, name) DO UPDATE SET version = excluded.version, spec = excluded.spec, updated_at = excluded.updated_at`,
@@ -141,7 +146,7 @@ export class Store {
       const remove = this.db.prepare("DELETE FROM services WHERE project = ? AND name = ?");
       for (const r of removals) remove.run(r.project, r.name);
       const { lastInsertRowid } = this.db.prepare("INSERT INTO deploys (at, summary) VALUES (?, ?)").run(
-        this.#now(),
+        at,
         JSON.stringify(summary),
       );
       return Number(lastInsertRowid);

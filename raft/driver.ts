@@ -27,6 +27,12 @@ export interface StateMachine<R> {
   snapshot(): Uint8Array;
   /** Replaces the whole state with a snapshot's. */
   restore(data: Uint8Array): void;
+  /**
+   * The last index this machine applied durably, for a machine that stores its state with its applied index in
+   * one transaction: after a restart the driver applies only what comes after it. Without it, the machine is
+   * rebuilt from the snapshot and the log at every start.
+   */
+  applied?(): number;
 }
 
 export interface DriverOptions<R> {
@@ -117,8 +123,10 @@ export class RaftDriver<R> {
       ? store.entries(store.firstIndex(), store.lastIndex() + 1)
       : [];
     this.#stored = store.hardState();
-    if (snapshot) opts.machine.restore(snapshot.data);
-    this.#applied = snapshot?.index ?? 0;
+    const durable = opts.machine.applied?.() ?? 0;
+    // A machine that kept its state is at least as new as a snapshot it applied; a newer snapshot replaces it.
+    if (snapshot && snapshot.index > durable) opts.machine.restore(snapshot.data);
+    this.#applied = Math.max(snapshot?.index ?? 0, durable);
     this.#readPrefix = Math.floor((opts.random ?? Math.random)() * 2 ** 52).toString(36);
     this.node = new RaftNode({
       id: opts.id,
@@ -148,6 +156,11 @@ export class RaftDriver<R> {
       this.#schedule();
     });
     this.#wake.port1.onmessage = () => this.#run();
+    // A lone voter needs no election timeout (nobody else could lead): it campaigns at once.
+    const config = this.node.config;
+    if (config.voters.length === 1 && config.voters[0] === opts.id && !config.outgoing?.length) {
+      for (let i = 0; i < 2 * (opts.electionTicks ?? 10) && this.node.role !== "leader"; i++) this.node.tick();
+    }
     this.#timer = setInterval(() => this.#tick(), opts.tickMs ?? 20);
     this.#schedule();
   }

@@ -1,0 +1,140 @@
+/**
+ * The control plane's state machine: every change of desired state is a
+ * command committed to the Raft log, and this is the one place that applies
+ * them, into the SQLite tables the API, the triggers and the proxy read. Each
+ * entry is applied in one transaction together with its index, so after a
+ * crash the log is applied from exactly where the tables stopped. Applying is
+ * deterministic: a command carries its own time and versions, and nothing
+ * here reads the clock or the runtime.
+ *
+ * Module and file bytes stay out of the log: commands reference them by hash.
+ */
+
+import { OrcaError } from "../errors.ts";
+import type { Entry, StateMachine } from "../raft/mod.ts";
+import type { DeploySummary, Store, StoredService } from "./store.ts";
+
+/** A change of desired state, as it travels in a log entry. */
+export type ControlCommand = {
+  type: "deploy";
+  /** When the deploy was made (the proposer's clock: every member applies the same time). */
+  at: number;
+  upserts: StoredService[];
+  removals: { project: string; name: string }[];
+  summary: DeploySummary;
+};
+
+/** What applying a command gave: its value, or the error every member hit alike. */
+export type CommandResult =
+  | { ok: true; value: unknown }
+  | { ok: false; error: { code: OrcaError["code"]; message: string } };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeCommand(command: ControlCommand): Uint8Array {
+  return encoder.encode(JSON.stringify(command));
+}
+
+/** The whole desired state, as a snapshot holds it. */
+interface SnapshotData {
+  v: 1;
+  applied: { index: number; term: number };
+  services: { project: string; name: string; version: number; spec: string; updated_at: number }[];
+  deploys: { id: number; at: number; summary: string }[];
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS raft_applied (
+  id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL, term INTEGER NOT NULL);
+`;
+
+export class ControlMachine implements StateMachine<CommandResult> {
+  readonly #store: Store;
+  #index: number;
+  #term: number;
+
+  constructor(store: Store) {
+    this.#store = store;
+    store.db.exec(schema);
+    const row = store.db.prepare("SELECT idx, term FROM raft_applied WHERE id = 1").get() as
+      | { idx: number; term: number }
+      | undefined;
+    this.#index = row?.idx ?? 0;
+    this.#term = row?.term ?? 0;
+  }
+
+  /** The last entry applied, durably (stored with what it applied). */
+  applied(): number {
+    return this.#index;
+  }
+
+  apply(entry: Entry): CommandResult {
+    return this.#store.transaction(() => {
+      const result = entry.kind === "normal" ? this.#run(entry.data) : { ok: true as const, value: undefined };
+      this.#setApplied(entry.index, entry.term);
+      return result;
+    });
+  }
+
+  snapshot(): Uint8Array {
+    const db = this.#store.db;
+    const data: SnapshotData = {
+      v: 1,
+      applied: { index: this.#index, term: this.#term },
+      services: db.prepare("SELECT project, name, version, spec, updated_at FROM services ORDER BY project, name")
+        .all() as SnapshotData["services"],
+      deploys: db.prepare("SELECT id, at, summary FROM deploys ORDER BY id").all() as SnapshotData["deploys"],
+    };
+    return encoder.encode(JSON.stringify(data));
+  }
+
+  restore(bytes: Uint8Array): void {
+    const data = JSON.parse(decoder.decode(bytes)) as SnapshotData;
+    if (data.v !== 1) throw new Error(`snapshot format ${data.v} is not one this version reads`);
+    const db = this.#store.db;
+    this.#store.transaction(() => {
+      db.exec("DELETE FROM services; DELETE FROM deploys;");
+      const service = db.prepare(
+        "INSERT INTO services (project, name, version, spec, updated_at) VALUES (?, ?, ?, ?, ?)",
+      );
+      for (const s of data.services) service.run(s.project, s.name, s.version, s.spec, s.updated_at);
+      const deploy = db.prepare("INSERT INTO deploys (id, at, summary) VALUES (?, ?, ?)");
+      for (const d of data.deploys) deploy.run(d.id, d.at, d.summary);
+      this.#setApplied(data.applied.index, data.applied.term);
+    });
+  }
+
+  /** Applies one command; an error is part of the result (every member meets it alike), never thrown. */
+  #run(data: Uint8Array): CommandResult {
+    let command: ControlCommand;
+    try {
+      command = JSON.parse(decoder.decode(data)) as ControlCommand;
+    } catch {
+      return { ok: false, error: { code: "internal", message: "a log entry is not a command this version reads" } };
+    }
+    switch (command.type) {
+      case "deploy":
+        return {
+          ok: true,
+          value: this.#store.writeDeploy(command.upserts, command.removals, command.summary, command.at),
+        };
+      default:
+        return {
+          ok: false,
+          error: {
+            code: "internal",
+            message: `unknown command ${JSON.stringify((command as { type: unknown }).type)}`,
+          },
+        };
+    }
+  }
+
+  #setApplied(index: number, term: number): void {
+    this.#store.db.prepare(
+      "INSERT INTO raft_applied (id, idx, term) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET idx = excluded.idx, term = excluded.term",
+    ).run(index, term);
+    this.#index = index;
+    this.#term = term;
+  }
+}

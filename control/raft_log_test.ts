@@ -1,0 +1,92 @@
+/**
+ * The control plane's log on real SQLite files: deploys are committed and
+ * applied once, survive a restart without being applied twice, and the
+ * desired state can be rebuilt from the log alone (snapshot, then entries).
+ */
+
+import assert from "node:assert/strict";
+import { readService } from "../config/mod.ts";
+import { OrcaError } from "../errors.ts";
+import { ControlLog } from "./raft_log.ts";
+import { type DeploySummary, Store, type StoredService } from "./store.ts";
+
+const fatal = (err: unknown) => {
+  throw err;
+};
+
+function service(name: string, version: number): StoredService {
+  const spec = readService({ name, image: "example/app:1", triggers: [`http:/${name}`] }, { file: "test" }, "shop");
+  return { spec, version, updatedAt: 1_000 + version };
+}
+
+async function deploy(log: ControlLog, name: string, version: number): Promise<number> {
+  const summary: DeploySummary = { created: [`shop/${name}`], updated: [], removed: [], unchanged: [] };
+  return await log.propose({
+    type: "deploy",
+    at: 5_000 + version,
+    upserts: [service(name, version)],
+    removals: [],
+    summary,
+  }) as number;
+}
+
+async function open(home: string, snapshotEvery?: number) {
+  const store = new Store(`${home}/orca.db`);
+  const log = await ControlLog.open({ home, id: "n1", store, onFatal: fatal, ...(snapshotEvery && { snapshotEvery }) });
+  return { store, log, close: async () => (await log.close(), store.close()) };
+}
+
+Deno.test("a lone server commits deploys through its log and applies each once, across restarts", async () => {
+  const home = await Deno.makeTempDir({ prefix: "orca-log-" });
+  let node = await open(home);
+  const first = node.log.status();
+  assert.equal(first.role, "leader");
+  assert.equal(first.leader, "n1");
+  assert.deepEqual(first.voters, ["n1"]);
+  assert.equal(await deploy(node.log, "web", 1), 1);
+  assert.equal(await deploy(node.log, "api", 1), 2);
+  const applied = node.log.status().applied;
+  assert.ok(applied >= 3, `a no-op and two deploys applied, got ${applied}`);
+  await node.close();
+
+  node = await open(home);
+  assert.ok(node.log.status().applied >= applied);
+  assert.deepEqual(node.store.services().map((s) => s.spec.name), ["api", "web"]);
+  assert.deepEqual(node.store.deploys().map((d) => d.id), [2, 1], "nothing applied twice after the restart");
+  assert.equal(node.store.deploys()[0].at, 5_001, "the proposer's time, not the applier's");
+  assert.equal(await deploy(node.log, "web", 2), 3);
+  await node.close();
+});
+
+Deno.test("the desired state is rebuilt from the log alone: snapshot, then the entries after it", async () => {
+  const home = await Deno.makeTempDir({ prefix: "orca-log-" });
+  let node = await open(home, 4);
+  for (let v = 1; v <= 10; v++) await deploy(node.log, `svc${v}`, 1);
+  const before = { services: node.store.services(), deploys: node.store.deploys() };
+  assert.ok(node.log.status().snapshot >= 4, "the log was compacted at a snapshot");
+  await node.close();
+
+  // The applied state is gone (a lost orca.db): raft.db alone brings it back.
+  for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(`${home}/orca.db${suffix}`).catch(() => {});
+  node = await open(home, 4);
+  assert.deepEqual(node.store.services(), before.services);
+  assert.deepEqual(node.store.deploys(), before.deploys);
+  assert.equal(await deploy(node.log, "svc11", 1), 11);
+  await node.close();
+});
+
+Deno.test("a log behind the state applied from it is refused with a clear error, nothing changed", async () => {
+  const home = await Deno.makeTempDir({ prefix: "orca-log-" });
+  const node = await open(home);
+  await deploy(node.log, "web", 1);
+  await node.close();
+  for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(`${home}/raft.db${suffix}`).catch(() => {});
+
+  const store = new Store(`${home}/orca.db`);
+  await assert.rejects(
+    () => ControlLog.open({ home, id: "n1", store, onFatal: fatal }),
+    (err: unknown) => err instanceof OrcaError && /Raft log .* is behind the state applied from it/.test(err.message),
+  );
+  assert.deepEqual(store.services().map((s) => s.spec.name), ["web"], "the applied state is left alone");
+  store.close();
+});
