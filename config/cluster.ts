@@ -1,7 +1,7 @@
 /** cluster.toml: `[cluster]`, `[cluster.network]`, `[[node]]` (seed 000). */
 
 import { TableReader } from "./reader.ts";
-import { parseToml } from "./service.ts";
+import { MAX_VRAM_MB, parseToml } from "./service.ts";
 import type { ClusterConfig, NodeGpu } from "./types.ts";
 
 /** The configuration used when a directory has no cluster.toml. */
@@ -47,7 +47,7 @@ export function parseClusterFile(text: string, file: string): ClusterConfig {
       };
       const model = g.string("model");
       if (model) gpu.model = model;
-      const vram = g.number("vram", { integer: true, min: 1 });
+      const vram = g.number("vram", { integer: true, min: 1, max: MAX_VRAM_MB });
       if (vram) gpu.vram = vram;
       g.done();
       return gpu;

@@ -22,6 +22,42 @@ export interface Source {
 
 type Table = Record<string, unknown>;
 
+/**
+ * A config error at `path` (absolute): "<subject>: `<field>` <message>" at
+ * file:line. The field is written as in TOML (`wasm.files."/data"`,
+ * `triggers[2]`); a path the subject stands for whole is named in full, so no
+ * message names an empty field.
+ */
+export function fieldError(source: Source, path: KeyPath, message: string, hint?: string, cause?: unknown): OrcaError {
+  const { file, text, subject } = source;
+  const line = text === undefined ? undefined : locateKey(text, path);
+  const relative = path.slice(source.subjectDepth ?? 0);
+  const field = relative.length > 0 ? fieldName(relative) : path.length > 0 ? fieldName(path) : undefined;
+  const what = subject ? `${subject}: ` : "";
+  return new OrcaError("config", `${what}${field === undefined ? "the document" : `\`${field}\``} ${message}`, {
+    where: line ? `${file}:${line}` : file,
+    hint,
+    cause,
+  });
+}
+
+/** A key path as TOML writes it: bare keys dotted, other keys quoted, list items as `[i]`. */
+export function fieldName(path: KeyPath): string {
+  let out = "";
+  for (const part of path) {
+    if (typeof part === "number") out += `[${part}]`;
+    else out += (out ? "." : "") + (/^[A-Za-z0-9_-]+$/.test(part) ? part : quote(part));
+  }
+  return out;
+}
+
+/** A value for a message: JSON-quoted (control characters escaped) and cut to `max` characters. */
+export function quote(value: string, max = 80): string {
+  return value.length > max
+    ? `${JSON.stringify(value.slice(0, max))}... (${value.length} characters)`
+    : JSON.stringify(value);
+}
+
 export class TableReader {
   readonly #table: Table;
   readonly #source: Source;
@@ -31,20 +67,13 @@ export class TableReader {
   constructor(table: unknown, source: Source, path: KeyPath) {
     this.#source = source;
     this.#path = path;
-    if (!isTable(table)) throw this.error(path, `must be a table`);
+    if (!isTable(table)) throw this.error(path, `must be a table, got ${describe(table)}`);
     this.#table = table;
   }
 
   /** An error located at `path` (absolute), with the subject prefixed. */
   error(path: KeyPath, message: string, hint?: string): OrcaError {
-    const { file, text, subject } = this.#source;
-    const line = text === undefined ? undefined : locateKey(text, path);
-    const field = path.slice(this.#source.subjectDepth ?? 0).filter((p) => typeof p === "string").join(".");
-    const what = subject ? `${subject}: ` : "";
-    return new OrcaError("config", `${what}\`${field}\` ${message}`, {
-      where: line ? `${file}:${line}` : file,
-      hint,
-    });
+    return fieldError(this.#source, path, message, hint);
   }
 
   has(key: string): boolean {
@@ -154,7 +183,13 @@ function isTable(v: unknown): v is Table {
 }
 
 function describe(v: unknown): string {
+  if (v === undefined) return "nothing";
+  if (v === null) return "null";
   if (Array.isArray(v)) return "a list";
+  if (v instanceof Date) return "a date";
   if (isTable(v)) return "a table";
-  return `${typeof v === "bigint" ? "number" : typeof v} ${JSON.stringify(typeof v === "bigint" ? Number(v) : v)}`;
+  if (typeof v === "string") return `string ${quote(v)}`;
+  if (typeof v === "bigint") return `number ${v}`;
+  if (typeof v === "number" || typeof v === "boolean") return `${typeof v} ${v}`;
+  return typeof v;
 }

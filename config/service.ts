@@ -2,15 +2,33 @@
 
 import { parse, TomlError } from "smol-toml";
 import { OrcaError } from "../errors.ts";
-import { type Source, TableReader } from "./reader.ts";
+import { quote, type Source, TableReader } from "./reader.ts";
 import { parseTrigger } from "./triggers.ts";
 import type { FileMount, GpuRequest, Probe, ServiceSpec } from "./types.ts";
-import { parseMemory } from "./units.ts";
+import {
+  formatMemory,
+  MAX_CONTAINER_MEMORY,
+  MAX_WASM_MEMORY,
+  MIN_CONTAINER_MEMORY,
+  parseSize,
+  WASM_PAGE,
+} from "./units.ts";
 
 export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const NAME_HINT = "use lowercase letters, digits and dashes (at most 63), e.g. `hello-api`";
 const DOMAIN_PATTERN = /^(?=.{1,253}$)([a-z0-9*]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 const HOST_PATTERN = /^(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-fA-F:]+\](:\d{1,5})?$/;
+/** An HTTP path for probes: printable, no query-breaking whitespace, bounded. */
+const PROBE_PATH = /^\/[\x21-\x7e]{0,2047}$/;
+const PROBE_HINT = 'a path starting with "/", without spaces, e.g. "/healthz"';
+/** At most this many seconds between probes or before the first (a day). */
+const MAX_PROBE_SECS = 86_400;
+/** The most VRAM a GPU request or a node's GPU may name, in MB (a petabyte: past any card). */
+export const MAX_VRAM_MB = 1_000_000_000;
+/** Mounted files per mount (also the limit `orca deploy` reads a folder to). */
+export const MAX_MOUNT_FILES = 10_000;
+/** The longest path of a mounted file, or of a guest path. */
+const MAX_MOUNT_PATH = 4096;
 
 /** Parses TOML text, turning syntax errors into a located `OrcaError`. */
 export function parseToml(text: string, file: string): Record<string, unknown> {
@@ -64,10 +82,9 @@ export function readService(
   path: (string | number)[] = [],
   opts: { api?: boolean } = {},
 ): ServiceSpec {
-  const nameGuess = typeof (table as { name?: unknown })?.name === "string"
-    ? (table as { name: string }).name
-    : undefined;
-  const subject = nameGuess ? `service "${nameGuess}"` : undefined;
+  const nameGuess = typeof table === "object" && table !== null ? (table as { name?: unknown }).name : undefined;
+  // Quoted and cut short: the name is not validated yet, and it prefixes every message.
+  const subject = typeof nameGuess === "string" && nameGuess ? `service ${quote(nameGuess, 63)}` : undefined;
   const r = new TableReader(table, { ...source, subject, subjectDepth: path.length }, path);
   const name = r.string("name", { required: true, pattern: NAME_PATTERN, patternHint: NAME_HINT })!;
   if (opts.api) {
@@ -117,7 +134,7 @@ export function readService(
   });
   const domain = r.string("domain", { pattern: DOMAIN_PATTERN, patternHint: "use a host name like `api.example.com`" })
     ?.toLowerCase();
-  const health = r.string("health", { pattern: /^\//, patternHint: 'a path starting with "/", e.g. "/healthz"' });
+  const health = r.string("health", { pattern: PROBE_PATH, patternHint: PROBE_HINT });
   const aliases = r.strings("aliases") ?? [];
   aliases.forEach((a, i) => {
     if (!NAME_PATTERN.test(a)) {
@@ -163,7 +180,7 @@ export function readService(
     aliases,
     internal: r.boolean("internal") ?? false,
     env,
-    resources: readResources(r, opts.api ?? false),
+    resources: readResources(r, runtime, opts.api ?? false),
     placement: readPlacement(r),
     ...optional("readiness", readProbe(r, "readiness")),
     ...optional("liveness", readProbe(r, "liveness")),
@@ -178,26 +195,14 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
-function readResources(parent: TableReader, api: boolean): ServiceSpec["resources"] {
+function readResources(
+  parent: TableReader,
+  runtime: ServiceSpec["runtime"],
+  api: boolean,
+): ServiceSpec["resources"] {
   const r = parent.table("resources");
   if (!r) return {};
-  const memoryText = r.raw("memory");
-  let memory: number | undefined;
-  if (memoryText !== undefined) {
-    // In service.toml a size is written as text; the API carries the parsed byte count.
-    memory = typeof memoryText === "string"
-      ? parseMemory(memoryText)
-      : api && Number.isSafeInteger(memoryText) && (memoryText as number) > 0
-      ? memoryText as number
-      : undefined;
-    if (memory === undefined) {
-      throw r.error(
-        r.path("memory"),
-        `is not a valid size: ${JSON.stringify(memoryText)}`,
-        'write it like "512Mi", "1Gi" or "64M"',
-      );
-    }
-  }
+  const memory = readMemory(r, runtime, api);
   const cpu = r.number("cpu", { min: 0.001, max: 1024 });
   const g = r.table("gpu");
   let gpu: GpuRequest | undefined;
@@ -206,12 +211,45 @@ function readResources(parent: TableReader, api: boolean): ServiceSpec["resource
       count: g.number("count", { integer: true, min: 1, max: 64 }) ?? 1,
       vendor: (g.string("vendor", { pattern: /^(nvidia|amd)$/, patternHint: 'use "nvidia" or "amd"' }) ??
         "nvidia") as GpuRequest["vendor"],
-      ...optional("vram_min", g.number("vram_min", { integer: true, min: 1 })),
+      ...optional("vram_min", g.number("vram_min", { integer: true, min: 1, max: MAX_VRAM_MB })),
     };
     g.done();
   }
   r.done();
   return { ...optional("memory", memory), ...optional("cpu", cpu), ...optional("gpu", gpu) };
+}
+
+/**
+ * `resources.memory` in bytes. A Wasm service's memory is a Wasm memory: at
+ * least one page (64Ki), at most what 32 bits address (4Gi). A container gets
+ * at least Docker's minimum (6Mi).
+ */
+function readMemory(r: TableReader, runtime: ServiceSpec["runtime"], api: boolean): number | undefined {
+  const raw = r.raw("memory");
+  if (raw === undefined) return undefined;
+  // In service.toml a size is written as text; the API carries the parsed byte count.
+  const memory = typeof raw === "string"
+    ? parseSize(raw)
+    : api && Number.isSafeInteger(raw)
+    ? raw as number
+    : undefined;
+  const shown = typeof raw === "string" ? quote(raw) : String(raw);
+  if (memory === undefined) {
+    throw r.error(r.path("memory"), `is not a valid size: ${shown}`, 'write it like "512Mi", "1Gi" or "64M"');
+  }
+  const [min, max, what] = runtime === "wasm"
+    ? [WASM_PAGE, MAX_WASM_MEMORY, "a Wasm service"]
+    : [MIN_CONTAINER_MEMORY, MAX_CONTAINER_MEMORY, "a container"];
+  if (memory < min || memory > max) {
+    const bound = memory < min ? `at least ${formatMemory(min)}` : `at most ${formatMemory(max)}`;
+    const why = runtime === "wasm"
+      ? memory < min ? " (one Wasm page)" : " (what a 32-bit Wasm memory can address)"
+      : memory < min
+      ? " (Docker's minimum)"
+      : "";
+    throw r.error(r.path("memory"), `must be ${bound} for ${what}${why}, got ${shown}`, 'e.g. "128Mi"');
+  }
+  return memory;
 }
 
 function readPlacement(parent: TableReader): ServiceSpec["placement"] {
@@ -225,12 +263,13 @@ function readPlacement(parent: TableReader): ServiceSpec["placement"] {
 function readProbe(parent: TableReader, key: "readiness" | "liveness"): Probe | undefined {
   const r = parent.table(key);
   if (!r) return undefined;
+  // Bounded so that every wait fits a timer (past 2^31-1 ms a JavaScript timer fires at once).
   const probe: Probe = {
-    path: r.string("path", { required: true, pattern: /^\//, patternHint: 'a path starting with "/"' })!,
-    interval_secs: r.number("interval_secs", { min: 1 }) ?? (key === "readiness" ? 5 : 10),
-    timeout_secs: r.number("timeout_secs", { min: 1 }) ?? 3,
-    failure_threshold: r.number("failure_threshold", { integer: true, min: 1 }) ?? 3,
-    initial_delay_secs: r.number("initial_delay_secs", { min: 0 }) ?? 0,
+    path: r.string("path", { required: true, pattern: PROBE_PATH, patternHint: PROBE_HINT })!,
+    interval_secs: r.number("interval_secs", { min: 1, max: MAX_PROBE_SECS }) ?? (key === "readiness" ? 5 : 10),
+    timeout_secs: r.number("timeout_secs", { min: 1, max: 3600 }) ?? 3,
+    failure_threshold: r.number("failure_threshold", { integer: true, min: 1, max: 1000 }) ?? 3,
+    initial_delay_secs: r.number("initial_delay_secs", { min: 0, max: MAX_PROBE_SECS }) ?? 0,
   };
   r.done();
   return probe;
@@ -249,10 +288,10 @@ function readWasm(parent: TableReader, api: boolean): ServiceSpec["wasm"] {
   if (!r) return { allowed_hosts: [], files: {} };
   const hosts = r.strings("allowed_hosts") ?? [];
   hosts.forEach((h, i) => {
-    if (!HOST_PATTERN.test(h)) {
+    if (h.length > 260 || !HOST_PATTERN.test(h)) {
       throw r.error(
         [...r.path("allowed_hosts"), i],
-        `has an invalid host ${JSON.stringify(h)}`,
+        `has an invalid host ${quote(h)}`,
         'write "api.example.com" or "127.0.0.1:9000"',
       );
     }
@@ -260,13 +299,14 @@ function readWasm(parent: TableReader, api: boolean): ServiceSpec["wasm"] {
   const files: Record<string, FileMount> = {};
   const table = r.raw("files");
   if (table !== undefined) {
-    if (typeof table !== "object" || table === null || Array.isArray(table)) {
+    if (typeof table !== "object" || table === null || Array.isArray(table) || table instanceof Date) {
       throw r.error(r.path("files"), 'must be a table like { "/data" = "./data" }');
     }
     for (const [guest, value] of Object.entries(table)) {
       const at = [...r.path("files"), guest];
-      if (!/^\/[A-Za-z0-9._\/-]*$/.test(guest) || guest.split("/").includes("..")) {
-        throw r.error(at, "is not an absolute guest path without `..`", 'e.g. "/data"');
+      const inside = guest.slice(1).replace(/\/$/, "");
+      if (guest !== "/" && (!/^\/[A-Za-z0-9._\/-]*$/.test(guest) || !safeRelative(inside))) {
+        throw r.error(at, "is not an absolute guest path without empty, `.` or `..` parts", 'e.g. "/data"');
       }
       files[guest] = readMount(r, at, value, api);
     }
@@ -275,19 +315,50 @@ function readWasm(parent: TableReader, api: boolean): ServiceSpec["wasm"] {
   return { allowed_hosts: hosts, files };
 }
 
+/** `a/b/c`: no empty, `.` or `..` part, no NUL, not too long. */
+function safeRelative(path: string): boolean {
+  return path.length > 0 && path.length <= MAX_MOUNT_PATH && !path.includes("\0") &&
+    path.split("/").every((p) => p !== "" && p !== "." && p !== "..");
+}
+
 function readMount(r: TableReader, at: (string | number)[], value: unknown, api: boolean): FileMount {
-  if (api) {
-    const m = (typeof value === "object" && value !== null ? value : {}) as Partial<FileMount>;
-    const treeOk = m.tree && typeof m.tree === "object" &&
-      Object.entries(m.tree).every(([p, h]) =>
-        typeof h === "string" && /^[0-9a-f]{64}$/.test(h) && !p.split("/").includes("..")
-      );
-    if (typeof m.source !== "string" || typeof m.rw !== "boolean" || !treeOk) {
-      throw r.error(at, "must be {source, rw, tree} with sha256 file hashes");
-    }
-    return { source: m.source, rw: m.rw, tree: { ...m.tree } };
+  if (api) return readApiMount(r, at, value);
+  if (typeof value !== "string" || !value.replace(/:(rw|ro)$/, "")) {
+    throw r.error(at, 'must be a folder, e.g. "./data" or "./data:rw"');
   }
-  if (typeof value !== "string" || !value) throw r.error(at, 'must be a folder, e.g. "./data" or "./data:rw"');
+  if (value.includes("\0") || value.length > MAX_MOUNT_PATH) throw r.error(at, `is not a usable folder path`);
   const rw = value.endsWith(":rw");
-  return { source: rw ? value.slice(0, -3) : value.replace(/:ro$/, ""), rw };
+  return { source: value.replace(/:(rw|ro)$/, ""), rw };
+}
+
+/**
+ * A mount as `orca deploy` sends it: files by content hash. Every path is
+ * relative and plain (a guest must not reach past its mount), and no file
+ * is also a folder of another.
+ */
+function readApiMount(r: TableReader, at: (string | number)[], value: unknown): FileMount {
+  const shape = "must be {source, rw, tree} with sha256 file hashes";
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw r.error(at, shape);
+  const m = value as Partial<Record<keyof FileMount, unknown>>;
+  const tree = m.tree;
+  if (
+    typeof m.source !== "string" || typeof m.rw !== "boolean" || typeof tree !== "object" || tree === null ||
+    Array.isArray(tree)
+  ) {
+    throw r.error(at, shape);
+  }
+  if (m.source.length > MAX_MOUNT_PATH) throw r.error([...at, "source"], "is too long");
+  const entries = Object.entries(tree);
+  if (entries.length > MAX_MOUNT_FILES) throw r.error(at, `holds more than ${MAX_MOUNT_FILES} files`);
+  for (const [path, hash] of entries) {
+    if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash)) throw r.error([...at, "tree", path], shape);
+    if (!safeRelative(path)) {
+      throw r.error([...at, "tree", path], "is not a relative file path without empty, `.` or `..` parts");
+    }
+  }
+  // Sorted with "/" as the lowest character, whatever lies below a path comes right after it.
+  const keys = entries.map(([path]) => path.replaceAll("/", "\0")).sort();
+  const clash = keys.findIndex((k, i) => keys[i + 1]?.startsWith(`${k}\0`));
+  if (clash >= 0) throw r.error([...at, "tree", keys[clash].replaceAll("\0", "/")], "is both a file and a folder");
+  return { source: m.source, rw: m.rw, tree: Object.fromEntries(entries) as Record<string, string> };
 }

@@ -18,11 +18,13 @@ export function editDistance(a: string, b: string): number {
 export function closest(word: string, known: Iterable<string>): string | undefined {
   let best: string | undefined;
   let bestDistance = Infinity;
+  const limit = Math.max(2, Math.floor(word.length / 3));
   for (const candidate of known) {
+    // The distance is at least the difference in length: skip the hopeless (and long) ones unmeasured.
+    if (Math.abs(candidate.length - word.length) > limit) continue;
     const d = editDistance(word.toLowerCase(), candidate.toLowerCase());
     if (d < bestDistance) [best, bestDistance] = [candidate, d];
   }
-  const limit = Math.max(2, Math.floor(word.length / 3));
   return bestDistance <= limit ? best : undefined;
 }
 

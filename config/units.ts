@@ -12,12 +12,31 @@ const units: Record<string, number> = {
   ti: 1024 ** 4,
 };
 
-/** Parses a memory size into bytes, or returns `undefined` if malformed. */
-export function parseMemory(text: string): number | undefined {
+/** One page of a Wasm memory: the least a Wasm service can be given. */
+export const WASM_PAGE = 65536;
+/** The most a 32-bit Wasm memory can address (65,536 pages). */
+export const MAX_WASM_MEMORY = 4 * 1024 ** 3;
+/** The least memory Docker lets a container have. */
+export const MIN_CONTAINER_MEMORY = 6 * 1024 ** 2;
+/** A bound for containers far above any machine, so a size is always an exact whole number of bytes. */
+export const MAX_CONTAINER_MEMORY = 1024 ** 5;
+
+/**
+ * Parses a size into whole bytes (0 allowed), or returns `undefined` if
+ * malformed or too long to be a size.
+ */
+export function parseSize(text: string): number | undefined {
+  if (text.length > 64) return undefined;
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?)?[bB]?\s*$/.exec(text);
   if (!m) return undefined;
-  const bytes = Number(m[1]) * units[(m[2] ?? "").toLowerCase()];
-  return Number.isFinite(bytes) && bytes > 0 ? Math.round(bytes) : undefined;
+  const bytes = Math.round(Number(m[1]) * units[(m[2] ?? "").toLowerCase()]);
+  return Number.isSafeInteger(bytes) ? bytes : undefined;
+}
+
+/** Parses a memory size into bytes (at least one), or returns `undefined` if malformed. */
+export function parseMemory(text: string): number | undefined {
+  const bytes = parseSize(text);
+  return bytes !== undefined && bytes > 0 ? bytes : undefined;
 }
 
 /** Formats bytes the way users write them: 536870912 -> "512Mi". */
