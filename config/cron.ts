@@ -1,7 +1,8 @@
 /**
  * Cron schedule syntax: 5 fields (minute hour day-of-month month day-of-week), 6
  * fields (seconds first), `@hourly`-style macros, and an optional IANA time
- * zone as the last word (`0 9 * * * Europe/Berlin`; default UTC).
+ * zone as the last word (`0 9 * * * Europe/Berlin`; default UTC). Abbreviations
+ * (`EST`) are refused with a suggestion: they are not IANA names.
  *
  * DST: a local time that does not exist (spring forward) is skipped; a local
  * time that occurs twice (fall back) fires once, at its first occurrence,
@@ -58,12 +59,10 @@ const fieldDefs: Record<string, FieldDef> = {
 export function parseCron(text: string): CronSchedule | { error: string } {
   let words = text.trim().split(/\s+/).filter(Boolean);
   let timeZone = "UTC";
-  const last = words[words.length - 1];
-  if (words.length > 1 && last && /[A-Za-z]/.test(last) && (last.includes("/") || /^(UTC|GMT|Etc\/.*)$/i.test(last))) {
-    if (!validTimeZone(last)) {
-      return { error: `unknown time zone ${JSON.stringify(last)} (use an IANA name like Europe/Berlin)` };
-    }
-    timeZone = last;
+  if (zonePosition(words)) {
+    const zone = readTimeZone(words[words.length - 1]);
+    if (typeof zone !== "string") return zone;
+    timeZone = zone;
     words = words.slice(0, -1);
   }
   if (words.length === 1 && words[0].startsWith("@")) {
@@ -142,12 +141,72 @@ function parseField(text: string, def: FieldDef): Set<number> | string {
   return out;
 }
 
-function validTimeZone(tz: string): boolean {
+/**
+ * Whether the last word is a time zone: after a macro, after six fields, or
+ * after five when it is no day-of-week (`0 9 * * * EST`, not `0 0 9 * * MON`).
+ */
+function zonePosition(words: string[]): boolean {
+  const last = words[words.length - 1];
+  if (words.length < 2 || !/[A-Za-z]/.test(last)) return false;
+  if (words.length === 2) return words[0].startsWith("@");
+  if (words.length === 7) return true;
+  return words.length === 6 && typeof parseField(last, fieldDefs.weekday) === "string";
+}
+
+/** Abbreviations people write for a zone, and the IANA name they most likely mean. */
+const abbreviations: Record<string, string> = {
+  EST: "America/New_York",
+  EDT: "America/New_York",
+  CST: "America/Chicago",
+  CDT: "America/Chicago",
+  MST: "America/Denver",
+  MDT: "America/Denver",
+  PST: "America/Los_Angeles",
+  PDT: "America/Los_Angeles",
+  AKST: "America/Anchorage",
+  HST: "Pacific/Honolulu",
+  BST: "Europe/London",
+  WET: "Europe/Lisbon",
+  CET: "Europe/Berlin",
+  CEST: "Europe/Berlin",
+  EET: "Europe/Athens",
+  EEST: "Europe/Athens",
+  MSK: "Europe/Moscow",
+  JST: "Asia/Tokyo",
+  KST: "Asia/Seoul",
+  AEST: "Australia/Sydney",
+  AEDT: "Australia/Sydney",
+  NZST: "Pacific/Auckland",
+};
+
+/**
+ * An IANA zone name (`Europe/Berlin`, `UTC`), canonical, or an error. Bare
+ * abbreviations are refused even where Intl knows them: there `EST` is
+ * Panama's fixed UTC-5 (no daylight saving), `BST` is Bangladesh and `IST`
+ * India, rarely what was meant.
+ */
+function readTimeZone(word: string): string | { error: string } {
+  const named = `time zone ${JSON.stringify(word.slice(0, 64))}`;
+  if (/^(UTC|GMT|Z|Zulu)$/i.test(word)) return "UTC";
+  if (word.includes("/")) {
+    const zone = canonicalZone(word);
+    if (zone) return zone;
+    return { error: `unknown ${named}: not an IANA zone name (use one like Europe/Berlin or America/New_York)` };
+  }
+  const guess = abbreviations[word.toUpperCase()];
+  return {
+    error: `${named} is not an IANA zone name: ${
+      guess ? `write a Region/City name, e.g. ${guess}` : "use one like Europe/Berlin or America/New_York"
+    }`,
+  };
+}
+
+function canonicalZone(tz: string): string | undefined {
   try {
-    new Intl.DateTimeFormat("en-US", { timeZone: tz });
-    return true;
-  } catch {
-    return false;
+    return new Intl.DateTimeFormat("en-US", { timeZone: tz }).resolvedOptions().timeZone;
+  } catch (err) {
+    if (err instanceof RangeError) return undefined;
+    throw err;
   }
 }
 
