@@ -8,8 +8,20 @@
 export * from "./types.ts";
 export { parseServiceFile, parseToml, readService } from "./service.ts";
 export { defaultCluster, parseClusterFile } from "./cluster.ts";
-export { loadProject, type ModuleFile, type ProjectBundle, sha256Hex } from "./project.ts";
-export { parseRoute, parseTrigger, type RouteSegment, type TriggerSpec } from "./triggers.ts";
+export { loadProject, type ProjectBundle } from "./project.ts";
+export { type ModuleFile, sha256Hex } from "./files.ts";
+export {
+  eventNameError,
+  eventPatternError,
+  isReservedEvent,
+  MAX_ROUTE_LENGTH,
+  MAX_TOPIC_LENGTH,
+  parseRoute,
+  parseTrigger,
+  type RouteSegment,
+  topicError,
+  type TriggerSpec,
+} from "./triggers.ts";
 export { type CronSchedule, parseCron } from "./cron.ts";
-export { formatMemory, parseMemory } from "./units.ts";
+export { formatMemory, MAX_WASM_MEMORY, parseMemory, WASM_PAGE } from "./units.ts";
 export { closest, didYouMean } from "./suggest.ts";
