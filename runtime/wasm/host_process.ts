@@ -239,10 +239,11 @@ export class HostProcess {
     } catch {
       // already gone
     }
+    // The incident is the services' whose calls began (or ran late); the others are sent again (hosts.ts).
     const workloads = new Set<string>();
     for (const [id, pending] of this.#pending) {
       clearTimeout(pending.timer);
-      workloads.add(pending.workload);
+      if (pending.began || id === lateId) workloads.add(pending.workload);
       pending.lost(id === lateId, `the ${this.name} ${why}`);
     }
     this.#pending.clear();

@@ -5,8 +5,9 @@
  * (one that already has the workload loaded on a tie). A call that outlives
  * its deadline by `graceMs` means the in-guest interrupt did not fire (a
  * guest without deadline checks, a hung host): the host is killed with
- * SIGKILL, its calls fail (504 for the late one, 503 for the others), the
- * incident is reported, and a fresh host takes its place.
+ * SIGKILL, its calls whose guests began fail (504 for the late one, 503 for
+ * the others; the calls it had not handed to a guest yet run on another
+ * host), the incident is reported, and a fresh host takes its place.
  */
 
 import { OrcaError } from "../../errors.ts";

@@ -23,7 +23,8 @@ import type {
   WorkloadStatus,
 } from "../types.ts";
 import { DEFAULT_MEMORY_LIMIT, type GuestKind, prepareComponent, type PreparedComponent } from "./compile.ts";
-import { Executor, type GuestBackend, type WorkloadDesc } from "./executor.ts";
+import { Admission, enterBoth, overloaded, type Refusal } from "./admission.ts";
+import { Executor, type GuestBackend, HTTP_TIMEOUT_MS, type WorkloadDesc } from "./executor.ts";
 import { errorResponse, errorText } from "./guest.ts";
 import { HostPool } from "./hosts.ts";
 import { STREAM_AFTER_BYTES } from "./body.ts";
@@ -37,6 +38,18 @@ export interface WasmRuntimeOptions {
   loadBlob?(hash: string): Promise<Uint8Array>;
   /** Pre-made instances per workload (per guest host). */
   poolSize?: number;
+  /**
+   * HTTP calls of one service running at once, over all its guest hosts (default: 4 per guest host, 4 in this
+   * process). Each holds an instance, so this bounds a service's memory in every host.
+   */
+  concurrency?: number;
+  /** HTTP calls of one service waiting for a turn (default 128); more are answered 503 with Retry-After at once. */
+  queue?: number;
+  /**
+   * HTTP calls running at once in each guest host, of all services together (default 16); more wait for a turn
+   * (within their service's queue). With the pools, this bounds the instances, so the memory, of a host.
+   */
+  hostConcurrency?: number;
   /** Guest host processes (default: one per core); 0 runs guests in this process. */
   workers?: number;
   /** A service with no call for this long drops its instances (scale to zero; default 60 s). */
@@ -69,11 +82,25 @@ interface Workload {
   errors: number;
   /** Guest hosts lost while serving this workload. */
   incidents: number;
+  /** Who of its HTTP calls run, who wait, who are turned away. */
+  admission: Admission;
+  /** When calls were last turned away and logged (at most every OVERLOAD_LOG_MS). */
+  refusedLoggedAt?: number;
+  refusedSince: number;
   idle?: () => void;
 }
 
 /** Buffered request bodies larger than this are refused with 413 (a streamed one has no limit but its deadline). */
 const MAX_REQUEST_BODY = 32 * 1024 * 1024;
+/** Calls of a service waiting for a turn, by default. */
+const DEFAULT_QUEUE = 128;
+/** Calls of a service running at once per guest host, by default. */
+const CONCURRENCY_PER_HOST = 4;
+/** Calls running at once in one guest host (all services together), by default. */
+const HOST_CONCURRENCY = 16;
+/** What an overloaded service's clients are told to wait before trying again, in seconds. */
+const RETRY_AFTER_S = 1;
+const OVERLOAD_LOG_MS = 10_000;
 
 export class WasmRuntime implements Runtime, HttpServing, JobRunning {
   readonly kind = "wasm" as const;
@@ -82,6 +109,9 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
   readonly #prepared = new Map<string, Promise<PreparedComponent>>();
   readonly #workloads = new Map<string, Workload>();
   readonly #backend: GuestBackend;
+  readonly #concurrency: number;
+  /** Turns for calls in the guest hosts, every service's together. */
+  readonly #node: Admission;
 
   constructor(opts: WasmRuntimeOptions) {
     this.#opts = opts;
@@ -90,6 +120,9 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     const log = (id: string, stream: LogLine["stream"], text: string) =>
       this.#workloads.get(id)?.logs.append(stream, text);
     const workers = opts.workers ?? navigator.hardwareConcurrency;
+    this.#concurrency = opts.concurrency ?? CONCURRENCY_PER_HOST * Math.max(1, workers);
+    // Calls waiting here are already bounded by every service's own queue.
+    this.#node = new Admission((opts.hostConcurrency ?? HOST_CONCURRENCY) * Math.max(1, workers), Infinity);
     this.#backend = workers > 0
       ? new HostPool({
         size: workers,
@@ -154,6 +187,8 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       requests: 0,
       errors: 0,
       incidents: 0,
+      admission: new Admission(this.#concurrency, this.#opts.queue ?? DEFAULT_QUEUE),
+      refusedSince: 0,
     });
     return handle;
   }
@@ -283,8 +318,15 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     const streamBody = hasBody &&
       (declared > STREAM_AFTER_BYTES || (w.kind === "http" && length === null));
     if (!streamBody && declared > MAX_REQUEST_BODY) return errorResponse(413, "request body larger than 32 MiB");
+    // A turn first (waiting at most the call's deadline), before the body is read: a refused call costs nothing.
+    const turn = await enterBoth(w.admission, this.#node, w.desc.timeoutMs ?? HTTP_TIMEOUT_MS, request.signal);
+    if (typeof turn === "string") return this.#refuse(w, turn);
     w.requests++;
     w.busy++;
+    const end = () => {
+      turn();
+      this.#done(w);
+    };
     let streaming = false;
     try {
       const body = streamBody ? request.body : hasBody ? new Uint8Array(await request.arrayBuffer()) : null;
@@ -307,15 +349,32 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       if (reply.finished) {
         // A streamed body: the call is over when the guest is done writing it.
         streaming = true;
-        reply.finished.then(failed).finally(() => this.#done(w));
+        reply.finished.then(failed).finally(end);
       }
       const nullBody = reply.status === 204 || reply.status === 304 || request.method === "HEAD";
       if (nullBody && reply.body instanceof ReadableStream) reply.body.cancel().catch(() => {});
       const responseBody = nullBody ? null : reply.body as ReadableStream<Uint8Array> | Uint8Array<ArrayBuffer>;
       return new Response(responseBody, { status: reply.status, headers: reply.headers });
     } finally {
-      if (!streaming) this.#done(w);
+      if (!streaming) end();
     }
+  }
+
+  /** Answers a call the service has no room for: 503 with Retry-After, at once; logged now and then. */
+  #refuse(w: Workload, why: Refusal): Response {
+    const name = w.spec.service.name;
+    const { concurrency, queue } = w.admission;
+    const now = this.#now();
+    w.refusedSince++;
+    if (why !== "aborted" && (w.refusedLoggedAt === undefined || now - w.refusedLoggedAt >= OVERLOAD_LOG_MS)) {
+      w.logs.append(
+        "system",
+        `overloaded: ${w.refusedSince} call(s) answered 503 (${concurrency} run at once, ${queue} may wait)`,
+      );
+      w.refusedLoggedAt = now;
+      w.refusedSince = 0;
+    }
+    return overloaded(name, why, w.admission, RETRY_AFTER_S);
   }
 
   /** Kills the guest hosts (or stops the in-process watchdog); the runtime serves no more calls. */
