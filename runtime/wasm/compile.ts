@@ -10,6 +10,7 @@ import { $init as bindgenReady, generate } from "@bytecodealliance/jco-transpile
 import { componentNew } from "@bytecodealliance/jco-transpile/wasm-tools";
 import { OrcaError } from "../../errors.ts";
 import { instrumentInterrupts, needsInterrupts } from "./instrument.ts";
+import { describeProvided, unprovidedImports } from "./wasi.ts";
 import { capMemory, importMainMemory, type MemoryLimits, PAGE } from "./limits.ts";
 import {
   type CompiledComponent,
@@ -26,7 +27,7 @@ export { loadComponent } from "./component.ts";
 export const DEFAULT_MEMORY_LIMIT = 128 * 2 ** 20;
 
 /** Bumped when the transpile options or the glue patches change. */
-const CACHE_VERSION = "jco-transpile-0.15.0-v4";
+const CACHE_VERSION = "jco-transpile-0.15.0-v5";
 
 /** The WASI functions that may block; under JSPI they suspend the guest. */
 const asyncImports = [
@@ -174,6 +175,7 @@ async function transpileToDir(bytes: Uint8Array, dir: string): Promise<Meta> {
   }
   let component = bytes;
   if (kind === "core") {
+    checkCoreModule(bytes);
     try {
       const adapter = await Deno.readFile(adapterUrl);
       component = await componentNew(bytes, [["wasi_snapshot_preview1", adapter]]);
@@ -200,6 +202,14 @@ async function transpileToDir(bytes: Uint8Array, dir: string): Promise<Meta> {
     throw new OrcaError("wasm", `cannot transpile the component: ${firstLine(err)}`, {
       hint: "is it a valid WASI 0.2 component? `wasm-tools validate` tells more",
     });
+  }
+  const unprovided = unprovidedImports(result.imports);
+  if (unprovided.length > 0) {
+    throw new OrcaError(
+      "wasm",
+      `the component imports ${unprovided.join(", ")}, which Orca does not provide to guests`,
+      { hint: `guests may import ${describeProvided()}` },
+    );
   }
   const exportNames = result.exports.map(([name]) => name);
   const guestKind = kindExports.find(([, prefix]) => exportNames.some((n) => n.startsWith(prefix)))?.[0];
@@ -234,6 +244,41 @@ async function transpileToDir(bytes: Uint8Array, dir: string): Promise<Meta> {
     if (!(await readMeta(dir))) throw err;
   }
   return meta;
+}
+
+/** What Orca accepts, for messages about modules it does not. */
+const ACCEPTED = "a WASI preview1 command (a core module exporting `_start`, e.g. C with `main` built by clang " +
+  "--target=wasm32-wasi), or a component exporting wasi:http/incoming-handler (HTTP), wasi:cli/run (HTTP " +
+  "WAGI-style, and jobs) or orca:jobs/handler (jobs)";
+
+/** A core module must be a WASI preview1 command: `_start`, and imports of preview1 functions only. */
+function checkCoreModule(bytes: Uint8Array): void {
+  let module: WebAssembly.Module;
+  try {
+    module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
+  } catch (err) {
+    throw new OrcaError("wasm", `the core module is not valid WebAssembly: ${firstLine(err)}`, {
+      hint: `Orca runs ${ACCEPTED}`,
+    });
+  }
+  const foreign = WebAssembly.Module.imports(module).filter((i) =>
+    i.module !== "wasi_snapshot_preview1" || i.kind !== "function"
+  );
+  if (foreign.length > 0) {
+    const names = foreign.map((i) => `${i.module}.${i.name} (${i.kind})`);
+    throw new OrcaError(
+      "wasm",
+      `the core module imports ${names.join(", ")}: a core module may import only WASI preview1 functions ` +
+        "(wasi_snapshot_preview1)",
+      { hint: `Orca runs ${ACCEPTED}` },
+    );
+  }
+  const start = WebAssembly.Module.exports(module).some((e) => e.name === "_start" && e.kind === "function");
+  if (!start) {
+    throw new OrcaError("wasm", "the core module exports no `_start` function, so it is not a WASI command", {
+      hint: `Orca runs ${ACCEPTED}`,
+    });
+  }
 }
 
 /**

@@ -193,6 +193,34 @@ export function sandboxImports(opts: SandboxOptions): Record<string, unknown> {
 
 const knownVersions = new Set(versions);
 
+let provided: ReadonlySet<string> | undefined;
+
+/** The interfaces guests may import (by name, without a version). */
+export function providedInterfaces(): ReadonlySet<string> {
+  provided ??= new Set(Object.keys(sandboxImports({ args: [], allowedHosts: [], io: () => ({}) as GuestIo })));
+  return provided;
+}
+
+/** Those of a component's imports (`ns:pkg/iface`, perhaps `@version`) no guest is given. */
+export function unprovidedImports(imports: readonly string[]): string[] {
+  return imports.filter((key) => {
+    const at = key.indexOf("@");
+    const name = at < 0 ? key : key.slice(0, at);
+    return !providedInterfaces().has(name) || (at >= 0 && !knownVersions.has(key.slice(at)));
+  });
+}
+
+/** What guests may import, for messages: `wasi:cli/{environment, exit, ...}; ...` and the versions. */
+export function describeProvided(): string {
+  const byPackage = new Map<string, string[]>();
+  for (const name of providedInterfaces()) {
+    const [pkg, iface] = name.split("/");
+    byPackage.set(pkg, [...byPackage.get(pkg) ?? [], iface]);
+  }
+  const list = [...byPackage].map(([pkg, ifaces]) => `${pkg}/{${ifaces.join(", ")}}`).join("; ");
+  return `${list} (WASI ${versions[1].slice(1)} to ${versions.at(-1)!.slice(1)})`;
+}
+
 function sink(write: (bytes: Uint8Array) => void, drain: () => Promise<void> | undefined = () => undefined) {
   return {
     write(contents: Uint8Array) {
