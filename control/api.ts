@@ -5,7 +5,7 @@
  */
 
 import { type Context, Hono } from "hono";
-import { type NodeGpu, sha256Hex } from "../config/mod.ts";
+import { isReservedEvent, type NodeGpu, sha256Hex } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { wasmKind } from "../runtime/mod.ts";
 import { tokenMatches } from "./auth.ts";
@@ -262,12 +262,6 @@ function flagOf(text: string | undefined, name: string): boolean {
   throw new OrcaError("invalid", `query parameter ${name} must be 1, true, 0 or false`, {
     where: `${name}=${JSON.stringify(text).slice(0, 40)}`,
   });
-}
-
-/** Orca's own event names, in any letter case: `orca` and `orca.*`. */
-function isReservedEvent(name: string): boolean {
-  const lower = name.toLowerCase();
-  return lower === "orca" || lower.startsWith("orca.");
 }
 
 /** Splits NDJSON-style input into one message per non-empty line. */

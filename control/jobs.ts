@@ -5,7 +5,7 @@
  * changes.
  */
 
-import { parseTrigger, type ServiceSpec } from "../config/mod.ts";
+import { parseTrigger, type ServiceSpec, topicError } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import type { JobRunning, WorkloadHandle } from "../runtime/mod.ts";
 import { type Clock, systemClock } from "../triggers/clock.ts";
@@ -116,9 +116,8 @@ export class JobTriggers {
 
   /** Publishes messages to a queue topic; durable when this returns. */
   publish(topic: string, bodies: Uint8Array[]): number[] {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(topic)) {
-      throw new OrcaError("invalid", `invalid topic name ${JSON.stringify(topic)}`, { hint: "letters, digits, . _ -" });
-    }
+    const error = topicError(topic);
+    if (error) throw new OrcaError("invalid", error, { hint: "letters, digits, . _ -, at most 200 characters" });
     const ids = this.queues.publish(topic, bodies);
     this.#consumers.notify(topic);
     return ids;

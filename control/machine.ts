@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS raft_applied (
 
 export class ControlMachine implements StateMachine<CommandResult> {
   readonly #store: Store;
+  readonly #listeners: (() => void)[] = [];
   #index: number;
   #term: number;
 
@@ -64,17 +65,24 @@ export class ControlMachine implements StateMachine<CommandResult> {
     this.#term = row?.term ?? 0;
   }
 
+  /** Calls `listener` after each command applied and each snapshot installed (the state changed). */
+  onApplied(listener: () => void): void {
+    this.#listeners.push(listener);
+  }
+
   /** The last entry applied, durably (stored with what it applied). */
   applied(): number {
     return this.#index;
   }
 
   apply(entry: Entry): CommandResult {
-    return this.#store.transaction(() => {
+    const result = this.#store.transaction(() => {
       const result = entry.kind === "normal" ? this.#run(entry.data) : { ok: true as const, value: undefined };
       this.#setApplied(entry.index, entry.term);
       return result;
     });
+    if (entry.kind === "normal" && result.ok) { for (const listener of this.#listeners) listener(); }
+    return result;
   }
 
   snapshot(): Uint8Array {
@@ -103,6 +111,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
       for (const d of data.deploys) deploy.run(d.id, d.at, d.summary);
       this.#setApplied(data.applied.index, data.applied.term);
     });
+    for (const listener of this.#listeners) listener();
   }
 
   /** Applies one command; an error is part of the result (every member meets it alike), never thrown. */

@@ -1,24 +1,14 @@
 /**
- * The control plane: holds the desired state (from the store), keeps one
- * running workload per service on the runtime, and swaps versions on deploy
- * without dropping a request: the new version is compiled and warm before
- * routes move to it, and the old one finishes its in-flight requests.
+ * The control plane: turns deploys and removals into commands on the log, and
+ * keeps this node's workloads in line with what the log applied. A deploy
+ * swaps versions without dropping a request: its new versions are compiled
+ * and warm before it commits, routes move to them once it is applied, and the
+ * old ones finish their in-flight requests.
  */
 
 import { OrcaError } from "../errors.ts";
 import { type Route, routesOf, RouteTable } from "../proxy/mod.ts";
-import type {
-  ExecResult,
-  GuestKind,
-  HttpContext,
-  HttpServing,
-  JobRunning,
-  LogLine,
-  LogOpts,
-  ResourceStats,
-  Runtime,
-  WorkloadHandle,
-} from "../runtime/mod.ts";
+import type { ExecResult, HttpContext, LogLine, LogOpts, ResourceStats, WorkloadHandle } from "../runtime/mod.ts";
 import {
   checkRunnable,
   type DeployRequest,
@@ -27,13 +17,16 @@ import {
   sameSpec,
   validateRequest,
 } from "./deploy_request.ts";
-import { type JobTriggers, needsCommand } from "./jobs.ts";
+import type { JobTriggers } from "./jobs.ts";
 import type { ControlCommand } from "./machine.ts";
 import type { DeployRecord, DeploySummary, Store, StoredService } from "./store.ts";
+import { type ContainerLike, type WasmLike, workloadId, Workloads } from "./workloads.ts";
 
 /** Where changes of desired state are committed (the Raft log) before they take effect. */
 export interface CommandLog {
   propose(command: ControlCommand): Promise<unknown>;
+  /** Calls `listener` after each change the log applied (in apply order, on every member). */
+  onApplied(listener: () => void): void;
 }
 
 export interface DeployResult {
@@ -61,19 +54,6 @@ export interface ServiceStatus {
   lastRun?: { scheduledAt: number; status: string; exitCode?: number; durationMs: number };
 }
 
-interface Active {
-  stored: StoredService;
-  handle?: WorkloadHandle;
-  /** Why there is no workload (failed to start on restore). */
-  failure?: string;
-}
-
-type WasmLike = Runtime & HttpServing & JobRunning & { guestKind(handle: WorkloadHandle): GuestKind };
-type ContainerLike = Runtime & HttpServing & {
-  orphans(): Promise<{ id: string; name: string; workload: string }[]>;
-  removeContainer(id: string): Promise<void>;
-};
-
 export interface ControlPlaneOptions {
   store: Store;
   /** Every deploy and removal is committed here; the store holds what was applied. */
@@ -92,25 +72,35 @@ export interface ControlPlaneOptions {
 export class ControlPlane {
   readonly #store: Store;
   readonly #commands: CommandLog;
-  readonly #wasm: WasmLike;
   readonly #containers?: ContainerLike;
   readonly #now: () => number;
   readonly #log: (line: string) => void;
-  readonly #drainMs: number;
   readonly #jobs?: JobTriggers;
-  readonly #active = new Map<string, Active>();
-  #routes = new RouteTable([]);
+  readonly #workloads: Workloads;
+  /** New versions a deploy made ahead, by workload id, for the convergence after it commits to take. */
+  readonly #warm = new Map<string, WorkloadHandle>();
+  /** Deploys and removals, one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
+  /** Convergences to the applied state, one at a time; each reads the latest state. */
+  #converging: Promise<void> = Promise.resolve();
+  #restored = false;
 
   constructor(opts: ControlPlaneOptions) {
     this.#store = opts.store;
     this.#commands = opts.commands;
-    this.#wasm = opts.wasm;
     this.#containers = opts.containers;
     this.#now = opts.now ?? Date.now;
     this.#log = opts.log ?? (() => {});
-    this.#drainMs = opts.drainMs ?? 10_000;
     this.#jobs = opts.jobs;
+    this.#workloads = new Workloads({
+      wasm: opts.wasm,
+      ...(opts.containers && { containers: opts.containers }),
+      log: this.#log,
+      drainMs: opts.drainMs ?? 10_000,
+    });
+    opts.commands.onApplied(() => {
+      if (this.#restored) this.#converge();
+    });
   }
 
   /** Publishes an Orca event (`orca.service.deployed`, ...); never fails the caller. */
@@ -123,26 +113,35 @@ export class ControlPlane {
   }
 
   get routes(): RouteTable {
-    return this.#routes;
+    return this.#workloads.routes;
   }
 
-  /** Brings every stored service back; one that fails does not stop the others. */
+  /** Brings every service of the applied state up; one that fails does not stop the others. */
   async restore(): Promise<void> {
-    for (const stored of this.#store.services()) {
-      const key = keyOf(stored.spec);
-      try {
-        this.#active.set(key, { stored, handle: await this.#startWorkload(stored) });
-      } catch (err) {
-        const failure = err instanceof Error ? err.message : String(err);
-        this.#active.set(key, { stored, failure });
-        this.#log(`restore: ${key} failed to start: ${failure}`);
-        this.emit("orca.service.failed", { service: key, error: failure });
-      }
+    this.#restored = true;
+    await this.#converge();
+    for (const [key, a] of this.#workloads.active) {
+      if (!a.failure) continue;
+      this.#log(`restore: ${key} failed to start: ${a.failure}`);
+      this.emit("orca.service.failed", { service: key, error: a.failure });
     }
-    this.#routes = new RouteTable([...this.#active.values()].flatMap((a) => routesOf(a.stored.spec)));
-    this.#applyJobs([]);
-    await this.#removeOrphans();
-    this.#log(`restored ${this.#active.size} service(s)`);
+    await this.#workloads.removeOrphans();
+    this.#log(`restored ${this.#workloads.active.size} service(s)`);
+  }
+
+  /** Brings the workloads in line with the applied state, after what is already under way. */
+  #converge(): Promise<void> {
+    const run = this.#converging.then(async () => {
+      const result = await this.#workloads.converge(this.#store.services(), this.#warm);
+      for (const f of result.failed) this.#log(`${f.service} failed to start: ${f.error}`);
+      const running = [...this.#workloads.active.values()].filter((a) => a.handle).map((a) => ({
+        spec: a.stored.spec,
+        handle: a.handle!,
+      }));
+      this.#jobs?.apply(running, result.removed);
+    });
+    this.#converging = run.catch((err) => this.#log(`converge: ${(err as Error).message ?? err}`));
+    return this.#converging;
   }
 
   /** Applies a deploy; serialized with other deploys. */
@@ -155,12 +154,13 @@ export class ControlPlane {
   async #deploy(request: DeployRequest): Promise<DeployResult> {
     const incoming = validateRequest(request);
     checkRunnable(incoming, this.#store, this.#containers !== undefined);
+    const active = this.#workloads.active;
     const summary: DeploySummary = { created: [], updated: [], removed: [], unchanged: [] };
     const changed: StoredService[] = [];
     const incomingKeys = new Set(incoming.map(keyOf));
     for (const spec of incoming) {
       const key = keyOf(spec);
-      const current = this.#active.get(key);
+      const current = active.get(key);
       if (current && current.handle && sameSpec(current.stored.spec, spec)) {
         summary.unchanged.push(key);
         continue;
@@ -169,7 +169,7 @@ export class ControlPlane {
       changed.push({ spec, version: (current?.stored.version ?? 0) + 1, updatedAt: this.#now() });
     }
     const projects = new Set(Object.keys(request.projects));
-    for (const [key, a] of this.#active) {
+    for (const [key, a] of active) {
       if (projects.has(a.stored.spec.project) && !incomingKeys.has(key)) summary.removed.push(key);
     }
     if (changed.length === 0 && summary.removed.length === 0) return { id: null, summary };
@@ -177,53 +177,44 @@ export class ControlPlane {
     // Routes of the result must not conflict: check before touching anything.
     const gone = new Set([...summary.removed, ...changed.map((c) => keyOf(c.spec))]);
     const nextRoutes: Route[] = [
-      ...[...this.#active].filter(([key]) => !gone.has(key)).flatMap(([, a]) => routesOf(a.stored.spec)),
+      ...[...active].filter(([key]) => !gone.has(key)).flatMap(([, a]) => routesOf(a.stored.spec)),
       ...changed.flatMap((c) => routesOf(c.spec)),
     ];
-    const table = new RouteTable(nextRoutes);
+    new RouteTable(nextRoutes);
 
     // Compile and warm every new version; on any failure, undo and leave the running ones alone.
-    const started = new Map<string, WorkloadHandle>();
+    const started: WorkloadHandle[] = [];
+    const undo = async () => {
+      for (const h of started) {
+        this.#warm.delete(h.id);
+        await this.#workloads.runtime(h).remove(h);
+      }
+    };
     try {
-      for (const c of changed) started.set(keyOf(c.spec), await this.#startWorkload(c));
+      for (const c of changed) {
+        const handle = await this.#workloads.start(c);
+        started.push(handle);
+        this.#warm.set(workloadId(c), handle);
+      }
     } catch (err) {
-      for (const h of started.values()) await this.#runtime(h).remove(h);
+      await undo();
       throw err;
     }
-
     let id: number;
     try {
-      id = await this.#commit(changed, summary.removed.map((k) => this.#active.get(k)!.stored.spec), summary);
+      id = await this.#commit(changed, summary.removed.map((k) => active.get(k)!.stored.spec), summary);
     } catch (err) {
-      for (const h of started.values()) await this.#runtime(h).remove(h);
+      await undo();
       throw err;
     }
-
-    // Swap: routes and workloads move together, synchronously.
-    const retired: WorkloadHandle[] = [];
-    for (const key of summary.removed) {
-      const old = this.#active.get(key)!;
-      if (old.handle) retired.push(old.handle);
-      this.#active.delete(key);
-    }
-    for (const c of changed) {
-      const key = keyOf(c.spec);
-      const old = this.#active.get(key);
-      if (old?.handle) retired.push(old.handle);
-      this.#active.set(key, { stored: c, handle: started.get(key)! });
-    }
-    this.#routes = table;
-    this.#applyJobs(summary.removed);
+    // The log applied it: the convergence it set off takes the warm versions and swaps.
+    await this.#converging;
     for (const key of summary.created) this.emit("orca.service.deployed", { service: key, deploy: id, version: 1 });
     for (const key of summary.updated) {
-      this.emit("orca.service.updated", { service: key, deploy: id, version: this.#active.get(key)!.stored.version });
+      const version = active.get(key)?.stored.version;
+      this.emit("orca.service.updated", { service: key, deploy: id, version });
     }
     for (const key of summary.removed) this.emit("orca.service.removed", { service: key, deploy: id });
-    for (const h of retired) {
-      this.#runtime(h).stop(h, this.#drainMs).then(() => this.#runtime(h).remove(h)).catch((err) =>
-        this.#log(`retire ${h.id}: ${err}`)
-      );
-    }
     this.#log(`deploy ${id}: ${describeSummary(summary)}`);
     return { id, summary };
   }
@@ -232,19 +223,11 @@ export class ControlPlane {
   remove(service: string): Promise<DeployResult> {
     const run = this.#queue.then(async () => {
       const key = this.resolve(service);
-      const a = this.#active.get(key)!;
+      const a = this.#workloads.active.get(key)!;
       const summary: DeploySummary = { created: [], updated: [], removed: [key], unchanged: [] };
       const id = await this.#commit([], [a.stored.spec], summary);
-      this.#active.delete(key);
-      this.#routes = new RouteTable([...this.#active.values()].flatMap((x) => routesOf(x.stored.spec)));
-      this.#applyJobs([key]);
+      await this.#converging;
       this.emit("orca.service.removed", { service: key, deploy: id });
-      if (a.handle) {
-        const h = a.handle;
-        this.#runtime(h).stop(h, this.#drainMs).then(() => this.#runtime(h).remove(h)).catch((err) =>
-          this.#log(`retire ${h.id}: ${err}`)
-        );
-      }
       this.#log(`deploy ${id}: removed ${key}`);
       return { id, summary };
     });
@@ -265,36 +248,36 @@ export class ControlPlane {
   /** Runs a command in a service's workload (first replica). */
   exec(service: string, cmd: string[]): Promise<ExecResult> {
     const handle = this.#handleOf(service);
-    return this.#runtime(handle).exec(handle, cmd);
+    return this.#workloads.runtime(handle).exec(handle, cmd);
   }
 
   /** Live resource use of a service's workload. */
   stats(service: string): Promise<ResourceStats> {
     const handle = this.#handleOf(service);
-    return this.#runtime(handle).stats(handle);
+    return this.#workloads.runtime(handle).stats(handle);
   }
 
   #handleOf(service: string): WorkloadHandle {
     const key = this.resolve(service);
-    const handle = this.#active.get(key)!.handle;
+    const handle = this.#workloads.active.get(key)!.handle;
     if (!handle) throw new OrcaError("unavailable", `service ${key} is not running`, { hint: "orca status shows why" });
     return handle;
   }
 
   /** Answers an HTTP request for `service` (a route's target). */
   serve(service: string, request: Request, ctx: HttpContext): Promise<Response> {
-    const a = this.#active.get(service);
+    const a = this.#workloads.active.get(service);
     if (!a?.handle) {
       return Promise.resolve(
         Response.json({ error: "service unavailable", service, detail: a?.failure }, { status: 503 }),
       );
     }
-    return this.#runtime(a.handle).serveHttp(a.handle, request, ctx);
+    return this.#workloads.runtime(a.handle).serveHttp(a.handle, request, ctx);
   }
 
   async status(): Promise<ServiceStatus[]> {
     const out: ServiceStatus[] = [];
-    for (const [, a] of [...this.#active].sort(([x], [y]) => x.localeCompare(y))) {
+    for (const [, a] of [...this.#workloads.active].sort(([x], [y]) => x.localeCompare(y))) {
       const { spec, version, updatedAt } = a.stored;
       const routes = routesOf(spec).map((r) => r.host ? `${r.host}${r.pattern}` : r.pattern);
       const base = {
@@ -310,7 +293,7 @@ export class ControlPlane {
         out.push({ ...base, state: "failed", instances: 0, requests: 0, errors: 0, message: a.failure });
         continue;
       }
-      const runtime = this.#runtime(a.handle);
+      const runtime = this.#workloads.runtime(a.handle);
       // Container stats take the engine a second or two: status shows Wasm counters only.
       const [st, stats] = await Promise.all([
         runtime.status(a.handle).catch((err) => ({ state: "failed", instances: 0, message: (err as Error).message })),
@@ -343,13 +326,14 @@ export class ControlPlane {
   /** Logs of a service, by `name` or `project/name`. */
   logs(service: string, opts: LogOpts): AsyncIterable<LogLine> {
     const handle = this.#handleOf(service);
-    return this.#runtime(handle).logs(handle, opts);
+    return this.#workloads.runtime(handle).logs(handle, opts);
   }
 
   /** Resolves `name` or `project/name` to a service key, or explains why not. */
   resolve(service: string): string {
-    if (this.#active.has(service)) return service;
-    const matches = [...this.#active.keys()].filter((k) => k.endsWith(`/${service}`));
+    const active = this.#workloads.active;
+    if (active.has(service)) return service;
+    const matches = [...active.keys()].filter((k) => k.endsWith(`/${service}`));
     if (matches.length === 1) return matches[0];
     if (matches.length > 1) {
       throw new OrcaError("invalid", `service name "${service}" is ambiguous`, {
@@ -359,75 +343,14 @@ export class ControlPlane {
     throw new OrcaError("not_found", `no service "${service}"`, { hint: "orca status lists the deployed services" });
   }
 
-  #runtime(handle: WorkloadHandle): Runtime & HttpServing {
-    if (handle.runtime === "wasm") return this.#wasm;
-    if (!this.#containers) throw new OrcaError("internal", `no container runtime for ${handle.id}`);
-    return this.#containers;
-  }
-
-  /** Containers labelled as Orca's that no service owns: left by a crash or a retired version. */
-  async #removeOrphans(): Promise<void> {
-    if (!this.#containers) return;
-    try {
-      for (const orphan of await this.#containers.orphans()) {
-        await this.#containers.removeContainer(orphan.id);
-        this.#log(`removed orphan container ${orphan.name} (${orphan.workload || "no workload"})`);
-      }
-    } catch (err) {
-      this.#log(`orphan check skipped: ${(err as Error).message}`);
-    }
-  }
-
-  #applyJobs(removed: string[]): void {
-    const running = [...this.#active.values()].filter((a) => a.handle).map((a) => ({
-      spec: a.stored.spec,
-      handle: a.handle!,
-    }));
-    this.#jobs?.apply(running, removed);
-  }
-
   deploys(limit?: number): DeployRecord[] {
     return this.#store.deploys(limit);
   }
 
   async shutdown(): Promise<void> {
     await this.#jobs?.stop();
-    // Wasm workloads end with the process; containers keep running, and are adopted on the next start.
-    for (const a of this.#active.values()) if (a.handle?.runtime === "wasm") await this.#wasm.remove(a.handle);
-    this.#active.clear();
-  }
-
-  async #startWorkload(stored: StoredService): Promise<WorkloadHandle> {
-    const runtime = stored.spec.runtime === "wasm" ? this.#wasm : this.#containers;
-    if (!runtime) throw new OrcaError("unsupported", `service ${keyOf(stored.spec)} needs the container runtime`);
-    const handle = await runtime.create({ id: `${keyOf(stored.spec)}@${stored.version}`, service: stored.spec });
-    try {
-      await runtime.start(handle);
-      const kind = handle.runtime === "wasm" ? this.#wasm.guestKind(handle) : undefined;
-      if (kind === "handler" && routesOf(stored.spec).length > 0) {
-        throw new OrcaError(
-          "config",
-          `service ${keyOf(stored.spec)} is an orca:jobs/handler, which cannot answer HTTP`,
-          {
-            hint: "remove its http triggers and domain, or build it as a wasi:http component or a WASI command",
-          },
-        );
-      }
-      if (kind === "http" && needsCommand(stored.spec)) {
-        throw new OrcaError(
-          "config",
-          `service ${keyOf(stored.spec)} has cron/queue/event triggers but is a wasi:http handler`,
-          {
-            hint:
-              "jobs run a WASI command (wasi:cli/run, e.g. a C or Rust program with main); move them to a separate service",
-          },
-        );
-      }
-    } catch (err) {
-      await runtime.remove(handle);
-      throw err;
-    }
-    return handle;
+    await this.#converging;
+    await this.#workloads.shutdown();
   }
 }
 

@@ -47,10 +47,12 @@ const noPeers: Transport<Message> = { send() {}, onMessage() {}, close: () => Pr
 export class ControlLog {
   readonly #driver: RaftDriver<CommandResult>;
   readonly #store: WorkerLogStore;
+  readonly #machine: ControlMachine;
 
-  private constructor(driver: RaftDriver<CommandResult>, store: WorkerLogStore) {
+  private constructor(driver: RaftDriver<CommandResult>, store: WorkerLogStore, machine: ControlMachine) {
     this.#driver = driver;
     this.#store = store;
+    this.#machine = machine;
   }
 
   /** Opens the log, applies what it holds past the state's applied index, and resolves once this member leads. */
@@ -79,7 +81,7 @@ export class ControlLog {
       snapshotEvery: opts.snapshotEvery ?? 10_000,
       timeoutMs: opts.timeoutMs ?? 10_000,
     });
-    const log = new ControlLog(driver, store);
+    const log = new ControlLog(driver, store, machine);
     try {
       // Linearizable: everything committed before now is applied (a lone member leads at once).
       await log.barrier();
@@ -100,6 +102,11 @@ export class ControlLog {
     }
     if (!result.ok) throw new OrcaError(result.error.code, result.error.message);
     return result.value;
+  }
+
+  /** Calls `listener` after each change applied (commands and installed snapshots), in apply order. */
+  onApplied(listener: () => void): void {
+    this.#machine.onApplied(listener);
   }
 
   /** Resolves once this member has applied everything committed before the call (a linearizable read may follow). */

@@ -37,7 +37,7 @@ Deno.test("bad input is refused clearly and disturbs nothing", async (t) => {
       const dir = await writeProject({ nomod: `[[service]]\nname = "a"\nmodule = "missing.wasm"\n` });
       const r = await orca(server, "deploy", dir);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /module file not found: .*missing\.wasm/);
+      assert.match(r.stderr, /`module` not found: .*missing\.wasm/);
       assert.match(r.stderr, /hint: build the module first/);
     });
 
@@ -48,7 +48,7 @@ Deno.test("bad input is refused clearly and disturbs nothing", async (t) => {
       await Deno.writeTextFile(`${dir}/services/notwasm/a.wasm`, "<html>not wasm</html>");
       const r = await orca(server, "deploy", dir);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /error: the module is not WebAssembly .*a\.wasm/);
+      assert.match(r.stderr, /service "a": `module` is not WebAssembly \(no `\\0asm` header\): .*a\.wasm/);
       assert.equal((await get(`${server.httpUrl}/nw`)).status, 404);
       await stillServing(server);
     });

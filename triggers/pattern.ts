@@ -6,13 +6,11 @@
  * the input: no backtracking.
  */
 
-/** The longest event name accepted (characters), like a queue topic's. */
-export const MAX_EVENT_NAME_LENGTH = 200;
+import { eventNameError } from "../config/mod.ts";
 
-const NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
-
+/** Whether `name` is a valid event name (dotted words, at most 200 characters). */
 export function validEventName(name: string): boolean {
-  return name.length <= MAX_EVENT_NAME_LENGTH && NAME.test(name);
+  return eventNameError(name) === undefined;
 }
 
 export function matchEvent(pattern: string, name: string): boolean {

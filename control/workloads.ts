@@ -1,0 +1,177 @@
+/**
+ * The workloads this node runs, one per service, kept in line with the
+ * desired state the log applied: `converge` starts what is new, swaps routes
+ * and workloads together (synchronously, so no request sees half a change),
+ * and retires what was replaced or removed after its in-flight requests end.
+ * A version made ahead (a deploy warms its new versions before it commits)
+ * is taken as it is, so a deploy's swap waits for nothing.
+ */
+
+import { OrcaError } from "../errors.ts";
+import { routesOf, RouteTable } from "../proxy/mod.ts";
+import type { GuestKind, HttpServing, JobRunning, Runtime, WorkloadHandle } from "../runtime/mod.ts";
+import { keyOf } from "./deploy_request.ts";
+import { needsCommand } from "./jobs.ts";
+import type { StoredService } from "./store.ts";
+
+export interface Active {
+  stored: StoredService;
+  handle?: WorkloadHandle;
+  /** Why there is no workload (it failed to start here). */
+  failure?: string;
+}
+
+export type WasmLike = Runtime & HttpServing & JobRunning & { guestKind(handle: WorkloadHandle): GuestKind };
+export type ContainerLike = Runtime & HttpServing & {
+  orphans(): Promise<{ id: string; name: string; workload: string }[]>;
+  removeContainer(id: string): Promise<void>;
+};
+
+export interface WorkloadsOptions {
+  wasm: WasmLike;
+  containers?: ContainerLike;
+  log: (line: string) => void;
+  /** How long a replaced version may finish in-flight requests. */
+  drainMs: number;
+}
+
+/** What a convergence changed: services started (new or a new version), removed, and those that failed to start. */
+export interface Converged {
+  started: string[];
+  removed: string[];
+  failed: { service: string; error: string }[];
+}
+
+/** The id of a service's workload at a version: the key warm versions are found by. */
+export function workloadId(stored: StoredService): string {
+  return `${keyOf(stored.spec)}@${stored.version}`;
+}
+
+export class Workloads {
+  readonly #opts: WorkloadsOptions;
+  readonly active = new Map<string, Active>();
+  #routes = new RouteTable([]);
+
+  constructor(opts: WorkloadsOptions) {
+    this.#opts = opts;
+  }
+
+  get routes(): RouteTable {
+    return this.#routes;
+  }
+
+  /** The runtime `handle` runs on. */
+  runtime(handle: WorkloadHandle): Runtime & HttpServing {
+    if (handle.runtime === "wasm") return this.#opts.wasm;
+    if (!this.#opts.containers) throw new OrcaError("internal", `no container runtime for ${handle.id}`);
+    return this.#opts.containers;
+  }
+
+  /** Makes the running set match `desired`, using `warm` versions where there are; a failure to start is recorded. */
+  async converge(desired: StoredService[], warm: Map<string, WorkloadHandle>): Promise<Converged> {
+    const result: Converged = { started: [], removed: [], failed: [] };
+    const next = new Map<string, Active>();
+    for (const stored of desired) {
+      const key = keyOf(stored.spec);
+      const current = this.active.get(key);
+      if (current && current.stored.version === stored.version) {
+        next.set(key, current);
+        continue;
+      }
+      const id = workloadId(stored);
+      try {
+        const handle = warm.get(id) ?? await this.start(stored);
+        warm.delete(id);
+        next.set(key, { stored, handle });
+        result.started.push(key);
+      } catch (err) {
+        const failure = err instanceof Error ? err.message : String(err);
+        next.set(key, { stored, failure });
+        result.failed.push({ service: key, error: failure });
+      }
+    }
+    let table: RouteTable;
+    try {
+      table = new RouteTable([...next.values()].flatMap((a) => routesOf(a.stored.spec)));
+    } catch (err) {
+      // Deploys are checked for conflicts before they commit; a conflict here keeps the routes that work.
+      this.#opts.log(`routes not changed: ${(err as Error).message}`);
+      table = this.#routes;
+    }
+    // The swap: routes and workloads move together, with no await in between.
+    const retired: WorkloadHandle[] = [];
+    for (const [key, old] of this.active) {
+      const now = next.get(key);
+      if (!now) result.removed.push(key);
+      if (old.handle && now !== old) retired.push(old.handle);
+    }
+    this.active.clear();
+    for (const [key, a] of next) this.active.set(key, a);
+    this.#routes = table;
+    for (const handle of retired) this.retire(handle);
+    return result;
+  }
+
+  /** Stops `handle` once its in-flight requests are done (at most the drain time), then removes it. */
+  retire(handle: WorkloadHandle): void {
+    const runtime = this.runtime(handle);
+    runtime.stop(handle, this.#opts.drainMs).then(() => runtime.remove(handle)).catch((err) =>
+      this.#opts.log(`retire ${handle.id}: ${err}`)
+    );
+  }
+
+  /** Creates and starts a service's workload at its version, checking its guest suits its triggers. */
+  async start(stored: StoredService): Promise<WorkloadHandle> {
+    const { wasm, containers } = this.#opts;
+    const runtime = stored.spec.runtime === "wasm" ? wasm : containers;
+    if (!runtime) throw new OrcaError("unsupported", `service ${keyOf(stored.spec)} needs the container runtime`);
+    const handle = await runtime.create({ id: workloadId(stored), service: stored.spec });
+    try {
+      await runtime.start(handle);
+      const kind = handle.runtime === "wasm" ? wasm.guestKind(handle) : undefined;
+      if (kind === "handler" && routesOf(stored.spec).length > 0) {
+        throw new OrcaError(
+          "config",
+          `service ${keyOf(stored.spec)} is an orca:jobs/handler, which cannot answer HTTP`,
+          {
+            hint: "remove its http triggers and domain, or build it as a wasi:http component or a WASI command",
+          },
+        );
+      }
+      if (kind === "http" && needsCommand(stored.spec)) {
+        throw new OrcaError(
+          "config",
+          `service ${keyOf(stored.spec)} has cron/queue/event triggers but is a wasi:http handler`,
+          {
+            hint:
+              "jobs run a WASI command (wasi:cli/run, e.g. a C or Rust program with main); move them to a separate service",
+          },
+        );
+      }
+    } catch (err) {
+      await runtime.remove(handle);
+      throw err;
+    }
+    return handle;
+  }
+
+  /** Containers labelled as Orca's that no service owns: left by a crash or a retired version. */
+  async removeOrphans(): Promise<void> {
+    const containers = this.#opts.containers;
+    if (!containers) return;
+    try {
+      for (const orphan of await containers.orphans()) {
+        await containers.removeContainer(orphan.id);
+        this.#opts.log(`removed orphan container ${orphan.name} (${orphan.workload || "no workload"})`);
+      }
+    } catch (err) {
+      this.#opts.log(`orphan check skipped: ${(err as Error).message}`);
+    }
+  }
+
+  /** Ends the Wasm workloads (they end with the process anyway); containers keep running, adopted on the next start. */
+  async shutdown(): Promise<void> {
+    for (const a of this.active.values()) if (a.handle?.runtime === "wasm") await this.#opts.wasm.remove(a.handle);
+    this.active.clear();
+  }
+}
