@@ -23,41 +23,43 @@ function chunked(size: number): ReadableStream<Uint8Array> {
   });
 }
 
-Deno.test("a large body a guest does not read is dropped; its guest host lives on", async () => {
-  const { runtime, deploy, cleanup } = await setup({ workers: 1, poolSize: 1 });
-  const c = await deploy(await Deno.readFile(guests.c));
-  const js = await deploy(await Deno.readFile(guests.js));
-  const ok = await deploy(await Deno.readFile(guests.version1));
-  const handles = { c, js, ok } as const;
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
-    const name = new URL(req.url).pathname.slice(1) as keyof typeof handles;
-    return runtime.serveHttp(handles[name], req, ctx);
-  });
-  const base = `http://127.0.0.1:${server.addr.port}`;
-  try {
-    for (const name of ["c", "js"] as const) {
-      for (let round = 0; round < 3; round++) {
-        // Content-Length (streams into the host), then chunked. hello-js reads a POST's body only: PUT it.
-        const sized = await fetch(`${base}/${name}`, { method: "PUT", body: new Uint8Array(BIG).fill(66) });
-        assert.equal(sized.status, 200, `${name}, with Content-Length`);
-        await sized.arrayBuffer();
-        const streamed = await fetch(`${base}/${name}`, { method: "PUT", body: chunked(BIG) });
-        assert.equal(streamed.status, 200, `${name}, chunked`);
-        await streamed.arrayBuffer();
+for (const [mode, workers] of [["in a guest host", 1], ["in this process", 0]] as const) {
+  Deno.test(`a large body a guest does not read is dropped (${mode}); its host lives on`, async () => {
+    const { runtime, deploy, cleanup } = await setup({ workers, poolSize: 1 });
+    const c = await deploy(await Deno.readFile(guests.c));
+    const js = await deploy(await Deno.readFile(guests.js));
+    const ok = await deploy(await Deno.readFile(guests.version1));
+    const handles = { c, js, ok } as const;
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+      const name = new URL(req.url).pathname.slice(1) as keyof typeof handles;
+      return runtime.serveHttp(handles[name], req, ctx);
+    });
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    try {
+      for (const name of ["c", "js"] as const) {
+        for (let round = 0; round < 3; round++) {
+          // Content-Length (streams into the host), then chunked. hello-js reads a POST's body only: PUT it.
+          const sized = await fetch(`${base}/${name}`, { method: "PUT", body: new Uint8Array(BIG).fill(66) });
+          assert.equal(sized.status, 200, `${name}, with Content-Length`);
+          await sized.arrayBuffer();
+          const streamed = await fetch(`${base}/${name}`, { method: "PUT", body: chunked(BIG) });
+          assert.equal(streamed.status, 200, `${name}, chunked`);
+          await streamed.arrayBuffer();
+        }
+        // The other service on the same host still answers.
+        const other = await fetch(`${base}/ok`);
+        assert.equal(other.status, 200);
+        assert.equal(await other.text(), "version 1\n");
       }
-      // The other service on the same host still answers.
-      const other = await fetch(`${base}/ok`);
-      assert.equal(other.status, 200);
-      assert.equal(await other.text(), "version 1\n");
+      assert.equal(runtime.hosts().restarts, 0, "no guest host was lost");
+      assert.equal((await runtime.stats(c)).incidents, 0);
+      assert.equal((await runtime.stats(js)).incidents, 0);
+    } finally {
+      await server.shutdown();
+      await cleanup();
     }
-    assert.equal(runtime.hosts().restarts, 0, "no guest host was lost");
-    assert.equal((await runtime.stats(c)).incidents, 0);
-    assert.equal((await runtime.stats(js)).incidents, 0);
-  } finally {
-    await server.shutdown();
-    await cleanup();
-  }
-});
+  });
+}
 
 for (const [kind, guest] of [["WAGI", guests.stream], ["wasi:http", guests.jsstream]] as const) {
   Deno.test(`a ${kind} guest whose client goes away mid-response stops writing; its host lives on`, async () => {
