@@ -23,8 +23,10 @@ export interface WebSocketTransportOptions {
   id: string;
   /** The cluster token every peer presents. */
   token: string;
-  /** Each peer's address (`host:port`, or a `ws://` URL): where this node dials it. */
+  /** Each peer's address (`host:port`, or a `ws://` URL): where this node dials it. `setPeers` changes them. */
   peers: Record<string, string>;
+  /** The path peers serve the transport at (default `raftPath`). */
+  path?: string;
   /** Most messages waiting for one peer (disconnected, or its socket's buffer full) before new ones are dropped. */
   maxQueue?: number;
   /** Bytes a socket may hold unsent before what is sent to it is dropped. */
@@ -71,14 +73,42 @@ export class WebSocketTransport implements Transport<Message> {
   #closed = false;
 
   constructor(opts: WebSocketTransportOptions) {
-    this.#opts = { maxQueue: 4096, maxBuffered: 16 << 20, minBackoffMs: 25, maxBackoffMs: 500, ...opts };
+    this.#opts = {
+      maxQueue: 4096,
+      maxBuffered: 16 << 20,
+      minBackoffMs: 25,
+      maxBackoffMs: 500,
+      path: raftPath,
+      ...opts,
+    };
     this.#tokenDigest = _digest(opts.token);
-    for (const [id, addr] of Object.entries(opts.peers)) {
-      if (id === opts.id) continue;
+    this.setPeers(opts.peers);
+  }
+
+  /**
+   * Makes the peers exactly `peers` (membership changed): new ones are dialed, gone ones disconnected, and one
+   * whose address changed is redialed there. This node's own id is ignored.
+   */
+  setPeers(peers: Record<string, string>): void {
+    if (this.#closed) return;
+    const urls = new Map<string, string>();
+    for (const [id, addr] of Object.entries(peers)) {
+      if (id === this.#opts.id) continue;
       const base = addr.includes("://") ? addr : `ws://${addr}`;
-      this.#peers.set(id, { id, url: new URL(raftPath, base).href, open: false, queue: [], backoff: 0 });
+      urls.set(id, new URL(this.#opts.path, base).href);
     }
-    for (const peer of this.#peers.values()) this.#dial(peer);
+    for (const [id, peer] of this.#peers) {
+      if (urls.get(id) === peer.url) continue;
+      this.#peers.delete(id);
+      clearTimeout(peer.timer);
+      peer.socket?.close();
+    }
+    for (const [id, url] of urls) {
+      if (this.#peers.has(id)) continue;
+      const peer: Peer = { id, url, open: false, queue: [], backoff: 0 };
+      this.#peers.set(id, peer);
+      this.#dial(peer);
+    }
   }
 
   send(to: string, message: Message): void {
@@ -196,7 +226,7 @@ export class WebSocketTransport implements Transport<Message> {
       // What waited for this peer is lost, as on a network that drops it; the next messages go out when it is back.
       this.stats.messagesDropped += peer.queue.length;
       peer.queue = [];
-      if (this.#closed) return;
+      if (this.#closed || this.#peers.get(peer.id) !== peer) return; // closed, or no longer a peer
       const { minBackoffMs, maxBackoffMs } = this.#opts;
       peer.backoff = Math.min(maxBackoffMs, peer.backoff === 0 ? minBackoffMs : peer.backoff * 2);
       // Jitter, so peers that lost each other at once do not redial in lockstep.

@@ -134,3 +134,37 @@ Deno.test("WebSocketTransport redials a peer that comes back, and never blocks w
     await closeAll([n1.t, n2.t], [a.server, ...(b2 ? [b2.server] : [])]);
   }
 });
+
+Deno.test("WebSocketTransport: peers added later are dialed, removed ones dropped (membership changes)", async () => {
+  const a = serve();
+  const b = serve();
+  const n1 = node("n1", {}, a.box);
+  const n2 = node("n2", { n1: a.addr }, b.box);
+  const heartbeat = (from: string, to: string): Message => ({
+    type: "append",
+    from,
+    to,
+    term: 1,
+    prevIndex: 0,
+    prevTerm: 0,
+    entries: [],
+    commit: 0,
+  });
+  try {
+    // n1 does not know n2 yet: what n2 sends is refused (unknown peer) and what n1 sends to n2 goes nowhere.
+    n1.t.send("n2", heartbeat("n1", "n2"));
+    await until("n2 refused by n1", () => n1.t.stats.rejected > 0);
+    n1.t.setPeers({ n1: a.addr, n2: b.addr });
+    n1.t.send("n2", heartbeat("n1", "n2"));
+    await until("n2 hears n1", () => n2.got.length > 0);
+    n2.t.send("n1", heartbeat("n2", "n1"));
+    await until("n1 hears n2", () => n1.got.length > 0);
+    n1.t.setPeers({});
+    const before = n2.got.length;
+    n1.t.send("n2", heartbeat("n1", "n2"));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(n2.got.length, before, "a removed peer is sent nothing");
+  } finally {
+    await closeAll([n1.t, n2.t], [a.server, b.server]);
+  }
+});
