@@ -18,13 +18,13 @@ export interface Mount {
 
 /** Builds a tree from `relative/path -> bytes`. */
 export function buildTree(files: Iterable<[string, Uint8Array]>): FileEntry {
-  const root: { dir: Record<string, FileEntry> } = { dir: {} };
+  const root: { dir: Record<string, FileEntry> } = { dir: emptyDir() };
   for (const [path, bytes] of files) {
     const parts = path.split("/").filter(Boolean);
     let dir = root;
     for (const part of parts.slice(0, -1)) {
-      const next = dir.dir[part];
-      dir = next && "dir" in next ? next : (dir.dir[part] = { dir: {} }) as { dir: Record<string, FileEntry> };
+      const next = Object.hasOwn(dir.dir, part) ? dir.dir[part] : undefined;
+      dir = next && "dir" in next ? next : (dir.dir[part] = { dir: emptyDir() }) as { dir: Record<string, FileEntry> };
     }
     dir.dir[parts[parts.length - 1]] = { source: bytes };
   }
@@ -33,7 +33,14 @@ export function buildTree(files: Iterable<[string, Uint8Array]>): FileEntry {
 
 function cloneTree(e: FileEntry): FileEntry {
   if ("source" in e) return { source: e.source.slice() };
-  return { dir: Object.fromEntries(Object.entries(e.dir).map(([k, v]) => [k, cloneTree(v)])) };
+  const dir = emptyDir();
+  for (const [name, entry] of Object.entries(e.dir)) dir[name] = cloneTree(entry);
+  return { dir };
+}
+
+/** A folder's entries by name, with no prototype: a file may be called `__proto__` or `constructor`. */
+function emptyDir(): Record<string, FileEntry> {
+  return Object.create(null);
 }
 
 type Impl = ReturnType<InstanceType<typeof filesystem.InMemoryFilesystemAdapter>["getRoot"]>;
