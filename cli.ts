@@ -14,7 +14,7 @@ import { queueCommand } from "./cli/queue.ts";
 import { runsCommand } from "./cli/runs.ts";
 import { logsCommand } from "./cli/logs.ts";
 import { execCommand, rmCommand, statsCommand } from "./cli/manage.ts";
-import { nodesCommand } from "./cli/nodes.ts";
+import { clusterCommand, nodesCommand } from "./cli/nodes.ts";
 import { serverCommand } from "./cli/server.ts";
 import { statusCommand } from "./cli/status.ts";
 import { VERSION } from "./version.ts";
@@ -33,6 +33,7 @@ const commands: Command[] = [
   queueCommand,
   eventsCommand,
   nodesCommand,
+  clusterCommand,
 ];
 
 function mainHelp(): string {

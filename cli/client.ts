@@ -4,19 +4,29 @@ import { OrcaError } from "../errors.ts";
 import { orcaHome, type Values } from "./command.ts";
 
 export class Client {
-  readonly base: string;
+  /** The server in use: the first of `bases` that answered. */
+  base: string;
+  /** Servers of one cluster, tried in order when one cannot be reached. */
+  readonly bases: string[];
   readonly #token: string;
 
-  constructor(base: string, token: string) {
-    this.base = base.replace(/\/+$/, "");
+  constructor(base: string | string[], token: string) {
+    this.bases = (Array.isArray(base) ? base : [base]).map((b) => b.replace(/\/+$/, ""));
+    this.base = this.bases[0];
     this.#token = token;
   }
 
   /** Builds a client from `--server` / `--token` and their environment defaults. */
   static async fromFlags(values: Values): Promise<Client> {
-    const base = (values.server as string | undefined) ?? Deno.env.get("ORCA_SERVER") ?? "http://127.0.0.1:6880";
-    if (!/^https?:\/\/[^/]+/.test(base)) {
-      throw new OrcaError("usage", `--server must be an http(s) URL, got ${JSON.stringify(base)}`);
+    const list = (values.server as string | undefined) ?? Deno.env.get("ORCA_SERVER") ?? "http://127.0.0.1:6880";
+    const bases = list.split(",").map((b) => b.trim()).filter(Boolean);
+    for (const base of bases.length > 0 ? bases : [list]) {
+      if (!/^https?:\/\/[^/]+/.test(base)) {
+        throw new OrcaError(
+          "usage",
+          `--server must be an http(s) URL or a comma-separated list of them, got ${JSON.stringify(base)}`,
+        );
+      }
     }
     let token = (values.token as string | undefined) ?? Deno.env.get("ORCA_TOKEN");
     if (!token) {
@@ -31,22 +41,48 @@ export class Client {
         });
       }
     }
-    return new Client(base, token);
+    return new Client(bases, token);
   }
 
-  /** Sends a request; returns the response when it is 2xx or `allow` lists its status. */
+  /**
+   * Sends a request; returns the response when it is 2xx or `allow` lists its status. A 503 with Retry-After (the
+   * cluster is electing a leader, a service is full) is sent again after the wait it names, for up to 15 s.
+   */
   async fetch(path: string, init: RequestInit = {}, allow: number[] = []): Promise<Response> {
+    const end = Date.now() + 15_000;
+    for (;;) {
+      const res = await this.#send(path, init);
+      const wait = Number(res.headers.get("retry-after") ?? NaN);
+      const resendable = !(init.body instanceof ReadableStream);
+      if (res.status !== 503 || !Number.isFinite(wait) || !resendable || Date.now() + wait * 1000 > end) {
+        return await this.#check(res, allow);
+      }
+      await res.body?.cancel();
+      await new Promise((r) => setTimeout(r, Math.max(100, wait * 1000)));
+    }
+  }
+
+  async #send(path: string, init: RequestInit): Promise<Response> {
     const headers = new Headers(init.headers);
     headers.set("authorization", `Bearer ${this.#token}`);
-    let res: Response;
-    try {
-      res = await fetch(`${this.base}/api/v1${path}`, { ...init, headers });
-    } catch (err) {
-      throw new OrcaError("unavailable", `cannot reach the orca server at ${this.base}`, {
-        hint: "is `orca server` running there? pass --server URL to use another",
-        cause: err,
-      });
+    let res: Response | undefined;
+    let failure: unknown;
+    // The server in use first, then the others of the list: any server of a cluster answers.
+    for (const base of [this.base, ...this.bases.filter((b) => b !== this.base)]) {
+      try {
+        res = await fetch(`${base}/api/v1${path}`, { ...init, headers });
+        this.base = base;
+        break;
+      } catch (err) {
+        failure = err;
+        if (init.body instanceof ReadableStream) break; // a stream cannot be sent twice
+      }
     }
+    if (!res) throw unreachable(this.bases, failure);
+    return res;
+  }
+
+  async #check(res: Response, allow: number[]): Promise<Response> {
     if (res.ok || allow.includes(res.status)) return res;
     const text = await res.text();
     let body: unknown;
@@ -66,4 +102,12 @@ export class Client {
     });
     return await res.json() as T;
   }
+}
+
+function unreachable(bases: string[], cause?: unknown): OrcaError {
+  const where = bases.length === 1 ? `the orca server at ${bases[0]}` : `any of the orca servers ${bases.join(", ")}`;
+  return new OrcaError("unavailable", `cannot reach ${where}`, {
+    hint: "is `orca server` running there? pass --server URL (or a comma-separated list) to use another",
+    cause,
+  });
 }

@@ -1,37 +1,65 @@
-/** `orca nodes`: the nodes of the cluster, their runtimes and GPUs. */
+/** `orca nodes`: the servers of the cluster, their Raft state, runtimes and GPUs. `orca cluster remove`. */
 
 import type { NodeReport } from "../control/api.ts";
+import type { MemberReport } from "../control/cluster.ts";
+import { OrcaError } from "../errors.ts";
 import { Client } from "./client.ts";
 import { clientFlags, clientOptions, type Command, table } from "./command.ts";
 
+type NodeRow = MemberReport & Partial<NodeReport>;
+
 export const nodesCommand: Command = {
   name: "nodes",
-  summary: "List the nodes: id, Raft role, term, commit and applied index, version, runtimes, GPUs discovered.",
+  summary: "List the servers: id, address, Raft role, term, commit and applied index, lag, runtimes, GPUs.",
   usage: "orca nodes [--json]",
   flags: ["--json           print as JSON", ...clientFlags],
   options: { ...clientOptions, json: { type: "boolean" } },
   maxArgs: 0,
   async run(values) {
     const client = await Client.fromFlags(values);
-    const { nodes } = await client.json<{ nodes: NodeReport[] }>("/nodes");
+    const { nodes } = await client.json<{ nodes: NodeRow[] }>("/nodes");
     if (values.json) {
       console.log(JSON.stringify(nodes, null, 2));
       return 0;
     }
+    const dash = (v: unknown) => v === undefined ? "-" : String(v);
     console.log(table(
-      ["NODE", "ROLE", "TERM", "COMMIT", "APPLIED", "VERSION", "RUNTIMES", "WASM HOSTS", "GPUS"],
+      ["NODE", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "LAG", "CONTACT", "RUNTIMES", "WASM HOSTS", "GPUS"],
       nodes.map((n) => [
         n.id,
-        n.member ? `${n.member.role}${n.member.leader ? " (leader)" : ""}` : "-",
-        String(n.member?.term ?? "-"),
-        String(n.member?.commit ?? "-"),
-        String(n.member?.applied ?? "-"),
-        n.version,
-        Object.entries(n.runtimes).filter(([, up]) => up).map(([k]) => k).join(", "),
+        n.address || "-",
+        `${n.role}${n.leader ? " (leader)" : ""}`,
+        dash(n.term),
+        dash(n.commit),
+        dash(n.applied),
+        dash(n.lag),
+        n.error
+          ? `unreachable${n.lastContactMs !== undefined ? ` (${Math.round(n.lastContactMs / 1000)}s ago)` : ""}`
+          : "ok",
+        n.runtimes ? Object.entries(n.runtimes).filter(([, up]) => up).map(([k]) => k).join(", ") : "-",
         n.wasmHosts ? `${n.wasmHosts.workers} (${n.wasmHosts.restarts} restarted)` : "-",
-        n.gpus.map((g) => `${g.count}x ${g.model ?? g.vendor}${g.vram ? ` (${g.vram} MiB)` : ""}`).join(", ") || "-",
+        n.gpus?.map((g) => `${g.count}x ${g.model ?? g.vendor}${g.vram ? ` (${g.vram} MiB)` : ""}`).join(", ") || "-",
       ]),
     ));
+    return 0;
+  },
+};
+
+export const clusterCommand: Command = {
+  name: "cluster",
+  summary: "Change the cluster's servers: `orca cluster remove <node-id>` takes one out safely.",
+  usage: "orca cluster remove <node-id>",
+  flags: [...clientFlags],
+  options: { ...clientOptions },
+  maxArgs: 2,
+  async run(values, args) {
+    const [action, id] = args;
+    if (action !== "remove" || !id) {
+      throw new OrcaError("usage", "usage: orca cluster remove <node-id>", { hint: "orca nodes lists the node ids" });
+    }
+    const client = await Client.fromFlags(values);
+    await client.json(`/cluster/members/${encodeURIComponent(id)}`, { method: "DELETE" });
+    console.log(`removed ${id} from the cluster`);
     return 0;
   },
 };

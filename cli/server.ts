@@ -2,6 +2,7 @@
 
 import { startServer } from "../control/mod.ts";
 import { OrcaError } from "../errors.ts";
+import { parseHost } from "../proxy/mod.ts";
 import { VERSION } from "../version.ts";
 import { type Command, orcaHome, type Values } from "./command.ts";
 
@@ -26,10 +27,19 @@ function byteLimit(values: Values, name: string, key: "message" | "deploy" | "mo
   return { [key]: n };
 }
 
+/** A `host:port` flag value, checked. */
+function hostPort(text: string, flag: string): string {
+  const host = parseHost(text);
+  if (!host || host.port === undefined || host.port === 0) {
+    throw new OrcaError("usage", `${flag} must be host:port (a server's API address), got ${JSON.stringify(text)}`);
+  }
+  return text;
+}
+
 export const serverCommand: Command = {
   name: "server",
   summary: "Run an Orca node: the control plane and its API, the proxy, and the Wasm runtime.",
-  usage: "orca server [--api-port 6880] [--http-port 80] [--listen 0.0.0.0] [--home DIR]",
+  usage: "orca server [--api-port 6880] [--http-port 80] [--listen 0.0.0.0] [--home DIR] [--join ADDR --token T]",
   flags: [
     "--api-port N      REST API port (default 6880)",
     "--http-port N     proxy port for routed traffic (default 80)",
@@ -42,6 +52,9 @@ export const serverCommand: Command = {
     "--max-message-bytes N  largest queue publish (a message or an NDJSON batch) or event body (default 1048576)",
     "--max-deploy-bytes N   largest deploy request JSON (default 8388608)",
     "--max-module-bytes N   largest module or mounted file upload (default 134217728)",
+    "--join ADDR       join the cluster of the server whose API is at ADDR (host:port) instead of starting one",
+    "--token T         the cluster's token, to join it (the content of cluster.token on one of its servers)",
+    "--advertise ADDR  where peers and clients reach this server's API (host:port; default: --listen and --api-port)",
   ],
   options: {
     "api-port": { type: "string" },
@@ -55,6 +68,9 @@ export const serverCommand: Command = {
     "max-message-bytes": { type: "string" },
     "max-deploy-bytes": { type: "string" },
     "max-module-bytes": { type: "string" },
+    join: { type: "string" },
+    token: { type: "string" },
+    advertise: { type: "string" },
   },
   maxArgs: 0,
   async run(values) {
@@ -89,6 +105,9 @@ export const serverCommand: Command = {
         ...(idleMs !== undefined && { idleMs }),
         ...(workers !== undefined && { workers }),
         limits,
+        ...(values.join !== undefined && { join: hostPort(values.join as string, "--join") }),
+        ...(values.token !== undefined && { token: values.token as string }),
+        ...(values.advertise !== undefined && { advertise: hostPort(values.advertise as string, "--advertise") }),
       });
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {

@@ -7,9 +7,11 @@
 import { type Context, Hono } from "hono";
 import { isReservedEvent, type NodeGpu, sha256Hex } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
+import { parseHost } from "../proxy/mod.ts";
 import { wasmKind } from "../runtime/mod.ts";
 import { tokenMatches } from "./auth.ts";
 import { type BodyLimits, defaultBodyLimits, readBody, readJson, SMALL_JSON_BYTES } from "./body.ts";
+import type { Cluster } from "./cluster.ts";
 import type { JobTriggers } from "./jobs.ts";
 import type { ControlPlane, DeployRequest } from "./plane.ts";
 import type { Store } from "./store.ts";
@@ -22,14 +24,6 @@ export interface NodeReport {
   /** Wasm guest host processes (0: guests run in the server) and how many were killed or died. */
   wasmHosts?: { workers: number; restarts: number };
   gpus: NodeGpu[];
-  /** The node as a member of the control plane's Raft group. */
-  member?: {
-    role: "voter" | "learner";
-    leader: boolean;
-    term: number;
-    commit: number;
-    applied: number;
-  };
 }
 
 /** Image operations of the container runtime, for `orca deploy` to show pull progress. */
@@ -39,6 +33,8 @@ export interface ImageStore {
 }
 
 export interface ApiOptions {
+  /** The servers of the cluster: membership and what each reports. */
+  cluster: Cluster;
   images?: ImageStore;
   /** This node's report, computed on request (the engine may come and go). */
   node?: () => Promise<NodeReport>;
@@ -70,11 +66,35 @@ export function createApi(opts: ApiOptions): Hono {
 
   app.get("/health", (c) => c.json({ ok: true, version: opts.version }));
 
-  app.get("/nodes", async (c) => c.json({ nodes: opts.node ? [await opts.node()] : [] }));
+  app.get("/nodes", async (c) => {
+    const reports = await opts.cluster.report();
+    return c.json({ nodes: reports.map(({ node, ...member }) => ({ ...node, ...member })) });
+  });
 
+  app.get("/cluster/status", async (c) => c.json(await opts.cluster.status()));
+
+  app.post("/cluster/join", async (c) => {
+    const { id, address } = memberOf(await readJson(c.req.raw, SMALL_JSON_BYTES, "join request"));
+    return c.json(await opts.cluster.join(id, address));
+  });
+
+  app.post("/cluster/promote", async (c) => {
+    const { id } = memberOf(await readJson(c.req.raw, SMALL_JSON_BYTES, "promote request"), false);
+    await opts.cluster.promote(id);
+    return c.json({ id, role: "voter" });
+  });
+
+  app.delete("/cluster/members/:id", async (c) => {
+    const { id } = memberOf({ id: c.req.param("id") }, false);
+    await opts.cluster.remove(id);
+    return c.json({ id, removed: true });
+  });
+
+  // HEAD says whether the server has it; GET sends the bytes (a server fetches what a deploy needs from its peers).
   app.on(["GET", "HEAD"], "/modules/:hash", (c) => {
     const hash = checkHash(c.req.param("hash"));
-    return store.hasModule(hash) ? c.body(null, 200) : c.body(null, 404);
+    if (!store.hasModule(hash)) return c.body(null, 404);
+    return c.req.method === "HEAD" ? c.body(null, 200) : c.body(store.getModule(hash) as Uint8Array<ArrayBuffer>, 200);
   });
 
   /** The request body, checked against its size limit and the sha256 in the path. */
@@ -100,7 +120,8 @@ export function createApi(opts: ApiOptions): Hono {
 
   app.on(["GET", "HEAD"], "/blobs/:hash", (c) => {
     const hash = checkHash(c.req.param("hash"));
-    return store.hasBlob(hash) ? c.body(null, 200) : c.body(null, 404);
+    if (!store.hasBlob(hash)) return c.body(null, 404);
+    return c.req.method === "HEAD" ? c.body(null, 200) : c.body(store.getBlob(hash) as Uint8Array<ArrayBuffer>, 200);
   });
 
   app.put("/blobs/:hash", async (c) => {
@@ -276,6 +297,22 @@ function splitLines(body: Uint8Array): Uint8Array[] {
     }
   }
   return out;
+}
+
+/** A member's id (and address, `host:port`) from a request body. */
+function memberOf(body: unknown, needAddress = true): { id: string; address: string } {
+  const { id, address } = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
+  if (typeof id !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) {
+    throw new OrcaError("invalid", "a server id is 1-64 letters, digits, . _ -");
+  }
+  if (!needAddress) return { id, address: "" };
+  const host = typeof address === "string" ? parseHost(address) : undefined;
+  if (!host || host.port === undefined || host.port === 0) {
+    throw new OrcaError("invalid", "a server address is host:port, where its peers reach its API", {
+      where: typeof address === "string" ? address.slice(0, 80) : undefined,
+    });
+  }
+  return { id, address: address as string };
 }
 
 function checkHash(hash: string): string {

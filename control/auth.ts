@@ -1,13 +1,28 @@
 /** The cluster token: made once per data dir, required on every API call. */
 
 import { timingSafeEqual } from "node:crypto";
+import { OrcaError } from "../errors.ts";
 
-/** Reads `<home>/cluster.token`, creating it (mode 0600) on first start. */
-export function loadOrCreateToken(home: string): Promise<string> {
+/**
+ * Reads `<home>/cluster.token`, creating it (mode 0600) on first start: with `given` (a server joining a cluster
+ * keeps its cluster's token), else a new random one. A data dir whose token differs from `given` is refused.
+ */
+export async function loadOrCreateToken(home: string, given?: string): Promise<string> {
+  if (given !== undefined && !/^[A-Za-z0-9._~-]{16,256}$/.test(given)) {
+    throw new OrcaError("usage", "--token must be 16-256 letters, digits, . _ ~ -", {
+      hint: "use the cluster's token: the content of $ORCA_HOME/cluster.token on one of its servers",
+    });
+  }
   // Hex: safe in headers, shells and flags (a base64url token can start with "-").
   const make = () =>
-    Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0")).join("");
-  return readOrCreate(`${home}/cluster.token`, make, 0o600);
+    given ?? Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0")).join("");
+  const token = await readOrCreate(`${home}/cluster.token`, make, 0o600);
+  if (given !== undefined && token !== given) {
+    throw new OrcaError("usage", `the data dir ${home} belongs to another cluster (its cluster.token differs)`, {
+      hint: "start the server with a fresh --home to join this cluster, or pass that cluster's token",
+    });
+  }
+  return token;
 }
 
 /** This node's id: made once per data dir (`<home>/node.id`), labels what the node creates. */

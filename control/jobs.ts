@@ -29,6 +29,8 @@ export interface JobTriggersOptions {
   clock?: Clock;
   policy?: RetryPolicy;
   log?: (line: string) => void;
+  /** Whether this server runs cron jobs now (the cluster's leader); default: always (a lone server). */
+  leads?: () => boolean;
 }
 
 const encoder = new TextEncoder();
@@ -52,6 +54,7 @@ export class JobTriggers {
       clock,
       backend: this.runs,
       log: opts.log,
+      ...(opts.leads && { leads: opts.leads }),
       run: (job, scheduledAt) =>
         this.#runJob(
           job.service,

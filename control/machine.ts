@@ -15,14 +15,27 @@ import type { Entry, StateMachine } from "../raft/mod.ts";
 import type { DeploySummary, Store, StoredService } from "./store.ts";
 
 /** A change of desired state, as it travels in a log entry. */
-export type ControlCommand = {
-  type: "deploy";
-  /** When the deploy was made (the proposer's clock: every member applies the same time). */
+export type ControlCommand =
+  | {
+    type: "deploy";
+    /** When the deploy was made (the proposer's clock: every member applies the same time). */
+    at: number;
+    upserts: StoredService[];
+    removals: { project: string; name: string }[];
+    summary: DeploySummary;
+  }
+  /** A server's address, where its peers and clients reach it (its API: `host:port`). */
+  | { type: "member"; id: string; address: string; at: number }
+  /** A server left the cluster. */
+  | { type: "member-removed"; id: string };
+
+/** A server of the cluster as the registry holds it. */
+export interface MemberRecord {
+  id: string;
+  address: string;
+  /** When it was registered (or its address last changed). */
   at: number;
-  upserts: StoredService[];
-  removals: { project: string; name: string }[];
-  summary: DeploySummary;
-};
+}
 
 /** What applying a command gave: its value, or the error every member hit alike. */
 export type CommandResult =
@@ -42,11 +55,13 @@ interface SnapshotData {
   applied: { index: number; term: number };
   services: { project: string; name: string; version: number; spec: string; updated_at: number }[];
   deploys: { id: number; at: number; summary: string }[];
+  members?: MemberRecord[];
 }
 
 const schema = `
 CREATE TABLE IF NOT EXISTS raft_applied (
   id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL, term INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS members (id TEXT PRIMARY KEY, address TEXT NOT NULL, at INTEGER NOT NULL);
 `;
 
 export class ControlMachine implements StateMachine<CommandResult> {
@@ -68,6 +83,11 @@ export class ControlMachine implements StateMachine<CommandResult> {
   /** Calls `listener` after each command applied and each snapshot installed (the state changed). */
   onApplied(listener: () => void): void {
     this.#listeners.push(listener);
+  }
+
+  /** The servers registered, by id. */
+  members(): MemberRecord[] {
+    return this.#store.db.prepare("SELECT id, address, at FROM members ORDER BY id").all() as unknown as MemberRecord[];
   }
 
   /** The last entry applied, durably (stored with what it applied). */
@@ -93,6 +113,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
       services: db.prepare("SELECT project, name, version, spec, updated_at FROM services ORDER BY project, name")
         .all() as SnapshotData["services"],
       deploys: db.prepare("SELECT id, at, summary FROM deploys ORDER BY id").all() as SnapshotData["deploys"],
+      members: this.members(),
     };
     return encoder.encode(JSON.stringify(data));
   }
@@ -102,7 +123,9 @@ export class ControlMachine implements StateMachine<CommandResult> {
     if (data.v !== 1) throw new Error(`snapshot format ${data.v} is not one this version reads`);
     const db = this.#store.db;
     this.#store.transaction(() => {
-      db.exec("DELETE FROM services; DELETE FROM deploys;");
+      db.exec("DELETE FROM services; DELETE FROM deploys; DELETE FROM members;");
+      const member = db.prepare("INSERT INTO members (id, address, at) VALUES (?, ?, ?)");
+      for (const m of data.members ?? []) member.run(m.id, m.address, m.at);
       const service = db.prepare(
         "INSERT INTO services (project, name, version, spec, updated_at) VALUES (?, ?, ?, ?, ?)",
       );
@@ -128,6 +151,14 @@ export class ControlMachine implements StateMachine<CommandResult> {
           ok: true,
           value: this.#store.writeDeploy(command.upserts, command.removals, command.summary, command.at),
         };
+      case "member":
+        this.#store.db.prepare(
+          "INSERT INTO members (id, address, at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET address = excluded.address, at = excluded.at",
+        ).run(command.id, command.address, command.at);
+        return { ok: true, value: undefined };
+      case "member-removed":
+        this.#store.db.prepare("DELETE FROM members WHERE id = ?").run(command.id);
+        return { ok: true, value: undefined };
       default:
         return {
           ok: false,

@@ -67,6 +67,8 @@ export interface ControlPlaneOptions {
   drainMs?: number;
   /** Cron, queue and event triggers; without it only http triggers run. */
   jobs?: JobTriggers;
+  /** Brings a module or a mounted file this node lacks from a peer (verified by its hash) and stores it. */
+  fetchMissing?: (kind: "module" | "blob", hash: string) => Promise<void>;
 }
 
 export class ControlPlane {
@@ -76,6 +78,7 @@ export class ControlPlane {
   readonly #now: () => number;
   readonly #log: (line: string) => void;
   readonly #jobs?: JobTriggers;
+  readonly #fetchMissing?: (kind: "module" | "blob", hash: string) => Promise<void>;
   readonly #workloads: Workloads;
   /** New versions a deploy made ahead, by workload id, for the convergence after it commits to take. */
   readonly #warm = new Map<string, WorkloadHandle>();
@@ -92,6 +95,7 @@ export class ControlPlane {
     this.#now = opts.now ?? Date.now;
     this.#log = opts.log ?? (() => {});
     this.#jobs = opts.jobs;
+    this.#fetchMissing = opts.fetchMissing;
     this.#workloads = new Workloads({
       wasm: opts.wasm,
       ...(opts.containers && { containers: opts.containers }),
@@ -132,7 +136,9 @@ export class ControlPlane {
   /** Brings the workloads in line with the applied state, after what is already under way. */
   #converge(): Promise<void> {
     const run = this.#converging.then(async () => {
-      const result = await this.#workloads.converge(this.#store.services(), this.#warm);
+      const desired = this.#store.services();
+      await this.#bringMissing(desired);
+      const result = await this.#workloads.converge(desired, this.#warm);
       for (const f of result.failed) this.#log(`${f.service} failed to start: ${f.error}`);
       const running = [...this.#workloads.active.values()].filter((a) => a.handle).map((a) => ({
         spec: a.stored.spec,
@@ -142,6 +148,26 @@ export class ControlPlane {
     });
     this.#converging = run.catch((err) => this.#log(`converge: ${(err as Error).message ?? err}`));
     return this.#converging;
+  }
+
+  /** Module and file bytes stay out of the log: what a deploy applied here references, a peer has. */
+  async #bringMissing(desired: StoredService[]): Promise<void> {
+    if (!this.#fetchMissing) return;
+    for (const { spec } of desired) {
+      const wanted: ["module" | "blob", string][] = [];
+      if (spec.module_hash && !this.#store.hasModule(spec.module_hash)) wanted.push(["module", spec.module_hash]);
+      for (const mount of Object.values(spec.wasm.files)) {
+        for (const hash of Object.values(mount.tree ?? {})) if (!this.#store.hasBlob(hash)) wanted.push(["blob", hash]);
+      }
+      for (const [kind, hash] of wanted) {
+        try {
+          await this.#fetchMissing(kind, hash);
+        } catch (err) {
+          // The service fails to start here (named in its status) until a peer has it.
+          this.#log(`${keyOf(spec)}: cannot fetch ${kind} ${hash} from a peer: ${(err as Error).message}`);
+        }
+      }
+    }
   }
 
   /** Applies a deploy; serialized with other deploys. */

@@ -6,19 +6,46 @@
  *
  * The log lives in `$ORCA_HOME/raft.db` (SQLite, WAL, synchronous=FULL,
  * written on a worker thread); the state it applies lives in `orca.db`, with
- * the index of the last entry applied.
+ * the index of the last entry applied. Peers talk over the API port, at
+ * `/api/v1/raft`, with the cluster token; the registry of members (applied
+ * from the log) says where each one is.
  */
 
 import { OrcaError } from "../errors.ts";
-import { type Message, NotLeaderError, RaftDriver, TimeoutError, type Transport, WorkerLogStore } from "../raft/mod.ts";
-import { type CommandResult, type ControlCommand, ControlMachine, encodeCommand } from "./machine.ts";
+import {
+  ConfigChangeError,
+  NotLeaderError,
+  RaftDriver,
+  TimeoutError,
+  WebSocketTransport,
+  WorkerLogStore,
+} from "../raft/mod.ts";
+import {
+  type CommandResult,
+  type ControlCommand,
+  ControlMachine,
+  encodeCommand,
+  type MemberRecord,
+} from "./machine.ts";
 import type { Store } from "./store.ts";
+
+/** Where peers reach a server's end of the transport. */
+export const PEER_PATH = "/api/v1/raft";
 
 export interface ControlLogOptions {
   home: string;
   /** This member's id (the node id). */
   id: string;
   store: Store;
+  /** The cluster token peers present. */
+  token: string;
+  /**
+   * `bootstrap`: this server starts a cluster (or is a lone server): it is the first voter. `join`: it was just
+   * added as a learner, and waits for the leader to send it the log. A server with a log of its own ignores this.
+   */
+  mode: "bootstrap" | "join";
+  /** Peers to dial until the registry in the log names them (a joiner's: what the leader told it). */
+  peers?: Record<string, string>;
   /** The store failed: the process must stop (nothing may be acknowledged that is not stored). */
   onFatal(err: unknown): void;
   /** Take a snapshot (and compact the log) every this many entries (default 10,000). */
@@ -27,7 +54,7 @@ export interface ControlLogOptions {
   timeoutMs?: number;
 }
 
-/** What `orca nodes` shows of a member. */
+/** What a member says of itself. */
 export interface MemberStatus {
   id: string;
   role: string;
@@ -41,21 +68,39 @@ export interface MemberStatus {
   learners: string[];
 }
 
-/** A member with no peers: nothing to send, nothing arrives. */
-const noPeers: Transport<Message> = { send() {}, onMessage() {}, close: () => Promise.resolve() };
-
 export class ControlLog {
   readonly #driver: RaftDriver<CommandResult>;
   readonly #store: WorkerLogStore;
   readonly #machine: ControlMachine;
+  readonly #transport: WebSocketTransport;
+  readonly #peers: Record<string, string>;
 
-  private constructor(driver: RaftDriver<CommandResult>, store: WorkerLogStore, machine: ControlMachine) {
+  private constructor(
+    driver: RaftDriver<CommandResult>,
+    store: WorkerLogStore,
+    machine: ControlMachine,
+    transport: WebSocketTransport,
+    peers: Record<string, string>,
+  ) {
     this.#driver = driver;
     this.#store = store;
     this.#machine = machine;
+    this.#transport = transport;
+    this.#peers = peers;
+    machine.onApplied(() => this.#updatePeers());
   }
 
-  /** Opens the log, applies what it holds past the state's applied index, and resolves once this member leads. */
+  /** Whether `home` holds a log already (a server that was started before). */
+  static async exists(home: string): Promise<boolean> {
+    try {
+      return (await Deno.stat(`${home}/raft.db`)).size > 0;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return false;
+      throw err;
+    }
+  }
+
+  /** Opens the log and applies what it holds past the state's applied index; a bootstrap member leads at once. */
   static async open(opts: ControlLogOptions): Promise<ControlLog> {
     const store = new WorkerLogStore(`${opts.home}/raft.db`);
     const machine = new ControlMachine(opts.store);
@@ -71,25 +116,58 @@ export class ControlLog {
         },
       );
     }
+    const peers = opts.peers ?? {};
+    const registry = Object.fromEntries(machine.members().map((m) => [m.id, m.address]));
+    const transport = new WebSocketTransport({
+      id: opts.id,
+      token: opts.token,
+      peers: Object.keys(registry).length > 0 ? registry : peers,
+      path: PEER_PATH,
+    });
     const driver = new RaftDriver<CommandResult>({
       id: opts.id,
-      voters: [opts.id],
+      // A stored config (a log or snapshot of a cluster) overrides this.
+      voters: opts.mode === "bootstrap" ? [opts.id] : [],
       store,
-      transport: noPeers,
+      transport,
       machine,
       onFatal: opts.onFatal,
+      // Elections after 0.5-1 s without a leader: a server busy compiling a module (a loaded machine) must not be
+      // taken for dead, and a real failure is still over well within 3 s. Heartbeats every 50 ms.
+      tickMs: 25,
+      electionTicks: 20,
       snapshotEvery: opts.snapshotEvery ?? 10_000,
       timeoutMs: opts.timeoutMs ?? 10_000,
     });
-    const log = new ControlLog(driver, store, machine);
-    try {
-      // Linearizable: everything committed before now is applied (a lone member leads at once).
-      await log.barrier();
-    } catch (err) {
-      await log.close();
-      throw err;
-    }
-    return log;
+    return new ControlLog(driver, store, machine, transport, peers);
+  }
+
+  get id(): string {
+    return this.#driver.node.id;
+  }
+
+  get isLeader(): boolean {
+    return this.#driver.node.role === "leader";
+  }
+
+  /** The leader's id, when known. */
+  get leader(): string | undefined {
+    return this.#driver.leader;
+  }
+
+  /** The servers registered in the log. */
+  members(): MemberRecord[] {
+    return this.#machine.members();
+  }
+
+  /** Where member `id` is reached (its API's `host:port`), when known. */
+  addressOf(id: string): string | undefined {
+    return this.#machine.members().find((m) => m.id === id)?.address ?? this.#peers[id];
+  }
+
+  /** Serves a peer's connection (the transport's end, at PEER_PATH). */
+  handlePeer(request: Request): Response {
+    return this.#transport.handle(request);
   }
 
   /** Commits `command` and resolves with what the state machine made of it; rejects with an OrcaError. */
@@ -118,6 +196,53 @@ export class ControlLog {
     }
   }
 
+  /** Waits until a leader is known and a barrier passes (a member that starts or joins is caught up). */
+  async ready(timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        if (this.#driver.leader !== undefined) return await this.barrier();
+      } catch (err) {
+        if (Date.now() > end) throw err;
+      }
+      if (Date.now() > end) {
+        throw new OrcaError("unavailable", "no leader answered in time", {
+          hint: "is a majority of the cluster's servers up and reachable?",
+        });
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /**
+   * Changes the voters and learners (leader only): one change at a time, so one that cannot start yet (the last
+   * one's second half is under way) is tried again for a few seconds.
+   */
+  async changeMembers(
+    change: (config: { voters: string[]; learners: string[] }) => {
+      voters: string[];
+      learners: string[];
+    },
+  ): Promise<void> {
+    const end = Date.now() + 5_000;
+    for (;;) {
+      const config = this.#driver.node.config;
+      try {
+        await this.#driver.changeConfig(change({ voters: [...config.voters], learners: [...config.learners] }));
+        return;
+      } catch (err) {
+        if (!(err instanceof ConfigChangeError) || Date.now() > end) throw unavailable(err);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** The config in force: voters and learners. */
+  config(): { voters: string[]; learners: string[]; joint: boolean } {
+    const c = this.#driver.node.config;
+    return { voters: [...c.voters], learners: [...c.learners], joint: (c.outgoing?.length ?? 0) > 0 };
+  }
+
   status(): MemberStatus {
     const node = this.#driver.node;
     const config = node.config;
@@ -136,12 +261,19 @@ export class ControlLog {
 
   async close(): Promise<void> {
     this.#driver.stop();
+    await this.#transport.close();
     await this.#store.close();
+  }
+
+  /** Dials the members the registry names (once it names any; until then, the peers given at start). */
+  #updatePeers(): void {
+    const registry = Object.fromEntries(this.#machine.members().map((m) => [m.id, m.address]));
+    this.#transport.setPeers(Object.keys(registry).length > 0 ? registry : this.#peers);
   }
 }
 
 /** A proposal or read the log could not finish: 503, with when to try again. */
-function unavailable(err: unknown): OrcaError {
+export function unavailable(err: unknown): OrcaError {
   if (err instanceof NotLeaderError) {
     return new OrcaError("unavailable", `no leader to commit to (${err.message})`, {
       retryAfter: 1,
@@ -149,10 +281,13 @@ function unavailable(err: unknown): OrcaError {
     });
   }
   if (err instanceof TimeoutError) {
-    return new OrcaError("unavailable", `the change was not committed in time; it may still be (${err.message})`, {
+    return new OrcaError("unavailable", `not committed in time; it may still be (${err.message})`, {
       retryAfter: 1,
       hint: "check with `orca status` before sending it again",
     });
+  }
+  if (err instanceof ConfigChangeError) {
+    return new OrcaError("unavailable", `membership change not started: ${err.message}`, { retryAfter: 1 });
   }
   return err instanceof OrcaError ? err : new OrcaError("internal", (err as Error).message ?? String(err));
 }

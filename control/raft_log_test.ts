@@ -32,7 +32,16 @@ async function deploy(log: ControlLog, name: string, version: number): Promise<n
 
 async function open(home: string, snapshotEvery?: number) {
   const store = new Store(`${home}/orca.db`);
-  const log = await ControlLog.open({ home, id: "n1", store, onFatal: fatal, ...(snapshotEvery && { snapshotEvery }) });
+  const log = await ControlLog.open({
+    home,
+    id: "n1",
+    store,
+    token: "a-test-token-0123456789",
+    mode: "bootstrap",
+    onFatal: fatal,
+    ...(snapshotEvery && { snapshotEvery }),
+  });
+  await log.ready(5_000);
   return { store, log, close: async () => (await log.close(), store.close()) };
 }
 
@@ -84,7 +93,8 @@ Deno.test("a log behind the state applied from it is refused with a clear error,
 
   const store = new Store(`${home}/orca.db`);
   await assert.rejects(
-    () => ControlLog.open({ home, id: "n1", store, onFatal: fatal }),
+    () =>
+      ControlLog.open({ home, id: "n1", store, token: "a-test-token-0123456789", mode: "bootstrap", onFatal: fatal }),
     (err: unknown) => err instanceof OrcaError && /Raft log .* is behind the state applied from it/.test(err.message),
   );
   assert.deepEqual(store.services().map((s) => s.spec.name), ["web"], "the applied state is left alone");

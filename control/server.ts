@@ -3,6 +3,7 @@
  * API, the proxy, and the local Wasm runtime.
  */
 
+import { sha256Hex } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { createProxy, requestTarget } from "../proxy/mod.ts";
 import { ContainerRuntime, discoverGpus, Engine, WasmRuntime } from "../runtime/mod.ts";
@@ -13,7 +14,9 @@ import type { BodyLimits } from "./body.ts";
 import { secureHome } from "./home.ts";
 import { JobTriggers } from "./jobs.ts";
 import { ControlPlane } from "./plane.ts";
-import { ControlLog } from "./raft_log.ts";
+import { Cluster } from "./cluster.ts";
+import { promoteWhenCaughtUp, requestJoin } from "./join.ts";
+import { ControlLog, PEER_PATH } from "./raft_log.ts";
 import { Store } from "./store.ts";
 
 export interface ServerOptions {
@@ -33,7 +36,58 @@ export interface ServerOptions {
   workers?: number;
   /** Largest API request bodies (defaults in body.ts: modules 128 MiB, deploys 8 MiB, messages and events 1 MiB). */
   limits?: Partial<BodyLimits>;
+  /** Join the cluster of the server whose API is at this address (`host:port`) instead of starting one. */
+  join?: string;
+  /** The cluster token (a joining server needs its cluster's; it is kept in the data dir). */
+  token?: string;
+  /** Where peers and clients reach this server's API (`host:port`); default: the listen address and API port. */
+  advertise?: string;
   log?: (line: string) => void;
+}
+
+/** Fetches a module or file by hash from the leader, else any other member; stores it once its hash checks out. */
+async function fetchFromPeers(
+  log: ControlLog,
+  token: string,
+  store: Store,
+  kind: "module" | "blob",
+  hash: string,
+): Promise<void> {
+  const leader = log.leader;
+  const others = log.members().map((m) => m.id).filter((id) => id !== log.id && id !== leader);
+  const reasons: string[] = [];
+  for (const id of [...(leader !== undefined && leader !== log.id ? [leader] : []), ...others]) {
+    const address = log.addressOf(id);
+    if (!address) continue;
+    try {
+      const res = await fetch(`http://${address}/api/v1/${kind}s/${hash}`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(60_000),
+      });
+      if (!res.ok) {
+        await res.body?.cancel();
+        reasons.push(`${id}: ${res.status}`);
+        continue;
+      }
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      if ((await sha256Hex(bytes)) !== hash) {
+        reasons.push(`${id}: bytes do not match their hash`);
+        continue;
+      }
+      if (kind === "module") store.putModule(hash, bytes);
+      else store.putBlob(hash, bytes);
+      return;
+    } catch (err) {
+      reasons.push(`${id}: ${(err as Error).message}`);
+    }
+  }
+  throw new Error(reasons.length > 0 ? reasons.join("; ") : "no peer to ask");
+}
+
+/** The host peers dial when none is given: the listen address, or this machine's name for a wildcard. */
+function advertisedHost(hostname: string): string {
+  if (hostname === "0.0.0.0" || hostname === "::") return Deno.hostname();
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
 }
 
 export interface RunningServer {
@@ -48,7 +102,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? ((line: string) => console.error(`orca: ${line}`));
   const warning = await secureHome(opts.home);
   if (warning) log(warning);
-  const token = await loadOrCreateToken(opts.home);
+  const token = await loadOrCreateToken(opts.home, opts.token);
   // EX_IOERR: a store that failed a write cannot be trusted with the next one.
   const fatal = (what: string) => (err: unknown): never => {
     log(
@@ -72,20 +126,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     onIncident: (service, error) => incident(service, error),
   });
   const nodeId = await loadOrCreateNodeId(opts.home);
-  let commands: ControlLog;
-  try {
-    commands = await ControlLog.open({ home: opts.home, id: nodeId, store, onFatal: fatal("the Raft log") });
-  } catch (err) {
-    wasm.close();
-    store.close();
-    throw err;
-  }
   const containers = new ContainerRuntime(new Engine(opts.dockerSocket), nodeId);
-  const jobs = new JobTriggers({ store, runtimes: { wasm, container: containers }, log });
-  const plane = new ControlPlane({ store, commands, wasm, containers, log, jobs });
-  incident = (service, error) => plane.emit("orca.instance.crashed", { service, error });
-  await plane.restore();
-
   const gpus = await discoverGpus();
   const node = async () => ({
     id: nodeId,
@@ -93,14 +134,68 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     runtimes: { wasm: true, container: await containers.engine.ping() },
     wasmHosts: wasm.hosts(),
     gpus,
-    member: (() => {
-      const m = commands.status();
-      const role = m.learners.includes(m.id) ? "learner" as const : "voter" as const;
-      return { role, leader: m.leader === m.id, term: m.term, commit: m.commit, applied: m.applied };
-    })(),
   });
+
+  // The API listens first: a joining server's peers reach its end of the log on the API port while it catches up.
+  let serveApi = (_request: Request, _url: URL): Response | Promise<Response> =>
+    new OrcaError("unavailable", "the server is starting", { retryAfter: 1 }).toResponse();
+  let commands: ControlLog | undefined;
+  const apiFetch = (request: Request) => {
+    // The API's router reads the path from the URL, which the server builds from Host: check Host first.
+    const target = requestTarget(request);
+    if ("error" in target) return new OrcaError("invalid", target.error).toResponse();
+    if (target.url.pathname === PEER_PATH && commands) return commands.handlePeer(request);
+    return serveApi(request, target.url);
+  };
+  const onListen = () => {};
+  let apiServer: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    apiServer = Deno.serve({ hostname: opts.hostname, port: opts.apiPort, onListen }, apiFetch);
+  } catch (err) {
+    wasm.close();
+    store.close();
+    throw err;
+  }
+  const stopEarly = async (err: unknown): Promise<never> => {
+    await commands?.close();
+    await apiServer.shutdown();
+    wasm.close();
+    store.close();
+    throw err;
+  };
+  const advertise = opts.advertise ?? `${advertisedHost(opts.hostname)}:${apiServer.addr.port}`;
+  try {
+    const fresh = !(await ControlLog.exists(opts.home));
+    const joined = opts.join && fresh ? await requestJoin(opts.join, token, nodeId, advertise) : undefined;
+    if (opts.join && !fresh) log(`already a member of a cluster (its log is in ${opts.home}): --join ignored`);
+    commands = await ControlLog.open({
+      home: opts.home,
+      id: nodeId,
+      store,
+      token,
+      mode: joined ? "join" : "bootstrap",
+      ...(joined && { peers: Object.fromEntries(joined.members.map((m) => [m.id, m.address])) }),
+      onFatal: fatal("the Raft log"),
+    });
+    await commands.ready(30_000);
+    if (joined) await promoteWhenCaughtUp(commands, opts.join!, token, joined.commit);
+    else if (commands.isLeader && commands.addressOf(nodeId) !== advertise) {
+      await commands.propose({ type: "member", id: nodeId, address: advertise, at: Date.now() });
+    }
+  } catch (err) {
+    await stopEarly(err);
+  }
+  const log_ = commands!;
+  // Until cron claims go through the log, the leader alone runs cron jobs: one run per firing while it leads.
+  const jobs = new JobTriggers({ store, runtimes: { wasm, container: containers }, log, leads: () => log_.isLeader });
+  const fetchMissing = (kind: "module" | "blob", hash: string) => fetchFromPeers(log_, token, store, kind, hash);
+  const plane = new ControlPlane({ store, commands: log_, wasm, containers, log, jobs, fetchMissing });
+  incident = (service, error) => plane.emit("orca.instance.crashed", { service, error });
+  await plane.restore();
+
+  const cluster = new Cluster(log_, token, node);
   const api = createApi({
-    node,
+    cluster,
     images: containers,
     plane,
     store,
@@ -110,25 +205,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     ...(opts.limits && { limits: opts.limits }),
     onError: (err) => log(`api error: ${(err as Error).stack ?? err}`),
   });
+  serveApi = async (request, url) => (await cluster.route(request, url)) ?? api.fetch(request);
   const proxy = createProxy({
     routes: () => plane.routes,
     serve: (service, request, ctx) => plane.serve(service, request, ctx),
     onError: (err, request) => log(`proxy: ${request.method} ${request.url}: ${(err as Error).message ?? err}`),
   });
-
-  const onListen = () => {};
-  // The API's router reads the path from the URL, which the server builds from Host: check Host first, as the proxy does.
-  const apiFetch = (request: Request) => {
-    const target = requestTarget(request);
-    return "error" in target ? new OrcaError("invalid", target.error).toResponse() : api.fetch(request);
-  };
-  const apiServer = Deno.serve({ hostname: opts.hostname, port: opts.apiPort, onListen }, apiFetch);
   let httpServer: Deno.HttpServer<Deno.NetAddr>;
   try {
     httpServer = Deno.serve({ hostname: opts.hostname, port: opts.httpPort, onListen }, proxy);
   } catch (err) {
-    await apiServer.shutdown();
-    throw err;
+    await plane.shutdown();
+    return await stopEarly(err);
   }
   const url = (addr: Deno.NetAddr) =>
     `http://${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
@@ -141,7 +229,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await httpServer.shutdown();
       await apiServer.shutdown();
       await plane.shutdown();
-      await commands.close();
+      await log_.close();
       wasm.close();
       store.close();
     },

@@ -16,7 +16,7 @@
  * disk it cannot trust.
  */
 
-import { type Message, RaftNode, type Ready, type Role } from "./core.ts";
+import { type ConfigChange, type Message, RaftNode, type Ready, type Role } from "./core.ts";
 import type { Entry, HardState, LogStore, Transport } from "./types.ts";
 
 /** What the driver applies committed entries to. */
@@ -63,6 +63,11 @@ export class NotLeaderError extends Error {
   constructor(readonly leader: string | undefined, message = "not the leader") {
     super(message);
   }
+}
+
+/** A membership change that cannot start now; `message` says why. */
+export class ConfigChangeError extends Error {
+  readonly code = "raft_config_change";
 }
 
 /** A proposal or read that did not finish in time: a proposal may still take effect later. */
@@ -189,6 +194,23 @@ export class RaftDriver<R> {
     this.#proposals.delete(index);
     return new Promise((resolve, reject) =>
       this.#proposals.set(index, { resolve, reject, term, deadline: this.#deadline() })
+    );
+  }
+
+  /**
+   * Starts a membership change (raft/core.ts `changeConfig`: through a joint config when voters change) and
+   * resolves once its config entry is applied here. Rejects with NotLeaderError off the leader, with
+   * ConfigChangeError when the change cannot start now (another one under way, nothing of this term committed yet).
+   */
+  changeConfig(change: ConfigChange): Promise<R> {
+    if (this.#stopped) return Promise.reject(new NotLeaderError(undefined, "stopped"));
+    if (this.node.role !== "leader") return Promise.reject(new NotLeaderError(this.node.leader));
+    const term = this.node.term;
+    const started = this.node.changeConfig(change);
+    if (!started.ok) return Promise.reject(new ConfigChangeError(started.reason));
+    this.#schedule();
+    return new Promise((resolve, reject) =>
+      this.#proposals.set(started.index, { resolve, reject, term, deadline: this.#deadline() })
     );
   }
 

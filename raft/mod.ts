@@ -31,6 +31,7 @@ export { StoreError, WorkerLogStore } from "./worker_store.ts";
 export { CodecError, decodeFrame, encodeFrame } from "./codec.ts";
 export { raftPath, type TransportStats, WebSocketTransport, type WebSocketTransportOptions } from "./transport.ts";
 export {
+  ConfigChangeError,
   type DriverOptions,
   type DriverStats,
   NotLeaderError,

@@ -52,13 +52,18 @@ export class CronScheduler {
   readonly #backend: CronBackend;
   readonly #run: RunJob;
   readonly #log: (line: string) => void;
+  readonly #leads: () => boolean;
   readonly #loops = new Map<string, Loop>();
 
-  constructor(opts: { clock: Clock; backend: CronBackend; run: RunJob; log?: (line: string) => void }) {
+  /** `leads`: whether this server runs the cluster's jobs now (its leader); the others keep time and do nothing. */
+  constructor(
+    opts: { clock: Clock; backend: CronBackend; run: RunJob; log?: (line: string) => void; leads?: () => boolean },
+  ) {
     this.#clock = opts.clock;
     this.#backend = opts.backend;
     this.#run = opts.run;
     this.#log = opts.log ?? (() => {});
+    this.#leads = opts.leads ?? (() => true);
   }
 
   /** Makes the running jobs exactly `jobs`: new ones start, gone ones stop, same ones continue. */
@@ -100,7 +105,7 @@ export class CronScheduler {
     if (last !== undefined) {
       for (let t = nextFire(job.schedule, last); t !== undefined && t <= now; t = nextFire(job.schedule, t)) missed = t;
     }
-    if (missed !== undefined) {
+    if (missed !== undefined && this.#leads()) {
       this.#log(`cron ${job.service} (${job.trigger}): running the firing missed at ${new Date(missed).toISOString()}`);
       this.#fire(loop, missed);
     }
@@ -123,6 +128,7 @@ export class CronScheduler {
 
   #fire(loop: Loop, scheduledAt: number): void {
     const { job } = loop;
+    if (!this.#leads()) return;
     const startedAt = this.#clock.now();
     this.#backend.setLastScheduled(job.service, job.trigger, scheduledAt);
     if (loop.running) {

@@ -101,3 +101,27 @@ Deno.test("setJobs stops removed jobs and keeps unchanged ones", async () => {
   assert.deepEqual(cron.nextRuns("p/a"), []);
   cron.stop();
 });
+
+Deno.test("only the server that leads runs cron jobs: the others keep time and run nothing", async () => {
+  const clock = new ManualClock(t0 + 100);
+  const { backend, runs } = memoryBackend();
+  let leads = false;
+  const scheduled: number[] = [];
+  const cron = new CronScheduler({
+    clock,
+    backend,
+    leads: () => leads,
+    run: (_job, at) => {
+      scheduled.push(at);
+      return Promise.resolve({ exitCode: 0, outputTail: "" });
+    },
+  });
+  cron.setJobs([job("* * * * * *")]);
+  await clock.advance(2000);
+  assert.deepEqual(scheduled, [], "a follower runs nothing");
+  assert.deepEqual(runs, [], "and records nothing");
+  leads = true;
+  await clock.advance(2000);
+  assert.deepEqual(scheduled.map(iso), ["00:00:03", "00:00:04"]);
+  cron.stop();
+});

@@ -1,0 +1,188 @@
+/**
+ * Servers forming one cluster: joining (a learner first, a voter once it has
+ * caught up), leaving, what every member reports, and the API's rules for a
+ * cluster: a write sent to a follower is forwarded to the leader, a read is
+ * linearizable (ReadIndex) unless it asks for `?stale=1`, and while no leader
+ * is known the answer is 503 with Retry-After, never a hang.
+ */
+
+import { OrcaError } from "../errors.ts";
+import type { MemberRecord } from "./machine.ts";
+import { type ControlLog, PEER_PATH } from "./raft_log.ts";
+
+/** What `orca nodes` shows of each member. */
+export interface MemberReport {
+  id: string;
+  address: string;
+  /** `voter` or `learner` in the config in force; `none` for a registered server outside it. */
+  role: "voter" | "learner" | "none";
+  leader: boolean;
+  term?: number;
+  commit?: number;
+  applied?: number;
+  /** Entries the member is behind the leader's commit index. */
+  lag?: number;
+  /** Milliseconds since this server last heard from it (0: it answered now); absent if never. */
+  lastContactMs?: number;
+  error?: string;
+  /** What the member says of itself (version, runtimes, GPUs, guest hosts). */
+  node?: Record<string, unknown>;
+}
+
+/** A member's answer to `GET /cluster/status`: its Raft state and what it says of itself. */
+export type SelfReport = Record<string, unknown> & { term: number; commit: number; applied: number };
+
+/** The header a forwarded request carries: a server forwards a request once, never again. */
+const FORWARDED = "x-orca-forwarded";
+/** Routes that are this server's own, whoever leads. */
+const LOCAL = new Set([PEER_PATH, "/api/v1/health", "/api/v1/cluster/status"]);
+
+export class Cluster {
+  readonly #log: ControlLog;
+  readonly #token: string;
+  readonly #self: () => Promise<Record<string, unknown>>;
+  readonly #lastContact = new Map<string, number>();
+
+  /** `self`: what this server says of itself (its node report). */
+  constructor(log: ControlLog, token: string, self: () => Promise<Record<string, unknown>>) {
+    this.#log = log;
+    this.#token = token;
+    this.#self = self;
+  }
+
+  /** This server's answer to `GET /cluster/status`. */
+  async status(): Promise<SelfReport> {
+    const s = this.#log.status();
+    return { ...await this.#self(), role: s.role, term: s.term, commit: s.commit, applied: s.applied };
+  }
+
+  /** Adds server `id` at `address` as a learner (leader only); says what it needs to catch up. */
+  async join(id: string, address: string): Promise<{ leader: string; commit: number; members: MemberRecord[] }> {
+    const config = this.#log.config();
+    if (config.voters.includes(id) || config.learners.includes(id)) {
+      throw new OrcaError("conflict", `server ${id} is already a member of this cluster`, {
+        hint: `a server restarted with a wiped data dir must be removed first: orca cluster remove ${id}, then join`,
+      });
+    }
+    await this.#log.propose({ type: "member", id, address, at: Date.now() });
+    await this.#log.changeMembers((c) => ({ voters: c.voters, learners: [...c.learners, id] }));
+    return { leader: this.#log.id, commit: this.#log.status().commit, members: this.#log.members() };
+  }
+
+  /** Makes learner `id` a voter (leader only), through joint consensus. */
+  async promote(id: string): Promise<void> {
+    const config = this.#log.config();
+    if (config.voters.includes(id)) return;
+    if (!config.learners.includes(id)) throw new OrcaError("not_found", `server ${id} is not a learner here`);
+    await this.#log.changeMembers((c) => ({
+      voters: [...c.voters, id],
+      learners: c.learners.filter((l) => l !== id),
+    }));
+  }
+
+  /** Takes server `id` out of the cluster (leader only); the last voter cannot be removed. */
+  async remove(id: string): Promise<void> {
+    const config = this.#log.config();
+    const registered = this.#log.members().some((m) => m.id === id);
+    if (!config.voters.includes(id) && !config.learners.includes(id) && !registered) {
+      throw new OrcaError("not_found", `no server ${id} in this cluster`, { hint: "orca nodes lists the members" });
+    }
+    if (config.voters.length === 1 && config.voters[0] === id) {
+      throw new OrcaError("invalid", `server ${id} is the cluster's only voter and cannot be removed`);
+    }
+    if (config.voters.includes(id) || config.learners.includes(id)) {
+      await this.#log.changeMembers((c) => ({
+        voters: c.voters.filter((v) => v !== id),
+        learners: c.learners.filter((l) => l !== id),
+      }));
+    }
+    await this.#log.propose({ type: "member-removed", id });
+  }
+
+  /** Every member as this server sees it, each asked for its own status (at most `timeoutMs` each). */
+  async report(timeoutMs = 1000): Promise<MemberReport[]> {
+    const config = this.#log.config();
+    const me = this.#log.status();
+    const ids = new Set([...config.voters, ...config.learners, ...this.#log.members().map((m) => m.id)]);
+    const asked = [...ids].sort().map(async (id): Promise<MemberReport> => {
+      const role = config.voters.includes(id) ? "voter" : config.learners.includes(id) ? "learner" : "none";
+      const address = this.#log.addressOf(id) ?? "";
+      const base = { id, address, role, leader: me.leader === id } as const;
+      try {
+        const status = id === me.id ? await this.status() : await this.#ask(address, timeoutMs);
+        this.#lastContact.set(id, Date.now());
+        const { term, commit, applied } = status;
+        return { ...base, term, commit, applied, lastContactMs: 0, node: status };
+      } catch (err) {
+        const seen = this.#lastContact.get(id);
+        return {
+          ...base,
+          ...(seen !== undefined && { lastContactMs: Date.now() - seen }),
+          error: err instanceof Error ? err.message : String(err),
+        };
+      }
+    });
+    const reports = await Promise.all(asked);
+    const leaderCommit = reports.find((r) => r.leader)?.commit ?? me.commit;
+    for (const r of reports) if (r.applied !== undefined) r.lag = Math.max(0, leaderCommit - r.applied);
+    return reports;
+  }
+
+  async #ask(address: string, timeoutMs: number): Promise<SelfReport> {
+    if (!address) throw new Error("no address registered");
+    const res = await fetch(`http://${address}/api/v1/cluster/status`, {
+      headers: { authorization: `Bearer ${this.#token}` },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!res.ok) throw new Error(`answered ${res.status}`);
+    return await res.json();
+  }
+
+  /**
+   * The cluster's rules in front of the API: a write on a follower goes to the leader (once); a read waits for
+   * this member to be linearizable unless `?stale=1`. Returns a response to send instead, or undefined to serve.
+   */
+  async route(request: Request, url: URL): Promise<Response | undefined> {
+    if (LOCAL.has(url.pathname)) return undefined;
+    const read = request.method === "GET" || request.method === "HEAD";
+    if (read) {
+      if (url.searchParams.get("stale") === "1") return undefined;
+      try {
+        await this.#log.barrier();
+      } catch (err) {
+        return (err instanceof OrcaError ? err : new OrcaError("unavailable", String(err))).toResponse();
+      }
+      return undefined;
+    }
+    if (this.#log.isLeader) return undefined;
+    const leader = this.#log.leader;
+    const address = leader !== undefined ? this.#log.addressOf(leader) : undefined;
+    if (!address || request.headers.has(FORWARDED)) {
+      return new OrcaError("unavailable", "no leader is known to take this write", {
+        retryAfter: 1,
+        hint: "the cluster is electing a leader, or this server is cut off from a majority; try again",
+      }).toResponse();
+    }
+    return await forward(request, url, address);
+  }
+}
+
+/** Sends `request` on to the leader at `address` and its answer back, bodies streamed both ways. */
+async function forward(request: Request, url: URL, address: string): Promise<Response> {
+  const headers = new Headers(request.headers);
+  for (const h of ["host", "connection", "keep-alive", "transfer-encoding"]) headers.delete(h);
+  headers.set(FORWARDED, "1");
+  try {
+    const res = await fetch(`http://${address}${url.pathname}${url.search}`, {
+      method: request.method,
+      headers,
+      body: request.body,
+      redirect: "manual",
+    });
+    return new Response(res.body, { status: res.status, headers: res.headers });
+  } catch (err) {
+    return new OrcaError("unavailable", `the leader at ${address} did not answer: ${(err as Error).message}`, {
+      retryAfter: 1,
+    }).toResponse();
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * `orca server --join ADDR`: a new server asks a member of the cluster to be
+ * added (as a learner), catches up from the leader (snapshot, then log), and
+ * then asks to be made a voter. The member asked forwards both requests to
+ * the leader if it does not lead.
+ */
+
+import { OrcaError } from "../errors.ts";
+import type { MemberRecord } from "./machine.ts";
+import type { ControlLog } from "./raft_log.ts";
+
+export interface Joined {
+  leader: string;
+  /** The leader's commit index when it added this server: caught up once applied through it. */
+  commit: number;
+  members: MemberRecord[];
+}
+
+/** Asks the member at `target` (`host:port`) to add server `id` at `address`; retried while the cluster elects. */
+export async function requestJoin(target: string, token: string, id: string, address: string): Promise<Joined> {
+  return await callMember(target, token, "/api/v1/cluster/join", { id, address }) as Joined;
+}
+
+/** Waits until `log` has applied through `commit`, then asks `target` to make this server a voter. */
+export async function promoteWhenCaughtUp(
+  log: ControlLog,
+  target: string,
+  token: string,
+  commit: number,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (log.status().applied < commit) {
+    if (Date.now() > end) {
+      throw new OrcaError("unavailable", `did not catch up with the leader in time (applied ${log.status().applied})`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await callMember(target, token, "/api/v1/cluster/promote", { id: log.id });
+}
+
+/** POSTs `body` to a member's API; a 503 (no leader yet) or a refused connection is tried again for 20 s. */
+async function callMember(target: string, token: string, path: string, body: unknown): Promise<unknown> {
+  const end = Date.now() + 20_000;
+  for (;;) {
+    let why: string;
+    try {
+      const res = await fetch(`http://${target}${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(15_000),
+      });
+      const answer = await res.json().catch(() => undefined);
+      if (res.ok) return answer;
+      const err = OrcaError.fromJSON(answer) ?? new OrcaError("unavailable", `${target} answered ${res.status}`);
+      if (res.status !== 503) throw err;
+      why = err.message;
+    } catch (err) {
+      if (err instanceof OrcaError) throw err;
+      why = (err as Error).message;
+    }
+    if (Date.now() > end) {
+      throw new OrcaError("unavailable", `cannot join through ${target}: ${why}`, {
+        hint: "check the address (the API port of a server of the cluster, e.g. 10.0.0.1:6880) and that it is up",
+      });
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Multi-server tests: real `orca server` processes on 127.0.0.1, .2, .3
+ * (each its own ORCA_HOME, the same ports), each started in a process group
+ * of its own (guest hosts included) so a kill reaches all of it and nothing
+ * outlives its test.
+ */
+
+import { cliPath } from "./harness.ts";
+
+export const API_PORT = 17880;
+export const HTTP_PORT = 17881;
+
+export interface Member {
+  ip: string;
+  home: string;
+  apiUrl: string;
+  httpUrl: string;
+  output(): string;
+  /** Sends `signal` to the whole process group and waits for the server to end. */
+  kill(signal?: Deno.Signal): Promise<void>;
+  alive(): boolean;
+}
+
+/** Starts `orca server` on `ip`; resolves once it says it is ready. */
+export async function startMember(ip: string, home: string, extra: string[] = []): Promise<Member> {
+  const child = new Deno.Command("setsid", {
+    args: [
+      Deno.execPath(),
+      "run",
+      "-A",
+      cliPath,
+      "server",
+      "--listen",
+      ip,
+      "--api-port",
+      String(API_PORT),
+      "--http-port",
+      String(HTTP_PORT),
+      "--home",
+      home,
+      "--workers",
+      "1",
+      "--pool-size",
+      "1",
+      ...extra,
+    ],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let output = "";
+  let exited = false;
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) output += chunk;
+  };
+  const done = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  child.status.then(() => exited = true);
+  const kill = async (signal: Deno.Signal = "SIGKILL") => {
+    try {
+      Deno.kill(-child.pid, signal); // setsid made the server a group leader: this reaches its guest hosts too
+    } catch {
+      // the group is gone already
+    }
+    await child.status;
+    await done;
+  };
+  const deadline = Date.now() + 60_000;
+  while (!/proxy\s+(\S+)/.test(output)) {
+    if (exited) throw new Error(`orca server on ${ip} exited:\n${output}`);
+    if (Date.now() > deadline) {
+      await kill();
+      throw new Error(`orca server on ${ip} did not start:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return {
+    ip,
+    home,
+    apiUrl: `http://${ip}:${API_PORT}`,
+    httpUrl: `http://${ip}:${HTTP_PORT}`,
+    output: () => output,
+    kill,
+    alive: () => !exited,
+  };
+}
+
+/** Polls `f` until it returns a value (not undefined/false) or `ms` pass. */
+export async function eventually<T>(what: string, f: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** An API call with the cluster token; the body parsed as JSON when it is JSON. */
+export async function call(
+  base: string,
+  token: string,
+  path: string,
+  init: RequestInit = {},
+): Promise<{ status: number; body: unknown; headers: Headers }> {
+  const res = await fetch(`${base}/api/v1${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${token}`, ...init.headers },
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON
+  }
+  return { status: res.status, body, headers: res.headers };
+}
