@@ -190,6 +190,44 @@ Deno.test("hostile input to the API and the proxy gets a clear 4xx; the server k
       assert.match(server.output(), /warning: the data dir .* is open to other users \(mode 755\)/);
     });
 
+    await t.step("cluster endpoints: token, ids, addresses and membership checked", async () => {
+      const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+        api(server, path, { method: "POST", body: JSON.stringify(body), headers });
+      assert.equal(
+        (await post("/cluster/join", { id: "n9", address: "127.0.0.9:6880" }, { authorization: "Bearer nope" }))
+          .status,
+        401,
+      );
+      for (const id of ["", "../x", "a/b", "x".repeat(65), 42, null]) {
+        const r = await post("/cluster/join", { id, address: "127.0.0.9:6880" });
+        assert.equal(r.status, 400, `id ${JSON.stringify(id)}: ${r.body}`);
+      }
+      for (const address of ["x", "127.0.0.9", "127.0.0.9:0", "127.0.0.9:99999", "a/b:1", "u@h:1", 7]) {
+        const r = await post("/cluster/join", { id: "n9", address });
+        assert.equal(r.status, 400, `address ${JSON.stringify(address)}: ${r.body}`);
+      }
+      assert.equal((await post("/cluster/join", "not an object")).status, 400);
+      const me = (await Deno.readTextFile(`${home}/node.id`)).trim();
+      const again = await post("/cluster/join", { id: me, address: "127.0.0.9:6880" });
+      assert.equal(again.status, 409);
+      assert.match(again.body, /already a member .*orca cluster remove/);
+      assert.equal((await post("/cluster/promote", { id: "nobody" })).status, 404);
+      assert.equal((await api(server, "/cluster/members/nobody", { method: "DELETE" })).status, 404);
+      const last = await api(server, `/cluster/members/${me}`, { method: "DELETE" });
+      assert.equal(last.status, 400);
+      assert.match(last.body, /only voter/);
+      // The peers' endpoint: no socket without the token and a known peer id.
+      const peer = await fetch(`${server.apiUrl}/api/v1/raft`, { headers: { "x-raft-from": me } });
+      assert.equal(peer.status, 401);
+      await peer.body?.cancel();
+      const stale = await api(server, "/services?stale=1");
+      assert.equal(stale.status, 200);
+      const nodes = JSON.parse((await api(server, "/nodes")).body).nodes;
+      assert.equal(nodes.length, 1);
+      assert.equal(nodes[0].role, "voter");
+      assert.equal(nodes[0].leader, true);
+    });
+
     const alive = await api(server, "/health");
     assert.equal(alive.status, 200);
   } finally {
