@@ -144,7 +144,9 @@ export class Cluster {
    */
   async route(request: Request, url: URL): Promise<Response | undefined> {
     if (LOCAL.has(url.pathname)) return undefined;
-    const read = request.method === "GET" || request.method === "HEAD";
+    // "Does the server have this module?" asks ahead of a deploy, which the leader checks: the leader answers it.
+    const beforeDeploy = request.method === "HEAD" && /^\/api\/v1\/(modules|blobs)\//.test(url.pathname);
+    const read = !beforeDeploy && (request.method === "GET" || request.method === "HEAD");
     if (read) {
       if (url.searchParams.get("stale") === "1") return undefined;
       try {

@@ -6,6 +6,7 @@
  * old ones finish their in-flight requests.
  */
 
+import type { ServiceSpec } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { type Route, routesOf, RouteTable } from "../proxy/mod.ts";
 import type { ExecResult, HttpContext, LogLine, LogOpts, ResourceStats, WorkloadHandle } from "../runtime/mod.ts";
@@ -137,7 +138,7 @@ export class ControlPlane {
   #converge(): Promise<void> {
     const run = this.#converging.then(async () => {
       const desired = this.#store.services();
-      await this.#bringMissing(desired);
+      await this.#bringMissing(desired.map((s) => s.spec));
       const result = await this.#workloads.converge(desired, this.#warm);
       for (const f of result.failed) this.#log(`${f.service} failed to start: ${f.error}`);
       const running = [...this.#workloads.active.values()].filter((a) => a.handle).map((a) => ({
@@ -151,9 +152,9 @@ export class ControlPlane {
   }
 
   /** Module and file bytes stay out of the log: what a deploy applied here references, a peer has. */
-  async #bringMissing(desired: StoredService[]): Promise<void> {
+  async #bringMissing(specs: ServiceSpec[]): Promise<void> {
     if (!this.#fetchMissing) return;
-    for (const { spec } of desired) {
+    for (const spec of specs) {
       const wanted: ["module" | "blob", string][] = [];
       if (spec.module_hash && !this.#store.hasModule(spec.module_hash)) wanted.push(["module", spec.module_hash]);
       for (const mount of Object.values(spec.wasm.files)) {
@@ -179,6 +180,8 @@ export class ControlPlane {
 
   async #deploy(request: DeployRequest): Promise<DeployResult> {
     const incoming = validateRequest(request);
+    // Uploaded to another server (a leader since replaced)? A peer has the bytes.
+    await this.#bringMissing(incoming);
     checkRunnable(incoming, this.#store, this.#containers !== undefined);
     const active = this.#workloads.active;
     const summary: DeploySummary = { created: [], updated: [], removed: [], unchanged: [] };

@@ -22,7 +22,12 @@ export interface Member {
 }
 
 /** Starts `orca server` on `ip`; resolves once it says it is ready. */
-export async function startMember(ip: string, home: string, extra: string[] = []): Promise<Member> {
+export async function startMember(
+  ip: string,
+  home: string,
+  extra: string[] = [],
+  ports = { api: API_PORT, http: HTTP_PORT },
+): Promise<Member> {
   const child = new Deno.Command("setsid", {
     args: [
       Deno.execPath(),
@@ -33,9 +38,9 @@ export async function startMember(ip: string, home: string, extra: string[] = []
       "--listen",
       ip,
       "--api-port",
-      String(API_PORT),
+      String(ports.api),
       "--http-port",
-      String(HTTP_PORT),
+      String(ports.http),
       "--home",
       home,
       "--workers",
@@ -76,8 +81,8 @@ export async function startMember(ip: string, home: string, extra: string[] = []
   return {
     ip,
     home,
-    apiUrl: `http://${ip}:${API_PORT}`,
-    httpUrl: `http://${ip}:${HTTP_PORT}`,
+    apiUrl: `http://${ip}:${ports.api}`,
+    httpUrl: `http://${ip}:${ports.http}`,
     output: () => output,
     kill,
     alive: () => !exited,
