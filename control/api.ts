@@ -194,7 +194,7 @@ export function createApi(opts: ApiOptions): Hono {
     const ndjson = (c.req.header("content-type") ?? "").startsWith("application/x-ndjson");
     const messages = ndjson ? splitLines(body) : [body];
     if (messages.length === 0) throw new OrcaError("invalid", "no message to publish");
-    return c.json({ topic: c.req.param("topic"), ids: jobs.publish(c.req.param("topic"), messages) }, 201);
+    return c.json({ topic: c.req.param("topic"), ids: await jobs.publish(c.req.param("topic"), messages) }, 201);
   });
 
   app.get("/queues", (c) => c.json({ topics: jobs.queues.topics() }));
@@ -216,7 +216,7 @@ export function createApi(opts: ApiOptions): Hono {
       );
     }
     const body = await readBody(c.req.raw, limits.message, "event");
-    return c.json({ event: name, deliveredTo: jobs.emit(name, body) }, 201);
+    return c.json({ event: name, deliveredTo: await jobs.emit(name, body) }, 201);
   });
 
   app.delete("/services/:project/:name", async (c) => c.json(await plane.remove(serviceKey(c.req.param()))));

@@ -13,7 +13,8 @@ import { type CronJob, CronScheduler } from "../triggers/cron_scheduler.ts";
 import { EventBus, type EventSubscription } from "../triggers/events.ts";
 import { defaultRetryPolicy, type RetryPolicy } from "../triggers/mod.ts";
 import { QueueConsumers, type Subscription } from "../triggers/queue.ts";
-import { QueueStore } from "./queue_store.ts";
+import type { ControlCommand } from "./machine.ts";
+import { QueueStore, toBase64 } from "./queue_store.ts";
 import { RunStore } from "./run_store.ts";
 import type { Store } from "./store.ts";
 
@@ -29,8 +30,10 @@ export interface JobTriggersOptions {
   clock?: Clock;
   policy?: RetryPolicy;
   log?: (line: string) => void;
-  /** Whether this server runs cron jobs now (the cluster's leader); default: always (a lone server). */
+  /** Whether this server runs cron jobs and delivers messages now (the cluster's leader); default: always. */
   leads?: () => boolean;
+  /** Where queue changes are committed (publishes, acks, retries, dead letters): the log. */
+  commands: { propose(command: ControlCommand): Promise<unknown> };
 }
 
 const encoder = new TextEncoder();
@@ -43,13 +46,17 @@ export class JobTriggers {
   readonly #events: EventBus;
   readonly #runtimes: Partial<Record<WorkloadHandle["runtime"], JobRunning>>;
   readonly #handles = new Map<string, WorkloadHandle>();
-  #subscriptions: Subscription[] = [];
+  readonly #propose: (command: ControlCommand) => Promise<unknown>;
+  readonly #now: () => number;
 
   constructor(opts: JobTriggersOptions) {
     const clock = opts.clock ?? systemClock;
     this.#runtimes = opts.runtimes;
     this.runs = new RunStore(opts.store);
-    this.queues = new QueueStore(opts.store, () => clock.now());
+    this.queues = new QueueStore(opts.store);
+    const commands = opts.commands;
+    this.#propose = (command) => commands.propose(command);
+    this.#now = () => clock.now();
     this.#cron = new CronScheduler({
       clock,
       backend: this.runs,
@@ -67,8 +74,26 @@ export class JobTriggers {
           "cron",
         ),
     });
+    const queues = this.queues;
     this.#consumers = new QueueConsumers({
-      backend: this.queues,
+      // Reads from the state the log applied; every change is a command on the log.
+      backend: {
+        next: (topic, consumer, after) => queues.next(topic, consumer, after),
+        ack: async (topic, consumer, id) => void await this.#propose({ type: "queue-ack", topic, consumer, id }),
+        retryLater: async (topic, consumer, _id, attempts, notBefore, error) =>
+          void await this.#propose({ type: "queue-retry", topic, consumer, attempts, notBefore, error }),
+        deadLetter: async (topic, consumer, message, attempts, error) =>
+          void await this.#propose({
+            type: "queue-dead",
+            topic,
+            consumer,
+            messageId: message.id,
+            attempts,
+            error,
+            at: this.#now(),
+          }),
+      },
+      ...(opts.leads && { leads: opts.leads }),
       clock,
       policy: opts.policy ?? defaultRetryPolicy,
       log: opts.log,
@@ -85,7 +110,7 @@ export class JobTriggers {
       },
     });
     this.#events = new EventBus(
-      (topic, bodies, meta) => this.queues.publish(topic, bodies, meta),
+      (topic, bodies, meta) => this.#append(topic, bodies, meta),
       (topic) => this.#consumers.notify(topic),
     );
   }
@@ -109,27 +134,32 @@ export class JobTriggers {
     }
     this.#cron.setJobs(jobs);
     this.#events.setSubscriptions(eventSubs);
-    const all = [...subs, ...this.#events.inboxSubscriptions()];
-    const gone = new Set(removed);
-    const dropped = this.#subscriptions.filter((s) => gone.has(s.consumer));
-    this.#consumers.setSubscriptions(all, dropped);
-    this.#subscriptions = all;
+    // The cursors come with the deploy the log applied (machine.ts); these loops deliver from them.
+    this.#consumers.setSubscriptions([...subs, ...this.#events.inboxSubscriptions()]);
     for (const service of removed) this.runs.forget(service);
   }
 
-  /** Publishes messages to a queue topic; durable when this returns. */
-  publish(topic: string, bodies: Uint8Array[]): number[] {
+  /** Wakes every consumer: this server may have just become the leader. */
+  wake(): void {
+    this.#consumers.notify();
+  }
+
+  /** Publishes messages to a queue topic; resolves with their ids once committed. */
+  async publish(topic: string, bodies: Uint8Array[]): Promise<number[]> {
     const error = topicError(topic);
     if (error) throw new OrcaError("invalid", error, { hint: "letters, digits, . _ -, at most 200 characters" });
-    const ids = this.queues.publish(topic, bodies);
+    const ids = await this.#append(topic, bodies, {});
     this.#consumers.notify(topic);
     return ids;
   }
 
-  /** Publishes an event; returns the services it was delivered to. */
-  emit(name: string, data: Uint8Array | Record<string, unknown>): string[] {
+  /** Publishes an event; resolves with the services it was delivered to. */
+  async emit(name: string, data: Uint8Array | Record<string, unknown>): Promise<string[]> {
     try {
-      return this.#events.publish(name, data instanceof Uint8Array ? data : encoder.encode(JSON.stringify(data)));
+      return await this.#events.publish(
+        name,
+        data instanceof Uint8Array ? data : encoder.encode(JSON.stringify(data)),
+      );
     } catch (err) {
       if (err instanceof RangeError) {
         throw new OrcaError("invalid", err.message, {
@@ -138,6 +168,11 @@ export class JobTriggers {
       }
       throw err;
     }
+  }
+
+  async #append(topic: string, bodies: Uint8Array[], meta: Record<string, string>): Promise<number[]> {
+    const command = { type: "queue-publish" as const, topic, bodies: bodies.map(toBase64), meta, at: this.#now() };
+    return await this.#propose(command) as number[];
   }
 
   nextRuns(service: string): { trigger: string; at?: number }[] {

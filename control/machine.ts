@@ -12,6 +12,9 @@
 
 import { OrcaError } from "../errors.ts";
 import type { Entry, StateMachine } from "../raft/mod.ts";
+import { parseTrigger } from "../config/mod.ts";
+import { EventBus } from "../triggers/events.ts";
+import { fromBase64, QueueStore, type QueueTables } from "./queue_store.ts";
 import type { DeploySummary, Store, StoredService } from "./store.ts";
 
 /** A change of desired state, as it travels in a log entry. */
@@ -27,7 +30,23 @@ export type ControlCommand =
   /** A server's address, where its peers and clients reach it (its API: `host:port`). */
   | { type: "member"; id: string; address: string; at: number }
   /** A server left the cluster. */
-  | { type: "member-removed"; id: string };
+  | { type: "member-removed"; id: string }
+  /** Messages appended to a topic (bodies in base64), at the proposer's time. */
+  | { type: "queue-publish"; topic: string; bodies: string[]; meta: Record<string, string>; at: number }
+  /** A consumer handled every message of its topic through `id`. */
+  | { type: "queue-ack"; topic: string; consumer: string; id: number }
+  /** The message after a consumer's cursor failed; retried not before `notBefore`. */
+  | { type: "queue-retry"; topic: string; consumer: string; attempts: number; notBefore: number; error: string }
+  /** A message failed for good for a consumer: a dead letter. */
+  | {
+    type: "queue-dead";
+    topic: string;
+    consumer: string;
+    messageId: number;
+    attempts: number;
+    error: string;
+    at: number;
+  };
 
 /** A server of the cluster as the registry holds it. */
 export interface MemberRecord {
@@ -56,6 +75,9 @@ interface SnapshotData {
   services: { project: string; name: string; version: number; spec: string; updated_at: number }[];
   deploys: { id: number; at: number; summary: string }[];
   members?: MemberRecord[];
+  queues?: QueueTables;
+  /** AUTOINCREMENT counters: ids handed out (deploys, messages) are never handed out again after a restore. */
+  sequences?: { name: string; seq: number }[];
 }
 
 const schema = `
@@ -66,6 +88,7 @@ CREATE TABLE IF NOT EXISTS members (id TEXT PRIMARY KEY, address TEXT NOT NULL, 
 
 export class ControlMachine implements StateMachine<CommandResult> {
   readonly #store: Store;
+  readonly #queues: QueueStore;
   readonly #listeners: (() => void)[] = [];
   #index: number;
   #term: number;
@@ -73,6 +96,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
   constructor(store: Store) {
     this.#store = store;
     store.db.exec(schema);
+    this.#queues = new QueueStore(store);
     const row = store.db.prepare("SELECT idx, term FROM raft_applied WHERE id = 1").get() as
       | { idx: number; term: number }
       | undefined;
@@ -96,11 +120,20 @@ export class ControlMachine implements StateMachine<CommandResult> {
   }
 
   apply(entry: Entry): CommandResult {
-    const result = this.#store.transaction(() => {
-      const result = entry.kind === "normal" ? this.#run(entry.data) : { ok: true as const, value: undefined };
-      this.#setApplied(entry.index, entry.term);
-      return result;
-    });
+    // The log is durable (fsynced before anything commits): what it applies needs no fsync of its own. Lost in a
+    // power cut, it is applied again from the log, since the applied index goes in the same transaction.
+    const db = this.#store.db;
+    db.exec("PRAGMA synchronous = NORMAL");
+    let result: CommandResult;
+    try {
+      result = this.#store.transaction(() => {
+        const result = entry.kind === "normal" ? this.#run(entry.data) : { ok: true as const, value: undefined };
+        this.#setApplied(entry.index, entry.term);
+        return result;
+      });
+    } finally {
+      db.exec("PRAGMA synchronous = FULL");
+    }
     if (entry.kind === "normal" && result.ok) { for (const listener of this.#listeners) listener(); }
     return result;
   }
@@ -114,6 +147,8 @@ export class ControlMachine implements StateMachine<CommandResult> {
         .all() as SnapshotData["services"],
       deploys: db.prepare("SELECT id, at, summary FROM deploys ORDER BY id").all() as SnapshotData["deploys"],
       members: this.members(),
+      queues: this.#queues.dump(),
+      sequences: db.prepare("SELECT name, seq FROM sqlite_sequence ORDER BY name").all() as SnapshotData["sequences"],
     };
     return encoder.encode(JSON.stringify(data));
   }
@@ -132,6 +167,11 @@ export class ControlMachine implements StateMachine<CommandResult> {
       for (const s of data.services) service.run(s.project, s.name, s.version, s.spec, s.updated_at);
       const deploy = db.prepare("INSERT INTO deploys (id, at, summary) VALUES (?, ?, ?)");
       for (const d of data.deploys) deploy.run(d.id, d.at, d.summary);
+      this.#queues.load(data.queues ?? { messages: [], cursors: [], dead: [] });
+      for (const { name, seq } of data.sequences ?? []) {
+        db.prepare("DELETE FROM sqlite_sequence WHERE name = ?").run(name);
+        db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)").run(name, seq);
+      }
       this.#setApplied(data.applied.index, data.applied.term);
     });
     for (const listener of this.#listeners) listener();
@@ -146,11 +186,33 @@ export class ControlMachine implements StateMachine<CommandResult> {
       return { ok: false, error: { code: "internal", message: "a log entry is not a command this version reads" } };
     }
     switch (command.type) {
-      case "deploy":
+      case "deploy": {
+        const id = this.#store.writeDeploy(command.upserts, command.removals, command.summary, command.at);
+        const services = this.#store.services();
+        this.#queues.applyConsumers(consumersOf(services), new Set(services.map((s) => keyOf(s))));
+        return { ok: true, value: id };
+      }
+      case "queue-publish":
         return {
           ok: true,
-          value: this.#store.writeDeploy(command.upserts, command.removals, command.summary, command.at),
+          value: this.#queues.applyPublish(command.topic, command.bodies.map(fromBase64), command.meta, command.at),
         };
+      case "queue-ack":
+        this.#queues.applyAck(command.topic, command.consumer, command.id);
+        return { ok: true, value: undefined };
+      case "queue-retry":
+        this.#queues.applyRetry(command.topic, command.consumer, command.attempts, command.notBefore, command.error);
+        return { ok: true, value: undefined };
+      case "queue-dead":
+        this.#queues.applyDead(
+          command.topic,
+          command.consumer,
+          command.messageId,
+          command.attempts,
+          command.error,
+          command.at,
+        );
+        return { ok: true, value: undefined };
       case "member":
         this.#store.db.prepare(
           "INSERT INTO members (id, address, at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET address = excluded.address, at = excluded.at",
@@ -177,4 +239,27 @@ export class ControlMachine implements StateMachine<CommandResult> {
     this.#index = index;
     this.#term = term;
   }
+}
+
+function keyOf(s: StoredService): string {
+  return `${s.spec.project}/${s.spec.name}`;
+}
+
+/** The (topic, consumer) pairs the services declare: queue triggers, and each event subscriber's inbox. */
+export function consumersOf(services: StoredService[]): { topic: string; consumer: string }[] {
+  const out: { topic: string; consumer: string }[] = [];
+  for (const s of services) {
+    const consumer = keyOf(s);
+    let inbox = false;
+    for (const trigger of s.spec.triggers) {
+      const t = parseTrigger(trigger);
+      if ("error" in t) continue;
+      if (t.type === "queue") out.push({ topic: t.topic, consumer });
+      if (t.type === "event" && !inbox) {
+        out.push({ topic: EventBus.inbox(consumer), consumer });
+        inbox = true;
+      }
+    }
+  }
+  return out;
 }

@@ -108,13 +108,9 @@ export class ControlPlane {
     });
   }
 
-  /** Publishes an Orca event (`orca.service.deployed`, ...); never fails the caller. */
+  /** Publishes an Orca event (`orca.service.deployed`, ...) in the background; never fails the caller. */
   emit(name: string, data: Record<string, unknown>): void {
-    try {
-      this.#jobs?.emit(name, data);
-    } catch (err) {
-      this.#log(`event ${name} not published: ${err}`);
-    }
+    this.#jobs?.emit(name, data).catch((err) => this.#log(`event ${name} not published: ${err.message ?? err}`));
   }
 
   get routes(): RouteTable {

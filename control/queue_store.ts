@@ -1,12 +1,15 @@
 /**
- * Durable queues in the node's SQLite store: messages per topic, a cursor per
- * (topic, consumer), and dead letters. Implements triggers' `QueueBackend`.
- * A publish is committed before it is acknowledged; a message is deleted once
- * every consumer of its topic has moved past it. Topics nobody consumes keep
- * their messages, and a consumer that appears later starts from the oldest.
+ * Queues as the state machine keeps them: messages per topic, a cursor per
+ * (topic, consumer), and dead letters, in the node's SQLite store. Every
+ * change comes from a command committed to the log (publish, ack, retry,
+ * dead letter, and the consumers a deploy brings): the `apply*` methods run
+ * inside the state machine's transaction, with the time the command carries.
+ * A message is deleted once every consumer of its topic has moved past it.
+ * Topics nobody consumes keep their messages, and a consumer that appears
+ * later starts from the oldest.
  */
 
-import type { QueueBackend, QueuedMessage } from "../triggers/queue.ts";
+import type { QueuedMessage } from "../triggers/queue.ts";
 import type { Store } from "./store.ts";
 
 const schema = `
@@ -50,41 +53,68 @@ interface MessageRow {
   published_at: number;
 }
 
-export class QueueStore implements QueueBackend {
-  readonly #store: Store;
-  readonly #now: () => number;
+/** The tables of queue state, for a snapshot. */
+export interface QueueTables {
+  messages: { id: number; topic: string; body: string; meta: string; published_at: number }[];
+  cursors: {
+    topic: string;
+    consumer: string;
+    cursor: number;
+    attempts: number;
+    not_before: number;
+    last_error: string | null;
+  }[];
+  dead: {
+    id: number;
+    topic: string;
+    consumer: string;
+    message_id: number;
+    body: string;
+    meta: string;
+    attempts: number;
+    error: string;
+    at: number;
+  }[];
+}
 
-  constructor(store: Store, now: () => number = Date.now) {
+export class QueueStore {
+  readonly #store: Store;
+
+  constructor(store: Store) {
     this.#store = store;
-    this.#now = now;
     store.db.exec(schema);
   }
 
-  /** Appends messages to `topic` in one transaction; returns their ids. */
-  publish(topic: string, bodies: Uint8Array[], meta: Record<string, string> = {}): number[] {
+  /** Appends messages to `topic` (published at `at`); returns their ids. */
+  applyPublish(topic: string, bodies: Uint8Array[], meta: Record<string, string>, at: number): number[] {
     const insert = this.#store.db.prepare(
       "INSERT INTO queue_messages (topic, body, meta, published_at) VALUES (?, ?, ?, ?)",
     );
     const metaText = JSON.stringify(meta);
-    return this.#store.transaction(() =>
-      bodies.map((body) => Number(insert.run(topic, body, metaText, this.#now()).lastInsertRowid))
-    );
+    return bodies.map((body) => Number(insert.run(topic, body, metaText, at).lastInsertRowid));
   }
 
-  ensureConsumer(topic: string, consumer: string): void {
-    this.#store.write(() =>
-      this.#store.db.prepare(
-        `INSERT OR IGNORE INTO queue_cursors (topic, consumer, cursor)
-         VALUES (?, ?, COALESCE((SELECT MIN(id) - 1 FROM queue_messages WHERE topic = ?), (SELECT COALESCE(MAX(id), 0) FROM queue_messages)))`,
-      ).run(topic, consumer, topic)
+  /**
+   * Makes the cursors match the consumers the services declare: a new one starts at its topic's oldest kept
+   * message; those of consumers no longer deployed are deleted (a service that only stops consuming keeps its
+   * cursor, paused).
+   */
+  applyConsumers(wanted: { topic: string; consumer: string }[], deployed: Set<string>): void {
+    const db = this.#store.db;
+    const ensure = db.prepare(
+      `INSERT OR IGNORE INTO queue_cursors (topic, consumer, cursor)
+       VALUES (?, ?, COALESCE((SELECT MIN(id) - 1 FROM queue_messages WHERE topic = ?), (SELECT COALESCE(MAX(id), 0) FROM queue_messages)))`,
     );
-  }
-
-  dropConsumer(topic: string, consumer: string): void {
-    this.#store.transaction(() => {
-      this.#store.db.prepare("DELETE FROM queue_cursors WHERE topic = ? AND consumer = ?").run(topic, consumer);
-      this.#collect(topic);
-    });
+    for (const { topic, consumer } of wanted) ensure.run(topic, consumer, topic);
+    const cursors = db.prepare("SELECT topic, consumer FROM queue_cursors").all() as {
+      topic: string;
+      consumer: string;
+    }[];
+    for (const c of cursors) {
+      if (deployed.has(c.consumer)) continue;
+      db.prepare("DELETE FROM queue_cursors WHERE topic = ? AND consumer = ?").run(c.topic, c.consumer);
+      this.#collect(c.topic);
+    }
   }
 
   next(topic: string, consumer: string, after = 0): QueuedMessage | undefined {
@@ -102,39 +132,73 @@ export class QueueStore implements QueueBackend {
     return { ...toMessage(row), attempts: first ? cur.attempts : 0, notBefore: first ? cur.not_before : 0 };
   }
 
-  ack(topic: string, consumer: string, id: number): void {
-    this.#store.transaction(() => {
-      this.#advance(topic, consumer, id);
-      this.#collect(topic);
-    });
+  /** The consumer handled every message through `id`. */
+  applyAck(topic: string, consumer: string, id: number): void {
+    this.#advance(topic, consumer, id);
+    this.#collect(topic);
   }
 
-  retryLater(topic: string, consumer: string, _id: number, attempts: number, notBefore: number, error: string): void {
-    this.#store.write(() =>
-      this.#store.db.prepare(
-        "UPDATE queue_cursors SET attempts = ?, not_before = ?, last_error = ? WHERE topic = ? AND consumer = ?",
-      )
-        .run(attempts, notBefore, error.slice(0, 2000), topic, consumer)
-    );
+  /** The message after the cursor failed `attempts` times; the next try is not before `notBefore`. */
+  applyRetry(topic: string, consumer: string, attempts: number, notBefore: number, error: string): void {
+    this.#store.db.prepare(
+      "UPDATE queue_cursors SET attempts = ?, not_before = ?, last_error = ? WHERE topic = ? AND consumer = ?",
+    ).run(attempts, notBefore, error.slice(0, 2000), topic, consumer);
   }
 
-  deadLetter(topic: string, consumer: string, message: QueuedMessage, attempts: number, error: string): void {
-    this.#store.transaction(() => {
-      this.#store.db.prepare(
+  /** Message `messageId` failed for good: kept among the dead letters (at `at`), and the consumer moves past it. */
+  applyDead(topic: string, consumer: string, messageId: number, attempts: number, error: string, at: number): void {
+    const db = this.#store.db;
+    const row = db.prepare("SELECT body, meta FROM queue_messages WHERE id = ? AND topic = ?").get(messageId, topic) as
+      | { body: Uint8Array; meta: string }
+      | undefined;
+    if (row) {
+      db.prepare(
         "INSERT INTO queue_dead (topic, consumer, message_id, body, meta, attempts, error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      ).run(
-        topic,
-        consumer,
-        message.id,
-        message.body,
-        JSON.stringify(message.meta),
-        attempts,
-        error.slice(0, 2000),
-        this.#now(),
-      );
-      this.#advance(topic, consumer, message.id);
-      this.#collect(topic);
-    });
+      ).run(topic, consumer, messageId, row.body, row.meta, attempts, error.slice(0, 2000), at);
+    }
+    this.#advance(topic, consumer, messageId);
+    this.#collect(topic);
+  }
+
+  /** Every queue table, bodies in base64, for a snapshot. */
+  dump(): QueueTables {
+    const db = this.#store.db;
+    const b64 = (rows: { body: Uint8Array }[]) => rows.map((r) => ({ ...r, body: toBase64(r.body) }));
+    return {
+      messages: b64(
+        db.prepare("SELECT id, topic, body, meta, published_at FROM queue_messages ORDER BY id").all() as {
+          body: Uint8Array;
+        }[],
+      ) as unknown as QueueTables["messages"],
+      cursors: db.prepare(
+        "SELECT topic, consumer, cursor, attempts, not_before, last_error FROM queue_cursors ORDER BY topic, consumer",
+      ).all() as unknown as QueueTables["cursors"],
+      dead: b64(
+        db.prepare(
+          "SELECT id, topic, consumer, message_id, body, meta, attempts, error, at FROM queue_dead ORDER BY id",
+        ).all() as { body: Uint8Array }[],
+      ) as unknown as QueueTables["dead"],
+    };
+  }
+
+  /** Replaces every queue table with a snapshot's (inside the caller's transaction). */
+  load(t: QueueTables): void {
+    const db = this.#store.db;
+    db.exec("DELETE FROM queue_messages; DELETE FROM queue_cursors; DELETE FROM queue_dead;");
+    const message = db.prepare(
+      "INSERT INTO queue_messages (id, topic, body, meta, published_at) VALUES (?, ?, ?, ?, ?)",
+    );
+    for (const m of t.messages) message.run(m.id, m.topic, fromBase64(m.body), m.meta, m.published_at);
+    const cursor = db.prepare(
+      "INSERT INTO queue_cursors (topic, consumer, cursor, attempts, not_before, last_error) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    for (const c of t.cursors) cursor.run(c.topic, c.consumer, c.cursor, c.attempts, c.not_before, c.last_error);
+    const dead = db.prepare(
+      "INSERT INTO queue_dead (id, topic, consumer, message_id, body, meta, attempts, error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    for (const d of t.dead) {
+      dead.run(d.id, d.topic, d.consumer, d.message_id, fromBase64(d.body), d.meta, d.attempts, d.error, d.at);
+    }
   }
 
   topics(): TopicInfo[] {
@@ -218,4 +282,17 @@ export class QueueStore implements QueueBackend {
 
 function toMessage(row: MessageRow): Omit<QueuedMessage, "attempts" | "notBefore"> {
   return { id: row.id, topic: row.topic, body: row.body, publishedAt: row.published_at, meta: JSON.parse(row.meta) };
+}
+
+export function toBase64(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
+export function fromBase64(text: string): Uint8Array {
+  const raw = atob(text);
+  const out = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+  return out;
 }

@@ -187,7 +187,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
   const log_ = commands!;
   // Until cron claims go through the log, the leader alone runs cron jobs: one run per firing while it leads.
-  const jobs = new JobTriggers({ store, runtimes: { wasm, container: containers }, log, leads: () => log_.isLeader });
+  const jobs = new JobTriggers({
+    store,
+    commands: log_,
+    runtimes: { wasm, container: containers },
+    log,
+    leads: () => log_.isLeader,
+  });
   const fetchMissing = (kind: "module" | "blob", hash: string) => fetchFromPeers(log_, token, store, kind, hash);
   const plane = new ControlPlane({ store, commands: log_, wasm, containers, log, jobs, fetchMissing });
   incident = (service, error) => plane.emit("orca.instance.crashed", { service, error });

@@ -89,6 +89,29 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
       const leaderAddress = nodes.find((n) => n.leader)!.address;
       const leader = members.find((m) => leaderAddress.startsWith(`${m.ip}:`))!;
       const survivors = members.filter((m) => m !== leader);
+      // A load across the kill: queue publishes to every server (forwarded to the leader), requests to the survivors.
+      let stop = false;
+      const acked: number[] = [];
+      const failedRequests: string[] = [];
+      const publishers = [0, 1, 2, 3].map(async (p) => {
+        for (let i = 0; !stop; i++) {
+          const target = members[(p + i) % members.length];
+          try {
+            const r = await call(target.apiUrl, token, "/queues/orders", { method: "POST", body: `m${p}-${i}` });
+            if (r.status === 201) acked.push(...(r.body as { ids: number[] }).ids);
+          } catch {
+            // a server that is down, or a request cut off: not acknowledged, so nothing is owed
+          }
+        }
+      });
+      const requests = survivors.map(async (m) => {
+        while (!stop) {
+          const res = await fetch(`${m.httpUrl}/greet/load`, { signal: AbortSignal.timeout(5_000) }).catch((e) => e);
+          if (!(res instanceof Response) || res.status !== 200) failedRequests.push(`${m.ip}: ${res.status ?? res}`);
+          if (res instanceof Response) await res.body?.cancel();
+        }
+      });
+      await new Promise((r) => setTimeout(r, 300));
       await leader.kill("SIGKILL");
       const killedAt = performance.now();
       const dir = await project("second", "http:/second/:name");
@@ -99,6 +122,21 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
       const failoverMs = performance.now() - killedAt;
       console.log(`failover: first write accepted ${Math.round(failoverMs)} ms after kill -9 (includes the CLI)`);
       assert.ok(failoverMs < 10_000, `failover took ${failoverMs} ms`);
+      await new Promise((r) => setTimeout(r, 500));
+      stop = true;
+      await Promise.all([...publishers, ...requests]);
+      assert.deepEqual(failedRequests, [], "the survivors answered every request");
+      assert.ok(acked.length > 0, "publishes were acknowledged during the load");
+      assert.equal(new Set(acked).size, acked.length, "every acknowledged message has an id of its own");
+      // Every acknowledged message is kept on every survivor (nobody consumes "orders": all are retained).
+      for (const m of survivors) {
+        const r = await call(m.apiUrl, token, "/queues");
+        const orders = (r.body as { topics: { topic: string; retained: number }[] }).topics.find((t) =>
+          t.topic === "orders"
+        );
+        assert.ok(orders && orders.retained >= acked.length, `${m.ip} kept ${orders?.retained} of ${acked.length}`);
+      }
+      console.log(`load: ${acked.length} publishes acknowledged across the kill, none lost`);
       for (const m of survivors) {
         assert.match(await eventually(`${m.ip} serves /greet`, () => greet(m, "/greet/again")), /, again, from C/);
         assert.match(await eventually(`${m.ip} serves /second`, () => greet(m, "/second/x")), /, x, from C/);

@@ -13,8 +13,8 @@ export interface EventSubscription {
   pattern: string;
 }
 
-/** Appends to a topic durably (the queue store). */
-export type PublishToTopic = (topic: string, bodies: Uint8Array[], meta: Record<string, string>) => number[];
+/** Appends to a topic durably (the queue store, through the log); resolves once stored. */
+export type PublishToTopic = (topic: string, bodies: Uint8Array[], meta: Record<string, string>) => Promise<unknown>;
 
 export class EventBus {
   readonly #publish: PublishToTopic;
@@ -41,13 +41,13 @@ export class EventBus {
     return consumers.map((consumer) => ({ topic: EventBus.inbox(consumer), consumer }));
   }
 
-  /** Publishes `name`; returns the consumers it was delivered to. */
-  publish(name: string, data: Uint8Array): string[] {
+  /** Publishes `name` into every subscriber's inbox; resolves with the consumers it was delivered to. */
+  async publish(name: string, data: Uint8Array): Promise<string[]> {
     if (!validEventName(name)) throw new RangeError(`invalid event name ${JSON.stringify(name)}`);
     const to = [...new Set(this.#subs.filter((s) => matchEvent(s.pattern, name)).map((s) => s.consumer))].sort();
     for (const consumer of to) {
       const topic = EventBus.inbox(consumer);
-      this.#publish(topic, [data], { event: name });
+      await this.#publish(topic, [data], { event: name });
       this.#notify(topic);
     }
     return to;

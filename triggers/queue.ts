@@ -6,6 +6,9 @@
  * `maxAttempts` failures the message moves to the dead-letter list.
  * Acks are group-committed (every `ackBatch` messages, or when the topic runs
  * dry): a crash may redeliver up to that many handled messages, never lose one.
+ * Cursors exist where the backend says (the state the log applied); only the
+ * server that `leads` delivers, and one that stops leading forgets what it
+ * had not acknowledged (the next leader delivers it again).
  */
 
 import { retryDelay, type RetryPolicy } from "./backoff.ts";
@@ -24,15 +27,20 @@ export interface QueuedMessage {
   notBefore: number;
 }
 
-/** Durable storage of topics and cursors. Every method is durable on return. */
+/** Durable storage of topics and cursors. A change is durable once its promise resolves. */
 export interface QueueBackend {
-  ensureConsumer(topic: string, consumer: string): void;
-  dropConsumer(topic: string, consumer: string): void;
-  /** The first message after the consumer's cursor and after `after` (acks not yet flushed). */
+  /** The first message after the consumer's cursor and after `after` (acks not yet flushed); none without a cursor. */
   next(topic: string, consumer: string, after?: number): QueuedMessage | undefined;
-  ack(topic: string, consumer: string, id: number): void;
-  retryLater(topic: string, consumer: string, id: number, attempts: number, notBefore: number, error: string): void;
-  deadLetter(topic: string, consumer: string, message: QueuedMessage, attempts: number, error: string): void;
+  ack(topic: string, consumer: string, id: number): Promise<void>;
+  retryLater(
+    topic: string,
+    consumer: string,
+    id: number,
+    attempts: number,
+    notBefore: number,
+    error: string,
+  ): Promise<void>;
+  deadLetter(topic: string, consumer: string, message: QueuedMessage, attempts: number, error: string): Promise<void>;
 }
 
 export interface Subscription {
@@ -62,6 +70,7 @@ export class QueueConsumers {
   readonly #log: (line: string) => void;
   readonly #loops = new Map<string, Loop>();
   readonly #ackBatch: number;
+  readonly #leads: () => boolean;
 
   constructor(opts: {
     backend: QueueBackend;
@@ -71,7 +80,10 @@ export class QueueConsumers {
     log?: (line: string) => void;
     /** Handled messages acknowledged per durable write (default 32). */
     ackBatch?: number;
+    /** Whether this server delivers now (the cluster's leader); default: always. */
+    leads?: () => boolean;
   }) {
+    this.#leads = opts.leads ?? (() => true);
     this.#backend = opts.backend;
     this.#clock = opts.clock;
     this.#deliver = opts.deliver;
@@ -80,11 +92,8 @@ export class QueueConsumers {
     this.#ackBatch = Math.max(1, opts.ackBatch ?? 32);
   }
 
-  /**
-   * Makes the consumers exactly `subs`. `dropped` lists consumers whose service
-   * was removed: their cursors are deleted, not just paused.
-   */
-  setSubscriptions(subs: Subscription[], dropped: Subscription[] = []): void {
+  /** Makes the consumer loops exactly `subs` (their cursors are the backend's). */
+  setSubscriptions(subs: Subscription[]): void {
     const wanted = new Map(subs.map((s) => [key(s), s]));
     for (const [k, loop] of this.#loops) {
       if (!wanted.has(k)) {
@@ -92,17 +101,12 @@ export class QueueConsumers {
         this.#loops.delete(k);
       }
     }
-    for (const d of dropped) if (!wanted.has(key(d))) this.#backend.dropConsumer(d.topic, d.consumer);
-    for (const [k, sub] of wanted) {
-      if (this.#loops.has(k)) continue;
-      this.#backend.ensureConsumer(sub.topic, sub.consumer);
-      this.#startLoop(k, sub);
-    }
+    for (const [k, sub] of wanted) if (!this.#loops.has(k)) this.#startLoop(k, sub);
   }
 
-  /** Wakes the consumers of `topic` (after a publish). */
-  notify(topic: string): void {
-    for (const loop of this.#loops.values()) if (loop.sub.topic === topic) loop.wake();
+  /** Wakes the consumers of `topic` (after a publish), or every consumer. */
+  notify(topic?: string): void {
+    for (const loop of this.#loops.values()) if (topic === undefined || loop.sub.topic === topic) loop.wake();
   }
 
   async stop(): Promise<void> {
@@ -145,21 +149,34 @@ export class QueueConsumers {
     // Handled but not yet durably acknowledged: the highest id, and how many.
     let handled = 0;
     let unflushed = 0;
-    const flush = () => {
+    const flush = async () => {
       if (unflushed === 0) return;
-      this.#backend.ack(sub.topic, sub.consumer, handled);
+      try {
+        await this.#backend.ack(sub.topic, sub.consumer, handled);
+      } catch (err) {
+        // Not acknowledged (this server no longer leads): whoever leads delivers those messages again.
+        this.#log(`queue ${sub.topic}: ${unflushed} ack(s) of ${sub.consumer} not stored: ${err}`);
+        handled = 0;
+      }
       unflushed = 0;
     };
     loop.idle = (async () => {
       while (!abort.signal.aborted) {
+        if (!this.#leads()) {
+          await flush();
+          handled = 0;
+          await waitFor(this.#clock.now() + 250);
+          continue;
+        }
         const message = this.#backend.next(sub.topic, sub.consumer, handled);
         if (!message) {
-          flush();
-          await waitFor(undefined);
+          await flush();
+          // A publish wakes the loop; the deadline catches what another leader stored while this one followed.
+          await waitFor(this.#clock.now() + IDLE_RECHECK_MS);
           continue;
         }
         if (message.notBefore > this.#clock.now()) {
-          flush();
+          await flush();
           await waitFor(message.notBefore);
           continue;
         }
@@ -168,25 +185,35 @@ export class QueueConsumers {
         if (abort.signal.aborted && !result.ok) break; // the service went away mid-delivery: keep it for later
         if (result.ok) {
           handled = message.id;
-          if (++unflushed >= this.#ackBatch) flush();
+          if (++unflushed >= this.#ackBatch) await flush();
           continue;
         }
-        flush(); // a failure's state is written after the acks before it
-        if (attempt >= this.#policy.maxAttempts) {
-          this.#backend.deadLetter(sub.topic, sub.consumer, message, attempt, result.error ?? "failed");
-          this.#log(
-            `queue ${sub.topic}: message ${message.id} dead-lettered for ${sub.consumer} after ${attempt} attempts`,
-          );
-        } else {
-          const notBefore = this.#clock.now() + retryDelay(attempt, this.#policy);
-          this.#backend.retryLater(sub.topic, sub.consumer, message.id, attempt, notBefore, result.error ?? "failed");
+        await flush(); // a failure's state is written after the acks before it
+        try {
+          if (attempt >= this.#policy.maxAttempts) {
+            await this.#backend.deadLetter(sub.topic, sub.consumer, message, attempt, result.error ?? "failed");
+            this.#log(
+              `queue ${sub.topic}: message ${message.id} dead-lettered for ${sub.consumer} after ${attempt} attempts`,
+            );
+          } else {
+            const notBefore = this.#clock.now() + retryDelay(attempt, this.#policy);
+            const error = result.error ?? "failed";
+            await this.#backend.retryLater(sub.topic, sub.consumer, message.id, attempt, notBefore, error);
+          }
+        } catch (err) {
+          // Not stored (this server no longer leads): the message is delivered again by whoever leads.
+          this.#log(`queue ${sub.topic}: the failure of message ${message.id} was not stored: ${err}`);
+          handled = 0;
         }
       }
-      flush();
+      await flush();
     })().catch((err) => this.#log(`queue ${sub.topic} consumer ${sub.consumer} stopped: ${err}`));
     this.#loops.set(k, loop);
   }
 }
+
+/** How long an idle consumer waits before it looks for messages again without being woken. */
+const IDLE_RECHECK_MS = 1000;
 
 function key(s: Subscription): string {
   return `${s.topic}\u0000${s.consumer}`;

@@ -8,21 +8,25 @@ function memoryBackend() {
   const cursors = new Map<string, { cursor: number; attempts: number; notBefore: number }>();
   const dead: { consumer: string; id: number; attempts: number; error: string }[] = [];
   const k = (t: string, c: string) => `${t} ${c}`;
+  const cursor = (t: string, c: string) => {
+    // A consumer's cursor appears with it (the log's deploy makes it, in Orca), at the oldest message.
+    if (!cursors.has(k(t, c))) cursors.set(k(t, c), { cursor: 0, attempts: 0, notBefore: 0 });
+    return cursors.get(k(t, c))!;
+  };
   const backend: QueueBackend = {
-    ensureConsumer: (t, c) =>
-      void (cursors.has(k(t, c)) || cursors.set(k(t, c), { cursor: 0, attempts: 0, notBefore: 0 })),
-    dropConsumer: (t, c) => void cursors.delete(k(t, c)),
     next(t, c, after = 0) {
-      const cur = cursors.get(k(t, c))!;
+      const cur = cursor(t, c);
       const m = messages.find((m) => m.topic === t && m.id > Math.max(cur.cursor, after));
       const first = after <= cur.cursor;
       return m && { ...m, attempts: first ? cur.attempts : 0, notBefore: first ? cur.notBefore : 0 };
     },
-    ack: (t, c, id) => void cursors.set(k(t, c), { cursor: id, attempts: 0, notBefore: 0 }),
-    retryLater: (t, c, _id, attempts, notBefore) => void Object.assign(cursors.get(k(t, c))!, { attempts, notBefore }),
+    ack: (t, c, id) => Promise.resolve(void cursors.set(k(t, c), { cursor: id, attempts: 0, notBefore: 0 })),
+    retryLater: (t, c, _id, attempts, notBefore) =>
+      Promise.resolve(void Object.assign(cursor(t, c), { attempts, notBefore })),
     deadLetter(t, c, m, attempts, error) {
       dead.push({ consumer: c, id: m.id, attempts, error });
       cursors.set(k(t, c), { cursor: m.id, attempts: 0, notBefore: 0 });
+      return Promise.resolve();
     },
   };
   const publish = (topic: string, text: string) =>
@@ -115,5 +119,41 @@ Deno.test("acks are group-committed; a crash redelivers only unflushed ones", as
   await clock.advance(0);
   // Two full batches, then the rest when the topic ran dry.
   assert.deepEqual(acks, [4, 8, 10]);
+  await q.stop();
+});
+
+Deno.test("only the leader delivers; acks it could not store are delivered again", async () => {
+  const clock = new ManualClock(0);
+  const { backend, publish } = memoryBackend();
+  let leads = false;
+  let acksFail = false;
+  const got: string[] = [];
+  const q = new QueueConsumers({
+    backend: {
+      ...backend,
+      ack: (t, c, id) => acksFail ? Promise.reject(new Error("not the leader")) : backend.ack(t, c, id),
+    },
+    clock,
+    policy,
+    leads: () => leads,
+    deliver: (_sub, m) => {
+      got.push(new TextDecoder().decode(m.body));
+      return Promise.resolve({ ok: true });
+    },
+  });
+  publish("t", "a");
+  publish("t", "b");
+  q.setSubscriptions([{ topic: "t", consumer: "c" }]);
+  await clock.advance(1000);
+  assert.deepEqual(got, [], "a follower delivers nothing");
+  leads = true;
+  acksFail = true; // the acks of a and b are lost (say, leadership moved mid-flush)
+  await clock.advance(500);
+  assert.deepEqual(got, ["a", "b"]);
+  acksFail = false;
+  await clock.advance(1500);
+  assert.deepEqual(got, ["a", "b", "a", "b"], "what was not acknowledged is delivered again: at least once");
+  await clock.advance(3000);
+  assert.equal(got.length, 4, "and once acknowledged, never again");
   await q.stop();
 });
