@@ -1,10 +1,11 @@
 /**
  * `deno task bench [suite...]`: every benchmark, or the suites named
- * (http, density, scheduler, triggers, deploy). Each measures Orca side by side with a baseline
+ * (http, density, scheduler, triggers, deploy, cluster). Each measures Orca side by side with a baseline
  * in the same run and prints ratios.
  */
 
 import { Engine } from "../runtime/mod.ts";
+import { benchCluster } from "./cluster.ts";
 import { benchDeadline } from "./deadline.ts";
 import { benchDensity } from "./density.ts";
 import { benchDeploy } from "./deploy.ts";
@@ -32,6 +33,9 @@ const suites: Record<string, () => Promise<void>> = {
       messages: Number(Deno.env.get("BENCH_MESSAGES") ?? 5000),
     });
     console.log(`\ntriggers\n\n${lines.join("\n")}`);
+  },
+  async cluster() {
+    console.log(`\ncluster (a lone server vs 3 servers on 127.0.0.1-3)\n\n${(await benchCluster()).join("\n")}`);
   },
   async deploy() {
     if (!(await new Engine().ping())) {

@@ -1,0 +1,164 @@
+/**
+ * `deno task bench cluster`: the control plane on the Raft log, side by side
+ * in one run on loopback. A lone server of this build against three servers
+ * (127.0.0.1-3): durable deploys/s and queue publishes/s at concurrency 1, 16
+ * and 64, and leader failover (kill -9, then the first write accepted) over
+ * 10 kills. With `BENCH_BASELINE=<checkout>` (e.g. `git worktree add
+ * /tmp/orca-base <commit>` and its `deno task deps`), the lone-server rows are
+ * also measured on that build, for the "no more than 10% slower" check.
+ */
+
+import { eventually, type Member, startMember } from "../tests/cluster_harness.ts";
+import { cliPath, examplesDir } from "../tests/harness.ts";
+
+const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 3);
+const KILLS = Number(Deno.env.get("BENCH_KILLS") ?? 10);
+const PORTS = { api: 18880, http: 18881 };
+
+interface Target {
+  apiUrl: string;
+  token: string;
+}
+
+/** Starts a lone `orca server` from `cli` on 127.0.0.1 (free ports); the handle stops its whole process group. */
+async function startLone(cli: string): Promise<Target & { stop(): Promise<void> }> {
+  const home = await Deno.makeTempDir({ prefix: "orca-bench-" });
+  const child = new Deno.Command("setsid", {
+    args: [Deno.execPath(), "run", "-A", cli, "server", "--listen", "127.0.0.1", "--api-port", "0", "--http-port", "0"]
+      .concat(["--home", home, "--workers", "1"]),
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let output = "";
+  const collect = async (s: ReadableStream<Uint8Array>) => {
+    for await (const c of s.pipeThrough(new TextDecoderStream())) output += c;
+  };
+  const done = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  await eventually("the lone server", () => Promise.resolve(/api\s+(\S+)\/api\/v1/.exec(output)?.[1]), 60_000);
+  const apiUrl = /api\s+(\S+)\/api\/v1/.exec(output)![1];
+  const token = (await Deno.readTextFile(`${home}/cluster.token`)).trim();
+  return {
+    apiUrl,
+    token,
+    async stop() {
+      Deno.kill(-child.pid, "SIGKILL");
+      await child.status;
+      await done;
+    },
+  };
+}
+
+async function post(t: Target, path: string, body: BodyInit): Promise<number> {
+  const res = await fetch(`${t.apiUrl}/api/v1${path}`, {
+    method: path === "/deploy" ? "POST" : path.startsWith("/modules") ? "PUT" : "POST",
+    headers: { authorization: `Bearer ${t.token}`, "content-type": "application/json" },
+    body,
+    signal: AbortSignal.timeout(15_000),
+  });
+  await res.body?.cancel();
+  return res.status;
+}
+
+/** Operations per second that `op` completes with 2xx, from `concurrency` loops over `SECONDS`. */
+async function rate(concurrency: number, op: (loop: number, i: number) => Promise<number>): Promise<number> {
+  let ok = 0;
+  const end = performance.now() + SECONDS * 1000;
+  await Promise.all(Array.from({ length: concurrency }, async (_, loop) => {
+    for (let i = 0; performance.now() < end; i++) if ((await op(loop, i).catch(() => 0)) < 300) ok++;
+  }));
+  return ok / SECONDS;
+}
+
+/** Uploads the C example once; returns a deploy body maker (each one a new version: a real change). */
+async function deployer(t: Target): Promise<(n: string) => string> {
+  const bytes = await Deno.readFile(`${examplesDir}/services/hello-c/hello.wasm`);
+  const hash = Array.from(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  await post(t, `/modules/${hash}`, bytes);
+  return (n) =>
+    JSON.stringify({
+      projects: { bench: [{ name: "svc", module: "hello.wasm", module_hash: hash, env: { N: n }, triggers: [] }] },
+    });
+}
+
+async function measure(t: Target): Promise<Record<string, number>> {
+  const body = await deployer(t);
+  const out: Record<string, number> = {};
+  for (const c of [1, 16, 64]) {
+    out[`publish c=${c}`] = await rate(c, (loop, i) => post(t, "/queues/bench", `m${loop}-${i}`));
+    out[`deploy c=${c}`] = await rate(c, (loop, i) => post(t, "/deploy", body(`${c}-${loop}-${i}`)));
+  }
+  return out;
+}
+
+async function failovers(members: Member[], token: string): Promise<number[]> {
+  const times: number[] = [];
+  for (let k = 0; k < KILLS; k++) {
+    const leaderIp = await eventually("a leader", async () => {
+      const res = await fetch(`${members[0].apiUrl}/api/v1/nodes`, { headers: { authorization: `Bearer ${token}` } });
+      const nodes = (await res.json()).nodes as { address: string; leader: boolean; error?: string }[];
+      return nodes.length === 3 && nodes.every((n) => !n.error) ? nodes.find((n) => n.leader)?.address : undefined;
+    }, 60_000);
+    const i = members.findIndex((m) => leaderIp.startsWith(`${m.ip}:`));
+    const victim = members[i];
+    await victim.kill("SIGKILL");
+    const t0 = performance.now();
+    const survivor = members[(i + 1) % 3];
+    await eventually("a write after the kill", async () => {
+      return (await post({ apiUrl: survivor.apiUrl, token }, "/queues/failover", "x").catch(() => 0)) === 201;
+    }, 30_000);
+    times.push(performance.now() - t0);
+    members[i] = await startMember(victim.ip, victim.home, [], PORTS);
+  }
+  return times;
+}
+
+export async function benchCluster(): Promise<string[]> {
+  const lines: string[] = [];
+  const pct = (v: number[], q: number) =>
+    [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(q * v.length))];
+  const lone = await startLone(cliPath);
+  const alone = await measure(lone).finally(() => lone.stop());
+  let base: Record<string, number> | undefined;
+  const baseline = Deno.env.get("BENCH_BASELINE");
+  if (baseline) {
+    const old = await startLone(`${baseline}/cli.ts`);
+    base = await measure(old).finally(() => old.stop());
+  }
+  const homes = await Promise.all([1, 2, 3].map(() => Deno.makeTempDir({ prefix: "orca-bench-cluster-" })));
+  const members: Member[] = [await startMember("127.0.0.1", homes[0], [], PORTS)];
+  const token = (await Deno.readTextFile(`${homes[0]}/cluster.token`)).trim();
+  try {
+    for (const i of [1, 2]) {
+      members.push(
+        await startMember(`127.0.0.${i + 1}`, homes[i], ["--join", `127.0.0.1:${PORTS.api}`, "--token", token], PORTS),
+      );
+    }
+    const three = await measure({ apiUrl: members[0].apiUrl, token });
+    lines.push(
+      `${"".padEnd(14)} ${"lone".padStart(9)} ${"3 servers".padStart(10)} ${"ratio".padStart(6)}` +
+        (base ? ` ${"baseline".padStart(9)} ${"lone/base".padStart(9)}` : ""),
+    );
+    for (const k of Object.keys(alone)) {
+      const row = `${k.padEnd(14)} ${alone[k].toFixed(0).padStart(9)} ${three[k].toFixed(0).padStart(10)} ` +
+        `${(three[k] / alone[k]).toFixed(2).padStart(5)}x`;
+      lines.push(
+        base ? `${row} ${base[k].toFixed(0).padStart(9)} ${(alone[k] / base[k]).toFixed(2).padStart(8)}x` : row,
+      );
+    }
+    lines.push("(per second, 2xx only; writes sent to 127.0.0.1, which may be a follower: then forwarded)");
+    const times = await failovers(members, token);
+    lines.push(
+      `failover over ${times.length} kill -9 of the leader: first write accepted p50 ${
+        pct(times, 0.5).toFixed(0)
+      } ms, ` +
+        `p99 ${pct(times, 0.99).toFixed(0)} ms (goal p99 <= 3000 ms)`,
+    );
+  } finally {
+    for (const m of members) await m.kill("SIGKILL");
+  }
+  return lines;
+}
