@@ -120,22 +120,32 @@ export class ControlMachine implements StateMachine<CommandResult> {
   }
 
   apply(entry: Entry): CommandResult {
+    return this.applyAll([entry])[0];
+  }
+
+  /** Applies committed entries in one transaction, with the index of the last. */
+  applyAll(entries: Entry[]): CommandResult[] {
     // The log is durable (fsynced before anything commits): what it applies needs no fsync of its own. Lost in a
     // power cut, it is applied again from the log, since the applied index goes in the same transaction.
     const db = this.#store.db;
     db.exec("PRAGMA synchronous = NORMAL");
-    let result: CommandResult;
+    let results: CommandResult[];
     try {
-      result = this.#store.transaction(() => {
-        const result = entry.kind === "normal" ? this.#run(entry.data) : { ok: true as const, value: undefined };
-        this.#setApplied(entry.index, entry.term);
-        return result;
+      results = this.#store.transaction(() => {
+        const results = entries.map((e) =>
+          e.kind === "normal" ? this.#run(e.data) : { ok: true as const, value: undefined }
+        );
+        const last = entries[entries.length - 1];
+        this.#setApplied(last.index, last.term);
+        return results;
       });
     } finally {
       db.exec("PRAGMA synchronous = FULL");
     }
-    if (entry.kind === "normal" && result.ok) { for (const listener of this.#listeners) listener(); }
-    return result;
+    if (entries.some((e, i) => e.kind === "normal" && results[i].ok)) {
+      for (const listener of this.#listeners) listener();
+    }
+    return results;
   }
 
   snapshot(): Uint8Array {

@@ -33,6 +33,8 @@ export interface StateMachine<R> {
    * rebuilt from the snapshot and the log at every start.
    */
   applied?(): number;
+  /** Applies several committed entries in order (one transaction, say); results in the same order. */
+  applyAll?(entries: Entry[]): R[];
 }
 
 export interface DriverOptions<R> {
@@ -345,7 +347,7 @@ export class RaftDriver<R> {
       this.#settle(rd.snapshot.index, undefined);
       this.stats.snapshotsInstalled++;
     }
-    for (const e of rd.committed) if (e.index > this.#applied) this.#apply(e);
+    this.#applyEntries(rd.committed.filter((e) => e.index > this.#applied));
     for (const r of rd.reads) {
       const waiter = this.#reads.get(r.ctx);
       this.#reads.delete(r.ctx);
@@ -367,19 +369,26 @@ export class RaftDriver<R> {
    * counts itself only for what it stored). Stops at what a snapshot not yet handed over replaced.
    */
   #applyCommitted(): void {
-    const from = this.#applied;
+    const entries: Entry[] = [];
     for (let i = this.#applied + 1; i <= this.node.commit; i++) {
       const e = this.node.entryAt(i);
       if (!e) break;
-      this.#apply(e);
+      entries.push(e);
     }
-    if (this.#applied > from) this.node.appliedTo(this.#applied);
+    this.#applyEntries(entries);
+    if (entries.length > 0) this.node.appliedTo(this.#applied);
   }
 
-  #apply(e: Entry): void {
-    const result = this.#opts.machine.apply(e);
-    this.#applied = e.index;
-    this.#settle(e.index, { term: e.term, result });
+  #applyEntries(entries: Entry[]): void {
+    if (entries.length === 0) return;
+    const machine = this.#opts.machine;
+    const results = machine.applyAll && entries.length > 1
+      ? machine.applyAll(entries)
+      : entries.map((e) => machine.apply(e));
+    entries.forEach((e, i) => {
+      this.#applied = e.index;
+      this.#settle(e.index, { term: e.term, result: results[i] });
+    });
   }
 
   /** Answers the proposals up to `index`: the one there with its result if the entry is the one proposed. */
