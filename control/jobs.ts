@@ -57,9 +57,16 @@ export class JobTriggers {
     const commands = opts.commands;
     this.#propose = (command) => commands.propose(command);
     this.#now = () => clock.now();
+    const runs = this.runs;
     this.#cron = new CronScheduler({
       clock,
-      backend: this.runs,
+      // Reads from the state the log applied; claims and runs are commands on the log.
+      backend: {
+        lastScheduled: (service, trigger) => runs.lastScheduled(service, trigger),
+        claim: async (service, trigger, at) =>
+          await this.#propose({ type: "cron-claim", service, trigger, at }) === true,
+        recordRun: async (run) => void await this.#propose({ type: "cron-run", run }),
+      },
       log: opts.log,
       ...(opts.leads && { leads: opts.leads }),
       run: (job, scheduledAt) =>
@@ -115,8 +122,11 @@ export class JobTriggers {
     );
   }
 
-  /** Makes cron jobs, queue consumers and event subscribers match `services`; `removed` are gone for good. */
-  apply(services: RunningService[], removed: string[] = []): void {
+  /**
+   * Makes cron jobs, queue consumers and event subscribers match `services`. What removed services leave behind
+   * (cursors, runs) the log's deploy dropped (machine.ts).
+   */
+  apply(services: RunningService[]): void {
     this.#handles.clear();
     const jobs: CronJob[] = [];
     const subs: Subscription[] = [];
@@ -136,7 +146,6 @@ export class JobTriggers {
     this.#events.setSubscriptions(eventSubs);
     // The cursors come with the deploy the log applied (machine.ts); these loops deliver from them.
     this.#consumers.setSubscriptions([...subs, ...this.#events.inboxSubscriptions()]);
-    for (const service of removed) this.runs.forget(service);
   }
 
   /** Wakes every consumer: this server may have just become the leader. */

@@ -14,7 +14,9 @@ import { OrcaError } from "../errors.ts";
 import type { Entry, StateMachine } from "../raft/mod.ts";
 import { parseTrigger } from "../config/mod.ts";
 import { EventBus } from "../triggers/events.ts";
+import type { CronRun } from "../triggers/cron_scheduler.ts";
 import { fromBase64, QueueStore, type QueueTables } from "./queue_store.ts";
+import { RunStore, type RunTables } from "./run_store.ts";
 import type { DeploySummary, Store, StoredService } from "./store.ts";
 
 /** A change of desired state, as it travels in a log entry. */
@@ -46,7 +48,11 @@ export type ControlCommand =
     attempts: number;
     error: string;
     at: number;
-  };
+  }
+  /** A cron firing claimed before it runs: applied true once per (job, firing) cluster-wide. */
+  | { type: "cron-claim"; service: string; trigger: string; at: number }
+  /** A cron run that ended (or was skipped), for `orca runs`. */
+  | { type: "cron-run"; run: CronRun };
 
 /** A server of the cluster as the registry holds it. */
 export interface MemberRecord {
@@ -76,6 +82,7 @@ interface SnapshotData {
   deploys: { id: number; at: number; summary: string }[];
   members?: MemberRecord[];
   queues?: QueueTables;
+  runs?: RunTables;
   /** AUTOINCREMENT counters: ids handed out (deploys, messages) are never handed out again after a restore. */
   sequences?: { name: string; seq: number }[];
 }
@@ -89,6 +96,7 @@ CREATE TABLE IF NOT EXISTS members (id TEXT PRIMARY KEY, address TEXT NOT NULL, 
 export class ControlMachine implements StateMachine<CommandResult> {
   readonly #store: Store;
   readonly #queues: QueueStore;
+  readonly #runs: RunStore;
   readonly #listeners: (() => void)[] = [];
   #index: number;
   #term: number;
@@ -97,6 +105,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
     this.#store = store;
     store.db.exec(schema);
     this.#queues = new QueueStore(store);
+    this.#runs = new RunStore(store);
     const row = store.db.prepare("SELECT idx, term FROM raft_applied WHERE id = 1").get() as
       | { idx: number; term: number }
       | undefined;
@@ -158,6 +167,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
       deploys: db.prepare("SELECT id, at, summary FROM deploys ORDER BY id").all() as SnapshotData["deploys"],
       members: this.members(),
       queues: this.#queues.dump(),
+      runs: this.#runs.dump(),
       sequences: db.prepare("SELECT name, seq FROM sqlite_sequence ORDER BY name").all() as SnapshotData["sequences"],
     };
     return encoder.encode(JSON.stringify(data));
@@ -178,6 +188,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
       const deploy = db.prepare("INSERT INTO deploys (id, at, summary) VALUES (?, ?, ?)");
       for (const d of data.deploys) deploy.run(d.id, d.at, d.summary);
       this.#queues.load(data.queues ?? { messages: [], cursors: [], dead: [] });
+      this.#runs.load(data.runs ?? { state: [], runs: [] });
       for (const { name, seq } of data.sequences ?? []) {
         db.prepare("DELETE FROM sqlite_sequence WHERE name = ?").run(name);
         db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)").run(name, seq);
@@ -199,7 +210,9 @@ export class ControlMachine implements StateMachine<CommandResult> {
       case "deploy": {
         const id = this.#store.writeDeploy(command.upserts, command.removals, command.summary, command.at);
         const services = this.#store.services();
-        this.#queues.applyConsumers(consumersOf(services), new Set(services.map((s) => keyOf(s))));
+        const deployed = new Set(services.map((s) => keyOf(s)));
+        this.#queues.applyConsumers(consumersOf(services), deployed);
+        this.#runs.applyForget(deployed);
         return { ok: true, value: id };
       }
       case "queue-publish":
@@ -207,6 +220,11 @@ export class ControlMachine implements StateMachine<CommandResult> {
           ok: true,
           value: this.#queues.applyPublish(command.topic, command.bodies.map(fromBase64), command.meta, command.at),
         };
+      case "cron-claim":
+        return { ok: true, value: this.#runs.applyClaim(command.service, command.trigger, command.at) };
+      case "cron-run":
+        this.#runs.applyRun(command.run);
+        return { ok: true, value: undefined };
       case "queue-ack":
         this.#queues.applyAck(command.topic, command.consumer, command.id);
         return { ok: true, value: undefined };

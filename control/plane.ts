@@ -141,7 +141,7 @@ export class ControlPlane {
         spec: a.stored.spec,
         handle: a.handle!,
       }));
-      this.#jobs?.apply(running, result.removed);
+      this.#jobs?.apply(running);
     });
     this.#converging = run.catch((err) => this.#log(`converge: ${(err as Error).message ?? err}`));
     return this.#converging;

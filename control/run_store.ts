@@ -1,6 +1,11 @@
-/** Cron run history and last firing per job, in the node's SQLite store. Implements `CronBackend`. */
+/**
+ * Cron run history and the last firing claimed per job, in the node's SQLite
+ * store, as the state machine applies them: a firing is claimed through the
+ * log before it runs (so it runs once cluster-wide, across a failover too),
+ * and its run is recorded through the log once it ends.
+ */
 
-import type { CronBackend, CronRun } from "../triggers/cron_scheduler.ts";
+import type { CronRun } from "../triggers/cron_scheduler.ts";
 import type { Store } from "./store.ts";
 
 const schema = `
@@ -16,7 +21,13 @@ CREATE INDEX IF NOT EXISTS runs_service ON runs (service, id);
 /** How many runs are kept per service. */
 const KEEP_RUNS = 1000;
 
-export class RunStore implements CronBackend {
+/** The run tables, for a snapshot. */
+export interface RunTables {
+  state: { service: string; trigger: string; last_scheduled: number }[];
+  runs: Record<string, unknown>[];
+}
+
+export class RunStore {
   readonly #store: Store;
 
   constructor(store: Store) {
@@ -32,36 +43,37 @@ export class RunStore implements CronBackend {
     return row?.last_scheduled;
   }
 
-  setLastScheduled(service: string, trigger: string, at: number): void {
-    this.#store.write(() =>
-      this.#store.db.prepare(
-        `INSERT INTO cron_state (service, trigger, last_scheduled) VALUES (?, ?, ?)
-         ON CONFLICT (service, trigger) DO UPDATE SET last_scheduled = excluded.last_scheduled`,
-      ).run(service, trigger, at)
-    );
+  /** Claims firing `at` of a job: true if no later or equal firing was claimed before (inside the machine's transaction). */
+  applyClaim(service: string, trigger: string, at: number): boolean {
+    const last = this.lastScheduled(service, trigger);
+    if (last !== undefined && last >= at) return false;
+    this.#store.db.prepare(
+      `INSERT INTO cron_state (service, trigger, last_scheduled) VALUES (?, ?, ?)
+       ON CONFLICT (service, trigger) DO UPDATE SET last_scheduled = excluded.last_scheduled`,
+    ).run(service, trigger, at);
+    return true;
   }
 
-  recordRun(run: CronRun): void {
-    this.#store.transaction(() => {
-      const { lastInsertRowid } = this.#store.db.prepare(
-        `INSERT INTO runs (service, trigger, scheduled_at, started_at, duration_ms, status, exit_code, output_tail, error)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        run.service,
-        run.trigger,
-        run.scheduledAt,
-        run.startedAt,
-        run.durationMs,
-        run.status,
-        run.exitCode ?? null,
-        run.outputTail,
-        run.error ?? null,
-      );
-      this.#store.db.prepare("DELETE FROM runs WHERE service = ? AND id <= ?").run(
-        run.service,
-        Number(lastInsertRowid) - KEEP_RUNS,
-      );
-    });
+  /** Records a run (inside the machine's transaction), keeping the newest runs of its service. */
+  applyRun(run: CronRun): void {
+    const { lastInsertRowid } = this.#store.db.prepare(
+      `INSERT INTO runs (service, trigger, scheduled_at, started_at, duration_ms, status, exit_code, output_tail, error)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      run.service,
+      run.trigger,
+      run.scheduledAt,
+      run.startedAt,
+      run.durationMs,
+      run.status,
+      run.exitCode ?? null,
+      run.outputTail,
+      run.error ?? null,
+    );
+    this.#store.db.prepare("DELETE FROM runs WHERE service = ? AND id <= ?").run(
+      run.service,
+      Number(lastInsertRowid) - KEEP_RUNS,
+    );
   }
 
   /** The newest runs of `service` first. */
@@ -93,11 +105,56 @@ export class RunStore implements CronBackend {
     }));
   }
 
-  /** Drops the history and state of a removed service. */
-  forget(service: string): void {
-    this.#store.transaction(() => {
-      this.#store.db.prepare("DELETE FROM runs WHERE service = ?").run(service);
-      this.#store.db.prepare("DELETE FROM cron_state WHERE service = ?").run(service);
-    });
+  /** Drops the history and state of services no longer deployed (inside the machine's transaction). */
+  applyForget(deployed: Set<string>): void {
+    const db = this.#store.db;
+    const known = db.prepare("SELECT service FROM cron_state UNION SELECT DISTINCT service FROM runs").all() as {
+      service: string;
+    }[];
+    for (const { service } of known) {
+      if (deployed.has(service)) continue;
+      db.prepare("DELETE FROM runs WHERE service = ?").run(service);
+      db.prepare("DELETE FROM cron_state WHERE service = ?").run(service);
+    }
+  }
+
+  dump(): RunTables {
+    const db = this.#store.db;
+    return {
+      state: db.prepare("SELECT service, trigger, last_scheduled FROM cron_state ORDER BY service, trigger")
+        .all() as unknown as RunTables["state"],
+      runs: db.prepare(
+        `SELECT id, service, trigger, scheduled_at, started_at, duration_ms, status, exit_code, output_tail, error
+         FROM runs ORDER BY id`,
+      ).all() as Record<string, unknown>[],
+    };
+  }
+
+  /** Replaces the run tables with a snapshot's (inside the caller's transaction). */
+  load(t: RunTables): void {
+    const db = this.#store.db;
+    db.exec("DELETE FROM cron_state; DELETE FROM runs;");
+    const state = db.prepare("INSERT INTO cron_state (service, trigger, last_scheduled) VALUES (?, ?, ?)");
+    for (const s of t.state) state.run(s.service, s.trigger, s.last_scheduled);
+    const run = db.prepare(
+      `INSERT INTO runs (id, service, trigger, scheduled_at, started_at, duration_ms, status, exit_code, output_tail, error)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    type Value = string | number | null;
+    for (const r of t.runs) {
+      const v = (k: string) => r[k] as Value;
+      run.run(
+        v("id"),
+        v("service"),
+        v("trigger"),
+        v("scheduled_at"),
+        v("started_at"),
+        v("duration_ms"),
+        v("status"),
+        v("exit_code"),
+        v("output_tail"),
+        v("error"),
+      );
+    }
   }
 }

@@ -186,7 +186,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await stopEarly(err);
   }
   const log_ = commands!;
-  // Until cron claims go through the log, the leader alone runs cron jobs: one run per firing while it leads.
+  // The leader runs cron jobs and delivers messages; each firing is claimed and each ack stored through the log.
   const jobs = new JobTriggers({
     store,
     commands: log_,

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { call, eventually, type Member, startMember } from "./cluster_harness.ts";
-import { cliPath, examplesDir, writeProject } from "./harness.ts";
+import { cliPath, examplesDir, guestsDir, writeProject } from "./harness.ts";
 
 interface NodeRow {
   id: string;
@@ -68,8 +68,14 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
       assert.match(table.stdout, /voter \(leader\)/);
     });
 
+    const cronDeployed = performance.now();
     await t.step("a deploy through a follower reaches every server's proxy", async () => {
-      const dir = await project("greeter", "http:/greet/:name");
+      const dir = await writeProject({
+        greeter: `[[service]]\nname = "greeter"\nmodule = "${examplesDir}/services/hello-c/hello.wasm"\n` +
+          `triggers = ["http:/greet/:name"]\n`,
+        // A job every second, kept through the failover below: each tick must run at most once cluster-wide.
+        ticker: `[[service]]\nname = "tick"\nmodule = "${guestsDir}/tick.wasm"\ntriggers = ["cron:* * * * * *"]\n`,
+      });
       const r = await orcaAt(b.apiUrl, token, "deploy", dir);
       assert.equal(r.code, 0, r.stderr);
       for (const m of members) {
@@ -79,7 +85,10 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
       // Reads are linearizable on any server: the follower that took the deploy lists it at once.
       const status = await call(c.apiUrl, token, "/services");
       assert.equal(status.status, 200);
-      assert.deepEqual((status.body as { services: { name: string }[] }).services.map((s) => s.name), ["greeter"]);
+      assert.deepEqual((status.body as { services: { name: string }[] }).services.map((s) => s.name).sort(), [
+        "greeter",
+        "tick",
+      ]);
     });
 
     await t.step("kill -9 the leader: a new one takes writes within 3 s, and the survivors keep serving", async () => {
@@ -157,6 +166,19 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
         return r.every((n) => !n.error && n.applied === r[0].applied) ? r : undefined;
       });
       assert.equal(rows.length, 3);
+    });
+
+    await t.step("the cron job ran each tick at most once cluster-wide across the failover", async () => {
+      const window = 20_000 - (performance.now() - cronDeployed);
+      if (window > 0) await new Promise((r) => setTimeout(r, window));
+      const r = await call(members[0].apiUrl, token, "/services/ticker/tick/runs?limit=1000");
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      const runs = (r.body as { runs: { scheduledAt: number; status: string }[] }).runs;
+      const ticks = runs.map((x) => x.scheduledAt).sort((x, y) => x - y);
+      assert.equal(new Set(ticks).size, ticks.length, "a tick ran twice");
+      assert.ok(ticks.length >= 10, `only ${ticks.length} runs in 20 s`);
+      const span = (ticks.at(-1)! - ticks[0]) / 1000 + 1;
+      console.log(`cron: ${ticks.length} runs over ${span} ticks with a leader kill -9; ${span - ticks.length} missed`);
     });
   } finally {
     for (const m of members) await m.kill("SIGKILL");

@@ -1,8 +1,11 @@
 /**
- * Runs cron jobs on time. One loop per job: sleep until the next firing, run
- * the job, record it. Runs of one job never overlap: a firing that comes while
- * the previous run is still going is recorded as skipped. A firing missed
- * while the server was down is run once on start (the latest missed one).
+ * Runs cron jobs on time. One loop per job: sleep until the next firing,
+ * claim it, run the job, record it. A firing is claimed before it runs (the
+ * backend stores the last firing claimed; in Orca through the log), so it
+ * runs at most once however many servers keep time and whoever leads. Runs
+ * of one job never overlap: a firing that comes while the previous run is
+ * still going is recorded as skipped. A firing missed (the server was down,
+ * or no server led at the time) is run once, late: the latest missed one.
  */
 
 import type { CronSchedule } from "../config/mod.ts";
@@ -29,11 +32,13 @@ export interface CronRun {
   error?: string;
 }
 
-/** Where the scheduler keeps what must survive a restart. */
+/** Where the scheduler keeps what must survive a restart (and a failover). */
 export interface CronBackend {
+  /** The latest firing claimed for a job, if any. */
   lastScheduled(service: string, trigger: string): number | undefined;
-  setLastScheduled(service: string, trigger: string, at: number): void;
-  recordRun(run: CronRun): void;
+  /** Claims firing `at` of a job: resolves true if no firing at or after it was claimed before. */
+  claim(service: string, trigger: string, at: number): Promise<boolean>;
+  recordRun(run: CronRun): Promise<void>;
 }
 
 export type RunJob = (job: CronJob, scheduledAt: number) => Promise<
@@ -98,18 +103,23 @@ export class CronScheduler {
   }
 
   #start(loop: Loop): void {
-    const { job } = loop;
     const now = this.#clock.now();
+    this.#catchUp(loop, now + 1).then(() => this.#loop(loop, now)).catch((err) =>
+      this.#log(`cron ${loop.job.service}: scheduler loop failed: ${err}`)
+    );
+  }
+
+  /** Runs the latest firing before `before` that nobody claimed (none for a job that never ran). */
+  async #catchUp(loop: Loop, before: number): Promise<void> {
+    const { job } = loop;
+    if (!this.#leads()) return;
     const last = this.#backend.lastScheduled(job.service, job.trigger);
+    if (last === undefined) return;
     let missed: number | undefined;
-    if (last !== undefined) {
-      for (let t = nextFire(job.schedule, last); t !== undefined && t <= now; t = nextFire(job.schedule, t)) missed = t;
-    }
-    if (missed !== undefined && this.#leads()) {
-      this.#log(`cron ${job.service} (${job.trigger}): running the firing missed at ${new Date(missed).toISOString()}`);
-      this.#fire(loop, missed);
-    }
-    this.#loop(loop, now).catch((err) => this.#log(`cron ${job.service}: scheduler loop failed: ${err}`));
+    for (let t = nextFire(job.schedule, last); t !== undefined && t < before; t = nextFire(job.schedule, t)) missed = t;
+    if (missed === undefined) return;
+    this.#log(`cron ${job.service} (${job.trigger}): running the firing missed at ${new Date(missed).toISOString()}`);
+    await this.#fire(loop, missed);
   }
 
   async #loop(loop: Loop, from: number): Promise<void> {
@@ -121,18 +131,31 @@ export class CronScheduler {
       if (at === undefined) return;
       await this.#clock.sleepUntil(at, signal);
       if (signal.aborted) return;
-      this.#fire(loop, at);
+      // A firing no server claimed in time (a failover under way) runs once, late, before this one.
+      await this.#catchUp(loop, at);
+      await this.#fire(loop, at);
       after = at;
     }
   }
 
-  #fire(loop: Loop, scheduledAt: number): void {
+  async #fire(loop: Loop, scheduledAt: number): Promise<void> {
     const { job } = loop;
     if (!this.#leads()) return;
     const startedAt = this.#clock.now();
-    this.#backend.setLastScheduled(job.service, job.trigger, scheduledAt);
+    let claimed: boolean;
+    try {
+      claimed = await this.#backend.claim(job.service, job.trigger, scheduledAt);
+    } catch (err) {
+      this.#log(
+        `cron ${job.service} (${job.trigger}): firing at ${new Date(scheduledAt).toISOString()} not claimed: ${err}`,
+      );
+      return;
+    }
+    if (!claimed) return; // another server ran it
+    const record = (run: CronRun) =>
+      this.#backend.recordRun(run).catch((err) => this.#log(`cron ${job.service}: run not recorded: ${err}`));
     if (loop.running) {
-      this.#backend.recordRun({
+      record({
         service: job.service,
         trigger: job.trigger,
         scheduledAt,
@@ -150,7 +173,7 @@ export class CronScheduler {
       (err) => ({ exitCode: -1, outputTail: "", error: String(err), status: "failed" as const }),
     ).then((r) => {
       loop.running = false;
-      this.#backend.recordRun({
+      record({
         service: job.service,
         trigger: job.trigger,
         scheduledAt,

@@ -8,8 +8,13 @@ function memoryBackend() {
   const runs: CronRun[] = [];
   const backend: CronBackend = {
     lastScheduled: (s, t) => last.get(`${s} ${t}`),
-    setLastScheduled: (s, t, at) => void last.set(`${s} ${t}`, at),
-    recordRun: (r) => void runs.push(r),
+    claim(s, t, at) {
+      const before = last.get(`${s} ${t}`);
+      if (before !== undefined && before >= at) return Promise.resolve(false);
+      last.set(`${s} ${t}`, at);
+      return Promise.resolve(true);
+    },
+    recordRun: (r) => Promise.resolve(void runs.push(r)),
   };
   return { backend, runs, last };
 }
@@ -81,10 +86,11 @@ Deno.test("a firing missed during downtime runs once on start; a new job does no
   await clock.advance(1);
   assert.deepEqual(runs.map((r) => `${r.service} ${iso(r.scheduledAt)}`), ["p/job 10:00:00"]);
   await clock.advance(30 * 60_000);
-  assert.deepEqual(runs.map((r) => `${r.service} ${iso(r.scheduledAt)}`), [
+  // Two jobs firing at the same instant: in either order.
+  assert.deepEqual(runs.map((r) => `${r.service} ${iso(r.scheduledAt)}`).sort(), [
+    "p/fresh 11:00:00",
     "p/job 10:00:00",
     "p/job 11:00:00",
-    "p/fresh 11:00:00",
   ]);
   cron.stop();
 });
@@ -124,4 +130,40 @@ Deno.test("only the server that leads runs cron jobs: the others keep time and r
   await clock.advance(2000);
   assert.deepEqual(scheduled.map(iso), ["00:00:03", "00:00:04"]);
   cron.stop();
+});
+
+Deno.test("a firing is claimed before it runs: two servers keeping time run it once; a missed one runs late, once", async () => {
+  const clock = new ManualClock(t0 + 100);
+  const { backend, runs } = memoryBackend(); // shared by both: what the log holds
+  const leads = { x: true, y: false };
+  const ran: string[] = [];
+  const server = (name: "x" | "y") =>
+    new CronScheduler({
+      clock,
+      backend,
+      leads: () => leads[name],
+      run: (_job, at) => {
+        ran.push(`${name} ${iso(at)}`);
+        return Promise.resolve({ exitCode: 0, outputTail: "" });
+      },
+    });
+  const x = server("x");
+  const y = server("y");
+  x.setJobs([job("* * * * * *")]);
+  y.setJobs([job("* * * * * *")]);
+  await clock.advance(2000);
+  assert.deepEqual(ran, ["x 00:00:01", "x 00:00:02"]);
+  // x dies; for two ticks nobody leads; then y does: it runs the latest missed firing once, late, then its own.
+  leads.x = false;
+  await clock.advance(2000);
+  leads.y = true;
+  await clock.advance(1000);
+  assert.deepEqual(ran, ["x 00:00:01", "x 00:00:02", "y 00:00:04", "y 00:00:05"]);
+  // Both lead for a moment (the old leader does not know yet): each firing still runs once.
+  leads.x = true;
+  await clock.advance(2000);
+  assert.equal(ran.filter((r) => r.endsWith("00:00:06")).length, 1);
+  assert.equal(new Set(runs.map((r) => r.scheduledAt)).size, runs.length, "no firing ran twice");
+  x.stop();
+  y.stop();
 });
