@@ -1,18 +1,7 @@
 import assert from "node:assert/strict";
-import { OrcaError } from "../errors.ts";
+import { configError } from "./_test_util.ts";
 import { parseClusterFile } from "./cluster.ts";
 import { parseServiceFile, readService } from "./service.ts";
-
-function configError(fn: () => unknown): OrcaError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof OrcaError, `expected OrcaError, got ${err}`);
-    assert.equal(err.code, "config");
-    return err;
-  }
-  assert.fail("expected a config error");
-}
 
 const wasm = (extra: string) => `[[service]]\nname = "api"\nmodule = "a.wasm"\n${extra}`;
 const container = (extra: string) => `[[service]]\nname = "db"\nimage = "x"\n${extra}`;

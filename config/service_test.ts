@@ -1,19 +1,8 @@
 import assert from "node:assert/strict";
-import { OrcaError } from "../errors.ts";
+import { configError } from "./_test_util.ts";
 import { parseClusterFile } from "./cluster.ts";
 import { parseServiceFile } from "./service.ts";
 import { parseMemory } from "./units.ts";
-
-function configError(fn: () => unknown): OrcaError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof OrcaError, `expected OrcaError, got ${err}`);
-    assert.equal(err.code, "config");
-    return err;
-  }
-  assert.fail("expected a config error");
-}
 
 const full = `
 [[service]]

@@ -5,6 +5,7 @@
  */
 
 import { OrcaError } from "../errors.ts";
+import { concat } from "../runtime/mod.ts";
 
 /** Limits of the API's request bodies, in bytes. */
 export interface BodyLimits {
@@ -48,14 +49,7 @@ export async function readBody(request: Request, limit: number, what: string): P
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
+  return chunks.length === 1 ? chunks[0] : concat(chunks);
 }
 
 /** A JSON body read under `limit`; `invalid` names `what` when it does not parse. */

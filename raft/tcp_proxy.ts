@@ -40,18 +40,11 @@ export class TcpProxy {
     await this.#accepting;
   }
 
-  async #accept(): Promise<void> {
-    for (;;) {
-      let conn: Deno.TcpConn;
-      try {
-        conn = await this.#listener.accept();
-      } catch (err) {
-        if (err instanceof Deno.errors.BadResource) return; // closed
-        throw err;
-      }
+  #accept(): Promise<void> {
+    return _acceptEach(this.#listener, (conn) => {
       if (this.#cut) _closeQuietly(conn);
       else this.#pipe(conn);
-    }
+    });
   }
 
   async #pipe(inbound: Deno.TcpConn): Promise<void> {
@@ -106,5 +99,19 @@ function _closeQuietly(conn: Deno.TcpConn): void {
     conn.close();
   } catch (err) {
     if (!(err instanceof Deno.errors.BadResource)) throw err; // already closed
+  }
+}
+
+/** Hands each connection `listener` accepts to `handle`, until the listener is closed. */
+export async function _acceptEach(listener: Deno.TcpListener, handle: (conn: Deno.TcpConn) => void): Promise<void> {
+  for (;;) {
+    let conn: Deno.TcpConn;
+    try {
+      conn = await listener.accept();
+    } catch (err) {
+      if (err instanceof Deno.errors.BadResource) return; // closed
+      throw err;
+    }
+    handle(conn);
   }
 }

@@ -7,6 +7,8 @@
  * ones refused until `heal`.
  */
 
+import { _acceptEach } from "../raft/tcp_proxy.ts";
+
 const HEAD_LIMIT = 16 * 1024;
 
 export class PeerProxy {
@@ -44,17 +46,8 @@ export class PeerProxy {
     await this.#accepting;
   }
 
-  async #accept(): Promise<void> {
-    for (;;) {
-      let conn: Deno.TcpConn;
-      try {
-        conn = await this.#listener.accept();
-      } catch (err) {
-        if (err instanceof Deno.errors.BadResource) return;
-        throw err;
-      }
-      this.#pipe(conn).catch(() => closeQuietly(conn));
-    }
+  #accept(): Promise<void> {
+    return _acceptEach(this.#listener, (conn) => void this.#pipe(conn).catch(() => closeQuietly(conn)));
   }
 
   async #pipe(inbound: Deno.TcpConn): Promise<void> {
