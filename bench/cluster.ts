@@ -5,7 +5,8 @@
  * and 64, and leader failover (kill -9, then the first write accepted) over
  * 10 kills. With `BENCH_BASELINE=<checkout>` (e.g. `git worktree add
  * /tmp/orca-base <commit>` and its `deno task deps`), the lone-server rows are
- * also measured on that build, for the "no more than 10% slower" check.
+ * also measured on that build, for the "no more than 10% slower" check. `BENCH_LONE_ONLY=1` skips the
+ * three servers.
  */
 
 import { eventually, type Member, startMember } from "../tests/cluster_harness.ts";
@@ -127,6 +128,15 @@ export async function benchCluster(): Promise<string[]> {
   if (baseline) {
     const old = await startLone(`${baseline}/cli.ts`);
     base = await measure(old).finally(() => old.stop());
+  }
+  if (Deno.env.get("BENCH_LONE_ONLY")) {
+    for (const k of Object.keys(alone)) {
+      lines.push(
+        `${k.padEnd(14)} ${alone[k].toFixed(0).padStart(9)}` +
+          (base ? ` ${base[k].toFixed(0).padStart(9)} ${(alone[k] / base[k]).toFixed(2)}x` : ""),
+      );
+    }
+    return lines;
   }
   const homes = await Promise.all([1, 2, 3].map(() => Deno.makeTempDir({ prefix: "orca-bench-cluster-" })));
   const members: Member[] = [await startMember("127.0.0.1", homes[0], [], PORTS)];

@@ -62,6 +62,9 @@ export interface MemberRecord {
   at: number;
 }
 
+/** What a listener hears changed: the kinds of command applied, or a whole snapshot installed. */
+export type Change = ControlCommand["type"] | "snapshot";
+
 /** What applying a command gave: its value, or the error every member hit alike. */
 export type CommandResult =
   | { ok: true; value: unknown }
@@ -97,7 +100,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
   readonly #store: Store;
   readonly #queues: QueueStore;
   readonly #runs: RunStore;
-  readonly #listeners: (() => void)[] = [];
+  readonly #listeners: ((changed: ReadonlySet<Change>) => void)[] = [];
   #index: number;
   #term: number;
 
@@ -113,8 +116,11 @@ export class ControlMachine implements StateMachine<CommandResult> {
     this.#term = row?.term ?? 0;
   }
 
-  /** Calls `listener` after each command applied and each snapshot installed (the state changed). */
-  onApplied(listener: () => void): void {
+  /**
+   * Calls `listener` after commands were applied (with the kinds of command that took effect) and after a snapshot
+   * was installed (`snapshot`: everything may have changed).
+   */
+  onApplied(listener: (changed: ReadonlySet<Change>) => void): void {
     this.#listeners.push(listener);
   }
 
@@ -138,12 +144,16 @@ export class ControlMachine implements StateMachine<CommandResult> {
     // power cut, it is applied again from the log, since the applied index goes in the same transaction.
     const db = this.#store.db;
     db.exec("PRAGMA synchronous = NORMAL");
+    const changed = new Set<Change>();
     let results: CommandResult[];
     try {
       results = this.#store.transaction(() => {
-        const results = entries.map((e) =>
-          e.kind === "normal" ? this.#run(e.data) : { ok: true as const, value: undefined }
-        );
+        const results = entries.map((e) => {
+          if (e.kind !== "normal") return { ok: true as const, value: undefined };
+          const { result, type } = this.#run(e.data);
+          if (result.ok && type) changed.add(type);
+          return result;
+        });
         const last = entries[entries.length - 1];
         this.#setApplied(last.index, last.term);
         return results;
@@ -151,9 +161,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
     } finally {
       db.exec("PRAGMA synchronous = FULL");
     }
-    if (entries.some((e, i) => e.kind === "normal" && results[i].ok)) {
-      for (const listener of this.#listeners) listener();
-    }
+    if (changed.size > 0) { for (const listener of this.#listeners) listener(changed); }
     return results;
   }
 
@@ -195,17 +203,22 @@ export class ControlMachine implements StateMachine<CommandResult> {
       }
       this.#setApplied(data.applied.index, data.applied.term);
     });
-    for (const listener of this.#listeners) listener();
+    for (const listener of this.#listeners) listener(new Set(["snapshot"]));
   }
 
-  /** Applies one command; an error is part of the result (every member meets it alike), never thrown. */
-  #run(data: Uint8Array): CommandResult {
+  /** Applies one entry's command; an error is part of the result (every member meets it alike), never thrown. */
+  #run(data: Uint8Array): { result: CommandResult; type?: ControlCommand["type"] } {
     let command: ControlCommand;
     try {
       command = JSON.parse(decoder.decode(data)) as ControlCommand;
     } catch {
-      return { ok: false, error: { code: "internal", message: "a log entry is not a command this version reads" } };
+      const message = "a log entry is not a command this version reads";
+      return { result: { ok: false, error: { code: "internal", message } } };
     }
+    return { result: this.#execute(command), type: command.type };
+  }
+
+  #execute(command: ControlCommand): CommandResult {
     switch (command.type) {
       case "deploy": {
         const id = this.#store.writeDeploy(command.upserts, command.removals, command.summary, command.at);

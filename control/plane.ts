@@ -19,15 +19,15 @@ import {
   validateRequest,
 } from "./deploy_request.ts";
 import type { JobTriggers } from "./jobs.ts";
-import type { ControlCommand } from "./machine.ts";
+import type { Change, ControlCommand } from "./machine.ts";
 import type { DeployRecord, DeploySummary, Store, StoredService } from "./store.ts";
 import { type ContainerLike, type WasmLike, workloadId, Workloads } from "./workloads.ts";
 
 /** Where changes of desired state are committed (the Raft log) before they take effect. */
 export interface CommandLog {
   propose(command: ControlCommand): Promise<unknown>;
-  /** Calls `listener` after each change the log applied (in apply order, on every member). */
-  onApplied(listener: () => void): void;
+  /** Calls `listener` after changes the log applied (their kinds; in apply order, on every member). */
+  onApplied(listener: (changed: ReadonlySet<Change>) => void): void;
 }
 
 export interface DeployResult {
@@ -103,8 +103,9 @@ export class ControlPlane {
       log: this.#log,
       drainMs: opts.drainMs ?? 10_000,
     });
-    opts.commands.onApplied(() => {
-      if (this.#restored) this.#converge();
+    opts.commands.onApplied((changed) => {
+      // Only deploys (and a snapshot, which may hold any) change what runs here.
+      if (this.#restored && (changed.has("deploy") || changed.has("snapshot"))) this.#converge();
     });
   }
 

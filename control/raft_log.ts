@@ -21,6 +21,7 @@ import {
   WorkerLogStore,
 } from "../raft/mod.ts";
 import {
+  type Change,
   type CommandResult,
   type ControlCommand,
   ControlMachine,
@@ -87,7 +88,9 @@ export class ControlLog {
     this.#machine = machine;
     this.#transport = transport;
     this.#peers = peers;
-    machine.onApplied(() => this.#updatePeers());
+    machine.onApplied((changed) => {
+      if (changed.has("member") || changed.has("member-removed") || changed.has("snapshot")) this.#updatePeers();
+    });
   }
 
   /** Whether `home` holds a log already (a server that was started before). */
@@ -182,8 +185,8 @@ export class ControlLog {
     return result.value;
   }
 
-  /** Calls `listener` after each change applied (commands and installed snapshots), in apply order. */
-  onApplied(listener: () => void): void {
+  /** Calls `listener` after changes were applied (the kinds of command, or `snapshot`), in apply order. */
+  onApplied(listener: (changed: ReadonlySet<Change>) => void): void {
     this.#machine.onApplied(listener);
   }
 
