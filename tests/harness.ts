@@ -16,6 +16,8 @@ export interface ServerProcess {
   stop(): Promise<void>;
   /** SIGKILL and wait. */
   kill(): Promise<void>;
+  /** Waits (at most 30 s) for the server to exit by itself; its status. */
+  exited(): Promise<Deno.CommandStatus>;
 }
 
 /** Starts `orca server` on free loopback ports; resolves when it says it is ready. */
@@ -80,6 +82,19 @@ export async function startServer(
     output: () => output,
     stop: () => end("SIGTERM"),
     kill: () => end("SIGKILL"),
+    async exited() {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`the server did not exit:\n${output}`)), 30_000);
+      });
+      try {
+        const status = await Promise.race([child.status, late]);
+        await done;
+        return status;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
   };
 }
 
