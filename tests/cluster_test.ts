@@ -180,6 +180,26 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
       const span = (ticks.at(-1)! - ticks[0]) / 1000 + 1;
       console.log(`cron: ${ticks.length} runs over ${span} ticks with a leader kill -9; ${span - ticks.length} missed`);
     });
+
+    await t.step("orca cluster remove takes a server out; the two left go on", async () => {
+      const rows = JSON.parse((await orcaAt(a.apiUrl, token, "nodes", "--json")).stdout) as NodeRow[];
+      const gone = rows.find((n) => !n.leader)!;
+      const leaderAt = rows.find((n) => n.leader)!.address.split(":")[0];
+      const lead = members.find((m) => m.ip === leaderAt)!;
+      const r = await orcaAt(lead.apiUrl, token, "cluster", "remove", gone.id);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`removed ${gone.id}`));
+      const left = await eventually("two voters left", async () => {
+        const now = JSON.parse((await orcaAt(lead.apiUrl, token, "nodes", "--json")).stdout) as NodeRow[];
+        return now.length === 2 && now.every((n) => n.role === "voter" && n.id !== gone.id) ? now : undefined;
+      });
+      const survivor = members.find((m) => left.some((n) => n.address.startsWith(`${m.ip}:`)))!;
+      const dir = await project("after", "http:/after/:name");
+      assert.equal((await orcaAt(survivor.apiUrl, token, "deploy", dir)).code, 0);
+      const again = await orcaAt(lead.apiUrl, token, "cluster", "remove", gone.id);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /no server .* in this cluster/);
+    });
   } finally {
     for (const m of members) await m.kill("SIGKILL");
   }
