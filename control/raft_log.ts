@@ -49,6 +49,8 @@ export interface ControlLogOptions {
   peers?: Record<string, string>;
   /** The store failed: the process must stop (nothing may be acknowledged that is not stored). */
   onFatal(err: unknown): void;
+  /** Where to say what the operator should know (a peer refused). */
+  log?: (line: string) => void;
   /** Take a snapshot (and compact the log) every this many entries (default 10,000). */
   snapshotEvery?: number;
   /** How long a proposal may take before the caller is told its outcome is unknown (default 10 s). */
@@ -126,6 +128,7 @@ export class ControlLog {
       token: opts.token,
       peers: Object.keys(registry).length > 0 ? registry : peers,
       path: PEER_PATH,
+      onRefused: refusedPeers(opts.id, opts.log ?? (() => {})),
     });
     const driver = new RaftDriver<CommandResult>({
       id: opts.id,
@@ -273,6 +276,33 @@ export class ControlLog {
     const registry = Object.fromEntries(this.#machine.members().map((m) => [m.id, m.address]));
     this.#transport.setPeers(Object.keys(registry).length > 0 ? registry : this.#peers);
   }
+}
+
+/**
+ * Says (at most once a minute per peer) why a peer's connection was refused. A server that calls itself a member but
+ * is unknown here is most often this server's own data dir wiped and started afresh: it belongs to another cluster now.
+ */
+function refusedPeers(
+  self: string,
+  log: (line: string) => void,
+): (from: string, why: "token" | "unknown peer") => void {
+  const said = new Map<string, number>();
+  return (from, why) => {
+    const key = `${from} ${why}`;
+    if (Date.now() - (said.get(key) ?? -Infinity) < 60_000) return;
+    said.set(key, Date.now());
+    if (why === "token") {
+      log(`refused a Raft peer calling itself ${JSON.stringify(from.slice(0, 64))}: wrong cluster token`);
+    } else {
+      log(
+        `refused Raft traffic from server ${
+          JSON.stringify(from.slice(0, 64))
+        }, which is not a member of this server's ` +
+          `cluster. If this server (${self}) was restarted with a wiped data dir, it no longer belongs to that ` +
+          `cluster: remove it there (orca cluster remove ${self}) and start it with --join to join again`,
+      );
+    }
+  };
 }
 
 /** A proposal or read the log could not finish: 503, with when to try again. */

@@ -176,6 +176,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       mode: joined ? "join" : "bootstrap",
       ...(joined && { peers: Object.fromEntries(joined.members.map((m) => [m.id, m.address])) }),
       onFatal: fatal("the Raft log"),
+      log,
     });
     await commands.ready(30_000);
     if (joined) await promoteWhenCaughtUp(commands, opts.join!, token, joined.commit);

@@ -27,6 +27,8 @@ export interface WebSocketTransportOptions {
   peers: Record<string, string>;
   /** The path peers serve the transport at (default `raftPath`). */
   path?: string;
+  /** Told of each connection refused: a wrong token, or a peer id this node does not know. */
+  onRefused?: (from: string, why: "token" | "unknown peer") => void;
   /** Most messages waiting for one peer (disconnected, or its socket's buffer full) before new ones are dropped. */
   maxQueue?: number;
   /** Bytes a socket may hold unsent before what is sent to it is dropped. */
@@ -79,6 +81,7 @@ export class WebSocketTransport implements Transport<Message> {
       minBackoffMs: 25,
       maxBackoffMs: 500,
       path: raftPath,
+      onRefused: () => {},
       ...opts,
     };
     this.#tokenDigest = _digest(opts.token);
@@ -140,6 +143,7 @@ export class WebSocketTransport implements Transport<Message> {
     const tokenOk = timingSafeEqual(_digest(presented), this.#tokenDigest);
     if (!tokenOk || !this.#peers.has(from) || this.#closed) {
       this.stats.rejected++;
+      if (!this.#closed) this.#opts.onRefused?.(from, tokenOk ? "unknown peer" : "token");
       return new Response("raft: unauthenticated peer\n", { status: 401 });
     }
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {

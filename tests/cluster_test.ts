@@ -181,25 +181,60 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
       console.log(`cron: ${ticks.length} runs over ${span} ticks with a leader kill -9; ${span - ticks.length} missed`);
     });
 
-    await t.step("orca cluster remove takes a server out; the two left go on", async () => {
-      const rows = JSON.parse((await orcaAt(a.apiUrl, token, "nodes", "--json")).stdout) as NodeRow[];
-      const gone = rows.find((n) => !n.leader)!;
-      const leaderAt = rows.find((n) => n.leader)!.address.split(":")[0];
-      const lead = members.find((m) => m.ip === leaderAt)!;
-      const r = await orcaAt(lead.apiUrl, token, "cluster", "remove", gone.id);
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, new RegExp(`removed ${gone.id}`));
-      const left = await eventually("two voters left", async () => {
-        const now = JSON.parse((await orcaAt(lead.apiUrl, token, "nodes", "--json")).stdout) as NodeRow[];
-        return now.length === 2 && now.every((n) => n.role === "voter" && n.id !== gone.id) ? now : undefined;
-      });
-      const survivor = members.find((m) => left.some((n) => n.address.startsWith(`${m.ip}:`)))!;
-      const dir = await project("after", "http:/after/:name");
-      assert.equal((await orcaAt(survivor.apiUrl, token, "deploy", dir)).code, 0);
-      const again = await orcaAt(lead.apiUrl, token, "cluster", "remove", gone.id);
-      assert.equal(again.code, 1);
-      assert.match(again.stderr, /no server .* in this cluster/);
-    });
+    await t.step(
+      "a server restarted with a wiped data dir is refused until it is removed; then it joins again",
+      async () => {
+        const rows = JSON.parse((await orcaAt(a.apiUrl, token, "nodes", "--json")).stdout) as NodeRow[];
+        const leaderAt = rows.find((n) => n.leader)!.address.split(":")[0];
+        const lead = members.find((m) => m.ip === leaderAt)!;
+        const victim = members.find((m) => m !== lead)!;
+        const victimId = rows.find((n) => n.address.startsWith(`${victim.ip}:`))!.id;
+        const slot = members.indexOf(victim);
+        const wipe = async () => {
+          for (const db of ["raft.db", "orca.db"]) {
+            for (const suffix of ["", "-wal", "-shm"]) {
+              await Deno.remove(`${victim.home}/${db}${suffix}`).catch(() => {});
+            }
+          }
+        };
+        await victim.kill("SIGKILL");
+        await wipe(); // node.id and cluster.token are kept: the same identity with an empty log
+
+        // Alone it starts a cluster of its own, never voting in the old one: the old leader's traffic is refused.
+        const alone = await startMember(victim.ip, victim.home);
+        members[slot] = alone;
+        await eventually(
+          "the refusal explained",
+          () => Promise.resolve(/refused Raft traffic from server .*orca cluster remove/.test(alone.output())),
+        ).catch((err) => {
+          throw new Error(`${err.message}; its output:\n${alone.output()}`);
+        });
+        await alone.kill("SIGKILL");
+        await wipe();
+
+        // Asked to join under its old id, it is refused, and told to be removed first.
+        const refused = await startMember(victim.ip, victim.home, ["--join", `${lead.ip}:17880`, "--token", token])
+          .catch((err) => err as Error);
+        assert.ok(refused instanceof Error, "a wiped server may not join under its old identity");
+        assert.match(refused.message, /already a member of this cluster.*orca cluster remove/s);
+
+        const removed = await orcaAt(lead.apiUrl, token, "cluster", "remove", victimId);
+        assert.equal(removed.code, 0, removed.stderr);
+        assert.match(removed.stdout, new RegExp(`removed ${victimId}`));
+        const twice = await orcaAt(lead.apiUrl, token, "cluster", "remove", victimId);
+        assert.equal(twice.code, 1);
+        assert.match(twice.stderr, /no server .* in this cluster/);
+
+        await wipe();
+        const back = await startMember(victim.ip, victim.home, ["--join", `${lead.ip}:17880`, "--token", token]);
+        members[slot] = back;
+        await eventually("three caught-up voters again", async () => {
+          const now = JSON.parse((await orcaAt(lead.apiUrl, token, "nodes", "--json")).stdout) as NodeRow[];
+          return now.length === 3 && now.every((n) => n.role === "voter" && !n.error) ? now : undefined;
+        });
+        assert.match(await eventually(`${back.ip} serves /second`, () => greet(back, "/second/z")), /, z, from C/);
+      },
+    );
   } finally {
     for (const m of members) await m.kill("SIGKILL");
   }
