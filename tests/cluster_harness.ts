@@ -19,6 +19,9 @@ export interface Member {
   /** Sends `signal` to the whole process group and waits for the server to end. */
   kill(signal?: Deno.Signal): Promise<void>;
   alive(): boolean;
+  /** Stops (SIGSTOP) or resumes (SIGCONT) the whole process group: a server that hangs, then wakes. */
+  pause(): void;
+  resume(): void;
 }
 
 /** Starts `orca server` on `ip`; resolves once it says it is ready. */
@@ -86,6 +89,8 @@ export async function startMember(
     output: () => output,
     kill,
     alive: () => !exited,
+    pause: () => Deno.kill(-child.pid, "SIGSTOP"),
+    resume: () => Deno.kill(-child.pid, "SIGCONT"),
   };
 }
 

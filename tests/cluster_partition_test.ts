@@ -2,7 +2,8 @@
  * A server cut off from the other two (through proxies the test owns, that
  * peers reach each other through): it refuses writes with 503 and serves
  * reads only with `?stale=1`, while the majority goes on; once the link
- * heals it catches up and serves what was deployed meanwhile.
+ * heals it catches up and serves what was deployed meanwhile. A follower that
+ * hangs (SIGSTOP) does not stall the leader's writes.
  */
 
 import assert from "node:assert/strict";
@@ -97,6 +98,28 @@ Deno.test("a server cut off from the majority refuses writes, reads only stale, 
     const after = await call(cut.apiUrl, token, "/services");
     assert.equal(after.status, 200);
     assert.deepEqual((after.body as { services: { name: string }[] }).services.map((s) => s.name), ["during"]);
+
+    // A follower that hangs (SIGSTOP) does not stall the leader: writes go on with the other follower.
+    const rows = ((await call(members[0].apiUrl, token, "/nodes")).body as { nodes: NodeRow[] }).nodes;
+    const leaderNow = rows.find((n) => n.leader)!.address.split(":")[0];
+    const lead = members.find((m) => m.ip === leaderNow)!;
+    const slow = members.find((m) => m !== lead)!;
+    slow.pause();
+    try {
+      for (let i = 0; i < 50; i++) {
+        const r = await call(lead.apiUrl, token, "/queues/steady", { method: "POST", body: `m${i}` });
+        assert.equal(r.status, 201, JSON.stringify(r.body));
+      }
+    } finally {
+      slow.resume();
+    }
+    await eventually("the slow follower caught up", async () => {
+      const r = await call(slow.apiUrl, token, "/queues");
+      const steady = (r.body as { topics: { topic: string; retained: number }[] }).topics.find((t) =>
+        t.topic === "steady"
+      );
+      return steady?.retained === 50;
+    }, 30_000);
   } finally {
     for (const m of members) await m.kill("SIGKILL");
     for (const p of proxies) await p.close();
