@@ -100,3 +100,18 @@ Deno.test("a log behind the state applied from it is refused with a clear error,
   assert.deepEqual(store.services().map((s) => s.spec.name), ["web"], "the applied state is left alone");
   store.close();
 });
+
+Deno.test("a restart with the applied state far past the last snapshot starts and goes on (no snapshot taken too far)", async () => {
+  const home = await Deno.makeTempDir({ prefix: "orca-log-" });
+  let node = await open(home, 1000);
+  for (let v = 1; v <= 30; v++) await deploy(node.log, `svc${v}`, 1);
+  await node.close();
+  // As if the server died between crossing the snapshot threshold and taking the snapshot.
+  node = await open(home, 20);
+  assert.equal(await deploy(node.log, "after", 1), 31);
+  assert.ok(node.log.status().snapshot > 0, "the snapshot was taken once the log had applied there");
+  await node.close();
+  node = await open(home, 20);
+  assert.equal(node.store.services().length, 31);
+  await node.close();
+});

@@ -25,6 +25,7 @@ import type { ChangeResult, ConfigChange, RaftOptions, Role } from "./options.ts
 import { Progress } from "./progress.ts";
 import { ReadIndex } from "./read_index.ts";
 import type { Config, Entry, HardState, Snapshot } from "./types.ts";
+import { limitBytes } from "./memory_store.ts";
 
 export type { Message, Ready };
 export type { ChangeResult, ConfigChange, RaftBug, RaftOptions, Role } from "./options.ts";
@@ -65,8 +66,10 @@ export class RaftNode {
       this.term = opts.restore.hardState.term;
       this.votedFor = opts.restore.hardState.vote;
       this.#log.append(opts.restore.entries.filter((e) => e.index > (snap?.index ?? 0)));
-      this.commit = Math.max(opts.restore.hardState.commit, snap?.index ?? 0);
-      this.#outbox.applied = snap?.index ?? 0;
+      // Applied durably means committed; never past what the log holds (a store must not apply what it lacks).
+      const applied = Math.min(opts.restore.applied ?? 0, this.#log.lastIndex);
+      this.commit = Math.max(opts.restore.hardState.commit, snap?.index ?? 0, applied);
+      this.#outbox.applied = Math.max(snap?.index ?? 0, applied);
       this.#snapshot = snap;
     }
     this.#resetTimeout();
@@ -463,7 +466,9 @@ export class RaftNode {
       this.#send({ type: "snapshot", from: this.id, to, term: this.term, snapshot: this.#snapshot!, ...round });
       return;
     }
-    const entries = heartbeat && next > this.lastIndex ? [] : this.#log.slice(next, next + (this.#opts.maxBatch ?? 64));
+    const entries = heartbeat && next > this.lastIndex
+      ? []
+      : limitBytes(this.#log.slice(next, next + (this.#opts.maxBatch ?? 64)), this.#opts.maxBatchBytes ?? 8 << 20);
     this.#send({
       type: "append",
       from: this.id,

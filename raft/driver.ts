@@ -114,6 +114,8 @@ export class RaftDriver<R> {
   readonly #readPrefix: string;
   #readSeq = 0;
   #applied: number;
+  /** The last index the store holds durably: a machine that keeps its applied index never applies past it. */
+  #stable: number;
   #stored: HardState;
   readonly #timer: ReturnType<typeof setInterval>;
   /** Runs the loop as a task of its own (a microtask would run it before other arrivals are in). */
@@ -134,6 +136,7 @@ export class RaftDriver<R> {
     // A machine that kept its state is at least as new as a snapshot it applied; a newer snapshot replaces it.
     if (snapshot && snapshot.index > durable) opts.machine.restore(snapshot.data);
     this.#applied = Math.max(snapshot?.index ?? 0, durable);
+    this.#stable = Math.max(store.lastIndex(), snapshot?.index ?? 0);
     this.#readPrefix = Math.floor((opts.random ?? Math.random)() * 2 ** 52).toString(36);
     this.node = new RaftNode({
       id: opts.id,
@@ -142,7 +145,7 @@ export class RaftDriver<R> {
       heartbeatTicks: opts.heartbeatTicks ?? 2,
       maxBatch: opts.maxBatch ?? 256,
       random: opts.random ?? Math.random,
-      restore: { hardState: this.#stored, entries, snapshot },
+      restore: { hardState: this.#stored, entries, snapshot, applied: this.#applied },
     });
     this.stats = {
       fsyncs: 0,
@@ -335,6 +338,9 @@ export class RaftDriver<R> {
     if (write) {
       const start = performance.now();
       await store.persist({ snapshot: rd.snapshot, entries: rd.entries, ...(hard && { hardState: hard }) });
+      this.#stable = rd.entries.length > 0
+        ? rd.entries[rd.entries.length - 1].index
+        : rd.snapshot?.index ?? this.#stable;
       this.stats.writeMs += performance.now() - start;
       this.stats.fsyncs++;
       this.stats.entriesWritten += rd.entries.length;
@@ -370,7 +376,10 @@ export class RaftDriver<R> {
    */
   #applyCommitted(): void {
     const entries: Entry[] = [];
-    for (let i = this.#applied + 1; i <= this.node.commit; i++) {
+    // A machine that stores its applied index must not get ahead of the log on disk: after a crash it would be
+    // applied past what the log holds. A follower's entries may commit before its own write of them is done.
+    const upTo = this.#opts.machine.applied ? Math.min(this.node.commit, this.#stable) : this.node.commit;
+    for (let i = this.#applied + 1; i <= upTo; i++) {
       const e = this.node.entryAt(i);
       if (!e) break;
       entries.push(e);

@@ -235,3 +235,48 @@ Deno.test("coalescing keeps only the last append of a burst to each peer", () =>
   const out = _coalesce([append("n2", 1), append("n3", 1), vote, append("n2", 2), append("n3", 2), append("n2", 3)]);
   assert.deepEqual(out, [vote, append("n3", 2), append("n2", 3)]);
 });
+
+Deno.test("a machine that keeps its applied index never gets ahead of the log on disk (a slow follower's fsync)", async () => {
+  class SlowStore extends MemoryLogStore {
+    delayMs = 0;
+    override async persist(write: StoreWrite): Promise<void> {
+      if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+      return super.persist(write);
+    }
+  }
+  const hub = new Hub();
+  const ids = ["a", "b", "c"];
+  const stores = new Map(ids.map((id) => [id, new SlowStore()]));
+  const applied = new Map(ids.map((id) => [id, 0]));
+  const drivers = new Map(ids.map((id) => [
+    id,
+    new RaftDriver({
+      id,
+      voters: ids,
+      store: stores.get(id)!,
+      transport: hub.transport(id),
+      machine: {
+        apply: (e: Entry) => void applied.set(id, e.index),
+        applied: () => applied.get(id)!,
+        snapshot: () => new Uint8Array(),
+        restore() {},
+      },
+      onFatal: (err) => assert.fail(String(err)),
+      tickMs: 5,
+    }),
+  ]));
+  try {
+    const leader = await until("a leader", () => ids.find((id) => drivers.get(id)!.node.role === "leader"));
+    const slow = ids.find((id) => id !== leader)!;
+    stores.get(slow)!.delayMs = 100;
+    for (let i = 0; i < 15; i++) {
+      await drivers.get(leader)!.propose(encodePut({ key: `k${i}`, value: "v" }));
+      assert.ok(
+        applied.get(slow)! <= stores.get(slow)!.lastIndex(),
+        `applied ${applied.get(slow)} past the stored log (${stores.get(slow)!.lastIndex()})`,
+      );
+    }
+  } finally {
+    drivers.forEach((d) => d.stop());
+  }
+});

@@ -30,8 +30,14 @@ export interface RaftOptions {
   random: () => number;
   /** Most entries in one append message. */
   maxBatch?: number;
+  /** Most bytes of entry data in one append (default 8 MiB; at least one entry is always sent). */
+  maxBatchBytes?: number;
   /** What was persisted before a restart; the driver loads `snapshot` into its state machine itself. */
-  restore?: { hardState: HardState; entries: Entry[]; snapshot?: Snapshot };
+  /**
+   * What storage holds. `applied`: the last index a state machine that keeps its state applied durably (it was
+   * committed, so the node knows its commit index is at least that, and does not hand those entries over again).
+   */
+  restore?: { hardState: HardState; entries: Entry[]; snapshot?: Snapshot; applied?: number };
   bug?: RaftBug;
 }
 
