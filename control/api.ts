@@ -9,7 +9,7 @@ import { isReservedEvent, type NodeGpu, sha256Hex } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { parseHost } from "../proxy/mod.ts";
 import { wasmKind } from "../runtime/mod.ts";
-import { tokenMatches } from "./auth.ts";
+import { bearerMatches } from "./auth.ts";
 import { type BodyLimits, defaultBodyLimits, readBody, readJson, SMALL_JSON_BYTES } from "./body.ts";
 import type { Cluster } from "./cluster.ts";
 import type { JobTriggers } from "./jobs.ts";
@@ -54,9 +54,8 @@ export function createApi(opts: ApiOptions): Hono {
   const app = new Hono().basePath("/api/v1");
 
   app.use("*", async (c, next) => {
-    // The scheme is case-insensitive (RFC 9110 11.1).
-    const presented = /^bearer[ \t]+(.*)$/is.exec(c.req.header("authorization") ?? "")?.[1].trim() ?? "";
-    if (!presented || !(await tokenMatches(presented, opts.token))) {
+    if (!(await bearerMatches(c.req.raw, opts.token))) {
+      const presented = /^bearer[ \t]+\S/i.test(c.req.header("authorization") ?? "");
       throw new OrcaError("unauthorized", presented ? "wrong API token" : "missing API token", {
         hint: "send Authorization: Bearer <token>; the token is in $ORCA_HOME/cluster.token on the server",
       });

@@ -44,6 +44,12 @@ async function readOrCreate(path: string, make: () => string, mode: number): Pro
   return value;
 }
 
+/** Whether `request` carries `Authorization: Bearer <token>` (the scheme in any letter case, RFC 9110). */
+export async function bearerMatches(request: Request, token: string): Promise<boolean> {
+  const presented = /^bearer[ \t]+(.*)$/is.exec(request.headers.get("authorization") ?? "")?.[1].trim() ?? "";
+  return presented !== "" && await tokenMatches(presented, token);
+}
+
 /** Compares a presented token with the real one in constant time. */
 export async function tokenMatches(presented: string, token: string): Promise<boolean> {
   const digest = async (s: string) =>

@@ -32,6 +32,9 @@ export interface MemberReport {
 /** A member's answer to `GET /cluster/status`: its Raft state and what it says of itself. */
 export type SelfReport = Record<string, unknown> & { term: number; commit: number; applied: number };
 
+/** How long a write forwarded to the leader may take before the client is told it failed. */
+const FORWARD_TIMEOUT_MS = 120_000;
+
 /** The header a forwarded request carries: a server forwards a request once, never again. */
 const FORWARDED = "x-orca-forwarded";
 /** Routes that are this server's own, whoever leads. */
@@ -180,11 +183,14 @@ async function forward(request: Request, url: URL, address: string): Promise<Res
       headers,
       body: request.body,
       redirect: "manual",
+      // A leader that hangs must not hold the request forever; a deploy compiles, so leave it time.
+      signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
     });
     return new Response(res.body, { status: res.status, headers: res.headers });
   } catch (err) {
+    // No Retry-After: the leader may have committed the write before it stopped answering.
     return new OrcaError("unavailable", `the leader at ${address} did not answer: ${(err as Error).message}`, {
-      retryAfter: 1,
+      hint: "it may have taken effect: check (orca status, orca queue ls) before sending it again",
     }).toResponse();
   }
 }

@@ -314,8 +314,8 @@ export function unavailable(err: unknown): OrcaError {
     });
   }
   if (err instanceof TimeoutError) {
+    // No Retry-After: a client that sent it again could apply it twice.
     return new OrcaError("unavailable", `not committed in time; it may still be (${err.message})`, {
-      retryAfter: 1,
       hint: "check with `orca status` before sending it again",
     });
   }

@@ -9,7 +9,7 @@ import { createProxy, requestTarget } from "../proxy/mod.ts";
 import { ContainerRuntime, discoverGpus, Engine, WasmRuntime } from "../runtime/mod.ts";
 import { VERSION } from "../version.ts";
 import { createApi } from "./api.ts";
-import { loadOrCreateNodeId, loadOrCreateToken } from "./auth.ts";
+import { bearerMatches, loadOrCreateNodeId, loadOrCreateToken } from "./auth.ts";
 import type { BodyLimits } from "./body.ts";
 import { secureHome } from "./home.ts";
 import { JobTriggers } from "./jobs.ts";
@@ -212,7 +212,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     ...(opts.limits && { limits: opts.limits }),
     onError: (err) => log(`api error: ${(err as Error).stack ?? err}`),
   });
-  serveApi = async (request, url) => (await cluster.route(request, url)) ?? api.fetch(request);
+  // Only a caller with the token is forwarded or waits on a read barrier; the others get the API's own 401.
+  serveApi = async (request, url) =>
+    (await bearerMatches(request, token) ? await cluster.route(request, url) : undefined) ?? api.fetch(request);
   const proxy = createProxy({
     routes: () => plane.routes,
     serve: (service, request, ctx) => plane.serve(service, request, ctx),

@@ -66,6 +66,12 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
       const table = await orcaAt(a.apiUrl, token, "nodes");
       assert.match(table.stdout, /NODE\s+ADDRESS\s+ROLE\s+TERM\s+COMMIT\s+APPLIED\s+LAG/);
       assert.match(table.stdout, /voter \(leader\)/);
+      // Without the token nothing is forwarded to the leader or waits on it: a follower answers 401 itself.
+      const follower = members.find((m) => !nodes.find((n) => n.leader)!.address.startsWith(`${m.ip}:`))!;
+      for (const init of [{ method: "POST", body: "x" }, { method: "GET" }]) {
+        const r = await call(follower.apiUrl, "not-the-token", "/queues/orders", init);
+        assert.equal(r.status, 401, JSON.stringify(r.body));
+      }
     });
 
     const cronDeployed = performance.now();
