@@ -62,13 +62,16 @@ export class Cluster {
   /** Adds server `id` at `address` as a learner (leader only); says what it needs to catch up. */
   async join(id: string, address: string): Promise<{ leader: string; commit: number; members: MemberRecord[] }> {
     const config = this.#log.config();
-    if (config.voters.includes(id) || config.learners.includes(id)) {
+    if (config.voters.includes(id)) {
       throw new OrcaError("conflict", `server ${id} is already a member of this cluster`, {
         hint: `a server restarted with a wiped data dir must be removed first: orca cluster remove ${id}, then join`,
       });
     }
     await this.#log.propose({ type: "member", id, address, at: Date.now() });
-    await this.#log.changeMembers((c) => ({ voters: c.voters, learners: [...c.learners, id] }));
+    // A learner asking again (its first start stopped before it caught up) goes on where it was: learners never vote.
+    if (!config.learners.includes(id)) {
+      await this.#log.changeMembers((c) => ({ voters: c.voters, learners: [...c.learners, id] }));
+    }
     return { leader: this.#log.id, commit: this.#log.status().commit, members: this.#log.members() };
   }
 

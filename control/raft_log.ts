@@ -16,6 +16,7 @@ import {
   ConfigChangeError,
   NotLeaderError,
   RaftDriver,
+  SqliteLogStore,
   TimeoutError,
   WebSocketTransport,
   WorkerLogStore,
@@ -95,13 +96,22 @@ export class ControlLog {
     });
   }
 
-  /** Whether `home` holds a log already (a server that was started before). */
+  /**
+   * Whether `home` holds a log with anything in it (a term, entries or a snapshot): a server that belonged to a
+   * cluster. A file left by a start that never heard from a leader (a join that failed) does not count.
+   */
   static async exists(home: string): Promise<boolean> {
     try {
-      return (await Deno.stat(`${home}/raft.db`)).size > 0;
+      await Deno.stat(`${home}/raft.db`);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) return false;
       throw err;
+    }
+    const store = new SqliteLogStore(`${home}/raft.db`);
+    try {
+      return store.hardState().term > 0 || store.lastIndex() >= store.firstIndex() || store.snapshot() !== undefined;
+    } finally {
+      store.close();
     }
   }
 

@@ -115,3 +115,23 @@ Deno.test("a restart with the applied state far past the last snapshot starts an
   assert.equal(node.store.services().length, 31);
   await node.close();
 });
+
+Deno.test("a log file with nothing in it (a join that never heard from a leader) is no membership", async () => {
+  const home = await Deno.makeTempDir({ prefix: "orca-log-" });
+  assert.equal(await ControlLog.exists(home), false, "no file");
+  const store = new Store(`${home}/orca.db`);
+  const joining = await ControlLog.open({
+    home,
+    id: "n2",
+    store,
+    token: "a-test-token-0123456789",
+    mode: "join",
+    onFatal: fatal,
+  });
+  await joining.close();
+  store.close();
+  assert.equal(await ControlLog.exists(home), false, "a file, but no term, entry or snapshot");
+  const node = await open(home);
+  await node.close();
+  assert.equal(await ControlLog.exists(home), true);
+});
