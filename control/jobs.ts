@@ -148,9 +148,10 @@ export class JobTriggers {
     this.#consumers.setSubscriptions([...subs, ...this.#events.inboxSubscriptions()]);
   }
 
-  /** Wakes every consumer: this server may have just become the leader. */
+  /** This server just became the leader: consumers look for messages at once, cron runs what nobody ran. */
   wake(): void {
     this.#consumers.notify();
+    this.#cron.catchUp();
   }
 
   /** Publishes messages to a queue topic; resolves with their ids once committed. */

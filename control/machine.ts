@@ -150,7 +150,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
       results = this.#store.transaction(() => {
         const results = entries.map((e) => {
           if (e.kind !== "normal") return { ok: true as const, value: undefined };
-          const { result, type } = this.#run(e.data);
+          const { result, type } = this.#guarded(e.data);
           if (result.ok && type) changed.add(type);
           return result;
         });
@@ -204,6 +204,28 @@ export class ControlMachine implements StateMachine<CommandResult> {
       this.#setApplied(data.applied.index, data.applied.term);
     });
     for (const listener of this.#listeners) listener(new Set(["snapshot"]));
+  }
+
+  /**
+   * Applies one entry's command in a savepoint: a command that fails (a constraint, bad data) fails alike on every
+   * member and is undone alone, its error the proposer's answer, so one bad entry never stops the cluster. A disk
+   * that fails (I/O, full, corrupt) is still thrown: nothing after it can be trusted.
+   */
+  #guarded(data: Uint8Array): { result: CommandResult; type?: ControlCommand["type"] } {
+    const db = this.#store.db;
+    db.exec("SAVEPOINT command");
+    try {
+      const applied = this.#run(data);
+      db.exec("RELEASE command");
+      return applied;
+    } catch (err) {
+      const code = (err as { errcode?: number }).errcode;
+      if (code !== undefined && [10, 11, 13].includes(code & 0xff)) throw err; // the whole transaction goes
+      db.exec("ROLLBACK TO command; RELEASE command");
+      return {
+        result: { ok: false, error: { code: "internal", message: `command failed: ${(err as Error).message}` } },
+      };
+    }
   }
 
   /** Applies one entry's command; an error is part of the result (every member meets it alike), never thrown. */

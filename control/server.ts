@@ -198,6 +198,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const fetchMissing = (kind: "module" | "blob", hash: string) => fetchFromPeers(log_, token, store, kind, hash);
   const plane = new ControlPlane({ store, commands: log_, wasm, containers, log, jobs, fetchMissing });
   incident = (service, error) => plane.emit("orca.instance.crashed", { service, error });
+  // A server that becomes the leader picks up the jobs at once (a firing missed during the election runs now).
+  let leading = log_.isLeader;
+  const watchLeadership = setInterval(() => {
+    if (log_.isLeader && !leading) jobs.wake();
+    leading = log_.isLeader;
+  }, 250);
   await plane.restore();
 
   const cluster = new Cluster(log_, token, node);
@@ -224,6 +230,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   try {
     httpServer = Deno.serve({ hostname: opts.hostname, port: opts.httpPort, onListen }, proxy);
   } catch (err) {
+    clearInterval(watchLeadership);
     await plane.shutdown();
     return await stopEarly(err);
   }
@@ -237,6 +244,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     async close() {
       await httpServer.shutdown();
       await apiServer.shutdown();
+      clearInterval(watchLeadership);
       await plane.shutdown();
       await log_.close();
       wasm.close();

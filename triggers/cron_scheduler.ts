@@ -97,6 +97,14 @@ export class CronScheduler {
     }));
   }
 
+  /** Runs each job's latest missed firing, if nobody claimed it (this server just became the one that runs jobs). */
+  catchUp(): void {
+    const now = this.#clock.now();
+    for (const loop of this.#loops.values()) {
+      this.#catchUp(loop, now + 1).catch((err) => this.#log(`cron ${loop.job.service}: catch-up failed: ${err}`));
+    }
+  }
+
   stop(): void {
     for (const loop of this.#loops.values()) loop.abort.abort();
     this.#loops.clear();

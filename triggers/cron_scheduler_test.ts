@@ -167,3 +167,32 @@ Deno.test("a firing is claimed before it runs: two servers keeping time run it o
   x.stop();
   y.stop();
 });
+
+Deno.test("catchUp runs a firing nobody claimed at once (a new leader), not a period later", async () => {
+  const clock = new ManualClock(Date.parse("2026-01-01T11:59:59.900Z"));
+  const { backend } = memoryBackend();
+  let leads = true;
+  const ran: string[] = [];
+  const cron = new CronScheduler({
+    clock,
+    backend,
+    leads: () => leads,
+    run: (_job, at) => {
+      ran.push(iso(at));
+      return Promise.resolve({ exitCode: 0, outputTail: "" });
+    },
+  });
+  cron.setJobs([job("0 * * * *")]);
+  await clock.advance(60 * 60_000); // 12:00 runs: the job has a history now
+  assert.deepEqual(ran, ["12:00:00"]);
+  leads = false; // 13:00 comes while no server leads
+  await clock.advance(60 * 60_000);
+  assert.deepEqual(ran, ["12:00:00"]);
+  leads = true;
+  cron.catchUp(); // this server became the leader at 13:59:59.9
+  await clock.advance(0);
+  assert.deepEqual(ran, ["12:00:00", "13:00:00"], "13:00 runs now, not a period later");
+  await clock.advance(60_000);
+  assert.deepEqual(ran, ["12:00:00", "13:00:00", "14:00:00"]);
+  cron.stop();
+});
