@@ -68,7 +68,8 @@ export class WebSocketTransport implements Transport<Message> {
   };
   readonly #opts: Required<WebSocketTransportOptions>;
   readonly #peers = new Map<string, Peer>();
-  readonly #incoming = new Set<WebSocket>();
+  /** Connections peers opened to this node, with who opened them. */
+  readonly #incoming = new Map<WebSocket, string>();
   readonly #tokenDigest: Uint8Array;
   #handler: (from: string, message: Message) => void = () => {};
   #flushScheduled = false;
@@ -106,6 +107,8 @@ export class WebSocketTransport implements Transport<Message> {
       clearTimeout(peer.timer);
       peer.socket?.close();
     }
+    // A peer removed is heard no more either.
+    for (const [socket, from] of this.#incoming) if (!urls.has(from)) socket.close();
     for (const [id, url] of urls) {
       if (this.#peers.has(id)) continue;
       const peer: Peer = { id, url, open: false, queue: [], backoff: 0 };
@@ -151,7 +154,7 @@ export class WebSocketTransport implements Transport<Message> {
     }
     const { socket, response } = Deno.upgradeWebSocket(req);
     socket.binaryType = "arraybuffer";
-    this.#incoming.add(socket);
+    this.#incoming.set(socket, from);
     socket.onclose = () => this.#incoming.delete(socket);
     socket.onmessage = (e) => this.#receive(from, socket, e.data);
     return response;
@@ -169,7 +172,7 @@ export class WebSocketTransport implements Transport<Message> {
       clearTimeout(peer.timer);
       if (peer.socket) closeSocket(peer.socket);
     }
-    for (const s of this.#incoming) closeSocket(s);
+    for (const s of this.#incoming.keys()) closeSocket(s);
     // A socket whose peer is gone may never report its close: do not wait on it for long.
     await Promise.race([Promise.all(closing), new Promise((r) => setTimeout(r, 500))]);
   }

@@ -162,8 +162,11 @@ Deno.test("WebSocketTransport: peers added later are dialed, removed ones droppe
     n1.t.setPeers({});
     const before = n2.got.length;
     n1.t.send("n2", heartbeat("n1", "n2"));
+    const heard = n1.got.length;
+    n2.t.send("n1", heartbeat("n2", "n1"));
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(n2.got.length, before, "a removed peer is sent nothing");
+    assert.equal(n1.got.length, heard, "and heard no more");
   } finally {
     await closeAll([n1.t, n2.t], [a.server, b.server]);
   }
