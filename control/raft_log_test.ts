@@ -30,17 +30,15 @@ async function deploy(log: ControlLog, name: string, version: number): Promise<n
   }) as number;
 }
 
+/** Opens the log of `home` over `store`, as server `id` starting or joining a cluster. */
+function openLog(home: string, store: Store, mode: "bootstrap" | "join", id = "n1", snapshotEvery?: number) {
+  const token = "a-test-token-0123456789";
+  return ControlLog.open({ home, id, store, token, mode, onFatal: fatal, ...(snapshotEvery && { snapshotEvery }) });
+}
+
 async function open(home: string, snapshotEvery?: number) {
   const store = new Store(`${home}/orca.db`);
-  const log = await ControlLog.open({
-    home,
-    id: "n1",
-    store,
-    token: "a-test-token-0123456789",
-    mode: "bootstrap",
-    onFatal: fatal,
-    ...(snapshotEvery && { snapshotEvery }),
-  });
+  const log = await openLog(home, store, "bootstrap", "n1", snapshotEvery);
   await log.ready(5_000);
   return { store, log, close: async () => (await log.close(), store.close()) };
 }
@@ -93,8 +91,7 @@ Deno.test("a log behind the state applied from it is refused with a clear error,
 
   const store = new Store(`${home}/orca.db`);
   await assert.rejects(
-    () =>
-      ControlLog.open({ home, id: "n1", store, token: "a-test-token-0123456789", mode: "bootstrap", onFatal: fatal }),
+    () => openLog(home, store, "bootstrap"),
     (err: unknown) => err instanceof OrcaError && /Raft log .* is behind the state applied from it/.test(err.message),
   );
   assert.deepEqual(store.services().map((s) => s.spec.name), ["web"], "the applied state is left alone");
@@ -120,14 +117,7 @@ Deno.test("a log file with nothing in it (a join that never heard from a leader)
   const home = await Deno.makeTempDir({ prefix: "orca-log-" });
   assert.equal(await ControlLog.exists(home), false, "no file");
   const store = new Store(`${home}/orca.db`);
-  const joining = await ControlLog.open({
-    home,
-    id: "n2",
-    store,
-    token: "a-test-token-0123456789",
-    mode: "join",
-    onFatal: fatal,
-  });
+  const joining = await openLog(home, store, "join", "n2");
   await joining.close();
   store.close();
   assert.equal(await ControlLog.exists(home), false, "a file, but no term, entry or snapshot");

@@ -108,20 +108,25 @@ Deno.test("setJobs stops removed jobs and keeps unchanged ones", async () => {
   cron.stop();
 });
 
+/** A scheduler that runs jobs while `leads()`, noting each firing it ran in `ran`. */
+function recording(clock: ManualClock, backend: CronBackend, leads: () => boolean, ran: number[]): CronScheduler {
+  return new CronScheduler({
+    clock,
+    backend,
+    leads,
+    run: (_job, at) => {
+      ran.push(at);
+      return Promise.resolve({ exitCode: 0, outputTail: "" });
+    },
+  });
+}
+
 Deno.test("only the server that leads runs cron jobs: the others keep time and run nothing", async () => {
   const clock = new ManualClock(t0 + 100);
   const { backend, runs } = memoryBackend();
   let leads = false;
   const scheduled: number[] = [];
-  const cron = new CronScheduler({
-    clock,
-    backend,
-    leads: () => leads,
-    run: (_job, at) => {
-      scheduled.push(at);
-      return Promise.resolve({ exitCode: 0, outputTail: "" });
-    },
-  });
+  const cron = recording(clock, backend, () => leads, scheduled);
   cron.setJobs([job("* * * * * *")]);
   await clock.advance(2000);
   assert.deepEqual(scheduled, [], "a follower runs nothing");
@@ -172,27 +177,19 @@ Deno.test("catchUp runs a firing nobody claimed at once (a new leader), not a pe
   const clock = new ManualClock(Date.parse("2026-01-01T11:59:59.900Z"));
   const { backend } = memoryBackend();
   let leads = true;
-  const ran: string[] = [];
-  const cron = new CronScheduler({
-    clock,
-    backend,
-    leads: () => leads,
-    run: (_job, at) => {
-      ran.push(iso(at));
-      return Promise.resolve({ exitCode: 0, outputTail: "" });
-    },
-  });
+  const times: number[] = [];
+  const cron = recording(clock, backend, () => leads, times);
   cron.setJobs([job("0 * * * *")]);
   await clock.advance(60 * 60_000); // 12:00 runs: the job has a history now
-  assert.deepEqual(ran, ["12:00:00"]);
+  assert.deepEqual(times.map(iso), ["12:00:00"]);
   leads = false; // 13:00 comes while no server leads
   await clock.advance(60 * 60_000);
-  assert.deepEqual(ran, ["12:00:00"]);
+  assert.deepEqual(times.map(iso), ["12:00:00"]);
   leads = true;
   cron.catchUp(); // this server became the leader at 13:59:59.9
   await clock.advance(0);
-  assert.deepEqual(ran, ["12:00:00", "13:00:00"], "13:00 runs now, not a period later");
+  assert.deepEqual(times.map(iso), ["12:00:00", "13:00:00"], "13:00 runs now, not a period later");
   await clock.advance(60_000);
-  assert.deepEqual(ran, ["12:00:00", "13:00:00", "14:00:00"]);
+  assert.deepEqual(times.map(iso), ["12:00:00", "13:00:00", "14:00:00"]);
   cron.stop();
 });
