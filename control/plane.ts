@@ -26,8 +26,8 @@ import { type ContainerLike, type WasmLike, workloadId, Workloads } from "./work
 /** Where changes of desired state are committed (the Raft log) before they take effect. */
 export interface CommandLog {
   propose(command: ControlCommand): Promise<unknown>;
-  /** Resolves once this member has applied everything committed before the call. */
-  barrier(): Promise<void>;
+  /** Resolves once this member has applied everything committed (enough to plan a write on the leader). */
+  caughtUp(): Promise<void>;
   /** Calls `listener` after changes the log applied (their kinds; in apply order, on every member). */
   onApplied(listener: (changed: ReadonlySet<Change>) => void): void;
 }
@@ -181,7 +181,7 @@ export class ControlPlane {
     const incoming = validateRequest(request);
     // Plan from the newest state, with this node's workloads in line with it (a new leader may still be converging):
     // versions are numbered from what the log holds, never twice.
-    await this.#commands.barrier();
+    await this.#commands.caughtUp();
     await this.#converging;
     // Uploaded to another server (a leader since replaced)? A peer has the bytes.
     await this.#bringMissing(incoming);
@@ -254,7 +254,7 @@ export class ControlPlane {
   /** Removes one service (by `name` or `project/name`); serialized with deploys. */
   remove(service: string): Promise<DeployResult> {
     const run = this.#queue.then(async () => {
-      await this.#commands.barrier();
+      await this.#commands.caughtUp();
       await this.#converging;
       const key = this.resolve(service);
       const a = this.#workloads.active.get(key)!;

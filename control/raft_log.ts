@@ -212,6 +212,18 @@ export class ControlLog {
     }
   }
 
+  /**
+   * Resolves once this member has applied everything it knows to be committed, and, off a leader that has committed
+   * an entry of its term, everything committed before the call (a barrier). For planning a write on the leader: a
+   * leader deposed meanwhile cannot commit the write anyway, so no quorum round is needed there.
+   */
+  async caughtUp(): Promise<void> {
+    const node = this.#driver.node;
+    const settled = node.role === "leader" && node.termAt(node.commit) === node.term;
+    if (settled && this.#driver.applied >= node.commit) return;
+    await this.barrier();
+  }
+
   /** Waits until a leader is known and a barrier passes (a member that starts or joins is caught up). */
   async ready(timeoutMs: number): Promise<void> {
     const end = Date.now() + timeoutMs;
