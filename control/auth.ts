@@ -52,8 +52,16 @@ export async function bearerMatches(request: Request, token: string): Promise<bo
 
 /** Compares a presented token with the real one in constant time. */
 export async function tokenMatches(presented: string, token: string): Promise<boolean> {
-  const digest = async (s: string) =>
-    new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
   // Hashing first gives equal lengths, so the comparison leaks nothing about the token's length either.
-  return timingSafeEqual(await digest(presented), await digest(token));
+  return timingSafeEqual(await digest(presented), await tokenDigest(token));
+}
+
+const digest = async (s: string) => new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
+
+/** The real token's digest, computed once per token (a server has one). */
+const tokenDigests = new Map<string, Promise<Uint8Array>>();
+function tokenDigest(token: string): Promise<Uint8Array> {
+  let d = tokenDigests.get(token);
+  if (!d) tokenDigests.set(token, d = digest(token));
+  return d;
 }
