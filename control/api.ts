@@ -83,6 +83,22 @@ export function createApi(opts: ApiOptions): Hono {
     return c.json({ id, role: "voter" });
   });
 
+  // Orca's own events raised on any server (a guest host killed there) are published by the leader: followers send
+  // them here, and the cluster's routing brings them to the leader.
+  app.post("/cluster/events/:name", async (c) => {
+    const name = c.req.param("name");
+    if (!isReservedEvent(name)) {
+      throw new OrcaError("invalid", `only Orca's own events (orca.*) are raised here, not ${JSON.stringify(name)}`, {
+        hint: "publish other events with POST /api/v1/events/<name>",
+      });
+    }
+    const data = await readJson(c.req.raw, SMALL_JSON_BYTES, "event data");
+    if (typeof data !== "object" || data === null || Array.isArray(data)) {
+      throw new OrcaError("invalid", "event data must be a JSON object");
+    }
+    return c.json({ event: name, deliveredTo: await jobs.emit(name, data as Record<string, unknown>) }, 201);
+  });
+
   app.delete("/cluster/members/:id", async (c) => {
     const { id } = memberOf({ id: c.req.param("id") }, false);
     await opts.cluster.remove(id);

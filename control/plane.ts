@@ -70,6 +70,8 @@ export interface ControlPlaneOptions {
   drainMs?: number;
   /** Cron, queue and event triggers; without it only http triggers run. */
   jobs?: JobTriggers;
+  /** Publishes an Orca event (the leader does; a follower sends it there). Default: the jobs' own publish. */
+  publishEvent?: (name: string, data: Record<string, unknown>) => Promise<unknown>;
   /** Brings a module or a mounted file this node lacks from a peer (verified by its hash) and stores it. */
   fetchMissing?: (kind: "module" | "blob", hash: string) => Promise<void>;
 }
@@ -81,6 +83,7 @@ export class ControlPlane {
   readonly #now: () => number;
   readonly #log: (line: string) => void;
   readonly #jobs?: JobTriggers;
+  readonly #publishEvent?: (name: string, data: Record<string, unknown>) => Promise<unknown>;
   readonly #fetchMissing?: (kind: "module" | "blob", hash: string) => Promise<void>;
   readonly #workloads: Workloads;
   /** New versions a deploy made ahead, by workload id, for the convergence after it commits to take. */
@@ -99,6 +102,7 @@ export class ControlPlane {
     this.#log = opts.log ?? (() => {});
     this.#jobs = opts.jobs;
     this.#fetchMissing = opts.fetchMissing;
+    this.#publishEvent = opts.publishEvent ?? (opts.jobs && ((name, data) => opts.jobs!.emit(name, data)));
     this.#workloads = new Workloads({
       wasm: opts.wasm,
       ...(opts.containers && { containers: opts.containers }),
@@ -113,7 +117,7 @@ export class ControlPlane {
 
   /** Publishes an Orca event (`orca.service.deployed`, ...) in the background; never fails the caller. */
   emit(name: string, data: Record<string, unknown>): void {
-    this.#jobs?.emit(name, data).catch((err) => this.#log(`event ${name} not published: ${err.message ?? err}`));
+    this.#publishEvent?.(name, data).catch((err) => this.#log(`event ${name} not published: ${err.message ?? err}`));
   }
 
   get routes(): RouteTable {

@@ -196,7 +196,21 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     leads: () => log_.isLeader,
   });
   const fetchMissing = (kind: "module" | "blob", hash: string) => fetchFromPeers(log_, token, store, kind, hash);
-  const plane = new ControlPlane({ store, commands: log_, wasm, containers, log, jobs, fetchMissing });
+  const publishEvent = async (name: string, data: Record<string, unknown>) => {
+    if (log_.isLeader) return await jobs.emit(name, data);
+    const leader = log_.leader;
+    const address = leader === undefined ? undefined : log_.addressOf(leader);
+    if (!address) throw new Error("no leader known to publish it");
+    const res = await fetch(`http://${address}/api/v1/cluster/events/${encodeURIComponent(name)}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify(data),
+      signal: AbortSignal.timeout(10_000),
+    });
+    await res.body?.cancel();
+    if (!res.ok) throw new Error(`the leader answered ${res.status}`);
+  };
+  const plane = new ControlPlane({ store, commands: log_, wasm, containers, log, jobs, fetchMissing, publishEvent });
   incident = (service, error) => plane.emit("orca.instance.crashed", { service, error });
   // A server that becomes the leader picks up the jobs at once (a firing missed during the election runs now).
   let leading = log_.isLeader;

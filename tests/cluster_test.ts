@@ -68,6 +68,12 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
       assert.match(table.stdout, /voter \(leader\)/);
       // Without the token nothing is forwarded to the leader or waits on it: a follower answers 401 itself.
       const follower = members.find((m) => !nodes.find((n) => n.leader)!.address.startsWith(`${m.ip}:`))!;
+      // Orca's own events raised on a follower reach the leader, which publishes them.
+      const raised = await call(follower.apiUrl, token, "/cluster/events/orca.instance.crashed", {
+        method: "POST",
+        body: JSON.stringify({ service: "p/s", error: "test" }),
+      });
+      assert.equal(raised.status, 201, JSON.stringify(raised.body));
       for (const init of [{ method: "POST", body: "x" }, { method: "GET" }]) {
         const r = await call(follower.apiUrl, "not-the-token", "/queues/orders", init);
         assert.equal(r.status, 401, JSON.stringify(r.body));

@@ -220,6 +220,12 @@ Deno.test("hostile input to the API and the proxy gets a clear 4xx; the server k
       const peer = await fetch(`${server.apiUrl}/api/v1/raft`, { headers: { "x-raft-from": me } });
       assert.equal(peer.status, 401);
       await peer.body?.cancel();
+      // Orca's own events from other servers: only orca.* names, JSON object data, with the token.
+      const raised = await post("/cluster/events/orca.instance.crashed", { service: "p/s", error: "x" });
+      assert.equal(raised.status, 201, raised.body);
+      assert.equal((await post("/cluster/events/orders.created", {})).status, 400);
+      assert.equal((await post("/cluster/events/orca.x", [1, 2])).status, 400);
+      assert.equal((await post("/cluster/events/orca.x", {}, { authorization: "Bearer nope" })).status, 401);
       const stale = await api(server, "/services?stale=1");
       assert.equal(stale.status, 200);
       const nodes = JSON.parse((await api(server, "/nodes")).body).nodes;
