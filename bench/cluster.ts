@@ -10,7 +10,7 @@
  */
 
 import { eventually, type Member, startMember } from "../tests/cluster_harness.ts";
-import { cliPath, examplesDir } from "../tests/harness.ts";
+import { cliPath, examplesDir, startServer } from "../tests/harness.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 3);
 const KILLS = Number(Deno.env.get("BENCH_KILLS") ?? 10);
@@ -21,33 +21,10 @@ interface Target {
   token: string;
 }
 
-/** Starts a lone `orca server` from `cli` on 127.0.0.1 (free ports); the handle stops its whole process group. */
+/** A lone `orca server` from `cli` (this build's or the baseline's) on 127.0.0.1. */
 async function startLone(cli: string): Promise<Target & { stop(): Promise<void> }> {
-  const home = await Deno.makeTempDir({ prefix: "orca-bench-" });
-  const child = new Deno.Command("setsid", {
-    args: [Deno.execPath(), "run", "-A", cli, "server", "--listen", "127.0.0.1", "--api-port", "0", "--http-port", "0"]
-      .concat(["--home", home, "--workers", "1"]),
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  let output = "";
-  const collect = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s.pipeThrough(new TextDecoderStream())) output += c;
-  };
-  const done = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  await eventually("the lone server", () => Promise.resolve(/api\s+(\S+)\/api\/v1/.exec(output)?.[1]), 60_000);
-  const apiUrl = /api\s+(\S+)\/api\/v1/.exec(output)![1];
-  const token = (await Deno.readTextFile(`${home}/cluster.token`)).trim();
-  return {
-    apiUrl,
-    token,
-    async stop() {
-      Deno.kill(-child.pid, "SIGKILL");
-      await child.status;
-      await done;
-    },
-  };
+  const server = await startServer(undefined, {}, ["--workers", "1"], cli);
+  return { apiUrl: server.apiUrl, token: server.token, stop: server.kill };
 }
 
 async function post(t: Target, path: string, body: BodyInit): Promise<number> {

@@ -5,7 +5,7 @@
  * outlives its test.
  */
 
-import { cliPath } from "./harness.ts";
+import { launchServer } from "./harness.ts";
 
 export const API_PORT = 17880;
 export const HTTP_PORT = 17881;
@@ -31,66 +31,23 @@ export async function startMember(
   extra: string[] = [],
   ports = { api: API_PORT, http: HTTP_PORT },
 ): Promise<Member> {
-  const child = new Deno.Command("setsid", {
-    args: [
-      Deno.execPath(),
-      "run",
-      "-A",
-      cliPath,
-      "server",
-      "--listen",
-      ip,
-      "--api-port",
-      String(ports.api),
-      "--http-port",
-      String(ports.http),
-      "--home",
-      home,
-      "--workers",
-      "1",
-      "--pool-size",
-      "1",
-      ...extra,
-    ],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let output = "";
-  let exited = false;
-  const collect = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) output += chunk;
-  };
-  const done = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  child.status.then(() => exited = true);
-  const kill = async (signal: Deno.Signal = "SIGKILL") => {
-    try {
-      Deno.kill(-child.pid, signal); // setsid made the server a group leader: this reaches its guest hosts too
-    } catch {
-      // the group is gone already
-    }
-    await child.status;
-    await done;
-  };
-  const deadline = Date.now() + 60_000;
-  while (!/proxy\s+(\S+)/.test(output)) {
-    if (exited) throw new Error(`orca server on ${ip} exited:\n${output}`);
-    if (Date.now() > deadline) {
-      await kill();
-      throw new Error(`orca server on ${ip} did not start:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  const args = ["server", "--listen", ip, "--api-port", String(ports.api), "--http-port", String(ports.http)];
+  const server = await launchServer([...args, "--home", home, "--workers", "1", "--pool-size", "1", ...extra], {
+    group: true,
+    timeoutMs: 60_000,
+  }).catch((err) => {
+    throw new Error(`on ${ip}: ${err.message}`);
+  });
   return {
     ip,
     home,
     apiUrl: `http://${ip}:${ports.api}`,
     httpUrl: `http://${ip}:${ports.http}`,
-    output: () => output,
-    kill,
-    alive: () => !exited,
-    pause: () => Deno.kill(-child.pid, "SIGSTOP"),
-    resume: () => Deno.kill(-child.pid, "SIGCONT"),
+    output: server.output,
+    kill: (signal: Deno.Signal = "SIGKILL") => server.end(signal),
+    alive: server.alive,
+    pause: () => server.signal("SIGSTOP"),
+    resume: () => server.signal("SIGCONT"),
   };
 }
 

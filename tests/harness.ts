@@ -20,68 +20,70 @@ export interface ServerProcess {
   exited(): Promise<Deno.CommandStatus>;
 }
 
-/** Starts `orca server` on free loopback ports; resolves when it says it is ready. */
-export async function startServer(
-  home?: string,
-  env: Record<string, string> = {},
-  extraArgs: string[] = [],
-): Promise<ServerProcess> {
-  home ??= await Deno.makeTempDir({ prefix: "orca-test-home-" });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      cliPath,
-      "server",
-      "--api-port",
-      "0",
-      "--http-port",
-      "0",
-      "--listen",
-      "127.0.0.1",
-      "--home",
-      home,
-      ...extraArgs,
-    ],
-    env: { ...env, NO_COLOR: "1" },
+/** A running `orca server` process (see `launchServer`). */
+export interface Launched {
+  pid: number;
+  output(): string;
+  /** Sends `signal` (to the whole process group if it has one) and waits for the server to end. */
+  end(signal: Deno.Signal): Promise<void>;
+  /** Sends `signal` and returns at once (SIGSTOP, SIGCONT). */
+  signal(signal: Deno.Signal): void;
+  alive(): boolean;
+  /** Waits (at most 30 s) for the server to exit by itself; its status. */
+  exited(): Promise<Deno.CommandStatus>;
+}
+
+/**
+ * Runs `orca <args>` from `cli` (this checkout's by default) and resolves once the server says it is ready.
+ * `group`: in a process group of its own (setsid), so a signal reaches its guest hosts too.
+ */
+export async function launchServer(
+  args: string[],
+  opts: { cli?: string; env?: Record<string, string>; group?: boolean; timeoutMs?: number } = {},
+): Promise<Launched> {
+  const argv = [Deno.execPath(), "run", "-A", opts.cli ?? cliPath, ...args];
+  const child = new Deno.Command(opts.group ? "setsid" : argv[0], {
+    args: opts.group ? argv : argv.slice(1),
+    env: { ...opts.env, NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
   let output = "";
+  let exited = false;
   const collect = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) output += chunk;
   };
   const done = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  const deadline = Date.now() + 30_000;
-  while (!/proxy\s+(\S+)/.test(output)) {
-    if (Date.now() > deadline) throw new Error(`orca server did not start:\n${output}`);
-    const exited = await Promise.race([
-      child.status.then(() => true),
-      new Promise((r) => setTimeout(() => r(false), 25)),
-    ]);
-    if (exited) throw new Error(`orca server exited:\n${output}`);
-  }
-  const apiUrl = /api\s+(\S+)\/api\/v1/.exec(output)![1];
-  const httpUrl = /proxy\s+(\S+)/.exec(output)![1];
-  const token = (await Deno.readTextFile(`${home}/cluster.token`)).trim();
-  const end = async (signal: Deno.Signal) => {
+  child.status.then(() => exited = true);
+  const signal = (sig: Deno.Signal) => {
     try {
-      child.kill(signal);
+      // setsid made the server a group leader: a negative pid reaches the whole group.
+      if (opts.group) Deno.kill(-child.pid, sig);
+      else child.kill(sig);
     } catch {
       // already exited
     }
+  };
+  const end = async (sig: Deno.Signal) => {
+    signal(sig);
     await child.status;
     await done;
   };
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  while (!/proxy\s+(\S+)/.test(output)) {
+    if (exited) throw new Error(`orca server exited:\n${output}`);
+    if (Date.now() > deadline) {
+      await end("SIGKILL");
+      throw new Error(`orca server did not start:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
   return {
     pid: child.pid,
-    home,
-    apiUrl,
-    httpUrl,
-    token,
     output: () => output,
-    stop: () => end("SIGTERM"),
-    kill: () => end("SIGKILL"),
+    end,
+    signal,
+    alive: () => !exited,
     async exited() {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<never>((_, reject) => {
@@ -95,6 +97,33 @@ export async function startServer(
         clearTimeout(timer);
       }
     },
+  };
+}
+
+/** Starts `orca server` (from `cli`, this checkout's by default) on free loopback ports; resolves when it is ready. */
+export async function startServer(
+  home?: string,
+  env: Record<string, string> = {},
+  extraArgs: string[] = [],
+  cli = cliPath,
+): Promise<ServerProcess> {
+  home ??= await Deno.makeTempDir({ prefix: "orca-test-home-" });
+  const args = ["server", "--api-port", "0", "--http-port", "0", "--listen", "127.0.0.1", "--home", home];
+  const server = await launchServer([...args, ...extraArgs], { cli, env });
+  const output = server.output();
+  const apiUrl = /api\s+(\S+)\/api\/v1/.exec(output)![1];
+  const httpUrl = /proxy\s+(\S+)/.exec(output)![1];
+  const token = (await Deno.readTextFile(`${home}/cluster.token`)).trim();
+  return {
+    pid: server.pid,
+    home,
+    apiUrl,
+    httpUrl,
+    token,
+    output: server.output,
+    stop: () => server.end("SIGTERM"),
+    kill: () => server.end("SIGKILL"),
+    exited: server.exited,
   };
 }
 
