@@ -16,7 +16,7 @@ import type { JobTriggers } from "./jobs.ts";
 import type { ControlPlane, DeployRequest } from "./plane.ts";
 import type { Store } from "./store.ts";
 
-/** What this node reports about itself (`GET /nodes`). */
+/** What a server reports about itself (in `GET /cluster/status`, and so in `GET /nodes`). */
 export interface NodeReport {
   id: string;
   version: string;
@@ -36,8 +36,6 @@ export interface ApiOptions {
   /** The servers of the cluster: membership and what each reports. */
   cluster: Cluster;
   images?: ImageStore;
-  /** This node's report, computed on request (the engine may come and go). */
-  node?: () => Promise<NodeReport>;
   plane: ControlPlane;
   store: Store;
   jobs: JobTriggers;
@@ -106,11 +104,12 @@ export function createApi(opts: ApiOptions): Hono {
   });
 
   // HEAD says whether the server has it; GET sends the bytes (a server fetches what a deploy needs from its peers).
-  app.on(["GET", "HEAD"], "/modules/:hash", (c) => {
-    const hash = checkHash(c.req.param("hash"));
-    if (!store.hasModule(hash)) return c.body(null, 404);
-    return c.req.method === "HEAD" ? c.body(null, 200) : c.body(store.getModule(hash) as Uint8Array<ArrayBuffer>, 200);
-  });
+  const stored = (has: (hash: string) => boolean, get: (hash: string) => Uint8Array) => (c: Context) => {
+    const hash = checkHash(c.req.param("hash") ?? "");
+    if (!has(hash)) return c.body(null, 404);
+    return c.req.method === "HEAD" ? c.body(null, 200) : c.body(get(hash) as Uint8Array<ArrayBuffer>, 200);
+  };
+  app.on(["GET", "HEAD"], "/modules/:hash", stored((h) => store.hasModule(h), (h) => store.getModule(h)));
 
   /** The request body, checked against its size limit and the sha256 in the path. */
   const verifiedBody = async (c: Context, what: "module" | "file") => {
@@ -133,11 +132,7 @@ export function createApi(opts: ApiOptions): Hono {
     return c.json({ hash, size: bytes.length }, 201);
   });
 
-  app.on(["GET", "HEAD"], "/blobs/:hash", (c) => {
-    const hash = checkHash(c.req.param("hash"));
-    if (!store.hasBlob(hash)) return c.body(null, 404);
-    return c.req.method === "HEAD" ? c.body(null, 200) : c.body(store.getBlob(hash) as Uint8Array<ArrayBuffer>, 200);
-  });
+  app.on(["GET", "HEAD"], "/blobs/:hash", stored((h) => store.hasBlob(h), (h) => store.getBlob(h)));
 
   app.put("/blobs/:hash", async (c) => {
     const { hash, bytes } = await verifiedBody(c, "file");

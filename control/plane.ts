@@ -183,10 +183,7 @@ export class ControlPlane {
 
   async #deploy(request: DeployRequest): Promise<DeployResult> {
     const incoming = validateRequest(request);
-    // Plan from the newest state, with this node's workloads in line with it (a new leader may still be converging):
-    // versions are numbered from what the log holds, never twice.
-    await this.#commands.caughtUp();
-    await this.#converging;
+    await this.#settled();
     // Uploaded to another server (a leader since replaced)? A peer has the bytes.
     await this.#bringMissing(incoming);
     checkRunnable(incoming, this.#store, this.#containers !== undefined);
@@ -258,8 +255,7 @@ export class ControlPlane {
   /** Removes one service (by `name` or `project/name`); serialized with deploys. */
   remove(service: string): Promise<DeployResult> {
     const run = this.#queue.then(async () => {
-      await this.#commands.caughtUp();
-      await this.#converging;
+      await this.#settled();
       const key = this.resolve(service);
       const a = this.#workloads.active.get(key)!;
       const summary: DeploySummary = { created: [], updated: [], removed: [key], unchanged: [] };
@@ -271,6 +267,16 @@ export class ControlPlane {
     });
     this.#queue = run.catch(() => {});
     return run;
+  }
+
+  /**
+   * Waits until this node has applied what is committed and its workloads are in line with it (a new leader may
+   * still be converging): a deploy or removal is planned from there, so versions are numbered from what the log
+   * holds, never twice.
+   */
+  async #settled(): Promise<void> {
+    await this.#commands.caughtUp();
+    await this.#converging;
   }
 
   /** Commits a deploy (upserts and removals) to the log; resolves with its id once applied. */
