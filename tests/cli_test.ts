@@ -67,3 +67,27 @@ Deno.test("a port already taken: a clear error, exit 1", async () => {
     taken.close();
   }
 });
+
+Deno.test("server flags of limits and clusters: malformed values are usage errors that name the flag", async () => {
+  const home = await Deno.makeTempDir();
+  const server = (...flags: string[]) => orca(undefined, "server", "--home", home, "--api-port", "0", ...flags);
+  const cases: [string[], RegExp][] = [
+    [["--max-message-bytes", "abc"], /--max-message-bytes must be a number of bytes from 1024/],
+    [["--max-deploy-bytes", "12"], /--max-deploy-bytes must be a number of bytes from 1024/],
+    [["--max-module-bytes", "99999999999"], /--max-module-bytes must be a number of bytes/],
+    [["--join", "nowhere"], /--join must be host:port/],
+    [["--join", "127.0.0.1:0"], /--join must be host:port/],
+    [["--advertise", "a/b:1"], /--advertise must be host:port/],
+    [["--join", "127.0.0.1:1", "--token", "short"], /--token must be 16-256 letters/],
+  ];
+  for (const [flags, message] of cases) {
+    const r = await server(...flags);
+    assert.equal(r.code, 2, `${flags.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
+  // A data dir that belongs to another cluster (another token) is not taken over.
+  await Deno.writeTextFile(`${home}/cluster.token`, "a".repeat(64));
+  const other = await server("--join", "127.0.0.1:1", "--token", "b".repeat(64));
+  assert.equal(other.code, 2);
+  assert.match(other.stderr, /belongs to another cluster/);
+});

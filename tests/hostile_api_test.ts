@@ -207,6 +207,9 @@ Deno.test("hostile input to the API and the proxy gets a clear 4xx; the server k
         assert.equal(r.status, 400, `address ${JSON.stringify(address)}: ${r.body}`);
       }
       assert.equal((await post("/cluster/join", "not an object")).status, 400);
+      const huge = { id: "n9", address: "127.0.0.9:6880", pad: "x".repeat(70 * 1024) };
+      assert.equal((await post("/cluster/join", huge)).status, 413);
+      assert.equal((await post("/cluster/events/orca.x", { pad: "x".repeat(70 * 1024) })).status, 413);
       const me = (await Deno.readTextFile(`${home}/node.id`)).trim();
       const again = await post("/cluster/join", { id: me, address: "127.0.0.9:6880" });
       assert.equal(again.status, 409);
