@@ -7,14 +7,14 @@
 
 import { parseTrigger, type ServiceSpec, topicError } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
-import type { JobRunning, WorkloadHandle } from "../runtime/mod.ts";
+import { type JobRunning, toBase64, type WorkloadHandle } from "../runtime/mod.ts";
 import { type Clock, systemClock } from "../triggers/clock.ts";
 import { type CronJob, CronScheduler } from "../triggers/cron_scheduler.ts";
 import { EventBus, type EventSubscription } from "../triggers/events.ts";
 import { defaultRetryPolicy, type RetryPolicy } from "../triggers/mod.ts";
 import { QueueConsumers, type Subscription } from "../triggers/queue.ts";
 import type { ControlCommand } from "./machine.ts";
-import { QueueStore, toBase64 } from "./queue_store.ts";
+import { QueueStore } from "./queue_store.ts";
 import { RunStore } from "./run_store.ts";
 import type { Store } from "./store.ts";
 

@@ -15,7 +15,8 @@ import type { Entry, StateMachine } from "../raft/mod.ts";
 import { parseTrigger } from "../config/mod.ts";
 import { EventBus } from "../triggers/events.ts";
 import type { CronRun } from "../triggers/cron_scheduler.ts";
-import { fromBase64, QueueStore, type QueueTables } from "./queue_store.ts";
+import { fromBase64 } from "../runtime/mod.ts";
+import { QueueStore, type QueueTables } from "./queue_store.ts";
 import { RunStore, type RunTables } from "./run_store.ts";
 import type { DeploySummary, Store, StoredService } from "./store.ts";
 

@@ -10,6 +10,7 @@
  */
 
 import type { QueuedMessage } from "../triggers/queue.ts";
+import { fromBase64, toBase64 } from "../runtime/mod.ts";
 import type { Store } from "./store.ts";
 
 const schema = `
@@ -282,17 +283,4 @@ export class QueueStore {
 
 function toMessage(row: MessageRow): Omit<QueuedMessage, "attempts" | "notBefore"> {
   return { id: row.id, topic: row.topic, body: row.body, publishedAt: row.published_at, meta: JSON.parse(row.meta) };
-}
-
-export function toBase64(bytes: Uint8Array): string {
-  let text = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(text);
-}
-
-export function fromBase64(text: string): Uint8Array {
-  const raw = atob(text);
-  const out = new Uint8Array(raw.length);
-  for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
-  return out;
 }

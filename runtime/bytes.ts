@@ -11,6 +11,21 @@ export function concat(chunks: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** `bytes` in base64, in pieces: a spread of a large array into `String.fromCharCode` overflows the stack. */
+export function toBase64(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
+/** The bytes of base64 `text` (throws on text that is not base64). */
+export function fromBase64(text: string): Uint8Array {
+  const raw = atob(text);
+  const out = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+  return out;
+}
+
 /** Keeps the last `limit` bytes written. */
 export class OutputTail {
   #chunks: Uint8Array[] = [];

@@ -15,4 +15,4 @@ export { ContainerRuntime } from "./docker/runtime.ts";
 export { demux, Engine } from "./docker/engine.ts";
 export { containerName, createContainerBody, type HostFacts, INTERNAL_NETWORK, projectNetwork } from "./docker/spec.ts";
 export { discoverGpus, parseGroups, parseNvidiaSmi, parseRocmSmi, readHostFacts } from "./docker/gpu.ts";
-export { concat } from "./bytes.ts";
+export { concat, fromBase64, toBase64 } from "./bytes.ts";

@@ -1,6 +1,7 @@
 /** Helpers of the container runtime: engine stats, image names, log streams, job messages. */
 
 import { parseTrigger, type ServiceSpec } from "../../config/mod.ts";
+import { toBase64 } from "../bytes.ts";
 import type { LogLine } from "../types.ts";
 
 export interface DockerStats {
@@ -29,7 +30,7 @@ export function messageEnv(bytes: Uint8Array): Record<string, string> {
   try {
     return { ORCA_MESSAGE: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
   } catch {
-    return { ORCA_MESSAGE_BASE64: btoa(String.fromCharCode(...bytes)) };
+    return { ORCA_MESSAGE_BASE64: toBase64(bytes) };
   }
 }
 
