@@ -4,8 +4,10 @@
  * (127.0.0.1-3): durable deploys/s and queue publishes/s at concurrency 1, 16
  * and 64, and leader failover (kill -9, then the first write accepted) over
  * 10 kills. With `BENCH_BASELINE=<checkout>` (e.g. `git worktree add
- * /tmp/orca-base <commit>` and its `deno task deps`), the lone-server rows are
- * also measured on that build, for the "no more than 10% slower" check. `BENCH_LONE_ONLY=1` skips the
+ * /tmp/orca-base <commit>` and its `deno task deps`), a lone server of that
+ * build runs beside this build's, the two measured in turn over
+ * `BENCH_ROUNDS` rounds (default 3), for the "no more than 10% slower"
+ * check: the medians and each round's ratio. `BENCH_LONE_ONLY=1` skips the
  * three servers.
  */
 
@@ -62,14 +64,54 @@ async function deployer(t: Target): Promise<(n: string) => string> {
     });
 }
 
-async function measure(t: Target): Promise<Record<string, number>> {
+type Cells = [string, () => Promise<number>][];
+
+/** The measurements of one target, each a function: deploys and publishes at concurrency 1, 16 and 64. */
+async function cells(t: Target): Promise<Cells> {
   const body = await deployer(t);
+  return [1, 16, 64].flatMap((c): Cells => [
+    [`publish c=${c}`, () => rate(c, (loop, i) => post(t, "/queues/bench", `m${loop}-${i}`))],
+    [`deploy c=${c}`, () => rate(c, (loop, i) => post(t, "/deploy", body(`${c}-${loop}-${i}`)))],
+  ]);
+}
+
+async function measure(t: Target): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const c of [1, 16, 64]) {
-    out[`publish c=${c}`] = await rate(c, (loop, i) => post(t, "/queues/bench", `m${loop}-${i}`));
-    out[`deploy c=${c}`] = await rate(c, (loop, i) => post(t, "/deploy", body(`${c}-${loop}-${i}`)));
-  }
+  for (const [name, run] of await cells(t)) out[name] = await run();
   return out;
+}
+
+/**
+ * This build's lone server and the baseline's, both up, measured in turn cell by cell over `rounds` rounds (so a
+ * slow minute of the machine falls on both alike); the median of each.
+ */
+async function sideBySide(baseline: string, rounds: number): Promise<string[]> {
+  const mine = await startLone(cliPath);
+  const theirs = await startLone(`${baseline}/cli.ts`).catch(async (err) => (await mine.stop(), Promise.reject(err)));
+  try {
+    const a = await cells(mine);
+    const b = await cells(theirs);
+    const runs = a.map(([name]) => ({ name, mine: [] as number[], theirs: [] as number[] }));
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < a.length; i++) {
+        runs[i].mine.push(await a[i][1]());
+        runs[i].theirs.push(await b[i][1]());
+      }
+    }
+    const median = (v: number[]) => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)];
+    return [
+      `${"".padEnd(14)} ${"lone".padStart(9)} ${"baseline".padStart(9)} ${"ratio".padStart(6)}  (median of ${rounds})`,
+      ...runs.map(({ name, mine, theirs }) =>
+        `${name.padEnd(14)} ${median(mine).toFixed(0).padStart(9)} ${median(theirs).toFixed(0).padStart(9)} ` +
+        `${(median(mine) / median(theirs)).toFixed(2).padStart(5)}x  [${
+          mine.map((m, i) => (m / theirs[i]).toFixed(2)).join(" ")
+        }]`
+      ),
+    ];
+  } finally {
+    await mine.stop();
+    await theirs.stop();
+  }
 }
 
 async function failovers(members: Member[], token: string): Promise<number[]> {
@@ -98,23 +140,14 @@ export async function benchCluster(): Promise<string[]> {
   const lines: string[] = [];
   const pct = (v: number[], q: number) =>
     [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(q * v.length))];
-  const lone = await startLone(cliPath);
-  const alone = await measure(lone).finally(() => lone.stop());
-  let base: Record<string, number> | undefined;
   const baseline = Deno.env.get("BENCH_BASELINE");
   if (baseline) {
-    const old = await startLone(`${baseline}/cli.ts`);
-    base = await measure(old).finally(() => old.stop());
+    lines.push(...await sideBySide(baseline, Number(Deno.env.get("BENCH_ROUNDS") ?? 3)));
+    if (Deno.env.get("BENCH_LONE_ONLY")) return lines;
+    lines.push("");
   }
-  if (Deno.env.get("BENCH_LONE_ONLY")) {
-    for (const k of Object.keys(alone)) {
-      lines.push(
-        `${k.padEnd(14)} ${alone[k].toFixed(0).padStart(9)}` +
-          (base ? ` ${base[k].toFixed(0).padStart(9)} ${(alone[k] / base[k]).toFixed(2)}x` : ""),
-      );
-    }
-    return lines;
-  }
+  const lone = await startLone(cliPath);
+  const alone = await measure(lone).finally(() => lone.stop());
   const homes = await Promise.all([1, 2, 3].map(() => Deno.makeTempDir({ prefix: "orca-bench-cluster-" })));
   const members: Member[] = [await startMember("127.0.0.1", homes[0], [], PORTS)];
   const token = (await Deno.readTextFile(`${homes[0]}/cluster.token`)).trim();
@@ -125,15 +158,11 @@ export async function benchCluster(): Promise<string[]> {
       );
     }
     const three = await measure({ apiUrl: members[0].apiUrl, token });
-    lines.push(
-      `${"".padEnd(14)} ${"lone".padStart(9)} ${"3 servers".padStart(10)} ${"ratio".padStart(6)}` +
-        (base ? ` ${"baseline".padStart(9)} ${"lone/base".padStart(9)}` : ""),
-    );
+    lines.push(`${"".padEnd(14)} ${"lone".padStart(9)} ${"3 servers".padStart(10)} ${"ratio".padStart(6)}`);
     for (const k of Object.keys(alone)) {
-      const row = `${k.padEnd(14)} ${alone[k].toFixed(0).padStart(9)} ${three[k].toFixed(0).padStart(10)} ` +
-        `${(three[k] / alone[k]).toFixed(2).padStart(5)}x`;
       lines.push(
-        base ? `${row} ${base[k].toFixed(0).padStart(9)} ${(alone[k] / base[k]).toFixed(2).padStart(8)}x` : row,
+        `${k.padEnd(14)} ${alone[k].toFixed(0).padStart(9)} ${three[k].toFixed(0).padStart(10)} ` +
+          `${(three[k] / alone[k]).toFixed(2).padStart(5)}x`,
       );
     }
     lines.push("(per second, 2xx only; writes sent to 127.0.0.1, which may be a follower: then forwarded)");

@@ -52,7 +52,7 @@ export function createApi(opts: ApiOptions): Hono {
   const app = new Hono().basePath("/api/v1");
 
   app.use("*", async (c, next) => {
-    if (!(await bearerMatches(c.req.raw, opts.token))) {
+    if (!bearerMatches(c.req.raw, opts.token)) {
       const presented = /^bearer[ \t]+\S/i.test(c.req.header("authorization") ?? "");
       throw new OrcaError("unauthorized", presented ? "wrong API token" : "missing API token", {
         hint: "send Authorization: Bearer <token>; the token is in $ORCA_HOME/cluster.token on the server",

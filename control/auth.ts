@@ -1,6 +1,6 @@
 /** The cluster token: made once per data dir, required on every API call. */
 
-import { timingSafeEqual } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 import { OrcaError } from "../errors.ts";
 
 /**
@@ -45,22 +45,25 @@ async function readOrCreate(path: string, make: () => string, mode: number): Pro
 }
 
 /** Whether `request` carries `Authorization: Bearer <token>` (the scheme in any letter case, RFC 9110). */
-export async function bearerMatches(request: Request, token: string): Promise<boolean> {
+export function bearerMatches(request: Request, token: string): boolean {
   const presented = /^bearer[ \t]+(.*)$/is.exec(request.headers.get("authorization") ?? "")?.[1].trim() ?? "";
-  return presented !== "" && await tokenMatches(presented, token);
+  return presented !== "" && tokenMatches(presented, token);
 }
 
-/** Compares a presented token with the real one in constant time. */
-export async function tokenMatches(presented: string, token: string): Promise<boolean> {
+/**
+ * Compares a presented token with the real one in constant time. Synchronous (node:crypto): every API call checks
+ * the token, and an async digest would cost it a turn of the event loop.
+ */
+export function tokenMatches(presented: string, token: string): boolean {
   // Hashing first gives equal lengths, so the comparison leaks nothing about the token's length either.
-  return timingSafeEqual(await digest(presented), await tokenDigest(token));
+  return timingSafeEqual(digest(presented), tokenDigest(token));
 }
 
-const digest = async (s: string) => new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
+const digest = (s: string) => createHash("sha256").update(s).digest();
 
 /** The real token's digest, computed once per token (a server has one). */
-const tokenDigests = new Map<string, Promise<Uint8Array>>();
-function tokenDigest(token: string): Promise<Uint8Array> {
+const tokenDigests = new Map<string, Uint8Array>();
+function tokenDigest(token: string): Uint8Array {
   let d = tokenDigests.get(token);
   if (!d) tokenDigests.set(token, d = digest(token));
   return d;

@@ -127,7 +127,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
 
   /** The servers registered, by id. */
   members(): MemberRecord[] {
-    return this.#store.db.prepare("SELECT id, address, at FROM members ORDER BY id").all() as unknown as MemberRecord[];
+    return this.#store.sql("SELECT id, address, at FROM members ORDER BY id").all() as unknown as MemberRecord[];
   }
 
   /** The last entry applied, durably (stored with what it applied). */
@@ -142,42 +142,46 @@ export class ControlMachine implements StateMachine<CommandResult> {
   /** Applies committed entries in one transaction, with the index of the last. */
   applyAll(entries: Entry[]): CommandResult[] {
     // The log is durable (fsynced before anything commits): what it applies needs no fsync of its own. Lost in a
-    // power cut, it is applied again from the log, since the applied index goes in the same transaction.
+    // power cut, it is applied again from the log, since the applied index goes in the same transaction. Inside
+    // the transaction that stores the entries (a lone server's), it commits with them: one fsync for both.
     const db = this.#store.db;
-    db.exec("PRAGMA synchronous = NORMAL");
+    const alone = !db.isTransaction;
+    if (alone) db.exec("PRAGMA synchronous = NORMAL");
     const changed = new Set<Change>();
+    const run = () => {
+      const results = entries.map((e) => {
+        if (e.kind !== "normal") return { ok: true as const, value: undefined };
+        const { result, type } = this.#guarded(e.data);
+        if (result.ok && type) changed.add(type);
+        return result;
+      });
+      const last = entries[entries.length - 1];
+      this.#setApplied(last.index, last.term);
+      return results;
+    };
     let results: CommandResult[];
     try {
-      results = this.#store.transaction(() => {
-        const results = entries.map((e) => {
-          if (e.kind !== "normal") return { ok: true as const, value: undefined };
-          const { result, type } = this.#guarded(e.data);
-          if (result.ok && type) changed.add(type);
-          return result;
-        });
-        const last = entries[entries.length - 1];
-        this.#setApplied(last.index, last.term);
-        return results;
-      });
+      // Inside the driver's transaction a failure here fails it whole: no savepoint of its own is needed.
+      results = alone ? this.#store.transaction(run) : run();
     } finally {
-      db.exec("PRAGMA synchronous = FULL");
+      if (alone) db.exec("PRAGMA synchronous = FULL");
     }
     if (changed.size > 0) { for (const listener of this.#listeners) listener(changed); }
     return results;
   }
 
   snapshot(): Uint8Array {
-    const db = this.#store.db;
     const data: SnapshotData = {
       v: 1,
       applied: { index: this.#index, term: this.#term },
-      services: db.prepare("SELECT project, name, version, spec, updated_at FROM services ORDER BY project, name")
+      services: this.#store.sql("SELECT project, name, version, spec, updated_at FROM services ORDER BY project, name")
         .all() as SnapshotData["services"],
-      deploys: db.prepare("SELECT id, at, summary FROM deploys ORDER BY id").all() as SnapshotData["deploys"],
+      deploys: this.#store.sql("SELECT id, at, summary FROM deploys ORDER BY id").all() as SnapshotData["deploys"],
       members: this.members(),
       queues: this.#queues.dump(),
       runs: this.#runs.dump(),
-      sequences: db.prepare("SELECT name, seq FROM sqlite_sequence ORDER BY name").all() as SnapshotData["sequences"],
+      sequences: this.#store.sql("SELECT name, seq FROM sqlite_sequence ORDER BY name")
+        .all() as SnapshotData["sequences"],
     };
     return encoder.encode(JSON.stringify(data));
   }
@@ -188,19 +192,19 @@ export class ControlMachine implements StateMachine<CommandResult> {
     const db = this.#store.db;
     this.#store.transaction(() => {
       db.exec("DELETE FROM services; DELETE FROM deploys; DELETE FROM members;");
-      const member = db.prepare("INSERT INTO members (id, address, at) VALUES (?, ?, ?)");
+      const member = this.#store.sql("INSERT INTO members (id, address, at) VALUES (?, ?, ?)");
       for (const m of data.members ?? []) member.run(m.id, m.address, m.at);
-      const service = db.prepare(
+      const service = this.#store.sql(
         "INSERT INTO services (project, name, version, spec, updated_at) VALUES (?, ?, ?, ?, ?)",
       );
       for (const s of data.services) service.run(s.project, s.name, s.version, s.spec, s.updated_at);
-      const deploy = db.prepare("INSERT INTO deploys (id, at, summary) VALUES (?, ?, ?)");
+      const deploy = this.#store.sql("INSERT INTO deploys (id, at, summary) VALUES (?, ?, ?)");
       for (const d of data.deploys) deploy.run(d.id, d.at, d.summary);
       this.#queues.load(data.queues ?? { messages: [], cursors: [], dead: [] });
       this.#runs.load(data.runs ?? { state: [], runs: [] });
       for (const { name, seq } of data.sequences ?? []) {
-        db.prepare("DELETE FROM sqlite_sequence WHERE name = ?").run(name);
-        db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)").run(name, seq);
+        this.#store.sql("DELETE FROM sqlite_sequence WHERE name = ?").run(name);
+        this.#store.sql("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)").run(name, seq);
       }
       this.#setApplied(data.applied.index, data.applied.term);
     });
@@ -278,12 +282,12 @@ export class ControlMachine implements StateMachine<CommandResult> {
         );
         return { ok: true, value: undefined };
       case "member":
-        this.#store.db.prepare(
+        this.#store.sql(
           "INSERT INTO members (id, address, at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET address = excluded.address, at = excluded.at",
         ).run(command.id, command.address, command.at);
         return { ok: true, value: undefined };
       case "member-removed":
-        this.#store.db.prepare("DELETE FROM members WHERE id = ?").run(command.id);
+        this.#store.sql("DELETE FROM members WHERE id = ?").run(command.id);
         return { ok: true, value: undefined };
       default:
         return {
@@ -297,7 +301,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
   }
 
   #setApplied(index: number, term: number): void {
-    this.#store.db.prepare(
+    this.#store.sql(
       "INSERT INTO raft_applied (id, idx, term) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET idx = excluded.idx, term = excluded.term",
     ).run(index, term);
     this.#index = index;

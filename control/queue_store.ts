@@ -88,7 +88,7 @@ export class QueueStore {
 
   /** Appends messages to `topic` (published at `at`); returns their ids. */
   applyPublish(topic: string, bodies: Uint8Array[], meta: Record<string, string>, at: number): number[] {
-    const insert = this.#store.db.prepare(
+    const insert = this.#store.sql(
       "INSERT INTO queue_messages (topic, body, meta, published_at) VALUES (?, ?, ?, ?)",
     );
     const metaText = JSON.stringify(meta);
@@ -101,30 +101,29 @@ export class QueueStore {
    * cursor, paused).
    */
   applyConsumers(wanted: { topic: string; consumer: string }[], deployed: Set<string>): void {
-    const db = this.#store.db;
-    const ensure = db.prepare(
+    const ensure = this.#store.sql(
       `INSERT OR IGNORE INTO queue_cursors (topic, consumer, cursor)
        VALUES (?, ?, COALESCE((SELECT MIN(id) - 1 FROM queue_messages WHERE topic = ?), (SELECT COALESCE(MAX(id), 0) FROM queue_messages)))`,
     );
     for (const { topic, consumer } of wanted) ensure.run(topic, consumer, topic);
-    const cursors = db.prepare("SELECT topic, consumer FROM queue_cursors").all() as {
+    const cursors = this.#store.sql("SELECT topic, consumer FROM queue_cursors").all() as {
       topic: string;
       consumer: string;
     }[];
     for (const c of cursors) {
       if (deployed.has(c.consumer)) continue;
-      db.prepare("DELETE FROM queue_cursors WHERE topic = ? AND consumer = ?").run(c.topic, c.consumer);
+      this.#store.sql("DELETE FROM queue_cursors WHERE topic = ? AND consumer = ?").run(c.topic, c.consumer);
       this.#collect(c.topic);
     }
   }
 
   next(topic: string, consumer: string, after = 0): QueuedMessage | undefined {
-    const cur = this.#store.db.prepare(
+    const cur = this.#store.sql(
       "SELECT cursor, attempts, not_before FROM queue_cursors WHERE topic = ? AND consumer = ?",
     )
       .get(topic, consumer) as { cursor: number; attempts: number; not_before: number } | undefined;
     if (!cur) return undefined;
-    const row = this.#store.db.prepare(
+    const row = this.#store.sql(
       "SELECT id, topic, body, meta, published_at FROM queue_messages WHERE topic = ? AND id > ? ORDER BY id LIMIT 1",
     ).get(topic, Math.max(cur.cursor, after)) as MessageRow | undefined;
     if (!row) return undefined;
@@ -141,19 +140,21 @@ export class QueueStore {
 
   /** The message after the cursor failed `attempts` times; the next try is not before `notBefore`. */
   applyRetry(topic: string, consumer: string, attempts: number, notBefore: number, error: string): void {
-    this.#store.db.prepare(
+    this.#store.sql(
       "UPDATE queue_cursors SET attempts = ?, not_before = ?, last_error = ? WHERE topic = ? AND consumer = ?",
     ).run(attempts, notBefore, error.slice(0, 2000), topic, consumer);
   }
 
   /** Message `messageId` failed for good: kept among the dead letters (at `at`), and the consumer moves past it. */
   applyDead(topic: string, consumer: string, messageId: number, attempts: number, error: string, at: number): void {
-    const db = this.#store.db;
-    const row = db.prepare("SELECT body, meta FROM queue_messages WHERE id = ? AND topic = ?").get(messageId, topic) as
+    const row = this.#store.sql("SELECT body, meta FROM queue_messages WHERE id = ? AND topic = ?").get(
+      messageId,
+      topic,
+    ) as
       | { body: Uint8Array; meta: string }
       | undefined;
     if (row) {
-      db.prepare(
+      this.#store.sql(
         "INSERT INTO queue_dead (topic, consumer, message_id, body, meta, attempts, error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
       ).run(topic, consumer, messageId, row.body, row.meta, attempts, error.slice(0, 2000), at);
     }
@@ -163,19 +164,18 @@ export class QueueStore {
 
   /** Every queue table, bodies in base64, for a snapshot. */
   dump(): QueueTables {
-    const db = this.#store.db;
     const b64 = (rows: { body: Uint8Array }[]) => rows.map((r) => ({ ...r, body: toBase64(r.body) }));
     return {
       messages: b64(
-        db.prepare("SELECT id, topic, body, meta, published_at FROM queue_messages ORDER BY id").all() as {
+        this.#store.sql("SELECT id, topic, body, meta, published_at FROM queue_messages ORDER BY id").all() as {
           body: Uint8Array;
         }[],
       ) as unknown as QueueTables["messages"],
-      cursors: db.prepare(
+      cursors: this.#store.sql(
         "SELECT topic, consumer, cursor, attempts, not_before, last_error FROM queue_cursors ORDER BY topic, consumer",
       ).all() as unknown as QueueTables["cursors"],
       dead: b64(
-        db.prepare(
+        this.#store.sql(
           "SELECT id, topic, consumer, message_id, body, meta, attempts, error, at FROM queue_dead ORDER BY id",
         ).all() as { body: Uint8Array }[],
       ) as unknown as QueueTables["dead"],
@@ -186,15 +186,15 @@ export class QueueStore {
   load(t: QueueTables): void {
     const db = this.#store.db;
     db.exec("DELETE FROM queue_messages; DELETE FROM queue_cursors; DELETE FROM queue_dead;");
-    const message = db.prepare(
+    const message = this.#store.sql(
       "INSERT INTO queue_messages (id, topic, body, meta, published_at) VALUES (?, ?, ?, ?, ?)",
     );
     for (const m of t.messages) message.run(m.id, m.topic, fromBase64(m.body), m.meta, m.published_at);
-    const cursor = db.prepare(
+    const cursor = this.#store.sql(
       "INSERT INTO queue_cursors (topic, consumer, cursor, attempts, not_before, last_error) VALUES (?, ?, ?, ?, ?, ?)",
     );
     for (const c of t.cursors) cursor.run(c.topic, c.consumer, c.cursor, c.attempts, c.not_before, c.last_error);
-    const dead = db.prepare(
+    const dead = this.#store.sql(
       "INSERT INTO queue_dead (id, topic, consumer, message_id, body, meta, attempts, error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
     for (const d of t.dead) {
@@ -203,29 +203,32 @@ export class QueueStore {
   }
 
   topics(): TopicInfo[] {
-    const db = this.#store.db;
-    const topics = db.prepare(
+    const topics = this.#store.sql(
       "SELECT topic FROM queue_messages UNION SELECT topic FROM queue_cursors UNION SELECT topic FROM queue_dead ORDER BY topic",
     ).all() as { topic: string }[];
     return topics.map(({ topic }) => {
       const retained =
-        (db.prepare("SELECT COUNT(*) AS n FROM queue_messages WHERE topic = ?").get(topic) as { n: number }).n;
-      const cursors = db.prepare(
+        (this.#store.sql("SELECT COUNT(*) AS n FROM queue_messages WHERE topic = ?").get(topic) as { n: number }).n;
+      const cursors = this.#store.sql(
         "SELECT consumer, cursor, attempts, last_error FROM queue_cursors WHERE topic = ? ORDER BY consumer",
       )
         .all(topic) as { consumer: string; cursor: number; attempts: number; last_error: string | null }[];
       const deadBy = new Map(
-        (db.prepare("SELECT consumer, COUNT(*) AS n FROM queue_dead WHERE topic = ? GROUP BY consumer").all(topic) as {
+        (this.#store.sql("SELECT consumer, COUNT(*) AS n FROM queue_dead WHERE topic = ? GROUP BY consumer").all(
+          topic,
+        ) as {
           consumer: string;
           n: number;
         }[]).map((r) => [r.consumer, r.n]),
       );
       const consumers = cursors.map((c) => ({
         consumer: c.consumer,
-        pending:
-          (db.prepare("SELECT COUNT(*) AS n FROM queue_messages WHERE topic = ? AND id > ?").get(topic, c.cursor) as {
-            n: number;
-          }).n,
+        pending: (this.#store.sql("SELECT COUNT(*) AS n FROM queue_messages WHERE topic = ? AND id > ?").get(
+          topic,
+          c.cursor,
+        ) as {
+          n: number;
+        }).n,
         attempts: c.attempts,
         ...(c.last_error && c.attempts > 0 ? { lastError: c.last_error } : {}),
         dead: deadBy.get(c.consumer) ?? 0,
@@ -238,7 +241,7 @@ export class QueueStore {
   }
 
   dead(topic?: string, limit = 100): DeadLetter[] {
-    const rows = this.#store.db.prepare(
+    const rows = this.#store.sql(
       `SELECT id, topic, consumer, message_id, body, meta, attempts, error, at FROM queue_dead
        ${topic ? "WHERE topic = ?" : ""} ORDER BY id DESC LIMIT ?`,
     ).all(...(topic ? [topic, limit] : [limit])) as {
@@ -266,14 +269,14 @@ export class QueueStore {
   }
 
   #advance(topic: string, consumer: string, id: number): void {
-    this.#store.db.prepare(
+    this.#store.sql(
       "UPDATE queue_cursors SET cursor = MAX(cursor, ?), attempts = 0, not_before = 0, last_error = NULL WHERE topic = ? AND consumer = ?",
     ).run(id, topic, consumer);
   }
 
   /** Deletes messages every consumer of `topic` has moved past (none if nobody consumes it). */
   #collect(topic: string): void {
-    this.#store.db.prepare(
+    this.#store.sql(
       `DELETE FROM queue_messages WHERE topic = ?1
        AND EXISTS (SELECT 1 FROM queue_cursors WHERE topic = ?1)
        AND id <= (SELECT MIN(cursor) FROM queue_cursors WHERE topic = ?1)`,

@@ -4,9 +4,11 @@
  * machine (machine.ts) before the caller hears back. A lone server is a
  * one-member cluster: the same path, with no peers to wait for.
  *
- * The log lives in `$ORCA_HOME/raft.db` (SQLite, WAL, synchronous=FULL,
- * written on a worker thread); the state it applies lives in `orca.db`, with
- * the index of the last entry applied. Peers talk over the API port, at
+ * The log lives in the state's database (`$ORCA_HOME/orca.db`: SQLite, WAL,
+ * synchronous=FULL), next to what it applies and the index of the last entry
+ * applied: each turn of the driver stores new entries and applies those that
+ * commit in one transaction, so a lone server pays one fsync per batch of
+ * writes, as it would without a log. Peers talk over the API port, at
  * `/api/v1/raft`, with the cluster token; the registry of members (applied
  * from the log) says where each one is.
  */
@@ -19,7 +21,6 @@ import {
   SqliteLogStore,
   TimeoutError,
   WebSocketTransport,
-  WorkerLogStore,
 } from "../raft/mod.ts";
 import {
   type Change,
@@ -74,14 +75,14 @@ export interface MemberStatus {
 
 export class ControlLog {
   readonly #driver: RaftDriver<CommandResult>;
-  readonly #store: WorkerLogStore;
+  readonly #store: SqliteLogStore;
   readonly #machine: ControlMachine;
   readonly #transport: WebSocketTransport;
   readonly #peers: Record<string, string>;
 
   private constructor(
     driver: RaftDriver<CommandResult>,
-    store: WorkerLogStore,
+    store: SqliteLogStore,
     machine: ControlMachine,
     transport: WebSocketTransport,
     peers: Record<string, string>,
@@ -97,40 +98,20 @@ export class ControlLog {
   }
 
   /**
-   * Whether `home` holds a log with anything in it (a term, entries or a snapshot): a server that belonged to a
-   * cluster. A file left by a start that never heard from a leader (a join that failed) does not count.
+   * Whether `store` holds a log with anything in it (a term, entries or a snapshot): a server that belonged to a
+   * cluster. A log left by a start that never heard from a leader (a join that failed) does not count.
    */
-  static async exists(home: string): Promise<boolean> {
-    try {
-      await Deno.stat(`${home}/raft.db`);
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return false;
-      throw err;
-    }
-    const store = new SqliteLogStore(`${home}/raft.db`);
-    try {
-      return store.hardState().term > 0 || store.lastIndex() >= store.firstIndex() || store.snapshot() !== undefined;
-    } finally {
-      store.close();
-    }
+  static async exists(home: string, store: Store): Promise<boolean> {
+    await importLegacyLog(home, store);
+    const log = new SqliteLogStore(store.db);
+    return log.hardState().term > 0 || log.lastIndex() >= log.firstIndex() || log.snapshot() !== undefined;
   }
 
   /** Opens the log and applies what it holds past the state's applied index; a bootstrap member leads at once. */
   static async open(opts: ControlLogOptions): Promise<ControlLog> {
-    const store = new WorkerLogStore(`${opts.home}/raft.db`);
+    await importLegacyLog(opts.home, opts.store);
+    const store = new SqliteLogStore(opts.store.db);
     const machine = new ControlMachine(opts.store);
-    const held = Math.max(store.lastIndex(), store.snapshot()?.index ?? 0);
-    if (machine.applied() > held) {
-      await store.close();
-      throw new OrcaError(
-        "internal",
-        `the Raft log (raft.db, through entry ${held}) is behind the state applied from it (orca.db, entry ${machine.applied()})`,
-        {
-          where: opts.home,
-          hint: "raft.db and orca.db belong together: restore both from the same backup, or neither",
-        },
-      );
-    }
     const peers = opts.peers ?? {};
     const registry = Object.fromEntries(machine.members().map((m) => [m.id, m.address]));
     const transport = new WebSocketTransport({
@@ -147,6 +128,7 @@ export class ControlLog {
       store,
       transport,
       machine,
+      transaction: (fn) => opts.store.transaction(fn),
       onFatal: opts.onFatal,
       // Elections after 0.5-1 s without a leader: a server busy compiling a module (a loaded machine) must not be
       // taken for dead, and a real failure is still over well within 3 s. Heartbeats every 50 ms.
@@ -290,7 +272,7 @@ export class ControlLog {
   async close(): Promise<void> {
     this.#driver.stop();
     await this.#transport.close();
-    await this.#store.close();
+    this.#store.close();
   }
 
   /** Dials the members the registry names (once it names any; until then, the peers given at start). */
@@ -298,6 +280,42 @@ export class ControlLog {
     const registry = Object.fromEntries(this.#machine.members().map((m) => [m.id, m.address]));
     this.#transport.setPeers(Object.keys(registry).length > 0 ? registry : this.#peers);
   }
+}
+
+/**
+ * Moves a log kept in `raft.db` (by builds before the log joined the state's database) into `store`, once: the
+ * file is then renamed `raft.db.imported`. A store that already holds a log keeps it, and the file is left alone.
+ */
+async function importLegacyLog(home: string, store: Store): Promise<void> {
+  const path = `${home}/raft.db`;
+  try {
+    await Deno.stat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw err;
+  }
+  const legacy = new SqliteLogStore(path);
+  const log = new SqliteLogStore(store.db);
+  try {
+    if (log.hardState().term > 0 || log.lastIndex() > 0 || log.snapshot() !== undefined) {
+      throw new OrcaError("internal", "two Raft logs: raft.db, and the one in orca.db", {
+        where: home,
+        hint: "raft.db is left from an older version; move it away if orca.db is the newer",
+      });
+    }
+    const first = legacy.firstIndex();
+    const last = legacy.lastIndex();
+    store.transaction(() =>
+      log.persistNow({
+        snapshot: legacy.snapshot(),
+        entries: last >= first ? legacy.entries(first, last + 1) : [],
+        hardState: legacy.hardState(),
+      })
+    );
+  } finally {
+    legacy.close();
+  }
+  await Deno.rename(path, `${path}.imported`);
 }
 
 /**

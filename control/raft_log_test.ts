@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { readService } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
+import { SqliteLogStore } from "../raft/mod.ts";
 import { ControlLog } from "./raft_log.ts";
 import { type DeploySummary, Store, type StoredService } from "./store.ts";
 
@@ -73,8 +74,10 @@ Deno.test("the desired state is rebuilt from the log alone: snapshot, then the e
   assert.ok(node.log.status().snapshot >= 4, "the log was compacted at a snapshot");
   await node.close();
 
-  // The applied state is gone (a lost orca.db): raft.db alone brings it back.
-  for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(`${home}/orca.db${suffix}`).catch(() => {});
+  // The applied state is gone (its tables emptied, the applied index with them): the log alone brings it back.
+  const store = new Store(`${home}/orca.db`);
+  store.db.exec("DELETE FROM services; DELETE FROM deploys; DELETE FROM raft_applied; DELETE FROM members;");
+  store.close();
   node = await open(home, 4);
   assert.deepEqual(node.store.services(), before.services);
   assert.deepEqual(node.store.deploys(), before.deploys);
@@ -82,20 +85,59 @@ Deno.test("the desired state is rebuilt from the log alone: snapshot, then the e
   await node.close();
 });
 
-Deno.test("a log behind the state applied from it is refused with a clear error, nothing changed", async () => {
+/** Moves the log out of orca.db into raft.db, where builds before the one-database layout kept it. */
+function moveLogToLegacyFile(home: string): void {
+  const store = new Store(`${home}/orca.db`);
+  const shared = new SqliteLogStore(store.db);
+  const legacy = new SqliteLogStore(`${home}/raft.db`);
+  const first = shared.firstIndex();
+  legacy.persistNow({
+    snapshot: shared.snapshot(),
+    entries: shared.entries(first, shared.lastIndex() + 1),
+    hardState: shared.hardState(),
+  });
+  legacy.close();
+  store.db.exec(`DELETE FROM raft_entries; DELETE FROM raft_snapshot;
+    UPDATE raft_state SET term = 0, vote = NULL, commit_index = 0, first = 1, snapshot_term = 0;`);
+  store.close();
+}
+
+Deno.test("a log kept in raft.db by an older build is moved into orca.db once, nothing lost", async () => {
+  const home = await Deno.makeTempDir({ prefix: "orca-log-" });
+  let node = await open(home, 4);
+  for (let v = 1; v <= 6; v++) await deploy(node.log, `svc${v}`, 1);
+  const before = node.log.status();
+  await node.close();
+  moveLogToLegacyFile(home);
+
+  assert.equal(await ControlLog.exists(home, new Store(`${home}/orca.db`)), true);
+  node = await open(home, 4);
+  assert.equal(node.log.status().term, before.term + 1, "the imported term, and the election at start");
+  assert.ok(node.log.status().snapshot >= before.snapshot, "the imported snapshot");
+  assert.equal(node.store.services().length, 6);
+  assert.equal(await deploy(node.log, "svc7", 1), 7, "deploy ids go on from the imported log");
+  await node.close();
+  await Deno.stat(`${home}/raft.db.imported`);
+  await assert.rejects(() => Deno.stat(`${home}/raft.db`), Deno.errors.NotFound);
+});
+
+Deno.test("a raft.db next to a log already in orca.db is refused with a clear error, nothing changed", async () => {
   const home = await Deno.makeTempDir({ prefix: "orca-log-" });
   const node = await open(home);
   await deploy(node.log, "web", 1);
   await node.close();
-  for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(`${home}/raft.db${suffix}`).catch(() => {});
+  const stray = new SqliteLogStore(`${home}/raft.db`);
+  await stray.persist({ entries: [], hardState: { term: 3, commit: 0 } });
+  stray.close();
 
   const store = new Store(`${home}/orca.db`);
   await assert.rejects(
     () => openLog(home, store, "bootstrap"),
-    (err: unknown) => err instanceof OrcaError && /Raft log .* is behind the state applied from it/.test(err.message),
+    (err: unknown) => err instanceof OrcaError && /two Raft logs/.test(err.message) && err.where === home,
   );
   assert.deepEqual(store.services().map((s) => s.spec.name), ["web"], "the applied state is left alone");
   store.close();
+  await Deno.stat(`${home}/raft.db`);
 });
 
 Deno.test("a restart with the applied state far past the last snapshot starts and goes on (no snapshot taken too far)", async () => {
@@ -113,15 +155,15 @@ Deno.test("a restart with the applied state far past the last snapshot starts an
   await node.close();
 });
 
-Deno.test("a log file with nothing in it (a join that never heard from a leader) is no membership", async () => {
+Deno.test("a log with nothing in it (a join that never heard from a leader) is no membership", async () => {
   const home = await Deno.makeTempDir({ prefix: "orca-log-" });
-  assert.equal(await ControlLog.exists(home), false, "no file");
   const store = new Store(`${home}/orca.db`);
+  assert.equal(await ControlLog.exists(home, store), false, "a new store");
   const joining = await openLog(home, store, "join", "n2");
   await joining.close();
+  assert.equal(await ControlLog.exists(home, store), false, "a log, but no term, entry or snapshot");
   store.close();
-  assert.equal(await ControlLog.exists(home), false, "a file, but no term, entry or snapshot");
   const node = await open(home);
+  assert.equal(await ControlLog.exists(home, node.store), true);
   await node.close();
-  assert.equal(await ControlLog.exists(home), true);
 });

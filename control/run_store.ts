@@ -36,7 +36,7 @@ export class RunStore {
   }
 
   lastScheduled(service: string, trigger: string): number | undefined {
-    const row = this.#store.db.prepare("SELECT last_scheduled FROM cron_state WHERE service = ? AND trigger = ?").get(
+    const row = this.#store.sql("SELECT last_scheduled FROM cron_state WHERE service = ? AND trigger = ?").get(
       service,
       trigger,
     ) as { last_scheduled: number } | undefined;
@@ -47,7 +47,7 @@ export class RunStore {
   applyClaim(service: string, trigger: string, at: number): boolean {
     const last = this.lastScheduled(service, trigger);
     if (last !== undefined && last >= at) return false;
-    this.#store.db.prepare(
+    this.#store.sql(
       `INSERT INTO cron_state (service, trigger, last_scheduled) VALUES (?, ?, ?)
        ON CONFLICT (service, trigger) DO UPDATE SET last_scheduled = excluded.last_scheduled`,
     ).run(service, trigger, at);
@@ -56,7 +56,7 @@ export class RunStore {
 
   /** Records a run (inside the machine's transaction), keeping the newest runs of its service. */
   applyRun(run: CronRun): void {
-    const { lastInsertRowid } = this.#store.db.prepare(
+    const { lastInsertRowid } = this.#store.sql(
       `INSERT INTO runs (service, trigger, scheduled_at, started_at, duration_ms, status, exit_code, output_tail, error)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
@@ -70,7 +70,7 @@ export class RunStore {
       run.outputTail,
       run.error ?? null,
     );
-    this.#store.db.prepare("DELETE FROM runs WHERE service = ? AND id <= ?").run(
+    this.#store.sql("DELETE FROM runs WHERE service = ? AND id <= ?").run(
       run.service,
       Number(lastInsertRowid) - KEEP_RUNS,
     );
@@ -78,7 +78,7 @@ export class RunStore {
 
   /** The newest runs of `service` first. */
   runs(service: string, limit = 50): CronRun[] {
-    const rows = this.#store.db.prepare(
+    const rows = this.#store.sql(
       `SELECT service, trigger, scheduled_at, started_at, duration_ms, status, exit_code, output_tail, error
        FROM runs WHERE service = ? ORDER BY id DESC LIMIT ?`,
     ).all(service, limit) as {
@@ -107,23 +107,21 @@ export class RunStore {
 
   /** Drops the history and state of services no longer deployed (inside the machine's transaction). */
   applyForget(deployed: Set<string>): void {
-    const db = this.#store.db;
-    const known = db.prepare("SELECT service FROM cron_state UNION SELECT DISTINCT service FROM runs").all() as {
+    const known = this.#store.sql("SELECT service FROM cron_state UNION SELECT DISTINCT service FROM runs").all() as {
       service: string;
     }[];
     for (const { service } of known) {
       if (deployed.has(service)) continue;
-      db.prepare("DELETE FROM runs WHERE service = ?").run(service);
-      db.prepare("DELETE FROM cron_state WHERE service = ?").run(service);
+      this.#store.sql("DELETE FROM runs WHERE service = ?").run(service);
+      this.#store.sql("DELETE FROM cron_state WHERE service = ?").run(service);
     }
   }
 
   dump(): RunTables {
-    const db = this.#store.db;
     return {
-      state: db.prepare("SELECT service, trigger, last_scheduled FROM cron_state ORDER BY service, trigger")
+      state: this.#store.sql("SELECT service, trigger, last_scheduled FROM cron_state ORDER BY service, trigger")
         .all() as unknown as RunTables["state"],
-      runs: db.prepare(
+      runs: this.#store.sql(
         `SELECT id, service, trigger, scheduled_at, started_at, duration_ms, status, exit_code, output_tail, error
          FROM runs ORDER BY id`,
       ).all() as Record<string, unknown>[],
@@ -134,9 +132,9 @@ export class RunStore {
   load(t: RunTables): void {
     const db = this.#store.db;
     db.exec("DELETE FROM cron_state; DELETE FROM runs;");
-    const state = db.prepare("INSERT INTO cron_state (service, trigger, last_scheduled) VALUES (?, ?, ?)");
+    const state = this.#store.sql("INSERT INTO cron_state (service, trigger, last_scheduled) VALUES (?, ?, ?)");
     for (const s of t.state) state.run(s.service, s.trigger, s.last_scheduled);
-    const run = db.prepare(
+    const run = this.#store.sql(
       `INSERT INTO runs (id, service, trigger, scheduled_at, started_at, duration_ms, status, exit_code, output_tail, error)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );

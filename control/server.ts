@@ -165,7 +165,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
   const advertise = opts.advertise ?? `${advertisedHost(opts.hostname)}:${apiServer.addr.port}`;
   try {
-    const fresh = !(await ControlLog.exists(opts.home));
+    const fresh = !(await ControlLog.exists(opts.home, store));
     const joined = opts.join && fresh ? await requestJoin(opts.join, token, nodeId, advertise) : undefined;
     if (opts.join && !fresh) log(`already a member of a cluster (its log is in ${opts.home}): --join ignored`);
     commands = await ControlLog.open({
@@ -234,7 +234,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   // Only a caller with the token is forwarded or waits on a read barrier; the others get the API's own 401.
   serveApi = async (request, url) =>
-    (await bearerMatches(request, token) ? await cluster.route(request, url) : undefined) ?? api.fetch(request);
+    (bearerMatches(request, token) ? await cluster.route(request, url) : undefined) ?? api.fetch(request);
   const proxy = createProxy({
     routes: () => plane.routes,
     serve: (service, request, ctx) => plane.serve(service, request, ctx),

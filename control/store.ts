@@ -5,7 +5,7 @@
  * must not go on with a store it cannot trust.
  */
 
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { ServiceSpec } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 
@@ -48,6 +48,7 @@ export class Store {
   /** The connection, shared by the stores of other subsystems (queues, runs). */
   readonly db: DatabaseSync;
   readonly #opts: StoreOptions;
+  readonly #statements = new Map<string, StatementSync>();
   readonly #now: () => number;
 
   constructor(path: string, opts: StoreOptions = {}) {
@@ -68,6 +69,13 @@ export class Store {
 
   close(): void {
     this.db.close();
+  }
+
+  /** A prepared statement for `text`, made once (preparing costs about as much as running a simple one). */
+  sql(text: string): StatementSync {
+    let statement = this.#statements.get(text);
+    if (!statement) this.#statements.set(text, statement = this.db.prepare(text));
+    return statement;
   }
 
   hasModule(hash: string): boolean {
@@ -96,11 +104,11 @@ export class Store {
   }
 
   #has(table: "modules" | "blobs", hash: string): boolean {
-    return this.db.prepare(`SELECT 1 FROM ${table} WHERE hash = ?`).get(hash) !== undefined;
+    return this.sql(`SELECT 1 FROM ${table} WHERE hash = ?`).get(hash) !== undefined;
   }
 
   #get(table: "modules" | "blobs", hash: string): Uint8Array {
-    const row = this.db.prepare(`SELECT bytes FROM ${table} WHERE hash = ?`).get(hash) as
+    const row = this.sql(`SELECT bytes FROM ${table} WHERE hash = ?`).get(hash) as
       | { bytes: Uint8Array }
       | undefined;
     if (!row) {
@@ -111,7 +119,7 @@ export class Store {
 
   #put(table: "modules" | "blobs", hash: string, bytes: Uint8Array): void {
     this.write(() =>
-      this.db.prepare(`INSERT OR IGNORE INTO ${table} (hash, bytes, created_at) VALUES (?, ?, ?)`).run(
+      this.sql(`INSERT OR IGNORE INTO ${table} (hash, bytes, created_at) VALUES (?, ?, ?)`).run(
         hash,
         bytes,
         this.#now(),
@@ -120,7 +128,7 @@ export class Store {
   }
 
   services(): StoredService[] {
-    const rows = this.db.prepare("SELECT spec, version, updated_at FROM services ORDER BY project, name").all() as {
+    const rows = this.sql("SELECT spec, version, updated_at FROM services ORDER BY project, name").all() as {
       spec: string;
       version: number;
       updated_at: number;
@@ -136,16 +144,16 @@ export class Store {
     at: number,
   ): number {
     return this.write(() => {
-      const upsert = this.db.prepare(
+      const upsert = this.sql(
         `INSERT INTO services (project, name, version, spec, updated_at) VALUES (?, ?, ?, ?, ?)
            ON CONFLICT (project, name) DO UPDATE SET version = excluded.version, spec = excluded.spec, updated_at = excluded.updated_at`,
       );
       for (const s of upserts) {
         upsert.run(s.spec.project, s.spec.name, s.version, JSON.stringify(s.spec), s.updatedAt);
       }
-      const remove = this.db.prepare("DELETE FROM services WHERE project = ? AND name = ?");
+      const remove = this.sql("DELETE FROM services WHERE project = ? AND name = ?");
       for (const r of removals) remove.run(r.project, r.name);
-      const { lastInsertRowid } = this.db.prepare("INSERT INTO deploys (at, summary) VALUES (?, ?)").run(
+      const { lastInsertRowid } = this.sql("INSERT INTO deploys (at, summary) VALUES (?, ?)").run(
         at,
         JSON.stringify(summary),
       );
@@ -153,23 +161,24 @@ export class Store {
     });
   }
 
-  /** Runs `fn` in one write transaction. */
+  /** Runs `fn` in one write transaction; inside one already open, in a savepoint of it (committed with it). */
   transaction<T>(fn: () => T): T {
     return this.write(() => {
-      this.db.exec("BEGIN IMMEDIATE");
+      const nested = this.db.isTransaction;
+      this.db.exec(nested ? "SAVEPOINT store" : "BEGIN IMMEDIATE");
       try {
         const result = fn();
-        this.db.exec("COMMIT");
+        this.db.exec(nested ? "RELEASE store" : "COMMIT");
         return result;
       } catch (err) {
-        this.db.exec("ROLLBACK");
+        this.db.exec(nested ? "ROLLBACK TO store; RELEASE store" : "ROLLBACK");
         throw err;
       }
     });
   }
 
   deploys(limit = 20): DeployRecord[] {
-    const rows = this.db.prepare("SELECT id, at, summary FROM deploys ORDER BY id DESC LIMIT ?").all(limit) as {
+    const rows = this.sql("SELECT id, at, summary FROM deploys ORDER BY id DESC LIMIT ?").all(limit) as {
       id: number;
       at: number;
       summary: string;

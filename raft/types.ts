@@ -73,6 +73,11 @@ export interface LogStore {
   snapshot(): Snapshot | undefined;
   saveSnapshot(snapshot: Snapshot): Promise<void>;
   persist(write: StoreWrite): Promise<void>;
+  /**
+   * A store that writes on the caller's thread offers this: `persist` done before it returns. Sharing a database
+   * with the state machine, it joins a transaction open there: durable when that one commits.
+   */
+  persistNow?(write: StoreWrite): void;
 }
 
 /** What one Ready asks to persist (raft/messages.ts): written together. */
