@@ -16,8 +16,16 @@ import { parseTrigger } from "../config/mod.ts";
 import { EventBus } from "../triggers/events.ts";
 import type { CronRun } from "../triggers/cron_scheduler.ts";
 import { fromBase64 } from "../runtime/mod.ts";
-import { QueueStore, type QueueTables } from "./queue_store.ts";
-import { RunStore, type RunTables } from "./run_store.ts";
+import { QueueStore } from "./queue_store.ts";
+import { RunStore } from "./run_store.ts";
+import {
+  dumpState,
+  encodeSnapshot,
+  type MemberRecord,
+  type SnapshotData,
+  snapshotInWorker,
+  type TakenSnapshot,
+} from "./snapshot.ts";
 import type { DeploySummary, Store, StoredService } from "./store.ts";
 
 /** A change of desired state, as it travels in a log entry. */
@@ -55,14 +63,6 @@ export type ControlCommand =
   /** A cron run that ended (or was skipped), for `orca runs`. */
   | { type: "cron-run"; run: CronRun };
 
-/** A server of the cluster as the registry holds it. */
-export interface MemberRecord {
-  id: string;
-  address: string;
-  /** When it was registered (or its address last changed). */
-  at: number;
-}
-
 /** What a listener hears changed: the kinds of command applied, or a whole snapshot installed. */
 export type Change = ControlCommand["type"] | "snapshot";
 
@@ -71,24 +71,13 @@ export type CommandResult =
   | { ok: true; value: unknown }
   | { ok: false; error: { code: OrcaError["code"]; message: string } };
 
+export type { MemberRecord } from "./snapshot.ts";
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export function encodeCommand(command: ControlCommand): Uint8Array {
   return encoder.encode(JSON.stringify(command));
-}
-
-/** The whole desired state, as a snapshot holds it. */
-interface SnapshotData {
-  v: 1;
-  applied: { index: number; term: number };
-  services: { project: string; name: string; version: number; spec: string; updated_at: number }[];
-  deploys: { id: number; at: number; summary: string }[];
-  members?: MemberRecord[];
-  queues?: QueueTables;
-  runs?: RunTables;
-  /** AUTOINCREMENT counters: ids handed out (deploys, messages) are never handed out again after a restore. */
-  sequences?: { name: string; seq: number }[];
 }
 
 const schema = `
@@ -171,19 +160,12 @@ export class ControlMachine implements StateMachine<CommandResult> {
   }
 
   snapshot(): Uint8Array {
-    const data: SnapshotData = {
-      v: 1,
-      applied: { index: this.#index, term: this.#term },
-      services: this.#store.sql("SELECT project, name, version, spec, updated_at FROM services ORDER BY project, name")
-        .all() as SnapshotData["services"],
-      deploys: this.#store.sql("SELECT id, at, summary FROM deploys ORDER BY id").all() as SnapshotData["deploys"],
-      members: this.members(),
-      queues: this.#queues.dump(),
-      runs: this.#runs.dump(),
-      sequences: this.#store.sql("SELECT name, seq FROM sqlite_sequence ORDER BY name")
-        .all() as SnapshotData["sequences"],
-    };
-    return encoder.encode(JSON.stringify(data));
+    return encodeSnapshot(dumpState((text) => this.#store.sql(text))).data;
+  }
+
+  /** A snapshot taken on a worker thread (the server goes on meanwhile), with the index it was applied through. */
+  snapshotAsync(): Promise<TakenSnapshot> {
+    return snapshotInWorker(this.#store.path);
   }
 
   restore(bytes: Uint8Array): void {

@@ -34,3 +34,43 @@ Deno.test("a command that fails is undone alone and answered as failed; the entr
   assert.deepEqual(state.queues.messages.map((m: { body: string }) => atob(m.body)), ["a", "b"]);
   store.close();
 });
+
+Deno.test("a snapshot made on a worker is the state at the index it names, while more is applied meanwhile", async () => {
+  const store = new Store(`${await Deno.makeTempDir({ prefix: "orca-machine-" })}/orca.db`);
+  const machine = new ControlMachine(store);
+  const publish = (n: number): ControlCommand => ({
+    type: "queue-publish",
+    topic: "t",
+    bodies: Array.from({ length: 100 }, (_, i) => btoa(`m${n}-${i}`)),
+    meta: {},
+    at: 1,
+  });
+  let index = 0;
+  for (; index < 200; index++) machine.applyAll([entry(index + 1, publish(index))]);
+  const synchronous = new TextDecoder().decode(machine.snapshot());
+  const taking = machine.snapshotAsync();
+  // The server goes on while the worker reads: each entry applied here is a commit the worker's read may or may
+  // not see, never half of one.
+  for (; index < 260; index++) {
+    machine.applyAll([entry(index + 1, publish(index))]);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const taken = await taking;
+  const state = JSON.parse(new TextDecoder().decode(taken.data));
+  assert.ok(taken.index >= 200 && taken.index <= 260, `taken at ${taken.index}`);
+  assert.equal(state.applied.index, taken.index);
+  assert.equal(state.queues.messages.length, taken.index * 100, "exactly the messages of the entries through it");
+  if (taken.index === 200) assert.equal(new TextDecoder().decode(taken.data), synchronous);
+
+  // Restored elsewhere, it is that state.
+  const other = new ControlMachine(new Store(`${await Deno.makeTempDir({ prefix: "orca-machine-" })}/orca.db`));
+  other.restore(taken.data);
+  assert.equal(other.applied(), taken.index);
+  assert.equal(JSON.parse(new TextDecoder().decode(other.snapshot())).queues.messages.length, taken.index * 100);
+  store.close();
+});
+
+Deno.test("a snapshot that cannot be made on a worker fails clearly (the driver then makes them here)", async () => {
+  const machine = new ControlMachine(new Store(":memory:"));
+  await assert.rejects(() => machine.snapshotAsync(), /snapshot failed/);
+});

@@ -9,8 +9,9 @@
  * later starts from the oldest.
  */
 
+import type { StatementSync } from "node:sqlite";
 import type { QueuedMessage } from "../triggers/queue.ts";
-import { fromBase64, toBase64 } from "../runtime/mod.ts";
+import { fromBase64, toBase64 } from "../runtime/bytes.ts";
 import type { Store } from "./store.ts";
 
 const schema = `
@@ -163,25 +164,6 @@ export class QueueStore {
   }
 
   /** Every queue table, bodies in base64, for a snapshot. */
-  dump(): QueueTables {
-    const b64 = (rows: { body: Uint8Array }[]) => rows.map((r) => ({ ...r, body: toBase64(r.body) }));
-    return {
-      messages: b64(
-        this.#store.sql("SELECT id, topic, body, meta, published_at FROM queue_messages ORDER BY id").all() as {
-          body: Uint8Array;
-        }[],
-      ) as unknown as QueueTables["messages"],
-      cursors: this.#store.sql(
-        "SELECT topic, consumer, cursor, attempts, not_before, last_error FROM queue_cursors ORDER BY topic, consumer",
-      ).all() as unknown as QueueTables["cursors"],
-      dead: b64(
-        this.#store.sql(
-          "SELECT id, topic, consumer, message_id, body, meta, attempts, error, at FROM queue_dead ORDER BY id",
-        ).all() as { body: Uint8Array }[],
-      ) as unknown as QueueTables["dead"],
-    };
-  }
-
   /** Replaces every queue table with a snapshot's (inside the caller's transaction). */
   load(t: QueueTables): void {
     const db = this.#store.db;
@@ -286,4 +268,23 @@ export class QueueStore {
 
 function toMessage(row: MessageRow): Omit<QueuedMessage, "attempts" | "notBefore"> {
   return { id: row.id, topic: row.topic, body: row.body, publishedAt: row.published_at, meta: JSON.parse(row.meta) };
+}
+
+/** Every queue table, bodies in base64 (for a snapshot; `sql` prepares on the connection to read). */
+export function dumpQueues(sql: (text: string) => StatementSync): QueueTables {
+  const b64 = (rows: { body: Uint8Array }[]) => rows.map((r) => ({ ...r, body: toBase64(r.body) }));
+  return {
+    messages: b64(
+      sql("SELECT id, topic, body, meta, published_at FROM queue_messages ORDER BY id").all() as {
+        body: Uint8Array;
+      }[],
+    ) as unknown as QueueTables["messages"],
+    cursors: sql(
+      "SELECT topic, consumer, cursor, attempts, not_before, last_error FROM queue_cursors ORDER BY topic, consumer",
+    ).all() as unknown as QueueTables["cursors"],
+    dead: b64(
+      sql("SELECT id, topic, consumer, message_id, body, meta, attempts, error, at FROM queue_dead ORDER BY id")
+        .all() as { body: Uint8Array }[],
+    ) as unknown as QueueTables["dead"],
+  };
 }

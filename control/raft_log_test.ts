@@ -37,6 +37,15 @@ function openLog(home: string, store: Store, mode: "bootstrap" | "join", id = "n
   return ControlLog.open({ home, id, store, token, mode, onFatal: fatal, ...(snapshotEvery && { snapshotEvery }) });
 }
 
+/** Waits for the log to be compacted at a snapshot through `index` at least (snapshots are made on a worker). */
+async function snapshotted(log: ControlLog, index: number): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (log.status().snapshot < index) {
+    if (Date.now() > end) assert.fail(`no snapshot through ${index} (at ${log.status().snapshot})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function open(home: string, snapshotEvery?: number) {
   const store = new Store(`${home}/orca.db`);
   const log = await openLog(home, store, "bootstrap", "n1", snapshotEvery);
@@ -71,7 +80,7 @@ Deno.test("the desired state is rebuilt from the log alone: snapshot, then the e
   let node = await open(home, 4);
   for (let v = 1; v <= 10; v++) await deploy(node.log, `svc${v}`, 1);
   const before = { services: node.store.services(), deploys: node.store.deploys() };
-  assert.ok(node.log.status().snapshot >= 4, "the log was compacted at a snapshot");
+  await snapshotted(node.log, 4);
   await node.close();
 
   // The applied state is gone (its tables emptied, the applied index with them): the log alone brings it back.
@@ -148,7 +157,7 @@ Deno.test("a restart with the applied state far past the last snapshot starts an
   // As if the server died between crossing the snapshot threshold and taking the snapshot.
   node = await open(home, 20);
   assert.equal(await deploy(node.log, "after", 1), 31);
-  assert.ok(node.log.status().snapshot > 0, "the snapshot was taken once the log had applied there");
+  await snapshotted(node.log, 1);
   await node.close();
   node = await open(home, 20);
   assert.equal(node.store.services().length, 31);

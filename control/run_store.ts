@@ -5,6 +5,7 @@
  * and its run is recorded through the log once it ends.
  */
 
+import type { StatementSync } from "node:sqlite";
 import type { CronRun } from "../triggers/cron_scheduler.ts";
 import type { Store } from "./store.ts";
 
@@ -117,17 +118,6 @@ export class RunStore {
     }
   }
 
-  dump(): RunTables {
-    return {
-      state: this.#store.sql("SELECT service, trigger, last_scheduled FROM cron_state ORDER BY service, trigger")
-        .all() as unknown as RunTables["state"],
-      runs: this.#store.sql(
-        `SELECT id, service, trigger, scheduled_at, started_at, duration_ms, status, exit_code, output_tail, error
-         FROM runs ORDER BY id`,
-      ).all() as Record<string, unknown>[],
-    };
-  }
-
   /** Replaces the run tables with a snapshot's (inside the caller's transaction). */
   load(t: RunTables): void {
     const db = this.#store.db;
@@ -155,4 +145,16 @@ export class RunStore {
       );
     }
   }
+}
+
+/** The run tables (for a snapshot; `sql` prepares on the connection to read). */
+export function dumpRuns(sql: (text: string) => StatementSync): RunTables {
+  return {
+    state: sql("SELECT service, trigger, last_scheduled FROM cron_state ORDER BY service, trigger")
+      .all() as unknown as RunTables["state"],
+    runs: sql(
+      `SELECT id, service, trigger, scheduled_at, started_at, duration_ms, status, exit_code, output_tail, error
+       FROM runs ORDER BY id`,
+    ).all() as Record<string, unknown>[],
+  };
 }

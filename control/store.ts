@@ -47,12 +47,15 @@ CREATE TABLE IF NOT EXISTS deploys (id INTEGER PRIMARY KEY AUTOINCREMENT, at INT
 export class Store {
   /** The connection, shared by the stores of other subsystems (queues, runs). */
   readonly db: DatabaseSync;
+  /** The database file (others may open it to read, as a snapshot does). */
+  readonly path: string;
   readonly #opts: StoreOptions;
   readonly #statements = new Map<string, StatementSync>();
   readonly #now: () => number;
 
   constructor(path: string, opts: StoreOptions = {}) {
     this.#opts = opts;
+    this.path = path;
     this.#now = opts.now ?? Date.now;
     try {
       this.db = new DatabaseSync(path);

@@ -17,25 +17,13 @@
  */
 
 import { type ConfigChange, type Message, RaftNode, type Ready, type Role } from "./core.ts";
-import type { Entry, HardState, LogStore, StoreWrite, Transport } from "./types.ts";
+import { ConfigChangeError, NotLeaderError, TimeoutError } from "./errors.ts";
+import { coalesce, leaderMessage } from "./messages.ts";
+import { ReadBarriers } from "./reads.ts";
 
-/** What the driver applies committed entries to. */
-export interface StateMachine<R> {
-  /** Applies a committed entry (every kind, in log order); the result goes to whoever proposed it. */
-  apply(entry: Entry): R;
-  /** The whole state, for a snapshot. */
-  snapshot(): Uint8Array;
-  /** Replaces the whole state with a snapshot's. */
-  restore(data: Uint8Array): void;
-  /**
-   * The last index this machine applied durably, for a machine that stores its state with its applied index in
-   * one transaction: after a restart the driver applies only what comes after it. Without it, the machine is
-   * rebuilt from the snapshot and the log at every start.
-   */
-  applied?(): number;
-  /** Applies several committed entries in order (one transaction, say); results in the same order. */
-  applyAll?(entries: Entry[]): R[];
-}
+export { ConfigChangeError, NotLeaderError, TimeoutError };
+export type { StateMachine };
+import type { Entry, HardState, LogStore, StateMachine, StoreWrite, Transport } from "./types.ts";
 
 export interface DriverOptions<R> {
   id: string;
@@ -57,29 +45,15 @@ export interface DriverOptions<R> {
   heartbeatTicks?: number;
   /** Most entries in one append message. */
   maxBatch?: number;
-  /** Take a snapshot (and compact the log) every this many applied entries; 0: never. */
+  /**
+   * Take a snapshot (and compact the log) every this many applied entries, and not before the entries applied
+   * since the last one hold as many bytes as it did (so the work of snapshots stays in proportion to what is
+   * written, however large the state); 0: never.
+   */
   snapshotEvery?: number;
   /** A proposal or read not done in this long is given up (its outcome unknown, for a proposal). */
   timeoutMs?: number;
   random?: () => number;
-}
-
-/** Why a proposal or read was not done here; `leader` is where to ask instead, when known. */
-export class NotLeaderError extends Error {
-  readonly code = "raft_not_leader";
-  constructor(readonly leader: string | undefined, message = "not the leader") {
-    super(message);
-  }
-}
-
-/** A membership change that cannot start now; `message` says why. */
-export class ConfigChangeError extends Error {
-  readonly code = "raft_config_change";
-}
-
-/** A proposal or read that did not finish in time: a proposal may still take effect later. */
-export class TimeoutError extends Error {
-  readonly code = "raft_timeout";
 }
 
 export interface DriverStats {
@@ -112,12 +86,7 @@ export class RaftDriver<R> {
   readonly #opts: DriverOptions<R>;
   /** Proposals by log index, with the term they were proposed in (an entry of another term there means lost). */
   readonly #proposals = new Map<number, Waiter<R> & { term: number }>();
-  /** Reads waiting for their read index, by context (`retryAt`: when to ask again); then for it to be applied. */
-  readonly #reads = new Map<string, Waiter<void> & { retryAt: number }>();
-  #confirmed: { index: number; waiter: Waiter<void> }[] = [];
-  /** Read contexts are unique to this run: an answer to a read of an earlier run must match none. */
-  readonly #readPrefix: string;
-  #readSeq = 0;
+  readonly #reads: ReadBarriers;
   #applied: number;
   /** The last index the store holds durably: a machine that keeps its applied index never applies past it. */
   #stable: number;
@@ -134,6 +103,13 @@ export class RaftDriver<R> {
   readonly #grouped: boolean;
   #woken = false;
   #running = false;
+  /** Snapshots: one being made off this thread, one made and not yet stored, and whether making one failed. */
+  #snapshotting = false;
+  #taken?: { index: number; data: Uint8Array };
+  #snapshotFailed = false;
+  /** The size of the last snapshot, and the bytes of entries applied since it was stored. */
+  #snapshotBytes = 0;
+  #appliedBytes = 0;
   #stopped = false;
 
   constructor(opts: DriverOptions<R>) {
@@ -150,8 +126,15 @@ export class RaftDriver<R> {
     // A machine that kept its state is at least as new as a snapshot it applied; a newer snapshot replaces it.
     if (snapshot && snapshot.index > durable) opts.machine.restore(snapshot.data);
     this.#applied = Math.max(snapshot?.index ?? 0, durable);
+    this.#snapshotBytes = snapshot?.data.length ?? 0;
     this.#stable = Math.max(store.lastIndex(), snapshot?.index ?? 0);
-    this.#readPrefix = Math.floor((opts.random ?? Math.random)() * 2 ** 52).toString(36);
+    this.#reads = new ReadBarriers({
+      node: () => this.node,
+      schedule: () => this.#schedule(),
+      retryMs: (opts.tickMs ?? 20) * (opts.electionTicks ?? 10),
+      timeoutMs: opts.timeoutMs ?? 5000,
+      random: opts.random ?? Math.random,
+    });
     this.node = new RaftNode({
       id: opts.id,
       voters: opts.voters,
@@ -176,7 +159,7 @@ export class RaftDriver<R> {
       if (this.#stopped) return;
       this.node.step(m);
       this.#applyCommitted();
-      this.#answerReads();
+      this.#reads.answer(this.#applied);
       this.#schedule();
     });
     this.#wake.port1.onmessage = () => this.#run();
@@ -241,11 +224,7 @@ export class RaftDriver<R> {
    */
   readBarrier(): Promise<void> {
     if (this.#stopped) return Promise.reject(new NotLeaderError(undefined, "stopped"));
-    const ctx = `${this.#readPrefix}.${++this.#readSeq}`;
-    return new Promise((resolve, reject) => {
-      this.#reads.set(ctx, { resolve, reject, deadline: this.#deadline(), retryAt: 0 });
-      this.#startRead(ctx);
-    });
+    return this.#reads.begin();
   }
 
   /** Stops ticking, sending and applying; what is waiting is rejected. Does not close the transport or the store. */
@@ -256,35 +235,6 @@ export class RaftDriver<R> {
     this.#wake.port1.close();
     this.#wake.port2.close();
     this.#failAll(new NotLeaderError(undefined, "stopped"));
-  }
-
-  /**
-   * Asks the core for the read index. A leader waits until it has committed an entry of its term (its first no-op):
-   * it tries again at the next tick. A follower asks its leader, and again every election timeout until answered
-   * (the request or the answer may be lost, or the leader deposed); knowing no leader, it gives up.
-   */
-  #startRead(ctx: string): void {
-    const w = this.#reads.get(ctx);
-    if (!w || this.#stopped) return;
-    const leading = this.node.role === "leader";
-    if (this.node.readIndex(ctx)) {
-      const tickMs = this.#opts.tickMs ?? 20;
-      w.retryAt = leading ? Infinity : performance.now() + tickMs * (this.#opts.electionTicks ?? 10);
-      this.#schedule();
-    } else if (leading) w.retryAt = 0;
-    else {
-      this.#reads.delete(ctx);
-      w.reject(new NotLeaderError(undefined, "no leader known"));
-    }
-  }
-
-  /** Resolves the reads whose index this node has applied. */
-  #answerReads(): void {
-    if (!this.#confirmed.some((c) => c.index <= this.#applied)) return;
-    const ready = this.#confirmed.filter((c) => c.index <= this.#applied);
-    this.#confirmed = this.#confirmed.filter((c) => c.index > this.#applied);
-    if (this.node.role !== "leader") this.stats.followerReads += ready.length;
-    for (const c of ready) c.waiter.resolve();
   }
 
   #deadline(): number {
@@ -300,15 +250,7 @@ export class RaftDriver<R> {
       this.#proposals.delete(index);
       w.reject(new TimeoutError(`entry ${index} not applied in time; it may still be`));
     }
-    for (const [ctx, w] of this.#reads) {
-      if (w.deadline <= now) {
-        this.#reads.delete(ctx);
-        w.reject(new TimeoutError("read not confirmed in time"));
-      } else if (w.retryAt <= now) this.#startRead(ctx);
-    }
-    const late = this.#confirmed.filter((c) => c.waiter.deadline <= now);
-    this.#confirmed = this.#confirmed.filter((c) => c.waiter.deadline > now);
-    for (const c of late) c.waiter.reject(new TimeoutError("read index not applied in time"));
+    this.#reads.tick(now);
   }
 
   #schedule(): void {
@@ -335,9 +277,15 @@ export class RaftDriver<R> {
     if (stats.role === "leader" && node.role !== "leader") {
       // Deposed: reads it was confirming never will be (they ask the new leader at the next tick); proposals wait
       // for what the new leader's log says.
-      for (const w of this.#reads.values()) w.retryAt = 0;
+      this.#reads.deposed();
     }
-    Object.assign(stats, { applied: this.#applied, term: node.term, role: node.role, leader: node.leader });
+    Object.assign(stats, {
+      applied: this.#applied,
+      term: node.term,
+      role: node.role,
+      leader: node.leader,
+      followerReads: this.#reads.followerReads,
+    });
   }
 
   async #handle(rd: Ready): Promise<void> {
@@ -387,8 +335,8 @@ export class RaftDriver<R> {
     const after = hard ?? this.#written;
     const sameTerm = after.term === this.#stored.term && after.vote === this.#stored.vote;
     const late: Message[] = [];
-    for (const m of _coalesce(rd.messages)) {
-      if (sameTerm && _leaderMessage(m)) this.#opts.transport.send(m.to, m);
+    for (const m of coalesce(rd.messages)) {
+      if (sameTerm && leaderMessage(m)) this.#opts.transport.send(m.to, m);
       else late.push(m);
     }
     // A hard state that only moved the commit index is not worth an fsync of its own: it is rebuilt from the
@@ -416,20 +364,37 @@ export class RaftDriver<R> {
       this.stats.snapshotsInstalled++;
     }
     this.#applyEntries(rd.committed.filter((e) => e.index > this.#applied));
-    for (const r of rd.reads) {
-      const waiter = this.#reads.get(r.ctx);
-      this.#reads.delete(r.ctx);
-      if (waiter) this.#confirmed.push({ index: r.index, waiter });
-    }
-    this.#answerReads();
+    this.#reads.confirmed(rd.reads);
+    this.#reads.answer(this.#applied);
     this.node.advance(rd);
   }
 
-  /** Takes a snapshot (compacting the log) once enough was applied since the last. */
+  /** Takes a snapshot (compacting the log) once enough was applied since the last; stores one made meanwhile. */
   async #compact(): Promise<void> {
+    const { machine } = this.#opts;
+    const taken = this.#taken;
+    this.#taken = undefined;
+    if (taken && taken.index > this.node.snapshotIndex && !this.#stopped) return await this.#saveSnapshot(taken);
     const every = this.#opts.snapshotEvery ?? 0;
-    if (every === 0 || this.#applied - this.node.snapshotIndex < every || this.#stopped) return;
-    await this.#opts.store.saveSnapshot(this.node.snapshot(this.#applied, this.#opts.machine.snapshot()));
+    if (every === 0 || this.#applied - this.node.snapshotIndex < every || this.#stopped || this.#snapshotting) return;
+    if (this.#appliedBytes < this.#snapshotBytes) return;
+    if (!machine.snapshotAsync || this.#snapshotFailed) {
+      return await this.#saveSnapshot({ index: this.#applied, data: machine.snapshot() });
+    }
+    this.#snapshotting = true;
+    machine.snapshotAsync().then(
+      (snapshot) => (this.#taken = snapshot),
+      () => (this.#snapshotFailed = true),
+    ).finally(() => {
+      this.#snapshotting = false;
+      this.#schedule();
+    });
+  }
+
+  async #saveSnapshot(taken: { index: number; data: Uint8Array }): Promise<void> {
+    await this.#opts.store.saveSnapshot(this.node.snapshot(taken.index, taken.data));
+    this.#snapshotBytes = taken.data.length;
+    this.#appliedBytes = 0;
     this.stats.fsyncs++;
     this.stats.snapshotsTaken++;
   }
@@ -461,6 +426,7 @@ export class RaftDriver<R> {
       : entries.map((e) => machine.apply(e));
     entries.forEach((e, i) => {
       this.#applied = e.index;
+      this.#appliedBytes += e.data.length;
       this.#settle(e.index, { term: e.term, result: results[i] });
     });
   }
@@ -477,35 +443,7 @@ export class RaftDriver<R> {
 
   #failAll(err: Error): void {
     for (const w of this.#proposals.values()) w.reject(err);
-    for (const w of this.#reads.values()) w.reject(err);
-    for (const c of this.#confirmed) c.waiter.reject(err);
+    this.#reads.failAll(err);
     this.#proposals.clear();
-    this.#reads.clear();
-    this.#confirmed = [];
   }
-}
-
-/** Messages only a leader of the current term sends: they depend on nothing this node has yet to store. */
-export function _leaderMessage(m: Message): boolean {
-  return m.type === "append" || m.type === "snapshot" || m.type === "timeout-now" || m.type === "read-index-response";
-}
-
-/**
- * Drops every append that a later one to the same peer, of the same term and from the same point, supersedes
- * (it carries the same entries and more, and a commit index and read round at least as new): a burst of proposals
- * in one Ready then costs one message per peer, not one each.
- */
-export function _coalesce(messages: readonly Message[]): Message[] {
-  const seen = new Set<string>();
-  const kept: Message[] = [];
-  for (let i = messages.length - 1; i >= 0; i--) {
-    const m = messages[i];
-    if (m.type === "append") {
-      const key = `${m.to}\u0000${m.term}\u0000${m.prevIndex}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-    }
-    kept.push(m);
-  }
-  return kept.reverse();
 }

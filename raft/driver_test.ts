@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Message } from "./core.ts";
-import { _coalesce, NotLeaderError, RaftDriver, TimeoutError } from "./driver.ts";
+import { NotLeaderError, RaftDriver, TimeoutError } from "./driver.ts";
+import { coalesce } from "./messages.ts";
 import { encodePut, KvMachine } from "./kv.ts";
 import { MemoryLogStore } from "./memory_store.ts";
 import type { Entry, LogStore, StoreWrite, Transport } from "./types.ts";
@@ -232,7 +233,7 @@ Deno.test("coalescing keeps only the last append of a burst to each peer", () =>
     commit: 4,
   });
   const vote: Message = { type: "vote-response", from: "n1", to: "n2", term: 2, granted: false };
-  const out = _coalesce([append("n2", 1), append("n3", 1), vote, append("n2", 2), append("n3", 2), append("n2", 3)]);
+  const out = coalesce([append("n2", 1), append("n3", 1), vote, append("n2", 2), append("n3", 2), append("n2", 3)]);
   assert.deepEqual(out, [vote, append("n3", 2), append("n2", 3)]);
 });
 
@@ -278,5 +279,77 @@ Deno.test("a machine that keeps its applied index never gets ahead of the log on
     }
   } finally {
     drivers.forEach((d) => d.stop());
+  }
+});
+
+/** A KvMachine whose snapshots are made "elsewhere": of the state when asked, handed over a little later. */
+class SlowSnapshots extends KvMachine {
+  index = 0;
+  asked = 0;
+  failing = false;
+  override apply(entry: Entry) {
+    this.index = entry.index;
+    return super.apply(entry);
+  }
+  snapshotAsync(): Promise<{ index: number; data: Uint8Array }> {
+    this.asked++;
+    if (this.failing) return Promise.reject(new Error("no worker"));
+    const taken = { index: this.index, data: this.snapshot() };
+    return new Promise((r) => setTimeout(() => r(taken), 20));
+  }
+}
+
+Deno.test("RaftDriver stores a snapshot made off its thread at the index it names; one that fails is made here", async () => {
+  for (const failing of [false, true]) {
+    const machine = new SlowSnapshots();
+    machine.failing = failing;
+    const driver = new RaftDriver({
+      id: "n1",
+      voters: ["n1"],
+      store: new MemoryLogStore(),
+      transport: { send: () => {}, onMessage: () => {}, close: () => Promise.resolve() },
+      machine,
+      onFatal: (err) => assert.fail(`fatal: ${err}`),
+      tickMs: 5,
+      snapshotEvery: 10,
+    });
+    try {
+      for (let i = 0; i < 40; i++) await driver.propose(put(`k${i % 3}`, `${i}`));
+      await until("a snapshot", () => driver.stats.snapshotsTaken > 0);
+      const snapshotAt = driver.node.snapshotIndex;
+      assert.ok(snapshotAt >= 10 && snapshotAt <= driver.applied, `snapshot at ${snapshotAt}`);
+      assert.equal(machine.asked, 1, failing ? "asked once, then made here" : "one at a time");
+      if (failing) assert.equal(driver.stats.snapshotsTaken, 1, "made here after the failure");
+    } finally {
+      driver.stop();
+    }
+  }
+});
+
+Deno.test("RaftDriver: after a snapshot, the next waits for as many bytes of entries as it held", async () => {
+  const machine = new SlowSnapshots();
+  machine.failing = true; // made here, at once: the test counts them exactly
+  const big = new Uint8Array(2000);
+  machine.snapshot = () => big;
+  const driver = new RaftDriver({
+    id: "n1",
+    voters: ["n1"],
+    store: new MemoryLogStore(),
+    transport: { send: () => {}, onMessage: () => {}, close: () => Promise.resolve() },
+    machine,
+    onFatal: (err) => assert.fail(`fatal: ${err}`),
+    tickMs: 5,
+    snapshotEvery: 10,
+  });
+  try {
+    const value = "v".repeat(90); // an entry of about 100 bytes
+    for (let i = 0; i < 10; i++) await driver.propose(put("k", value));
+    await until("the first snapshot", () => driver.stats.snapshotsTaken === 1);
+    for (let i = 0; i < 15; i++) await driver.propose(put("k", value));
+    assert.equal(driver.stats.snapshotsTaken, 1, "15 entries of ~100 bytes are less than the 2000 it held");
+    for (let i = 0; i < 10; i++) await driver.propose(put("k", value));
+    await until("the second snapshot", () => driver.stats.snapshotsTaken === 2);
+  } finally {
+    driver.stop();
   }
 });

@@ -72,3 +72,28 @@ export interface Ready {
    */
   reads: { ctx: string; index: number }[];
 }
+
+/** Messages only a leader of the current term sends: they depend on nothing this node has yet to store. */
+export function leaderMessage(m: Message): boolean {
+  return m.type === "append" || m.type === "snapshot" || m.type === "timeout-now" || m.type === "read-index-response";
+}
+
+/**
+ * Drops every append that a later one to the same peer, of the same term and from the same point, supersedes
+ * (it carries the same entries and more, and a commit index and read round at least as new): a burst of proposals
+ * in one Ready then costs one message per peer, not one each.
+ */
+export function coalesce(messages: readonly Message[]): Message[] {
+  const seen = new Set<string>();
+  const kept: Message[] = [];
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i];
+    if (m.type === "append") {
+      const key = `${m.to}\u0000${m.term}\u0000${m.prevIndex}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+    }
+    kept.push(m);
+  }
+  return kept.reverse();
+}

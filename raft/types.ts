@@ -93,3 +93,26 @@ export interface Transport<M> {
   onMessage(handler: (from: string, message: M) => void): void;
   close(): Promise<void>;
 }
+
+/** What the driver applies committed entries to. */
+export interface StateMachine<R> {
+  /** Applies a committed entry (every kind, in log order); the result goes to whoever proposed it. */
+  apply(entry: Entry): R;
+  /** The whole state, for a snapshot. */
+  snapshot(): Uint8Array;
+  /** Replaces the whole state with a snapshot's. */
+  restore(data: Uint8Array): void;
+  /**
+   * The last index this machine applied durably, for a machine that stores its state with its applied index in
+   * one transaction: after a restart the driver applies only what comes after it. Without it, the machine is
+   * rebuilt from the snapshot and the log at every start.
+   */
+  applied?(): number;
+  /** Applies several committed entries in order (one transaction, say); results in the same order. */
+  applyAll?(entries: Entry[]): R[];
+  /**
+   * Takes a snapshot off this thread, of the state at an index it names (a machine with a large state: the node
+   * goes on while it is made). Once one fails, `snapshot` is used instead.
+   */
+  snapshotAsync?(): Promise<{ index: number; data: Uint8Array }>;
+}
