@@ -9,6 +9,11 @@
  * Sending never blocks the core: a message to a peer that is down or slow is
  * queued up to a bound and dropped past it, as Raft tolerates loss. A peer
  * that is down is redialed with exponential backoff.
+ *
+ * A frame larger than a WebSocket message may be (a snapshot of a large
+ * state: Deno's server takes at most 64 MiB) goes in pieces: a text message
+ * announcing how many and how many bytes, then the pieces, put back together
+ * on arrival up to a bound.
  */
 
 import { createHash, timingSafeEqual } from "node:crypto";
@@ -36,6 +41,10 @@ export interface WebSocketTransportOptions {
   /** Redial delay after a failed connection: doubles from `minBackoffMs` up to `maxBackoffMs`. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** The largest WebSocket message sent: a larger frame goes in pieces of this size (default 8 MiB). */
+  pieceBytes?: number;
+  /** The largest frame taken from a peer, in pieces (default 2 GiB): a peer announcing more is disconnected. */
+  maxFrameBytes?: number;
 }
 
 /** What the transport did, for stats and tests. */
@@ -81,6 +90,8 @@ export class WebSocketTransport implements Transport<Message> {
       maxBuffered: 16 << 20,
       minBackoffMs: 25,
       maxBackoffMs: 500,
+      pieceBytes: 8 << 20,
+      maxFrameBytes: 2 ** 31,
       path: raftPath,
       onRefused: () => {},
       ...opts,
@@ -156,7 +167,12 @@ export class WebSocketTransport implements Transport<Message> {
     socket.binaryType = "arraybuffer";
     this.#incoming.set(socket, from);
     socket.onclose = () => this.#incoming.delete(socket);
-    socket.onmessage = (e) => this.#receive(from, socket, e.data);
+    const pieces = new Pieces(this.#opts.maxFrameBytes);
+    socket.onmessage = (e) => {
+      const frame = pieces.take(e.data);
+      if (typeof frame === "string") return socket.close(1007, frame);
+      if (frame) this.#receive(from, socket, frame);
+    };
     return response;
   }
 
@@ -177,11 +193,10 @@ export class WebSocketTransport implements Transport<Message> {
     await Promise.race([Promise.all(closing), new Promise((r) => setTimeout(r, 500))]);
   }
 
-  #receive(from: string, socket: WebSocket, data: unknown): void {
-    if (!(data instanceof ArrayBuffer)) return socket.close(1003, "binary frames only");
+  #receive(from: string, socket: WebSocket, frame: Uint8Array): void {
     let messages: Message[];
     try {
-      messages = decodeFrame(new Uint8Array(data));
+      messages = decodeFrame(frame);
     } catch (err) {
       if (!(err instanceof CodecError)) throw err;
       return socket.close(1007, "not a raft frame");
@@ -205,7 +220,14 @@ export class WebSocketTransport implements Transport<Message> {
         this.stats.messagesDropped += messages.length;
         continue;
       }
-      socket.send(encodeFrame(messages));
+      const frame = encodeFrame(messages);
+      const piece = this.#opts.pieceBytes;
+      if (frame.length <= piece) socket.send(frame);
+      else {
+        const count = Math.ceil(frame.length / piece);
+        socket.send(JSON.stringify({ pieces: count, bytes: frame.length }));
+        for (let i = 0; i < count; i++) socket.send(frame.subarray(i * piece, (i + 1) * piece));
+      }
       this.stats.framesSent++;
       this.stats.messagesSent += messages.length;
     }
@@ -239,6 +261,55 @@ export class WebSocketTransport implements Transport<Message> {
       // Jitter, so peers that lost each other at once do not redial in lockstep.
       peer.timer = setTimeout(() => this.#dial(peer), peer.backoff * (0.5 + Math.random() / 2));
     };
+  }
+}
+
+/**
+ * Puts frames sent in pieces back together: `take` answers a whole frame, undefined while pieces are missing, or
+ * why the peer broke the protocol (a text that is not an announcement, more bytes than announced or allowed).
+ */
+export class Pieces {
+  readonly #max: number;
+  #pending?: { pieces: number; bytes: number; got: Uint8Array[]; size: number };
+
+  constructor(maxFrameBytes: number) {
+    this.#max = maxFrameBytes;
+  }
+
+  take(data: unknown): Uint8Array | string | undefined {
+    if (typeof data === "string") {
+      if (this.#pending) return "an announcement while pieces were missing";
+      let announced: { pieces?: unknown; bytes?: unknown };
+      try {
+        announced = JSON.parse(data);
+      } catch {
+        return "not a raft frame";
+      }
+      const { pieces, bytes } = announced;
+      if (!Number.isSafeInteger(pieces) || !Number.isSafeInteger(bytes) || (pieces as number) < 1) {
+        return "not an announcement of pieces";
+      }
+      if ((bytes as number) > this.#max) return `a frame of ${bytes} bytes is over ${this.#max}`;
+      this.#pending = { pieces: pieces as number, bytes: bytes as number, got: [], size: 0 };
+      return undefined;
+    }
+    if (!(data instanceof ArrayBuffer)) return "binary frames only";
+    const piece = new Uint8Array(data);
+    const p = this.#pending;
+    if (!p) return piece;
+    p.got.push(piece);
+    p.size += piece.length;
+    if (p.size > p.bytes) return "more bytes than announced";
+    if (p.got.length < p.pieces) return undefined;
+    this.#pending = undefined;
+    if (p.size !== p.bytes) return "fewer bytes than announced";
+    const frame = new Uint8Array(p.size);
+    let at = 0;
+    for (const g of p.got) {
+      frame.set(g, at);
+      at += g.length;
+    }
+    return frame;
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Message } from "./messages.ts";
-import { raftPath, WebSocketTransport, type WebSocketTransportOptions } from "./transport.ts";
+import { Pieces, raftPath, WebSocketTransport, type WebSocketTransportOptions } from "./transport.ts";
 
 /** A node's HTTP server whose raft path is served by whatever transport is plugged in later. */
 function serve(port = 0) {
@@ -167,6 +167,74 @@ Deno.test("WebSocketTransport: peers added later are dialed, removed ones droppe
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(n2.got.length, before, "a removed peer is sent nothing");
     assert.equal(n1.got.length, heard, "and heard no more");
+  } finally {
+    await closeAll([n1.t, n2.t], [a.server, b.server]);
+  }
+});
+
+Deno.test("WebSocketTransport sends a frame over the largest WebSocket message in pieces (a 70 MiB snapshot)", async () => {
+  const a = serve();
+  const b = serve();
+  const peers = { n1: a.addr, n2: b.addr };
+  const n1 = node("n1", peers, a.box);
+  const n2 = node("n2", peers, b.box);
+  try {
+    // Deno's WebSocket server takes messages of at most 64 MiB: a larger one in one piece never arrived.
+    const data = new Uint8Array(70 << 20);
+    for (let i = 0; i < data.length; i += 4093) data[i] = i % 251;
+    const big = snapshotMessage("n2") as Extract<Message, { type: "snapshot" }>;
+    n1.t.send("n2", { ...big, snapshot: { ...big.snapshot, data } });
+    n1.t.send("n2", { type: "vote-response", from: "n1", to: "n2", term: 2, granted: true });
+    await until("the snapshot and the message after it", () => n2.got.length === 2, 20_000);
+    const got = n2.got[0] as Extract<Message, { type: "snapshot" }>;
+    assert.equal(got.snapshot.data.length, data.length);
+    assert.ok(got.snapshot.data.every((v, i) => v === data[i]), "the same bytes");
+    assert.equal(n2.got[1].type, "vote-response", "in order, after it");
+  } finally {
+    await closeAll([n1.t, n2.t], [a.server, b.server]);
+  }
+});
+
+Deno.test("pieces: a peer that announces too much, sends more than announced, or another text is refused", () => {
+  const bytes = (n: number) => new Uint8Array(n).buffer;
+  const p = new Pieces(1000);
+  assert.deepEqual(p.take(bytes(3)), new Uint8Array(3), "a whole frame as it is");
+  assert.equal(p.take(JSON.stringify({ pieces: 2, bytes: 10 })), undefined);
+  assert.equal(p.take(bytes(4)), undefined, "waiting for the second piece");
+  assert.deepEqual(p.take(bytes(6)), new Uint8Array(10));
+  assert.match(new Pieces(1000).take(JSON.stringify({ pieces: 2, bytes: 1001 })) as string, /over 1000/);
+  const over = new Pieces(1000);
+  over.take(JSON.stringify({ pieces: 2, bytes: 10 }));
+  assert.match(over.take(bytes(11)) as string, /more bytes than announced/);
+  const short = new Pieces(1000);
+  short.take(JSON.stringify({ pieces: 2, bytes: 10 }));
+  short.take(bytes(2));
+  assert.match(short.take(bytes(2)) as string, /fewer bytes than announced/);
+  const twice = new Pieces(1000);
+  twice.take(JSON.stringify({ pieces: 2, bytes: 10 }));
+  assert.match(twice.take(JSON.stringify({ pieces: 2, bytes: 10 })) as string, /while pieces were missing/);
+  for (const text of ["hello", "{}", JSON.stringify({ pieces: 0, bytes: 0 }), JSON.stringify({ pieces: "2" })]) {
+    assert.equal(typeof new Pieces(1000).take(text), "string", text);
+  }
+  assert.match(new Pieces(1000).take(new Blob([])) as string, /binary frames only/);
+});
+
+Deno.test("WebSocketTransport drops a peer that announces a frame over the bound; the peer redials and goes on", async () => {
+  const a = serve();
+  const b = serve();
+  const peers = { n1: a.addr, n2: b.addr };
+  const n1 = node("n1", peers, a.box, { pieceBytes: 1024 });
+  const n2 = node("n2", peers, b.box, { maxFrameBytes: 64 * 1024 });
+  try {
+    const big = snapshotMessage("n2") as Extract<Message, { type: "snapshot" }>;
+    n1.t.send("n2", { ...big, snapshot: { ...big.snapshot, data: new Uint8Array(100 * 1024) } });
+    const small = { ...big, snapshot: { ...big.snapshot, data: new Uint8Array(10 * 1024) } };
+    await until("a frame in pieces under the bound to arrive after the refused one", () => {
+      if (n2.got.length === 0) n1.t.send("n2", small);
+      return n2.got.length > 0;
+    }, 10_000);
+    const got = n2.got[0] as Extract<Message, { type: "snapshot" }>;
+    assert.equal(got.snapshot.data.length, 10 * 1024, "the frame over the bound never arrived");
   } finally {
     await closeAll([n1.t, n2.t], [a.server, b.server]);
   }
