@@ -100,13 +100,13 @@ async function sideBySide(baseline: string, rounds: number): Promise<string[]> {
     }
     const median = (v: number[]) => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)];
     return [
-      `${"".padEnd(14)} ${"lone".padStart(9)} ${"baseline".padStart(9)} ${"ratio".padStart(6)}  (median of ${rounds})`,
-      ...runs.map(({ name, mine, theirs }) =>
-        `${name.padEnd(14)} ${median(mine).toFixed(0).padStart(9)} ${median(theirs).toFixed(0).padStart(9)} ` +
-        `${(median(mine) / median(theirs)).toFixed(2).padStart(5)}x  [${
-          mine.map((m, i) => (m / theirs[i]).toFixed(2)).join(" ")
-        }]`
-      ),
+      `${"".padEnd(14)} ${"lone".padStart(9)} ${"baseline".padStart(9)} ${"ratio".padStart(6)}  ` +
+      `(medians of ${rounds} rounds; ratio: the median of each round's, measured side by side)`,
+      ...runs.map(({ name, mine, theirs }) => {
+        const ratios = mine.map((m, i) => m / theirs[i]);
+        return `${name.padEnd(14)} ${median(mine).toFixed(0).padStart(9)} ${median(theirs).toFixed(0).padStart(9)} ` +
+          `${median(ratios).toFixed(2).padStart(5)}x  [${ratios.map((r) => r.toFixed(2)).join(" ")}]`;
+      }),
     ];
   } finally {
     await mine.stop();

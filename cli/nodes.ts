@@ -10,7 +10,8 @@ type NodeRow = MemberReport & Partial<NodeReport>;
 
 export const nodesCommand: Command = {
   name: "nodes",
-  summary: "List the servers: id, address, Raft role, term, commit and applied index, lag, runtimes, GPUs.",
+  summary:
+    "List the servers: id, address, Raft role, term, commit and applied index, lag, runtimes, capacity, GPUs, labels.",
   usage: "orca nodes [--json]",
   flags: ["--json           print as JSON", ...clientFlags],
   options: { ...clientOptions, json: { type: "boolean" } },
@@ -24,7 +25,21 @@ export const nodesCommand: Command = {
     }
     const dash = (v: unknown) => v === undefined ? "-" : String(v);
     console.log(table(
-      ["NODE", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "LAG", "CONTACT", "RUNTIMES", "WASM HOSTS", "GPUS"],
+      [
+        "NODE",
+        "ADDRESS",
+        "ROLE",
+        "TERM",
+        "COMMIT",
+        "APPLIED",
+        "LAG",
+        "CONTACT",
+        "RUNTIMES",
+        "WASM HOSTS",
+        "CAPACITY",
+        "GPUS",
+        "LABELS",
+      ],
       nodes.map((n) => [
         n.id,
         n.address || "-",
@@ -38,7 +53,13 @@ export const nodesCommand: Command = {
           : "ok",
         n.runtimes ? Object.entries(n.runtimes).filter(([, up]) => up).map(([k]) => k).join(", ") : "-",
         n.wasmHosts ? `${n.wasmHosts.workers} (${n.wasmHosts.restarts} restarted)` : "-",
+        n.capacity
+          ? `${n.capacity.cpuMillis / 1000} cores, ${(n.capacity.memory / 2 ** 30).toFixed(1)} GiB${
+            n.drain ? ", drained" : ""
+          }`
+          : "-",
         n.gpus?.map((g) => `${g.count}x ${g.model ?? g.vendor}${g.vram ? ` (${g.vram} MiB)` : ""}`).join(", ") || "-",
+        Object.entries(n.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(",") || "-",
       ]),
     ));
     return 0;

@@ -1,6 +1,6 @@
 /** `orca server`: run a node (control plane, API, proxy, Wasm runtime). */
 
-import { startServer } from "../control/mod.ts";
+import { parseLabels, startServer } from "../control/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { parseHost } from "../proxy/mod.ts";
 import { VERSION } from "../version.ts";
@@ -55,6 +55,7 @@ export const serverCommand: Command = {
     "--join ADDR       join the cluster of the server whose API is at ADDR (host:port) instead of starting one",
     "--token T         the cluster's token, to join it (the content of cluster.token on one of its servers)",
     "--advertise ADDR  where peers and clients reach this server's API (host:port; default: --listen and --api-port)",
+    "--labels K=V,...  this server's labels, for placement (e.g. zone=eu-1,role=gpu)",
   ],
   options: {
     "api-port": { type: "string" },
@@ -71,6 +72,7 @@ export const serverCommand: Command = {
     join: { type: "string" },
     token: { type: "string" },
     advertise: { type: "string" },
+    labels: { type: "string" },
   },
   maxArgs: 0,
   async run(values) {
@@ -108,6 +110,7 @@ export const serverCommand: Command = {
         ...(values.join !== undefined && { join: hostPort(values.join as string, "--join") }),
         ...(values.token !== undefined && { token: values.token as string }),
         ...(values.advertise !== undefined && { advertise: hostPort(values.advertise as string, "--advertise") }),
+        ...(values.labels !== undefined && { labels: parseLabels(values.labels as string) }),
       });
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {

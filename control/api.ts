@@ -12,6 +12,7 @@ import { wasmKind } from "../runtime/mod.ts";
 import { bearerMatches } from "./auth.ts";
 import { type BodyLimits, defaultBodyLimits, readBody, readJson, SMALL_JSON_BYTES } from "./body.ts";
 import type { Cluster } from "./cluster.ts";
+import { checkFacts } from "./node_facts.ts";
 import type { JobTriggers } from "./jobs.ts";
 import type { ControlPlane, DeployRequest } from "./plane.ts";
 import type { Store } from "./store.ts";
@@ -95,6 +96,13 @@ export function createApi(opts: ApiOptions): Hono {
       throw new OrcaError("invalid", "event data must be a JSON object");
     }
     return c.json({ event: name, deliveredTo: await jobs.emit(name, data as Record<string, unknown>) }, 201);
+  });
+
+  // A server tells the registry its address, labels, capacity and GPUs (it does at start when they changed).
+  app.put("/cluster/members/:id", async (c) => {
+    const body = await readJson(c.req.raw, SMALL_JSON_BYTES, "member record");
+    const { id, address } = memberOf({ ...(body as object), id: c.req.param("id") });
+    return c.json(await opts.cluster.update(id, address, checkFacts(body)));
   });
 
   app.delete("/cluster/members/:id", async (c) => {

@@ -8,6 +8,7 @@
 
 import { OrcaError } from "../errors.ts";
 import type { MemberRecord } from "./machine.ts";
+import type { NodeFacts } from "./node_facts.ts";
 import { type ControlLog, PEER_PATH } from "./raft_log.ts";
 
 /** What `orca nodes` shows of each member. */
@@ -27,6 +28,10 @@ export interface MemberReport {
   error?: string;
   /** What the member says of itself (version, runtimes, GPUs, guest hosts). */
   node?: Record<string, unknown>;
+  /** What the registry holds of it, for the scheduler: labels, capacity, and whether it is drained. */
+  labels?: Record<string, string>;
+  capacity?: { memory: number; cpuMillis: number };
+  drain?: boolean;
 }
 
 /** A member's answer to `GET /cluster/status`: its Raft state and what it says of itself. */
@@ -75,6 +80,15 @@ export class Cluster {
     return { leader: this.#log.id, commit: this.#log.status().commit, members: this.#log.members() };
   }
 
+  /** Changes registered server `id`'s record (its address, labels, capacity, GPUs); its drain flag stays. */
+  async update(id: string, address: string, facts: NodeFacts): Promise<MemberRecord> {
+    if (!this.#log.members().some((m) => m.id === id)) {
+      throw new OrcaError("not_found", `no server ${id} in this cluster`, { hint: "orca nodes lists the members" });
+    }
+    await this.#log.propose({ type: "member", id, address, facts, at: Date.now() });
+    return this.#log.members().find((m) => m.id === id)!;
+  }
+
   /** Makes learner `id` a voter (leader only), through joint consensus. */
   async promote(id: string): Promise<void> {
     const config = this.#log.config();
@@ -109,11 +123,20 @@ export class Cluster {
   async report(timeoutMs = 1000): Promise<MemberReport[]> {
     const config = this.#log.config();
     const me = this.#log.status();
-    const ids = new Set([...config.voters, ...config.learners, ...this.#log.members().map((m) => m.id)]);
+    const members = new Map(this.#log.members().map((m) => [m.id, m]));
+    const ids = new Set([...config.voters, ...config.learners, ...members.keys()]);
     const asked = [...ids].sort().map(async (id): Promise<MemberReport> => {
       const role = config.voters.includes(id) ? "voter" : config.learners.includes(id) ? "learner" : "none";
       const address = this.#log.addressOf(id) ?? "";
-      const base = { id, address, role, leader: me.leader === id } as const;
+      const record = members.get(id);
+      const base = {
+        id,
+        address,
+        role,
+        leader: me.leader === id,
+        ...(record?.facts && { labels: record.facts.labels, capacity: record.facts.capacity }),
+        ...(record && { drain: record.drain }),
+      } as const;
       try {
         const status = id === me.id ? await this.status() : await this.#ask(address, timeoutMs);
         this.#lastContact.set(id, Date.now());

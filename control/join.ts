@@ -2,11 +2,13 @@
  * `orca server --join ADDR`: a new server asks a member of the cluster to be
  * added (as a learner), catches up from the leader (snapshot, then log), and
  * then asks to be made a voter. The member asked forwards both requests to
- * the leader if it does not lead.
+ * the leader if it does not lead. Every server then keeps its record in the
+ * registry (address, labels, capacity, GPUs) up to date.
  */
 
 import { OrcaError } from "../errors.ts";
 import type { MemberRecord } from "./machine.ts";
+import { type NodeFacts, sameFacts } from "./node_facts.ts";
 import type { ControlLog } from "./raft_log.ts";
 
 export interface Joined {
@@ -39,14 +41,42 @@ export async function promoteWhenCaughtUp(
   await callMember(target, token, "/api/v1/cluster/promote", { id: log.id });
 }
 
-/** POSTs `body` to a member's API; a 503 (no leader yet) or a refused connection is tried again for 20 s. */
-async function callMember(target: string, token: string, path: string, body: unknown): Promise<unknown> {
+/**
+ * Makes the registry's record of this server say `address` and `facts`, if it does not: proposed here on the leader,
+ * sent to the leader otherwise (a follower cannot write the log). Resolves with what was done.
+ */
+export async function registerSelf(
+  log: ControlLog,
+  token: string,
+  address: string,
+  facts: NodeFacts,
+): Promise<"unchanged" | "registered"> {
+  const current = log.members().find((m) => m.id === log.id);
+  if (current?.address === address && sameFacts(current.facts, facts)) return "unchanged";
+  if (log.isLeader) {
+    await log.propose({ type: "member", id: log.id, address, facts, at: Date.now() });
+    return "registered";
+  }
+  const leader = log.leader !== undefined ? log.addressOf(log.leader) : undefined;
+  if (!leader) throw new OrcaError("unavailable", "no leader known to register with");
+  await callMember(leader, token, `/api/v1/cluster/members/${log.id}`, { address, ...facts }, "PUT");
+  return "registered";
+}
+
+/** Sends `body` to a member's API; a 503 (no leader yet) or a refused connection is tried again for 20 s. */
+async function callMember(
+  target: string,
+  token: string,
+  path: string,
+  body: unknown,
+  method: "POST" | "PUT" = "POST",
+): Promise<unknown> {
   const end = Date.now() + 20_000;
   for (;;) {
     let why: string;
     try {
       const res = await fetch(`http://${target}${path}`, {
-        method: "POST",
+        method,
         headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(15_000),
@@ -61,7 +91,7 @@ async function callMember(target: string, token: string, path: string, body: unk
       why = (err as Error).message;
     }
     if (Date.now() > end) {
-      throw new OrcaError("unavailable", `cannot join through ${target}: ${why}`, {
+      throw new OrcaError("unavailable", `${target} did not answer ${method} ${path}: ${why}`, {
         hint: "check the address (the API port of a server of the cluster, e.g. 10.0.0.1:6880) and that it is up",
       });
     }

@@ -18,10 +18,12 @@ import type { CronRun } from "../triggers/cron_scheduler.ts";
 import { fromBase64 } from "../runtime/mod.ts";
 import { QueueStore } from "./queue_store.ts";
 import { RunStore } from "./run_store.ts";
+import type { NodeFacts } from "./node_facts.ts";
 import {
   dumpState,
   encodeSnapshot,
   type MemberRecord,
+  readMembers,
   type SnapshotData,
   snapshotInWorker,
   type TakenSnapshot,
@@ -38,8 +40,8 @@ export type ControlCommand =
     removals: { project: string; name: string }[];
     summary: DeploySummary;
   }
-  /** A server's address, where its peers and clients reach it (its API: `host:port`). */
-  | { type: "member"; id: string; address: string; at: number }
+  /** A server's address, and what it offers the scheduler (absent: kept as registered). */
+  | { type: "member"; id: string; address: string; at: number; facts?: NodeFacts }
   /** A server left the cluster. */
   | { type: "member-removed"; id: string }
   /** Messages appended to a topic (bodies in base64), at the proposer's time. */
@@ -83,7 +85,8 @@ export function encodeCommand(command: ControlCommand): Uint8Array {
 const schema = `
 CREATE TABLE IF NOT EXISTS raft_applied (
   id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL, term INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS members (id TEXT PRIMARY KEY, address TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS members (id TEXT PRIMARY KEY, address TEXT NOT NULL, at INTEGER NOT NULL, facts TEXT,
+  drain INTEGER NOT NULL DEFAULT 0);
 `;
 
 export class ControlMachine implements StateMachine<CommandResult> {
@@ -97,6 +100,13 @@ export class ControlMachine implements StateMachine<CommandResult> {
   constructor(store: Store) {
     this.#store = store;
     store.db.exec(schema);
+    // Stores made before the registry held facts lack the columns.
+    const columns = store.db.prepare("SELECT name FROM pragma_table_info('members')").all() as { name: string }[];
+    if (!columns.some((c) => c.name === "facts")) {
+      store.db.exec(
+        "ALTER TABLE members ADD COLUMN facts TEXT; ALTER TABLE members ADD COLUMN drain INTEGER NOT NULL DEFAULT 0;",
+      );
+    }
     this.#queues = new QueueStore(store);
     this.#runs = new RunStore(store);
     const row = store.db.prepare("SELECT idx, term FROM raft_applied WHERE id = 1").get() as
@@ -116,7 +126,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
 
   /** The servers registered, by id. */
   members(): MemberRecord[] {
-    return this.#store.sql("SELECT id, address, at FROM members ORDER BY id").all() as unknown as MemberRecord[];
+    return readMembers((text) => this.#store.sql(text));
   }
 
   /** The last entry applied, durably (stored with what it applied). */
@@ -174,8 +184,10 @@ export class ControlMachine implements StateMachine<CommandResult> {
     const db = this.#store.db;
     this.#store.transaction(() => {
       db.exec("DELETE FROM services; DELETE FROM deploys; DELETE FROM members;");
-      const member = this.#store.sql("INSERT INTO members (id, address, at) VALUES (?, ?, ?)");
-      for (const m of data.members ?? []) member.run(m.id, m.address, m.at);
+      const member = this.#store.sql("INSERT INTO members (id, address, at, facts, drain) VALUES (?, ?, ?, ?, ?)");
+      for (const m of data.members ?? []) {
+        member.run(m.id, m.address, m.at, m.facts ? JSON.stringify(m.facts) : null, m.drain ? 1 : 0);
+      }
       const service = this.#store.sql(
         "INSERT INTO services (project, name, version, spec, updated_at) VALUES (?, ?, ?, ?, ?)",
       );
@@ -265,8 +277,9 @@ export class ControlMachine implements StateMachine<CommandResult> {
         return { ok: true, value: undefined };
       case "member":
         this.#store.sql(
-          "INSERT INTO members (id, address, at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET address = excluded.address, at = excluded.at",
-        ).run(command.id, command.address, command.at);
+          `INSERT INTO members (id, address, at, facts) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET
+             address = excluded.address, at = excluded.at, facts = COALESCE(excluded.facts, members.facts)`,
+        ).run(command.id, command.address, command.at, command.facts ? JSON.stringify(command.facts) : null);
         return { ok: true, value: undefined };
       case "member-removed":
         this.#store.sql("DELETE FROM members WHERE id = ?").run(command.id);

@@ -74,3 +74,26 @@ Deno.test("a snapshot that cannot be made on a worker fails clearly (the driver 
   const machine = new ControlMachine(new Store(":memory:"));
   await assert.rejects(() => machine.snapshotAsync(), /snapshot failed/);
 });
+
+Deno.test("the registry keeps each server's facts and drain flag, through a snapshot, and upgrades an old table", async () => {
+  const home = await Deno.makeTempDir({ prefix: "orca-machine-" });
+  // A store from before the registry held facts.
+  const old = new Store(`${home}/orca.db`);
+  old.db.exec("CREATE TABLE members (id TEXT PRIMARY KEY, address TEXT NOT NULL, at INTEGER NOT NULL)");
+  old.db.exec("INSERT INTO members VALUES ('n0', '127.0.0.9:6880', 5)");
+  old.close();
+  const store = new Store(`${home}/orca.db`);
+  const machine = new ControlMachine(store);
+  assert.deepEqual(machine.members(), [{ id: "n0", address: "127.0.0.9:6880", at: 5, drain: false }]);
+  const facts = { labels: { zone: "eu-1" }, capacity: { memory: 1024, cpuMillis: 2000 }, gpus: [] };
+  machine.applyAll([
+    entry(1, { type: "member", id: "n1", address: "127.0.0.1:6880", at: 10, facts }),
+    entry(2, { type: "member", id: "n1", address: "127.0.0.1:7000", at: 11 }), // facts kept when not sent
+  ]);
+  const n1 = machine.members().find((m) => m.id === "n1");
+  assert.deepEqual(n1, { id: "n1", address: "127.0.0.1:7000", at: 11, facts, drain: false });
+  const other = new ControlMachine(new Store(`${await Deno.makeTempDir({ prefix: "orca-machine-" })}/orca.db`));
+  other.restore(machine.snapshot());
+  assert.deepEqual(other.members(), machine.members());
+  store.close();
+});

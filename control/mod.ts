@@ -10,3 +10,4 @@ export { createApi } from "./api.ts";
 export { loadOrCreateToken, tokenMatches } from "./auth.ts";
 export { type DeployRecord, type DeploySummary, Store, type StoredService } from "./store.ts";
 export { type RunningServer, type ServerOptions, startServer } from "./server.ts";
+export { type NodeFacts, parseLabels } from "./node_facts.ts";

@@ -25,7 +25,7 @@ import { type ContainerLike, type WasmLike, workloadId, Workloads } from "./work
 
 /** Where changes of desired state are committed (the Raft log) before they take effect. */
 export interface CommandLog {
-  propose(command: ControlCommand): Promise<unknown>;
+  propose(command: ControlCommand, opts?: { serial?: boolean }): Promise<unknown>;
   /** Resolves once this member has applied everything committed (enough to plan a write on the leader). */
   caughtUp(): Promise<void>;
   /** Calls `listener` after changes the log applied (their kinds; in apply order, on every member). */
@@ -286,7 +286,8 @@ export class ControlPlane {
     summary: DeploySummary,
   ): Promise<number> {
     const removals = removed.map(({ project, name }) => ({ project, name }));
-    return await this.#commands.propose({ type: "deploy", at: this.#now(), upserts, removals, summary }) as number;
+    const command = { type: "deploy" as const, at: this.#now(), upserts, removals, summary };
+    return await this.#commands.propose(command, { serial: true }) as number;
   }
 
   /** Runs a command in a service's workload (first replica). */

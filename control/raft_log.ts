@@ -168,11 +168,14 @@ export class ControlLog {
     return this.#transport.handle(request);
   }
 
-  /** Commits `command` and resolves with what the state machine made of it; rejects with an OrcaError. */
-  async propose(command: ControlCommand): Promise<unknown> {
+  /**
+   * Commits `command` and resolves with what the state machine made of it; rejects with an OrcaError. `serial`: the
+   * caller sends one command at a time (deploys): it is written at once rather than batched with others.
+   */
+  async propose(command: ControlCommand, opts: { serial?: boolean } = {}): Promise<unknown> {
     let result: CommandResult;
     try {
-      result = await this.#driver.propose(encodeCommand(command));
+      result = await this.#driver.propose(encodeCommand(command), undefined, opts);
     } catch (err) {
       throw unavailable(err);
     }

@@ -15,7 +15,8 @@ import { secureHome } from "./home.ts";
 import { JobTriggers } from "./jobs.ts";
 import { ControlPlane } from "./plane.ts";
 import { Cluster } from "./cluster.ts";
-import { promoteWhenCaughtUp, requestJoin } from "./join.ts";
+import { promoteWhenCaughtUp, registerSelf, requestJoin } from "./join.ts";
+import { localFacts } from "./node_facts.ts";
 import { ControlLog, PEER_PATH } from "./raft_log.ts";
 import { Store } from "./store.ts";
 
@@ -42,6 +43,8 @@ export interface ServerOptions {
   token?: string;
   /** Where peers and clients reach this server's API (`host:port`); default: the listen address and API port. */
   advertise?: string;
+  /** This server's labels, for the scheduler (`--labels zone=eu-1,role=gpu`). */
+  labels?: Record<string, string>;
   log?: (line: string) => void;
 }
 
@@ -128,6 +131,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const nodeId = await loadOrCreateNodeId(opts.home);
   const containers = new ContainerRuntime(new Engine(opts.dockerSocket), nodeId);
   const gpus = await discoverGpus();
+  const facts = localFacts(opts.labels ?? {}, gpus);
   const node = async () => ({
     id: nodeId,
     version: VERSION,
@@ -180,9 +184,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     });
     await commands.ready(30_000);
     if (joined) await promoteWhenCaughtUp(commands, opts.join!, token, joined.commit);
-    else if (commands.isLeader && commands.addressOf(nodeId) !== advertise) {
-      await commands.propose({ type: "member", id: nodeId, address: advertise, at: Date.now() });
-    }
+    // The leader's record is written before it serves (peers find it by it); a follower's is sent once it serves.
+    else if (commands.isLeader) await registerSelf(commands, token, advertise, facts);
   } catch (err) {
     await stopEarly(err);
   }
@@ -235,6 +238,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // Only a caller with the token is forwarded or waits on a read barrier; the others get the API's own 401.
   serveApi = async (request, url) =>
     (bearerMatches(request, token) ? await cluster.route(request, url) : undefined) ?? api.fetch(request);
+  if (!log_.isLeader) {
+    registerSelf(log_, token, advertise, facts).catch((err) =>
+      log(`this server's record in the registry (labels, capacity, GPUs) is not updated: ${err.message ?? err}`)
+    );
+  }
   const proxy = createProxy({
     routes: () => plane.routes,
     serve: (service, request, ctx) => plane.serve(service, request, ctx),

@@ -9,15 +9,39 @@
  */
 
 import type { StatementSync } from "node:sqlite";
+import type { NodeFacts } from "./node_facts.ts";
 import { dumpQueues, type QueueTables } from "./queue_store.ts";
 import { dumpRuns, type RunTables } from "./run_store.ts";
 
 /** A server of the cluster as the registry holds it. */
 export interface MemberRecord {
   id: string;
+  /** Where its peers and clients reach it (its API: `host:port`). */
   address: string;
-  /** When it was registered (or its address last changed). */
+  /** When it was registered (or its record last changed). */
   at: number;
+  /** Its labels, capacity and GPUs, once it told them. */
+  facts?: NodeFacts;
+  /** Whether it is drained: the scheduler places nothing new there. */
+  drain: boolean;
+}
+
+/** The registry, by id. */
+export function readMembers(sql: (text: string) => StatementSync): MemberRecord[] {
+  const rows = sql("SELECT id, address, at, facts, drain FROM members ORDER BY id").all() as {
+    id: string;
+    address: string;
+    at: number;
+    facts: string | null;
+    drain: number;
+  }[];
+  return rows.map((r) => ({
+    id: r.id,
+    address: r.address,
+    at: r.at,
+    ...(r.facts !== null && { facts: JSON.parse(r.facts) as NodeFacts }),
+    drain: r.drain === 1,
+  }));
 }
 
 /** The whole desired state, as a snapshot holds it. */
@@ -52,7 +76,7 @@ export function dumpState(sql: (text: string) => StatementSync): SnapshotData {
     services: sql("SELECT project, name, version, spec, updated_at FROM services ORDER BY project, name")
       .all() as SnapshotData["services"],
     deploys: sql("SELECT id, at, summary FROM deploys ORDER BY id").all() as SnapshotData["deploys"],
-    members: sql("SELECT id, address, at FROM members ORDER BY id").all() as unknown as MemberRecord[],
+    members: readMembers(sql),
     queues: dumpQueues(sql),
     runs: dumpRuns(sql),
     sequences: sql("SELECT name, seq FROM sqlite_sequence ORDER BY name").all() as SnapshotData["sequences"],

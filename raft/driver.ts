@@ -182,14 +182,17 @@ export class RaftDriver<R> {
 
   /**
    * Proposes `data` (tagged with the client's session, so a retry applies once) and resolves with what the state
-   * machine returned for it once applied here. Rejects with NotLeaderError unless this node leads, and with
+   * machine returned for it once applied here. `serial`: the caller proposes one write at a time. Rejects with NotLeaderError unless this node leads, and with
    * TimeoutError (outcome unknown) or NotLeaderError (lost to a new leader) if it does not commit.
    */
-  propose(data: Uint8Array, session?: { client: string; seq: number }): Promise<R> {
+  propose(data: Uint8Array, session?: { client: string; seq: number }, opts: { serial?: boolean } = {}): Promise<R> {
     if (this.#stopped) return Promise.reject(new NotLeaderError(undefined, "stopped"));
     const term = this.node.term;
     const index = this.node.propose(data, session);
     if (index === undefined) return Promise.reject(new NotLeaderError(this.node.leader));
+    // A caller whose writes go one at a time gains nothing from waiting for others to batch with: its write starts
+    // at once (and still takes along whatever else is waiting).
+    if (opts.serial) queueMicrotask(() => this.#run());
     this.#schedule();
     // A proposal of an earlier term at this index was truncated away (this node lost leadership and won it back).
     this.#proposals.get(index)?.reject(new NotLeaderError(this.node.leader, `entry ${index} was replaced`));

@@ -17,6 +17,9 @@ interface NodeRow {
   commit?: number;
   applied?: number;
   error?: string;
+  labels?: Record<string, string>;
+  capacity?: { memory: number; cpuMillis: number };
+  drain?: boolean;
 }
 
 async function orcaAt(server: string, token: string, ...args: string[]) {
@@ -46,11 +49,12 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
   const homes = await Promise.all([1, 2, 3].map(() => Deno.makeTempDir({ prefix: "orca-cluster-" })));
   const members: Member[] = [];
   try {
-    members.push(await startMember("127.0.0.1", homes[0]));
+    members.push(await startMember("127.0.0.1", homes[0], ["--labels", "zone=z1"]));
     const token = (await Deno.readTextFile(`${homes[0]}/cluster.token`)).trim();
-    members.push(await startMember("127.0.0.2", homes[1], ["--join", "127.0.0.1:17880", "--token", token]));
+    const join = (through: string, zone: string) => ["--join", through, "--token", token, "--labels", `zone=${zone}`];
+    members.push(await startMember("127.0.0.2", homes[1], join("127.0.0.1:17880", "z2")));
     // The third joins through a follower: the request is forwarded to the leader.
-    members.push(await startMember("127.0.0.3", homes[2], ["--join", "127.0.0.2:17880", "--token", token]));
+    members.push(await startMember("127.0.0.3", homes[2], join("127.0.0.2:17880", "z3")));
     const [a, b, c] = members;
     let killed: Member | undefined;
 
@@ -58,10 +62,20 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
       const nodes = await eventually("three caught-up voters", async () => {
         const r = await orcaAt(c.apiUrl, token, "nodes", "--json");
         const rows = JSON.parse(r.stdout) as NodeRow[];
-        const ok = rows.length === 3 && rows.every((n) => n.role === "voter" && !n.error);
+        // Each registered its labels and capacity (a follower's record reaches the registry through the leader).
+        const ok = rows.length === 3 && rows.every((n) => n.role === "voter" && !n.error && n.capacity);
         return ok ? rows : undefined;
       });
       assert.equal(nodes.filter((n) => n.leader).length, 1);
+      assert.deepEqual(nodes.map((n) => `${n.address} ${n.labels?.zone}`).sort(), [
+        "127.0.0.1:17880 z1",
+        "127.0.0.2:17880 z2",
+        "127.0.0.3:17880 z3",
+      ]);
+      for (const n of nodes) {
+        assert.equal(n.capacity!.cpuMillis, navigator.hardwareConcurrency * 1000);
+        assert.equal(n.drain, false);
+      }
       assert.deepEqual(nodes.map((n) => n.address).sort(), ["127.0.0.1:17880", "127.0.0.2:17880", "127.0.0.3:17880"]);
       const table = await orcaAt(a.apiUrl, token, "nodes");
       assert.match(table.stdout, /NODE\s+ADDRESS\s+ROLE\s+TERM\s+COMMIT\s+APPLIED\s+LAG/);

@@ -215,6 +215,23 @@ Deno.test("hostile input to the API and the proxy gets a clear 4xx; the server k
       assert.equal(again.status, 409);
       assert.match(again.body, /already a member .*orca cluster remove/);
       assert.equal((await post("/cluster/promote", { id: "nobody" })).status, 404);
+      // A server's record (address, labels, capacity, GPUs): only a registered one, with facts that check out.
+      const put = (id: string, body: unknown, headers: Record<string, string> = {}) =>
+        api(server, `/cluster/members/${id}`, { method: "PUT", body: JSON.stringify(body), headers });
+      const record = {
+        address: "127.0.0.1:6880",
+        labels: { zone: "z1" },
+        capacity: { memory: 1, cpuMillis: 1 },
+        gpus: [],
+      };
+      assert.equal((await put(me, record, { authorization: "Bearer nope" })).status, 401);
+      assert.equal((await put("nobody", record)).status, 404);
+      for (const bad of [{ ...record, labels: { "a b": "c" } }, { ...record, capacity: 7 }, { ...record, gpus: [1] }]) {
+        const r = await put(me, bad);
+        assert.equal(r.status, 400, r.body);
+      }
+      assert.equal((await put(me, { ...record, address: "nowhere" })).status, 400);
+      assert.equal((await put(me, { ...record, pad: "x".repeat(70 * 1024) })).status, 413);
       assert.equal((await api(server, "/cluster/members/nobody", { method: "DELETE" })).status, 404);
       const last = await api(server, `/cluster/members/${me}`, { method: "DELETE" });
       assert.equal(last.status, 400);

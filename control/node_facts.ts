@@ -1,0 +1,107 @@
+/**
+ * What a server tells the cluster's registry of itself, for the scheduler:
+ * its labels (`orca server --labels zone=eu-1,role=gpu`), its capacity (CPU
+ * cores and memory) and its GPUs. Each server registers them through the log
+ * when they differ from what the registry holds (at its first start, and
+ * after a change: new labels, more memory).
+ */
+
+import type { NodeGpu } from "../config/mod.ts";
+import { OrcaError } from "../errors.ts";
+
+export interface NodeFacts {
+  labels: Record<string, string>;
+  /** Memory in bytes, CPU in thousandths of a core (as the scheduler counts them). */
+  capacity: { memory: number; cpuMillis: number };
+  gpus: NodeGpu[];
+}
+
+const LABEL_KEY = /^[A-Za-z0-9](?:[A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^[A-Za-z0-9._-]{0,63}$/;
+const MAX_LABELS = 32;
+const MAX_GPU_GROUPS = 16;
+
+/** Parses `--labels k=v,k2=v2`; an error names the flag and the label at fault. */
+export function parseLabels(text: string, flag = "--labels"): Record<string, string> {
+  const labels: Record<string, string> = {};
+  if (text.trim() === "") return labels;
+  for (const pair of text.split(",")) {
+    const at = pair.indexOf("=");
+    const [key, value] = at < 0 ? [pair, undefined] : [pair.slice(0, at), pair.slice(at + 1)];
+    if (value === undefined) throw new OrcaError("usage", `${flag}: ${JSON.stringify(pair)} is not key=value`);
+    const error = labelError(key.trim(), value.trim());
+    if (error) throw new OrcaError("usage", `${flag}: ${error}`, { hint: "e.g. --labels zone=eu-1,role=gpu" });
+    if (key.trim() in labels) throw new OrcaError("usage", `${flag}: label ${key.trim()} given twice`);
+    labels[key.trim()] = value.trim();
+  }
+  if (Object.keys(labels).length > MAX_LABELS) {
+    throw new OrcaError("usage", `${flag}: at most ${MAX_LABELS} labels`);
+  }
+  return labels;
+}
+
+function labelError(key: string, value: string): string | undefined {
+  if (!LABEL_KEY.test(key)) {
+    return `label key ${
+      JSON.stringify(key.slice(0, 80))
+    } must be 1-63 letters, digits, . _ / - (starting and ending with a letter or digit)`;
+  }
+  if (!LABEL_VALUE.test(value)) {
+    return `label ${key}'s value ${JSON.stringify(value.slice(0, 80))} must be at most 63 letters, digits, . _ -`;
+  }
+  return undefined;
+}
+
+/** Checks facts sent to the API (`PUT /cluster/members/:id`); the error names the field. */
+export function checkFacts(value: unknown): NodeFacts {
+  const bad = (field: string, why: string) => new OrcaError("invalid", `${field} ${why}`);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw bad("facts", "must be an object");
+  const { labels, capacity, gpus } = value as Record<string, unknown>;
+  if (typeof labels !== "object" || labels === null || Array.isArray(labels)) throw bad("labels", "must be an object");
+  const entries = Object.entries(labels);
+  if (entries.length > MAX_LABELS) throw bad("labels", `may hold at most ${MAX_LABELS}`);
+  for (const [k, v] of entries) {
+    const error = typeof v === "string" ? labelError(k, v) : `label ${k} must be a string`;
+    if (error) throw bad("labels", `: ${error}`);
+  }
+  const c = capacity as Record<string, unknown> | null;
+  const count = (v: unknown, max: number) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max;
+  if (typeof c !== "object" || c === null || !count(c.memory, 2 ** 53 - 1) || !count(c.cpuMillis, 10_000_000)) {
+    throw bad("capacity", "must be {memory: bytes, cpuMillis: thousandths of a core}, whole numbers");
+  }
+  if (!Array.isArray(gpus) || gpus.length > MAX_GPU_GROUPS) {
+    throw bad("gpus", `must be a list of at most ${MAX_GPU_GROUPS}`);
+  }
+  gpus.forEach((g, i) => {
+    const gpu = g as Record<string, unknown>;
+    const ok = typeof g === "object" && g !== null && (gpu.vendor === "nvidia" || gpu.vendor === "amd") &&
+      count(gpu.count, 1024) &&
+      (gpu.model === undefined || (typeof gpu.model === "string" && gpu.model.length <= 128)) &&
+      (gpu.vram === undefined || count(gpu.vram, 2 ** 40));
+    if (!ok) throw bad(`gpus[${i}]`, "must be {vendor: nvidia|amd, count, model?, vram? (MB)}");
+  });
+  return {
+    labels: Object.fromEntries(entries as [string, string][]),
+    capacity: { memory: c.memory as number, cpuMillis: c.cpuMillis as number },
+    gpus: gpus.map((g) => {
+      const { vendor, count, model, vram } = g as NodeGpu;
+      return { vendor, count, ...(model !== undefined && { model }), ...(vram !== undefined && { vram }) };
+    }),
+  };
+}
+
+/** This machine's facts: its cores and memory as the system reports them, the GPUs found, `labels`. */
+export function localFacts(labels: Record<string, string>, gpus: NodeGpu[]): NodeFacts {
+  return {
+    labels,
+    capacity: { memory: Deno.systemMemoryInfo().total, cpuMillis: navigator.hardwareConcurrency * 1000 },
+    gpus,
+  };
+}
+
+/** Whether two sets of facts say the same (labels in any order). */
+export function sameFacts(a: NodeFacts | undefined, b: NodeFacts): boolean {
+  if (!a) return false;
+  const sorted = (f: NodeFacts) => JSON.stringify({ ...f, labels: Object.entries(f.labels).sort() });
+  return sorted(a) === sorted(b);
+}
