@@ -4,7 +4,7 @@ import { parse, TomlError } from "smol-toml";
 import { OrcaError } from "../errors.ts";
 import { quote, type Source, TableReader } from "./reader.ts";
 import { parseTrigger } from "./triggers.ts";
-import type { FileMount, GpuRequest, Probe, ServiceSpec } from "./types.ts";
+import type { FileMount, GpuRequest, Probe, ServiceSpec, WasmCapabilities } from "./types.ts";
 import {
   formatMemory,
   MAX_CONTAINER_MEMORY,
@@ -184,7 +184,7 @@ export function readService(
     placement: readPlacement(r),
     ...optional("readiness", readProbe(r, "readiness")),
     ...optional("liveness", readProbe(r, "liveness")),
-    wasm: readWasm(r, opts.api ?? false),
+    wasm: readWasm(r, opts.api ?? false, runtime),
     limits: readLimits(r),
   };
   r.done();
@@ -283,9 +283,11 @@ function readLimits(parent: TableReader): ServiceSpec["limits"] {
   return limits;
 }
 
-function readWasm(parent: TableReader, api: boolean): ServiceSpec["wasm"] {
+function readWasm(parent: TableReader, api: boolean, runtime: ServiceSpec["runtime"]): ServiceSpec["wasm"] {
   const r = parent.table("wasm");
   if (!r) return { allowed_hosts: [], files: {} };
+  const instance = r.string("instance", { pattern: /^(isolated|reuse)$/, patternHint: 'use "isolated" or "reuse"' });
+  if (instance !== undefined && runtime !== "wasm") throw r.error(r.path("instance"), "applies to wasm services only");
   const hosts = r.strings("allowed_hosts") ?? [];
   hosts.forEach((h, i) => {
     if (h.length > 260 || !HOST_PATTERN.test(h)) {
@@ -312,7 +314,7 @@ function readWasm(parent: TableReader, api: boolean): ServiceSpec["wasm"] {
     }
   }
   r.done();
-  return { allowed_hosts: hosts, files };
+  return { allowed_hosts: hosts, files, ...optional("instance", instance as WasmCapabilities["instance"]) };
 }
 
 /** `a/b/c`: no empty, `.` or `..` part, no NUL, not too long. */

@@ -138,3 +138,19 @@ Deno.test("memory sizes", () => {
   assert.equal(parseMemory("12 parsecs"), undefined);
   assert.equal(parseMemory("0"), undefined);
 });
+
+Deno.test("[service.wasm] instance: isolated or reuse, for wasm services only; anything else names the field", () => {
+  const wasm = (extra: string) =>
+    `[[service]]\nname = "edge"\nmodule = "./edge.wasm"\ntriggers = ["http:/x"]\n[service.wasm]\n${extra}\n`;
+  assert.equal(parseServiceFile(wasm('instance = "reuse"'), "s.toml", "p")[0].wasm.instance, "reuse");
+  assert.equal(parseServiceFile(wasm('instance = "isolated"'), "s.toml", "p")[0].wasm.instance, "isolated");
+  assert.equal(parseServiceFile(wasm(""), "s.toml", "p")[0].wasm.instance, undefined, "unset: isolated");
+  const bad = configError(() => parseServiceFile(wasm('instance = "shared"'), "s.toml", "p"));
+  assert.equal(bad.where, "s.toml:6");
+  assert.match(bad.message, /`wasm.instance` has an invalid value "shared"/);
+  assert.match(bad.hint ?? "", /"isolated" or "reuse"/);
+  assert.match(configError(() => parseServiceFile(wasm("instance = 1"), "s.toml", "p")).message, /must be a string/);
+  assert.match(configError(() => parseServiceFile(wasm('instances = "reuse"'), "s.toml", "p")).message, /instance/);
+  const container = `[[service]]\nname = "db"\nimage = "redis:7"\n[service.wasm]\ninstance = "reuse"\n`;
+  assert.match(configError(() => parseServiceFile(container, "s.toml", "p")).message, /applies to wasm services only/);
+});

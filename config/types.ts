@@ -49,6 +49,12 @@ export interface WasmCapabilities {
   allowed_hosts: string[];
   /** Guest path -> mount; nothing else of any filesystem is visible. */
   files: Record<string, FileMount>;
+  /**
+   * How a wasi:http service's requests get instances. `isolated` (default): each request a pristine instance, so
+   * nothing of one request reaches the next. `reuse`: one instance serves many requests in turn (module-level state
+   * lives on), recycled after a number of requests, a trap, a deadline, or memory growth.
+   */
+  instance?: "isolated" | "reuse";
 }
 
 /** `[service.limits]`: how long one call of a Wasm guest may run. */

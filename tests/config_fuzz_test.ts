@@ -56,6 +56,7 @@ const key = fc.oneof(
     "wasm",
     "files",
     "allowed_hosts",
+    "instance",
     "limits",
     "timeout_ms",
     "module_hash",
@@ -139,6 +140,7 @@ const service = fc.record(
     })),
     wasm: mostly(fc.record({
       allowed_hosts: fc.array(mostly(fc.constantFrom("api.example.com", "127.0.0.1:9000")), { maxLength: 2 }),
+      instance: mostly(fc.constantFrom("isolated", "reuse")),
       files: fc.dictionary(
         mostlyKey("/data", "/tmp", "/"),
         mostly(fc.constantFrom("./data", "d:rw")),

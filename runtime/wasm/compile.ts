@@ -72,7 +72,8 @@ export async function prepareComponent(
 ): Promise<PreparedComponent> {
   const dir = `${cacheDir}/${CACHE_VERSION}/${hash}`;
   const maxPages = Math.max(1, Math.floor(memoryLimitBytes / PAGE));
-  const processedDir = `${dir}/pages-${maxPages}${instrument ? "" : "-unchecked"}`;
+  // v2: prepared.json says whether a JavaScript guest answers through a FetchEvent listener.
+  const processedDir = `${dir}/v2-pages-${maxPages}${instrument ? "" : "-unchecked"}`;
   try {
     return JSON.parse(await Deno.readTextFile(`${processedDir}/prepared.json`)) as PreparedComponent;
   } catch (err) {
@@ -110,6 +111,7 @@ export async function prepareComponent(
     gluePath: `${dir}/component.js`,
     cores,
     memories,
+    ...(meta.kind === "http" && isFetchEventGuest(bytes) && { fetchEvent: true }),
   };
   if (meta.kind === "command" && isPreview1Command(bytes)) {
     const core = processCore(bytes, true);
@@ -140,6 +142,15 @@ export async function compileComponent(
   memoryLimitBytes = DEFAULT_MEMORY_LIMIT,
 ): Promise<CompiledComponent> {
   return loadComponent(await prepareComponent(bytes, hash, cacheDir, memoryLimitBytes));
+}
+
+/**
+ * Whether a component is a JavaScript guest answering through a FetchEvent listener: componentize-js keeps the
+ * source in the component, and a guest that exports incomingHandler itself has no such listener.
+ */
+function isFetchEventGuest(bytes: Uint8Array): boolean {
+  const text = new TextDecoder("latin1").decode(bytes);
+  return /addEventListener\(\s*["'`]fetch["'`]/.test(text);
 }
 
 /** A core module the direct preview1 host can run: a command (`_start`, a memory) importing only preview1 functions. */

@@ -49,8 +49,16 @@ export interface CompiledComponent {
   shrink(): void;
   /** Bytes of the memories kept for reuse. */
   keptBytes(): number;
-  /** A new instance in `sandbox`; returns the export that drives it (`handle` or `run`). */
-  instantiate(sandbox: SandboxOptions, onCore?: (i: WebAssembly.Instance) => void): Promise<GuestExports>;
+  /**
+   * A new instance in `sandbox`; returns the export that drives it (`handle` or `run`). One-shot unless `reuse`
+   * (wasi:http handlers): a reusable one serves call after call, and `release` gives its memories back when it is
+   * dropped.
+   */
+  instantiate(
+    sandbox: SandboxOptions,
+    onCore?: (i: WebAssembly.Instance) => void,
+    opts?: { reuse?: boolean },
+  ): Promise<GuestExports & { release?: () => void }>;
 }
 
 export type GuestExports =
@@ -84,6 +92,11 @@ export interface PreparedComponent {
     /** Set when the module imports its memory (MEMORY_IMPORT): memories are then recycled between calls. */
     memory?: MemoryLimits;
   };
+  /**
+   * A JavaScript guest that answers through a FetchEvent listener (`addEventListener("fetch")`): its engine answers
+   * one request per instance (StarlingMonkey), so it is never reused.
+   */
+  fetchEvent?: boolean;
 }
 
 /**
@@ -139,7 +152,7 @@ export async function loadComponent(
       for (const recycler of recyclers.values()) recycler.clear();
     },
     keptBytes: () => [...recyclers.values()].reduce((n, r) => n + r.bytes(), 0),
-    async instantiate(sandbox, onCore) {
+    async instantiate(sandbox, onCore, opts = {}) {
       const taken: [MemoryRecycler, WebAssembly.Memory][] = [];
       // Synchronously: the glue then runs its whole instantiation in one go, where an async instantiate per core
       // module costs a promise round trip each.
@@ -155,9 +168,11 @@ export async function loadComponent(
         return instance;
       });
       const guest = pickExport(exports, kind);
-      return taken.length === 0 ? guest : releasingAfterCall(guest, () => {
+      const release = () => {
         for (const [recycler, memory] of taken) recycler.give(memory);
-      });
+      };
+      if (opts.reuse && kind === "http") return { ...guest, release };
+      return taken.length === 0 ? guest : releasingAfterCall(guest, release);
     },
   };
 }

@@ -19,6 +19,12 @@ import { serveWasiHttp } from "./http_call.ts";
 import type { GuestIo } from "./wasi.ts";
 import { Watchdog } from "./watchdog.ts";
 
+export interface WorkloadStats {
+  instances: number;
+  memoryBytes: number;
+  notReused?: string;
+}
+
 /** Everything a host needs to run one workload's guests: plain data, sent to guest hosts as is. */
 export interface WorkloadDesc {
   id: string;
@@ -32,6 +38,10 @@ export interface WorkloadDesc {
   /** `[service.limits] timeout_ms`; the defaults below otherwise. */
   timeoutMs?: number;
   poolSize: number;
+  /** `[service.wasm] instance`: `reuse` keeps a wasi:http handler's instances between requests. */
+  instance?: "isolated" | "reuse";
+  /** A reused instance is replaced after this many requests (default REUSES). */
+  maxReuses?: number;
 }
 
 export interface WireRequest {
@@ -70,13 +80,23 @@ interface Loaded {
   desc: WorkloadDesc;
   compiled: CompiledComponent;
   pool: InstancePool<Guest>;
-  /** Message handlers (`orca:jobs/handler`) keep their instances between calls. */
+  /** Message handlers (`orca:jobs/handler`), and HTTP handlers with `instance = "reuse"`, keep their instances. */
   reusable: Guest[];
+  /** Whether HTTP requests reuse instances; why not, when the service asked and its guest cannot. */
+  reuse: boolean;
+  notReused?: string;
+  /** Whether a request has been served by a reused instance (a guest that fails on its second is not reusable). */
+  reusedOnce: boolean;
   busy: Set<Guest>;
   mounts: Mount[];
   lastUsed: number;
 }
 
+/** Why a JavaScript guest with a FetchEvent listener is never reused. */
+const FETCH_EVENT = 'its guest answers through a FetchEvent listener (addEventListener("fetch")), whose engine ' +
+  "answers one request per instance; export incomingHandler to be reused";
+/** A reused HTTP instance is replaced after this many requests by default. */
+const REUSES = 1000;
 /** A reused handler instance is replaced after this many calls (bounds leaks in the guest). */
 const MAX_CALLS_PER_INSTANCE = 1000;
 /** Default deadlines: an HTTP request, and a job (cron firing, message). */
@@ -90,7 +110,8 @@ export interface GuestBackend {
   load(desc: WorkloadDesc): Promise<void>;
   /** Drops the workload's instances and compiled code; calls in flight finish. */
   unload(id: string): void;
-  stats(id: string): Promise<{ instances: number; memoryBytes: number }>;
+  /** Instances alive, the bytes of their memories, and why requests are not served by reused instances if asked. */
+  stats(id: string): Promise<WorkloadStats>;
   /** `begin`: awaited just before the guest is handed the call (a guest host tells its server: hosts.ts retries). */
   http(id: string, req: WireRequest, begin?: () => Promise<void>): Promise<WireResponse>;
   job(id: string, input: JobInput, begin?: () => Promise<void>): Promise<JobOutcome>;
@@ -128,9 +149,13 @@ export class Executor implements GuestBackend {
   async #load(desc: WorkloadDesc): Promise<Loaded> {
     // A preview1 command runs on the direct host unless it mounts files (those need the component's filesystem).
     const compiled = await loadComponent(desc.prepared, { direct: desc.mounts.length === 0 });
+    const asked = desc.instance === "reuse" && compiled.kind === "http";
     const l: Loaded = {
       desc,
       compiled,
+      reuse: asked && !desc.prepared.fetchEvent,
+      ...(asked && desc.prepared.fetchEvent && { notReused: FETCH_EVENT }),
+      reusedOnce: false,
       pool: new InstancePool(
         () => this.#instantiate(l),
         desc.poolSize,
@@ -141,6 +166,7 @@ export class Executor implements GuestBackend {
       mounts: desc.mounts.map((m) => ({ guestPath: m.guestPath, rw: m.rw, tree: buildTree(m.files) })),
       lastUsed: this.#now(),
     };
+    if (l.notReused) this.#opts.log(desc.id, "system", `instance = "reuse" is not possible: ${l.notReused}`);
     await l.pool.warm();
     return l;
   }
@@ -151,20 +177,20 @@ export class Executor implements GuestBackend {
     this.#loaded.delete(id);
     loaded?.then((l) => {
       l.pool.close();
-      l.reusable.length = 0;
+      for (const g of l.reusable.splice(0)) g.release?.();
       l.compiled.shrink();
     }, () => {});
   }
 
   /** Instances alive and the bytes of their linear memories. */
-  async stats(id: string): Promise<{ instances: number; memoryBytes: number }> {
+  async stats(id: string): Promise<WorkloadStats> {
     const loaded = this.#loaded.get(id);
     if (!loaded) return { instances: 0, memoryBytes: 0 };
     const l = await loaded;
     const guests = [...l.pool.ready, ...l.busy, ...l.reusable];
     let memoryBytes = l.compiled.keptBytes(); // memories kept for the next instances
     for (const g of guests) for (const m of g.memories) memoryBytes += m.buffer.byteLength;
-    return { instances: guests.length, memoryBytes };
+    return { instances: guests.length, memoryBytes, ...(l.notReused && { notReused: l.notReused }) };
   }
 
   async http(id: string, req: WireRequest, begin?: () => Promise<void>): Promise<WireResponse> {
@@ -173,7 +199,7 @@ export class Executor implements GuestBackend {
       return wireError(500, `service ${l.desc.name} is a message handler, not an HTTP one`);
     }
     l.lastUsed = this.#now();
-    const guest = await l.pool.take();
+    const guest = (l.reuse ? l.reusable.pop() : undefined) ?? await l.pool.take();
     await begin?.();
     l.busy.add(guest);
     const failed = (err: unknown) => {
@@ -188,22 +214,54 @@ export class Executor implements GuestBackend {
     const call: StreamingCall = l.compiled.kind === "http"
       ? serveWasiHttp(guest, { req, log: this.#logIo(l), failed, deadline })
       : serveWagi(guest, { env: l.desc.env, req, log: this.#logIo(l), failed, deadline });
-    const cleanUp = () => {
+    const cleanUp = (ok: boolean) => {
       disarm();
       l.busy.delete(guest);
+      this.#afterHttp(l, guest, ok);
     };
     try {
       const response = await call.response;
-      if (response.finished) call.done.then(cleanUp, cleanUp);
-      else cleanUp();
+      if (response.finished) {
+        response.finished.then((failure) => cleanUp(failure === undefined), () => cleanUp(false));
+      } else cleanUp(response.failure === undefined);
+      // A guest that fails on its second request having never served a second one is not reusable (a FetchEvent
+      // guest whose listener answers once, not recognised as one): say so, and serve this request afresh.
+      if (response.failure !== undefined && guest.calls > 1 && l.reuse && !l.reusedOnce) {
+        this.#notReusable(l, `it failed on the second request an instance served (${response.failure})`);
+        if (!(req.body instanceof ReadableStream)) return await this.http(id, req);
+      }
       return response;
     } catch (err) {
-      cleanUp();
+      cleanUp(false);
       const failure = failed(err);
       return Watchdog.fired(guest.flags)
         ? { ...wireError(504, "the service did not answer within its deadline"), failure }
         : { ...wireError(500, "the service failed to handle the request"), failure };
     }
+  }
+
+  /**
+   * After an HTTP call: a reused instance is kept for the next request unless the call failed or missed its
+   * deadline, it served `maxReuses` requests (what jco's glue keeps per request stays bounded), or its memory grew past twice its first size (and 32 MiB more); the
+   * others give their memories back.
+   */
+  #afterHttp(l: Loaded, guest: Guest, ok: boolean): void {
+    guest.calls++;
+    if (ok && guest.calls > 1) l.reusedOnce = true;
+    const memory = guest.memories.reduce((n, m) => n + m.buffer.byteLength, 0);
+    const keep = l.reuse && ok && !Watchdog.fired(guest.flags) && guest.calls < (l.desc.maxReuses ?? REUSES) &&
+      memory <= Math.max(2 * guest.firstBytes, guest.firstBytes + 32 * 2 ** 20) &&
+      this.#loaded.has(l.desc.id) && l.reusable.length < l.desc.poolSize;
+    if (keep) l.reusable.push(guest);
+    else guest.release?.();
+  }
+
+  #notReusable(l: Loaded, why: string): void {
+    if (!l.reuse) return;
+    l.reuse = false;
+    l.notReused = why;
+    for (const g of l.reusable.splice(0)) g.release?.();
+    this.#opts.log(l.desc.id, "system", `instance = "reuse" is not possible: ${why}; each request gets its own`);
   }
 
   async job(id: string, input: JobInput, begin?: () => Promise<void>): Promise<JobOutcome> {
@@ -333,6 +391,7 @@ export class Executor implements GuestBackend {
       memories: [],
       flags: [],
       calls: 0,
+      firstBytes: 0,
     };
     const sandbox = {
       args,
@@ -340,12 +399,15 @@ export class Executor implements GuestBackend {
       io: () => guest.io,
       ...(l.mounts.length > 0 && { filesystem: mountFilesystem(l.mounts) }),
     };
-    guest.exports = await l.compiled.instantiate(sandbox, (instance) => {
+    const { release, ...exports } = await l.compiled.instantiate(sandbox, (instance) => {
       const memory = instance.exports.memory;
       if (memory instanceof WebAssembly.Memory) guest.memories.push(memory);
       const flag = instance.exports[INTERRUPT_EXPORT];
       if (flag instanceof WebAssembly.Memory) guest.flags.push(flag.buffer as SharedArrayBuffer);
-    });
+    }, { reuse: l.reuse });
+    guest.exports = exports as GuestExports;
+    if (release) guest.release = release;
+    guest.firstBytes = guest.memories.reduce((n, m) => n + m.buffer.byteLength, 0);
     return guest;
   }
 
@@ -356,7 +418,7 @@ export class Executor implements GuestBackend {
       loaded.then((l) => {
         if (l.busy.size > 0 || now - l.lastUsed < idleMs) return;
         l.pool.shrink();
-        l.reusable.length = 0;
+        for (const g of l.reusable.splice(0)) g.release?.();
         l.compiled.shrink();
       }, () => {});
     }

@@ -14,6 +14,10 @@ export interface Guest {
   flags: SharedArrayBuffer[];
   /** Calls served (handlers reuse their instance). */
   calls: number;
+  /** Bytes of its memories when it was made (a reused instance that grows much past them is replaced). */
+  firstBytes: number;
+  /** Gives a reusable instance's memories back once it is dropped. */
+  release?: () => void;
 }
 
 /** Io that sends the guest's stdout and stderr to its service's log, line by line. */

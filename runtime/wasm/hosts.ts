@@ -21,6 +21,7 @@ import {
   type WireRequest,
   type WireResponse,
   type WorkloadDesc,
+  type WorkloadStats,
 } from "./executor.ts";
 import type { HostCall } from "./host.ts";
 import { type DistributiveOmit, HostLost, HostProcess, type HostProcessOptions } from "./host_process.ts";
@@ -79,8 +80,8 @@ export class HostPool implements GuestBackend {
     }
   }
 
-  async stats(id: string): Promise<{ instances: number; memoryBytes: number }> {
-    const sum = { instances: 0, memoryBytes: 0 };
+  async stats(id: string): Promise<WorkloadStats> {
+    const sum: WorkloadStats = { instances: 0, memoryBytes: 0 };
     const answers = this.#hosts.filter((h) => h.loaded.has(id)).map((host) => {
       const asked = host.request({ op: "stats", workload: id }, undefined);
       // A host busy with a long call answers late: count what the others say rather than wait.
@@ -90,6 +91,7 @@ export class HostPool implements GuestBackend {
     for (const answer of await Promise.all(answers)) {
       sum.instances += answer?.instances ?? 0;
       sum.memoryBytes += answer?.memoryBytes ?? 0;
+      if (answer?.notReused) sum.notReused ??= answer.notReused;
     }
     return sum;
   }

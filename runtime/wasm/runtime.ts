@@ -54,6 +54,8 @@ export interface WasmRuntimeOptions {
   workers?: number;
   /** A service with no call for this long drops its instances (scale to zero; default 60 s). */
   idleMs?: number;
+  /** A reused instance (`instance = "reuse"`) is replaced after this many requests (default 1,000). */
+  maxReuses?: number;
   /** How long past a call's deadline before its guest host is killed (default 2 s). */
   graceMs?: number;
   /**
@@ -163,6 +165,14 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     }
     if (this.#workloads.has(spec.id)) throw new OrcaError("conflict", `workload ${spec.id} already exists`);
     const prepared = await this.prepare(service.module_hash, service.resources.memory ?? DEFAULT_MEMORY_LIMIT);
+    if (service.wasm.instance === "reuse" && prepared.kind !== "http") {
+      throw new OrcaError("config", `service ${service.name}: instance = "reuse" applies to wasi:http handlers`, {
+        where: spec.id,
+        hint: prepared.kind === "command"
+          ? "a WASI command runs its main once per request; remove instance, or build a wasi:http component"
+          : "message handlers keep their instance already; remove instance",
+      });
+    }
     const desc: WorkloadDesc = {
       id: spec.id,
       name: service.name,
@@ -173,6 +183,8 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       mounts: await this.#mounts(spec),
       ...(service.limits.timeout_ms !== undefined && { timeoutMs: service.limits.timeout_ms }),
       poolSize: this.#opts.poolSize ?? 4,
+      ...(service.wasm.instance && { instance: service.wasm.instance }),
+      ...(this.#opts.maxReuses !== undefined && { maxReuses: this.#opts.maxReuses }),
     };
     const handle: WorkloadHandle = { id: spec.id, runtime: "wasm" };
     this.#workloads.set(spec.id, {
@@ -244,8 +256,11 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
 
   async status(handle: WorkloadHandle): Promise<WorkloadStatus> {
     const w = this.#get(handle);
-    const instances = w.state === "running" ? (await this.#backend.stats(w.handle.id)).instances : 0;
-    const message = w.message ?? (w.state === "running" && instances === 0 ? "idle: scaled to zero" : undefined);
+    const live = w.state === "running" ? await this.#backend.stats(w.handle.id) : undefined;
+    const instances = live?.instances ?? 0;
+    const message = w.message ??
+      (live?.notReused ? `not reused (instance = "reuse"): ${live.notReused}` : undefined) ??
+      (w.state === "running" && instances === 0 ? "idle: scaled to zero" : undefined);
     return { state: w.state, instances, since: w.since, ...(message && { message }) };
   }
 

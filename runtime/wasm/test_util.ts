@@ -16,6 +16,7 @@ export const guests: Record<string, string> = {
   leak: `${root}tests/fixtures/guests/leak.wasm`,
   sleep: `${root}tests/fixtures/guests/sleep.wasm`,
   sandbox: `${root}tests/fixtures/guests/sandbox.wasm`,
+  reuse: `${root}tests/fixtures/guests/reuse.wasm`,
 };
 
 export async function setup(opts: Partial<WasmRuntimeOptions> = {}) {
