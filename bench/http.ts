@@ -7,7 +7,7 @@
  */
 
 import { sha256Hex } from "../config/mod.ts";
-import { orca, startServer } from "../tests/harness.ts";
+import { orca, startServer, writeProject } from "../tests/harness.ts";
 import { measureInstantiate } from "./instantiate.ts";
 import { startWorkerd } from "./workerd/serve.ts";
 import { ensureWrk, type LoadResult, wrk } from "./wrk.ts";
@@ -18,6 +18,7 @@ const connections = Number(Deno.env.get("BENCH_CONNECTIONS") ?? 16);
 const guests = {
   c: `${root}examples/services/hello-c/hello.wasm`,
   js: `${root}examples/services/hello-js/hello.wasm`,
+  reuse: `${root}tests/fixtures/guests/reuse.wasm`,
 };
 
 interface Row {
@@ -99,6 +100,17 @@ export async function benchHttp(): Promise<void> {
     if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stderr}`);
     await load(`orca (${label}) -> C guest (WAGI)`, `${server.httpUrl}/c/bench`);
     await load(`orca (${label}) -> JS guest (wasi:http)`, `${server.httpUrl}/js/bench`);
+    // A JS guest exporting incomingHandler (jco's http-hello-world style), isolated and reused.
+    const reuse = await writeProject({
+      bench: ["isolated", "reuse"].map((mode) =>
+        `[[service]]\nname = "js-${mode}"\nmodule = "${guests.reuse}"\ntriggers = ["http:/js-${mode}/*"]\n` +
+        `[service.wasm]\ninstance = "${mode}"\n`
+      ).join("\n"),
+    });
+    const more = await orca(server, "deploy", reuse);
+    if (more.code !== 0) throw new Error(`deploy failed: ${more.stderr}`);
+    await load(`orca (${label}) -> JS handler, isolated`, `${server.httpUrl}/js-isolated/bench`);
+    await load(`orca (${label}) -> JS handler, reused`, `${server.httpUrl}/js-reuse/bench`);
     dirs ??= { c: await transpiledDir(server.home, guests.c), js: await transpiledDir(server.home, guests.js) };
     await server.stop();
   }
