@@ -299,20 +299,25 @@ class SlowSnapshots extends KvMachine {
   }
 }
 
+/** A one-member cluster over `machine`, snapshotting every 10 entries. */
+function loneDriver(machine: SlowSnapshots) {
+  return new RaftDriver({
+    id: "n1",
+    voters: ["n1"],
+    store: new MemoryLogStore(),
+    transport: { send: () => {}, onMessage: () => {}, close: () => Promise.resolve() },
+    machine,
+    onFatal: (err) => assert.fail(`fatal: ${err}`),
+    tickMs: 5,
+    snapshotEvery: 10,
+  });
+}
+
 Deno.test("RaftDriver stores a snapshot made off its thread at the index it names; one that fails is made here", async () => {
   for (const failing of [false, true]) {
     const machine = new SlowSnapshots();
     machine.failing = failing;
-    const driver = new RaftDriver({
-      id: "n1",
-      voters: ["n1"],
-      store: new MemoryLogStore(),
-      transport: { send: () => {}, onMessage: () => {}, close: () => Promise.resolve() },
-      machine,
-      onFatal: (err) => assert.fail(`fatal: ${err}`),
-      tickMs: 5,
-      snapshotEvery: 10,
-    });
+    const driver = loneDriver(machine);
     try {
       for (let i = 0; i < 40; i++) await driver.propose(put(`k${i % 3}`, `${i}`));
       await until("a snapshot", () => driver.stats.snapshotsTaken > 0);
@@ -331,16 +336,7 @@ Deno.test("RaftDriver: after a snapshot, the next waits for as many bytes of ent
   machine.failing = true; // made here, at once: the test counts them exactly
   const big = new Uint8Array(2000);
   machine.snapshot = () => big;
-  const driver = new RaftDriver({
-    id: "n1",
-    voters: ["n1"],
-    store: new MemoryLogStore(),
-    transport: { send: () => {}, onMessage: () => {}, close: () => Promise.resolve() },
-    machine,
-    onFatal: (err) => assert.fail(`fatal: ${err}`),
-    tickMs: 5,
-    snapshotEvery: 10,
-  });
+  const driver = loneDriver(machine);
   try {
     const value = "v".repeat(90); // an entry of about 100 bytes
     for (let i = 0; i < 10; i++) await driver.propose(put("k", value));

@@ -24,6 +24,14 @@ function node(id: string, peers: Record<string, string>, box: { transport?: WebS
   return { t, got };
 }
 
+/** Two nodes, n1 and n2, each with its server, that know each other. */
+function pair(extra1 = {}, extra2 = {}) {
+  const a = serve();
+  const b = serve();
+  const peers = { n1: a.addr, n2: b.addr };
+  return { a, b, peers, n1: node("n1", peers, a.box, extra1), n2: node("n2", peers, b.box, extra2) };
+}
+
 async function closeAll(transports: WebSocketTransport[], servers: Deno.HttpServer[]): Promise<void> {
   for (const t of transports) await t.close();
   for (const s of servers) await s.shutdown();
@@ -46,11 +54,7 @@ const snapshotMessage = (to: string): Message => ({
 });
 
 Deno.test("WebSocketTransport carries every kind of message, in order, and batches a Ready into one frame", async () => {
-  const a = serve();
-  const b = serve();
-  const peers = { n1: a.addr, n2: b.addr };
-  const n1 = node("n1", peers, a.box);
-  const n2 = node("n2", peers, b.box);
+  const { a, b, n1, n2 } = pair();
   try {
     const sent: Message[] = [
       { type: "vote", from: "n1", to: "n2", term: 3, lastIndex: 4, lastTerm: 2, transfer: true },
@@ -173,11 +177,7 @@ Deno.test("WebSocketTransport: peers added later are dialed, removed ones droppe
 });
 
 Deno.test("WebSocketTransport sends a frame over the largest WebSocket message in pieces (a 70 MiB snapshot)", async () => {
-  const a = serve();
-  const b = serve();
-  const peers = { n1: a.addr, n2: b.addr };
-  const n1 = node("n1", peers, a.box);
-  const n2 = node("n2", peers, b.box);
+  const { a, b, n1, n2 } = pair();
   try {
     // Deno's WebSocket server takes messages of at most 64 MiB: a larger one in one piece never arrived.
     const data = new Uint8Array(70 << 20);
@@ -220,11 +220,7 @@ Deno.test("pieces: a peer that announces too much, sends more than announced, or
 });
 
 Deno.test("WebSocketTransport drops a peer that announces a frame over the bound; the peer redials and goes on", async () => {
-  const a = serve();
-  const b = serve();
-  const peers = { n1: a.addr, n2: b.addr };
-  const n1 = node("n1", peers, a.box, { pieceBytes: 1024 });
-  const n2 = node("n2", peers, b.box, { maxFrameBytes: 64 * 1024 });
+  const { a, b, n1, n2 } = pair({ pieceBytes: 1024 }, { maxFrameBytes: 64 * 1024 });
   try {
     const big = snapshotMessage("n2") as Extract<Message, { type: "snapshot" }>;
     n1.t.send("n2", { ...big, snapshot: { ...big.snapshot, data: new Uint8Array(100 * 1024) } });
