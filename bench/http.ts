@@ -92,7 +92,7 @@ export async function benchHttp(): Promise<void> {
 
   // Guests in 1 guest host, in one per core, and in the server process itself (--workers 0).
   const cores = navigator.hardwareConcurrency;
-  let dirs: { c: string; js: string } | undefined;
+  let dirs: { c: string; js: string; reuse: string } | undefined;
   for (const workers of [1, cores, 0]) {
     const server = await startServer(undefined, {}, ["--workers", String(workers)]);
     const label = workers === 0 ? "in-process" : `${workers} worker${workers === 1 ? "" : "s"}`;
@@ -111,16 +111,25 @@ export async function benchHttp(): Promise<void> {
     if (more.code !== 0) throw new Error(`deploy failed: ${more.stderr}`);
     await load(`orca (${label}) -> JS handler, isolated`, `${server.httpUrl}/js-isolated/bench`);
     await load(`orca (${label}) -> JS handler, reused`, `${server.httpUrl}/js-reuse/bench`);
-    dirs ??= { c: await transpiledDir(server.home, guests.c), js: await transpiledDir(server.home, guests.js) };
+    dirs ??= {
+      c: await transpiledDir(server.home, guests.c),
+      js: await transpiledDir(server.home, guests.js),
+      reuse: await transpiledDir(server.home, guests.reuse),
+    };
     await server.stop();
   }
 
-  for (const [kind, dir] of [["wagi", dirs!.c], ["http", dirs!.js]] as const) {
-    const label = kind === "wagi" ? "workerd -> C guest (WAGI)" : "workerd -> JS guest (wasi:http)";
+  const peers = [
+    ["workerd -> C guest (WAGI)", dirs!.c, "wagi", false],
+    ["workerd -> JS guest (wasi:http)", dirs!.js, "http", false],
+    ["workerd -> JS handler, isolated", dirs!.reuse, "http", false],
+    ["workerd -> JS handler, one instance", dirs!.reuse, "http", true],
+  ] as const;
+  for (const [label, dir, kind, shared] of peers) {
     try {
-      const w = await startWorkerd({ transpiledDir: dir, port: freePort(), kind });
+      const w = await startWorkerd({ transpiledDir: dir, port: freePort(), kind, shared });
       try {
-        await load(label, `${w.url}/${kind === "wagi" ? "c" : "js"}/bench`);
+        await load(label, `${w.url}/bench`);
       } finally {
         await w.close();
       }
@@ -146,7 +155,11 @@ export async function benchHttp(): Promise<void> {
     const peer = target.includes("C guest")
       ? by("workerd -> C")
       : target.includes("JS guest")
-      ? by("workerd -> JS")
+      ? by("workerd -> JS guest")
+      : target.includes("JS handler, isolated")
+      ? by("workerd -> JS handler, isolated")
+      : target.includes("JS handler, reused")
+      ? by("workerd -> JS handler, one instance")
       : undefined;
     const vsWorkerd = target.startsWith("orca") && peer ? `${fmt(result.requestsPerSec / peer.requestsPerSec)}x` : "";
     console.log(

@@ -1,7 +1,8 @@
 /**
  * Serves a jco-transpiled component from workerd (the npm `workerd` binary,
  * offline) for side-by-side benchmarks: the same glue JS and core modules,
- * preview2-shim's browser flavour for WASI, and a fresh instance per request.
+ * preview2-shim's browser flavour for WASI, and a fresh instance per request or
+ * one instance for every request (`shared`, as Workers users run it).
  *
  * The glue may be transpiled with asyncMode "jspi": workerd's V8 has
  * WebAssembly.Suspending/promising on by default (no flag needed). Core
@@ -29,6 +30,11 @@ export interface WorkerdOptions {
   port: number;
   /** "http": exports wasi:http/incoming-handler. "wagi": a wasi:cli command speaking CGI on stdout. */
   kind: "http" | "wagi";
+  /**
+   * "http" only: one instance serves every request, as Workers users run it (a guest that exports incomingHandler
+   * itself; a FetchEvent guest answers once per instance). Default: a fresh instance per request.
+   */
+  shared?: boolean;
 }
 
 /** Starts workerd on 127.0.0.1:`port`; resolves once it answers HTTP. */
@@ -51,7 +57,8 @@ export async function startWorkerd(opts: WorkerdOptions): Promise<Workerd> {
     modules.push(`(name = ${JSON.stringify(name)}, ${type} = embed ${JSON.stringify(name)})`);
   };
 
-  await add("worker.js", "esModule", workerSource(cores, opts.kind)); // first module is the main one
+  // The first module is the main one.
+  await add("worker.js", "esModule", workerSource(cores, opts.kind, opts.shared ?? false));
   const glue = await Deno.readTextFile(jsFile.startsWith("/") ? jsFile : `${src}/${jsFile}`);
   await add("glue.js", "esModule", glue.replaceAll(debugGate, "return;"));
   for (const core of cores) await add(core, "wasm", await Deno.readFile(`${src}/${core}`));
@@ -124,8 +131,8 @@ function shimClosure(): string[] {
   return [...seen].sort();
 }
 
-/** The worker's main module: instantiates the glue per request and answers it. */
-function workerSource(cores: string[], kind: "http" | "wagi"): string {
+/** The worker's main module: instantiates the glue per request (or once, `shared`) and answers it. */
+function workerSource(cores: string[], kind: "http" | "wagi", shared: boolean): string {
   const imports = cores.map((c, i) => `import core${i} from ${JSON.stringify(`./${c}`)};`).join("\n");
   const table = cores.map((c, i) => `${JSON.stringify(c)}: core${i}`).join(", ");
   return `${imports}
@@ -139,6 +146,8 @@ import * as http from "./shim/http.js";
 import { instantiate } from "./glue.js";
 
 const KIND = ${JSON.stringify(kind)};
+const SHARED = ${shared};
+let sharedInstance;
 const cores = { ${table} };
 const getCoreModule = (name) => cores[name];
 const sink = { write() {}, blockingFlush() {}, flush() {} };
@@ -230,7 +239,8 @@ async function wagi(request) {
 export default {
   async fetch(request) {
     if (KIND === "wagi") return await wagi(request);
-    const inst = await instantiate(getCoreModule, wasiImports({}, new Uint8Array(), null));
+    const make = () => instantiate(getCoreModule, wasiImports({}, new Uint8Array(), null));
+    const inst = await (SHARED ? (sharedInstance ??= make()) : make());
     return await http.handleIncomingRequest(request, pick(inst, "wasi:http/incoming-handler", "incomingHandler").handle);
   },
 };
