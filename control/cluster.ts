@@ -127,8 +127,8 @@ export class Cluster {
     const ids = new Set([...config.voters, ...config.learners, ...members.keys()]);
     const asked = [...ids].sort().map(async (id): Promise<MemberReport> => {
       const role = config.voters.includes(id) ? "voter" : config.learners.includes(id) ? "learner" : "none";
-      const address = this.#log.addressOf(id) ?? "";
       const record = members.get(id);
+      const address = record?.address ?? this.#log.addressOf(id) ?? "";
       const base = {
         id,
         address,

@@ -103,8 +103,7 @@ export class ControlLog {
    */
   static async exists(home: string, store: Store): Promise<boolean> {
     await importLegacyLog(home, store);
-    const log = new SqliteLogStore(store.db);
-    return log.hardState().term > 0 || log.lastIndex() >= log.firstIndex() || log.snapshot() !== undefined;
+    return holdsLog(new SqliteLogStore(store.db));
   }
 
   /** Opens the log and applies what it holds past the state's applied index; a bootstrap member leads at once. */
@@ -285,6 +284,11 @@ export class ControlLog {
   }
 }
 
+/** Whether `log` holds anything: a term, entries, or a snapshot. */
+function holdsLog(log: SqliteLogStore): boolean {
+  return log.hardState().term > 0 || log.lastIndex() >= log.firstIndex() || log.snapshot() !== undefined;
+}
+
 /**
  * Moves a log kept in `raft.db` (by builds before the log joined the state's database) into `store`, once: the
  * file is then renamed `raft.db.imported`. A store that already holds a log keeps it, and the file is left alone.
@@ -300,7 +304,7 @@ async function importLegacyLog(home: string, store: Store): Promise<void> {
   const legacy = new SqliteLogStore(path);
   const log = new SqliteLogStore(store.db);
   try {
-    if (log.hardState().term > 0 || log.lastIndex() > 0 || log.snapshot() !== undefined) {
+    if (holdsLog(log)) {
       throw new OrcaError("internal", "two Raft logs: raft.db, and the one in orca.db", {
         where: home,
         hint: "raft.db is left from an older version; move it away if orca.db is the newer",

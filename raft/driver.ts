@@ -20,10 +20,10 @@ import { type ConfigChange, type Message, RaftNode, type Ready, type Role } from
 import { ConfigChangeError, NotLeaderError, TimeoutError } from "./errors.ts";
 import { coalesce, leaderMessage } from "./messages.ts";
 import { ReadBarriers } from "./reads.ts";
+import type { Entry, HardState, LogStore, StateMachine, StoreWrite, Transport } from "./types.ts";
 
 export { ConfigChangeError, NotLeaderError, TimeoutError };
 export type { StateMachine };
-import type { Entry, HardState, LogStore, StateMachine, StoreWrite, Transport } from "./types.ts";
 
 export interface DriverOptions<R> {
   id: string;
@@ -182,8 +182,9 @@ export class RaftDriver<R> {
 
   /**
    * Proposes `data` (tagged with the client's session, so a retry applies once) and resolves with what the state
-   * machine returned for it once applied here. `serial`: the caller proposes one write at a time. Rejects with NotLeaderError unless this node leads, and with
-   * TimeoutError (outcome unknown) or NotLeaderError (lost to a new leader) if it does not commit.
+   * machine returned for it once applied here. Rejects with NotLeaderError unless this node leads, and with
+   * TimeoutError (outcome unknown) or NotLeaderError (lost to a new leader) if it does not commit. `serial`: the
+   * caller proposes one write at a time.
    */
   propose(data: Uint8Array, session?: { client: string; seq: number }, opts: { serial?: boolean } = {}): Promise<R> {
     if (this.#stopped) return Promise.reject(new NotLeaderError(undefined, "stopped"));

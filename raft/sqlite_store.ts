@@ -215,13 +215,14 @@ export class SqliteLogStore implements LogStore {
     if (!continues || this.#last < this.#first) this.#last = snapshot.index;
   }
 
-  /** Runs `fn` in a transaction, or in a savepoint of the one open on the connection (it commits with that one). */
+  /** The prepared statement for `text`, made once. */
   #sql(text: string): StatementSync {
     let statement = this.#statements.get(text);
     if (!statement) this.#statements.set(text, statement = this.#db.prepare(text));
     return statement;
   }
 
+  /** Runs `fn` in a transaction, or in a savepoint of the one open on the connection (it commits with that one). */
   #transaction(fn: () => void): void {
     this.#write(() => {
       const nested = this.#db.isTransaction;

@@ -79,6 +79,9 @@ Deno.test("server flags of limits and clusters: malformed values are usage error
     [["--join", "127.0.0.1:0"], /--join must be host:port/],
     [["--advertise", "a/b:1"], /--advertise must be host:port/],
     [["--join", "127.0.0.1:1", "--token", "short"], /--token must be 16-256 letters/],
+    [["--labels", "zone"], /--labels: "zone" is not key=value/],
+    [["--labels", "zone=a b"], /--labels: label zone's value "a b"/],
+    [["--labels", `k=${"v".repeat(64)}`], /--labels: .*at most 63/],
   ];
   for (const [flags, message] of cases) {
     const r = await server(...flags);

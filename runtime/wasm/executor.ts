@@ -40,7 +40,7 @@ export interface WorkloadDesc {
   poolSize: number;
   /** `[service.wasm] instance`: `reuse` keeps a wasi:http handler's instances between requests. */
   instance?: "isolated" | "reuse";
-  /** A reused instance is replaced after this many requests (default REUSES). */
+  /** A reused instance is replaced after this many requests (default MAX_CALLS_PER_INSTANCE). */
   maxReuses?: number;
 }
 
@@ -95,9 +95,7 @@ interface Loaded {
 /** Why a JavaScript guest with a FetchEvent listener is never reused. */
 const FETCH_EVENT = 'its guest answers through a FetchEvent listener (addEventListener("fetch")), whose engine ' +
   "answers one request per instance; export incomingHandler to be reused";
-/** A reused HTTP instance is replaced after this many requests by default. */
-const REUSES = 1000;
-/** A reused handler instance is replaced after this many calls (bounds leaks in the guest). */
+/** A reused instance (a message handler's, or an HTTP one's) is replaced after this many calls (bounds leaks). */
 const MAX_CALLS_PER_INSTANCE = 1000;
 /** Default deadlines: an HTTP request, and a job (cron firing, message). */
 export const HTTP_TIMEOUT_MS = 10_000;
@@ -177,7 +175,7 @@ export class Executor implements GuestBackend {
     this.#loaded.delete(id);
     loaded?.then((l) => {
       l.pool.close();
-      for (const g of l.reusable.splice(0)) g.release?.();
+      dropReusable(l);
       l.compiled.shrink();
     }, () => {});
   }
@@ -189,7 +187,7 @@ export class Executor implements GuestBackend {
     const l = await loaded;
     const guests = [...l.pool.ready, ...l.busy, ...l.reusable];
     let memoryBytes = l.compiled.keptBytes(); // memories kept for the next instances
-    for (const g of guests) for (const m of g.memories) memoryBytes += m.buffer.byteLength;
+    for (const g of guests) memoryBytes += memoryOf(g);
     return { instances: guests.length, memoryBytes, ...(l.notReused && { notReused: l.notReused }) };
   }
 
@@ -200,6 +198,7 @@ export class Executor implements GuestBackend {
     }
     l.lastUsed = this.#now();
     const guest = (l.reuse ? l.reusable.pop() : undefined) ?? await l.pool.take();
+    const served = guest.calls;
     await begin?.();
     l.busy.add(guest);
     const failed = (err: unknown) => {
@@ -226,7 +225,7 @@ export class Executor implements GuestBackend {
       } else cleanUp(response.failure === undefined);
       // A guest that fails on its second request having never served a second one is not reusable (a FetchEvent
       // guest whose listener answers once, not recognised as one): say so, and serve this request afresh.
-      if (response.failure !== undefined && guest.calls > 1 && l.reuse && !l.reusedOnce) {
+      if (response.failure !== undefined && served > 0 && l.reuse && !l.reusedOnce) {
         this.#notReusable(l, `it failed on the second request an instance served (${response.failure})`);
         if (!(req.body instanceof ReadableStream)) return await this.http(id, req);
       }
@@ -242,15 +241,15 @@ export class Executor implements GuestBackend {
 
   /**
    * After an HTTP call: a reused instance is kept for the next request unless the call failed or missed its
-   * deadline, it served `maxReuses` requests (what jco's glue keeps per request stays bounded), or its memory grew past twice its first size (and 32 MiB more); the
+   * deadline, it served `maxReuses` requests, or its memory grew past twice its first size (and 32 MiB more); the
    * others give their memories back.
    */
   #afterHttp(l: Loaded, guest: Guest, ok: boolean): void {
     guest.calls++;
     if (ok && guest.calls > 1) l.reusedOnce = true;
-    const memory = guest.memories.reduce((n, m) => n + m.buffer.byteLength, 0);
-    const keep = l.reuse && ok && !Watchdog.fired(guest.flags) && guest.calls < (l.desc.maxReuses ?? REUSES) &&
-      memory <= Math.max(2 * guest.firstBytes, guest.firstBytes + 32 * 2 ** 20) &&
+    const keep = l.reuse && ok && !Watchdog.fired(guest.flags) &&
+      guest.calls < (l.desc.maxReuses ?? MAX_CALLS_PER_INSTANCE) &&
+      memoryOf(guest) <= Math.max(2 * guest.firstBytes, guest.firstBytes + 32 * 2 ** 20) &&
       this.#loaded.has(l.desc.id) && l.reusable.length < l.desc.poolSize;
     if (keep) l.reusable.push(guest);
     else guest.release?.();
@@ -260,7 +259,7 @@ export class Executor implements GuestBackend {
     if (!l.reuse) return;
     l.reuse = false;
     l.notReused = why;
-    for (const g of l.reusable.splice(0)) g.release?.();
+    dropReusable(l);
     this.#opts.log(l.desc.id, "system", `instance = "reuse" is not possible: ${why}; each request gets its own`);
   }
 
@@ -407,7 +406,7 @@ export class Executor implements GuestBackend {
     }, { reuse: l.reuse });
     guest.exports = exports as GuestExports;
     if (release) guest.release = release;
-    guest.firstBytes = guest.memories.reduce((n, m) => n + m.buffer.byteLength, 0);
+    guest.firstBytes = memoryOf(guest);
     return guest;
   }
 
@@ -418,7 +417,7 @@ export class Executor implements GuestBackend {
       loaded.then((l) => {
         if (l.busy.size > 0 || now - l.lastUsed < idleMs) return;
         l.pool.shrink();
-        for (const g of l.reusable.splice(0)) g.release?.();
+        dropReusable(l);
         l.compiled.shrink();
       }, () => {});
     }
@@ -434,6 +433,16 @@ export class Executor implements GuestBackend {
     if (!loaded) throw new OrcaError("not_found", `workload ${id} is not loaded here`);
     return loaded;
   }
+}
+
+/** Bytes of a guest's linear memories. */
+function memoryOf(guest: Guest): number {
+  return guest.memories.reduce((n, m) => n + m.buffer.byteLength, 0);
+}
+
+/** Drops a workload's kept instances, their memories given back. */
+function dropReusable(l: Loaded): void {
+  for (const g of l.reusable.splice(0)) g.release?.();
 }
 
 export function wireError(status: number, message: string): WireResponse {
