@@ -27,6 +27,9 @@ import { ReadIndex } from "./read_index.ts";
 import type { Config, Entry, HardState, Snapshot } from "./types.ts";
 import { limitBytes } from "./memory_store.ts";
 
+/** The most entries a leader sends a peer past what the peer acknowledged (a slow one is not flooded). */
+const MAX_AHEAD = 1024;
+
 export type { Message, Ready };
 export type { ChangeResult, ConfigChange, RaftBug, RaftOptions, Role } from "./options.ts";
 
@@ -48,6 +51,8 @@ export class RaftNode {
   #timeout = 0;
   #votes = new Set<string>();
   readonly #progress = new Progress();
+  /** Peers with entries appended since the last Ready was made: sent then, all in one message each. */
+  readonly #unsent = new Set<string>();
   /** A follower this leader is handing over to, and the ticks left to do it. */
   #transferee?: string;
   #transferTicks = 0;
@@ -243,6 +248,7 @@ export class RaftNode {
 
   /** Whether `ready()` has anything to persist, send or apply (cheap: no allocation). */
   hasReady(): boolean {
+    this.#flushAppends();
     return this.#outbox.has(this.#log, this.commit);
   }
 
@@ -256,6 +262,7 @@ export class RaftNode {
   }
 
   ready(): Ready {
+    this.#flushAppends();
     return this.#outbox.ready(this.#log, this.#hardState(), this.commit);
   }
 
@@ -326,9 +333,14 @@ export class RaftNode {
 
   #onAppend(m: Extract<Message, { type: "append" }>): void {
     this.#follow(m.from);
-    // Below the snapshot everything is committed, so it matches the leader: say how far this node has it.
-    if (m.prevIndex < this.#log.snapshotIndex) return this.#answerAppend(m, true, this.commit);
-    const merged = this.#log.merge(m.prevIndex, m.prevTerm, m.entries, this.#opts.bug === "truncate-on-stale-append");
+    // Below the snapshot everything is committed, so it matches the leader: take what follows it (a pipelined append
+    // may start there), or say how far this node has it.
+    const base = this.#log.snapshotIndex;
+    if (m.prevIndex < base && (m.prevIndex + m.entries.length <= base)) return this.#answerAppend(m, true, this.commit);
+    const [prevIndex, prevTerm, entries] = m.prevIndex < base
+      ? [base, this.termAt(base), m.entries.slice(base - m.prevIndex)]
+      : [m.prevIndex, m.prevTerm, m.entries];
+    const merged = this.#log.merge(prevIndex, prevTerm, entries, this.#opts.bug === "truncate-on-stale-append");
     // A rejection still acknowledges this leader (its read round counts).
     if (!merged) return this.#answerAppend(m, false, Math.min(m.prevIndex - 1, this.lastIndex));
     const { verified, changedFrom } = merged;
@@ -382,7 +394,7 @@ export class RaftNode {
       this.#progress.acked(m.from, m.index);
       this.#maybeCommit();
       if (this.role !== "leader") return;
-      if (this.#progress.next(m.from, 1) <= this.lastIndex) this.#sendAppend(m.from, false);
+      if (this.#progress.match(m.from) < this.lastIndex) this.#sendAppend(m.from, false);
       else if (m.from === this.#transferee) {
         this.#send({ type: "timeout-now", from: this.id, to: m.from, term: this.term });
       }
@@ -446,10 +458,17 @@ export class RaftNode {
     this.#append([{ ...e, index, term: this.term }]);
     for (const peer of this.#peers()) {
       this.#progress.next(peer, index); // a new leader's or a new member's first guess
-      this.#sendAppend(peer, false);
+      this.#unsent.add(peer);
     }
     this.#maybeCommit();
     return index;
+  }
+
+  /** Sends what was appended since the last Ready: a burst of proposals costs one message per peer. */
+  #flushAppends(): void {
+    if (this.#unsent.size === 0) return;
+    if (this.role === "leader") { for (const peer of this.#unsent) this.#sendAppend(peer, false); }
+    this.#unsent.clear();
   }
 
   #append(entries: Entry[]): void {
@@ -457,6 +476,12 @@ export class RaftNode {
     this.#outbox.appended(entries[0].index);
   }
 
+  /**
+   * Sends `to` the entries not yet on their way to it. Appends are pipelined (the transport keeps their order): each
+   * entry goes out once, from past the last one sent, and at most MAX_AHEAD entries past what `to` acknowledged;
+   * a rejection (a message lost, a log that differs) starts again from `next`. A heartbeat goes out even with no
+   * entries: one after a lost message is rejected, and so recovers it.
+   */
   #sendAppend(to: string, heartbeat: boolean): void {
     const next = this.#progress.next(to, this.lastIndex + 1);
     const round = this.#readIndex.round > 0 ? { round: this.#readIndex.round } : {};
@@ -466,20 +491,27 @@ export class RaftNode {
       this.#send({ type: "snapshot", from: this.id, to, term: this.term, snapshot: this.#snapshot!, ...round });
       return;
     }
-    const entries = heartbeat && next > this.lastIndex
-      ? []
-      : limitBytes(this.#log.slice(next, next + (this.#opts.maxBatch ?? 64)), this.#opts.maxBatchBytes ?? 8 << 20);
-    this.#send({
-      type: "append",
-      from: this.id,
-      to,
-      term: this.term,
-      prevIndex: next - 1,
-      prevTerm: this.termAt(next - 1),
-      entries,
-      commit: this.commit,
-      ...round,
-    });
+    for (let first = true;; first = false) {
+      const from = Math.min(Math.max(next, this.#progress.sent(to) + 1), this.lastIndex + 1);
+      const room = Math.min(next + MAX_AHEAD - from, this.#opts.maxBatch ?? 64);
+      const entries = room <= 0 || from > this.lastIndex
+        ? []
+        : limitBytes(this.#log.slice(from, from + room), this.#opts.maxBatchBytes ?? 8 << 20);
+      if (entries.length === 0 && !(heartbeat && first)) return;
+      this.#send({
+        type: "append",
+        from: this.id,
+        to,
+        term: this.term,
+        prevIndex: from - 1,
+        prevTerm: this.termAt(from - 1),
+        entries,
+        commit: this.commit,
+        ...round,
+      });
+      if (entries.length === 0) return;
+      this.#progress.sentThrough(to, entries[entries.length - 1].index);
+    }
   }
 
   #maybeCommit(): void {

@@ -256,6 +256,9 @@ Deno.test("snapshots: the log is compacted; a follower that needs what went is s
   c.put("a", "after");
   c.heartbeat("a");
   c.deliver();
+  // The commit index reaches a follower with the next append or heartbeat.
+  c.heartbeat("a");
+  c.deliver();
   const follower = c.get("c");
   assert.equal(c.loaded.get("c"), `state@${applied}`, "c loaded the snapshot from Ready.snapshot");
   assert.equal(follower.snapshotIndex, applied);
