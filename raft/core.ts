@@ -246,7 +246,7 @@ export class RaftNode {
     }
   }
 
-  /** Whether `ready()` has anything to persist, send or apply (cheap: no allocation). */
+  /** Whether `ready()` has anything to persist, send or apply (cheap: allocates only to send waiting appends). */
   hasReady(): boolean {
     this.#flushAppends();
     return this.#outbox.has(this.#log, this.commit);
@@ -333,14 +333,10 @@ export class RaftNode {
 
   #onAppend(m: Extract<Message, { type: "append" }>): void {
     this.#follow(m.from);
-    // Below the snapshot everything is committed, so it matches the leader: take what follows it (a pipelined append
-    // may start there), or say how far this node has it.
-    const base = this.#log.snapshotIndex;
-    if (m.prevIndex < base && (m.prevIndex + m.entries.length <= base)) return this.#answerAppend(m, true, this.commit);
-    const [prevIndex, prevTerm, entries] = m.prevIndex < base
-      ? [base, this.termAt(base), m.entries.slice(base - m.prevIndex)]
-      : [m.prevIndex, m.prevTerm, m.entries];
-    const merged = this.#log.merge(prevIndex, prevTerm, entries, this.#opts.bug === "truncate-on-stale-append");
+    // Below the snapshot everything is committed, so it matches the leader: an append that ends there is answered
+    // with how far this node has it; one that runs past it is merged from the snapshot on.
+    if (m.prevIndex + m.entries.length <= this.#log.snapshotIndex) return this.#answerAppend(m, true, this.commit);
+    const merged = this.#log.merge(m.prevIndex, m.prevTerm, m.entries, this.#opts.bug === "truncate-on-stale-append");
     // A rejection still acknowledges this leader (its read round counts).
     if (!merged) return this.#answerAppend(m, false, Math.min(m.prevIndex - 1, this.lastIndex));
     const { verified, changedFrom } = merged;

@@ -95,8 +95,9 @@ export class RaftLog {
   /**
    * Takes an append from the leader: `entries` follow `prevIndex`, which must hold `prevTerm`. Only a conflict
    * truncates: a stale (reordered) append must not cut entries already acknowledged (unless `truncateStale`, a
-   * test-only bug). Returns the last index now known to match the leader's log and the first index that changed,
-   * or undefined when `prevIndex` does not match.
+   * test-only bug). Entries at or below the base are committed, so they match the leader's and are skipped (a
+   * pipelined append may start below a snapshot). Returns the last index now known to match the leader's log and
+   * the first index that changed, or undefined when `prevIndex` does not match.
    */
   merge(
     prevIndex: number,
@@ -104,6 +105,11 @@ export class RaftLog {
     entries: readonly Entry[],
     truncateStale = false,
   ): { verified: number; changedFrom?: number } | undefined {
+    const base = this.#base;
+    if (prevIndex < base.index) {
+      entries = entries.slice(base.index - prevIndex);
+      [prevIndex, prevTerm] = [base.index, base.term];
+    }
     if (prevIndex > this.lastIndex || this.term(prevIndex) !== prevTerm) return undefined;
     const verified = prevIndex + entries.length;
     const conflict = entries.findIndex((e) => this.term(e.index) !== e.term);

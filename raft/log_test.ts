@@ -55,3 +55,13 @@ Deno.test("merge: only a conflict truncates; a stale append leaves what follows 
   assert.deepEqual(log.merge(3, 1, [normal(4, 2)]), { verified: 4, changedFrom: 4 });
   assert.deepEqual(log.entries.map((e) => e.term), [1, 1, 1, 2]);
 });
+
+Deno.test("merge: an append that starts below the snapshot is taken from the snapshot on", () => {
+  const log = new RaftLog({ index: 0, term: 0, config: initial });
+  log.append([1, 2, 3].map((i) => normal(i, 1)));
+  log.compact(3);
+  assert.deepEqual(log.merge(1, 1, [2, 3, 4, 5].map((i) => normal(i, 1))), { verified: 5, changedFrom: 4 });
+  assert.deepEqual(log.entries.map((e) => e.index), [4, 5]);
+  assert.deepEqual(log.merge(1, 1, [normal(2, 1)]), { verified: 3 }, "all of it below: nothing changes");
+  assert.equal(log.lastIndex, 5);
+});
