@@ -3,12 +3,13 @@
  * in one run on loopback. A lone server of this build against three servers
  * (127.0.0.1-3): durable deploys/s and queue publishes/s at concurrency 1, 16
  * and 64, and leader failover (kill -9, then the first write accepted) over
- * 10 kills. With `BENCH_BASELINE=<checkout>` (e.g. `git worktree add
- * /tmp/orca-base <commit>` and its `deno task deps`), a lone server of that
- * build runs beside this build's, the two measured in turn over
- * `BENCH_ROUNDS` rounds (default 3), for the "no more than 10% slower"
- * check: the medians and each round's ratio. `BENCH_LONE_ONLY=1` skips the
- * three servers.
+ * 10 kills. The lone server and the three run side by side, measured in
+ * turn cell by cell over `BENCH_ROUNDS` rounds (default 3): the medians and
+ * each round's ratio. With `BENCH_BASELINE=<checkout>` (e.g. `git worktree
+ * add /tmp/orca-base <commit>` and its `deno task deps`), a lone server of
+ * that build runs beside this build's, the two measured the same way, for
+ * the "no more than 10% slower" check. `BENCH_LONE_ONLY=1` skips the three
+ * servers.
  */
 
 import { eventually, type Member, startMember } from "../tests/cluster_harness.ts";
@@ -75,39 +76,37 @@ async function cells(t: Target): Promise<Cells> {
   ]);
 }
 
-async function measure(t: Target): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const [name, run] of await cells(t)) out[name] = await run();
-  return out;
-}
+const median = (v: number[]) => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)];
 
 /**
- * This build's lone server and the baseline's, both up, measured in turn cell by cell over `rounds` rounds (so a
- * slow minute of the machine falls on both alike); the median of each.
+ * Two targets' cells measured in turn, cell by cell, over `rounds` rounds (so a slow minute of the machine falls
+ * on both alike): a line per cell with the medians of each, the median of each round's ratio (b / a), and those.
  */
+async function inTurn(a: Cells, b: Cells, rounds: number, names: [string, string]): Promise<string[]> {
+  const runs = a.map(([name]) => ({ name, a: [] as number[], b: [] as number[] }));
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < a.length; i++) {
+      runs[i].a.push(await a[i][1]());
+      runs[i].b.push(await b[i][1]());
+    }
+  }
+  return [
+    `${"".padEnd(14)} ${names[0].padStart(9)} ${names[1].padStart(10)} ${"ratio".padStart(6)}  ` +
+    `(medians of ${rounds} rounds; ratio: the median of each round's, measured in turn)`,
+    ...runs.map(({ name, a, b }) => {
+      const ratios = b.map((v, i) => v / a[i]);
+      return `${name.padEnd(14)} ${median(a).toFixed(0).padStart(9)} ${median(b).toFixed(0).padStart(10)} ` +
+        `${median(ratios).toFixed(2).padStart(5)}x  [${ratios.map((r) => r.toFixed(2)).join(" ")}]`;
+    }),
+  ];
+}
+
+/** The baseline's lone server and this build's, both up, measured in turn (ratio: this build's / the baseline's). */
 async function sideBySide(baseline: string, rounds: number): Promise<string[]> {
   const mine = await startLone(cliPath);
   const theirs = await startLone(`${baseline}/cli.ts`).catch(async (err) => (await mine.stop(), Promise.reject(err)));
   try {
-    const a = await cells(mine);
-    const b = await cells(theirs);
-    const runs = a.map(([name]) => ({ name, mine: [] as number[], theirs: [] as number[] }));
-    for (let r = 0; r < rounds; r++) {
-      for (let i = 0; i < a.length; i++) {
-        runs[i].mine.push(await a[i][1]());
-        runs[i].theirs.push(await b[i][1]());
-      }
-    }
-    const median = (v: number[]) => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)];
-    return [
-      `${"".padEnd(14)} ${"lone".padStart(9)} ${"baseline".padStart(9)} ${"ratio".padStart(6)}  ` +
-      `(medians of ${rounds} rounds; ratio: the median of each round's, measured side by side)`,
-      ...runs.map(({ name, mine, theirs }) => {
-        const ratios = mine.map((m, i) => m / theirs[i]);
-        return `${name.padEnd(14)} ${median(mine).toFixed(0).padStart(9)} ${median(theirs).toFixed(0).padStart(9)} ` +
-          `${median(ratios).toFixed(2).padStart(5)}x  [${ratios.map((r) => r.toFixed(2)).join(" ")}]`;
-      }),
-    ];
+    return await inTurn(await cells(theirs), await cells(mine), rounds, ["baseline", "lone"]);
   } finally {
     await mine.stop();
     await theirs.stop();
@@ -140,14 +139,13 @@ export async function benchCluster(): Promise<string[]> {
   const lines: string[] = [];
   const pct = (v: number[], q: number) =>
     [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(q * v.length))];
+  const rounds = Number(Deno.env.get("BENCH_ROUNDS") ?? 3);
   const baseline = Deno.env.get("BENCH_BASELINE");
   if (baseline) {
-    lines.push(...await sideBySide(baseline, Number(Deno.env.get("BENCH_ROUNDS") ?? 3)));
+    lines.push(...await sideBySide(baseline, rounds));
     if (Deno.env.get("BENCH_LONE_ONLY")) return lines;
     lines.push("");
   }
-  const lone = await startLone(cliPath);
-  const alone = await measure(lone).finally(() => lone.stop());
   const homes = await Promise.all([1, 2, 3].map(() => Deno.makeTempDir({ prefix: "orca-bench-cluster-" })));
   const members: Member[] = [await startMember("127.0.0.1", homes[0], [], PORTS)];
   const token = (await Deno.readTextFile(`${homes[0]}/cluster.token`)).trim();
@@ -157,13 +155,13 @@ export async function benchCluster(): Promise<string[]> {
         await startMember(`127.0.0.${i + 1}`, homes[i], ["--join", `127.0.0.1:${PORTS.api}`, "--token", token], PORTS),
       );
     }
-    const three = await measure({ apiUrl: members[0].apiUrl, token });
-    lines.push(`${"".padEnd(14)} ${"lone".padStart(9)} ${"3 servers".padStart(10)} ${"ratio".padStart(6)}`);
-    for (const k of Object.keys(alone)) {
-      lines.push(
-        `${k.padEnd(14)} ${alone[k].toFixed(0).padStart(9)} ${three[k].toFixed(0).padStart(10)} ` +
-          `${(three[k] / alone[k]).toFixed(2).padStart(5)}x`,
-      );
+    // The lone server runs beside the three (idle while they are measured, as they are while it is).
+    const lone = await startLone(cliPath);
+    try {
+      const three = await cells({ apiUrl: members[0].apiUrl, token });
+      lines.push(...await inTurn(await cells(lone), three, rounds, ["lone", "3 servers"]));
+    } finally {
+      await lone.stop();
     }
     lines.push("(per second, 2xx only; writes sent to 127.0.0.1, which may be a follower: then forwarded)");
     const times = await failovers(members, token);

@@ -160,7 +160,9 @@ export class RaftDriver<R> {
       this.node.step(m);
       this.#applyCommitted();
       this.#reads.answer(this.#applied);
-      this.#schedule();
+      // A follower writes an append at once (one hop less before its answer); the rest waits for the next wake.
+      if (m.type === "append" && this.#grouped && !this.#running) this.#run();
+      else this.#schedule();
     });
     this.#wake.port1.onmessage = () => this.#run();
     // A lone voter needs no election timeout (nobody else could lead): it campaigns at once.
@@ -318,6 +320,8 @@ export class RaftDriver<R> {
         const rd = this.node.ready();
         const sent = this.#send(rd);
         if (sent.write) {
+          // The leader's appends go out before its fsync, not after the transaction: the followers write meanwhile.
+          transport.flush?.();
           const start = performance.now();
           store.persistNow!(sent.write);
           this.#wrote(sent.write, performance.now() - start);

@@ -138,7 +138,7 @@ export class WebSocketTransport implements Transport<Message> {
     peer.queue.push(message);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(() => this.#flush());
+      queueMicrotask(() => this.flush());
     }
   }
 
@@ -209,7 +209,8 @@ export class WebSocketTransport implements Transport<Message> {
     }
   }
 
-  #flush(): void {
+  /** Sends what is queued now (a caller about to block its thread, e.g. on an fsync, need not hold messages back). */
+  flush(): void {
     this.#flushScheduled = false;
     for (const peer of this.#peers.values()) {
       if (!peer.open || peer.queue.length === 0) continue;
@@ -243,7 +244,7 @@ export class WebSocketTransport implements Transport<Message> {
     socket.onopen = () => {
       peer.open = true;
       peer.backoff = 0;
-      this.#flush();
+      this.flush();
     };
     // This side only sends; a peer has nothing to say on this connection.
     socket.onmessage = () => {};

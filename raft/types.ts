@@ -90,6 +90,8 @@ export interface StoreWrite {
 /** Delivers messages between nodes; authenticated with the cluster token in real implementations. */
 export interface Transport<M> {
   send(to: string, message: M): void;
+  /** Sends what `send` queued now rather than at the end of the current task (optional: a transport may not queue). */
+  flush?(): void;
   onMessage(handler: (from: string, message: M) => void): void;
   close(): Promise<void>;
 }
