@@ -16,19 +16,15 @@
  * sent the snapshot instead.
  */
 
-import { encodeConfig, hasQuorum, isJoint, leaveJoint, members, planChange, quorumIndex } from "./config.ts";
+import { encodeConfig, hasQuorum, isJoint, leaveJoint, members, planChange } from "./config.ts";
 import { mayCampaign, upToDate, voteRequests } from "./election.ts";
 import { RaftLog } from "./log.ts";
 import { Outbox } from "./outbox.ts";
 import type { Message, Ready } from "./messages.ts";
 import type { ChangeResult, ConfigChange, RaftOptions, Role } from "./options.ts";
-import { Progress } from "./progress.ts";
 import { ReadIndex } from "./read_index.ts";
+import { Replication } from "./replication.ts";
 import type { Config, Entry, HardState, Snapshot } from "./types.ts";
-import { limitBytes } from "./memory_store.ts";
-
-/** The most entries a leader sends a peer past what the peer acknowledged (a slow one is not flooded). */
-const MAX_AHEAD = 1024;
 
 export type { Message, Ready };
 export type { ChangeResult, ConfigChange, RaftBug, RaftOptions, Role } from "./options.ts";
@@ -50,9 +46,7 @@ export class RaftNode {
   #elapsed = 0;
   #timeout = 0;
   #votes = new Set<string>();
-  readonly #progress = new Progress();
-  /** Peers with entries appended since the last Ready was made: sent then, all in one message each. */
-  readonly #unsent = new Set<string>();
+  readonly #replication: Replication;
   /** A follower this leader is handing over to, and the ticks left to do it. */
   #transferee?: string;
   #transferTicks = 0;
@@ -77,6 +71,7 @@ export class RaftNode {
       this.#outbox.applied = Math.max(snap?.index ?? 0, applied);
       this.#snapshot = snap;
     }
+    this.#replication = new Replication(this, this.#log, (m) => this.#send(m), opts);
     this.#resetTimeout();
   }
 
@@ -114,18 +109,28 @@ export class RaftNode {
     return this.#log.entry(index);
   }
 
+  /** The latest snapshot, taken here or installed. */
+  get latestSnapshot(): Snapshot | undefined {
+    return this.#snapshot;
+  }
+
+  /** The leader's read round under way (0 when none), echoed by its followers' answers. */
+  get readRound(): number {
+    return this.#readIndex.round;
+  }
+
   tick(): void {
     if (this.role === "leader") {
       if (this.#transferee !== undefined && --this.#transferTicks <= 0) this.#transferee = undefined;
       // Check-quorum: a leader that has not heard from a quorum in an election timeout steps down.
       if (++this.#quorumElapsed >= this.#opts.electionTicks) {
         this.#quorumElapsed = 0;
-        const active = this.#progress.takeActive();
+        const active = this.#replication.takeActive();
         if (!this.#quorum((p) => p === this.id || active.has(p))) return this.#becomeFollower(this.term);
       }
       if (++this.#elapsed >= this.#opts.heartbeatTicks) {
         this.#elapsed = 0;
-        for (const peer of this.#peers()) this.#sendAppend(peer, true);
+        for (const peer of this.#peers()) this.#replication.send(peer, true);
       }
       return;
     }
@@ -141,9 +146,9 @@ export class RaftNode {
     if (this.role !== "leader" || to === this.id || !this.config.voters.includes(to)) return false;
     this.#transferee = to;
     this.#transferTicks = this.#opts.electionTicks;
-    if (this.#progress.match(to) >= this.lastIndex) {
+    if (this.#replication.match(to) >= this.lastIndex) {
       this.#send({ type: "timeout-now", from: this.id, to, term: this.term });
-    } else this.#sendAppend(to, false);
+    } else this.#replication.send(to, false);
     return true;
   }
 
@@ -248,7 +253,7 @@ export class RaftNode {
 
   /** Whether `ready()` has anything to persist, send or apply (cheap: allocates only to send waiting appends). */
   hasReady(): boolean {
-    this.#flushAppends();
+    this.#replication.flush(this.role === "leader");
     return this.#outbox.has(this.#log, this.commit);
   }
 
@@ -262,7 +267,7 @@ export class RaftNode {
   }
 
   ready(): Ready {
-    this.#flushAppends();
+    this.#replication.flush(this.role === "leader");
     return this.#outbox.ready(this.#log, this.#hardState(), this.commit);
   }
 
@@ -381,22 +386,17 @@ export class RaftNode {
 
   #onAppendResponse(m: Extract<Message, { type: "append-response" }>): void {
     if (this.role !== "leader") return;
-    this.#progress.heard(m.from);
     if (m.round !== undefined) {
       this.#readIndex.ack(m.from, m.round);
       this.#releaseReads();
     }
-    if (m.success) {
-      this.#progress.acked(m.from, m.index);
-      this.#maybeCommit();
-      if (this.role !== "leader") return;
-      if (this.#progress.match(m.from) < this.lastIndex) this.#sendAppend(m.from, false);
-      else if (m.from === this.#transferee) {
-        this.#send({ type: "timeout-now", from: this.id, to: m.from, term: this.term });
-      }
-    } else {
-      this.#progress.rejected(m.from, m.index);
-      this.#sendAppend(m.from, false);
+    this.#replication.answered(m.from, m.success, m.index);
+    if (!m.success) return;
+    this.#maybeCommit();
+    if (this.role !== "leader") return;
+    if (this.#replication.match(m.from) < this.lastIndex) this.#replication.send(m.from, false);
+    else if (m.from === this.#transferee) {
+      this.#send({ type: "timeout-now", from: this.id, to: m.from, term: this.term });
     }
   }
 
@@ -404,7 +404,7 @@ export class RaftNode {
   #startRead(ctx: string, from: string): void {
     this.#readIndex.start(ctx, this.commit, from);
     this.#releaseReads();
-    for (const peer of this.#peers()) this.#sendAppend(peer, true);
+    for (const peer of this.#peers()) this.#replication.send(peer, true);
   }
 
   #releaseReads(): void {
@@ -443,78 +443,26 @@ export class RaftNode {
     this.leader = this.id;
     this.#elapsed = 0;
     this.#quorumElapsed = 0;
-    this.#progress.reset();
+    this.#replication.reset();
     // A no-op of the new term: entries of earlier terms commit once it does.
     this.#replicate({ kind: "noop", data: new Uint8Array() });
   }
 
-  /** Appends one entry of this term as leader, sends it, and commits what can be. */
+  /** Appends one entry of this term as leader (its peers get it with the next Ready), and commits what can be. */
   #replicate(e: Omit<Entry, "index" | "term">): number {
     const index = this.lastIndex + 1;
-    this.#append([{ ...e, index, term: this.term }]);
-    for (const peer of this.#peers()) {
-      this.#progress.next(peer, index); // a new leader's or a new member's first guess
-      this.#unsent.add(peer);
-    }
+    this.#log.append([{ ...e, index, term: this.term }]);
+    this.#outbox.appended(index);
+    this.#replication.appended(this.#peers(), index);
     this.#maybeCommit();
     return index;
-  }
-
-  /** Sends what was appended since the last Ready: a burst of proposals costs one message per peer. */
-  #flushAppends(): void {
-    if (this.#unsent.size === 0) return;
-    if (this.role === "leader") { for (const peer of this.#unsent) this.#sendAppend(peer, false); }
-    this.#unsent.clear();
-  }
-
-  #append(entries: Entry[]): void {
-    this.#log.append(entries);
-    this.#outbox.appended(entries[0].index);
-  }
-
-  /**
-   * Sends `to` the entries not yet on their way to it. Appends are pipelined (the transport keeps their order): each
-   * entry goes out once, from past the last one sent, and at most MAX_AHEAD entries past what `to` acknowledged;
-   * a rejection (a message lost, a log that differs) starts again from `next`. A heartbeat goes out even with no
-   * entries: one after a lost message is rejected, and so recovers it.
-   */
-  #sendAppend(to: string, heartbeat: boolean): void {
-    const next = this.#progress.next(to, this.lastIndex + 1);
-    const round = this.#readIndex.round > 0 ? { round: this.#readIndex.round } : {};
-    if (next <= this.#log.snapshotIndex) {
-      // The entries it needs are compacted away: send the snapshot instead.
-      this.#progress.sentSnapshot(to, this.#snapshot!.index);
-      this.#send({ type: "snapshot", from: this.id, to, term: this.term, snapshot: this.#snapshot!, ...round });
-      return;
-    }
-    for (let first = true;; first = false) {
-      const from = Math.min(Math.max(next, this.#progress.sent(to) + 1), this.lastIndex + 1);
-      const room = Math.min(next + MAX_AHEAD - from, this.#opts.maxBatch ?? 64);
-      const entries = room <= 0 || from > this.lastIndex
-        ? []
-        : limitBytes(this.#log.slice(from, from + room), this.#opts.maxBatchBytes ?? 8 << 20);
-      if (entries.length === 0 && !(heartbeat && first)) return;
-      this.#send({
-        type: "append",
-        from: this.id,
-        to,
-        term: this.term,
-        prevIndex: from - 1,
-        prevTerm: this.termAt(from - 1),
-        entries,
-        commit: this.commit,
-        ...round,
-      });
-      if (entries.length === 0) return;
-      this.#progress.sentThrough(to, entries[entries.length - 1].index);
-    }
   }
 
   #maybeCommit(): void {
     const bug = this.#opts.bug === "joint-quorum-union" ? this.#opts.bug : undefined;
     // This node counts only for what it has stored: committed means durable on a quorum.
     const stored = this.#outbox.stored(this.#log);
-    const index = quorumIndex(this.config, (p) => p === this.id ? stored : this.#progress.match(p), bug);
+    const index = this.#replication.quorumIndex(this.config, stored, bug);
     if (index <= this.commit) return;
     if (this.termAt(index) !== this.term && this.#opts.bug !== "commit-old-term") return;
     this.commit = index;
