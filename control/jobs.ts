@@ -14,6 +14,7 @@ import { EventBus, type EventSubscription } from "../triggers/events.ts";
 import { defaultRetryPolicy, type RetryPolicy } from "../triggers/mod.ts";
 import { QueueConsumers, type Subscription } from "../triggers/queue.ts";
 import type { ControlCommand } from "./machine.ts";
+import { PublishBatcher } from "./publish_batch.ts";
 import { QueueStore } from "./queue_store.ts";
 import { RunStore } from "./run_store.ts";
 import type { Store } from "./store.ts";
@@ -48,6 +49,7 @@ export class JobTriggers {
   readonly #handles = new Map<string, WorkloadHandle>();
   readonly #propose: (command: ControlCommand) => Promise<unknown>;
   readonly #now: () => number;
+  readonly #publishes = new PublishBatcher((topic, bodies) => this.#append(topic, bodies, {}));
 
   constructor(opts: JobTriggersOptions) {
     const clock = opts.clock ?? systemClock;
@@ -158,7 +160,7 @@ export class JobTriggers {
   async publish(topic: string, bodies: Uint8Array[]): Promise<number[]> {
     const error = topicError(topic);
     if (error) throw new OrcaError("invalid", error, { hint: "letters, digits, . _ -, at most 200 characters" });
-    const ids = await this.#append(topic, bodies, {});
+    const ids = await this.#publishes.publish(topic, bodies);
     this.#consumers.notify(topic);
     return ids;
   }
@@ -190,6 +192,7 @@ export class JobTriggers {
   }
 
   async stop(): Promise<void> {
+    this.#publishes.close();
     this.#cron.stop();
     await this.#consumers.stop();
   }

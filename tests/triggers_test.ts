@@ -63,6 +63,39 @@ Deno.test("queues: in order, retried, dead-lettered, and nothing lost across kil
       assert.match(ls.stdout, /later\s+1\s+\(none\)/);
     });
 
+    await t.step("concurrent publishes share log entries; each gets its own ids, in its order; none lost", async () => {
+      const api = (path: string, init: RequestInit = {}) =>
+        fetch(`${server.apiUrl}/api/v1${path}`, {
+          ...init,
+          headers: { authorization: `Bearer ${server.token}`, ...init.headers },
+        });
+      const applied = async () => {
+        const { nodes } = await (await api("/nodes")).json();
+        return nodes[0].applied as number;
+      };
+      const before = await applied();
+      // 200 publishers at once, every other one with two messages in one request (NDJSON).
+      const answers = await Promise.all(Array.from({ length: 200 }, async (_, i) => {
+        const pair = i % 2 === 1;
+        const res = await api("/queues/burst", {
+          method: "POST",
+          headers: pair ? { "content-type": "application/x-ndjson" } : {},
+          body: pair ? `p${i}-a\np${i}-b\n` : `p${i}`,
+        });
+        assert.equal(res.status, 201);
+        return { pair, ids: (await res.json()).ids as number[] };
+      }));
+      for (const { pair, ids } of answers) {
+        assert.equal(ids.length, pair ? 2 : 1);
+        if (pair) assert.equal(ids[1], ids[0] + 1);
+      }
+      assert.equal(new Set(answers.flatMap((a) => a.ids)).size, 300);
+      const { topics } = await (await api("/queues")).json();
+      assert.equal(topics.find((q: { topic: string }) => q.topic === "burst")?.retained, 300);
+      const entries = await applied() - before;
+      assert.ok(entries < 200, `200 publishes took ${entries} log entries: not batched`);
+    });
+
     await t.step("the consumer receives messages in order; a flaky one is retried", async () => {
       assert.equal((await orca(server, "deploy", dir)).code, 0);
       for (const m of ["one", "flaky-two", "three"]) {

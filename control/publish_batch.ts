@@ -1,0 +1,92 @@
+/**
+ * Group commit for queue publishes: publishes to one topic that arrive
+ * together (before this server gets back to its event loop's message queue)
+ * go into the log as one command, and each publisher gets its own messages'
+ * ids back. Under load that is one entry (one stored row, one message to each
+ * peer, one apply) for many publishes; alone, a publish waits for nothing
+ * more than one turn of the event loop. Order holds: a batch's messages keep
+ * the order their publishes arrived in.
+ */
+
+/** The most bytes of bodies one batch carries (a bigger publish still goes alone, as one command). */
+const MAX_BATCH_BYTES = 1 << 20;
+/** The most publishes one batch carries. */
+const MAX_BATCH_PUBLISHES = 512;
+
+interface Waiter {
+  count: number;
+  resolve(ids: number[]): void;
+  reject(err: unknown): void;
+}
+
+interface Batch {
+  bodies: Uint8Array[];
+  bytes: number;
+  waiters: Waiter[];
+}
+
+export class PublishBatcher {
+  readonly #propose: (topic: string, bodies: Uint8Array[]) => Promise<number[]>;
+  /** Batches filling, by topic; each is proposed at the next wake. */
+  #filling = new Map<string, Batch[]>();
+  readonly #wake = new MessageChannel();
+  #woken = false;
+  #closed = false;
+
+  constructor(propose: (topic: string, bodies: Uint8Array[]) => Promise<number[]>) {
+    this.#propose = propose;
+    this.#wake.port1.onmessage = () => this.#flush();
+  }
+
+  /** Publishes `bodies` to `topic` with whatever else is published to it meanwhile; resolves with their ids. */
+  publish(topic: string, bodies: Uint8Array[]): Promise<number[]> {
+    if (this.#closed) return this.#propose(topic, bodies);
+    const bytes = bodies.reduce((n, b) => n + b.length, 0);
+    return new Promise((resolve, reject) => {
+      const batches = this.#filling.get(topic) ?? [];
+      let batch = batches[batches.length - 1];
+      const full = batch &&
+        (batch.bytes + bytes > MAX_BATCH_BYTES || batch.waiters.length >= MAX_BATCH_PUBLISHES);
+      if (!batch || full) {
+        batch = { bodies: [], bytes: 0, waiters: [] };
+        batches.push(batch);
+        this.#filling.set(topic, batches);
+      }
+      batch.bodies.push(...bodies);
+      batch.bytes += bytes;
+      batch.waiters.push({ count: bodies.length, resolve, reject });
+      if (!this.#woken) {
+        this.#woken = true;
+        this.#wake.port2.postMessage(null);
+      }
+    });
+  }
+
+  /** Stops batching: what is filling is proposed at once, and a publish after this goes alone. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#flush();
+    this.#wake.port1.close();
+    this.#wake.port2.close();
+  }
+
+  #flush(): void {
+    this.#woken = false;
+    const filling = this.#filling;
+    this.#filling = new Map();
+    for (const [topic, batches] of filling) {
+      for (const { bodies, waiters } of batches) {
+        this.#propose(topic, bodies).then((ids) => {
+          let at = 0;
+          for (const w of waiters) {
+            w.resolve(ids.slice(at, at + w.count));
+            at += w.count;
+          }
+        }, (err) => {
+          for (const w of waiters) w.reject(err);
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { PublishBatcher } from "./publish_batch.ts";
+
+const bytes = (s: string) => new TextEncoder().encode(s);
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+/** A log of proposals (the batcher's one dependency): ids counted per call, like the queue store's rows. */
+function recorder(fail?: (topic: string) => Error | undefined) {
+  const proposals: { topic: string; bodies: string[] }[] = [];
+  let next = 1;
+  const propose = (topic: string, bodies: Uint8Array[]): Promise<number[]> => {
+    proposals.push({ topic, bodies: bodies.map(text) });
+    const err = fail?.(topic);
+    if (err) return Promise.reject(err);
+    return Promise.resolve(bodies.map(() => next++));
+  };
+  return { proposals, propose };
+}
+
+Deno.test("publishes that arrive together are one proposal per topic; each publisher gets its own ids in order", async () => {
+  const { proposals, propose } = recorder();
+  const batcher = new PublishBatcher(propose);
+  try {
+    const results = await Promise.all([
+      batcher.publish("a", [bytes("a1")]),
+      batcher.publish("b", [bytes("b1"), bytes("b2")]),
+      batcher.publish("a", [bytes("a2"), bytes("a3")]),
+      batcher.publish("a", [bytes("a4")]),
+    ]);
+    assert.deepEqual(proposals, [
+      { topic: "a", bodies: ["a1", "a2", "a3", "a4"] },
+      { topic: "b", bodies: ["b1", "b2"] },
+    ]);
+    assert.deepEqual(results, [[1], [5, 6], [2, 3], [4]]);
+    // Later publishes make a new batch.
+    assert.deepEqual(await batcher.publish("a", [bytes("a5")]), [7]);
+    assert.equal(proposals.length, 3);
+  } finally {
+    batcher.close();
+  }
+});
+
+Deno.test("a failed proposal fails every publish in it, and only those", async () => {
+  const { propose } = recorder((topic) => topic === "down" ? new Error("no leader") : undefined);
+  const batcher = new PublishBatcher(propose);
+  try {
+    const results = await Promise.allSettled([
+      batcher.publish("down", [bytes("x")]),
+      batcher.publish("up", [bytes("y")]),
+      batcher.publish("down", [bytes("z")]),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ["rejected", "fulfilled", "rejected"]);
+    assert.equal((results[0] as PromiseRejectedResult).reason.message, "no leader");
+  } finally {
+    batcher.close();
+  }
+});
+
+Deno.test("a batch is bounded: by publishes and by bytes (a bigger publish goes alone)", async () => {
+  const { proposals, propose } = recorder();
+  const batcher = new PublishBatcher(propose);
+  try {
+    await Promise.all(Array.from({ length: 1200 }, (_, i) => batcher.publish("t", [bytes(`m${i}`)])));
+    assert.deepEqual(proposals.map((p) => p.bodies.length), [512, 512, 176]);
+    assert.deepEqual(proposals.flatMap((p) => p.bodies), Array.from({ length: 1200 }, (_, i) => `m${i}`));
+    proposals.length = 0;
+    const big = new Uint8Array(700 << 10);
+    await Promise.all([
+      batcher.publish("t", [bytes("small")]),
+      batcher.publish("t", [big]),
+      batcher.publish("t", [big]),
+      batcher.publish("t", [new Uint8Array(2 << 20)]),
+    ]);
+    assert.deepEqual(proposals.map((p) => p.bodies.length), [2, 1, 1]);
+  } finally {
+    batcher.close();
+  }
+});
+
+Deno.test("close proposes what is filling; a publish after it goes alone", async () => {
+  const { proposals, propose } = recorder();
+  const batcher = new PublishBatcher(propose);
+  const pending = batcher.publish("t", [bytes("last")]);
+  batcher.close();
+  assert.deepEqual(await pending, [1]);
+  assert.deepEqual(await batcher.publish("t", [bytes("after")]), [2]);
+  assert.deepEqual(proposals, [{ topic: "t", bodies: ["last"] }, { topic: "t", bodies: ["after"] }]);
+});
