@@ -1,11 +1,12 @@
 /**
- * Group commit for queue publishes: publishes to one topic that arrive
- * together (before this server gets back to its event loop's message queue)
- * go into the log as one command, and each publisher gets its own messages'
- * ids back. Under load that is one entry (one stored row, one message to each
- * peer, one apply) for many publishes; alone, a publish waits for nothing
- * more than one turn of the event loop. Order holds: a batch's messages keep
- * the order their publishes arrived in.
+ * Group commit for queue publishes. A topic has at most one proposal on its
+ * way through the log; publishes to it that arrive meanwhile wait and then go
+ * together, as one command, and each publisher gets its own messages' ids
+ * back. Under load that is one entry (one stored row, one message to each
+ * peer, one apply, one fsync) for many publishes; alone, a publish waits for
+ * nothing more than one turn of the event loop. Waiting costs no latency a
+ * log could have saved: its entries commit in order anyway. A topic's
+ * messages keep the order their publishes arrived in.
  */
 
 /** The most bytes of bodies one batch carries (a bigger publish still goes alone, as one command). */
@@ -27,15 +28,20 @@ interface Batch {
 
 export class PublishBatcher {
   readonly #propose: (topic: string, bodies: Uint8Array[]) => Promise<number[]>;
-  /** Batches filling, by topic; each is proposed at the next wake. */
-  #filling = new Map<string, Batch[]>();
+  /** Batches filling, by topic: proposed at the next wake, or once the topic's proposal under way is done. */
+  readonly #filling = new Map<string, Batch[]>();
+  /** Topics with a proposal under way. */
+  readonly #inFlight = new Set<string>();
   readonly #wake = new MessageChannel();
   #woken = false;
   #closed = false;
 
   constructor(propose: (topic: string, bodies: Uint8Array[]) => Promise<number[]>) {
     this.#propose = propose;
-    this.#wake.port1.onmessage = () => this.#flush();
+    this.#wake.port1.onmessage = () => {
+      this.#woken = false;
+      for (const topic of [...this.#filling.keys()]) if (!this.#inFlight.has(topic)) this.#send(topic);
+    };
   }
 
   /** Publishes `bodies` to `topic` with whatever else is published to it meanwhile; resolves with their ids. */
@@ -55,7 +61,7 @@ export class PublishBatcher {
       batch.bodies.push(...bodies);
       batch.bytes += bytes;
       batch.waiters.push({ count: bodies.length, resolve, reject });
-      if (!this.#woken) {
+      if (!this.#woken && !this.#inFlight.has(topic)) {
         this.#woken = true;
         this.#wake.port2.postMessage(null);
       }
@@ -66,27 +72,31 @@ export class PublishBatcher {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#flush();
+    for (const topic of [...this.#filling.keys()]) this.#send(topic);
     this.#wake.port1.close();
     this.#wake.port2.close();
   }
 
-  #flush(): void {
-    this.#woken = false;
-    const filling = this.#filling;
-    this.#filling = new Map();
-    for (const [topic, batches] of filling) {
-      for (const { bodies, waiters } of batches) {
-        this.#propose(topic, bodies).then((ids) => {
-          let at = 0;
-          for (const w of waiters) {
-            w.resolve(ids.slice(at, at + w.count));
-            at += w.count;
-          }
-        }, (err) => {
-          for (const w of waiters) w.reject(err);
-        });
-      }
-    }
+  /** Proposes what is filling for `topic` (a batch per command, in order); the next waits until all are done. */
+  #send(topic: string): void {
+    const batches = this.#filling.get(topic);
+    if (!batches) return;
+    this.#filling.delete(topic);
+    this.#inFlight.add(topic);
+    const proposed = batches.map(({ bodies, waiters }) =>
+      this.#propose(topic, bodies).then((ids) => {
+        let at = 0;
+        for (const w of waiters) {
+          w.resolve(ids.slice(at, at + w.count));
+          at += w.count;
+        }
+      }, (err) => {
+        for (const w of waiters) w.reject(err);
+      })
+    );
+    Promise.all(proposed).then(() => {
+      this.#inFlight.delete(topic);
+      if (this.#filling.has(topic)) this.#send(topic);
+    });
   }
 }

@@ -86,3 +86,30 @@ Deno.test("close proposes what is filling; a publish after it goes alone", async
   assert.deepEqual(await batcher.publish("t", [bytes("after")]), [2]);
   assert.deepEqual(proposals, [{ topic: "t", bodies: ["last"] }, { topic: "t", bodies: ["after"] }]);
 });
+
+Deno.test("while a topic's proposal is under way its next publishes wait, then go as one; other topics do not wait", async () => {
+  const proposals: { topic: string; bodies: string[]; done: (ids: number[]) => void }[] = [];
+  const batcher = new PublishBatcher((topic, bodies) =>
+    new Promise((done) => proposals.push({ topic, bodies: bodies.map(text), done }))
+  );
+  const turn = () => new Promise((r) => setTimeout(r, 0));
+  try {
+    const first = batcher.publish("t", [bytes("1")]);
+    await turn();
+    assert.deepEqual(proposals.map((p) => p.bodies), [["1"]]);
+    const waiting = [batcher.publish("t", [bytes("2")]), batcher.publish("t", [bytes("3")])];
+    const other = batcher.publish("u", [bytes("x")]);
+    await turn();
+    assert.deepEqual(proposals.map((p) => p.bodies), [["1"], ["x"]]); // "t" waits; "u" does not
+    proposals[1].done([10]);
+    assert.deepEqual(await other, [10]);
+    proposals[0].done([1]);
+    assert.deepEqual(await first, [1]);
+    await turn();
+    assert.deepEqual(proposals.map((p) => p.bodies), [["1"], ["x"], ["2", "3"]]);
+    proposals[2].done([2, 3]);
+    assert.deepEqual(await Promise.all(waiting), [[2], [3]]);
+  } finally {
+    batcher.close();
+  }
+});
