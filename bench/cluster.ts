@@ -113,15 +113,20 @@ async function sideBySide(baseline: string, rounds: number): Promise<string[]> {
   }
 }
 
+/** The index in `members` of the leader, once all three answer. */
+async function leaderOf(members: Member[], token: string): Promise<number> {
+  const address = await eventually("a leader", async () => {
+    const res = await fetch(`${members[0].apiUrl}/api/v1/nodes`, { headers: { authorization: `Bearer ${token}` } });
+    const nodes = (await res.json()).nodes as { address: string; leader: boolean; error?: string }[];
+    return nodes.length === 3 && nodes.every((n) => !n.error) ? nodes.find((n) => n.leader)?.address : undefined;
+  }, 60_000);
+  return members.findIndex((m) => address.startsWith(`${m.ip}:`));
+}
+
 async function failovers(members: Member[], token: string): Promise<number[]> {
   const times: number[] = [];
   for (let k = 0; k < KILLS; k++) {
-    const leaderIp = await eventually("a leader", async () => {
-      const res = await fetch(`${members[0].apiUrl}/api/v1/nodes`, { headers: { authorization: `Bearer ${token}` } });
-      const nodes = (await res.json()).nodes as { address: string; leader: boolean; error?: string }[];
-      return nodes.length === 3 && nodes.every((n) => !n.error) ? nodes.find((n) => n.leader)?.address : undefined;
-    }, 60_000);
-    const i = members.findIndex((m) => leaderIp.startsWith(`${m.ip}:`));
+    const i = await leaderOf(members, token);
     const victim = members[i];
     await victim.kill("SIGKILL");
     const t0 = performance.now();
@@ -155,15 +160,22 @@ export async function benchCluster(): Promise<string[]> {
         await startMember(`127.0.0.${i + 1}`, homes[i], ["--join", `127.0.0.1:${PORTS.api}`, "--token", token], PORTS),
       );
     }
-    // The lone server runs beside the three (idle while they are measured, as they are while it is).
+    // The lone server runs beside the three (idle while they are measured, as they are while it is). Writes go to
+    // the leader, as a client that follows the leader's address would send them; through a follower they are
+    // forwarded, one more hop, measured apart.
     const lone = await startLone(cliPath);
     try {
-      const three = await cells({ apiUrl: members[0].apiUrl, token });
+      const leader = members[await leaderOf(members, token)];
+      const follower = members.find((m) => m !== leader)!;
+      const three = await cells({ apiUrl: leader.apiUrl, token });
       lines.push(...await inTurn(await cells(lone), three, rounds, ["lone", "3 servers"]));
+      lines.push(`(per second, 2xx only; writes sent to the leader, ${leader.ip})`);
+      const forwarded = await cells({ apiUrl: follower.apiUrl, token });
+      const [name, run] = forwarded.find(([n]) => n === "publish c=64")!;
+      lines.push(`${name} through a follower (${follower.ip}, forwarded to the leader): ${(await run()).toFixed(0)}/s`);
     } finally {
       await lone.stop();
     }
-    lines.push("(per second, 2xx only; writes sent to 127.0.0.1, which may be a follower: then forwarded)");
     const times = await failovers(members, token);
     lines.push(
       `failover over ${times.length} kill -9 of the leader: first write accepted p50 ${

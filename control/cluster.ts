@@ -40,6 +40,9 @@ export type SelfReport = Record<string, unknown> & { term: number; commit: numbe
 /** How long a write forwarded to the leader may take before the client is told it failed. */
 const FORWARD_TIMEOUT_MS = 120_000;
 
+/** Forwarded bodies up to this size are read whole and sent in one piece; bigger ones stream. */
+const BUFFERED_BYTES = 256 << 10;
+
 /** The header a forwarded request carries: a server forwards a request once, never again. */
 const FORWARDED = "x-orca-forwarded";
 /** Routes that are this server's own, whoever leads. */
@@ -203,11 +206,15 @@ async function forward(request: Request, url: URL, address: string): Promise<Res
   const headers = new Headers(request.headers);
   for (const h of ["host", "connection", "keep-alive", "transfer-encoding"]) headers.delete(h);
   headers.set(FORWARDED, "1");
+  // A small body (a publish, a deploy's manifest) goes in one piece: streaming it costs more than it carries. A big
+  // one (a module) streams.
+  const length = Number(request.headers.get("content-length") ?? NaN);
+  const small = request.body !== null && length <= BUFFERED_BYTES;
   try {
     const res = await fetch(`http://${address}${url.pathname}${url.search}`, {
       method: request.method,
       headers,
-      body: request.body,
+      body: small ? await request.arrayBuffer() : request.body,
       redirect: "manual",
       // A leader that hangs must not hold the request forever; a deploy compiles, so leave it time.
       signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),

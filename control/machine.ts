@@ -94,6 +94,8 @@ export class ControlMachine implements StateMachine<CommandResult> {
   readonly #queues: QueueStore;
   readonly #runs: RunStore;
   readonly #listeners: ((changed: ReadonlySet<Change>) => void)[] = [];
+  /** The members table as last read; cleared when a command changes it. */
+  #members?: MemberRecord[];
   #index: number;
   #term: number;
 
@@ -124,9 +126,9 @@ export class ControlMachine implements StateMachine<CommandResult> {
     this.#listeners.push(listener);
   }
 
-  /** The servers registered, by id. */
+  /** The servers registered, by id (read once per change: a follower asks on every write it forwards). */
   members(): MemberRecord[] {
-    return readMembers((text) => this.#store.sql(text));
+    return this.#members ??= readMembers((text) => this.#store.sql(text));
   }
 
   /** The last entry applied, durably (stored with what it applied). */
@@ -165,6 +167,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
     } finally {
       if (alone) db.exec("PRAGMA synchronous = FULL");
     }
+    if (changed.has("member") || changed.has("member-removed")) this.#members = undefined;
     if (changed.size > 0) { for (const listener of this.#listeners) listener(changed); }
     return results;
   }
@@ -202,6 +205,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
       }
       this.#setApplied(data.applied.index, data.applied.term);
     });
+    this.#members = undefined;
     for (const listener of this.#listeners) listener(new Set(["snapshot"]));
   }
 

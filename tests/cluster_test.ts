@@ -92,6 +92,25 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
         const r = await call(follower.apiUrl, "not-the-token", "/queues/orders", init);
         assert.equal(r.status, 401, JSON.stringify(r.body));
       }
+      // Writes through a follower: a small body is forwarded in one piece, a big one streamed; the leader's answer,
+      // a refusal too, comes back as it is.
+      const leaderUrl = members.find((m) =>
+        m !== follower && nodes.find((n) => n.leader)!.address.startsWith(`${m.ip}:`)
+      )!
+        .apiUrl;
+      for (const size of [1 << 10, 600 << 10]) {
+        const bytes = new Uint8Array(size).map((_, i) => (i * 31 + size) & 0xff);
+        const hash = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)), (b) =>
+          b.toString(16).padStart(2, "0")).join("");
+        const put = await call(follower.apiUrl, token, `/blobs/${hash}`, { method: "PUT", body: bytes });
+        assert.equal(put.status, 201, JSON.stringify(put.body));
+        const got = await fetch(`${leaderUrl}/api/v1/blobs/${hash}?stale=1`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        assert.deepEqual(new Uint8Array(await got.arrayBuffer()), bytes);
+        const wrong = await call(follower.apiUrl, token, `/blobs/${"0".repeat(64)}`, { method: "PUT", body: bytes });
+        assert.equal(wrong.status, 400, JSON.stringify(wrong.body));
+      }
     });
 
     const cronDeployed = performance.now();
