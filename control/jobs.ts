@@ -14,7 +14,7 @@ import { EventBus, type EventSubscription } from "../triggers/events.ts";
 import { defaultRetryPolicy, type RetryPolicy } from "../triggers/mod.ts";
 import { QueueConsumers, type Subscription } from "../triggers/queue.ts";
 import type { ControlCommand } from "./machine.ts";
-import { PublishBatcher } from "./publish_batch.ts";
+import { PublishBatcher, type Turns } from "./publish_batch.ts";
 import { QueueStore } from "./queue_store.ts";
 import { RunStore } from "./run_store.ts";
 import type { Store } from "./store.ts";
@@ -33,8 +33,11 @@ export interface JobTriggersOptions {
   log?: (line: string) => void;
   /** Whether this server runs cron jobs and delivers messages now (the cluster's leader); default: always. */
   leads?: () => boolean;
-  /** Where queue changes are committed (publishes, acks, retries, dead letters): the log. */
-  commands: { propose(command: ControlCommand): Promise<unknown> };
+  /**
+   * Where queue changes are committed (publishes, acks, retries, dead letters): the log. Publishes gathered
+   * together go in just before it writes (`beforeWrite`, `wake`: raft/driver.ts), else after a turn of the loop.
+   */
+  commands: { propose(command: ControlCommand): Promise<unknown> } & Partial<Turns>;
 }
 
 const encoder = new TextEncoder();
@@ -49,7 +52,7 @@ export class JobTriggers {
   readonly #handles = new Map<string, WorkloadHandle>();
   readonly #propose: (command: ControlCommand) => Promise<unknown>;
   readonly #now: () => number;
-  readonly #publishes = new PublishBatcher((topic, bodies) => this.#append(topic, bodies, {}));
+  readonly #publishes: PublishBatcher;
 
   constructor(opts: JobTriggersOptions) {
     const clock = opts.clock ?? systemClock;
@@ -59,6 +62,8 @@ export class JobTriggers {
     const commands = opts.commands;
     this.#propose = (command) => commands.propose(command);
     this.#now = () => clock.now();
+    const turns = commands.beforeWrite && commands.wake ? commands as Turns : undefined;
+    this.#publishes = new PublishBatcher((topic, bodies) => this.#append(topic, bodies, {}), turns);
     const runs = this.runs;
     this.#cron = new CronScheduler({
       clock,

@@ -26,22 +26,38 @@ interface Batch {
   waiters: Waiter[];
 }
 
+/** The turns of whatever writes the log, when it lends them: gather just before it writes, and ask it for a turn. */
+export interface Turns {
+  beforeWrite(gather: () => void): void;
+  wake(): void;
+}
+
 export class PublishBatcher {
   readonly #propose: (topic: string, bodies: Uint8Array[]) => Promise<number[]>;
   /** Batches filling, by topic: proposed at the next wake, or once the topic's proposal under way is done. */
   readonly #filling = new Map<string, Batch[]>();
   /** Topics with a proposal under way. */
   readonly #inFlight = new Set<string>();
-  readonly #wake = new MessageChannel();
+  /** Asks for a turn: the log's (what is filling goes in its next write), else one of this batcher's own. */
+  readonly #wake: () => void;
+  readonly #channel?: MessageChannel;
   #woken = false;
   #closed = false;
 
-  constructor(propose: (topic: string, bodies: Uint8Array[]) => Promise<number[]>) {
+  constructor(propose: (topic: string, bodies: Uint8Array[]) => Promise<number[]>, turns?: Turns) {
     this.#propose = propose;
-    this.#wake.port1.onmessage = () => {
+    const gather = () => {
       this.#woken = false;
       for (const topic of [...this.#filling.keys()]) if (!this.#inFlight.has(topic)) this.#send(topic);
     };
+    if (turns) {
+      turns.beforeWrite(gather);
+      this.#wake = () => turns.wake();
+      return;
+    }
+    const channel = this.#channel = new MessageChannel();
+    channel.port1.onmessage = gather;
+    this.#wake = () => channel.port2.postMessage(null);
   }
 
   /** Publishes `bodies` to `topic` with whatever else is published to it meanwhile; resolves with their ids. */
@@ -63,7 +79,7 @@ export class PublishBatcher {
       batch.waiters.push({ count: bodies.length, resolve, reject });
       if (!this.#woken && !this.#inFlight.has(topic)) {
         this.#woken = true;
-        this.#wake.port2.postMessage(null);
+        this.#wake();
       }
     });
   }
@@ -73,8 +89,8 @@ export class PublishBatcher {
     if (this.#closed) return;
     this.#closed = true;
     for (const topic of [...this.#filling.keys()]) this.#send(topic);
-    this.#wake.port1.close();
-    this.#wake.port2.close();
+    this.#channel?.port1.close();
+    this.#channel?.port2.close();
   }
 
   /** Proposes what is filling for `topic` (a batch per command, in order); the next waits until all are done. */

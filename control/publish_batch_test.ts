@@ -113,3 +113,21 @@ Deno.test("while a topic's proposal is under way its next publishes wait, then g
     batcher.close();
   }
 });
+
+Deno.test("with the log's turns, publishes wait for its next turn and go in it as one", async () => {
+  const { proposals, propose } = recorder();
+  let gather = () => {};
+  let wakes = 0;
+  const batcher = new PublishBatcher(propose, { beforeWrite: (g) => (gather = g), wake: () => void wakes++ });
+  try {
+    const pending = [batcher.publish("t", [bytes("a")]), batcher.publish("t", [bytes("b")])];
+    assert.equal(wakes, 1, "one turn asked for");
+    await new Promise((r) => setTimeout(r, 5));
+    assert.equal(proposals.length, 0, "nothing goes before the turn");
+    gather();
+    assert.deepEqual(proposals, [{ topic: "t", bodies: ["a", "b"] }]);
+    assert.deepEqual(await Promise.all(pending), [[1], [2]]);
+  } finally {
+    batcher.close();
+  }
+});

@@ -182,6 +182,18 @@ export class ControlLog {
     return result.value;
   }
 
+  /**
+   * Calls `gather` just before each write of the log: commands it proposes then go in that write. `wake()` asks for
+   * one soon. (Publishes gathered this way become one command with no wait of their own.)
+   */
+  beforeWrite(gather: () => void): void {
+    this.#driver.beforeTurn(gather);
+  }
+
+  wake(): void {
+    this.#driver.wake();
+  }
+
   /** Calls `listener` after changes were applied (the kinds of command, or `snapshot`), in apply order. */
   onApplied(listener: (changed: ReadonlySet<Change>) => void): void {
     this.#machine.onApplied(listener);

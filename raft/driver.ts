@@ -51,6 +51,11 @@ export interface DriverOptions<R> {
    * written, however large the state); 0: never.
    */
   snapshotEvery?: number;
+  /**
+   * Take one too once the entries applied since the last hold this many bytes (default 16 MiB), however few they
+   * are: what the log keeps in memory stays bounded when entries are large. The proportion above still holds.
+   */
+  snapshotAfterBytes?: number;
   /** A proposal or read not done in this long is given up (its outcome unknown, for a proposal). */
   timeoutMs?: number;
   random?: () => number;
@@ -99,6 +104,8 @@ export class RaftDriver<R> {
    * would cost a write of its own (measured: a lone server's publishes at 16 in flight fell to a third).
    */
   readonly #wake = new MessageChannel();
+  readonly #gatherers: (() => void)[] = [];
+  #gathering = false;
   /** Whether each turn of the loop is one transaction of the store and the machine (`transaction`, `persistNow`). */
   readonly #grouped: boolean;
   #woken = false;
@@ -196,7 +203,8 @@ export class RaftDriver<R> {
     // A caller whose writes go one at a time gains nothing from waiting for others to batch with: its write starts
     // at once (and still takes along whatever else is waiting).
     if (opts.serial) queueMicrotask(() => this.#run());
-    this.#schedule();
+    if (!this.#gathering) this.#schedule(); // one gathered goes in the turn under way
+
     // A proposal of an earlier term at this index was truncated away (this node lost leadership and won it back).
     this.#proposals.get(index)?.reject(new NotLeaderError(this.node.leader, `entry ${index} was replaced`));
     this.#proposals.delete(index);
@@ -231,6 +239,22 @@ export class RaftDriver<R> {
   readBarrier(): Promise<void> {
     if (this.#stopped) return Promise.reject(new NotLeaderError(undefined, "stopped"));
     return this.#reads.begin();
+  }
+
+  /**
+   * Calls `gather` at the start of each turn, before this node writes: what it proposes then goes in that turn's
+   * write. With `wake()`, a caller gathering proposals (several into one entry) hands them over with no turn of the
+   * event loop of its own.
+   */
+  beforeTurn(gather: () => void): void {
+    this.#gatherers.push(gather);
+  }
+
+  /** Asks for a turn soon (once per event-loop turn however often it is asked). */
+  wake(): void {
+    // A stopped driver has no more turns: what was gathered is handed over now (and refused).
+    if (this.#stopped) { for (const gather of this.#gatherers) gather(); }
+    else this.#schedule();
   }
 
   /** Stops ticking, sending and applying; what is waiting is rejected. Does not close the transport or the store. */
@@ -270,6 +294,12 @@ export class RaftDriver<R> {
     if (this.#running || this.#stopped) return;
     this.#running = true;
     try {
+      this.#gathering = true;
+      try {
+        for (const gather of this.#gatherers) gather();
+      } finally {
+        this.#gathering = false;
+      }
       if (this.#grouped) this.#handleAllNow();
       else while (this.node.hasReady() && !this.#stopped) await this.#handle(this.node.ready());
       await this.#compact();
@@ -384,7 +414,9 @@ export class RaftDriver<R> {
     this.#taken = undefined;
     if (taken && taken.index > this.node.snapshotIndex && !this.#stopped) return await this.#saveSnapshot(taken);
     const every = this.#opts.snapshotEvery ?? 0;
-    if (every === 0 || this.#applied - this.node.snapshotIndex < every || this.#stopped || this.#snapshotting) return;
+    if (every === 0 || this.#stopped || this.#snapshotting) return;
+    const afterBytes = this.#opts.snapshotAfterBytes ?? 16 << 20;
+    if (this.#applied - this.node.snapshotIndex < every && this.#appliedBytes < afterBytes) return;
     if (this.#appliedBytes < this.#snapshotBytes) return;
     if (!machine.snapshotAsync || this.#snapshotFailed) {
       return await this.#saveSnapshot({ index: this.#applied, data: machine.snapshot() });

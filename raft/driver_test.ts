@@ -23,7 +23,10 @@ class Hub {
   }
 }
 
-function cluster(ids: string[], opts: { snapshotEvery?: number; store?: (id: string) => LogStore } = {}) {
+function cluster(
+  ids: string[],
+  opts: { snapshotEvery?: number; snapshotAfterBytes?: number; store?: (id: string) => LogStore } = {},
+) {
   const hub = new Hub();
   const fatal: unknown[] = [];
   const machines = new Map<string, KvMachine>();
@@ -39,6 +42,7 @@ function cluster(ids: string[], opts: { snapshotEvery?: number; store?: (id: str
       onFatal: (err) => fatal.push(err),
       tickMs: 5,
       snapshotEvery: opts.snapshotEvery,
+      snapshotAfterBytes: opts.snapshotAfterBytes,
     });
     return [id, driver];
   }));
@@ -168,6 +172,19 @@ Deno.test("RaftDriver: a node cut off past a snapshot catches up from the snapsh
     c.hub.cut.delete(lagging);
     await until("the lagging node to catch up", () => c.machines.get(lagging)!.kv.kv.get("k59") === "v59");
     assert.ok(c.drivers.get(lagging)!.node.snapshotIndex >= 40, "it caught up from a snapshot");
+  } finally {
+    c.stop();
+  }
+});
+
+Deno.test("RaftDriver: a few large entries are compacted by their bytes, not left in memory for their count", async () => {
+  const c = cluster(["n1", "n2", "n3"], { snapshotEvery: 10_000, snapshotAfterBytes: 64 << 10 });
+  try {
+    const leader = await until("a leader", () => leaderOf(c.drivers));
+    const big = "x".repeat(16 << 10);
+    for (let i = 0; i < 12; i++) await leader.propose(put(`k${i}`, big));
+    await until("every node to compact", () => [...c.drivers.values()].every((d) => d.node.snapshotIndex > 0));
+    for (const d of c.drivers.values()) assert.ok(d.node.log.length < 12, "the log holds what came after");
   } finally {
     c.stop();
   }
@@ -347,5 +364,30 @@ Deno.test("RaftDriver: after a snapshot, the next waits for as many bytes of ent
     await until("the second snapshot", () => driver.stats.snapshotsTaken === 2);
   } finally {
     driver.stop();
+  }
+});
+
+Deno.test("RaftDriver: what a gatherer proposes before a turn goes in that turn; a stopped driver hands it over at once", async () => {
+  const c = cluster(["n1"]);
+  try {
+    const leader = await until("a leader", () => leaderOf(c.drivers));
+    const waiting: string[] = [];
+    const answers: Promise<unknown>[] = [];
+    leader.beforeTurn(() => {
+      for (const key of waiting.splice(0)) answers.push(leader.propose(put(key, "v")));
+    });
+    const fsyncs = leader.stats.fsyncs;
+    waiting.push("a", "b", "c");
+    leader.wake();
+    await until("the gathered writes", () => answers.length === 3 || undefined);
+    await Promise.all(answers);
+    assert.equal(c.machines.get("n1")!.kv.kv.get("c"), "v");
+    assert.equal(leader.stats.fsyncs - fsyncs, 1, "the three went in one write");
+    leader.stop();
+    waiting.push("d");
+    leader.wake();
+    await assert.rejects(answers[3], /stopped/);
+  } finally {
+    c.stop();
   }
 });
