@@ -377,11 +377,11 @@ export class RaftDriver<R> {
       if (sameTerm && leaderMessage(m)) this.#opts.transport.send(m.to, m);
       else late.push(m);
     }
-    // A hard state that only moved the commit index is not worth an fsync of its own: it is rebuilt from the
-    // leader after a restart. It goes along with the next write.
+    // A hard state that only moved the commit index is not written at all: the commit index is rebuilt after a
+    // restart (from what the machine applied, and from the leader), and writing it would cost every write a page.
     const newTerm = hard !== undefined && (hard.term !== this.#written.term || hard.vote !== this.#written.vote);
     if (rd.snapshot === undefined && rd.entries.length === 0 && !newTerm) return { late };
-    return { write: { snapshot: rd.snapshot, entries: rd.entries, ...(hard && { hardState: hard }) }, late };
+    return { write: { snapshot: rd.snapshot, entries: rd.entries, ...(newTerm && { hardState: hard }) }, late };
   }
 
   #wrote(write: StoreWrite, ms: number): void {
