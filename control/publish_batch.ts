@@ -3,10 +3,12 @@
  * way through the log; publishes to it that arrive meanwhile wait and then go
  * together, as one command, and each publisher gets its own messages' ids
  * back. Under load that is one entry (one stored row, one message to each
- * peer, one apply, one fsync) for many publishes; alone, a publish waits for
- * nothing more than one turn of the event loop. Waiting costs no latency a
- * log could have saved: its entries commit in order anyway. A topic's
- * messages keep the order their publishes arrived in.
+ * peer, one apply, one fsync) for many publishes. The batch goes in the
+ * log's next turn (raft/driver.ts `beforeTurn`), where a lone proposal would
+ * have waited too; without the log's turns, after one of the event loop.
+ * Waiting behind a proposal under way costs no latency a log could have
+ * saved: its entries commit in order anyway. A topic's messages keep the
+ * order their publishes arrived in.
  */
 
 /** The most bytes of bodies one batch carries (a bigger publish still goes alone, as one command). */
