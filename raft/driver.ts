@@ -19,6 +19,7 @@
 import { type ConfigChange, type Message, RaftNode, type Ready, type Role } from "./core.ts";
 import { ConfigChangeError, NotLeaderError, TimeoutError } from "./errors.ts";
 import { coalesce, leaderMessage } from "./messages.ts";
+import { Proposals } from "./proposals.ts";
 import { ReadBarriers } from "./reads.ts";
 import type { Entry, HardState, LogStore, StateMachine, StoreWrite, Transport } from "./types.ts";
 
@@ -79,18 +80,11 @@ export interface DriverStats {
   leader?: string;
 }
 
-interface Waiter<T> {
-  resolve: (value: T) => void;
-  reject: (err: Error) => void;
-  deadline: number;
-}
-
 export class RaftDriver<R> {
   readonly node: RaftNode;
   readonly stats: DriverStats;
   readonly #opts: DriverOptions<R>;
-  /** Proposals by log index, with the term they were proposed in (an entry of another term there means lost). */
-  readonly #proposals = new Map<number, Waiter<R> & { term: number }>();
+  readonly #proposals: Proposals<R>;
   readonly #reads: ReadBarriers;
   #applied: number;
   /** The last index the store holds durably: a machine that keeps its applied index never applies past it. */
@@ -135,6 +129,7 @@ export class RaftDriver<R> {
     this.#applied = Math.max(snapshot?.index ?? 0, durable);
     this.#snapshotBytes = snapshot?.data.length ?? 0;
     this.#stable = Math.max(store.lastIndex(), snapshot?.index ?? 0);
+    this.#proposals = new Proposals(opts.timeoutMs ?? 5000);
     this.#reads = new ReadBarriers({
       node: () => this.node,
       schedule: () => this.#schedule(),
@@ -204,13 +199,7 @@ export class RaftDriver<R> {
     // at once (and still takes along whatever else is waiting).
     if (opts.serial) queueMicrotask(() => this.#run());
     if (!this.#gathering) this.#schedule(); // one gathered goes in the turn under way
-
-    // A proposal of an earlier term at this index was truncated away (this node lost leadership and won it back).
-    this.#proposals.get(index)?.reject(new NotLeaderError(this.node.leader, `entry ${index} was replaced`));
-    this.#proposals.delete(index);
-    return new Promise((resolve, reject) =>
-      this.#proposals.set(index, { resolve, reject, term, deadline: this.#deadline() })
-    );
+    return this.#proposals.wait(index, term, this.node.leader);
   }
 
   /**
@@ -225,9 +214,7 @@ export class RaftDriver<R> {
     const started = this.node.changeConfig(change);
     if (!started.ok) return Promise.reject(new ConfigChangeError(started.reason));
     this.#schedule();
-    return new Promise((resolve, reject) =>
-      this.#proposals.set(started.index, { resolve, reject, term, deadline: this.#deadline() })
-    );
+    return this.#proposals.wait(started.index, term, this.node.leader);
   }
 
   /**
@@ -267,19 +254,11 @@ export class RaftDriver<R> {
     this.#failAll(new NotLeaderError(undefined, "stopped"));
   }
 
-  #deadline(): number {
-    return performance.now() + (this.#opts.timeoutMs ?? 5000);
-  }
-
   #tick(): void {
     this.node.tick();
     this.#schedule();
     const now = performance.now();
-    for (const [index, w] of this.#proposals) {
-      if (w.deadline > now) break; // in index order, so in deadline order
-      this.#proposals.delete(index);
-      w.reject(new TimeoutError(`entry ${index} not applied in time; it may still be`));
-    }
+    this.#proposals.expire(now);
     this.#reads.tick(now);
   }
 
@@ -398,7 +377,7 @@ export class RaftDriver<R> {
     if (rd.snapshot) {
       this.#opts.machine.restore(rd.snapshot.data);
       this.#applied = rd.snapshot.index;
-      this.#settle(rd.snapshot.index, undefined);
+      this.#proposals.settle(rd.snapshot.index, undefined, this.node.leader);
       this.stats.snapshotsInstalled++;
     }
     this.#applyEntries(rd.committed.filter((e) => e.index > this.#applied));
@@ -467,23 +446,12 @@ export class RaftDriver<R> {
     entries.forEach((e, i) => {
       this.#applied = e.index;
       this.#appliedBytes += e.data.length;
-      this.#settle(e.index, { term: e.term, result: results[i] });
+      this.#proposals.settle(e.index, { term: e.term, result: results[i] }, this.node.leader);
     });
   }
 
-  /** Answers the proposals up to `index`: the one there with its result if the entry is the one proposed. */
-  #settle(index: number, applied: { term: number; result: R } | undefined): void {
-    for (const [i, w] of this.#proposals) {
-      if (i > index) break;
-      this.#proposals.delete(i);
-      if (i === index && applied?.term === w.term) w.resolve(applied.result);
-      else w.reject(new NotLeaderError(this.node.leader, `entry ${i} was replaced by another leader's`));
-    }
-  }
-
   #failAll(err: Error): void {
-    for (const w of this.#proposals.values()) w.reject(err);
+    this.#proposals.failAll(err);
     this.#reads.failAll(err);
-    this.#proposals.clear();
   }
 }
