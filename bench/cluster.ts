@@ -76,7 +76,9 @@ async function cells(t: Target): Promise<Cells> {
   ]);
 }
 
-const median = (v: number[]) => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)];
+/** The `q` quantile of `v` (0.5: the median). */
+const pct = (v: number[], q: number) => [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(q * v.length))];
+const median = (v: number[]) => pct(v, 0.5);
 
 /**
  * Two targets' cells measured in turn, cell by cell, over `rounds` rounds (so a slow minute of the machine falls
@@ -142,8 +144,6 @@ async function failovers(members: Member[], token: string): Promise<number[]> {
 
 export async function benchCluster(): Promise<string[]> {
   const lines: string[] = [];
-  const pct = (v: number[], q: number) =>
-    [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(q * v.length))];
   const rounds = Number(Deno.env.get("BENCH_ROUNDS") ?? 3);
   const baseline = Deno.env.get("BENCH_BASELINE");
   if (baseline) {

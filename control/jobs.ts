@@ -35,9 +35,9 @@ export interface JobTriggersOptions {
   leads?: () => boolean;
   /**
    * Where queue changes are committed (publishes, acks, retries, dead letters): the log. Publishes gathered
-   * together go in just before it writes (`beforeWrite`, `wake`: raft/driver.ts), else after a turn of the loop.
+   * together go in just before it writes (`beforeWrite`, `wake`: raft/driver.ts).
    */
-  commands: { propose(command: ControlCommand): Promise<unknown> } & Partial<Turns>;
+  commands: { propose(command: ControlCommand): Promise<unknown> } & Turns;
 }
 
 const encoder = new TextEncoder();
@@ -62,8 +62,7 @@ export class JobTriggers {
     const commands = opts.commands;
     this.#propose = (command) => commands.propose(command);
     this.#now = () => clock.now();
-    const turns = commands.beforeWrite && commands.wake ? commands as Turns : undefined;
-    this.#publishes = new PublishBatcher((topic, bodies) => this.#append(topic, bodies, {}), turns);
+    this.#publishes = new PublishBatcher((topic, bodies) => this.#append(topic, bodies, {}), commands);
     const runs = this.runs;
     this.#cron = new CronScheduler({
       clock,

@@ -5,8 +5,7 @@
  * back. Under load that is one entry (one stored row, one message to each
  * peer, one apply, one fsync) for many publishes. The batch goes in the
  * log's next turn (raft/driver.ts `beforeTurn`), where a lone proposal would
- * have waited too; without the log's turns, after one of the event loop.
- * Waiting behind a proposal under way costs no latency a log could have
+ * have waited too. Waiting behind a proposal under way costs no latency a log could have
  * saved: its entries commit in order anyway. A topic's messages keep the
  * order their publishes arrived in.
  */
@@ -28,7 +27,7 @@ interface Batch {
   waiters: Waiter[];
 }
 
-/** The turns of whatever writes the log, when it lends them: gather just before it writes, and ask it for a turn. */
+/** The turns of whatever writes the log: gather just before it writes, and ask it for a turn. */
 export interface Turns {
   beforeWrite(gather: () => void): void;
   wake(): void;
@@ -40,26 +39,17 @@ export class PublishBatcher {
   readonly #filling = new Map<string, Batch[]>();
   /** Topics with a proposal under way. */
   readonly #inFlight = new Set<string>();
-  /** Asks for a turn: the log's (what is filling goes in its next write), else one of this batcher's own. */
-  readonly #wake: () => void;
-  readonly #channel?: MessageChannel;
+  readonly #turns: Turns;
   #woken = false;
   #closed = false;
 
-  constructor(propose: (topic: string, bodies: Uint8Array[]) => Promise<number[]>, turns?: Turns) {
+  constructor(propose: (topic: string, bodies: Uint8Array[]) => Promise<number[]>, turns: Turns) {
     this.#propose = propose;
-    const gather = () => {
+    this.#turns = turns;
+    turns.beforeWrite(() => {
       this.#woken = false;
       for (const topic of [...this.#filling.keys()]) if (!this.#inFlight.has(topic)) this.#send(topic);
-    };
-    if (turns) {
-      turns.beforeWrite(gather);
-      this.#wake = () => turns.wake();
-      return;
-    }
-    const channel = this.#channel = new MessageChannel();
-    channel.port1.onmessage = gather;
-    this.#wake = () => channel.port2.postMessage(null);
+    });
   }
 
   /** Publishes `bodies` to `topic` with whatever else is published to it meanwhile; resolves with their ids. */
@@ -81,7 +71,7 @@ export class PublishBatcher {
       batch.waiters.push({ count: bodies.length, resolve, reject });
       if (!this.#woken && !this.#inFlight.has(topic)) {
         this.#woken = true;
-        this.#wake();
+        this.#turns.wake();
       }
     });
   }
@@ -91,8 +81,6 @@ export class PublishBatcher {
     if (this.#closed) return;
     this.#closed = true;
     for (const topic of [...this.#filling.keys()]) this.#send(topic);
-    this.#channel?.port1.close();
-    this.#channel?.port2.close();
   }
 
   /** Proposes what is filling for `topic` (a batch per command, in order); the next waits until all are done. */

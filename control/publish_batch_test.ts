@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
-import { PublishBatcher } from "./publish_batch.ts";
+import { PublishBatcher, type Turns } from "./publish_batch.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+/** The log's turns, played by the event loop: a turn asked for comes once the code running now is done. */
+function loopTurns(): Turns {
+  let gather = () => {};
+  return { beforeWrite: (g) => void (gather = g), wake: () => queueMicrotask(() => gather()) };
+}
 
 /** A log of proposals (the batcher's one dependency): ids counted per call, like the queue store's rows. */
 function recorder(fail?: (topic: string) => Error | undefined) {
@@ -19,7 +25,7 @@ function recorder(fail?: (topic: string) => Error | undefined) {
 
 Deno.test("publishes that arrive together are one proposal per topic; each publisher gets its own ids in order", async () => {
   const { proposals, propose } = recorder();
-  const batcher = new PublishBatcher(propose);
+  const batcher = new PublishBatcher(propose, loopTurns());
   try {
     const results = await Promise.all([
       batcher.publish("a", [bytes("a1")]),
@@ -42,7 +48,7 @@ Deno.test("publishes that arrive together are one proposal per topic; each publi
 
 Deno.test("a failed proposal fails every publish in it, and only those", async () => {
   const { propose } = recorder((topic) => topic === "down" ? new Error("no leader") : undefined);
-  const batcher = new PublishBatcher(propose);
+  const batcher = new PublishBatcher(propose, loopTurns());
   try {
     const results = await Promise.allSettled([
       batcher.publish("down", [bytes("x")]),
@@ -58,7 +64,7 @@ Deno.test("a failed proposal fails every publish in it, and only those", async (
 
 Deno.test("a batch is bounded: by publishes and by bytes (a bigger publish goes alone)", async () => {
   const { proposals, propose } = recorder();
-  const batcher = new PublishBatcher(propose);
+  const batcher = new PublishBatcher(propose, loopTurns());
   try {
     await Promise.all(Array.from({ length: 1200 }, (_, i) => batcher.publish("t", [bytes(`m${i}`)])));
     assert.deepEqual(proposals.map((p) => p.bodies.length), [512, 512, 176]);
@@ -79,7 +85,7 @@ Deno.test("a batch is bounded: by publishes and by bytes (a bigger publish goes 
 
 Deno.test("close proposes what is filling; a publish after it goes alone", async () => {
   const { proposals, propose } = recorder();
-  const batcher = new PublishBatcher(propose);
+  const batcher = new PublishBatcher(propose, loopTurns());
   const pending = batcher.publish("t", [bytes("last")]);
   batcher.close();
   assert.deepEqual(await pending, [1]);
@@ -89,8 +95,9 @@ Deno.test("close proposes what is filling; a publish after it goes alone", async
 
 Deno.test("while a topic's proposal is under way its next publishes wait, then go as one; other topics do not wait", async () => {
   const proposals: { topic: string; bodies: string[]; done: (ids: number[]) => void }[] = [];
-  const batcher = new PublishBatcher((topic, bodies) =>
-    new Promise((done) => proposals.push({ topic, bodies: bodies.map(text), done }))
+  const batcher = new PublishBatcher(
+    (topic, bodies) => new Promise((done) => proposals.push({ topic, bodies: bodies.map(text), done })),
+    loopTurns(),
   );
   const turn = () => new Promise((r) => setTimeout(r, 0));
   try {
