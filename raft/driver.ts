@@ -18,6 +18,7 @@
 
 import { type ConfigChange, type Message, RaftNode, type Ready, type Role } from "./core.ts";
 import { ConfigChangeError, NotLeaderError, TimeoutError } from "./errors.ts";
+import { Compaction, type Taken } from "./compaction.ts";
 import { coalesce, leaderMessage } from "./messages.ts";
 import { Proposals } from "./proposals.ts";
 import { ReadBarriers } from "./reads.ts";
@@ -104,13 +105,7 @@ export class RaftDriver<R> {
   readonly #grouped: boolean;
   #woken = false;
   #running = false;
-  /** Snapshots: one being made off this thread, one made and not yet stored, and whether making one failed. */
-  #snapshotting = false;
-  #taken?: { index: number; data: Uint8Array };
-  #snapshotFailed = false;
-  /** The size of the last snapshot, and the bytes of entries applied since it was stored. */
-  #snapshotBytes = 0;
-  #appliedBytes = 0;
+  readonly #compaction: Compaction;
   #stopped = false;
 
   constructor(opts: DriverOptions<R>) {
@@ -127,7 +122,11 @@ export class RaftDriver<R> {
     // A machine that kept its state is at least as new as a snapshot it applied; a newer snapshot replaces it.
     if (snapshot && snapshot.index > durable) opts.machine.restore(snapshot.data);
     this.#applied = Math.max(snapshot?.index ?? 0, durable);
-    this.#snapshotBytes = snapshot?.data.length ?? 0;
+    this.#compaction = new Compaction(
+      opts.snapshotEvery ?? 0,
+      opts.snapshotAfterBytes ?? 16 << 20,
+      snapshot?.data.length ?? 0,
+    );
     this.#stable = Math.max(store.lastIndex(), snapshot?.index ?? 0);
     this.#proposals = new Proposals(opts.timeoutMs ?? 5000);
     this.#reads = new ReadBarriers({
@@ -389,31 +388,18 @@ export class RaftDriver<R> {
   /** Takes a snapshot (compacting the log) once enough was applied since the last; stores one made meanwhile. */
   async #compact(): Promise<void> {
     const { machine } = this.#opts;
-    const taken = this.#taken;
-    this.#taken = undefined;
-    if (taken && taken.index > this.node.snapshotIndex && !this.#stopped) return await this.#saveSnapshot(taken);
-    const every = this.#opts.snapshotEvery ?? 0;
-    if (every === 0 || this.#stopped || this.#snapshotting) return;
-    const afterBytes = this.#opts.snapshotAfterBytes ?? 16 << 20;
-    if (this.#applied - this.node.snapshotIndex < every && this.#appliedBytes < afterBytes) return;
-    if (this.#appliedBytes < this.#snapshotBytes) return;
-    if (!machine.snapshotAsync || this.#snapshotFailed) {
+    const made = this.#compaction.takeMade();
+    if (made && made.index > this.node.snapshotIndex && !this.#stopped) return await this.#saveSnapshot(made);
+    if (this.#stopped || !this.#compaction.due(this.#applied - this.node.snapshotIndex)) return;
+    if (!machine.snapshotAsync || this.#compaction.failed) {
       return await this.#saveSnapshot({ index: this.#applied, data: machine.snapshot() });
     }
-    this.#snapshotting = true;
-    machine.snapshotAsync().then(
-      (snapshot) => (this.#taken = snapshot),
-      () => (this.#snapshotFailed = true),
-    ).finally(() => {
-      this.#snapshotting = false;
-      this.#schedule();
-    });
+    this.#compaction.making(machine.snapshotAsync(), () => this.#schedule());
   }
 
-  async #saveSnapshot(taken: { index: number; data: Uint8Array }): Promise<void> {
+  async #saveSnapshot(taken: Taken): Promise<void> {
     await this.#opts.store.saveSnapshot(this.node.snapshot(taken.index, taken.data));
-    this.#snapshotBytes = taken.data.length;
-    this.#appliedBytes = 0;
+    this.#compaction.stored(taken.data.length);
     this.stats.fsyncs++;
     this.stats.snapshotsTaken++;
   }
@@ -445,7 +431,7 @@ export class RaftDriver<R> {
       : entries.map((e) => machine.apply(e));
     entries.forEach((e, i) => {
       this.#applied = e.index;
-      this.#appliedBytes += e.data.length;
+      this.#compaction.applied(e.data.length);
       this.#proposals.settle(e.index, { term: e.term, result: results[i] }, this.node.leader);
     });
   }
