@@ -9,14 +9,27 @@ import { clientFlags, clientOptions, type Command, table } from "./command.ts";
 export const deployCommand: Command = {
   name: "deploy",
   summary: "Deploy every services/<project>/service.toml under DIR (default: the current folder).",
-  usage: "orca deploy [DIR] [--json]",
-  flags: ["--json           print the result as JSON", ...clientFlags],
-  options: { ...clientOptions, json: { type: "boolean" } },
+  usage: "orca deploy [DIR] [--plan] [--json]",
+  flags: [
+    "--plan           print where each replica would go and why (every node's verdict); change nothing",
+    "--json           print the result as JSON",
+    ...clientFlags,
+  ],
+  options: { ...clientOptions, json: { type: "boolean" }, plan: { type: "boolean" } },
   maxArgs: 1,
   async run(values, args) {
     const dir = args[0] ?? ".";
     const bundle = await loadProject(dir);
     const client = await Client.fromFlags(values);
+    if (values.plan) {
+      const projects = Object.fromEntries([...bundle.projects].map(([name, services]) => [name, services]));
+      const planned = await client.json<{ text: string; plan: unknown }>("/deploy?plan=1", {
+        method: "POST",
+        body: JSON.stringify({ projects }),
+      });
+      console.log(values.json ? JSON.stringify(planned.plan, null, 2) : planned.text);
+      return 0;
+    }
     const uploaded = await uploadMissing(client, "modules", bundle.modules.values());
     await uploadMissing(client, "blobs", bundle.blobs.values());
     await pullMissingImages(

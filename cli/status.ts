@@ -6,7 +6,7 @@ import { clientFlags, clientOptions, type Command, table } from "./command.ts";
 
 export const statusCommand: Command = {
   name: "status",
-  summary: "Show the deployed services: project, name, runtime, routes, state, instances.",
+  summary: "Show the deployed services: project, name, runtime, routes, state, instances, the nodes of its replicas.",
   usage: "orca status [--json]",
   flags: ["--json           print the services as JSON", ...clientFlags],
   options: { ...clientOptions, json: { type: "boolean" } },
@@ -30,8 +30,9 @@ export const statusCommand: Command = {
       s.message ? `${s.state} (${s.message})` : s.state,
       String(s.instances),
       `v${s.version}`,
+      nodesOf(s),
     ]);
-    const header = ["PROJECT", "NAME", "RUNTIME", "ROUTES", "STATE", "INSTANCES", "VERSION"];
+    const header = ["PROJECT", "NAME", "RUNTIME", "ROUTES", "STATE", "INSTANCES", "VERSION", "NODES"];
     if (services.some((s) => s.nextRuns || s.lastRun)) {
       header.push("NEXT RUN", "LAST RUN");
       services.forEach((s, i) => {
@@ -46,3 +47,12 @@ export const statusCommand: Command = {
     return 0;
   },
 };
+
+/** Where a service's replicas run: each node (its id's first 8 characters) with its count; `*`: every server. */
+function nodesOf(s: ServiceStatus): string {
+  if (!s.placements) return "*";
+  if (s.placements.length === 0) return "-";
+  const counts = new Map<string, number>();
+  for (const p of s.placements) counts.set(p.node, (counts.get(p.node) ?? 0) + 1);
+  return [...counts].map(([node, n]) => `${node.slice(0, 8)}${n > 1 ? `x${n}` : ""}`).join(",");
+}

@@ -150,6 +150,8 @@ export function createApi(opts: ApiOptions): Hono {
 
   app.post("/deploy", async (c) => {
     const body = await readJson(c.req.raw, limits.deploy, "deploy request");
+    // `?plan=1`: what the deploy would place where, and why; nothing changes.
+    if (c.req.query("plan") === "1") return c.json(await plane.planDeploy(body as DeployRequest));
     return c.json(await plane.deploy(body as DeployRequest));
   });
 

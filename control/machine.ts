@@ -19,6 +19,7 @@ import { fromBase64 } from "../runtime/mod.ts";
 import { QueueStore } from "./queue_store.ts";
 import { RunStore } from "./run_store.ts";
 import type { NodeFacts } from "./node_facts.ts";
+import { type Placements, PLACEMENTS_SCHEMA, writePlacements } from "./placement_store.ts";
 import {
   dumpState,
   encodeSnapshot,
@@ -39,6 +40,8 @@ export type ControlCommand =
     upserts: StoredService[];
     removals: { project: string; name: string }[];
     summary: DeploySummary;
+    /** The placements of every service whose placements changed (the leader's plan); absent: none changed. */
+    placements?: Placements;
   }
   /** A server's address, and what it offers the scheduler (absent: kept as registered). */
   | { type: "member"; id: string; address: string; at: number; facts?: NodeFacts }
@@ -101,7 +104,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
 
   constructor(store: Store) {
     this.#store = store;
-    store.db.exec(schema);
+    store.db.exec(schema + PLACEMENTS_SCHEMA);
     // Stores made before the registry held facts lack the columns.
     const columns = store.db.prepare("SELECT name FROM pragma_table_info('members')").all() as { name: string }[];
     if (!columns.some((c) => c.name === "facts")) {
@@ -186,7 +189,8 @@ export class ControlMachine implements StateMachine<CommandResult> {
     if (data.v !== 1) throw new Error(`snapshot format ${data.v} is not one this version reads`);
     const db = this.#store.db;
     this.#store.transaction(() => {
-      db.exec("DELETE FROM services; DELETE FROM deploys; DELETE FROM members;");
+      db.exec("DELETE FROM services; DELETE FROM deploys; DELETE FROM members; DELETE FROM placements;");
+      writePlacements((text) => this.#store.sql(text), data.placements ?? {});
       const member = this.#store.sql("INSERT INTO members (id, address, at, facts, drain) VALUES (?, ?, ?, ?, ?)");
       for (const m of data.members ?? []) {
         member.run(m.id, m.address, m.at, m.facts ? JSON.stringify(m.facts) : null, m.drain ? 1 : 0);
@@ -247,6 +251,9 @@ export class ControlMachine implements StateMachine<CommandResult> {
     switch (command.type) {
       case "deploy": {
         const id = this.#store.writeDeploy(command.upserts, command.removals, command.summary, command.at);
+        const sql = (text: string) => this.#store.sql(text);
+        writePlacements(sql, Object.fromEntries(command.removals.map((r) => [`${r.project}/${r.name}`, []])));
+        if (command.placements) writePlacements(sql, command.placements);
         const services = this.#store.services();
         const deployed = new Set(services.map((s) => keyOf(s)));
         this.#queues.applyConsumers(consumersOf(services), deployed);

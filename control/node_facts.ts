@@ -6,7 +6,7 @@
  * after a change: new labels, more memory).
  */
 
-import type { NodeGpu } from "../config/mod.ts";
+import type { NodeGpu, RuntimeKind } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 
 export interface NodeFacts {
@@ -14,12 +14,18 @@ export interface NodeFacts {
   /** Memory in bytes, CPU in thousandths of a core (as the scheduler counts them). */
   capacity: { memory: number; cpuMillis: number };
   gpus: NodeGpu[];
+  /** The runtimes it offers: Wasm always, containers where a Docker engine answered (absent: Wasm only). */
+  runtimes?: RuntimeKind[];
+  /** Where its proxy listens (`host:port`): other servers forward requests for its replicas there. */
+  proxy?: string;
 }
 
 const LABEL_KEY = /^[A-Za-z0-9](?:[A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^[A-Za-z0-9._-]{0,63}$/;
 const MAX_LABELS = 32;
 const MAX_GPU_GROUPS = 16;
+/** A host name, an IPv4 address or a bracketed IPv6 one, and a port. */
+const PROXY_ADDRESS = /^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):\d{1,5}$/;
 
 /** Parses `--labels k=v,k2=v2`; an error names the flag and the label at fault. */
 export function parseLabels(text: string, flag = "--labels"): Record<string, string> {
@@ -56,7 +62,7 @@ function labelError(key: string, value: string): string | undefined {
 export function checkFacts(value: unknown): NodeFacts {
   const bad = (field: string, why: string) => new OrcaError("invalid", `${field} ${why}`);
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw bad("facts", "must be an object");
-  const { labels, capacity, gpus } = value as Record<string, unknown>;
+  const { labels, capacity, gpus, runtimes, proxy } = value as Record<string, unknown>;
   if (typeof labels !== "object" || labels === null || Array.isArray(labels)) throw bad("labels", "must be an object");
   const entries = Object.entries(labels);
   if (entries.length > MAX_LABELS) throw bad("labels", `may hold at most ${MAX_LABELS}`);
@@ -80,7 +86,19 @@ export function checkFacts(value: unknown): NodeFacts {
       (gpu.vram === undefined || count(gpu.vram, 2 ** 40));
     if (!ok) throw bad(`gpus[${i}]`, "must be {vendor: nvidia|amd, count, model?, vram? (MB)}");
   });
+  const kinds = ["wasm", "container"];
+  if (
+    runtimes !== undefined &&
+    (!Array.isArray(runtimes) || runtimes.length > 2 || !runtimes.every((r) => kinds.includes(r)))
+  ) {
+    throw bad("runtimes", 'must be a list of "wasm" and "container"');
+  }
+  if (proxy !== undefined && (typeof proxy !== "string" || !PROXY_ADDRESS.test(proxy))) {
+    throw bad("proxy", "must be host:port (the address of the server's proxy)");
+  }
   return {
+    ...(runtimes !== undefined && { runtimes: [...new Set(runtimes as RuntimeKind[])] }),
+    ...(proxy !== undefined && { proxy: proxy as string }),
     labels: Object.fromEntries(entries as [string, string][]),
     capacity: { memory: c.memory as number, cpuMillis: c.cpuMillis as number },
     gpus: gpus.map((g) => {
@@ -90,12 +108,22 @@ export function checkFacts(value: unknown): NodeFacts {
   };
 }
 
-/** This machine's facts: its cores and memory as the system reports them, the GPUs found, `labels`. */
-export function localFacts(labels: Record<string, string>, gpus: NodeGpu[]): NodeFacts {
+/**
+ * This machine's facts: its cores and memory as the system reports them, the GPUs found, `labels`, the runtimes it
+ * offers and where its proxy listens.
+ */
+export function localFacts(
+  labels: Record<string, string>,
+  gpus: NodeGpu[],
+  runtimes: RuntimeKind[] = ["wasm"],
+  proxy?: string,
+): NodeFacts {
   return {
     labels,
     capacity: { memory: Deno.systemMemoryInfo().total, cpuMillis: navigator.hardwareConcurrency * 1000 },
     gpus,
+    runtimes,
+    ...(proxy !== undefined && { proxy }),
   };
 }
 

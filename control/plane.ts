@@ -18,8 +18,13 @@ import {
   sameSpec,
   validateRequest,
 } from "./deploy_request.ts";
+import type { Forwarder } from "./forward.ts";
 import type { JobTriggers } from "./jobs.ts";
 import type { Change, ControlCommand } from "./machine.ts";
+import { type Placements, readPlacements } from "./placement_store.ts";
+import { type ServiceStatus, serviceStatuses } from "./service_status.ts";
+import { explainServices, type NodeRecord, nodesOf, placeServices, replicasOn } from "./placements.ts";
+import type { ExplainJson } from "../scheduler/explain.ts";
 import type { DeployRecord, DeploySummary, Store, StoredService } from "./store.ts";
 import { type ContainerLike, type WasmLike, workloadId, Workloads } from "./workloads.ts";
 
@@ -36,25 +41,6 @@ export interface DeployResult {
   /** The deploy's id, or null when nothing changed. */
   id: number | null;
   summary: DeploySummary;
-}
-
-export interface ServiceStatus {
-  project: string;
-  name: string;
-  runtime: string;
-  routes: string[];
-  state: string;
-  instances: number;
-  version: number;
-  updatedAt: number;
-  requests: number;
-  errors: number;
-  module?: string;
-  message?: string;
-  /** Next firing of each cron trigger. */
-  nextRuns?: { trigger: string; at?: number }[];
-  /** The latest cron run. */
-  lastRun?: { scheduledAt: number; status: string; exitCode?: number; durationMs: number };
 }
 
 export interface ControlPlaneOptions {
@@ -74,6 +60,12 @@ export interface ControlPlaneOptions {
   publishEvent?: (name: string, data: Record<string, unknown>) => Promise<unknown>;
   /** Brings a module or a mounted file this node lacks from a peer (verified by its hash) and stores it. */
   fetchMissing?: (kind: "module" | "blob", hash: string) => Promise<void>;
+  /**
+   * This server as a node of a cluster: deploys place replicas with the scheduler on the registry's servers, this
+   * one runs those placed on it, and requests for the others go to a server that has one. Absent: every service
+   * runs here.
+   */
+  cluster?: { node: string; members(): NodeRecord[]; forwarder: Forwarder };
 }
 
 export class ControlPlane {
@@ -86,6 +78,9 @@ export class ControlPlane {
   readonly #publishEvent?: (name: string, data: Record<string, unknown>) => Promise<unknown>;
   readonly #fetchMissing?: (kind: "module" | "blob", hash: string) => Promise<void>;
   readonly #workloads: Workloads;
+  readonly #cluster?: ControlPlaneOptions["cluster"];
+  /** The placements the log applied, as last read (cleared when a deploy or snapshot is applied). */
+  #placements?: Placements;
   /** New versions a deploy made ahead, by workload id, for the convergence after it commits to take. */
   readonly #warm = new Map<string, WorkloadHandle>();
   /** Deploys and removals, one at a time. */
@@ -102,6 +97,7 @@ export class ControlPlane {
     this.#log = opts.log ?? (() => {});
     this.#jobs = opts.jobs;
     this.#fetchMissing = opts.fetchMissing;
+    this.#cluster = opts.cluster;
     this.#publishEvent = opts.publishEvent ?? (opts.jobs && ((name, data) => opts.jobs!.emit(name, data)));
     this.#workloads = new Workloads({
       wasm: opts.wasm,
@@ -111,7 +107,9 @@ export class ControlPlane {
     });
     opts.commands.onApplied((changed) => {
       // Only deploys (and a snapshot, which may hold any) change what runs here.
-      if (this.#restored && (changed.has("deploy") || changed.has("snapshot"))) this.#converge();
+      if (!changed.has("deploy") && !changed.has("snapshot")) return;
+      this.#placements = undefined;
+      if (this.#restored) this.#converge();
     });
   }
 
@@ -140,9 +138,10 @@ export class ControlPlane {
   /** Brings the workloads in line with the applied state, after what is already under way. */
   #converge(): Promise<void> {
     const run = this.#converging.then(async () => {
-      const desired = this.#store.services();
+      const deployed = this.#store.services();
+      const desired = this.#local(deployed);
       await this.#bringMissing(desired.map((s) => s.spec));
-      const result = await this.#workloads.converge(desired, this.#warm);
+      const result = await this.#workloads.converge(desired, this.#warm, deployed.map((s) => s.spec));
       for (const f of result.failed) this.#log(`${f.service} failed to start: ${f.error}`);
       const running = [...this.#workloads.active.values()].filter((a) => a.handle).map((a) => ({
         spec: a.stored.spec,
@@ -152,6 +151,23 @@ export class ControlPlane {
     });
     this.#converging = run.catch((err) => this.#log(`converge: ${(err as Error).message ?? err}`));
     return this.#converging;
+  }
+
+  /** The applied placements (read once per deploy applied). */
+  #applied(): Placements {
+    return this.#placements ??= readPlacements((text) => this.#store.sql(text));
+  }
+
+  /** What this server runs of `deployed`: services placed here (with the replicas placed here), and unplaced ones. */
+  #local(deployed: StoredService[], placements = this.#applied()): StoredService[] {
+    const node = this.#cluster?.node;
+    if (node === undefined) return deployed;
+    return deployed.flatMap((s) => {
+      const here = replicasOn(placements, keyOf(s.spec), node);
+      if (here === undefined) return [s];
+      if (here === 0) return [];
+      return [here === s.spec.replicas ? s : { ...s, spec: { ...s.spec, replicas: here } }];
+    });
   }
 
   /** Module and file bytes stay out of the log: what a deploy applied here references, a peer has. */
@@ -188,32 +204,34 @@ export class ControlPlane {
     await this.#bringMissing(incoming);
     checkRunnable(incoming, this.#store, this.#containers !== undefined);
     const active = this.#workloads.active;
+    const deployed = new Map(this.#store.services().map((s) => [keyOf(s.spec), s]));
     const summary: DeploySummary = { created: [], updated: [], removed: [], unchanged: [] };
     const changed: StoredService[] = [];
     const incomingKeys = new Set(incoming.map(keyOf));
     for (const spec of incoming) {
       const key = keyOf(spec);
-      const current = active.get(key);
-      if (current && current.handle && sameSpec(current.stored.spec, spec)) {
+      const current = deployed.get(key);
+      // One that failed to start here is started again, at a new version.
+      if (current && !active.get(key)?.failure && sameSpec(current.spec, spec)) {
         summary.unchanged.push(key);
         continue;
       }
       (current ? summary.updated : summary.created).push(key);
-      changed.push({ spec, version: (current?.stored.version ?? 0) + 1, updatedAt: this.#now() });
+      changed.push({ spec, version: (current?.version ?? 0) + 1, updatedAt: this.#now() });
     }
     const projects = new Set(Object.keys(request.projects));
-    for (const [key, a] of active) {
-      if (projects.has(a.stored.spec.project) && !incomingKeys.has(key)) summary.removed.push(key);
+    for (const [key, s] of deployed) {
+      if (projects.has(s.spec.project) && !incomingKeys.has(key)) summary.removed.push(key);
     }
     if (changed.length === 0 && summary.removed.length === 0) return { id: null, summary };
 
     // Routes of the result must not conflict: check before touching anything.
     const gone = new Set([...summary.removed, ...changed.map((c) => keyOf(c.spec))]);
-    const nextRoutes: Route[] = [
-      ...[...active].filter(([key]) => !gone.has(key)).flatMap(([, a]) => routesOf(a.stored.spec)),
-      ...changed.flatMap((c) => routesOf(c.spec)),
-    ];
+    const kept = [...deployed].filter(([key]) => !gone.has(key)).map(([, s]) => s.spec);
+    const nextRoutes: Route[] = [...kept, ...changed.map((c) => c.spec)].flatMap(routesOf);
     new RouteTable(nextRoutes);
+    // Where every replica goes: a replica that fits nowhere fails the deploy here, before anything starts.
+    const placements = this.#plan([...kept, ...changed.map((c) => c.spec)]);
 
     // Compile and warm every new version; on any failure, undo and leave the running ones alone.
     const started: WorkloadHandle[] = [];
@@ -224,7 +242,7 @@ export class ControlPlane {
       }
     };
     try {
-      for (const c of changed) {
+      for (const c of this.#local(changed, { ...this.#applied(), ...placements })) {
         const handle = await this.#workloads.start(c);
         started.push(handle);
         this.#warm.set(workloadId(c), handle);
@@ -235,7 +253,7 @@ export class ControlPlane {
     }
     let id: number;
     try {
-      id = await this.#commit(changed, summary.removed.map((k) => active.get(k)!.stored.spec), summary);
+      id = await this.#commit(changed, summary.removed.map((k) => deployed.get(k)!.spec), summary, placements);
     } catch (err) {
       await undo();
       throw err;
@@ -244,7 +262,7 @@ export class ControlPlane {
     await this.#converging;
     for (const key of summary.created) this.emit("orca.service.deployed", { service: key, deploy: id, version: 1 });
     for (const key of summary.updated) {
-      const version = active.get(key)?.stored.version;
+      const version = changed.find((c) => keyOf(c.spec) === key)?.version;
       this.emit("orca.service.updated", { service: key, deploy: id, version });
     }
     for (const key of summary.removed) this.emit("orca.service.removed", { service: key, deploy: id });
@@ -252,14 +270,33 @@ export class ControlPlane {
     return { id, summary };
   }
 
+  /**
+   * What deploying `request` would place where, with every node's verdict (`orca deploy --plan`, like `nomad job
+   * plan`); changes nothing.
+   */
+  async planDeploy(request: DeployRequest): Promise<{ text: string; plan: ExplainJson }> {
+    const incoming = validateRequest(request);
+    await this.#settled();
+    const projects = new Set(Object.keys(request.projects));
+    const kept = this.#store.services().filter((s) => !projects.has(s.spec.project)).map((s) => s.spec);
+    const members = this.#cluster?.members() ?? [];
+    if (nodesOf(members).length === 0) {
+      throw new OrcaError("unavailable", "this server places nothing: no node of the cluster has told its facts yet", {
+        retryAfter: 1,
+      });
+    }
+    const { text, json } = explainServices(members, this.#applied(), [...kept, ...incoming]);
+    return { text, plan: json };
+  }
+
   /** Removes one service (by `name` or `project/name`); serialized with deploys. */
   remove(service: string): Promise<DeployResult> {
     const run = this.#queue.then(async () => {
       await this.#settled();
       const key = this.resolve(service);
-      const a = this.#workloads.active.get(key)!;
+      const [project, name] = [key.slice(0, key.indexOf("/")), key.slice(key.indexOf("/") + 1)];
       const summary: DeploySummary = { created: [], updated: [], removed: [key], unchanged: [] };
-      const id = await this.#commit([], [a.stored.spec], summary);
+      const id = await this.#commit([], [{ project, name }], summary);
       await this.#converging;
       this.emit("orca.service.removed", { service: key, deploy: id });
       this.#log(`deploy ${id}: removed ${key}`);
@@ -284,10 +321,28 @@ export class ControlPlane {
     upserts: StoredService[],
     removed: { project: string; name: string }[],
     summary: DeploySummary,
+    placements?: Placements,
   ): Promise<number> {
     const removals = removed.map(({ project, name }) => ({ project, name }));
-    const command = { type: "deploy" as const, at: this.#now(), upserts, removals, summary };
+    const command = {
+      type: "deploy" as const,
+      at: this.#now(),
+      upserts,
+      removals,
+      summary,
+      ...(placements && Object.keys(placements).length > 0 && { placements }),
+    };
     return await this.#commands.propose(command, { serial: true }) as number;
+  }
+
+  /**
+   * The placements that change when `specs` is the whole desired state (the scheduler's plan; undefined when this
+   * server places nothing: it is no cluster's node, or no server has told its facts).
+   */
+  #plan(specs: ServiceSpec[]): Placements | undefined {
+    const members = this.#cluster?.members();
+    if (!members || nodesOf(members).length === 0) return undefined;
+    return placeServices(members, this.#applied(), specs).changed;
   }
 
   /** Runs a command in a service's workload (first replica). */
@@ -304,68 +359,50 @@ export class ControlPlane {
 
   #handleOf(service: string): WorkloadHandle {
     const key = this.resolve(service);
-    const handle = this.#workloads.active.get(key)!.handle;
-    if (!handle) throw new OrcaError("unavailable", `service ${key} is not running`, { hint: "orca status shows why" });
-    return handle;
-  }
-
-  /** Answers an HTTP request for `service` (a route's target). */
-  serve(service: string, request: Request, ctx: HttpContext): Promise<Response> {
-    const a = this.#workloads.active.get(service);
-    if (!a?.handle) {
-      return Promise.resolve(
-        Response.json({ error: "service unavailable", service, detail: a?.failure }, { status: 503 }),
-      );
-    }
-    return this.#workloads.runtime(a.handle).serveHttp(a.handle, request, ctx);
-  }
-
-  async status(): Promise<ServiceStatus[]> {
-    const out: ServiceStatus[] = [];
-    for (const [, a] of [...this.#workloads.active].sort(([x], [y]) => x.localeCompare(y))) {
-      const { spec, version, updatedAt } = a.stored;
-      const routes = routesOf(spec).map((r) => r.host ? `${r.host}${r.pattern}` : r.pattern);
-      const base = {
-        project: spec.project,
-        name: spec.name,
-        runtime: spec.runtime,
-        routes,
-        version,
-        updatedAt,
-        ...(spec.module_hash && { module: spec.module_hash }),
-      };
-      if (!a.handle) {
-        out.push({ ...base, state: "failed", instances: 0, requests: 0, errors: 0, message: a.failure });
-        continue;
-      }
-      const runtime = this.#workloads.runtime(a.handle);
-      // Container stats take the engine a second or two: status shows Wasm counters only.
-      const [st, stats] = await Promise.all([
-        runtime.status(a.handle).catch((err) => ({ state: "failed", instances: 0, message: (err as Error).message })),
-        a.handle.runtime === "wasm" ? runtime.stats(a.handle) : Promise.resolve({ requests: 0, errors: 0 }),
-      ]);
-      const key = keyOf(spec);
-      const nextRuns = this.#jobs?.nextRuns(key) ?? [];
-      const last = this.#jobs?.runs.runs(key, 1)[0];
-      out.push({
-        ...base,
-        ...(nextRuns.length > 0 && { nextRuns }),
-        ...(last && {
-          lastRun: {
-            scheduledAt: last.scheduledAt,
-            status: last.status,
-            durationMs: last.durationMs,
-            ...(last.exitCode !== undefined && { exitCode: last.exitCode }),
-          },
-        }),
-        state: st.state,
-        instances: st.instances,
-        requests: stats.requests,
-        errors: stats.errors,
-        ...(st.message && { message: st.message }),
+    const a = this.#workloads.active.get(key);
+    if (!a) {
+      const nodes = [...new Set((this.#applied()[key] ?? []).map((p) => p.node))].join(", ");
+      throw new OrcaError("unavailable", `service ${key} has no replica on this server (it runs on ${nodes})`, {
+        hint: "ask the server it runs on: orca --server <its address>",
       });
     }
-    return out;
+    if (!a.handle) {
+      throw new OrcaError("unavailable", `service ${key} is not running`, { hint: "orca status shows why" });
+    }
+    return a.handle;
+  }
+
+  /**
+   * Answers an HTTP request for `service` (a route's target): from a replica here, or else through a server that
+   * has one (a request another server forwarded is answered from here only).
+   */
+  serve(service: string, request: Request, ctx: HttpContext): Promise<Response> {
+    const a = this.#workloads.active.get(service);
+    const forwarder = this.#cluster?.forwarder;
+    if (a?.handle) {
+      return this.#workloads.runtime(a.handle).serveHttp(a.handle, forwarder?.strip(request) ?? request, ctx);
+    }
+    const elsewhere = (this.#applied()[service] ?? []).map((p) => p.node).filter((n) => n !== this.#cluster?.node);
+    if (forwarder && !a && elsewhere.length > 0 && !forwarder.isForwarded(request)) {
+      return forwarder.forward(request, new URL(request.url), service, [...new Set(elsewhere)]);
+    }
+    return Promise.resolve(
+      Response.json({ error: "service unavailable", service, detail: a?.failure }, {
+        status: 503,
+        headers: { "retry-after": "1" },
+      }),
+    );
+  }
+
+  /** Every deployed service: its state here, or where it runs. */
+  status(): Promise<ServiceStatus[]> {
+    return serviceStatuses({
+      services: this.#store.services(),
+      placements: this.#applied(),
+      active: this.#workloads.active,
+      runtime: (handle) => this.#workloads.runtime(handle),
+      ...(this.#jobs && { jobs: this.#jobs }),
+    });
   }
 
   /** Logs of a service, by `name` or `project/name`. */
@@ -376,9 +413,9 @@ export class ControlPlane {
 
   /** Resolves `name` or `project/name` to a service key, or explains why not. */
   resolve(service: string): string {
-    const active = this.#workloads.active;
-    if (active.has(service)) return service;
-    const matches = [...active.keys()].filter((k) => k.endsWith(`/${service}`));
+    const keys = this.#store.services().map((s) => keyOf(s.spec));
+    if (keys.includes(service)) return service;
+    const matches = keys.filter((k) => k.endsWith(`/${service}`));
     if (matches.length === 1) return matches[0];
     if (matches.length > 1) {
       throw new OrcaError("invalid", `service name "${service}" is ambiguous`, {
@@ -399,4 +436,4 @@ export class ControlPlane {
   }
 }
 
-export { type DeployRequest, describeSummary };
+export { type DeployRequest, describeSummary, type ServiceStatus };

@@ -15,6 +15,7 @@ import { secureHome } from "./home.ts";
 import { JobTriggers } from "./jobs.ts";
 import { ControlPlane } from "./plane.ts";
 import { Cluster } from "./cluster.ts";
+import { forwardCredential, Forwarder } from "./forward.ts";
 import { promoteWhenCaughtUp, registerSelf, requestJoin } from "./join.ts";
 import { localFacts } from "./node_facts.ts";
 import { ControlLog, PEER_PATH } from "./raft_log.ts";
@@ -131,7 +132,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const nodeId = await loadOrCreateNodeId(opts.home);
   const containers = new ContainerRuntime(new Engine(opts.dockerSocket), nodeId);
   const gpus = await discoverGpus();
-  const facts = localFacts(opts.labels ?? {}, gpus);
   const node = async () => ({
     id: nodeId,
     version: VERSION,
@@ -152,9 +152,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     return serveApi(request, target.url);
   };
   const onListen = () => {};
+  // The proxy listens early too (its address goes in this server's record), answering 503 until the plane is up.
+  let proxy = (_request: Request): Response | Promise<Response> =>
+    new OrcaError("unavailable", "the server is starting", { retryAfter: 1 }).toResponse();
   let apiServer: Deno.HttpServer<Deno.NetAddr>;
+  let httpServer: Deno.HttpServer<Deno.NetAddr>;
   try {
     apiServer = Deno.serve({ hostname: opts.hostname, port: opts.apiPort, onListen }, apiFetch);
+    try {
+      httpServer = Deno.serve({ hostname: opts.hostname, port: opts.httpPort, onListen }, (r) => proxy(r));
+    } catch (err) {
+      await apiServer.shutdown();
+      throw err;
+    }
   } catch (err) {
     wasm.close();
     store.close();
@@ -162,12 +172,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
   const stopEarly = async (err: unknown): Promise<never> => {
     await commands?.close();
+    await httpServer.shutdown();
     await apiServer.shutdown();
     wasm.close();
     store.close();
     throw err;
   };
   const advertise = opts.advertise ?? `${advertisedHost(opts.hostname)}:${apiServer.addr.port}`;
+  const runtimes = await containers.engine.ping() ? ["wasm" as const, "container" as const] : ["wasm" as const];
+  const proxyAddress = `${advertise.slice(0, advertise.lastIndexOf(":"))}:${httpServer.addr.port}`;
+  const facts = localFacts(opts.labels ?? {}, gpus, runtimes, proxyAddress);
   try {
     const fresh = !(await ControlLog.exists(opts.home, store));
     const joined = opts.join && fresh ? await requestJoin(opts.join, token, nodeId, advertise) : undefined;
@@ -213,7 +227,21 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await res.body?.cancel();
     if (!res.ok) throw new Error(`the leader answered ${res.status}`);
   };
-  const plane = new ControlPlane({ store, commands: log_, wasm, containers, log, jobs, fetchMissing, publishEvent });
+  const forwarder = new Forwarder({
+    credential: await forwardCredential(token),
+    proxyOf: (node) => log_.members().find((m) => m.id === node)?.facts?.proxy,
+  });
+  const plane = new ControlPlane({
+    store,
+    commands: log_,
+    wasm,
+    containers,
+    log,
+    jobs,
+    fetchMissing,
+    publishEvent,
+    cluster: { node: nodeId, members: () => log_.members(), forwarder },
+  });
   incident = (service, error) => plane.emit("orca.instance.crashed", { service, error });
   // A server that becomes the leader picks up the jobs at once (a firing missed during the election runs now).
   let leading = log_.isLeader;
@@ -243,19 +271,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       log(`this server's record in the registry (labels, capacity, GPUs) is not updated: ${err.message ?? err}`)
     );
   }
-  const proxy = createProxy({
+  proxy = createProxy({
     routes: () => plane.routes,
     serve: (service, request, ctx) => plane.serve(service, request, ctx),
+    forwardedHost: (request) => forwarder.forwardedHost(request),
     onError: (err, request) => log(`proxy: ${request.method} ${request.url}: ${(err as Error).message ?? err}`),
   });
-  let httpServer: Deno.HttpServer<Deno.NetAddr>;
-  try {
-    httpServer = Deno.serve({ hostname: opts.hostname, port: opts.httpPort, onListen }, proxy);
-  } catch (err) {
-    clearInterval(watchLeadership);
-    await plane.shutdown();
-    return await stopEarly(err);
-  }
   const url = (addr: Deno.NetAddr) =>
     `http://${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
   return {

@@ -10,6 +10,7 @@
 
 import type { StatementSync } from "node:sqlite";
 import type { NodeFacts } from "./node_facts.ts";
+import { type Placements, readPlacements } from "./placement_store.ts";
 import { dumpQueues, type QueueTables } from "./queue_store.ts";
 import { dumpRuns, type RunTables } from "./run_store.ts";
 
@@ -51,6 +52,8 @@ export interface SnapshotData {
   services: { project: string; name: string; version: number; spec: string; updated_at: number }[];
   deploys: { id: number; at: number; summary: string }[];
   members?: MemberRecord[];
+  /** Where each placed service's replicas run. */
+  placements?: Placements;
   queues?: QueueTables;
   runs?: RunTables;
   /** AUTOINCREMENT counters: ids handed out (deploys, messages) are never handed out again after a restore. */
@@ -77,6 +80,7 @@ export function dumpState(sql: (text: string) => StatementSync): SnapshotData {
       .all() as SnapshotData["services"],
     deploys: sql("SELECT id, at, summary FROM deploys ORDER BY id").all() as SnapshotData["deploys"],
     members: readMembers(sql),
+    placements: readPlacements(sql),
     queues: dumpQueues(sql),
     runs: dumpRuns(sql),
     sequences: sql("SELECT name, seq FROM sqlite_sequence ORDER BY name").all() as SnapshotData["sequences"],

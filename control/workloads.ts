@@ -12,6 +12,7 @@ import { routesOf, RouteTable } from "../proxy/mod.ts";
 import type { GuestKind, HttpServing, JobRunning, Runtime, WorkloadHandle } from "../runtime/mod.ts";
 import { keyOf } from "./deploy_request.ts";
 import { needsCommand } from "./jobs.ts";
+import type { ServiceSpec } from "../config/mod.ts";
 import type { StoredService } from "./store.ts";
 
 export interface Active {
@@ -67,8 +68,15 @@ export class Workloads {
     return this.#opts.containers;
   }
 
-  /** Makes the running set match `desired`, using `warm` versions where there are; a failure to start is recorded. */
-  async converge(desired: StoredService[], warm: Map<string, WorkloadHandle>): Promise<Converged> {
+  /**
+   * Makes the running set match `desired`, using `warm` versions where there are; a failure to start is recorded.
+   * The routes are those of `routed` (every service deployed: one placed on other servers is forwarded there).
+   */
+  async converge(
+    desired: StoredService[],
+    warm: Map<string, WorkloadHandle>,
+    routed: ServiceSpec[] = desired.map((s) => s.spec),
+  ): Promise<Converged> {
     const result: Converged = { started: [], removed: [], failed: [] };
     const next = new Map<string, Active>();
     for (const stored of desired) {
@@ -92,7 +100,7 @@ export class Workloads {
     }
     let table: RouteTable;
     try {
-      table = new RouteTable([...next.values()].flatMap((a) => routesOf(a.stored.spec)));
+      table = new RouteTable(routed.flatMap(routesOf));
     } catch (err) {
       // Deploys are checked for conflicts before they commit; a conflict here keeps the routes that work.
       this.#opts.log(`routes not changed: ${(err as Error).message}`);

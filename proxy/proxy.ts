@@ -2,7 +2,7 @@
 
 import { OrcaError } from "../errors.ts";
 import type { HttpContext } from "../runtime/mod.ts";
-import { requestTarget } from "./host.ts";
+import { parseHost, requestTarget } from "./host.ts";
 import type { RouteTable } from "./router.ts";
 
 /** Whatever answers for a service (the control plane wires runtimes in). */
@@ -12,6 +12,11 @@ export interface ProxyOptions {
   /** The current table; read per request so deploys swap it atomically. */
   routes(): RouteTable;
   serve: ServeService;
+  /**
+   * The Host to route by when another server of the cluster forwarded the request (it carries the client's):
+   * undefined for any other request.
+   */
+  forwardedHost?(request: Request): string | undefined;
   /** Called for every request that failed inside Orca (not the guest's own 5xx). */
   onError?(err: unknown, request: Request): void;
 }
@@ -24,7 +29,14 @@ export function createProxy(opts: ProxyOptions): (request: Request) => Promise<R
     // Host is checked before the URL is read: the URL is built from it, and routing uses the request's own path.
     const target = requestTarget(request);
     if ("error" in target) return json(400, { error: "bad request", detail: target.error });
-    const { host, url } = target;
+    const { url } = target;
+    let host = target.host;
+    const original = opts.forwardedHost?.(request);
+    if (original !== undefined) {
+      const parsed = parseHost(original);
+      if (!parsed) return json(400, { error: "bad request", detail: "malformed forwarded Host" });
+      host = parsed;
+    }
     const routed = opts.routes().match(host.hostname, url.pathname);
     if (routed === null) return json(400, { error: "bad request", detail: "malformed percent-encoding in path" });
     if (!routed) return json(404, { error: "no route", host: host.hostname, path: url.pathname });

@@ -22,6 +22,11 @@ interface NodeRow {
   drain?: boolean;
 }
 
+interface PlacedRow {
+  name: string;
+  placements?: { replica: number; node: string }[];
+}
+
 async function orcaAt(server: string, token: string, ...args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", cliPath, args[0], "--server", server, "--token", token, ...args.slice(1)],
@@ -33,10 +38,10 @@ async function orcaAt(server: string, token: string, ...args: string[]) {
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }
 
-const project = (name: string, route: string) =>
+const project = (name: string, route: string, replicas = 1) =>
   writeProject({
     [name]: `[[service]]\nname = "${name}"\nmodule = "${examplesDir}/services/hello-c/hello.wasm"\n` +
-      `triggers = ["${route}"]\nenv = { GREETING = "hi" }\n`,
+      `triggers = ["${route}"]\nenv = { GREETING = "hi" }\nreplicas = ${replicas}\n`,
   });
 
 async function greet(member: Member, path: string): Promise<string | undefined> {
@@ -116,8 +121,11 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
     const cronDeployed = performance.now();
     await t.step("a deploy through a follower reaches every server's proxy", async () => {
       const dir = await writeProject({
+        // Two replicas, in two of the three zones: the servers without one forward its requests.
         greeter: `[[service]]\nname = "greeter"\nmodule = "${examplesDir}/services/hello-c/hello.wasm"\n` +
-          `triggers = ["http:/greet/:name"]\n`,
+          `triggers = ["http:/greet/:name"]\nreplicas = 2\n`,
+        // One replica: two servers forward to it. It prints the headers it was given.
+        probe: `[[service]]\nname = "probe"\nmodule = "${guestsDir}/sandbox.wasm"\ntriggers = ["http:/probe"]\n`,
         // A job every second, kept through the failover below: each tick must run at most once cluster-wide.
         ticker: `[[service]]\nname = "tick"\nmodule = "${guestsDir}/tick.wasm"\ntriggers = ["cron:* * * * * *"]\n`,
       });
@@ -130,11 +138,67 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
       // Reads are linearizable on any server: the follower that took the deploy lists it at once.
       const status = await call(c.apiUrl, token, "/services");
       assert.equal(status.status, 200);
-      assert.deepEqual((status.body as { services: { name: string }[] }).services.map((s) => s.name).sort(), [
-        "greeter",
-        "tick",
-      ]);
+      const services = (status.body as { services: PlacedRow[] }).services;
+      assert.deepEqual(services.map((s) => s.name).sort(), ["greeter", "probe", "tick"]);
+      // The scheduler placed the served ones: greeter on two servers in two zones, probe on one; the cron job is
+      // ready on every server (the leader runs it).
+      const nodes = JSON.parse((await orcaAt(a.apiUrl, token, "nodes", "--json")).stdout) as NodeRow[];
+      const zoneOf = (id: string) => nodes.find((n) => n.id === id)!.labels!.zone;
+      const greeter = services.find((s) => s.name === "greeter")!;
+      assert.deepEqual(greeter.placements!.map((p) => p.replica), [0, 1]);
+      assert.equal(new Set(greeter.placements!.map((p) => zoneOf(p.node))).size, 2, JSON.stringify(greeter));
+      assert.equal(services.find((s) => s.name === "probe")!.placements!.length, 1);
+      assert.equal(services.find((s) => s.name === "tick")!.placements, undefined);
+      const table = await orcaAt(a.apiUrl, token, "status");
+      assert.match(table.stdout, /NODES/);
+      // Every server answers for probe, two of them by forwarding: the service sees the Host the client sent, and
+      // never the forwarding headers; a client that sends them forged is routed and served as any other.
+      for (const m of members) {
+        const hostPort = new URL(m.httpUrl).host;
+        const forgeries: Record<string, string>[] = [{}, {
+          "x-orca-proxied": "forged",
+          "x-orca-proxied-host": "evil.example",
+        }];
+        for (const forged of forgeries) {
+          const res = await fetch(`${m.httpUrl}/probe`, { headers: forged });
+          const text = await res.text();
+          assert.equal(res.status, 200, text);
+          assert.match(text, new RegExp(`env HTTP_HOST: ${hostPort.replaceAll(".", "\\.")}\n`));
+          assert.match(text, /env HTTP_X_ORCA_PROXIED: \(unset\)/);
+          assert.match(text, /env HTTP_X_ORCA_PROXIED_HOST: \(unset\)/);
+        }
+      }
     });
+
+    await t.step(
+      "orca deploy --plan shows where replicas would go and changes nothing; one that fits nowhere fails",
+      async () => {
+        const big = `[[service]]\nname = "wide"\nmodule = "${examplesDir}/services/hello-c/hello.wasm"\n` +
+          `triggers = ["http:/wide"]\nreplicas = 3\n`;
+        const dir = await writeProject({ wide: big });
+        const planned = await orcaAt(c.apiUrl, token, "deploy", dir, "--plan");
+        assert.equal(planned.code, 0, planned.stderr);
+        assert.match(planned.stdout, /plan: 3 to place, 0 to migrate, 0 to stop, 0 cannot be placed/);
+        assert.equal((planned.stdout.match(/place wide\/wide#\d on /g) ?? []).length, 3, planned.stdout);
+        const json = JSON.parse((await orcaAt(c.apiUrl, token, "deploy", dir, "--plan", "--json")).stdout);
+        assert.equal(new Set(json.placements.map((p: { node: string }) => p.node)).size, 3, "spread over 3 zones");
+        const after = await call(a.apiUrl, token, "/services");
+        assert.ok(
+          !(after.body as { services: PlacedRow[] }).services.some((s) => s.name === "wide"),
+          "nothing changed",
+        );
+        // Pinned to a zone no server is in: the plan says why for every node, and the deploy fails with nothing done.
+        const nowhere = await writeProject({ wide: `${big}[service.placement]\nlabels = { zone = "z9" }\n` });
+        const why = await orcaAt(c.apiUrl, token, "deploy", nowhere, "--plan");
+        assert.match(why.stdout, /3 cannot be placed/);
+        const refused = await orcaAt(b.apiUrl, token, "deploy", nowhere);
+        assert.notEqual(refused.code, 0);
+        assert.match(refused.stderr, /fit on no node/);
+        assert.match(refused.stderr, /zone/);
+        const still = await call(a.apiUrl, token, "/services");
+        assert.ok(!(still.body as { services: PlacedRow[] }).services.some((s) => s.name === "wide"));
+      },
+    );
 
     await t.step("kill -9 the leader: a new one takes writes within 3 s, and the survivors keep serving", async () => {
       const listed = await orcaAt(a.apiUrl, token, "nodes", "--json");
@@ -168,7 +232,8 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
       await new Promise((r) => setTimeout(r, 300));
       await leader.kill("SIGKILL");
       const killedAt = performance.now();
-      const dir = await project("second", "http:/second/:name");
+      // Three replicas: whichever server died, each survivor runs one (a lost node's replicas are not moved yet).
+      const dir = await project("second", "http:/second/:name", 3);
       await eventually("a write accepted after the leader died", async () => {
         const r = await orcaAt(survivors[0].apiUrl, token, "deploy", dir);
         return r.code === 0;

@@ -1,0 +1,128 @@
+/**
+ * Requests for a service with no replica on this server go to a server that
+ * has one (the one with the fewest of ours in flight), with the original
+ * method, path, Host and body, streamed both ways. Such a request carries a
+ * credential only the cluster's servers can make (derived from the cluster
+ * token) and the Host the client sent; a server serves it from its own
+ * replicas only, so nothing is forwarded twice, and both headers are removed
+ * before the service sees the request. A client that sends them without the
+ * credential gets them removed and is served as any other request.
+ */
+
+import { timingSafeEqual } from "node:crypto";
+
+/** The credential a forwarded request carries. */
+export const FORWARD_HEADER = "x-orca-proxied";
+/** The Host the client sent, on a forwarded request (fetch sets Host to the peer's address). */
+export const FORWARD_HOST_HEADER = "x-orca-proxied-host";
+
+const encoder = new TextEncoder();
+/** Headers that belong to one connection, never passed on. */
+const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"];
+
+/** The proxies' credential for a cluster: HMAC-SHA-256 of a fixed label under the cluster token. */
+export async function forwardCredential(token: string): Promise<string> {
+  const key = await crypto.subtle.importKey("raw", encoder.encode(token), { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+  ]);
+  const mac = await crypto.subtle.sign("HMAC", key, encoder.encode("orca proxy forward v1"));
+  return Array.from(new Uint8Array(mac), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export interface ForwarderOptions {
+  credential: string;
+  /** Where server `node`'s proxy listens (`host:port`), if it said. */
+  proxyOf(node: string): string | undefined;
+  /** How long a forwarded request may take to get its answer's head. */
+  timeoutMs?: number;
+}
+
+export class Forwarder {
+  readonly #opts: ForwarderOptions;
+  readonly #credential: Uint8Array;
+  /** Requests of ours under way at each server. */
+  readonly #inFlight = new Map<string, number>();
+
+  constructor(opts: ForwarderOptions) {
+    this.#opts = opts;
+    this.#credential = encoder.encode(opts.credential);
+  }
+
+  /** The Host to route `request` by when another server forwarded it (its credential checks out); else undefined. */
+  forwardedHost(request: Request): string | undefined {
+    if (!this.isForwarded(request)) return undefined;
+    return request.headers.get(FORWARD_HOST_HEADER) ?? undefined;
+  }
+
+  /** Whether `request` was forwarded by a server of this cluster. */
+  isForwarded(request: Request): boolean {
+    const given = request.headers.get(FORWARD_HEADER);
+    if (given === null) return false;
+    const bytes = encoder.encode(given);
+    return bytes.length === this.#credential.length && timingSafeEqual(bytes, this.#credential);
+  }
+
+  /**
+   * `request` as the service is to see it: without the forwarding headers, and with the client's own Host when a
+   * server forwarded it (the same request when it has none of them).
+   */
+  strip(request: Request): Request {
+    if (!request.headers.has(FORWARD_HEADER) && !request.headers.has(FORWARD_HOST_HEADER)) return request;
+    const original = this.forwardedHost(request);
+    const headers = new Headers(request.headers);
+    headers.delete(FORWARD_HEADER);
+    headers.delete(FORWARD_HOST_HEADER);
+    if (original !== undefined) headers.set("host", original);
+    return new Request(request, { headers });
+  }
+
+  /**
+   * Sends `request` to one of `nodes` (fewest in flight first); a server that cannot be reached is skipped while the
+   * body has not been sent. Resolves with the first answer, or a 502/503 naming the servers tried.
+   */
+  async forward(request: Request, url: URL, service: string, nodes: readonly string[]): Promise<Response> {
+    const targets = nodes
+      .map((node) => ({ node, address: this.#opts.proxyOf(node) }))
+      .filter((t): t is { node: string; address: string } => t.address !== undefined)
+      .sort((a, b) => (this.#inFlight.get(a.node) ?? 0) - (this.#inFlight.get(b.node) ?? 0));
+    if (targets.length === 0) {
+      return Response.json({ error: "service unavailable", service, detail: "no server with a replica is known" }, {
+        status: 503,
+        headers: { "retry-after": "1" },
+      });
+    }
+    const headers = new Headers(request.headers);
+    for (const h of HOP_BY_HOP) headers.delete(h);
+    headers.set(FORWARD_HOST_HEADER, request.headers.get("host") ?? url.host);
+    headers.set(FORWARD_HEADER, new TextDecoder().decode(this.#credential));
+    headers.delete("host");
+    const tried: string[] = [];
+    for (const { node, address } of targets) {
+      this.#inFlight.set(node, (this.#inFlight.get(node) ?? 0) + 1);
+      try {
+        const res = await fetch(`http://${address}${url.pathname}${url.search}`, {
+          method: request.method,
+          headers,
+          body: request.body,
+          redirect: "manual",
+          signal: AbortSignal.timeout(this.#opts.timeoutMs ?? 60_000),
+        });
+        const out = new Headers(res.headers);
+        for (const h of HOP_BY_HOP) out.delete(h);
+        return new Response(res.body, { status: res.status, statusText: res.statusText, headers: out });
+      } catch (err) {
+        tried.push(`${node} at ${address}: ${(err as Error).message}`);
+        // A body can be sent once: only a request without one goes on to the next server.
+        if (request.body !== null) break;
+      } finally {
+        this.#inFlight.set(node, (this.#inFlight.get(node) ?? 1) - 1);
+      }
+    }
+    return Response.json(
+      { error: "service unavailable", service, detail: `no replica answered: ${tried.join("; ")}` },
+      {
+        status: 502,
+      },
+    );
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Where each replica runs. A deploy's plan comes from the scheduler
+ * (scheduler/plan.ts): the registry's servers are the nodes it sees, the
+ * placements the log applied are what runs now, and the services after the
+ * deploy are the workloads. The leader plans; the deploy command carries the
+ * placements of every service whose placements changed, and the state
+ * machine stores them (the `placements` table, in snapshots too). Each
+ * server runs the replicas placed on it and forwards the others' requests.
+ *
+ * Services that only run jobs (cron, queue, event triggers) are not placed:
+ * the leader runs their jobs, so every server keeps them ready.
+ */
+
+import type { ServiceSpec } from "../config/mod.ts";
+import { OrcaError } from "../errors.ts";
+import { routesOf } from "../proxy/mod.ts";
+import { type ExplainJson, explainPlan } from "../scheduler/explain.ts";
+import { workloadFromService } from "../scheduler/from_config.ts";
+import { plan } from "../scheduler/plan.ts";
+import type { ClusterView, NodeView, Placement, Plan } from "../scheduler/types.ts";
+import type { NodeFacts } from "./node_facts.ts";
+import type { PlacementRecord, Placements } from "./placement_store.ts";
+
+/** A server in the registry, as far as placing needs it. */
+export interface NodeRecord {
+  id: string;
+  address: string;
+  facts?: NodeFacts;
+  drain: boolean;
+}
+
+/** Whether the scheduler places `spec`'s replicas: it serves (routes, a domain) or is a long-running container. */
+export function isPlaced(spec: ServiceSpec): boolean {
+  if (routesOf(spec).length > 0) return true;
+  // A container with cron, queue or event triggers only is a job: it runs once per firing, where the leader is.
+  return spec.runtime === "container" && spec.triggers.length === 0;
+}
+
+/** The registry's servers as the scheduler sees them; a server that has not told its facts yet is left out. */
+export function nodesOf(members: readonly NodeRecord[]): NodeView[] {
+  return members.filter((m) => m.facts).map((m) => {
+    const facts = m.facts!;
+    return {
+      id: m.id,
+      name: m.address,
+      ...(facts.labels.zone !== undefined && { zone: facts.labels.zone }),
+      labels: { ...facts.labels },
+      capacity: { ...facts.capacity },
+      gpus: facts.gpus.map((g) => ({
+        vendor: g.vendor,
+        count: g.count,
+        ...(g.model !== undefined && { model: g.model }),
+        ...(g.vram !== undefined && { vramMb: g.vram }),
+      })),
+      runtimes: facts.runtimes ?? ["wasm"],
+      images: [],
+      healthy: true,
+      draining: m.drain,
+    };
+  });
+}
+
+/** The view the scheduler plans from: the nodes, and the replicas running now. */
+export function clusterView(members: readonly NodeRecord[], current: Placements): ClusterView {
+  const placements: Placement[] = Object.entries(current).flatMap(([workload, list]) =>
+    list.map((p) => ({ workload, ...p }))
+  );
+  return { nodes: nodesOf(members), placements };
+}
+
+export interface PlanOutcome {
+  /** The placements of every service they changed for (removed services: an empty list). */
+  changed: Placements;
+  plan: Plan;
+}
+
+/**
+ * Plans `services` (the whole desired state after a deploy) on the registry's nodes, keeping what runs where it
+ * can. A replica that fits nowhere fails the whole plan, naming every node's reason.
+ */
+export function placeServices(
+  members: readonly NodeRecord[],
+  current: Placements,
+  services: readonly ServiceSpec[],
+): PlanOutcome {
+  const placed = services.filter(isPlaced);
+  const view = clusterView(members, withoutGone(current, placed));
+  const result = plan(view, placed.map(workloadFromService));
+  if (result.unplaced.length > 0) {
+    const lines = result.unplaced.map((u) => `${u.workload} replica ${u.replica}: ${u.reasons.join("; ")}`);
+    throw new OrcaError("conflict", `${lines.length} replica(s) fit on no node: ${lines.join(" | ")}`, {
+      hint: "orca deploy --plan shows every node's verdict; free room, add a node, or relax the placement",
+    });
+  }
+  const next = new Map<string, PlacementRecord[]>();
+  for (const [service, list] of Object.entries(current)) next.set(service, [...list]);
+  const drop = (p: Placement) => {
+    const list = next.get(p.workload) ?? [];
+    next.set(p.workload, list.filter((x) => !(x.replica === p.replica && x.node === p.node)));
+  };
+  const add = (p: Placement) => next.set(p.workload, [...(next.get(p.workload) ?? []), record(p)]);
+  for (const s of result.stops) drop(s.placement);
+  for (const m of result.migrations) {
+    drop(m.from);
+    add(m.to);
+  }
+  for (const p of result.placements) add(p);
+  const keep = new Set(placed.map((s) => `${s.project}/${s.name}`));
+  const changed: Placements = {};
+  for (const [service, list] of next) {
+    const wanted = keep.has(service) ? list.sort((a, b) => a.replica - b.replica) : [];
+    if (JSON.stringify(wanted) !== JSON.stringify(current[service] ?? [])) changed[service] = wanted;
+  }
+  return { changed, plan: result };
+}
+
+/** What `orca deploy --plan` prints: the plan for `services` and every node's verdict; nothing changes. */
+export function explainServices(
+  members: readonly NodeRecord[],
+  current: Placements,
+  services: readonly ServiceSpec[],
+): { text: string; json: ExplainJson } {
+  const placed = services.filter(isPlaced);
+  const { text, json } = explainPlan(
+    clusterView(members, withoutGone(current, placed)),
+    placed.map(workloadFromService),
+  );
+  return { text, json };
+}
+
+/** The replicas of `key` placed on `node`; undefined when the service is not placed (it runs on every server). */
+export function replicasOn(placements: Placements, key: string, node: string): number | undefined {
+  const list = placements[key];
+  if (!list) return undefined;
+  return list.filter((p) => p.node === node).length;
+}
+
+/** Placements of services still deployed (the scheduler stops the others; their rows go with the deploy). */
+function withoutGone(current: Placements, placed: readonly ServiceSpec[]): Placements {
+  const keys = new Set(placed.map((s) => `${s.project}/${s.name}`));
+  return Object.fromEntries(Object.entries(current).filter(([k]) => keys.has(k)));
+}
+
+function record(p: Placement): PlacementRecord {
+  return { replica: p.replica, node: p.node, runtime: p.runtime, ...(p.gpu && { gpu: p.gpu }) };
+}

@@ -1,0 +1,129 @@
+import assert from "node:assert/strict";
+import { parseServiceFile, type ServiceSpec } from "../config/mod.ts";
+import { OrcaError } from "../errors.ts";
+import type { Entry } from "../raft/mod.ts";
+import { type ControlCommand, ControlMachine, encodeCommand } from "./machine.ts";
+import { checkFacts } from "./node_facts.ts";
+import { readPlacements } from "./placement_store.ts";
+import { isPlaced, type NodeRecord, placeServices } from "./placements.ts";
+import { Store } from "./store.ts";
+
+const GiB = 2 ** 30;
+
+const member = (id: string, zone: string, extra: Partial<NodeRecord> = {}): NodeRecord => ({
+  id,
+  address: `10.0.0.${id.slice(-1)}:6880`,
+  drain: false,
+  facts: {
+    labels: { zone },
+    capacity: { memory: 8 * GiB, cpuMillis: 4000 },
+    gpus: [],
+    runtimes: ["wasm"],
+    proxy: `10.0.0.${id.slice(-1)}:80`,
+  },
+  ...extra,
+});
+
+const service = (name: string, extra = ""): ServiceSpec =>
+  parseServiceFile(`[[service]]\nname = "${name}"\nmodule = "m.wasm"\n${extra}`, "s.toml", "p")[0];
+
+const members = [member("n1", "z1"), member("n2", "z2"), member("n3", "z3")];
+
+Deno.test("served services are placed and spread over zones; jobs are not; a redeploy keeps what runs", () => {
+  const web = service("web", 'triggers = ["http:/web"]\nreplicas = 2');
+  const one = service("one", 'triggers = ["http:/one"]');
+  const job = service("job", 'triggers = ["cron:* * * * *"]');
+  assert.equal(isPlaced(job), false, "a job runs where the leader is");
+  const first = placeServices(members, {}, [web, one, job]);
+  assert.deepEqual(Object.keys(first.changed).sort(), ["p/one", "p/web"]);
+  const web2 = first.changed["p/web"];
+  assert.deepEqual(web2.map((p) => p.replica), [0, 1]);
+  assert.equal(new Set(web2.map((p) => p.node)).size, 2, "two replicas, two zones");
+  assert.equal(first.changed["p/one"].length, 1);
+  // The same services again: nothing moves, nothing changes.
+  const again = placeServices(members, first.changed, [web, one, job]);
+  assert.deepEqual(again.changed, {});
+  // Scaled to 3: one more replica, in the zone left; the two running stay where they are.
+  const scaled = placeServices(members, first.changed, [service("web", 'triggers = ["http:/web"]\nreplicas = 3'), one]);
+  assert.deepEqual(scaled.changed["p/web"].slice(0, 2), web2);
+  assert.equal(new Set(scaled.changed["p/web"].map((p) => p.node)).size, 3);
+  // Removed: its placements go.
+  const removed = placeServices(members, first.changed, [web]);
+  assert.deepEqual(removed.changed, { "p/one": [] });
+});
+
+Deno.test("a server without facts, or drained, gets nothing new; a replica that fits nowhere names every node", () => {
+  const pinned = service(
+    "pinned",
+    'triggers = ["http:/x"]\nreplicas = 2\n[service.placement]\nlabels = { zone = "z1" }',
+  );
+  const view = [member("n1", "z1"), member("n2", "z2", { drain: true }), { id: "n4", address: "a:1", drain: false }];
+  const placed = placeServices(view, {}, [service("s", 'triggers = ["http:/s"]\nreplicas = 2')]);
+  assert.deepEqual(placed.changed["p/s"].map((p) => p.node), ["n1", "n1"]);
+  assert.throws(() => placeServices([member("n2", "z2"), member("n3", "z3")], {}, [pinned]), (e) => {
+    assert.ok(e instanceof OrcaError);
+    assert.equal(e.code, "conflict");
+    assert.match(e.message, /p\/pinned replica 0: .*n2.*zone.*n3.*zone/);
+    assert.match(e.hint ?? "", /--plan/);
+    return true;
+  });
+  // Two replicas of 3 GiB fit a node of 8 GiB, a third does not: on one node, the third fails for its memory.
+  const big = service("big", 'triggers = ["http:/h"]\nreplicas = 3\n[service.resources]\nmemory = "3Gi"');
+  const two = service("big", 'triggers = ["http:/h"]\nreplicas = 2\n[service.resources]\nmemory = "3Gi"');
+  assert.equal(placeServices([member("n1", "z1")], {}, [two]).changed["p/big"].length, 2);
+  assert.throws(() => placeServices([member("n1", "z1")], {}, [big]), /replica 2: .*memory/);
+});
+
+Deno.test("the state machine stores a deploy's placements, clears a removed service's, and snapshots carry them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "orca-placements-" });
+  const store = new Store(`${dir}/a.db`);
+  const machine = new ControlMachine(store);
+  const entry = (index: number, command: ControlCommand): Entry => ({
+    index,
+    term: 1,
+    kind: "normal",
+    data: encodeCommand(command),
+  });
+  const summary = { created: [], updated: [], removed: [], unchanged: [] };
+  const web = service("web", 'triggers = ["http:/web"]\nreplicas = 2');
+  const placements = {
+    "p/web": [{ replica: 0, node: "n1", runtime: "wasm" as const }, {
+      replica: 1,
+      node: "n2",
+      runtime: "wasm" as const,
+    }],
+  };
+  const upserts = [{ spec: web, version: 1, updatedAt: 1 }];
+  machine.applyAll([entry(1, { type: "deploy", at: 1, upserts, removals: [], summary, placements })]);
+  assert.deepEqual(readPlacements((t) => store.sql(t)), placements);
+  const snapshot = machine.snapshot();
+  const other = new Store(`${dir}/b.db`);
+  new ControlMachine(other).restore(snapshot);
+  assert.deepEqual(readPlacements((t) => other.sql(t)), placements, "a restored member knows where replicas run");
+  machine.applyAll([entry(2, {
+    type: "deploy",
+    at: 2,
+    upserts: [],
+    removals: [{ project: "p", name: "web" }],
+    summary,
+  })]);
+  assert.deepEqual(readPlacements((t) => store.sql(t)), {});
+  store.close();
+  other.close();
+});
+
+Deno.test("facts sent to the API: runtimes and the proxy address are checked, naming the field", () => {
+  const base = { labels: {}, capacity: { memory: 1, cpuMillis: 1 }, gpus: [] };
+  assert.deepEqual(checkFacts({ ...base, runtimes: ["wasm", "container"], proxy: "10.0.0.1:80" }).runtimes, [
+    "wasm",
+    "container",
+  ]);
+  assert.equal(checkFacts({ ...base, proxy: "[::1]:8080" }).proxy, "[::1]:8080");
+  assert.equal(checkFacts(base).runtimes, undefined, "absent: kept absent (Wasm only)");
+  for (const runtimes of ["wasm", ["vm"], ["wasm", "wasm", "wasm"], [1]]) {
+    assert.throws(() => checkFacts({ ...base, runtimes }), /runtimes must be a list/);
+  }
+  for (const proxy of ["10.0.0.1", "a b:80", "x:80/evil", 80, "h:99999999"]) {
+    assert.throws(() => checkFacts({ ...base, proxy }), /proxy must be host:port/);
+  }
+});
