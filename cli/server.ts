@@ -56,6 +56,7 @@ export const serverCommand: Command = {
     "--token T         the cluster's token, to join it (the content of cluster.token on one of its servers)",
     "--advertise ADDR  where peers and clients reach this server's API (host:port; default: --listen and --api-port)",
     "--labels K=V,...  this server's labels, for placement (e.g. zone=eu-1,role=gpu)",
+    "--node-timeout-secs N  a node silent this long is unhealthy: its replicas move elsewhere (default 30)",
   ],
   options: {
     "api-port": { type: "string" },
@@ -73,6 +74,7 @@ export const serverCommand: Command = {
     token: { type: "string" },
     advertise: { type: "string" },
     labels: { type: "string" },
+    "node-timeout-secs": { type: "string" },
   },
   maxArgs: 0,
   async run(values) {
@@ -95,6 +97,14 @@ export const serverCommand: Command = {
       ...byteLimit(values, "max-deploy-bytes", "deploy"),
       ...byteLimit(values, "max-module-bytes", "module"),
     };
+    const timeoutText = values["node-timeout-secs"] as string | undefined;
+    const nodeTimeoutSecs = timeoutText === undefined ? undefined : Number(timeoutText);
+    if (nodeTimeoutSecs !== undefined && !(/^[0-9]{1,5}$/.test(timeoutText!) && nodeTimeoutSecs >= 1)) {
+      throw new OrcaError(
+        "usage",
+        `--node-timeout-secs must be a whole number of seconds from 1 to 99999; got ${timeoutText}`,
+      );
+    }
     let server;
     try {
       server = await startServer({
@@ -111,6 +121,7 @@ export const serverCommand: Command = {
         ...(values.token !== undefined && { token: values.token as string }),
         ...(values.advertise !== undefined && { advertise: hostPort(values.advertise as string, "--advertise") }),
         ...(values.labels !== undefined && { labels: parseLabels(values.labels as string) }),
+        ...(nodeTimeoutSecs !== undefined && { nodeTimeoutSecs }),
       });
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {

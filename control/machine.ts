@@ -43,6 +43,8 @@ export type ControlCommand =
     /** The placements of every service whose placements changed (the leader's plan); absent: none changed. */
     placements?: Placements;
   }
+  /** Placements changed outside a deploy (the leader's upkeep: replicas of a lost node moved, missing ones placed). */
+  | { type: "place"; at: number; placements: Placements; reason: string }
   /** A server's address, and what it offers the scheduler (absent: kept as registered). */
   | { type: "member"; id: string; address: string; at: number; facts?: NodeFacts }
   /** A server left the cluster. */
@@ -265,6 +267,9 @@ export class ControlMachine implements StateMachine<CommandResult> {
           ok: true,
           value: this.#queues.applyPublish(command.topic, command.bodies.map(fromBase64), command.meta, command.at),
         };
+      case "place":
+        writePlacements((text) => this.#store.sql(text), command.placements);
+        return { ok: true, value: undefined };
       case "cron-claim":
         return { ok: true, value: this.#runs.applyClaim(command.service, command.trigger, command.at) };
       case "cron-run":

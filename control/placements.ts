@@ -37,7 +37,7 @@ export function isPlaced(spec: ServiceSpec): boolean {
 }
 
 /** The registry's servers as the scheduler sees them; a server that has not told its facts yet is left out. */
-export function nodesOf(members: readonly NodeRecord[]): NodeView[] {
+export function nodesOf(members: readonly NodeRecord[], healthy: (node: string) => boolean = () => true): NodeView[] {
   return members.filter((m) => m.facts).map((m) => {
     const facts = m.facts!;
     return {
@@ -54,24 +54,35 @@ export function nodesOf(members: readonly NodeRecord[]): NodeView[] {
       })),
       runtimes: facts.runtimes ?? ["wasm"],
       images: [],
-      healthy: true,
+      healthy: healthy(m.id),
       draining: m.drain,
     };
   });
 }
 
 /** The view the scheduler plans from: the nodes, and the replicas running now. */
-export function clusterView(members: readonly NodeRecord[], current: Placements): ClusterView {
+export function clusterView(
+  members: readonly NodeRecord[],
+  current: Placements,
+  healthy?: (node: string) => boolean,
+): ClusterView {
   const placements: Placement[] = Object.entries(current).flatMap(([workload, list]) =>
     list.map((p) => ({ workload, ...p }))
   );
-  return { nodes: nodesOf(members), placements };
+  return { nodes: nodesOf(members, healthy), placements };
 }
 
 export interface PlanOutcome {
   /** The placements of every service they changed for (removed services: an empty list). */
   changed: Placements;
   plan: Plan;
+}
+
+export interface PlaceOptions {
+  /** Whether a node answers (default: all do): an unhealthy node's replicas move, and it gets none. */
+  healthy?: (node: string) => boolean;
+  /** Place what fits and leave the rest unplaced (in `plan.unplaced`), rather than fail the whole plan. */
+  partial?: boolean;
 }
 
 /**
@@ -82,11 +93,12 @@ export function placeServices(
   members: readonly NodeRecord[],
   current: Placements,
   services: readonly ServiceSpec[],
+  opts: PlaceOptions = {},
 ): PlanOutcome {
   const placed = services.filter(isPlaced);
-  const view = clusterView(members, withoutGone(current, placed));
+  const view = clusterView(members, withoutGone(current, placed), opts.healthy);
   const result = plan(view, placed.map(workloadFromService));
-  if (result.unplaced.length > 0) {
+  if (result.unplaced.length > 0 && !opts.partial) {
     const lines = result.unplaced.map((u) => `${u.workload} replica ${u.replica}: ${u.reasons.join("; ")}`);
     throw new OrcaError("conflict", `${lines.length} replica(s) fit on no node: ${lines.join(" | ")}`, {
       hint: "orca deploy --plan shows every node's verdict; free room, add a node, or relax the placement",
@@ -119,10 +131,11 @@ export function explainServices(
   members: readonly NodeRecord[],
   current: Placements,
   services: readonly ServiceSpec[],
+  healthy?: (node: string) => boolean,
 ): { text: string; json: ExplainJson } {
   const placed = services.filter(isPlaced);
   const { text, json } = explainPlan(
-    clusterView(members, withoutGone(current, placed)),
+    clusterView(members, withoutGone(current, placed), healthy),
     placed.map(workloadFromService),
   );
   return { text, json };

@@ -127,3 +127,22 @@ Deno.test("facts sent to the API: runtimes and the proxy address are checked, na
     assert.throws(() => checkFacts({ ...base, proxy }), /proxy must be host:port/);
   }
 });
+
+Deno.test("a node that stopped answering loses its replicas to healthy ones and gets no new one", () => {
+  const web = service("web", 'triggers = ["http:/web"]\nreplicas = 2');
+  const first = placeServices(members, {}, [web]);
+  const lost = first.changed["p/web"][0].node;
+  const healthy = (node: string) => node !== lost;
+  const moved = placeServices(members, first.changed, [web], { healthy, partial: true });
+  const now = moved.changed["p/web"];
+  assert.equal(now.length, 2);
+  assert.ok(!now.some((p) => p.node === lost), JSON.stringify(now));
+  assert.deepEqual(now.find((p) => p.replica === 1), first.changed["p/web"][1], "the healthy replica stays put");
+  // Nowhere to go (one node, lost): partial leaves it where it is and says why; a deploy fails.
+  const alone = [member("n1", "z1")];
+  const placed = placeServices(alone, {}, [web]).changed;
+  const stuck = placeServices(alone, placed, [web], { healthy: () => false, partial: true });
+  assert.deepEqual(stuck.changed, {});
+  assert.equal(stuck.plan.unplaced.length, 2);
+  assert.throws(() => placeServices(alone, placed, [web], { healthy: () => false }), /fit on no node/);
+});

@@ -21,9 +21,9 @@ import {
 import type { Forwarder } from "./forward.ts";
 import type { JobTriggers } from "./jobs.ts";
 import type { Change, ControlCommand } from "./machine.ts";
-import { type Placements, readPlacements } from "./placement_store.ts";
+import type { Placements } from "./placement_store.ts";
+import { type NodeContext, Placing } from "./placing.ts";
 import { type ServiceStatus, serviceStatuses } from "./service_status.ts";
-import { explainServices, type NodeRecord, nodesOf, placeServices, replicasOn } from "./placements.ts";
 import type { ExplainJson } from "../scheduler/explain.ts";
 import type { DeployRecord, DeploySummary, Store, StoredService } from "./store.ts";
 import { type ContainerLike, type WasmLike, workloadId, Workloads } from "./workloads.ts";
@@ -65,7 +65,7 @@ export interface ControlPlaneOptions {
    * one runs those placed on it, and requests for the others go to a server that has one. Absent: every service
    * runs here.
    */
-  cluster?: { node: string; members(): NodeRecord[]; forwarder: Forwarder };
+  cluster?: NodeContext & { forwarder: Forwarder };
 }
 
 export class ControlPlane {
@@ -79,8 +79,7 @@ export class ControlPlane {
   readonly #fetchMissing?: (kind: "module" | "blob", hash: string) => Promise<void>;
   readonly #workloads: Workloads;
   readonly #cluster?: ControlPlaneOptions["cluster"];
-  /** The placements the log applied, as last read (cleared when a deploy or snapshot is applied). */
-  #placements?: Placements;
+  readonly #placing: Placing;
   /** New versions a deploy made ahead, by workload id, for the convergence after it commits to take. */
   readonly #warm = new Map<string, WorkloadHandle>();
   /** Deploys and removals, one at a time. */
@@ -98,6 +97,7 @@ export class ControlPlane {
     this.#jobs = opts.jobs;
     this.#fetchMissing = opts.fetchMissing;
     this.#cluster = opts.cluster;
+    this.#placing = new Placing(opts.store, opts.cluster);
     this.#publishEvent = opts.publishEvent ?? (opts.jobs && ((name, data) => opts.jobs!.emit(name, data)));
     this.#workloads = new Workloads({
       wasm: opts.wasm,
@@ -106,9 +106,9 @@ export class ControlPlane {
       drainMs: opts.drainMs ?? 10_000,
     });
     opts.commands.onApplied((changed) => {
-      // Only deploys (and a snapshot, which may hold any) change what runs here.
-      if (!changed.has("deploy") && !changed.has("snapshot")) return;
-      this.#placements = undefined;
+      // Only deploys, placements (and a snapshot, which may hold any) change what runs here.
+      if (!changed.has("deploy") && !changed.has("place") && !changed.has("snapshot")) return;
+      this.#placing.forget();
       if (this.#restored) this.#converge();
     });
   }
@@ -139,8 +139,10 @@ export class ControlPlane {
   #converge(): Promise<void> {
     const run = this.#converging.then(async () => {
       const deployed = this.#store.services();
-      const desired = this.#local(deployed);
-      await this.#bringMissing(desired.map((s) => s.spec));
+      const desired = this.#placing.local(deployed);
+      // Every server keeps the bytes of every deployed service, placed here or not: a replica that moves here when
+      // its server is lost finds them, even if that server was the only one with them.
+      await this.#bringMissing(deployed.map((s) => s.spec));
       const result = await this.#workloads.converge(desired, this.#warm, deployed.map((s) => s.spec));
       for (const f of result.failed) this.#log(`${f.service} failed to start: ${f.error}`);
       const running = [...this.#workloads.active.values()].filter((a) => a.handle).map((a) => ({
@@ -151,23 +153,6 @@ export class ControlPlane {
     });
     this.#converging = run.catch((err) => this.#log(`converge: ${(err as Error).message ?? err}`));
     return this.#converging;
-  }
-
-  /** The applied placements (read once per deploy applied). */
-  #applied(): Placements {
-    return this.#placements ??= readPlacements((text) => this.#store.sql(text));
-  }
-
-  /** What this server runs of `deployed`: services placed here (with the replicas placed here), and unplaced ones. */
-  #local(deployed: StoredService[], placements = this.#applied()): StoredService[] {
-    const node = this.#cluster?.node;
-    if (node === undefined) return deployed;
-    return deployed.flatMap((s) => {
-      const here = replicasOn(placements, keyOf(s.spec), node);
-      if (here === undefined) return [s];
-      if (here === 0) return [];
-      return [here === s.spec.replicas ? s : { ...s, spec: { ...s.spec, replicas: here } }];
-    });
   }
 
   /** Module and file bytes stay out of the log: what a deploy applied here references, a peer has. */
@@ -231,7 +216,7 @@ export class ControlPlane {
     const nextRoutes: Route[] = [...kept, ...changed.map((c) => c.spec)].flatMap(routesOf);
     new RouteTable(nextRoutes);
     // Where every replica goes: a replica that fits nowhere fails the deploy here, before anything starts.
-    const placements = this.#plan([...kept, ...changed.map((c) => c.spec)]);
+    const placements = this.#placing.plan([...kept, ...changed.map((c) => c.spec)]);
 
     // Compile and warm every new version; on any failure, undo and leave the running ones alone.
     const started: WorkloadHandle[] = [];
@@ -242,7 +227,7 @@ export class ControlPlane {
       }
     };
     try {
-      for (const c of this.#local(changed, { ...this.#applied(), ...placements })) {
+      for (const c of this.#placing.local(changed, { ...this.#placing.applied(), ...placements })) {
         const handle = await this.#workloads.start(c);
         started.push(handle);
         this.#warm.set(workloadId(c), handle);
@@ -279,13 +264,7 @@ export class ControlPlane {
     await this.#settled();
     const projects = new Set(Object.keys(request.projects));
     const kept = this.#store.services().filter((s) => !projects.has(s.spec.project)).map((s) => s.spec);
-    const members = this.#cluster?.members() ?? [];
-    if (nodesOf(members).length === 0) {
-      throw new OrcaError("unavailable", "this server places nothing: no node of the cluster has told its facts yet", {
-        retryAfter: 1,
-      });
-    }
-    const { text, json } = explainServices(members, this.#applied(), [...kept, ...incoming]);
+    const { text, json } = this.#placing.explain([...kept, ...incoming]);
     return { text, plan: json };
   }
 
@@ -336,13 +315,22 @@ export class ControlPlane {
   }
 
   /**
-   * The placements that change when `specs` is the whole desired state (the scheduler's plan; undefined when this
-   * server places nothing: it is no cluster's node, or no server has told its facts).
+   * Plans again with the nodes' health as it is now (the leader does, every second): the replicas of a node that
+   * stopped answering move, and replicas missing are placed where they fit. Serialized with deploys; commits only
+   * what changed.
    */
-  #plan(specs: ServiceSpec[]): Placements | undefined {
-    const members = this.#cluster?.members();
-    if (!members || nodesOf(members).length === 0) return undefined;
-    return placeServices(members, this.#applied(), specs).changed;
+  replan(): Promise<void> {
+    const run = this.#queue.then(async () => {
+      await this.#settled();
+      const replanned = this.#placing.replan(this.#store.services().map((s) => s.spec));
+      if (!replanned) return;
+      const { changed, reason, unplaced } = replanned;
+      await this.#commands.propose({ type: "place", at: this.#now(), placements: changed, reason }, { serial: true });
+      this.#log(`placements: ${reason}`);
+      for (const line of unplaced) this.#log(line);
+    });
+    this.#queue = run.catch(() => {});
+    return run;
   }
 
   /** Runs a command in a service's workload (first replica). */
@@ -361,7 +349,7 @@ export class ControlPlane {
     const key = this.resolve(service);
     const a = this.#workloads.active.get(key);
     if (!a) {
-      const nodes = [...new Set((this.#applied()[key] ?? []).map((p) => p.node))].join(", ");
+      const nodes = this.#placing.elsewhere(key).join(", ");
       throw new OrcaError("unavailable", `service ${key} has no replica on this server (it runs on ${nodes})`, {
         hint: "ask the server it runs on: orca --server <its address>",
       });
@@ -382,9 +370,9 @@ export class ControlPlane {
     if (a?.handle) {
       return this.#workloads.runtime(a.handle).serveHttp(a.handle, forwarder?.strip(request) ?? request, ctx);
     }
-    const elsewhere = (this.#applied()[service] ?? []).map((p) => p.node).filter((n) => n !== this.#cluster?.node);
+    const elsewhere = this.#placing.elsewhere(service);
     if (forwarder && !a && elsewhere.length > 0 && !forwarder.isForwarded(request)) {
-      return forwarder.forward(request, new URL(request.url), service, [...new Set(elsewhere)]);
+      return forwarder.forward(request, new URL(request.url), service, elsewhere);
     }
     return Promise.resolve(
       Response.json({ error: "service unavailable", service, detail: a?.failure }, {
@@ -398,7 +386,7 @@ export class ControlPlane {
   status(): Promise<ServiceStatus[]> {
     return serviceStatuses({
       services: this.#store.services(),
-      placements: this.#applied(),
+      placements: this.#placing.applied(),
       active: this.#workloads.active,
       runtime: (handle) => this.#workloads.runtime(handle),
       ...(this.#jobs && { jobs: this.#jobs }),

@@ -157,6 +157,11 @@ export class ControlLog {
     return this.#machine.members();
   }
 
+  /** Milliseconds since this server last heard from member `id` (0: itself); undefined if never since it started. */
+  sinceHeard(id: string): number | undefined {
+    return id === this.id ? 0 : this.#transport.sinceHeard(id);
+  }
+
   /** Where member `id` is reached (its API's `host:port`), when known. */
   addressOf(id: string): string | undefined {
     return this.#machine.members().find((m) => m.id === id)?.address ?? this.#peers[id];

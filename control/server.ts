@@ -16,6 +16,7 @@ import { JobTriggers } from "./jobs.ts";
 import { ControlPlane } from "./plane.ts";
 import { Cluster } from "./cluster.ts";
 import { forwardCredential, Forwarder } from "./forward.ts";
+import { NodeWatch } from "./node_watch.ts";
 import { promoteWhenCaughtUp, registerSelf, requestJoin } from "./join.ts";
 import { localFacts } from "./node_facts.ts";
 import { ControlLog, PEER_PATH } from "./raft_log.ts";
@@ -38,6 +39,8 @@ export interface ServerOptions {
   workers?: number;
   /** Largest API request bodies (defaults in body.ts: modules 128 MiB, deploys 8 MiB, messages and events 1 MiB). */
   limits?: Partial<BodyLimits>;
+  /** A node not heard from this long is unhealthy: its replicas are placed elsewhere (default 30). */
+  nodeTimeoutSecs?: number;
   /** Join the cluster of the server whose API is at this address (`host:port`) instead of starting one. */
   join?: string;
   /** The cluster token (a joining server needs its cluster's; it is kept in the data dir). */
@@ -231,6 +234,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     credential: await forwardCredential(token),
     proxyOf: (node) => log_.members().find((m) => m.id === node)?.facts?.proxy,
   });
+  const watch = new NodeWatch({
+    self: nodeId,
+    sinceHeard: (node) => log_.sinceHeard(node),
+    isLeader: () => log_.isLeader,
+    timeoutMs: (opts.nodeTimeoutSecs ?? 30) * 1000,
+  });
   const plane = new ControlPlane({
     store,
     commands: log_,
@@ -240,7 +249,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     jobs,
     fetchMissing,
     publishEvent,
-    cluster: { node: nodeId, members: () => log_.members(), forwarder },
+    cluster: { node: nodeId, members: () => log_.members(), forwarder, healthy: (node) => watch.healthy(node) },
   });
   incident = (service, error) => plane.emit("orca.instance.crashed", { service, error });
   // A server that becomes the leader picks up the jobs at once (a firing missed during the election runs now).
@@ -250,6 +259,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     leading = log_.isLeader;
   }, 250);
   await plane.restore();
+  // The leader moves the replicas of nodes that stopped answering, and places those missing.
+  const upkeep = setInterval(() => {
+    watch.tick();
+    if (log_.isLeader) plane.replan().catch((err) => log(`placements not updated: ${(err as Error).message ?? err}`));
+  }, 1000);
 
   const cluster = new Cluster(log_, token, node);
   const api = createApi({
@@ -288,6 +302,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await httpServer.shutdown();
       await apiServer.shutdown();
       clearInterval(watchLeadership);
+      clearInterval(upkeep);
       await plane.shutdown();
       await log_.close();
       wasm.close();

@@ -43,9 +43,15 @@ export interface Converged {
   failed: { service: string; error: string }[];
 }
 
-/** The id of a service's workload at a version: the key warm versions are found by. */
-export function workloadId(stored: StoredService): string {
-  return `${keyOf(stored.spec)}@${stored.version}`;
+/**
+ * A service as this server runs it: `here` is set when the scheduler placed a number of its replicas here other than
+ * its spec's (its spec then says `here`), so that a change of that number alone makes a workload of its own.
+ */
+export type LocalService = StoredService & { here?: number };
+
+/** The id of a service's workload at a version (and count here): the key warm versions are found by. */
+export function workloadId(stored: LocalService): string {
+  return `${keyOf(stored.spec)}@${stored.version}${stored.here === undefined ? "" : `x${stored.here}`}`;
 }
 
 export class Workloads {
@@ -73,7 +79,7 @@ export class Workloads {
    * The routes are those of `routed` (every service deployed: one placed on other servers is forwarded there).
    */
   async converge(
-    desired: StoredService[],
+    desired: LocalService[],
     warm: Map<string, WorkloadHandle>,
     routed: ServiceSpec[] = desired.map((s) => s.spec),
   ): Promise<Converged> {
@@ -82,7 +88,7 @@ export class Workloads {
     for (const stored of desired) {
       const key = keyOf(stored.spec);
       const current = this.active.get(key);
-      if (current && current.stored.version === stored.version) {
+      if (current && workloadId(current.stored) === workloadId(stored)) {
         next.set(key, current);
         continue;
       }

@@ -81,6 +81,8 @@ export class WebSocketTransport implements Transport<Message> {
   readonly #incoming = new Map<WebSocket, string>();
   readonly #tokenDigest: Uint8Array;
   #handler: (from: string, message: Message) => void = () => {};
+  /** When each peer's last frame arrived (`performance.now()`). */
+  readonly #heard = new Map<string, number>();
   #flushScheduled = false;
   #closed = false;
 
@@ -142,6 +144,12 @@ export class WebSocketTransport implements Transport<Message> {
     }
   }
 
+  /** Milliseconds since `peer`'s last message arrived; undefined if none has since this transport started. */
+  sinceHeard(peer: string): number | undefined {
+    const at = this.#heard.get(peer);
+    return at === undefined ? undefined : performance.now() - at;
+  }
+
   onMessage(handler: (from: string, message: Message) => void): void {
     this.#handler = handler;
   }
@@ -201,6 +209,7 @@ export class WebSocketTransport implements Transport<Message> {
       if (!(err instanceof CodecError)) throw err;
       return socket.close(1007, "not a raft frame");
     }
+    if (messages.length > 0) this.#heard.set(from, performance.now());
     for (const m of messages) {
       // A peer speaks only for itself, and only to this node.
       if (m.from !== from || m.to !== this.#opts.id) continue;

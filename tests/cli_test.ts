@@ -82,6 +82,9 @@ Deno.test("server flags of limits and clusters: malformed values are usage error
     [["--labels", "zone"], /--labels: "zone" is not key=value/],
     [["--labels", "zone=a b"], /--labels: label zone's value "a b"/],
     [["--labels", `k=${"v".repeat(64)}`], /--labels: .*at most 63/],
+    [["--node-timeout-secs", "0"], /--node-timeout-secs must be a whole number of seconds from 1/],
+    [["--node-timeout-secs", "1.5"], /--node-timeout-secs must be a whole number/],
+    [["--node-timeout-secs", "9999999"], /--node-timeout-secs must be a whole number/],
   ];
   for (const [flags, message] of cases) {
     const r = await server(...flags);

@@ -1,0 +1,110 @@
+/**
+ * The control plane's side of placement: what the log applied (cached until
+ * the next deploy, placement change or snapshot is applied), what of it this
+ * server runs, and the plans a deploy, `orca deploy --plan` and the leader's
+ * upkeep make from the registry's nodes (placements.ts).
+ */
+
+import type { ServiceSpec } from "../config/mod.ts";
+import { OrcaError } from "../errors.ts";
+import type { ExplainJson } from "../scheduler/explain.ts";
+import { keyOf } from "./deploy_request.ts";
+import { type Placements, readPlacements } from "./placement_store.ts";
+import { explainServices, type NodeRecord, nodesOf, placeServices, replicasOn } from "./placements.ts";
+import type { Store, StoredService } from "./store.ts";
+import type { LocalService } from "./workloads.ts";
+
+/** This server as a node of a cluster. */
+export interface NodeContext {
+  node: string;
+  members(): NodeRecord[];
+  /** Whether a node answers (the leader's view); an unhealthy node's replicas move, and it gets none. */
+  healthy?: (node: string) => boolean;
+}
+
+/** What the upkeep changed, said in words for the logs. */
+export interface Replanned {
+  changed: Placements;
+  reason: string;
+  unplaced: string[];
+}
+
+export class Placing {
+  readonly #store: Store;
+  readonly #context?: NodeContext;
+  #cache?: Placements;
+
+  /** Without `context` nothing is placed: every service runs here. */
+  constructor(store: Store, context?: NodeContext) {
+    this.#store = store;
+    this.#context = context;
+  }
+
+  /** The placements the log applied. */
+  applied(): Placements {
+    return this.#cache ??= readPlacements((text) => this.#store.sql(text));
+  }
+
+  /** A deploy, a placement change or a snapshot was applied: read them again. */
+  forget(): void {
+    this.#cache = undefined;
+  }
+
+  /** The servers other than this one that run a replica of `service`. */
+  elsewhere(service: string): string[] {
+    return [...new Set((this.applied()[service] ?? []).map((p) => p.node))].filter((n) => n !== this.#context?.node);
+  }
+
+  /** What this server runs of `deployed`: services placed here (with the replicas placed here), and unplaced ones. */
+  local(deployed: StoredService[], placements = this.applied()): LocalService[] {
+    const node = this.#context?.node;
+    if (node === undefined) return deployed;
+    return deployed.flatMap((s) => {
+      const here = replicasOn(placements, keyOf(s.spec), node);
+      if (here === undefined) return [s];
+      if (here === 0) return [];
+      return [here === s.spec.replicas ? s : { ...s, here, spec: { ...s.spec, replicas: here } }];
+    });
+  }
+
+  /**
+   * The placements that change when `specs` is the whole desired state (throws when a replica fits nowhere);
+   * undefined when this server places nothing (no cluster, or no node has told its facts).
+   */
+  plan(specs: ServiceSpec[]): Placements | undefined {
+    const members = this.#members();
+    if (!members) return undefined;
+    return placeServices(members, this.applied(), specs, { healthy: this.#context?.healthy }).changed;
+  }
+
+  /** `orca deploy --plan`: the plan for `specs` and every node's verdict. */
+  explain(specs: ServiceSpec[]): { text: string; json: ExplainJson } {
+    const members = this.#members();
+    if (!members) {
+      throw new OrcaError("unavailable", "this server places nothing: no node of the cluster has told its facts yet", {
+        retryAfter: 1,
+      });
+    }
+    return explainServices(members, this.applied(), specs, this.#context?.healthy);
+  }
+
+  /** Plans `specs` again with the nodes' health as it is now: what fits is placed, the rest is said. */
+  replan(specs: ServiceSpec[]): Replanned | undefined {
+    const members = this.#members();
+    if (!members) return undefined;
+    const healthy = this.#context?.healthy;
+    const { changed, plan } = placeServices(members, this.applied(), specs, { healthy, partial: true });
+    const unplaced = plan.unplaced.map((u) => `${u.workload}#${u.replica} fits on no node: ${u.reasons.join("; ")}`);
+    if (Object.keys(changed).length === 0) return undefined;
+    const moved = plan.migrations.map((m) =>
+      `moved ${m.from.workload}#${m.from.replica} ${m.from.node} -> ${m.to.node}`
+    );
+    const placed = plan.placements.map((p) => `placed ${p.workload}#${p.replica} on ${p.node}`);
+    return { changed, reason: [...moved, ...placed].join("; ") || "replicas stopped", unplaced };
+  }
+
+  #members(): NodeRecord[] | undefined {
+    const members = this.#context?.members();
+    return members && nodesOf(members).length > 0 ? members : undefined;
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * The scheduler's placements across three servers (127.0.0.1-3, a node
+ * timeout of 2 s): a server killed with -9 loses its replicas to the others
+ * within the node timeout, while every proxy keeps answering; restarted, it
+ * runs none of what moved, and no replica runs twice.
+ */
+
+import assert from "node:assert/strict";
+import { call, eventually, type Member, startMember } from "./cluster_harness.ts";
+import { cliPath, examplesDir, writeProject } from "./harness.ts";
+
+const PORTS = { api: 18080, http: 18081 };
+const TIMEOUT_SECS = 2;
+
+interface ServiceRow {
+  name: string;
+  state: string;
+  placements?: { replica: number; node: string }[];
+}
+
+interface NodeRow {
+  id: string;
+  address: string;
+  leader: boolean;
+}
+
+async function orcaAt(server: string, token: string, ...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", cliPath, args[0], "--server", server, "--token", token, ...args.slice(1)],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+async function services(member: Member, token: string): Promise<ServiceRow[]> {
+  const r = await call(member.apiUrl, token, "/services");
+  return (r.body as { services: ServiceRow[] }).services;
+}
+
+Deno.test("a server killed -9 loses its replicas to the others within the node timeout; back, it runs none twice", async () => {
+  const ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+  const homes = await Promise.all(ips.map(() => Deno.makeTempDir({ prefix: "orca-placement-" })));
+  const members: Member[] = [];
+  const flags = (zone: string) => ["--labels", `zone=${zone}`, "--node-timeout-secs", String(TIMEOUT_SECS)];
+  try {
+    members.push(await startMember(ips[0], homes[0], flags("z1"), PORTS));
+    const token = (await Deno.readTextFile(`${homes[0]}/cluster.token`)).trim();
+    for (const i of [1, 2]) {
+      const join = ["--join", `${ips[0]}:${PORTS.api}`, "--token", token];
+      members.push(await startMember(ips[i], homes[i], [...join, ...flags(`z${i + 1}`)], PORTS));
+    }
+    const dir = await writeProject({
+      solo: `[[service]]\nname = "solo"\nmodule = "${examplesDir}/services/hello-c/hello.wasm"\n` +
+        `triggers = ["http:/solo/:name"]\n`,
+    });
+    await eventually("every server registered", async () => {
+      const r = await orcaAt(members[1].apiUrl, token, "deploy", dir, "--plan", "--json");
+      const plan = r.code === 0 ? JSON.parse(r.stdout) : undefined;
+      // Each server registers itself once it serves; a deploy before that places only on those registered.
+      return plan?.explanations?.["solo/solo"]?.[0]?.scores?.length === 3;
+    });
+    const deployed = await orcaAt(members[1].apiUrl, token, "deploy", dir);
+    assert.equal(deployed.code, 0, deployed.stderr);
+    const before = (await services(members[0], token)).find((s) => s.name === "solo")!;
+    assert.equal(before.placements?.length, 1);
+    const nodes = JSON.parse((await orcaAt(members[0].apiUrl, token, "nodes", "--json")).stdout) as NodeRow[];
+    const holder = nodes.find((n) => n.id === before.placements![0].node)!;
+    const victim = members.find((m) => holder.address.startsWith(`${m.ip}:`))!;
+    const survivors = members.filter((m) => m !== victim);
+    for (const m of members) {
+      const text = await eventually(`${m.ip} serves /solo`, async () => {
+        const res = await fetch(`${m.httpUrl}/solo/x`);
+        return res.status === 200 ? await res.text() : undefined;
+      });
+      assert.match(text, /, x, from C/);
+    }
+
+    // A steady load on the survivors across the kill: what fails is the time the replica is lost.
+    let stop = false;
+    let failed = 0;
+    let answered = 0;
+    let lastFailure = 0;
+    const load = survivors.map(async (m) => {
+      while (!stop) {
+        const res = await fetch(`${m.httpUrl}/solo/load`, { signal: AbortSignal.timeout(5_000) }).catch(() =>
+          undefined
+        );
+        await res?.body?.cancel();
+        if (res?.status === 200) answered++;
+        else {
+          failed++;
+          lastFailure = performance.now();
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    await victim.kill("SIGKILL");
+    const killedAt = performance.now();
+    const moved = await eventually("solo placed on a survivor", async () => {
+      const row = (await services(survivors[0], token)).find((s) => s.name === "solo");
+      return row?.placements?.length === 1 && row.placements[0].node !== holder.id ? row : undefined;
+    }, 30_000);
+    for (const m of survivors) {
+      let last = "";
+      await eventually(`${m.ip} serves /solo again`, async () => {
+        const res = await fetch(`${m.httpUrl}/solo/y`);
+        last = `${res.status} ${await res.text()}`;
+        return res.status === 200;
+      }).catch((err) => {
+        throw new Error(`${err.message} (last: ${last}); ${m.output().slice(-3000)}`);
+      });
+    }
+    const servingAfterMs = performance.now() - killedAt;
+    await new Promise((r) => setTimeout(r, 500));
+    stop = true;
+    await Promise.all(load);
+    const outageMs = lastFailure === 0 ? 0 : lastFailure - killedAt;
+    console.log(
+      `node lost: solo served again ${Math.round(servingAfterMs)} ms after kill -9 (node timeout ${TIMEOUT_SECS} s); ` +
+        `${failed} failed and ${answered} answered requests meanwhile, the last failure ${Math.round(outageMs)} ms in`,
+    );
+    assert.ok(servingAfterMs < (TIMEOUT_SECS + 5) * 1000, `served again after ${servingAfterMs} ms`);
+    assert.ok(answered > 0);
+
+    // Back: it catches up, runs no replica of solo (it moved), and forwards to the one that does.
+    const back = await startMember(victim.ip, victim.home, flags("z9"), PORTS);
+    members[members.indexOf(victim)] = back;
+    const text = await eventually(`${back.ip} serves /solo`, async () => {
+      const res = await fetch(`${back.httpUrl}/solo/z`);
+      return res.status === 200 ? await res.text() : undefined;
+    }, 30_000);
+    assert.match(text, /, z, from C/);
+    const mine = (await services(back, token)).find((s) => s.name === "solo")!;
+    assert.deepEqual(mine.placements, moved.placements, "the replica stays where it moved; none runs twice");
+    assert.equal(mine.state, "remote", "the restarted server runs no replica of solo");
+  } finally {
+    for (const m of members) await m.kill("SIGKILL").catch(() => {});
+    for (const h of homes) await Deno.remove(h, { recursive: true }).catch(() => {});
+  }
+});
