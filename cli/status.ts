@@ -48,11 +48,16 @@ export const statusCommand: Command = {
   },
 };
 
-/** Where a service's replicas run: each node (its id's first 8 characters) with its count; `*`: every server. */
+/**
+ * Where a service's replicas run: each node (its id's first 8 characters) with its count, and its state unless
+ * ready; `*`: every server.
+ */
 function nodesOf(s: ServiceStatus): string {
   if (!s.placements) return "*";
   if (s.placements.length === 0) return "-";
-  const counts = new Map<string, number>();
-  for (const p of s.placements) counts.set(p.node, (counts.get(p.node) ?? 0) + 1);
-  return [...counts].map(([node, n]) => `${node.slice(0, 8)}${n > 1 ? `x${n}` : ""}`).join(",");
+  const counts = new Map<string, { n: number; state: string }>();
+  for (const p of s.placements) counts.set(p.node, { n: (counts.get(p.node)?.n ?? 0) + 1, state: p.state });
+  return [...counts].map(([node, { n, state }]) =>
+    `${node.slice(0, 8)}${n > 1 ? `x${n}` : ""}${state === "ready" ? "" : `(${state})`}`
+  ).join(",");
 }

@@ -12,6 +12,7 @@ import { wasmKind } from "../runtime/mod.ts";
 import { bearerMatches } from "./auth.ts";
 import { type BodyLimits, defaultBodyLimits, readBody, readJson, SMALL_JSON_BYTES } from "./body.ts";
 import type { Cluster } from "./cluster.ts";
+import { checkReport } from "./replica_report.ts";
 import { checkFacts } from "./node_facts.ts";
 import type { JobTriggers } from "./jobs.ts";
 import type { ControlPlane, DeployRequest } from "./plane.ts";
@@ -103,6 +104,14 @@ export function createApi(opts: ApiOptions): Hono {
     const body = await readJson(c.req.raw, SMALL_JSON_BYTES, "member record");
     const { id, address } = memberOf({ ...(body as object), id: c.req.param("id") });
     return c.json(await opts.cluster.update(id, address, checkFacts(body)));
+  });
+
+  // A node's report of its workloads (ready, failed, gone), committed by the leader.
+  app.post("/cluster/nodes/:id/replicas", async (c) => {
+    const { id } = memberOf({ id: c.req.param("id") }, false);
+    const report = checkReport(await readJson(c.req.raw, limits.deploy, "replica report"));
+    await opts.cluster.replicas(id, report);
+    return c.json({ id, states: report.states.length, gone: report.gone.length });
   });
 
   app.delete("/cluster/members/:id", async (c) => {

@@ -9,6 +9,7 @@
 import { OrcaError } from "../errors.ts";
 import type { MemberRecord } from "./machine.ts";
 import type { NodeFacts } from "./node_facts.ts";
+import type { ReplicaReport } from "./placement_store.ts";
 import { type ControlLog, PEER_PATH } from "./raft_log.ts";
 
 /** What `orca nodes` shows of each member. */
@@ -90,6 +91,14 @@ export class Cluster {
     }
     await this.#log.propose({ type: "member", id, address, facts, at: Date.now() });
     return this.#log.members().find((m) => m.id === id)!;
+  }
+
+  /** Commits node `id`'s report of its workloads (leader only). */
+  async replicas(id: string, report: { states: ReplicaReport[]; gone: string[] }): Promise<void> {
+    if (!this.#log.members().some((m) => m.id === id)) {
+      throw new OrcaError("not_found", `no node ${id} in this cluster`, { hint: "orca nodes lists the nodes" });
+    }
+    await this.#log.propose({ type: "replica-states", node: id, at: Date.now(), ...report });
   }
 
   /** Makes learner `id` a voter (leader only), through joint consensus. */

@@ -77,14 +77,20 @@ export class Forwarder {
   }
 
   /**
-   * Sends `request` to one of `nodes` (fewest in flight first); a server that cannot be reached is skipped while the
-   * body has not been sent. Resolves with the first answer, or a 502/503 naming the servers tried.
+   * Sends `request` to one of `groups`' servers: the first group first (those whose replica is ready), fewest in
+   * flight first within a group; a server that cannot be reached is skipped while the body has not been sent.
+   * Resolves with the first answer, or a 502/503 naming the servers tried.
    */
-  async forward(request: Request, url: URL, service: string, nodes: readonly string[]): Promise<Response> {
-    const targets = nodes
+  async forward(
+    request: Request,
+    url: URL,
+    service: string,
+    groups: readonly (readonly string[])[],
+  ): Promise<Response> {
+    const load = (node: string) => this.#inFlight.get(node) ?? 0;
+    const targets = groups.flatMap((nodes) => [...nodes].sort((a, b) => load(a) - load(b)))
       .map((node) => ({ node, address: this.#opts.proxyOf(node) }))
-      .filter((t): t is { node: string; address: string } => t.address !== undefined)
-      .sort((a, b) => (this.#inFlight.get(a.node) ?? 0) - (this.#inFlight.get(b.node) ?? 0));
+      .filter((t): t is { node: string; address: string } => t.address !== undefined);
     if (targets.length === 0) {
       return Response.json({ error: "service unavailable", service, detail: "no server with a replica is known" }, {
         status: 503,

@@ -19,7 +19,15 @@ import { fromBase64 } from "../runtime/mod.ts";
 import { QueueStore } from "./queue_store.ts";
 import { RunStore } from "./run_store.ts";
 import type { NodeFacts } from "./node_facts.ts";
-import { type Placements, PLACEMENTS_SCHEMA, writePlacements } from "./placement_store.ts";
+import {
+  loadReplicaStates,
+  type Placements,
+  PLACEMENTS_SCHEMA,
+  REPLICA_STATES_SCHEMA,
+  type ReplicaReport,
+  writePlacements,
+  writeReplicaStates,
+} from "./placement_store.ts";
 import {
   dumpState,
   encodeSnapshot,
@@ -45,6 +53,8 @@ export type ControlCommand =
   }
   /** Placements changed outside a deploy (the leader's upkeep: replicas of a lost node moved, missing ones placed). */
   | { type: "place"; at: number; placements: Placements; reason: string }
+  /** A node's workloads: ready (at a version) or failed, and services it runs no more. */
+  | { type: "replica-states"; node: string; at: number; states: ReplicaReport[]; gone: string[] }
   /** A server's address, and what it offers the scheduler (absent: kept as registered). */
   | { type: "member"; id: string; address: string; at: number; facts?: NodeFacts }
   /** A server left the cluster. */
@@ -106,7 +116,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
 
   constructor(store: Store) {
     this.#store = store;
-    store.db.exec(schema + PLACEMENTS_SCHEMA);
+    store.db.exec(schema + PLACEMENTS_SCHEMA + REPLICA_STATES_SCHEMA);
     // Stores made before the registry held facts lack the columns.
     const columns = store.db.prepare("SELECT name FROM pragma_table_info('members')").all() as { name: string }[];
     if (!columns.some((c) => c.name === "facts")) {
@@ -191,8 +201,11 @@ export class ControlMachine implements StateMachine<CommandResult> {
     if (data.v !== 1) throw new Error(`snapshot format ${data.v} is not one this version reads`);
     const db = this.#store.db;
     this.#store.transaction(() => {
-      db.exec("DELETE FROM services; DELETE FROM deploys; DELETE FROM members; DELETE FROM placements;");
+      db.exec(
+        "DELETE FROM services; DELETE FROM deploys; DELETE FROM members; DELETE FROM placements; DELETE FROM replica_states;",
+      );
       writePlacements((text) => this.#store.sql(text), data.placements ?? {});
+      loadReplicaStates((text) => this.#store.sql(text), data.replicaStates ?? {});
       const member = this.#store.sql("INSERT INTO members (id, address, at, facts, drain) VALUES (?, ?, ?, ?, ?)");
       for (const m of data.members ?? []) {
         member.run(m.id, m.address, m.at, m.facts ? JSON.stringify(m.facts) : null, m.drain ? 1 : 0);
@@ -255,6 +268,8 @@ export class ControlMachine implements StateMachine<CommandResult> {
         const id = this.#store.writeDeploy(command.upserts, command.removals, command.summary, command.at);
         const sql = (text: string) => this.#store.sql(text);
         writePlacements(sql, Object.fromEntries(command.removals.map((r) => [`${r.project}/${r.name}`, []])));
+        const forget = sql("DELETE FROM replica_states WHERE service = ?");
+        for (const r of command.removals) forget.run(`${r.project}/${r.name}`);
         if (command.placements) writePlacements(sql, command.placements);
         const services = this.#store.services();
         const deployed = new Set(services.map((s) => keyOf(s)));
@@ -269,6 +284,9 @@ export class ControlMachine implements StateMachine<CommandResult> {
         };
       case "place":
         writePlacements((text) => this.#store.sql(text), command.placements);
+        return { ok: true, value: undefined };
+      case "replica-states":
+        writeReplicaStates((text) => this.#store.sql(text), command.node, command.at, command.states, command.gone);
         return { ok: true, value: undefined };
       case "cron-claim":
         return { ok: true, value: this.#runs.applyClaim(command.service, command.trigger, command.at) };

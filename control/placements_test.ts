@@ -4,7 +4,8 @@ import { OrcaError } from "../errors.ts";
 import type { Entry } from "../raft/mod.ts";
 import { type ControlCommand, ControlMachine, encodeCommand } from "./machine.ts";
 import { checkFacts } from "./node_facts.ts";
-import { readPlacements } from "./placement_store.ts";
+import { readPlacements, readReplicaStates } from "./placement_store.ts";
+import { checkReport } from "./replica_report.ts";
 import { isPlaced, type NodeRecord, placeServices } from "./placements.ts";
 import { Store } from "./store.ts";
 
@@ -145,4 +146,51 @@ Deno.test("a node that stopped answering loses its replicas to healthy ones and 
   assert.deepEqual(stuck.changed, {});
   assert.equal(stuck.plan.unplaced.length, 2);
   assert.throws(() => placeServices(alone, placed, [web], { healthy: () => false }), /fit on no node/);
+});
+
+Deno.test("a node's report of its workloads: checked field by field, applied, and carried by snapshots", async () => {
+  const ok = checkReport({ states: [{ service: "p/web", version: 2, state: "ready" }], gone: ["p/old"] });
+  assert.deepEqual(ok, { states: [{ service: "p/web", version: 2, state: "ready" }], gone: ["p/old"] });
+  const cases: [unknown, RegExp][] = [
+    [[], /report must be an object/],
+    [{ states: {}, gone: [] }, /states must be a list/],
+    [{ states: [], gone: "x" }, /gone must be a list/],
+    [{ states: [{ service: "../etc", version: 1, state: "ready" }], gone: [] }, /states\[0\]\.service/],
+    [{ states: [{ service: "p/w", version: 0, state: "ready" }], gone: [] }, /states\[0\]\.version/],
+    [{ states: [{ service: "p/w", version: 1, state: "great" }], gone: [] }, /states\[0\]\.state/],
+    [{ states: [{ service: "p/w", version: 1, state: "failed", message: "x".repeat(1001) }], gone: [] }, /message/],
+    [{ states: [], gone: [1] }, /gone\[0\]/],
+    [{ states: [], gone: Array(10_001).fill("p/w") }, /at most 10000/],
+  ];
+  for (const [body, message] of cases) {
+    assert.throws(() => checkReport(body), message, JSON.stringify(body).slice(0, 80));
+  }
+
+  const dir = await Deno.makeTempDir({ prefix: "orca-states-" });
+  const store = new Store(`${dir}/a.db`);
+  const machine = new ControlMachine(store);
+  const apply = (index: number, command: ControlCommand) =>
+    machine.applyAll([{ index, term: 1, kind: "normal", data: encodeCommand(command) }]);
+  apply(1, {
+    type: "replica-states",
+    node: "n1",
+    at: 5,
+    states: [{ service: "p/web", version: 2, state: "ready" }, {
+      service: "p/bad",
+      version: 1,
+      state: "failed",
+      message: "no module",
+    }],
+    gone: [],
+  });
+  const states = readReplicaStates((t) => store.sql(t));
+  assert.deepEqual(states["p/web"], { n1: { version: 2, state: "ready", at: 5 } });
+  assert.deepEqual(states["p/bad"].n1.message, "no module");
+  const other = new Store(`${dir}/b.db`);
+  new ControlMachine(other).restore(machine.snapshot());
+  assert.deepEqual(readReplicaStates((t) => other.sql(t)), states);
+  apply(2, { type: "replica-states", node: "n1", at: 6, states: [], gone: ["p/bad"] });
+  assert.deepEqual(Object.keys(readReplicaStates((t) => store.sql(t))), ["p/web"]);
+  store.close();
+  other.close();
 });

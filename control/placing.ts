@@ -9,7 +9,13 @@ import type { ServiceSpec } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import type { ExplainJson } from "../scheduler/explain.ts";
 import { keyOf } from "./deploy_request.ts";
-import { type Placements, readPlacements } from "./placement_store.ts";
+import {
+  type Placements,
+  readPlacements,
+  readReplicaStates,
+  type ReplicaReport,
+  type ReplicaStates,
+} from "./placement_store.ts";
 import { explainServices, type NodeRecord, nodesOf, placeServices, replicasOn } from "./placements.ts";
 import type { Store, StoredService } from "./store.ts";
 import type { LocalService } from "./workloads.ts";
@@ -33,6 +39,9 @@ export class Placing {
   readonly #store: Store;
   readonly #context?: NodeContext;
   #cache?: Placements;
+  #states?: ReplicaStates;
+  /** Per service, the other servers whose replica is ready at its current version (built when asked). */
+  #ready?: Map<string, string[]>;
 
   /** Without `context` nothing is placed: every service runs here. */
   constructor(store: Store, context?: NodeContext) {
@@ -45,14 +54,75 @@ export class Placing {
     return this.#cache ??= readPlacements((text) => this.#store.sql(text));
   }
 
-  /** A deploy, a placement change or a snapshot was applied: read them again. */
-  forget(): void {
-    this.#cache = undefined;
+  /** What each node said of its workloads. */
+  states(): ReplicaStates {
+    return this.#states ??= readReplicaStates((text) => this.#store.sql(text));
   }
 
-  /** The servers other than this one that run a replica of `service`. */
-  elsewhere(service: string): string[] {
-    return [...new Set((this.applied()[service] ?? []).map((p) => p.node))].filter((n) => n !== this.#context?.node);
+  /** A deploy, a placement change, a node's report or a snapshot was applied: read them again. */
+  forget(): void {
+    this.#cache = undefined;
+    this.#states = undefined;
+    this.#ready = undefined;
+  }
+
+  /**
+   * The servers other than this one that run a replica of `service`: those that said it is ready at its current
+   * version, and the others (still starting, or not heard from).
+   */
+  elsewhere(service: string): { ready: string[]; others: string[] } {
+    const all = [...new Set((this.applied()[service] ?? []).map((p) => p.node))].filter((n) =>
+      n !== this.#context?.node
+    );
+    const ready = this.#readyNodes().get(service) ?? [];
+    return { ready: all.filter((n) => ready.includes(n)), others: all.filter((n) => !ready.includes(n)) };
+  }
+
+  /** Whether `node` said its replica of `service` is ready at `version`. */
+  isReady(service: string, node: string, version: number): boolean {
+    const s = this.states()[service]?.[node];
+    return s?.state === "ready" && s.version === version;
+  }
+
+  /**
+   * What this server has to tell of its workloads (`running`: each local service's version and failure, if any),
+   * against what the log holds of it; undefined when the log already says so.
+   */
+  report(running: { service: string; version: number; failure?: string }[]): {
+    states: ReplicaReport[];
+    gone: string[];
+  } | undefined {
+    const node = this.#context?.node;
+    if (node === undefined) return undefined;
+    const held = this.states();
+    const states: ReplicaReport[] = [];
+    for (const r of running) {
+      const now = held[r.service]?.[node];
+      const state = r.failure === undefined ? "ready" : "failed";
+      if (now?.state === state && now.version === r.version && now.message === r.failure) continue;
+      states.push({
+        service: r.service,
+        version: r.version,
+        state,
+        ...(r.failure !== undefined && { message: r.failure.slice(0, 1000) }),
+      });
+    }
+    const here = new Set(running.map((r) => r.service));
+    const gone = Object.entries(held).filter(([service, byNode]) => byNode[node] && !here.has(service)).map(([s]) => s);
+    return states.length > 0 || gone.length > 0 ? { states, gone } : undefined;
+  }
+
+  #readyNodes(): Map<string, string[]> {
+    if (this.#ready) return this.#ready;
+    const versions = new Map(this.#store.services().map((s) => [keyOf(s.spec), s.version]));
+    const ready = new Map<string, string[]>();
+    for (const [service, byNode] of Object.entries(this.states())) {
+      const nodes = Object.entries(byNode).filter(([, s]) =>
+        s.state === "ready" && s.version === versions.get(service)
+      );
+      ready.set(service, nodes.map(([n]) => n));
+    }
+    return this.#ready = ready;
   }
 
   /** What this server runs of `deployed`: services placed here (with the replicas placed here), and unplaced ones. */

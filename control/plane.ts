@@ -21,7 +21,7 @@ import {
 import type { Forwarder } from "./forward.ts";
 import type { JobTriggers } from "./jobs.ts";
 import type { Change, ControlCommand } from "./machine.ts";
-import type { Placements } from "./placement_store.ts";
+import type { Placements, ReplicaReport } from "./placement_store.ts";
 import { type NodeContext, Placing } from "./placing.ts";
 import { type ServiceStatus, serviceStatuses } from "./service_status.ts";
 import type { ExplainJson } from "../scheduler/explain.ts";
@@ -65,7 +65,11 @@ export interface ControlPlaneOptions {
    * one runs those placed on it, and requests for the others go to a server that has one. Absent: every service
    * runs here.
    */
-  cluster?: NodeContext & { forwarder: Forwarder };
+  cluster?: NodeContext & {
+    forwarder: Forwarder;
+    /** Tells the log (through the leader) what this server's workloads are: ready at a version, or failed. */
+    report(report: { states: ReplicaReport[]; gone: string[] }): Promise<void>;
+  };
 }
 
 export class ControlPlane {
@@ -80,6 +84,7 @@ export class ControlPlane {
   readonly #workloads: Workloads;
   readonly #cluster?: ControlPlaneOptions["cluster"];
   readonly #placing: Placing;
+  #reporting = false;
   /** New versions a deploy made ahead, by workload id, for the convergence after it commits to take. */
   readonly #warm = new Map<string, WorkloadHandle>();
   /** Deploys and removals, one at a time. */
@@ -106,10 +111,10 @@ export class ControlPlane {
       drainMs: opts.drainMs ?? 10_000,
     });
     opts.commands.onApplied((changed) => {
+      const moved = changed.has("deploy") || changed.has("place") || changed.has("snapshot");
+      if (moved || changed.has("replica-states")) this.#placing.forget();
       // Only deploys, placements (and a snapshot, which may hold any) change what runs here.
-      if (!changed.has("deploy") && !changed.has("place") && !changed.has("snapshot")) return;
-      this.#placing.forget();
-      if (this.#restored) this.#converge();
+      if (moved && this.#restored) this.#converge();
     });
   }
 
@@ -120,6 +125,25 @@ export class ControlPlane {
 
   get routes(): RouteTable {
     return this.#workloads.routes;
+  }
+
+  /**
+   * Tells the log what this server's workloads are, when it does not hold that yet (after each convergence, and
+   * every second: a report that did not get through is sent again).
+   */
+  reportReplicas(): void {
+    const report = this.#cluster?.report;
+    if (!report || this.#reporting) return;
+    const running = [...this.#workloads.active].map(([service, a]) => ({
+      service,
+      version: a.stored.version,
+      ...(a.failure !== undefined && { failure: a.failure }),
+    }));
+    const told = this.#placing.report(running);
+    if (!told) return;
+    this.#reporting = true;
+    report(told).catch((err) => this.#log(`replica states not reported: ${(err as Error).message ?? err}`))
+      .finally(() => this.#reporting = false);
   }
 
   /** Brings every service of the applied state up; one that fails does not stop the others. */
@@ -150,6 +174,7 @@ export class ControlPlane {
         handle: a.handle!,
       }));
       this.#jobs?.apply(running);
+      this.reportReplicas();
     });
     this.#converging = run.catch((err) => this.#log(`converge: ${(err as Error).message ?? err}`));
     return this.#converging;
@@ -349,7 +374,8 @@ export class ControlPlane {
     const key = this.resolve(service);
     const a = this.#workloads.active.get(key);
     if (!a) {
-      const nodes = this.#placing.elsewhere(key).join(", ");
+      const { ready, others } = this.#placing.elsewhere(key);
+      const nodes = [...ready, ...others].join(", ");
       throw new OrcaError("unavailable", `service ${key} has no replica on this server (it runs on ${nodes})`, {
         hint: "ask the server it runs on: orca --server <its address>",
       });
@@ -370,9 +396,9 @@ export class ControlPlane {
     if (a?.handle) {
       return this.#workloads.runtime(a.handle).serveHttp(a.handle, forwarder?.strip(request) ?? request, ctx);
     }
-    const elsewhere = this.#placing.elsewhere(service);
-    if (forwarder && !a && elsewhere.length > 0 && !forwarder.isForwarded(request)) {
-      return forwarder.forward(request, new URL(request.url), service, elsewhere);
+    const { ready, others } = this.#placing.elsewhere(service);
+    if (forwarder && !a && ready.length + others.length > 0 && !forwarder.isForwarded(request)) {
+      return forwarder.forward(request, new URL(request.url), service, [ready, others]);
     }
     return Promise.resolve(
       Response.json({ error: "service unavailable", service, detail: a?.failure }, {
@@ -387,6 +413,7 @@ export class ControlPlane {
     return serviceStatuses({
       services: this.#store.services(),
       placements: this.#placing.applied(),
+      states: this.#placing.states(),
       active: this.#workloads.active,
       runtime: (handle) => this.#workloads.runtime(handle),
       ...(this.#jobs && { jobs: this.#jobs }),

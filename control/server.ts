@@ -17,6 +17,7 @@ import { ControlPlane } from "./plane.ts";
 import { Cluster } from "./cluster.ts";
 import { forwardCredential, Forwarder } from "./forward.ts";
 import { NodeWatch } from "./node_watch.ts";
+import type { ReplicaReport } from "./placement_store.ts";
 import { promoteWhenCaughtUp, registerSelf, requestJoin } from "./join.ts";
 import { localFacts } from "./node_facts.ts";
 import { ControlLog, PEER_PATH } from "./raft_log.ts";
@@ -216,19 +217,27 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     leads: () => log_.isLeader,
   });
   const fetchMissing = (kind: "module" | "blob", hash: string) => fetchFromPeers(log_, token, store, kind, hash);
-  const publishEvent = async (name: string, data: Record<string, unknown>) => {
-    if (log_.isLeader) return await jobs.emit(name, data);
+  /** Sends a follower's write to the leader's API. */
+  const toLeader = async (path: string, body: unknown) => {
     const leader = log_.leader;
     const address = leader === undefined ? undefined : log_.addressOf(leader);
-    if (!address) throw new Error("no leader known to publish it");
-    const res = await fetch(`http://${address}/api/v1/cluster/events/${encodeURIComponent(name)}`, {
+    if (!address) throw new Error("no leader known to send it to");
+    const res = await fetch(`http://${address}/api/v1${path}`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: JSON.stringify(data),
+      body: JSON.stringify(body),
       signal: AbortSignal.timeout(10_000),
     });
     await res.body?.cancel();
     if (!res.ok) throw new Error(`the leader answered ${res.status}`);
+  };
+  const publishEvent = async (name: string, data: Record<string, unknown>) => {
+    if (log_.isLeader) return await jobs.emit(name, data);
+    await toLeader(`/cluster/events/${encodeURIComponent(name)}`, data);
+  };
+  const report = async (r: { states: ReplicaReport[]; gone: string[] }) => {
+    if (log_.isLeader) await log_.propose({ type: "replica-states", node: nodeId, at: Date.now(), ...r });
+    else await toLeader(`/cluster/nodes/${encodeURIComponent(nodeId)}/replicas`, r);
   };
   const forwarder = new Forwarder({
     credential: await forwardCredential(token),
@@ -249,7 +258,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     jobs,
     fetchMissing,
     publishEvent,
-    cluster: { node: nodeId, members: () => log_.members(), forwarder, healthy: (node) => watch.healthy(node) },
+    cluster: {
+      node: nodeId,
+      members: () => log_.members(),
+      forwarder,
+      healthy: (node) => watch.healthy(node),
+      report,
+    },
   });
   incident = (service, error) => plane.emit("orca.instance.crashed", { service, error });
   // A server that becomes the leader picks up the jobs at once (a firing missed during the election runs now).
@@ -262,6 +277,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // The leader moves the replicas of nodes that stopped answering, and places those missing.
   const upkeep = setInterval(() => {
     watch.tick();
+    plane.reportReplicas();
     if (log_.isLeader) plane.replan().catch((err) => log(`placements not updated: ${(err as Error).message ?? err}`));
   }, 1000);
 

@@ -7,7 +7,7 @@ import { routesOf } from "../proxy/mod.ts";
 import type { HttpServing, Runtime, WorkloadHandle } from "../runtime/mod.ts";
 import { keyOf } from "./deploy_request.ts";
 import type { JobTriggers } from "./jobs.ts";
-import type { Placements } from "./placement_store.ts";
+import type { Placements, ReplicaStates } from "./placement_store.ts";
 import type { StoredService } from "./store.ts";
 import type { Active } from "./workloads.ts";
 
@@ -24,8 +24,11 @@ export interface ServiceStatus {
   errors: number;
   module?: string;
   message?: string;
-  /** Where its replicas run (a placed service; the others run on every server). */
-  placements?: { replica: number; node: string }[];
+  /**
+   * Where its replicas run (a placed service; the others run on every server), and what each server said of its
+   * workload: `ready` at this version, `failed` (with why), or `starting` (nothing said of this version yet).
+   */
+  placements?: { replica: number; node: string; state: "ready" | "failed" | "starting"; message?: string }[];
   /** Next firing of each cron trigger. */
   nextRuns?: { trigger: string; at?: number }[];
   /** The latest cron run. */
@@ -35,6 +38,7 @@ export interface ServiceStatus {
 export interface StatusSources {
   services: StoredService[];
   placements: Placements;
+  states: ReplicaStates;
   /** The workloads that run here. */
   active: ReadonlyMap<string, Active>;
   runtime(handle: WorkloadHandle): Runtime & HttpServing;
@@ -47,7 +51,11 @@ export async function serviceStatuses(deps: StatusSources): Promise<ServiceStatu
   for (const stored of deps.services) {
     const { spec, version, updatedAt } = stored;
     const key = keyOf(spec);
-    const placed = placements[key]?.map(({ replica, node }) => ({ replica, node }));
+    const placed = placements[key]?.map(({ replica, node }) => {
+      const said = deps.states[key]?.[node];
+      if (!said || said.version !== version) return { replica, node, state: "starting" as const };
+      return { replica, node, state: said.state, ...(said.message !== undefined && { message: said.message }) };
+    });
     const routes = routesOf(spec).map((r) => r.host ? `${r.host}${r.pattern}` : r.pattern);
     const base = {
       project: spec.project,

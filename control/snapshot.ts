@@ -10,7 +10,7 @@
 
 import type { StatementSync } from "node:sqlite";
 import type { NodeFacts } from "./node_facts.ts";
-import { type Placements, readPlacements } from "./placement_store.ts";
+import { type Placements, readPlacements, readReplicaStates, type ReplicaStates } from "./placement_store.ts";
 import { dumpQueues, type QueueTables } from "./queue_store.ts";
 import { dumpRuns, type RunTables } from "./run_store.ts";
 
@@ -54,6 +54,8 @@ export interface SnapshotData {
   members?: MemberRecord[];
   /** Where each placed service's replicas run. */
   placements?: Placements;
+  /** What each node said of its workloads. */
+  replicaStates?: ReplicaStates;
   queues?: QueueTables;
   runs?: RunTables;
   /** AUTOINCREMENT counters: ids handed out (deploys, messages) are never handed out again after a restore. */
@@ -81,6 +83,7 @@ export function dumpState(sql: (text: string) => StatementSync): SnapshotData {
     deploys: sql("SELECT id, at, summary FROM deploys ORDER BY id").all() as SnapshotData["deploys"],
     members: readMembers(sql),
     placements: readPlacements(sql),
+    replicaStates: readReplicaStates(sql),
     queues: dumpQueues(sql),
     runs: dumpRuns(sql),
     sequences: sql("SELECT name, seq FROM sqlite_sequence ORDER BY name").all() as SnapshotData["sequences"],

@@ -15,7 +15,7 @@ const TIMEOUT_SECS = 2;
 interface ServiceRow {
   name: string;
   state: string;
-  placements?: { replica: number; node: string }[];
+  placements?: { replica: number; node: string; state: string }[];
 }
 
 interface NodeRow {
@@ -64,8 +64,19 @@ Deno.test("a server killed -9 loses its replicas to the others within the node t
     });
     const deployed = await orcaAt(members[1].apiUrl, token, "deploy", dir);
     assert.equal(deployed.code, 0, deployed.stderr);
-    const before = (await services(members[0], token)).find((s) => s.name === "solo")!;
-    assert.equal(before.placements?.length, 1);
+    // The server that runs it says so through the log: every server sees it ready.
+    const before = await eventually("solo ready", async () => {
+      const row = (await services(members[0], token)).find((s) => s.name === "solo");
+      return row?.placements?.length === 1 && row.placements[0].state === "ready" ? row : undefined;
+    });
+    // A report is the cluster's own: without the token 401; malformed, 400 naming the field; an unknown node, 404.
+    const post = (id: string, body: unknown, auth = token) =>
+      call(members[2].apiUrl, auth, `/cluster/nodes/${id}/replicas`, { method: "POST", body: JSON.stringify(body) });
+    assert.equal((await post("x", { states: [], gone: [] }, "not-the-token")).status, 401);
+    const malformed = await post(before.placements![0].node, { states: [{ service: "p/s", version: -1 }], gone: [] });
+    assert.equal(malformed.status, 400);
+    assert.match(JSON.stringify(malformed.body), /states\[0\]\.version/);
+    assert.equal((await post("no-such-node", { states: [], gone: [] })).status, 404);
     const nodes = JSON.parse((await orcaAt(members[0].apiUrl, token, "nodes", "--json")).stdout) as NodeRow[];
     const holder = nodes.find((n) => n.id === before.placements![0].node)!;
     const victim = members.find((m) => holder.address.startsWith(`${m.ip}:`))!;
@@ -102,7 +113,8 @@ Deno.test("a server killed -9 loses its replicas to the others within the node t
     const killedAt = performance.now();
     const moved = await eventually("solo placed on a survivor", async () => {
       const row = (await services(survivors[0], token)).find((s) => s.name === "solo");
-      return row?.placements?.length === 1 && row.placements[0].node !== holder.id ? row : undefined;
+      const p = row?.placements;
+      return p?.length === 1 && p[0].node !== holder.id && p[0].state === "ready" ? row : undefined;
     }, 30_000);
     for (const m of survivors) {
       let last = "";
