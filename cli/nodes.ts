@@ -6,18 +6,34 @@ import { OrcaError } from "../errors.ts";
 import { Client } from "./client.ts";
 import { clientFlags, clientOptions, type Command, table } from "./command.ts";
 
-type NodeRow = MemberReport & Partial<NodeReport>;
+type NodeRow = MemberReport & Partial<NodeReport> & { replicas?: number };
 
 export const nodesCommand: Command = {
   name: "nodes",
-  summary:
-    "List the servers: id, address, Raft role, term, commit and applied index, lag, runtimes, capacity, GPUs, labels.",
-  usage: "orca nodes [--json]",
+  summary: "List the nodes: id, address, Raft role, term, commit and applied index, lag, runtimes, capacity, " +
+    "replicas, GPUs, labels. `orca nodes drain <id>` moves a node's replicas off it one at a time (each new one " +
+    "ready before the old one stops) and places nothing new there; `orca nodes undrain <id>` puts it back.",
+  usage: "orca nodes [--json] | orca nodes drain <node-id> | orca nodes undrain <node-id>",
   flags: ["--json           print as JSON", ...clientFlags],
   options: { ...clientOptions, json: { type: "boolean" } },
-  maxArgs: 0,
-  async run(values) {
+  maxArgs: 2,
+  async run(values, args) {
     const client = await Client.fromFlags(values);
+    if (args.length > 0) {
+      const [action, id] = args;
+      if ((action !== "drain" && action !== "undrain") || !id) {
+        throw new OrcaError("usage", "usage: orca nodes drain <node-id> | orca nodes undrain <node-id>", {
+          hint: "orca nodes lists the node ids",
+        });
+      }
+      await client.json(`/cluster/nodes/${encodeURIComponent(id)}/${action}`, { method: "POST" });
+      console.log(
+        action === "drain"
+          ? `draining ${id}: its replicas move one at a time; orca nodes shows the progress`
+          : `${id} is back in service`,
+      );
+      return 0;
+    }
     const { nodes } = await client.json<{ nodes: NodeRow[] }>("/nodes");
     if (values.json) {
       console.log(JSON.stringify(nodes, null, 2));
@@ -37,6 +53,7 @@ export const nodesCommand: Command = {
         "RUNTIMES",
         "WASM HOSTS",
         "CAPACITY",
+        "REPLICAS",
         "GPUS",
         "LABELS",
       ],
@@ -53,11 +70,8 @@ export const nodesCommand: Command = {
           : "ok",
         n.runtimes ? Object.entries(n.runtimes).filter(([, up]) => up).map(([k]) => k).join(", ") : "-",
         n.wasmHosts ? `${n.wasmHosts.workers} (${n.wasmHosts.restarts} restarted)` : "-",
-        n.capacity
-          ? `${n.capacity.cpuMillis / 1000} cores, ${(n.capacity.memory / 2 ** 30).toFixed(1)} GiB${
-            n.drain ? ", drained" : ""
-          }`
-          : "-",
+        n.capacity ? `${n.capacity.cpuMillis / 1000} cores, ${(n.capacity.memory / 2 ** 30).toFixed(1)} GiB` : "-",
+        `${n.replicas ?? 0}${n.drain ? (n.replicas ? " (draining)" : " (drained)") : ""}`,
         n.gpus?.map((g) => `${g.count}x ${g.model ?? g.vendor}${g.vram ? ` (${g.vram} MiB)` : ""}`).join(", ") || "-",
         Object.entries(n.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(",") || "-",
       ]),

@@ -67,7 +67,10 @@ export function createApi(opts: ApiOptions): Hono {
 
   app.get("/nodes", async (c) => {
     const reports = await opts.cluster.report();
-    return c.json({ nodes: reports.map(({ node, ...member }) => ({ ...node, ...member })) });
+    const placed = plane.replicasByNode();
+    return c.json({
+      nodes: reports.map(({ node, ...member }) => ({ ...node, ...member, replicas: placed.get(member.id) ?? 0 })),
+    });
   });
 
   app.get("/cluster/status", async (c) => c.json(await opts.cluster.status()));
@@ -104,6 +107,18 @@ export function createApi(opts: ApiOptions): Hono {
     const body = await readJson(c.req.raw, SMALL_JSON_BYTES, "member record");
     const { id, address } = memberOf({ ...(body as object), id: c.req.param("id") });
     return c.json(await opts.cluster.update(id, address, checkFacts(body)));
+  });
+
+  app.post("/cluster/nodes/:id/drain", async (c) => {
+    const { id } = memberOf({ id: c.req.param("id") }, false);
+    await opts.cluster.drain(id, true);
+    return c.json({ id, drain: true });
+  });
+
+  app.post("/cluster/nodes/:id/undrain", async (c) => {
+    const { id } = memberOf({ id: c.req.param("id") }, false);
+    await opts.cluster.drain(id, false);
+    return c.json({ id, drain: false });
   });
 
   // A node's report of its workloads (ready, failed, gone), committed by the leader.

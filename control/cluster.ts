@@ -93,6 +93,17 @@ export class Cluster {
     return this.#log.members().find((m) => m.id === id)!;
   }
 
+  /**
+   * Drains node `id` (its replicas move off it one at a time, each new one ready before the old one stops, and it
+   * gets no new one), or puts it back in service (leader only).
+   */
+  async drain(id: string, drain: boolean): Promise<void> {
+    if (!this.#log.members().some((m) => m.id === id)) {
+      throw new OrcaError("not_found", `no node ${id} in this cluster`, { hint: "orca nodes lists the nodes" });
+    }
+    await this.#log.propose({ type: "drain", id, drain });
+  }
+
   /** Commits node `id`'s report of its workloads (leader only). */
   async replicas(id: string, report: { states: ReplicaReport[]; gone: string[] }): Promise<void> {
     if (!this.#log.members().some((m) => m.id === id)) {

@@ -4,7 +4,7 @@
  * method, path, Host and body, streamed both ways. Such a request carries a
  * credential only the cluster's servers can make (derived from the cluster
  * token) and the Host the client sent; a server serves it from its own
- * replicas only, so nothing is forwarded twice, and both headers are removed
+ * replicas only (or, if its replica just moved, once more to a ready one), and the headers are removed
  * before the service sees the request. A client that sends them without the
  * credential gets them removed and is served as any other request.
  */
@@ -15,6 +15,11 @@ import { timingSafeEqual } from "node:crypto";
 export const FORWARD_HEADER = "x-orca-proxied";
 /** The Host the client sent, on a forwarded request (fetch sets Host to the peer's address). */
 export const FORWARD_HOST_HEADER = "x-orca-proxied-host";
+/**
+ * `2` on a request forwarded a second time: a server that got it forwarded but runs the service no more (its replica
+ * just moved) sends it on once, to a server whose replica is ready. Never a third time.
+ */
+export const FORWARD_HOP_HEADER = "x-orca-proxied-hop";
 
 const encoder = new TextEncoder();
 /** Headers that belong to one connection, never passed on. */
@@ -54,6 +59,12 @@ export class Forwarder {
     return request.headers.get(FORWARD_HOST_HEADER) ?? undefined;
   }
 
+  /** How many times a server of this cluster forwarded `request` (0: it comes from a client). */
+  hops(request: Request): number {
+    if (!this.isForwarded(request)) return 0;
+    return request.headers.get(FORWARD_HOP_HEADER) === "2" ? 2 : 1;
+  }
+
   /** Whether `request` was forwarded by a server of this cluster. */
   isForwarded(request: Request): boolean {
     const given = request.headers.get(FORWARD_HEADER);
@@ -72,6 +83,7 @@ export class Forwarder {
     const headers = new Headers(request.headers);
     headers.delete(FORWARD_HEADER);
     headers.delete(FORWARD_HOST_HEADER);
+    headers.delete(FORWARD_HOP_HEADER);
     if (original !== undefined) headers.set("host", original);
     return new Request(request, { headers });
   }
@@ -87,6 +99,7 @@ export class Forwarder {
     service: string,
     groups: readonly (readonly string[])[],
   ): Promise<Response> {
+    const hop = this.hops(request) + 1;
     const load = (node: string) => this.#inFlight.get(node) ?? 0;
     const targets = groups.flatMap((nodes) => [...nodes].sort((a, b) => load(a) - load(b)))
       .map((node) => ({ node, address: this.#opts.proxyOf(node) }))
@@ -99,8 +112,10 @@ export class Forwarder {
     }
     const headers = new Headers(request.headers);
     for (const h of HOP_BY_HOP) headers.delete(h);
-    headers.set(FORWARD_HOST_HEADER, request.headers.get("host") ?? url.host);
+    headers.set(FORWARD_HOST_HEADER, this.forwardedHost(request) ?? request.headers.get("host") ?? url.host);
     headers.set(FORWARD_HEADER, new TextDecoder().decode(this.#credential));
+    if (hop > 1) headers.set(FORWARD_HOP_HEADER, String(hop));
+    else headers.delete(FORWARD_HOP_HEADER);
     headers.delete("host");
     const tried: string[] = [];
     for (const { node, address } of targets) {

@@ -57,6 +57,8 @@ export type ControlCommand =
   | { type: "replica-states"; node: string; at: number; states: ReplicaReport[]; gone: string[] }
   /** A server's address, and what it offers the scheduler (absent: kept as registered). */
   | { type: "member"; id: string; address: string; at: number; facts?: NodeFacts }
+  /** A node is drained (its replicas move off it, one at a time, and it gets no new one) or back in service. */
+  | { type: "drain"; id: string; drain: boolean }
   /** A server left the cluster. */
   | { type: "member-removed"; id: string }
   /** Messages appended to a topic (bodies in base64), at the proposer's time. */
@@ -182,7 +184,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
     } finally {
       if (alone) db.exec("PRAGMA synchronous = FULL");
     }
-    if (changed.has("member") || changed.has("member-removed")) this.#members = undefined;
+    if (changed.has("member") || changed.has("member-removed") || changed.has("drain")) this.#members = undefined;
     if (changed.size > 0) { for (const listener of this.#listeners) listener(changed); }
     return results;
   }
@@ -314,6 +316,9 @@ export class ControlMachine implements StateMachine<CommandResult> {
           `INSERT INTO members (id, address, at, facts) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET
              address = excluded.address, at = excluded.at, facts = COALESCE(excluded.facts, members.facts)`,
         ).run(command.id, command.address, command.at, command.facts ? JSON.stringify(command.facts) : null);
+        return { ok: true, value: undefined };
+      case "drain":
+        this.#store.sql("UPDATE members SET drain = ? WHERE id = ?").run(command.drain ? 1 : 0, command.id);
         return { ok: true, value: undefined };
       case "member-removed":
         this.#store.sql("DELETE FROM members WHERE id = ?").run(command.id);

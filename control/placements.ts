@@ -83,6 +83,12 @@ export interface PlaceOptions {
   healthy?: (node: string) => boolean;
   /** Place what fits and leave the rest unplaced (in `plan.unplaced`), rather than fail the whole plan. */
   partial?: boolean;
+  /**
+   * Moves replicas off nodes that still answer (a drain) one at a time, with no request lost: a new replica is added
+   * first, and the old one stops only once every other replica of its service is `ready` (a node said so). Without
+   * it, a move is made at once (what a deploy does before anything starts).
+   */
+  ready?: (service: string, node: string) => boolean;
 }
 
 /**
@@ -111,10 +117,32 @@ export function placeServices(
     next.set(p.workload, list.filter((x) => !(x.replica === p.replica && x.node === p.node)));
   };
   const add = (p: Placement) => next.set(p.workload, [...(next.get(p.workload) ?? []), record(p)]);
-  for (const s of result.stops) drop(s.placement);
+  const { healthy = () => true, ready } = opts;
+  const draining = new Set(members.filter((m) => m.drain).map((m) => m.id));
+  // One replica leaves a node that answers at a time: while one waits for its successor to be ready, none starts.
+  let leaving = false;
+  for (const s of result.stops) {
+    const p = s.placement;
+    if (ready && draining.has(p.node) && healthy(p.node)) {
+      const rest = (next.get(p.workload) ?? []).filter((x) => !(x.replica === p.replica && x.node === p.node));
+      leaving = true;
+      if (!rest.every((x) => ready(p.workload, x.node))) continue;
+    }
+    drop(p);
+  }
   for (const m of result.migrations) {
-    drop(m.from);
-    add(m.to);
+    if (!ready || !healthy(m.from.node)) {
+      drop(m.from);
+      add(m.to);
+    } else if (!leaving) {
+      // Its successor first, as one more replica; the next plan stops the one that has to leave once it is ready.
+      leaving = true;
+      const used = [
+        ...(next.get(m.to.workload) ?? []),
+        ...result.placements.filter((p) => p.workload === m.to.workload),
+      ];
+      add({ ...m.to, replica: Math.max(-1, ...used.map((p) => p.replica)) + 1 });
+    }
   }
   for (const p of result.placements) add(p);
   const keep = new Set(placed.map((s) => `${s.project}/${s.name}`));

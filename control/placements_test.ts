@@ -194,3 +194,39 @@ Deno.test("a node's report of its workloads: checked field by field, applied, an
   store.close();
   other.close();
 });
+
+Deno.test("a drained node's replicas leave one at a time, each once its successor is ready", () => {
+  const web = service("web", 'triggers = ["http:/web"]\nreplicas = 2');
+  const api = service("api", 'triggers = ["http:/api"]');
+  const current = {
+    "p/web": [{ replica: 0, node: "n1", runtime: "wasm" as const }, {
+      replica: 1,
+      node: "n2",
+      runtime: "wasm" as const,
+    }],
+    "p/api": [{ replica: 0, node: "n2", runtime: "wasm" as const }],
+  };
+  const drained = [member("n1", "z1"), member("n2", "z2", { drain: true }), member("n3", "z3")];
+  // Ready: what ran before the drain; the successors only once they say so.
+  const readyPairs = new Set(Object.entries(current).flatMap(([s, list]) => list.map((p) => `${s}@${p.node}`)));
+  const ready = (service: string, node: string) => readyPairs.has(`${service}@${node}`);
+  const step = (now: typeof current) => placeServices(drained, now, [web, api], { partial: true, ready }).changed;
+  // First: one successor is added, and nothing stops yet.
+  const first = step(current);
+  assert.equal(Object.keys(first).length, 1, JSON.stringify(first));
+  const [moving] = Object.keys(first) as ("p/web" | "p/api")[];
+  const grown = first[moving];
+  assert.equal(grown.length, current[moving].length + 1);
+  assert.ok(grown.some((p) => p.node === "n2"), "the old replica stays until its successor is ready");
+  const after = { ...current, [moving]: grown };
+  // Its successor is not ready: nothing changes, and nothing else starts to move.
+  assert.deepEqual(step(after), {});
+  // Ready: the old one stops; the next service's move waits for the next round.
+  for (const p of grown) readyPairs.add(`${moving}@${p.node}`);
+  const second = step(after);
+  assert.deepEqual(Object.keys(second), [moving]);
+  assert.ok(!second[moving].some((p) => p.node === "n2"));
+  // A deploy (no `ready`) moves at once.
+  const atOnce = placeServices(drained, current, [web, api]).changed;
+  assert.ok(!Object.values(atOnce).flat().some((p) => p.node === "n2"));
+});

@@ -158,19 +158,28 @@ export class Placing {
     return explainServices(members, this.applied(), specs, this.#context?.healthy);
   }
 
-  /** Plans `specs` again with the nodes' health as it is now: what fits is placed, the rest is said. */
-  replan(specs: ServiceSpec[]): Replanned | undefined {
+  /**
+   * Plans `deployed` again with the nodes' health and drain flags as they are now: what fits is placed, the rest is
+   * said; replicas leave a drained node one at a time, each once its successor is ready.
+   */
+  replan(deployed: StoredService[]): Replanned | undefined {
     const members = this.#members();
     if (!members) return undefined;
     const healthy = this.#context?.healthy;
-    const { changed, plan } = placeServices(members, this.applied(), specs, { healthy, partial: true });
+    const versions = new Map(deployed.map((s) => [keyOf(s.spec), s.version]));
+    const ready = (service: string, node: string) => this.isReady(service, node, versions.get(service) ?? 0);
+    const specs = deployed.map((s) => s.spec);
+    const { changed, plan } = placeServices(members, this.applied(), specs, { healthy, partial: true, ready });
     const unplaced = plan.unplaced.map((u) => `${u.workload}#${u.replica} fits on no node: ${u.reasons.join("; ")}`);
     if (Object.keys(changed).length === 0) return undefined;
-    const moved = plan.migrations.map((m) =>
-      `moved ${m.from.workload}#${m.from.replica} ${m.from.node} -> ${m.to.node}`
-    );
-    const placed = plan.placements.map((p) => `placed ${p.workload}#${p.replica} on ${p.node}`);
-    return { changed, reason: [...moved, ...placed].join("; ") || "replicas stopped", unplaced };
+    const where = (list: { replica: number; node: string }[] = []) =>
+      list.map((p) => `#${p.replica}@${p.node.slice(0, 8)}`).join(",") || "none";
+    const before = this.applied();
+    const reason = Object.entries(changed).map(([service, list]) =>
+      `${service} ${where(before[service])} -> ${where(list)}`
+    )
+      .join("; ");
+    return { changed, reason, unplaced };
   }
 
   #members(): NodeRecord[] | undefined {

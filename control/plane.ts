@@ -347,7 +347,7 @@ export class ControlPlane {
   replan(): Promise<void> {
     const run = this.#queue.then(async () => {
       await this.#settled();
-      const replanned = this.#placing.replan(this.#store.services().map((s) => s.spec));
+      const replanned = this.#placing.replan(this.#store.services());
       if (!replanned) return;
       const { changed, reason, unplaced } = replanned;
       await this.#commands.propose({ type: "place", at: this.#now(), placements: changed, reason }, { serial: true });
@@ -356,6 +356,15 @@ export class ControlPlane {
     });
     this.#queue = run.catch(() => {});
     return run;
+  }
+
+  /** How many replicas are placed on each node. */
+  replicasByNode(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const list of Object.values(this.#placing.applied())) {
+      for (const p of list) counts.set(p.node, (counts.get(p.node) ?? 0) + 1);
+    }
+    return counts;
   }
 
   /** Runs a command in a service's workload (first replica). */
@@ -397,8 +406,13 @@ export class ControlPlane {
       return this.#workloads.runtime(a.handle).serveHttp(a.handle, forwarder?.strip(request) ?? request, ctx);
     }
     const { ready, others } = this.#placing.elsewhere(service);
-    if (forwarder && !a && ready.length + others.length > 0 && !forwarder.isForwarded(request)) {
-      return forwarder.forward(request, new URL(request.url), service, [ready, others]);
+    if (forwarder && !a) {
+      const hops = forwarder.hops(request);
+      if (hops === 0 && ready.length + others.length > 0) {
+        return forwarder.forward(request, new URL(request.url), service, [ready, others]);
+      }
+      // Forwarded here as its replica moved away: once more, to one that is ready.
+      if (hops === 1 && ready.length > 0) return forwarder.forward(request, new URL(request.url), service, [ready]);
     }
     return Promise.resolve(
       Response.json({ error: "service unavailable", service, detail: a?.failure }, {

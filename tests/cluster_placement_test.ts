@@ -154,3 +154,104 @@ Deno.test("a server killed -9 loses its replicas to the others within the node t
     for (const h of homes) await Deno.remove(h, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("a drained server's replicas move one at a time with no failed request; undrained, it takes new ones", async () => {
+  const ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+  const homes = await Promise.all(ips.map(() => Deno.makeTempDir({ prefix: "orca-drain-" })));
+  const members: Member[] = [];
+  try {
+    members.push(await startMember(ips[0], homes[0], ["--labels", "zone=z1"], PORTS));
+    const token = (await Deno.readTextFile(`${homes[0]}/cluster.token`)).trim();
+    for (const i of [1, 2]) {
+      const join = ["--join", `${ips[0]}:${PORTS.api}`, "--token", token, "--labels", `zone=z${i + 1}`];
+      members.push(await startMember(ips[i], homes[i], join, PORTS));
+    }
+    const dir = await writeProject({
+      web: `[[service]]\nname = "web"\nmodule = "${examplesDir}/services/hello-c/hello.wasm"\n` +
+        `triggers = ["http:/web/:name"]\nreplicas = 2\n`,
+      api: `[[service]]\nname = "api"\nmodule = "${examplesDir}/services/hello-c/hello.wasm"\n` +
+        `triggers = ["http:/api/:name"]\nreplicas = 2\n`,
+    });
+    await eventually("every server registered", async () => {
+      const r = await orcaAt(members[0].apiUrl, token, "deploy", dir, "--plan", "--json");
+      return r.code === 0 && JSON.parse(r.stdout).explanations["web/web"]?.[0]?.scores?.length === 3;
+    });
+    const deployed = await orcaAt(members[0].apiUrl, token, "deploy", dir);
+    assert.equal(deployed.code, 0, deployed.stderr);
+    const allReady = (rows: ServiceRow[]) =>
+      rows.filter((s) => s.placements).every((s) =>
+        s.placements!.length === 2 && s.placements!.every((p) => p.state === "ready")
+      );
+    const rows = await eventually("every replica ready", async () => {
+      const r = await services(members[0], token);
+      return allReady(r) ? r : undefined;
+    });
+    const victim = rows.find((s) => s.name === "web")!.placements![0].node;
+    const moving = rows.flatMap((s) => s.placements ?? []).filter((p) => p.node === victim).length;
+
+    // The refusals first: no token, no such node, no id.
+    const noToken = await call(members[1].apiUrl, "not-the-token", `/cluster/nodes/${victim}/drain`, {
+      method: "POST",
+    });
+    assert.equal(noToken.status, 401);
+    const unknown = await orcaAt(members[1].apiUrl, token, "nodes", "drain", "no-such-node");
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no node no-such-node/);
+    assert.equal((await orcaAt(members[1].apiUrl, token, "nodes", "drain")).code, 2);
+
+    let stop = false;
+    const failures: string[] = [];
+    let answered = 0;
+    const load = members.flatMap((m) =>
+      ["web", "api"].map(async (svc) => {
+        while (!stop) {
+          const res = await fetch(`${m.httpUrl}/${svc}/d`, { signal: AbortSignal.timeout(5_000) }).catch((e) => e);
+          if (res instanceof Response && res.status === 200) answered++;
+          else failures.push(`${m.ip} /${svc}: ${res instanceof Response ? `${res.status} ${await res.text()}` : res}`);
+          if (res instanceof Response) await res.body?.cancel();
+        }
+      })
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const started = performance.now();
+    const drained = await orcaAt(members[2].apiUrl, token, "nodes", "drain", victim);
+    assert.equal(drained.code, 0, drained.stderr);
+    assert.match(drained.stdout, /draining/);
+    await eventually("the node drained, every replica ready elsewhere", async () => {
+      const nodes = JSON.parse((await orcaAt(members[0].apiUrl, token, "nodes", "--json")).stdout) as (NodeRow & {
+        drain: boolean;
+        replicas: number;
+      })[];
+      const node = nodes.find((n) => n.id === victim)!;
+      const now = await services(members[0], token);
+      return node.drain && node.replicas === 0 && allReady(now) &&
+        !now.some((s) => s.placements?.some((p) => p.node === victim));
+    }, 60_000);
+    const drainMs = performance.now() - started;
+    await new Promise((r) => setTimeout(r, 500));
+    stop = true;
+    await Promise.all(load);
+    console.log(
+      `drain: ${moving} replica(s) moved in ${
+        Math.round(drainMs)
+      } ms; ${answered} requests answered, ${failures.length} failed`,
+    );
+    assert.deepEqual(failures, [], "no request failed during the drain");
+    const table = await orcaAt(members[0].apiUrl, token, "nodes");
+    assert.match(table.stdout, /0 \(drained\)/);
+
+    // Undrained: back in service, it takes new replicas again.
+    const undrained = await orcaAt(members[0].apiUrl, token, "nodes", "undrain", victim);
+    assert.equal(undrained.code, 0, undrained.stderr);
+    const wide = await writeProject({
+      wide: `[[service]]\nname = "wide"\nmodule = "${examplesDir}/services/hello-c/hello.wasm"\n` +
+        `triggers = ["http:/wide"]\nreplicas = 3\n`,
+    });
+    assert.equal((await orcaAt(members[0].apiUrl, token, "deploy", wide)).code, 0);
+    const placed = (await services(members[0], token)).find((s) => s.name === "wide")!;
+    assert.ok(placed.placements!.some((p) => p.node === victim), "the undrained node got a replica");
+  } finally {
+    for (const m of members) await m.kill("SIGKILL").catch(() => {});
+    for (const h of homes) await Deno.remove(h, { recursive: true }).catch(() => {});
+  }
+});
