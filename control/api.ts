@@ -11,7 +11,8 @@ import { parseHost } from "../proxy/mod.ts";
 import { wasmKind } from "../runtime/mod.ts";
 import { bearerMatches } from "./auth.ts";
 import { type BodyLimits, defaultBodyLimits, readBody, readJson, SMALL_JSON_BYTES } from "./body.ts";
-import type { Cluster } from "./cluster.ts";
+import { type Cluster, FORWARDED } from "./cluster.ts";
+import { validatePrepare } from "./deploy_request.ts";
 import { checkReport } from "./replica_report.ts";
 import { checkFacts } from "./node_facts.ts";
 import type { JobTriggers } from "./jobs.ts";
@@ -121,6 +122,13 @@ export function createApi(opts: ApiOptions): Hono {
     return c.json({ id, drain: false });
   });
 
+  // The leader starts a deploy's new versions here ahead of its commit (this server's own: never forwarded).
+  app.post("/cluster/prepare", async (c) => {
+    const services = validatePrepare(await readJson(c.req.raw, limits.deploy, "prepare request"));
+    await plane.prepare(services);
+    return c.json({ prepared: services.length });
+  });
+
   // A node's report of its workloads (ready, failed, gone), committed by the leader.
   app.post("/cluster/nodes/:id/replicas", async (c) => {
     const { id } = memberOf({ id: c.req.param("id") }, false);
@@ -182,6 +190,17 @@ export function createApi(opts: ApiOptions): Hono {
   app.get("/services", async (c) => c.json({ services: await plane.status() }));
 
   app.get("/deploys", (c) => c.json({ deploys: plane.deploys(limitOf(c.req.query("limit"), 20)) }));
+
+  // A service with no replica here: its logs, stats and exec are answered by a server that runs one (once).
+  app.use("/services/:project/:name/:op{logs|stats|exec}", async (c, next) => {
+    const key = plane.resolve(`${c.req.param("project")}/${c.req.param("name")}`);
+    const nodes = plane.holders(key);
+    if (nodes.length > 0 && !c.req.raw.headers.has(FORWARDED)) {
+      const answer = await opts.cluster.forwardTo(nodes, c.req.raw, new URL(c.req.url));
+      if (answer) return answer;
+    }
+    await next();
+  });
 
   app.get("/services/:project/:name/logs", (c) => {
     const key = plane.resolve(`${c.req.param("project")}/${c.req.param("name")}`);

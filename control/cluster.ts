@@ -45,9 +45,11 @@ const FORWARD_TIMEOUT_MS = 120_000;
 const BUFFERED_BYTES = 256 << 10;
 
 /** The header a forwarded request carries: a server forwards a request once, never again. */
-const FORWARDED = "x-orca-forwarded";
+export const FORWARDED = "x-orca-forwarded";
+/** Calls that run where a service's replica is (not writes of the log): never sent to the leader for that. */
+const AT_REPLICA = /^\/api\/v1\/services\/[^/]+\/[^/]+\/exec$/;
 /** Routes that are this server's own, whoever leads. */
-const LOCAL = new Set([PEER_PATH, "/api/v1/health", "/api/v1/cluster/status"]);
+const LOCAL = new Set([PEER_PATH, "/api/v1/health", "/api/v1/cluster/status", "/api/v1/cluster/prepare"]);
 
 export class Cluster {
   readonly #log: ControlLog;
@@ -142,6 +144,15 @@ export class Cluster {
     await this.#log.propose({ type: "member-removed", id });
   }
 
+  /**
+   * Sends an API call about a service with no replica here to the first of `nodes` (servers that run one, ready
+   * first) whose address is known; undefined when none is.
+   */
+  async forwardTo(nodes: string[], request: Request, url: URL): Promise<Response | undefined> {
+    const address = nodes.map((n) => this.#log.addressOf(n)).find((a) => a !== undefined);
+    return address === undefined ? undefined : await forward(request, url, address);
+  }
+
   /** Every member as this server sees it, each asked for its own status (at most `timeoutMs` each). */
   async report(timeoutMs = 1000): Promise<MemberReport[]> {
     const config = this.#log.config();
@@ -208,7 +219,7 @@ export class Cluster {
       }
       return undefined;
     }
-    if (this.#log.isLeader) return undefined;
+    if (this.#log.isLeader || AT_REPLICA.test(url.pathname)) return undefined;
     const leader = this.#log.leader;
     const address = leader !== undefined ? this.#log.addressOf(leader) : undefined;
     if (!address || request.headers.has(FORWARDED)) {

@@ -39,6 +39,49 @@ export function validateRequest(request: DeployRequest): ServiceSpec[] {
   return specs;
 }
 
+/** The most services one prepare request names. */
+const MAX_PREPARED = 10_000;
+
+/**
+ * Checks what the leader asks a server to start ahead of a deploy (`POST /api/v1/cluster/prepare`): services at a
+ * version, and how many replicas of each to run there. An error names the field.
+ */
+export function validatePrepare(
+  body: unknown,
+): { spec: ServiceSpec; version: number; updatedAt: number; here?: number }[] {
+  const services = (typeof body === "object" && body !== null ? body as Record<string, unknown> : {}).services;
+  if (!Array.isArray(services)) throw new OrcaError("invalid", "a prepare request needs a `services` list");
+  if (services.length > MAX_PREPARED) throw new OrcaError("invalid", `services: at most ${MAX_PREPARED}`);
+  return services.map((s, i) => {
+    const { spec, version, updatedAt, here } = (typeof s === "object" && s !== null ? s : {}) as Record<
+      string,
+      unknown
+    >;
+    const project = (spec as { project?: unknown } | undefined)?.project;
+    if (typeof project !== "string" || !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(project)) {
+      throw new OrcaError("invalid", `services[${i}].spec.project must be a project name`);
+    }
+    const parsed = readService(spec, { file: "prepare request" }, project, ["services", i, "spec"], { api: true });
+    const whole = (v: unknown, min: number, max: number) =>
+      Number.isSafeInteger(v) && v as number >= min && v as number <= max;
+    if (!whole(version, 1, Number.MAX_SAFE_INTEGER)) {
+      throw new OrcaError("invalid", `services[${i}].version must be a whole number from 1`);
+    }
+    if (!whole(updatedAt, 0, Number.MAX_SAFE_INTEGER)) {
+      throw new OrcaError("invalid", `services[${i}].updatedAt must be a time in ms`);
+    }
+    if (here !== undefined && !whole(here, 1, 1000)) {
+      throw new OrcaError("invalid", `services[${i}].here must be 1-1000`);
+    }
+    return {
+      spec: parsed,
+      version: version as number,
+      updatedAt: updatedAt as number,
+      ...(here !== undefined && { here: here as number }),
+    };
+  });
+}
+
 /** What a node needs to run `specs`: their modules and files uploaded, a container runtime for container services. */
 export function checkRunnable(
   specs: ServiceSpec[],

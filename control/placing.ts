@@ -26,6 +26,11 @@ export interface NodeContext {
   members(): NodeRecord[];
   /** Whether a node answers (the leader's view); an unhealthy node's replicas move, and it gets none. */
   healthy?: (node: string) => boolean;
+  /**
+   * Starts `services` on `node` ahead of a deploy's commit (its `prepare`); rejects with why it cannot, and says
+   * `unreachable` when the node does not answer.
+   */
+  prepare?: (node: string, services: LocalService[]) => Promise<"prepared" | "unreachable">;
 }
 
 /** What the upkeep changed, said in words for the logs. */
@@ -64,6 +69,42 @@ export class Placing {
     this.#cache = undefined;
     this.#states = undefined;
     this.#ready = undefined;
+  }
+
+  /** How many replicas are placed on each node. */
+  replicasByNode(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const list of Object.values(this.applied())) {
+      for (const p of list) counts.set(p.node, (counts.get(p.node) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  /**
+   * Starts `changed` on the other servers `placements` put them on, ahead of the deploy's commit; throws naming the
+   * server that cannot (nothing is deployed then). A server that does not answer is no reason to refuse: it starts
+   * them when it is back, or its replicas move once it is lost. Resolves with the servers that did not answer.
+   */
+  async prepareElsewhere(changed: StoredService[], placements: Placements): Promise<string[]> {
+    const prepare = this.#context?.prepare;
+    if (!prepare) return [];
+    const nodes = this.others(changed, placements);
+    const results = await Promise.allSettled(nodes.map((node) => prepare(node, this.local(changed, placements, node))));
+    const failed = results.flatMap((r, i) => r.status === "rejected" ? [{ node: nodes[i], err: r.reason }] : []);
+    const unreachable = nodes.filter((_, i) => results[i].status === "fulfilled" && results[i].value === "unreachable");
+    if (failed.length === 0) return unreachable;
+    const { node, err } = failed[0];
+    const code = err instanceof OrcaError ? err.code : "unavailable";
+    throw new OrcaError(code, `node ${node} cannot start the deploy's services: ${(err as Error).message ?? err}`, {
+      hint: "nothing was deployed; orca deploy --plan shows where each replica would go",
+      ...(err instanceof OrcaError && err.where && { where: err.where }),
+    });
+  }
+
+  /** The servers other than this one that `placements` put a replica of any of `services` on. */
+  others(services: StoredService[], placements: Placements): string[] {
+    const nodes = services.flatMap((s) => (placements[keyOf(s.spec)] ?? []).map((p) => p.node));
+    return [...new Set(nodes)].filter((n) => n !== this.#context?.node);
   }
 
   /**
@@ -125,9 +166,11 @@ export class Placing {
     return this.#ready = ready;
   }
 
-  /** What this server runs of `deployed`: services placed here (with the replicas placed here), and unplaced ones. */
-  local(deployed: StoredService[], placements = this.applied()): LocalService[] {
-    const node = this.#context?.node;
+  /**
+   * What `node` (default: this server) runs of `deployed`: services placed there (with the replicas placed there),
+   * and unplaced ones.
+   */
+  local(deployed: StoredService[], placements = this.applied(), node = this.#context?.node): LocalService[] {
     if (node === undefined) return deployed;
     return deployed.flatMap((s) => {
       const here = replicasOn(placements, keyOf(s.spec), node);

@@ -26,7 +26,9 @@ import { type NodeContext, Placing } from "./placing.ts";
 import { type ServiceStatus, serviceStatuses } from "./service_status.ts";
 import type { ExplainJson } from "../scheduler/explain.ts";
 import type { DeployRecord, DeploySummary, Store, StoredService } from "./store.ts";
-import { type ContainerLike, type WasmLike, workloadId, Workloads } from "./workloads.ts";
+import { bringMissing } from "./missing.ts";
+import { Warm } from "./warm.ts";
+import { type ContainerLike, type LocalService, type WasmLike, Workloads } from "./workloads.ts";
 
 /** Where changes of desired state are committed (the Raft log) before they take effect. */
 export interface CommandLog {
@@ -86,7 +88,7 @@ export class ControlPlane {
   readonly #placing: Placing;
   #reporting = false;
   /** New versions a deploy made ahead, by workload id, for the convergence after it commits to take. */
-  readonly #warm = new Map<string, WorkloadHandle>();
+  readonly #warm: Warm;
   /** Deploys and removals, one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
   /** Convergences to the applied state, one at a time; each reads the latest state. */
@@ -110,6 +112,7 @@ export class ControlPlane {
       log: this.#log,
       drainMs: opts.drainMs ?? 10_000,
     });
+    this.#warm = new Warm(this.#workloads, this.#log);
     opts.commands.onApplied((changed) => {
       const moved = changed.has("deploy") || changed.has("place") || changed.has("snapshot");
       if (moved || changed.has("replica-states")) this.#placing.forget();
@@ -167,7 +170,7 @@ export class ControlPlane {
       // Every server keeps the bytes of every deployed service, placed here or not: a replica that moves here when
       // its server is lost finds them, even if that server was the only one with them.
       await this.#bringMissing(deployed.map((s) => s.spec));
-      const result = await this.#workloads.converge(desired, this.#warm, deployed.map((s) => s.spec));
+      const result = await this.#workloads.converge(desired, this.#warm.handles, deployed.map((s) => s.spec));
       for (const f of result.failed) this.#log(`${f.service} failed to start: ${f.error}`);
       const running = [...this.#workloads.active.values()].filter((a) => a.handle).map((a) => ({
         spec: a.stored.spec,
@@ -181,23 +184,8 @@ export class ControlPlane {
   }
 
   /** Module and file bytes stay out of the log: what a deploy applied here references, a peer has. */
-  async #bringMissing(specs: ServiceSpec[]): Promise<void> {
-    if (!this.#fetchMissing) return;
-    for (const spec of specs) {
-      const wanted: ["module" | "blob", string][] = [];
-      if (spec.module_hash && !this.#store.hasModule(spec.module_hash)) wanted.push(["module", spec.module_hash]);
-      for (const mount of Object.values(spec.wasm.files)) {
-        for (const hash of Object.values(mount.tree ?? {})) if (!this.#store.hasBlob(hash)) wanted.push(["blob", hash]);
-      }
-      for (const [kind, hash] of wanted) {
-        try {
-          await this.#fetchMissing(kind, hash);
-        } catch (err) {
-          // The service fails to start here (named in its status) until a peer has it.
-          this.#log(`${keyOf(spec)}: cannot fetch ${kind} ${hash} from a peer: ${(err as Error).message}`);
-        }
-      }
-    }
+  #bringMissing(specs: ServiceSpec[]): Promise<void> {
+    return this.#fetchMissing ? bringMissing(specs, this.#store, this.#fetchMissing, this.#log) : Promise.resolve();
   }
 
   /** Applies a deploy; serialized with other deploys. */
@@ -243,19 +231,14 @@ export class ControlPlane {
     // Where every replica goes: a replica that fits nowhere fails the deploy here, before anything starts.
     const placements = this.#placing.plan([...kept, ...changed.map((c) => c.spec)]);
 
-    // Compile and warm every new version; on any failure, undo and leave the running ones alone.
-    const started: WorkloadHandle[] = [];
-    const undo = async () => {
-      for (const h of started) {
-        this.#warm.delete(h.id);
-        await this.#workloads.runtime(h).remove(h);
-      }
-    };
+    // Compile and warm every new version, here and on every server it is placed on; on any failure, undo and leave
+    // the running ones alone.
+    const merged = { ...this.#placing.applied(), ...placements };
+    const undo = await this.#warm.start(this.#placing.local(changed, merged));
     try {
-      for (const c of this.#placing.local(changed, { ...this.#placing.applied(), ...placements })) {
-        const handle = await this.#workloads.start(c);
-        started.push(handle);
-        this.#warm.set(workloadId(c), handle);
+      const unreachable = await this.#placing.prepareElsewhere(changed, merged);
+      for (const node of unreachable) {
+        this.#log(`deploy: node ${node} did not answer; it starts its replicas when back`);
       }
     } catch (err) {
       await undo();
@@ -278,6 +261,15 @@ export class ControlPlane {
     for (const key of summary.removed) this.emit("orca.service.removed", { service: key, deploy: id });
     this.#log(`deploy ${id}: ${describeSummary(summary)}`);
     return { id, summary };
+  }
+
+  /**
+   * Warms `services` ahead of a deploy the leader is about to commit (they wait, started, for the convergence after
+   * it); fetches their bytes from a peer first. A failure removes what this call started.
+   */
+  async prepare(services: LocalService[]): Promise<void> {
+    await this.#bringMissing(services.map((s) => s.spec));
+    await this.#warm.start(services);
   }
 
   /**
@@ -358,13 +350,16 @@ export class ControlPlane {
     return run;
   }
 
+  /** Servers that run a replica of `service` when this one runs none (ready ones first); empty when it runs here. */
+  holders(service: string): string[] {
+    if (this.#workloads.active.has(service)) return [];
+    const { ready, others } = this.#placing.elsewhere(service);
+    return [...ready, ...others];
+  }
+
   /** How many replicas are placed on each node. */
   replicasByNode(): Map<string, number> {
-    const counts = new Map<string, number>();
-    for (const list of Object.values(this.#placing.applied())) {
-      for (const p of list) counts.set(p.node, (counts.get(p.node) ?? 0) + 1);
-    }
-    return counts;
+    return this.#placing.replicasByNode();
   }
 
   /** Runs a command in a service's workload (first replica). */

@@ -18,6 +18,7 @@ import { Cluster } from "./cluster.ts";
 import { forwardCredential, Forwarder } from "./forward.ts";
 import { NodeWatch } from "./node_watch.ts";
 import type { ReplicaReport } from "./placement_store.ts";
+import type { LocalService } from "./workloads.ts";
 import { promoteWhenCaughtUp, registerSelf, requestJoin } from "./join.ts";
 import { localFacts } from "./node_facts.ts";
 import { ControlLog, PEER_PATH } from "./raft_log.ts";
@@ -235,6 +236,25 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (log_.isLeader) return await jobs.emit(name, data);
     await toLeader(`/cluster/events/${encodeURIComponent(name)}`, data);
   };
+  // The leader starts a deploy's new versions on the servers they are placed on, ahead of the commit.
+  const prepare = async (node: string, services: LocalService[]): Promise<"prepared" | "unreachable"> => {
+    const address = log_.addressOf(node);
+    if (!address) return "unreachable";
+    let res: Response;
+    try {
+      res = await fetch(`http://${address}/api/v1/cluster/prepare`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ services }),
+        signal: AbortSignal.timeout(120_000),
+      });
+    } catch {
+      return "unreachable";
+    }
+    const body = await res.json().catch(() => undefined);
+    if (!res.ok) throw OrcaError.fromJSON(body) ?? new OrcaError("unavailable", `it answered ${res.status}`);
+    return "prepared";
+  };
   const report = async (r: { states: ReplicaReport[]; gone: string[] }) => {
     if (log_.isLeader) await log_.propose({ type: "replica-states", node: nodeId, at: Date.now(), ...r });
     else await toLeader(`/cluster/nodes/${encodeURIComponent(nodeId)}/replicas`, r);
@@ -264,6 +284,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       forwarder,
       healthy: (node) => watch.healthy(node),
       report,
+      prepare,
     },
   });
   incident = (service, error) => plane.emit("orca.instance.crashed", { service, error });

@@ -89,6 +89,15 @@ Deno.test("a server killed -9 loses its replicas to the others within the node t
       assert.match(text, /, x, from C/);
     }
 
+    // Its logs and stats are answered through any server: one without a replica asks the one that runs it.
+    const other = members.find((m) => m !== victim)!;
+    const stats = await orcaAt(other.apiUrl, token, "stats", "solo", "--json");
+    assert.equal(stats.code, 0, stats.stderr);
+    assert.ok(JSON.parse(stats.stdout).requests >= members.length, stats.stdout);
+    const logs = await orcaAt(other.apiUrl, token, "logs", "solo");
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.notEqual(logs.stdout.trim(), "", "the replica's log lines, from the server that runs it");
+
     // A steady load on the survivors across the kill: what fails is the time the replica is lost.
     let stop = false;
     let failed = 0;

@@ -197,6 +197,21 @@ Deno.test("three servers form a cluster: deploy through a follower, every proxy 
         assert.match(refused.stderr, /zone/);
         const still = await call(a.apiUrl, token, "/services");
         assert.ok(!(still.body as { services: PlacedRow[] }).services.some((s) => s.name === "wide"));
+        // Placed on a follower only, where it cannot start (a jobs handler cannot answer HTTP): the leader starts new
+        // versions on every server they go to before it commits, so the deploy fails naming that server, and
+        // nothing is deployed.
+        const nodes = JSON.parse((await orcaAt(a.apiUrl, token, "nodes", "--json")).stdout) as NodeRow[];
+        const follower = nodes.find((n) => !n.leader)!;
+        const broken = await writeProject({
+          broken: `[[service]]\nname = "broken"\nmodule = "${guestsDir}/counter.handler.wasm"\n` +
+            `triggers = ["http:/broken"]\n[service.placement]\nnode = "${follower.id}"\n`,
+        });
+        const failed = await orcaAt(c.apiUrl, token, "deploy", broken);
+        assert.notEqual(failed.code, 0);
+        assert.match(failed.stderr, new RegExp(`node ${follower.id} cannot start the deploy's services`));
+        assert.match(failed.stderr, /cannot answer HTTP/);
+        const none = await call(a.apiUrl, token, "/services");
+        assert.ok(!(none.body as { services: PlacedRow[] }).services.some((s) => s.name === "broken"));
       },
     );
 
