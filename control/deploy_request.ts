@@ -2,7 +2,7 @@
 
 import { readService, type ServiceSpec } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
-import type { DeploySummary } from "./store.ts";
+import type { DeploySummary, StoredService } from "./store.ts";
 
 export interface DeployRequest {
   /** Project name -> its complete list of services. */
@@ -116,6 +116,36 @@ export function checkRunnable(
       });
     }
   }
+}
+
+/**
+ * What a deploy of `incoming` (the whole lists of `projects`) changes in `deployed`: services created or updated
+ * (at their next version, made `at`), removed (of those projects, not listed) and unchanged (the same spec, unless
+ * `failed` says it failed to start: then it starts again at a new version).
+ */
+export function diffDeploy(
+  incoming: ServiceSpec[],
+  projects: string[],
+  deployed: ReadonlyMap<string, StoredService>,
+  failed: (key: string) => boolean,
+  at: number,
+): { summary: DeploySummary; changed: StoredService[] } {
+  const summary: DeploySummary = { created: [], updated: [], removed: [], unchanged: [] };
+  const changed: StoredService[] = [];
+  for (const spec of incoming) {
+    const key = keyOf(spec);
+    const current = deployed.get(key);
+    if (current && !failed(key) && sameSpec(current.spec, spec)) {
+      summary.unchanged.push(key);
+      continue;
+    }
+    (current ? summary.updated : summary.created).push(key);
+    changed.push({ spec, version: (current?.version ?? 0) + 1, updatedAt: at });
+  }
+  const listed = new Set(incoming.map(keyOf));
+  const named = new Set(projects);
+  for (const [key, s] of deployed) if (named.has(s.spec.project) && !listed.has(key)) summary.removed.push(key);
+  return { summary, changed };
 }
 
 /** Specs compare by canonical JSON (keys sorted), so key order never matters. */

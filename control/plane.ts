@@ -14,8 +14,8 @@ import {
   checkRunnable,
   type DeployRequest,
   describeSummary,
+  diffDeploy,
   keyOf,
-  sameSpec,
   validateRequest,
 } from "./deploy_request.ts";
 import type { Forwarder } from "./forward.ts";
@@ -201,26 +201,11 @@ export class ControlPlane {
     // Uploaded to another server (a leader since replaced)? A peer has the bytes.
     await this.#bringMissing(incoming);
     checkRunnable(incoming, this.#store, this.#containers !== undefined);
-    const active = this.#workloads.active;
     const deployed = new Map(this.#store.services().map((s) => [keyOf(s.spec), s]));
-    const summary: DeploySummary = { created: [], updated: [], removed: [], unchanged: [] };
-    const changed: StoredService[] = [];
-    const incomingKeys = new Set(incoming.map(keyOf));
-    for (const spec of incoming) {
-      const key = keyOf(spec);
-      const current = deployed.get(key);
-      // One that failed to start here is started again, at a new version.
-      if (current && !active.get(key)?.failure && sameSpec(current.spec, spec)) {
-        summary.unchanged.push(key);
-        continue;
-      }
-      (current ? summary.updated : summary.created).push(key);
-      changed.push({ spec, version: (current?.version ?? 0) + 1, updatedAt: this.#now() });
-    }
-    const projects = new Set(Object.keys(request.projects));
-    for (const [key, s] of deployed) {
-      if (projects.has(s.spec.project) && !incomingKeys.has(key)) summary.removed.push(key);
-    }
+    // One that failed to start here is started again, at a new version.
+    const failed = (key: string) => this.#workloads.active.get(key)?.failure !== undefined;
+    const projects = Object.keys(request.projects);
+    const { summary, changed } = diffDeploy(incoming, projects, deployed, failed, this.#now());
     if (changed.length === 0 && summary.removed.length === 0) return { id: null, summary };
 
     // Routes of the result must not conflict: check before touching anything.

@@ -254,6 +254,39 @@ Deno.test("hostile input to the API and the proxy gets a clear 4xx; the server k
       assert.equal(nodes[0].leader, true);
     });
 
+    await t.step("placement endpoints: prepare, reports and drain check every field and the token", async () => {
+      const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+        api(server, path, { method: "POST", body: JSON.stringify(body), headers });
+      const me = JSON.parse((await api(server, "/nodes")).body).nodes[0].id;
+      const prepares: [unknown, RegExp][] = [
+        [{}, /needs a `services` list/],
+        [{ services: [{ spec: { project: "../x" } }] }, /services\[0\]\.spec\.project/],
+        [{ services: [{ spec: { project: "p", name: "s", module: "/etc/passwd" }, version: 1, updatedAt: 1 }] }, /./],
+        [{ services: Array(10_001).fill({}) }, /at most 10000/],
+      ];
+      for (const [body, message] of prepares) {
+        const r = await post("/cluster/prepare", body);
+        assert.equal(r.status, 400, r.body);
+        assert.match(r.body, message);
+      }
+      assert.equal((await post("/cluster/prepare", { services: [] }, { authorization: "Bearer nope" })).status, 401);
+      assert.equal((await post("/cluster/prepare", { services: [] })).status, 200, "nothing to start is fine");
+      const report = await post(`/cluster/nodes/${me}/replicas`, {
+        states: [{ service: "p/s", version: "1" }],
+        gone: [],
+      });
+      assert.equal(report.status, 400);
+      assert.match(report.body, /states\[0\]\.version/);
+      assert.equal((await post("/cluster/nodes/nobody/drain", {})).status, 404);
+      assert.equal((await post("/cluster/nodes/a%2F..%2Fb/drain", {})).status, 400);
+      const plan = await api(server, "/deploy?plan=1", { method: "POST", body: JSON.stringify({ projects: [] }) });
+      assert.equal(plan.status, 400, plan.body);
+      // The lone server drained and back: nothing to move, and it takes deploys again.
+      assert.equal((await post(`/cluster/nodes/${me}/drain`, {})).status, 200);
+      assert.match((await api(server, "/nodes")).body, /"drain":true/);
+      assert.equal((await post(`/cluster/nodes/${me}/undrain`, {})).status, 200);
+    });
+
     const alive = await api(server, "/health");
     assert.equal(alive.status, 200);
   } finally {
