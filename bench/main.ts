@@ -6,6 +6,7 @@
 
 import { Engine } from "../runtime/mod.ts";
 import { benchCluster } from "./cluster.ts";
+import { benchPlacement } from "./placement.ts";
 import { benchDeadline } from "./deadline.ts";
 import { benchDensity } from "./density.ts";
 import { benchDeploy } from "./deploy.ts";
@@ -36,6 +37,7 @@ const suites: Record<string, () => Promise<void>> = {
   },
   async cluster() {
     console.log(`\ncluster (a lone server vs 3 servers on 127.0.0.1-3)\n\n${(await benchCluster()).join("\n")}`);
+    console.log(`\nplacement (5 servers on 127.0.0.1-5)\n\n${(await benchPlacement()).join("\n")}`);
   },
   async deploy() {
     if (!(await new Engine().ping())) {

@@ -8,6 +8,7 @@
 
 import { OrcaError } from "../errors.ts";
 import type { MemberRecord } from "./machine.ts";
+import { endToEnd, passOn } from "./forward.ts";
 import type { NodeFacts } from "./node_facts.ts";
 import type { ReplicaReport } from "./placement_store.ts";
 import { type ControlLog, PEER_PATH } from "./raft_log.ts";
@@ -150,7 +151,7 @@ export class Cluster {
    */
   async forwardTo(nodes: string[], request: Request, url: URL): Promise<Response | undefined> {
     const address = nodes.map((n) => this.#log.addressOf(n)).find((a) => a !== undefined);
-    return address === undefined ? undefined : await forward(request, url, address);
+    return address === undefined ? undefined : await forward(request, url, address, "the server that runs it");
   }
 
   /** Every member as this server sees it, each asked for its own status (at most `timeoutMs` each). */
@@ -233,27 +234,26 @@ export class Cluster {
 }
 
 /** Sends `request` on to the leader at `address` and its answer back, bodies streamed both ways. */
-async function forward(request: Request, url: URL, address: string): Promise<Response> {
-  const headers = new Headers(request.headers);
-  for (const h of ["host", "connection", "keep-alive", "transfer-encoding"]) headers.delete(h);
+async function forward(request: Request, url: URL, address: string, who = "the leader"): Promise<Response> {
+  const headers = endToEnd(request.headers);
+  headers.delete("host");
   headers.set(FORWARDED, "1");
   // A small body (a publish, a deploy's manifest) goes in one piece: streaming it costs more than it carries. A big
   // one (a module) streams.
   const length = Number(request.headers.get("content-length") ?? NaN);
   const small = request.body !== null && length <= BUFFERED_BYTES;
   try {
-    const res = await fetch(`http://${address}${url.pathname}${url.search}`, {
+    // A server that hangs must not hold the request forever; a deploy compiles, so leave it time (for the head only:
+    // `orca logs -f` streams on).
+    const body = small ? await request.arrayBuffer() : request.body;
+    return await passOn(`http://${address}${url.pathname}${url.search}`, {
       method: request.method,
       headers,
-      body: small ? await request.arrayBuffer() : request.body,
-      redirect: "manual",
-      // A leader that hangs must not hold the request forever; a deploy compiles, so leave it time.
-      signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
-    });
-    return new Response(res.body, { status: res.status, headers: res.headers });
+      body,
+    }, FORWARD_TIMEOUT_MS);
   } catch (err) {
     // No Retry-After: the leader may have committed the write before it stopped answering.
-    return new OrcaError("unavailable", `the leader at ${address} did not answer: ${(err as Error).message}`, {
+    return new OrcaError("unavailable", `${who} at ${address} did not answer: ${(err as Error).message}`, {
       hint: "it may have taken effect: check (orca status, orca queue ls) before sending it again",
     }).toResponse();
   }

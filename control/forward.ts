@@ -25,6 +25,38 @@ const encoder = new TextEncoder();
 /** Headers that belong to one connection, never passed on. */
 const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"];
 
+/** The encodings fetch decodes on its own (measured: gzip and br; deflate and zstd arrive as they were sent). */
+const DECODED = /^\s*(gzip|x-gzip|br)\s*$/i;
+
+/** `headers` without those of one connection: the hop-by-hop ones, and any that `Connection` names. */
+export function endToEnd(headers: Headers): Headers {
+  const out = new Headers(headers);
+  for (const name of (headers.get("connection") ?? "").split(",")) if (name.trim()) out.delete(name.trim());
+  for (const h of HOP_BY_HOP) out.delete(h);
+  return out;
+}
+
+/**
+ * Fetches `url`, allowing `timeoutMs` for the answer's head only (a streamed body may take as long as it takes),
+ * and returns the answer to send on. fetch decodes a gzip or brotli body itself: the answer then says no encoding.
+ */
+export async function passOn(url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+  let res: Response;
+  try {
+    res = await fetch(url, { ...init, redirect: "manual", signal: abort.signal });
+  } finally {
+    clearTimeout(timer);
+  }
+  const headers = endToEnd(res.headers);
+  if (DECODED.test(headers.get("content-encoding") ?? "")) {
+    headers.delete("content-encoding");
+    headers.delete("content-length");
+  }
+  return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+}
+
 /** The proxies' credential for a cluster: HMAC-SHA-256 of a fixed label under the cluster token. */
 export async function forwardCredential(token: string): Promise<string> {
   const key = await crypto.subtle.importKey("raw", encoder.encode(token), { name: "HMAC", hash: "SHA-256" }, false, [
@@ -110,8 +142,7 @@ export class Forwarder {
         headers: { "retry-after": "1" },
       });
     }
-    const headers = new Headers(request.headers);
-    for (const h of HOP_BY_HOP) headers.delete(h);
+    const headers = endToEnd(request.headers);
     headers.set(FORWARD_HOST_HEADER, this.forwardedHost(request) ?? request.headers.get("host") ?? url.host);
     headers.set(FORWARD_HEADER, new TextDecoder().decode(this.#credential));
     if (hop > 1) headers.set(FORWARD_HOP_HEADER, String(hop));
@@ -121,16 +152,11 @@ export class Forwarder {
     for (const { node, address } of targets) {
       this.#inFlight.set(node, (this.#inFlight.get(node) ?? 0) + 1);
       try {
-        const res = await fetch(`http://${address}${url.pathname}${url.search}`, {
-          method: request.method,
-          headers,
-          body: request.body,
-          redirect: "manual",
-          signal: AbortSignal.timeout(this.#opts.timeoutMs ?? 60_000),
-        });
-        const out = new Headers(res.headers);
-        for (const h of HOP_BY_HOP) out.delete(h);
-        return new Response(res.body, { status: res.status, statusText: res.statusText, headers: out });
+        return await passOn(
+          `http://${address}${url.pathname}${url.search}`,
+          { method: request.method, headers, body: request.body },
+          this.#opts.timeoutMs ?? 60_000,
+        );
       } catch (err) {
         tried.push(`${node} at ${address}: ${(err as Error).message}`);
         // A body can be sent once: only a request without one goes on to the next server.

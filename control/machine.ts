@@ -322,6 +322,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
         return { ok: true, value: undefined };
       case "member-removed":
         this.#store.sql("DELETE FROM members WHERE id = ?").run(command.id);
+        this.#store.sql("DELETE FROM replica_states WHERE node = ?").run(command.id);
         return { ok: true, value: undefined };
       default:
         return {

@@ -34,6 +34,7 @@ export class NodeWatch {
   }
 
   healthy(node: string): boolean {
+    this.tick(); // a deploy in a new leader's first moments gets the grace too
     const { self, sinceHeard, timeoutMs } = this.#opts;
     if (node === self) return true;
     const since = sinceHeard(node);

@@ -84,6 +84,11 @@ export interface PlaceOptions {
   /** Place what fits and leave the rest unplaced (in `plan.unplaced`), rather than fail the whole plan. */
   partial?: boolean;
   /**
+   * Fail only when replicas of these services (a deploy's) fit nowhere; others that fit nowhere stay where they are
+   * (a deploy never fails for a service it does not touch).
+   */
+  mustPlace?: ReadonlySet<string>;
+  /**
    * Moves replicas off nodes that still answer (a drain) one at a time, with no request lost: a new replica is added
    * first, and the old one stops only once every other replica of its service is `ready` (a node said so). Without
    * it, a move is made at once (what a deploy does before anything starts).
@@ -104,8 +109,9 @@ export function placeServices(
   const placed = services.filter(isPlaced);
   const view = clusterView(members, withoutGone(current, placed), opts.healthy);
   const result = plan(view, placed.map(workloadFromService));
-  if (result.unplaced.length > 0 && !opts.partial) {
-    const lines = result.unplaced.map((u) => `${u.workload} replica ${u.replica}: ${u.reasons.join("; ")}`);
+  const blocking = opts.partial ? [] : result.unplaced.filter((u) => opts.mustPlace?.has(u.workload) ?? true);
+  if (blocking.length > 0) {
+    const lines = blocking.map((u) => `${u.workload} replica ${u.replica}: ${u.reasons.join("; ")}`);
     throw new OrcaError("conflict", `${lines.length} replica(s) fit on no node: ${lines.join(" | ")}`, {
       hint: "orca deploy --plan shows every node's verdict; free room, add a node, or relax the placement",
     });
@@ -119,13 +125,14 @@ export function placeServices(
   const add = (p: Placement) => next.set(p.workload, [...(next.get(p.workload) ?? []), record(p)]);
   const { healthy = () => true, ready } = opts;
   const draining = new Set(members.filter((m) => m.drain).map((m) => m.id));
-  // One replica leaves a node that answers at a time: while one waits for its successor to be ready, none starts.
-  let leaving = false;
+  // A service's replicas leave a node that answers one at a time: while one waits for its successor to be ready, no
+  // other of that service starts to move (other services' do: one stuck move holds up only its own service).
+  const leaving = new Set<string>();
   for (const s of result.stops) {
     const p = s.placement;
     if (ready && draining.has(p.node) && healthy(p.node)) {
       const rest = (next.get(p.workload) ?? []).filter((x) => !(x.replica === p.replica && x.node === p.node));
-      leaving = true;
+      leaving.add(p.workload);
       if (!rest.every((x) => ready(p.workload, x.node))) continue;
     }
     drop(p);
@@ -134,9 +141,9 @@ export function placeServices(
     if (!ready || !healthy(m.from.node)) {
       drop(m.from);
       add(m.to);
-    } else if (!leaving) {
+    } else if (!leaving.has(m.to.workload)) {
       // Its successor first, as one more replica; the next plan stops the one that has to leave once it is ready.
-      leaving = true;
+      leaving.add(m.to.workload);
       const used = [
         ...(next.get(m.to.workload) ?? []),
         ...result.placements.filter((p) => p.workload === m.to.workload),

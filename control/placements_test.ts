@@ -195,38 +195,60 @@ Deno.test("a node's report of its workloads: checked field by field, applied, an
   other.close();
 });
 
-Deno.test("a drained node's replicas leave one at a time, each once its successor is ready", () => {
+Deno.test("a drained node's replicas leave one at a time per service, each once its successor is ready", () => {
   const web = service("web", 'triggers = ["http:/web"]\nreplicas = 2');
   const api = service("api", 'triggers = ["http:/api"]');
-  const current = {
-    "p/web": [{ replica: 0, node: "n1", runtime: "wasm" as const }, {
-      replica: 1,
-      node: "n2",
-      runtime: "wasm" as const,
-    }],
-    "p/api": [{ replica: 0, node: "n2", runtime: "wasm" as const }],
+  type Now = Record<string, { replica: number; node: string; runtime: "wasm" }[]>;
+  let now: Now = {
+    "p/web": [{ replica: 0, node: "n2", runtime: "wasm" }, { replica: 1, node: "n2", runtime: "wasm" }],
+    "p/api": [{ replica: 0, node: "n2", runtime: "wasm" }],
   };
   const drained = [member("n1", "z1"), member("n2", "z2", { drain: true }), member("n3", "z3")];
-  // Ready: what ran before the drain; the successors only once they say so.
-  const readyPairs = new Set(Object.entries(current).flatMap(([s, list]) => list.map((p) => `${s}@${p.node}`)));
+  // Ready: what ran before the drain; a successor only once it says so.
+  const readyPairs = new Set(Object.entries(now).flatMap(([s, list]) => list.map((p) => `${s}@${p.node}`)));
   const ready = (service: string, node: string) => readyPairs.has(`${service}@${node}`);
-  const step = (now: typeof current) => placeServices(drained, now, [web, api], { partial: true, ready }).changed;
-  // First: one successor is added, and nothing stops yet.
-  const first = step(current);
-  assert.equal(Object.keys(first).length, 1, JSON.stringify(first));
-  const [moving] = Object.keys(first) as ("p/web" | "p/api")[];
-  const grown = first[moving];
-  assert.equal(grown.length, current[moving].length + 1);
-  assert.ok(grown.some((p) => p.node === "n2"), "the old replica stays until its successor is ready");
-  const after = { ...current, [moving]: grown };
-  // Its successor is not ready: nothing changes, and nothing else starts to move.
-  assert.deepEqual(step(after), {});
-  // Ready: the old one stops; the next service's move waits for the next round.
-  for (const p of grown) readyPairs.add(`${moving}@${p.node}`);
-  const second = step(after);
-  assert.deepEqual(Object.keys(second), [moving]);
-  assert.ok(!second[moving].some((p) => p.node === "n2"));
+  const step = () => {
+    const changed = placeServices(drained, now, [web, api], { partial: true, ready }).changed;
+    now = { ...now, ...changed } as Now;
+    return changed;
+  };
+  const on = (service: string, node: string) => now[service].filter((p) => p.node === node).length;
+  // First: each service gets one successor; nothing stops yet.
+  const first = step();
+  assert.deepEqual(Object.keys(first).sort(), ["p/api", "p/web"]);
+  assert.equal(now["p/web"].length, 3, "one of web's two replicas moves at a time");
+  assert.equal(on("p/web", "n2"), 2);
+  assert.equal(now["p/api"].length, 2);
+  // Successors not ready: nothing changes.
+  assert.deepEqual(step(), {});
+  // Ready: the old ones stop (one of web's), and web's second one moves next, the same way.
+  for (const [s, list] of Object.entries(now)) for (const p of list) readyPairs.add(`${s}@${p.node}`);
+  step();
+  assert.equal(on("p/api", "n2"), 0);
+  assert.equal(on("p/web", "n2"), 1);
+  assert.equal(now["p/web"].length, 2);
+  for (let round = 0; round < 4 && on("p/web", "n2") > 0; round++) {
+    step();
+    for (const p of now["p/web"]) if (p.node !== "n2") readyPairs.add(`p/web@${p.node}`);
+  }
+  assert.equal(on("p/web", "n2"), 0);
+  assert.equal(now["p/web"].length, 2);
+  assert.equal(new Set(now["p/web"].map((p) => p.replica)).size, 2, "replica numbers stay unique");
   // A deploy (no `ready`) moves at once.
-  const atOnce = placeServices(drained, current, [web, api]).changed;
+  const atOnce = placeServices(drained, { "p/api": [{ replica: 0, node: "n2", runtime: "wasm" }] }, [api]).changed;
   assert.ok(!Object.values(atOnce).flat().some((p) => p.node === "n2"));
+});
+
+Deno.test("a deploy fails only for its own services: one that fits nowhere and is not touched stays as it is", () => {
+  const alone = [member("n1", "z1")];
+  const stuck = service(
+    "stuck",
+    'triggers = ["http:/stuck"]\nreplicas = 2\n[service.placement]\nlabels = { zone = "z9" }',
+  );
+  const web = service("web", 'triggers = ["http:/web"]');
+  const out = placeServices(alone, {}, [stuck, web], { mustPlace: new Set(["p/web"]) });
+  assert.deepEqual(out.changed["p/web"].map((p) => p.node), ["n1"]);
+  assert.equal(out.changed["p/stuck"], undefined, "left unplaced, as it was");
+  assert.equal(out.plan.unplaced.length, 2);
+  assert.throws(() => placeServices(alone, {}, [stuck, web], { mustPlace: new Set(["p/stuck"]) }), /fit on no node/);
 });

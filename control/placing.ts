@@ -134,10 +134,13 @@ export class Placing {
     gone: string[];
   } | undefined {
     const node = this.#context?.node;
-    if (node === undefined) return undefined;
+    // Only other servers need to hear it (to route to a ready replica, to finish a drain): a lone one says nothing,
+    // and writes nothing more per deploy.
+    if (node === undefined || (this.#members()?.length ?? 0) < 2) return undefined;
     const held = this.states();
+    const placed = this.applied();
     const states: ReplicaReport[] = [];
-    for (const r of running) {
+    for (const r of running.filter((r) => placed[r.service])) {
       const now = held[r.service]?.[node];
       const state = r.failure === undefined ? "ready" : "failed";
       if (now?.state === state && now.version === r.version && now.message === r.failure) continue;
@@ -148,7 +151,7 @@ export class Placing {
         ...(r.failure !== undefined && { message: r.failure.slice(0, 1000) }),
       });
     }
-    const here = new Set(running.map((r) => r.service));
+    const here = new Set(running.filter((r) => placed[r.service]).map((r) => r.service));
     const gone = Object.entries(held).filter(([service, byNode]) => byNode[node] && !here.has(service)).map(([s]) => s);
     return states.length > 0 || gone.length > 0 ? { states, gone } : undefined;
   }
@@ -184,10 +187,11 @@ export class Placing {
    * The placements that change when `specs` is the whole desired state (throws when a replica fits nowhere);
    * undefined when this server places nothing (no cluster, or no node has told its facts).
    */
-  plan(specs: ServiceSpec[]): Placements | undefined {
+  plan(specs: ServiceSpec[], changed: ReadonlySet<string>): Placements | undefined {
     const members = this.#members();
     if (!members) return undefined;
-    return placeServices(members, this.applied(), specs, { healthy: this.#context?.healthy }).changed;
+    return placeServices(members, this.applied(), specs, { healthy: this.#context?.healthy, mustPlace: changed })
+      .changed;
   }
 
   /** `orca deploy --plan`: the plan for `specs` and every node's verdict. */

@@ -87,6 +87,8 @@ export class ControlPlane {
   readonly #cluster?: ControlPlaneOptions["cluster"];
   readonly #placing: Placing;
   #reporting = false;
+  #replanning = false;
+  #lastReport?: { text: string; at: number };
   /** New versions a deploy made ahead, by workload id, for the convergence after it commits to take. */
   readonly #warm: Warm;
   /** Deploys and removals, one at a time. */
@@ -144,9 +146,14 @@ export class ControlPlane {
     }));
     const told = this.#placing.report(running);
     if (!told) return;
+    // The same report, sent and committed but not yet applied here, is not sent again for a while.
+    const text = JSON.stringify(told);
+    if (text === this.#lastReport?.text && performance.now() - this.#lastReport.at < 5_000) return;
     this.#reporting = true;
-    report(told).catch((err) => this.#log(`replica states not reported: ${(err as Error).message ?? err}`))
-      .finally(() => this.#reporting = false);
+    report(told).then(
+      () => this.#lastReport = { text, at: performance.now() },
+      (err) => this.#log(`replica states not reported: ${(err as Error).message ?? err}`),
+    ).finally(() => this.#reporting = false);
   }
 
   /** Brings every service of the applied state up; one that fails does not stop the others. */
@@ -170,6 +177,9 @@ export class ControlPlane {
       // Every server keeps the bytes of every deployed service, placed here or not: a replica that moves here when
       // its server is lost finds them, even if that server was the only one with them.
       await this.#bringMissing(deployed.map((s) => s.spec));
+      // A start for the same version under way (a slow prepare) finishes first; one made with another spec goes.
+      await this.#warm.idle();
+      await this.#warm.evictStale(desired);
       const result = await this.#workloads.converge(desired, this.#warm.handles, deployed.map((s) => s.spec));
       for (const f of result.failed) this.#log(`${f.service} failed to start: ${f.error}`);
       const running = [...this.#workloads.active.values()].filter((a) => a.handle).map((a) => ({
@@ -214,7 +224,10 @@ export class ControlPlane {
     const nextRoutes: Route[] = [...kept, ...changed.map((c) => c.spec)].flatMap(routesOf);
     new RouteTable(nextRoutes);
     // Where every replica goes: a replica that fits nowhere fails the deploy here, before anything starts.
-    const placements = this.#placing.plan([...kept, ...changed.map((c) => c.spec)]);
+    const placements = this.#placing.plan(
+      [...kept, ...changed.map((c) => c.spec)],
+      new Set(changed.map((c) => keyOf(c.spec))),
+    );
 
     // Compile and warm every new version, here and on every server it is placed on; on any failure, undo and leave
     // the running ones alone.
@@ -322,7 +335,10 @@ export class ControlPlane {
    * what changed.
    */
   replan(): Promise<void> {
+    if (this.#replanning) return Promise.resolve(); // one waiting is enough: it plans from what is current then
+    this.#replanning = true;
     const run = this.#queue.then(async () => {
+      this.#replanning = false;
       await this.#settled();
       const replanned = this.#placing.replan(this.#store.services());
       if (!replanned) return;
@@ -386,7 +402,8 @@ export class ControlPlane {
       return this.#workloads.runtime(a.handle).serveHttp(a.handle, forwarder?.strip(request) ?? request, ctx);
     }
     const { ready, others } = this.#placing.elsewhere(service);
-    if (forwarder && !a) {
+    // No replica here, or it failed to start here: one elsewhere answers.
+    if (forwarder && !a?.handle) {
       const hops = forwarder.hops(request);
       if (hops === 0 && ready.length + others.length > 0) {
         return forwarder.forward(request, new URL(request.url), service, [ready, others]);
@@ -408,6 +425,7 @@ export class ControlPlane {
       services: this.#store.services(),
       placements: this.#placing.applied(),
       states: this.#placing.states(),
+      ...(this.#cluster && { node: this.#cluster.node }),
       active: this.#workloads.active,
       runtime: (handle) => this.#workloads.runtime(handle),
       ...(this.#jobs && { jobs: this.#jobs }),

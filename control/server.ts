@@ -186,7 +186,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const advertise = opts.advertise ?? `${advertisedHost(opts.hostname)}:${apiServer.addr.port}`;
   const runtimes = await containers.engine.ping() ? ["wasm" as const, "container" as const] : ["wasm" as const];
   const proxyAddress = `${advertise.slice(0, advertise.lastIndexOf(":"))}:${httpServer.addr.port}`;
-  const facts = localFacts(opts.labels ?? {}, gpus, runtimes, proxyAddress);
+  let facts = localFacts(opts.labels ?? {}, gpus, runtimes, proxyAddress);
   try {
     const fresh = !(await ControlLog.exists(opts.home, store));
     const joined = opts.join && fresh ? await requestJoin(opts.join, token, nodeId, advertise) : undefined;
@@ -296,10 +296,20 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }, 250);
   await plane.restore();
   // The leader moves the replicas of nodes that stopped answering, and places those missing.
-  const upkeep = setInterval(() => {
+  let ticks = 0;
+  const upkeep = setInterval(async () => {
     watch.tick();
     plane.reportReplicas();
     if (log_.isLeader) plane.replan().catch((err) => log(`placements not updated: ${(err as Error).message ?? err}`));
+    // A Docker engine that came up (or went away) since the start changes what this server offers the scheduler.
+    if (++ticks % 10 !== 0) return;
+    const now = await containers.engine.ping() ? ["wasm" as const, "container" as const] : ["wasm" as const];
+    if (now.length === facts.runtimes?.length) return;
+    const next = { ...facts, runtimes: now };
+    registerSelf(log_, token, advertise, next).then(
+      () => facts = next,
+      (err) => log(`this server's runtimes in the registry are not updated: ${err.message ?? err}`),
+    );
   }, 1000);
 
   const cluster = new Cluster(log_, token, node);

@@ -39,6 +39,8 @@ export interface StatusSources {
   services: StoredService[];
   placements: Placements;
   states: ReplicaStates;
+  /** This server's node id. */
+  node?: string;
   /** The workloads that run here. */
   active: ReadonlyMap<string, Active>;
   runtime(handle: WorkloadHandle): Runtime & HttpServing;
@@ -51,7 +53,13 @@ export async function serviceStatuses(deps: StatusSources): Promise<ServiceStatu
   for (const stored of deps.services) {
     const { spec, version, updatedAt } = stored;
     const key = keyOf(spec);
+    const local = deps.active.get(key);
     const placed = placements[key]?.map(({ replica, node }) => {
+      // This server's own: as it is here now; the others': as they told the log.
+      if (node === deps.node && local) {
+        const state = local.handle ? "ready" as const : "failed" as const;
+        return { replica, node, state, ...(local.failure !== undefined && { message: local.failure }) };
+      }
       const said = deps.states[key]?.[node];
       if (!said || said.version !== version) return { replica, node, state: "starting" as const };
       return { replica, node, state: said.state, ...(said.message !== undefined && { message: said.message }) };
