@@ -16,6 +16,7 @@ import { logsCommand } from "./cli/logs.ts";
 import { execCommand, rmCommand, statsCommand } from "./cli/manage.ts";
 import { clusterCommand, nodesCommand } from "./cli/nodes.ts";
 import { serverCommand } from "./cli/server.ts";
+import { joinCommand } from "./cli/join.ts";
 import { statusCommand } from "./cli/status.ts";
 import { VERSION } from "./version.ts";
 import { runHost } from "./runtime/wasm/host.ts";
@@ -23,6 +24,7 @@ import { forTerminal } from "./cli/terminal.ts";
 
 const commands: Command[] = [
   serverCommand,
+  joinCommand,
   deployCommand,
   statusCommand,
   logsCommand,

@@ -6,7 +6,7 @@ import { parseHost } from "../proxy/mod.ts";
 import { VERSION } from "../version.ts";
 import { type Command, orcaHome, type Values } from "./command.ts";
 
-function port(values: Values, name: string, fallback: number): number {
+export function port(values: Values, name: string, fallback: number): number {
   const text = values[name] as string | undefined;
   if (text === undefined) return fallback;
   const n = Number(text);
@@ -28,7 +28,7 @@ function byteLimit(values: Values, name: string, key: "message" | "deploy" | "mo
 }
 
 /** A `host:port` flag value, checked. */
-function hostPort(text: string, flag: string): string {
+export function hostPort(text: string, flag: string): string {
   const host = parseHost(text);
   if (!host || host.port === undefined || host.port === 0) {
     throw new OrcaError("usage", `${flag} must be host:port (a server's API address), got ${JSON.stringify(text)}`);

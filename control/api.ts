@@ -12,7 +12,7 @@ import { wasmKind } from "../runtime/mod.ts";
 import { bearerMatches } from "./auth.ts";
 import { type BodyLimits, defaultBodyLimits, readBody, readJson, SMALL_JSON_BYTES } from "./body.ts";
 import { type Cluster, FORWARDED } from "./cluster.ts";
-import { validatePrepare } from "./deploy_request.ts";
+import { answerErrors, replicaRoutes, wholeNumber } from "./replica_routes.ts";
 import { checkReport } from "./replica_report.ts";
 import { checkFacts } from "./node_facts.ts";
 import type { JobTriggers } from "./jobs.ts";
@@ -122,13 +122,6 @@ export function createApi(opts: ApiOptions): Hono {
     return c.json({ id, drain: false });
   });
 
-  // The leader starts a deploy's new versions here ahead of its commit (this server's own: never forwarded).
-  app.post("/cluster/prepare", async (c) => {
-    const services = validatePrepare(await readJson(c.req.raw, limits.deploy, "prepare request"));
-    await plane.prepare(services);
-    return c.json({ prepared: services.length });
-  });
-
   // A node's report of its workloads (ready, failed, gone), committed by the leader.
   app.post("/cluster/nodes/:id/replicas", async (c) => {
     const { id } = memberOf({ id: c.req.param("id") }, false);
@@ -202,29 +195,6 @@ export function createApi(opts: ApiOptions): Hono {
     await next();
   });
 
-  app.get("/services/:project/:name/logs", (c) => {
-    const key = plane.resolve(`${c.req.param("project")}/${c.req.param("name")}`);
-    const follow = flagOf(c.req.query("follow"), "follow");
-    const tailText = c.req.query("tail");
-    const tail = tailText === undefined ? undefined : wholeNumber(tailText, "tail", 0, 1_000_000);
-    const abort = new AbortController();
-    const lines = plane.logs(key, { follow, ...(tail !== undefined && { tail }), signal: abort.signal });
-    const encoder = new TextEncoder();
-    const stream = new ReadableStream<Uint8Array>({
-      async start(controller) {
-        try {
-          for await (const line of lines) controller.enqueue(encoder.encode(JSON.stringify(line) + "\n"));
-        } finally {
-          controller.close();
-        }
-      },
-      cancel() {
-        abort.abort();
-      },
-    });
-    return new Response(stream, { headers: { "content-type": "application/x-ndjson" } });
-  });
-
   app.get("/images", async (c) => {
     const name = c.req.query("name");
     if (!name) throw new OrcaError("invalid", "which image? ?name=<image>");
@@ -284,38 +254,14 @@ export function createApi(opts: ApiOptions): Hono {
 
   app.delete("/services/:project/:name", async (c) => c.json(await plane.remove(serviceKey(c.req.param()))));
 
-  app.post("/services/:project/:name/exec", async (c) => {
-    const body = await readJson(c.req.raw, SMALL_JSON_BYTES, 'exec request {"cmd": ["program", "arg"]}');
-    const cmd = typeof body === "object" && body !== null ? (body as { cmd?: unknown }).cmd : undefined;
-    if (!Array.isArray(cmd) || cmd.length === 0 || cmd.some((x) => typeof x !== "string")) {
-      throw new OrcaError("invalid", "cmd must be a non-empty list of strings");
-    }
-    const r = await plane.exec(serviceKey(c.req.param()), cmd as string[]);
-    const text = (b: Uint8Array) => new TextDecoder().decode(b);
-    return c.json({ exitCode: r.exitCode, stdout: text(r.stdout), stderr: text(r.stderr) });
-  });
-
-  app.get("/services/:project/:name/stats", async (c) => c.json(await plane.stats(serviceKey(c.req.param()))));
-
   app.get("/services/:project/:name/runs", (c) => {
     const key = plane.resolve(`${c.req.param("project")}/${c.req.param("name")}`);
     return c.json({ service: key, runs: jobs.runs.runs(key, limitOf(c.req.query("limit"), 50)) });
   });
 
-  app.notFound(() => {
-    const err = new OrcaError("not_found", "no such API route", {
-      hint: "see the README for the API routes under /api/v1",
-    });
-    return err.toResponse();
-  });
+  replicaRoutes(app, plane, limits);
 
-  app.onError((err) => {
-    if (err instanceof OrcaError) return err.toResponse();
-    opts.onError?.(err);
-    return Response.json(new OrcaError("internal", "internal error; the server log has details").toJSON(), {
-      status: 500,
-    });
-  });
+  answerErrors(app, opts.onError);
 
   return app;
 }
@@ -329,24 +275,6 @@ function limitOf(text: string | undefined, fallback: number): number {
 }
 
 /** A query parameter that must be a whole number in [min, max], written in plain digits. */
-function wholeNumber(text: string, name: string, min: number, max: number): number {
-  const n = /^[0-9]{1,9}$/.test(text) ? Number(text) : NaN;
-  if (!(n >= min && n <= max)) {
-    throw new OrcaError("invalid", `query parameter ${name} must be a whole number from ${min} to ${max}`, {
-      where: `${name}=${JSON.stringify(text).slice(0, 40)}`,
-    });
-  }
-  return n;
-}
-
-/** A yes/no query parameter: absent, `1`/`true` or `0`/`false`. */
-function flagOf(text: string | undefined, name: string): boolean {
-  if (text === undefined || text === "0" || text === "false") return false;
-  if (text === "1" || text === "true" || text === "") return true;
-  throw new OrcaError("invalid", `query parameter ${name} must be 1, true, 0 or false`, {
-    where: `${name}=${JSON.stringify(text).slice(0, 40)}`,
-  });
-}
 
 /** Splits NDJSON-style input into one message per non-empty line. */
 function splitLines(body: Uint8Array): Uint8Array[] {

@@ -17,8 +17,8 @@ import { type ControlLog, PEER_PATH } from "./raft_log.ts";
 export interface MemberReport {
   id: string;
   address: string;
-  /** `voter` or `learner` in the config in force; `none` for a registered server outside it. */
-  role: "voter" | "learner" | "none";
+  /** `voter` or `learner` in the config in force; `worker` for a worker node; `none` for a server outside it. */
+  role: "voter" | "learner" | "worker" | "none";
   leader: boolean;
   term?: number;
   commit?: number;
@@ -161,8 +161,14 @@ export class Cluster {
     const members = new Map(this.#log.members().map((m) => [m.id, m]));
     const ids = new Set([...config.voters, ...config.learners, ...members.keys()]);
     const asked = [...ids].sort().map(async (id): Promise<MemberReport> => {
-      const role = config.voters.includes(id) ? "voter" : config.learners.includes(id) ? "learner" : "none";
       const record = members.get(id);
+      const role = config.voters.includes(id)
+        ? "voter"
+        : config.learners.includes(id)
+        ? "learner"
+        : record?.facts?.worker
+        ? "worker"
+        : "none";
       const address = record?.address ?? this.#log.addressOf(id) ?? "";
       const base = {
         id,

@@ -10,4 +10,5 @@ export { createApi } from "./api.ts";
 export { loadOrCreateToken, tokenMatches } from "./auth.ts";
 export { type DeployRecord, type DeploySummary, Store, type StoredService } from "./store.ts";
 export { type RunningServer, type ServerOptions, startServer } from "./server.ts";
+export { type AgentOptions, type RunningAgent, startAgent } from "./agent.ts";
 export { type NodeFacts, parseLabels } from "./node_facts.ts";

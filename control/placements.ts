@@ -42,7 +42,7 @@ export function nodesOf(members: readonly NodeRecord[], healthy: (node: string) 
     const facts = m.facts!;
     return {
       id: m.id,
-      name: m.address,
+      name: facts.name ?? m.address,
       ...(facts.labels.zone !== undefined && { zone: facts.labels.zone }),
       labels: { ...facts.labels },
       capacity: { ...facts.capacity },

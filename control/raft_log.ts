@@ -112,7 +112,7 @@ export class ControlLog {
     const store = new SqliteLogStore(opts.store.db);
     const machine = new ControlMachine(opts.store);
     const peers = opts.peers ?? {};
-    const registry = Object.fromEntries(machine.members().map((m) => [m.id, m.address]));
+    const registry = Object.fromEntries(machine.members().filter(isServer).map((m) => [m.id, m.address]));
     const transport = new WebSocketTransport({
       id: opts.id,
       token: opts.token,
@@ -296,9 +296,14 @@ export class ControlLog {
 
   /** Dials the members the registry names (once it names any; until then, the peers given at start). */
   #updatePeers(): void {
-    const registry = Object.fromEntries(this.#machine.members().map((m) => [m.id, m.address]));
+    const registry = Object.fromEntries(this.#machine.members().filter(isServer).map((m) => [m.id, m.address]));
     this.#transport.setPeers(Object.keys(registry).length > 0 ? registry : this.#peers);
   }
+}
+
+/** Whether a registry record is a server (a Raft member, dialed as a peer), not a worker node (`orca join`). */
+function isServer(m: MemberRecord): boolean {
+  return !m.facts?.worker;
 }
 
 /** Whether `log` holds anything: a term, entries, or a snapshot. */

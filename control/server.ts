@@ -3,7 +3,6 @@
  * API, the proxy, and the local Wasm runtime.
  */
 
-import { sha256Hex } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { createProxy, requestTarget } from "../proxy/mod.ts";
 import { ContainerRuntime, discoverGpus, Engine, WasmRuntime } from "../runtime/mod.ts";
@@ -16,7 +15,10 @@ import { JobTriggers } from "./jobs.ts";
 import { ControlPlane } from "./plane.ts";
 import { Cluster } from "./cluster.ts";
 import { forwardCredential, Forwarder } from "./forward.ts";
+import { fetchFromPeers } from "./missing.ts";
 import { NodeWatch } from "./node_watch.ts";
+import { AGENT_PATH, AgentHub } from "./agent_hub.ts";
+import { dumpView } from "./snapshot.ts";
 import type { ReplicaReport } from "./placement_store.ts";
 import type { LocalService } from "./workloads.ts";
 import { promoteWhenCaughtUp, registerSelf, requestJoin } from "./join.ts";
@@ -52,45 +54,6 @@ export interface ServerOptions {
   /** This server's labels, for the scheduler (`--labels zone=eu-1,role=gpu`). */
   labels?: Record<string, string>;
   log?: (line: string) => void;
-}
-
-/** Fetches a module or file by hash from the leader, else any other member; stores it once its hash checks out. */
-async function fetchFromPeers(
-  log: ControlLog,
-  token: string,
-  store: Store,
-  kind: "module" | "blob",
-  hash: string,
-): Promise<void> {
-  const leader = log.leader;
-  const others = log.members().map((m) => m.id).filter((id) => id !== log.id && id !== leader);
-  const reasons: string[] = [];
-  for (const id of [...(leader !== undefined && leader !== log.id ? [leader] : []), ...others]) {
-    const address = log.addressOf(id);
-    if (!address) continue;
-    try {
-      const res = await fetch(`http://${address}/api/v1/${kind}s/${hash}`, {
-        headers: { authorization: `Bearer ${token}` },
-        signal: AbortSignal.timeout(60_000),
-      });
-      if (!res.ok) {
-        await res.body?.cancel();
-        reasons.push(`${id}: ${res.status}`);
-        continue;
-      }
-      const bytes = new Uint8Array(await res.arrayBuffer());
-      if ((await sha256Hex(bytes)) !== hash) {
-        reasons.push(`${id}: bytes do not match their hash`);
-        continue;
-      }
-      if (kind === "module") store.putModule(hash, bytes);
-      else store.putBlob(hash, bytes);
-      return;
-    } catch (err) {
-      reasons.push(`${id}: ${(err as Error).message}`);
-    }
-  }
-  throw new Error(reasons.length > 0 ? reasons.join("; ") : "no peer to ask");
 }
 
 /** The host peers dial when none is given: the listen address, or this machine's name for a wildcard. */
@@ -149,11 +112,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let serveApi = (_request: Request, _url: URL): Response | Promise<Response> =>
     new OrcaError("unavailable", "the server is starting", { retryAfter: 1 }).toResponse();
   let commands: ControlLog | undefined;
+  let hub: AgentHub | undefined = undefined; // set once the log is open
   const apiFetch = (request: Request) => {
     // The API's router reads the path from the URL, which the server builds from Host: check Host first.
     const target = requestTarget(request);
     if ("error" in target) return new OrcaError("invalid", target.error).toResponse();
     if (target.url.pathname === PEER_PATH && commands) return commands.handlePeer(request);
+    if (target.url.pathname === AGENT_PATH && hub) {
+      return bearerMatches(request, token)
+        ? hub.handle(request)
+        : new OrcaError("unauthorized", "missing or wrong cluster token").toResponse();
+    }
     return serveApi(request, target.url);
   };
   const onListen = () => {};
@@ -217,7 +186,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     log,
     leads: () => log_.isLeader,
   });
-  const fetchMissing = (kind: "module" | "blob", hash: string) => fetchFromPeers(log_, token, store, kind, hash);
+  // The leader first, then the other servers (workers keep no bytes for others).
+  const servers = () => {
+    const ids = log_.members().filter((m) => !m.facts?.worker && m.id !== log_.id).map((m) => m.id);
+    const leader = log_.leader;
+    return [...ids.filter((id) => id === leader), ...ids.filter((id) => id !== leader)]
+      .flatMap((id) => log_.addressOf(id) ? [{ id, address: log_.addressOf(id)! }] : []);
+  };
+  const fetchMissing = (kind: "module" | "blob", hash: string) => fetchFromPeers(servers(), token, store, kind, hash);
   /** Sends a follower's write to the leader's API. */
   const toLeader = async (path: string, body: unknown) => {
     const leader = log_.leader;
@@ -263,9 +239,21 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     credential: await forwardCredential(token),
     proxyOf: (node) => log_.members().find((m) => m.id === node)?.facts?.proxy,
   });
+  // Workers (`orca join`) keep a socket to the leader; it sends them the state they run from after each change.
+  const agents = new AgentHub({
+    log: log_,
+    view: () => JSON.stringify(dumpView((text) => store.sql(text))),
+    replicas: (id, report) => cluster.replicas(id, report),
+    onLog: log,
+  });
+  hub = agents;
+  log_.onApplied((changed) => {
+    const kinds = ["deploy", "place", "replica-states", "member", "member-removed", "drain", "snapshot"] as const;
+    if (kinds.some((k) => changed.has(k))) agents.changed();
+  });
   const watch = new NodeWatch({
     self: nodeId,
-    sinceHeard: (node) => log_.sinceHeard(node),
+    sinceHeard: (node) => agents.sinceHeard(node) ?? log_.sinceHeard(node),
     isLeader: () => log_.isLeader,
     timeoutMs: (opts.nodeTimeoutSecs ?? 30) * 1000,
   });
@@ -292,6 +280,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let leading = log_.isLeader;
   const watchLeadership = setInterval(() => {
     if (log_.isLeader && !leading) jobs.wake();
+    if (!log_.isLeader) agents.redirectAll();
     leading = log_.isLeader;
   }, 250);
   await plane.restore();
@@ -350,6 +339,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await apiServer.shutdown();
       clearInterval(watchLeadership);
       clearInterval(upkeep);
+      agents.close();
       await plane.shutdown();
       await log_.close();
       wasm.close();

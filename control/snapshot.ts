@@ -90,6 +90,26 @@ export function dumpState(sql: (text: string) => StatementSync): SnapshotData {
   };
 }
 
+/**
+ * What a worker node runs from: the services, the registry, the placements and replica states, at one applied
+ * index; no queues, runs or deploy history (the servers keep those).
+ */
+export function dumpView(sql: (text: string) => StatementSync): SnapshotData {
+  const applied = sql("SELECT idx, term FROM raft_applied WHERE id = 1").get() as
+    | { idx: number; term: number }
+    | undefined;
+  return {
+    v: 1,
+    applied: { index: applied?.idx ?? 0, term: applied?.term ?? 0 },
+    services: sql("SELECT project, name, version, spec, updated_at FROM services ORDER BY project, name")
+      .all() as SnapshotData["services"],
+    deploys: [],
+    members: readMembers(sql),
+    placements: readPlacements(sql),
+    replicaStates: readReplicaStates(sql),
+  };
+}
+
 export function encodeSnapshot(data: SnapshotData): TakenSnapshot {
   return { index: data.applied.index, data: encoder.encode(JSON.stringify(data)) };
 }

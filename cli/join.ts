@@ -1,0 +1,96 @@
+/** `orca join ADDR`: run a worker node of the cluster whose server's API is at ADDR. */
+
+import { parseLabels, startAgent } from "../control/mod.ts";
+import { OrcaError } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import { type Command, orcaHome } from "./command.ts";
+import { hostPort, port } from "./server.ts";
+
+export const joinCommand: Command = {
+  name: "join",
+  summary: "Run a worker node: it runs the replicas the scheduler places on it and takes no part in Raft.",
+  usage: "orca join <server-host:port> [--token T] [--name N] [--labels K=V,...] [--listen ADDR] [--http-port 80]",
+  flags: [
+    "--token T         the cluster's token (default: $ORCA_HOME/cluster.token)",
+    "--name N          this node's name, for placement.node (default: the host name)",
+    "--labels K=V,...  this node's labels, for placement (e.g. zone=eu-1,role=gpu)",
+    "--listen ADDR     address to bind its proxy and API (default 0.0.0.0)",
+    "--api-port N      its API, which the servers call (default 6880)",
+    "--http-port N     its proxy for routed traffic (default 80)",
+    "--advertise ADDR  where the servers reach its API (host:port; default: --listen and --api-port)",
+    "--home DIR        data dir (default $ORCA_HOME, else ~/.orca)",
+    "--pool-size N     pre-made Wasm instances per service (default 4)",
+    "--workers N       guest host processes that run Wasm guests (default: one per core; 0: in the process)",
+    "--docker-socket P Docker engine socket for container services (default /var/run/docker.sock)",
+  ],
+  options: {
+    token: { type: "string" },
+    name: { type: "string" },
+    labels: { type: "string" },
+    listen: { type: "string" },
+    "api-port": { type: "string" },
+    "http-port": { type: "string" },
+    advertise: { type: "string" },
+    home: { type: "string" },
+    "pool-size": { type: "string" },
+    workers: { type: "string" },
+    "docker-socket": { type: "string" },
+  },
+  maxArgs: 1,
+  async run(values, args) {
+    if (!args[0]) {
+      throw new OrcaError("usage", "orca join needs a server's address: orca join <host:port> --token T", {
+        hint: "the token is in $ORCA_HOME/cluster.token on a server",
+      });
+    }
+    const join = hostPort(args[0], "the server address");
+    const home = (values.home as string | undefined) ?? orcaHome();
+    const name = (values.name as string | undefined) ?? Deno.hostname();
+    if (!/^[A-Za-z0-9](?:[A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$/.test(name)) {
+      throw new OrcaError("usage", `--name must be 1-63 letters, digits, . _ / -; got ${JSON.stringify(name)}`);
+    }
+    const workersText = values.workers as string | undefined;
+    const workers = workersText === undefined ? undefined : Number(workersText);
+    if (workers !== undefined && !(Number.isInteger(workers) && workers >= 0 && workers <= 256)) {
+      throw new OrcaError("usage", `--workers must be a whole number from 0 to 256; got ${workersText}`);
+    }
+    const apiPort = port(values, "api-port", 6880);
+    const httpPort = port(values, "http-port", 80);
+    let agent;
+    try {
+      agent = await startAgent({
+        home,
+        join,
+        name,
+        hostname: (values.listen as string) ?? "0.0.0.0",
+        apiPort,
+        httpPort,
+        poolSize: port(values, "pool-size", 4),
+        ...(workers !== undefined && { workers }),
+        ...(values.token !== undefined && { token: values.token as string }),
+        ...(values.labels !== undefined && { labels: parseLabels(values.labels as string) }),
+        ...(values.advertise !== undefined && { advertise: hostPort(values.advertise as string, "--advertise") }),
+        ...(values["docker-socket"] !== undefined && { dockerSocket: values["docker-socket"] as string }),
+      });
+    } catch (err) {
+      if (err instanceof Deno.errors.AddrInUse) {
+        throw new OrcaError("unavailable", `a port is already in use (api ${apiPort}, http ${httpPort})`, {
+          hint: "stop what uses it, or pick others with --api-port / --http-port",
+        });
+      }
+      throw err;
+    }
+    console.log(`orca ${VERSION} worker ready`);
+    console.log(`  node   ${agent.id} (${name})`);
+    console.log(`  api    ${agent.apiUrl}/api/v1`);
+    console.log(`  proxy  ${agent.httpUrl}`);
+    console.log(`  data   ${home}`);
+    await new Promise<void>((resolve) => {
+      Deno.addSignalListener("SIGINT", () => resolve());
+      Deno.addSignalListener("SIGTERM", () => resolve());
+    });
+    console.error("orca: shutting down");
+    await agent.close();
+    return 0;
+  },
+};

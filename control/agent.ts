@@ -1,0 +1,282 @@
+/**
+ * `orca join`: a worker node. It runs replicas and takes no part in Raft:
+ * it keeps one WebSocket to the control plane (control/agent_hub.ts), to any
+ * server, following the leader, and runs what the state it is sent places on
+ * it, with the same control plane code as a server (the state installed as a
+ * snapshot, each time it changes). Its proxy serves every route (forwarding
+ * what runs elsewhere), and its own small API, with the cluster token,
+ * answers the leader (prepare a deploy) and the servers (logs, stats, exec
+ * of its replicas). Its workloads keep running while it is cut off; it
+ * reconnects with backoff (5, 10, 20, 40, then every 60 s, with jitter) and
+ * converges to the state it is sent then.
+ */
+
+import { OrcaError } from "../errors.ts";
+import { createProxy, requestTarget } from "../proxy/mod.ts";
+import { ContainerRuntime, discoverGpus, Engine, WasmRuntime } from "../runtime/mod.ts";
+import { VERSION } from "../version.ts";
+import { createAgentApi } from "./agent_api.ts";
+import { AGENT_PATH } from "./agent_hub.ts";
+import { bearerMatches, loadOrCreateNodeId, loadOrCreateToken } from "./auth.ts";
+import { forwardCredential, Forwarder } from "./forward.ts";
+import { secureHome } from "./home.ts";
+import { ControlMachine } from "./machine.ts";
+import { fetchFromPeers } from "./missing.ts";
+import { localFacts } from "./node_facts.ts";
+import { ControlPlane } from "./plane.ts";
+import { Store } from "./store.ts";
+
+export interface AgentOptions {
+  home: string;
+  /** A server of the cluster (`host:port` of its API). */
+  join: string;
+  token?: string;
+  /** Its name in `placement.node` and `orca nodes` (default: the host name). */
+  name?: string;
+  labels?: Record<string, string>;
+  hostname: string;
+  apiPort: number;
+  httpPort: number;
+  /** Where servers reach its API (`host:port`; default: the listen address and API port). */
+  advertise?: string;
+  workers?: number;
+  poolSize?: number;
+  dockerSocket?: string;
+  log?: (line: string) => void;
+  /** Reconnect delays in ms (default 5, 10, 20, 40, 60 s), each with up to 20% jitter. */
+  backoffMs?: number[];
+}
+
+export interface RunningAgent {
+  id: string;
+  apiUrl: string;
+  httpUrl: string;
+  close(): Promise<void>;
+}
+
+const BACKOFF_MS = [5_000, 10_000, 20_000, 40_000, 60_000];
+
+export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
+  const log = opts.log ?? ((line: string) => console.error(`orca: ${line}`));
+  const warning = await secureHome(opts.home);
+  if (warning) log(warning);
+  const token = await loadOrCreateToken(opts.home, opts.token);
+  const id = await loadOrCreateNodeId(opts.home);
+  const store = new Store(`${opts.home}/orca.db`, {
+    onFatal: (err) => {
+      log(`fatal: the store failed to write (${(err as Error).message}); exiting`);
+      Deno.exit(74);
+    },
+  });
+  const machine = new ControlMachine(store);
+  const wasm = new WasmRuntime({
+    cacheDir: `${opts.home}/cache`,
+    loadModule: (hash) => Promise.resolve(store.getModule(hash)),
+    loadBlob: (hash) => Promise.resolve(store.getBlob(hash)),
+    poolSize: opts.poolSize ?? 4,
+    ...(opts.workers !== undefined && { workers: opts.workers }),
+    log,
+  });
+  const containers = new ContainerRuntime(new Engine(opts.dockerSocket), id);
+  let api = (_r: Request, _u: URL): Response | Promise<Response> =>
+    new OrcaError("unavailable", "the worker is starting", { retryAfter: 1 }).toResponse();
+  let proxy = (_r: Request): Response | Promise<Response> =>
+    new OrcaError("unavailable", "the worker is starting", { retryAfter: 1 }).toResponse();
+  const onListen = () => {};
+  const apiServer = Deno.serve({ hostname: opts.hostname, port: opts.apiPort, onListen }, (request) => {
+    const target = requestTarget(request);
+    if ("error" in target) return new OrcaError("invalid", target.error).toResponse();
+    if (!bearerMatches(request, token)) {
+      return new OrcaError("unauthorized", "missing or wrong token", { hint: "send the cluster token" }).toResponse();
+    }
+    return api(request, target.url);
+  });
+  const httpServer = Deno.serve({ hostname: opts.hostname, port: opts.httpPort, onListen }, (r) => proxy(r));
+  const host = opts.hostname === "0.0.0.0" ? Deno.hostname() : opts.hostname;
+  const advertise = opts.advertise ?? `${host}:${apiServer.addr.port}`;
+  const runtimes = await containers.engine.ping() ? ["wasm" as const, "container" as const] : ["wasm" as const];
+  const gpus = await discoverGpus();
+  const facts = {
+    ...localFacts(opts.labels ?? {}, gpus, runtimes, `${host}:${httpServer.addr.port}`),
+    worker: true,
+    ...(opts.name !== undefined && { name: opts.name }),
+  };
+
+  // The servers to ask: the one joined, then those the state names (the leader first when known).
+  const servers = () => {
+    const known = machine.members().filter((m) => !m.facts?.worker).map((m) => ({ id: m.id, address: m.address }));
+    return [{ id: "joined", address: opts.join }, ...known.filter((m) => m.address !== opts.join)];
+  };
+  const link = new Link({
+    id,
+    token,
+    hello: () => ({ type: "hello", id, address: advertise, facts, node: { version: VERSION, runtimes } }),
+    servers: () => servers().map((s) => s.address),
+    onView: (view) => machine.restore(new TextEncoder().encode(JSON.stringify(view))),
+    log,
+    backoffMs: opts.backoffMs ?? BACKOFF_MS,
+  });
+  const forwarder = new Forwarder({
+    credential: await forwardCredential(token),
+    proxyOf: (node) => machine.members().find((m) => m.id === node)?.facts?.proxy,
+  });
+  const plane = new ControlPlane({
+    store,
+    // A worker proposes nothing: the state it runs comes from the leader, whole, each time it changes.
+    commands: {
+      propose: () => Promise.reject(new OrcaError("unsupported", "a worker node takes no writes")),
+      caughtUp: () => Promise.resolve(),
+      onApplied: (listener) => machine.onApplied(listener),
+    },
+    wasm,
+    containers,
+    log,
+    fetchMissing: (kind, hash) => fetchFromPeers(servers(), token, store, kind, hash),
+    cluster: {
+      node: id,
+      members: () => machine.members(),
+      forwarder,
+      report: (r) => link.send({ type: "states", ...r }),
+    },
+  });
+  await plane.restore();
+  api = createAgentApi({
+    plane,
+    self: async () => ({
+      id,
+      version: VERSION,
+      role: "worker",
+      runtimes: { wasm: true, container: await containers.engine.ping() },
+      wasmHosts: wasm.hosts(),
+      gpus,
+      term: 0,
+      commit: machine.applied(),
+      applied: machine.applied(),
+    }),
+  });
+  const p = plane;
+  proxy = createProxy({
+    routes: () => p.routes,
+    serve: (service, request, ctx) => p.serve(service, request, ctx),
+    forwardedHost: (request) => forwarder.forwardedHost(request),
+    onError: (err, request) => log(`proxy: ${request.method} ${request.url}: ${(err as Error).message ?? err}`),
+  });
+  const reports = setInterval(() => p.reportReplicas(), 1000);
+  link.start();
+  const url = (addr: Deno.NetAddr) => `http://${addr.hostname}:${addr.port}`;
+  return {
+    id,
+    apiUrl: url(apiServer.addr),
+    httpUrl: url(httpServer.addr),
+    async close() {
+      clearInterval(reports);
+      link.stop();
+      await httpServer.shutdown();
+      await apiServer.shutdown();
+      await p.shutdown();
+      wasm.close();
+      store.close();
+    },
+  };
+}
+
+interface LinkOptions {
+  id: string;
+  token: string;
+  hello(): Record<string, unknown>;
+  servers(): string[];
+  onView(view: unknown): void;
+  log(line: string): void;
+  backoffMs: number[];
+}
+
+/** The worker's one connection to the control plane: to the leader, found through any server; reconnects with backoff. */
+class Link {
+  readonly #opts: LinkOptions;
+  #socket?: WebSocket;
+  #stopped = false;
+  #failures = 0;
+  #next?: string;
+  #timers: ReturnType<typeof setTimeout>[] = [];
+  #ping?: ReturnType<typeof setInterval>;
+
+  constructor(opts: LinkOptions) {
+    this.#opts = opts;
+  }
+
+  start(): void {
+    this.#connect();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#timers) clearTimeout(t);
+    clearInterval(this.#ping);
+    this.#socket?.close(1000, "worker stopping");
+  }
+
+  /** Sends `message` to the leader; rejects while cut off (the plane reports again later). */
+  send(message: Record<string, unknown>): Promise<void> {
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) return Promise.reject(new Error("not connected"));
+    socket.send(JSON.stringify(message));
+    return Promise.resolve();
+  }
+
+  #connect(): void {
+    if (this.#stopped) return;
+    const servers = this.#opts.servers();
+    const address = this.#next ?? servers[this.#failures % servers.length];
+    this.#next = undefined;
+    const socket = new WebSocket(`ws://${address}${AGENT_PATH}`, {
+      headers: { authorization: `Bearer ${this.#opts.token}` },
+    });
+    this.#socket = socket;
+    let welcomed = false;
+    socket.onopen = () => {
+      socket.send(JSON.stringify(this.#opts.hello()));
+      clearInterval(this.#ping);
+      this.#ping = setInterval(() => {
+        if (socket.readyState === WebSocket.OPEN) socket.send('{"type":"ping"}');
+      }, 1000);
+    };
+    socket.onmessage = (e) => {
+      let message: { type?: string; view?: unknown; leader?: string; message?: string };
+      try {
+        message = JSON.parse(String(e.data));
+      } catch {
+        return;
+      }
+      if (message.type === "view") {
+        if (!welcomed) this.#opts.log(`connected to the control plane at ${address}`);
+        welcomed = true;
+        this.#failures = 0;
+        try {
+          this.#opts.onView(message.view);
+        } catch (err) {
+          this.#opts.log(`the state sent could not be installed: ${(err as Error).message}`);
+        }
+      } else if (message.type === "redirect" && message.leader) {
+        this.#next = message.leader;
+      } else if (message.type === "error") {
+        this.#opts.log(`the control plane refused this worker: ${message.message}`);
+      }
+    };
+    socket.onerror = () => {};
+    socket.onclose = () => {
+      clearInterval(this.#ping);
+      if (this.#stopped) return;
+      // Sent to the leader: at once. Cut off: wait, longer each time, with jitter.
+      const delay = this.#next ? 0 : this.#delay();
+      if (!this.#next) this.#failures++;
+      if (welcomed) this.#opts.log(`lost the control plane at ${address}; workloads keep running`);
+      this.#timers = [setTimeout(() => this.#connect(), delay)];
+    };
+  }
+
+  #delay(): number {
+    const steps = this.#opts.backoffMs;
+    const base = steps[Math.min(this.#failures, steps.length - 1)];
+    return Math.round(base * (1 + Math.random() * 0.2));
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Worker nodes (`orca join`): one server on 127.0.0.1 and two workers on
+ * 127.0.0.2 and .3, each its own ORCA_HOME and process group. The scheduler
+ * places replicas on the workers; every proxy serves every route; a worker
+ * killed with -9 loses its replicas to the others within the node timeout,
+ * and back it converges to what is placed on it now, running nothing twice.
+ */
+
+import assert from "node:assert/strict";
+import { call, eventually, type Member, startMember } from "./cluster_harness.ts";
+import { cliPath, examplesDir, launchServer, writeProject } from "./harness.ts";
+
+const PORTS = { api: 18180, http: 18181 };
+const TIMEOUT_SECS = 2;
+
+interface Row {
+  name: string;
+  placements?: { replica: number; node: string; state: string }[];
+}
+
+interface NodeRow {
+  id: string;
+  role: string;
+  address: string;
+  labels?: Record<string, string>;
+  error?: string;
+}
+
+async function orcaAt(server: string, token: string, ...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", cliPath, args[0], "--server", server, "--token", token, ...args.slice(1)],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+/** Starts `orca join` on `ip` (its own process group); resolves once it says it is ready. */
+async function startWorker(ip: string, home: string, token: string, zone: string) {
+  const args = [
+    "join",
+    `127.0.0.1:${PORTS.api}`,
+    "--token",
+    token,
+    "--listen",
+    ip,
+    "--api-port",
+    String(PORTS.api),
+    "--http-port",
+    String(PORTS.http),
+    "--home",
+    home,
+    "--name",
+    `worker-${zone}`,
+    "--labels",
+    `zone=${zone}`,
+    "--workers",
+    "1",
+    "--pool-size",
+    "1",
+  ];
+  const worker = await launchServer(args, { group: true, timeoutMs: 60_000 });
+  return { ip, home, httpUrl: `http://${ip}:${PORTS.http}`, apiUrl: `http://${ip}:${PORTS.api}`, ...worker };
+}
+
+Deno.test("workers: replicas placed on them, every proxy serves every route, a lost worker's replicas move", async () => {
+  const homes = await Promise.all([1, 2, 3].map(() => Deno.makeTempDir({ prefix: "orca-worker-" })));
+  let server: Member | undefined;
+  const workers: Awaited<ReturnType<typeof startWorker>>[] = [];
+  try {
+    server = await startMember("127.0.0.1", homes[0], ["--labels", "zone=z1", "--node-timeout-secs", "2"], PORTS);
+    const token = (await Deno.readTextFile(`${homes[0]}/cluster.token`)).trim();
+    workers.push(await startWorker("127.0.0.2", homes[1], token, "z2"));
+    workers.push(await startWorker("127.0.0.3", homes[2], token, "z3"));
+    const nodes = await eventually("two workers registered and answering", async () => {
+      const r = await orcaAt(server!.apiUrl, token, "nodes", "--json");
+      const rows = r.code === 0 ? JSON.parse(r.stdout) as NodeRow[] : [];
+      return rows.filter((n) => n.role === "worker" && !n.error).length === 2 ? rows : undefined;
+    });
+    assert.deepEqual(nodes.map((n) => `${n.role} ${n.labels?.zone}`).sort(), ["voter z1", "worker z2", "worker z3"]);
+    const workerIds = nodes.filter((n) => n.role === "worker").map((n) => n.id);
+
+    // Three replicas over three zones: one on each worker; one pinned to a worker by name.
+    const dir = await writeProject({
+      web: `[[service]]\nname = "web"\nmodule = "${examplesDir}/services/hello-c/hello.wasm"\n` +
+        `triggers = ["http:/web/:name"]\nreplicas = 3\n`,
+      pinned: `[[service]]\nname = "pinned"\nmodule = "${examplesDir}/services/hello-c/hello.wasm"\n` +
+        `triggers = ["http:/pinned/:name"]\n[service.placement]\nnode = "worker-z3"\n`,
+    });
+    const deployed = await orcaAt(server.apiUrl, token, "deploy", dir);
+    assert.equal(deployed.code, 0, deployed.stderr);
+    const rows = await eventually("every replica ready", async () => {
+      const r = await call(server!.apiUrl, token, "/services");
+      const list = (r.body as { services: Row[] }).services;
+      return list.every((s) => s.placements?.every((p) => p.state === "ready")) ? list : undefined;
+    });
+    const web = rows.find((s) => s.name === "web")!;
+    assert.equal(web.placements!.length, 3);
+    for (const id of workerIds) assert.ok(web.placements!.some((p) => p.node === id), `a replica on ${id}`);
+    const z3 = nodes.find((n) => n.labels?.zone === "z3")!.id;
+    assert.deepEqual(rows.find((s) => s.name === "pinned")!.placements!.map((p) => p.node), [z3]);
+    for (const url of [server.httpUrl, ...workers.map((w) => w.httpUrl)]) {
+      for (const path of ["/web/a", "/pinned/b"]) {
+        const res = await fetch(`${url}${path}`);
+        const body = await res.text();
+        assert.equal(res.status, 200, `${url}${path}: ${body}`);
+      }
+    }
+    // A worker's replicas' logs and stats, through the server.
+    const stats = await orcaAt(server.apiUrl, token, "stats", "pinned", "--json");
+    assert.equal(stats.code, 0, stats.stderr);
+
+    // Kill -9 the z2 worker: its replica moves within the node timeout; every other proxy keeps answering.
+    const victim = workers[0];
+    const victimId = nodes.find((n) => n.labels?.zone === "z2")!.id;
+    await victim.end("SIGKILL");
+    const killed = performance.now();
+    await eventually("web's replica moved off the lost worker", async () => {
+      const r = await call(server!.apiUrl, token, "/services");
+      const w = (r.body as { services: Row[] }).services.find((s) => s.name === "web")!;
+      return w.placements!.length === 3 && w.placements!.every((p) => p.node !== victimId && p.state === "ready");
+    }, 30_000);
+    const movedMs = performance.now() - killed;
+    console.log(`worker lost: its replica ready elsewhere ${Math.round(movedMs)} ms after kill -9 (timeout 2 s)`);
+    assert.ok(movedMs < (TIMEOUT_SECS + 5) * 1000, `${movedMs} ms`);
+    for (const url of [server.httpUrl, workers[1].httpUrl]) {
+      const res = await fetch(`${url}/web/c`);
+      assert.equal(res.status, 200, await res.text());
+    }
+
+    // Back: it connects again, runs nothing that moved away, and serves every route by forwarding.
+    workers[0] = await startWorker("127.0.0.2", homes[1], token, "z2");
+    const text = await eventually("the returned worker serves /web", async () => {
+      const res = await fetch(`${workers[0].httpUrl}/web/d`);
+      return res.status === 200 ? await res.text() : undefined;
+    }, 30_000);
+    assert.match(text, /, d, from C/);
+    const after = (await call(server.apiUrl, token, "/services")).body as { services: Row[] };
+    assert.equal(after.services.find((s) => s.name === "web")!.placements!.length, 3, "no replica runs twice");
+    const own = await fetch(`${workers[0].apiUrl}/api/v1/services`, { headers: { authorization: `Bearer ${token}` } });
+    const local = (await own.json()).services as { name: string; state: string }[];
+    assert.equal(local.find((s) => s.name === "web")?.state, "remote", "the returned worker runs no web replica");
+    // Its API is the cluster's own.
+    const refused = await fetch(`${workers[0].apiUrl}/api/v1/services`);
+    assert.equal(refused.status, 401);
+    await refused.body?.cancel();
+  } finally {
+    for (const w of workers) await w.end("SIGKILL").catch(() => {});
+    await server?.kill("SIGKILL").catch(() => {});
+    for (const h of homes) await Deno.remove(h, { recursive: true }).catch(() => {});
+  }
+});
