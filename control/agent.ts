@@ -60,6 +60,13 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const log = opts.log ?? ((line: string) => console.error(`orca: ${line}`));
   const warning = await secureHome(opts.home);
   if (warning) log(warning);
+  // A worker never makes a token: it takes the cluster's, given or kept from an earlier start.
+  const kept = await Deno.readTextFile(`${opts.home}/cluster.token`).catch(() => undefined);
+  if (opts.token === undefined && kept === undefined) {
+    throw new OrcaError("usage", `orca join needs the cluster's token: --token T, or ${opts.home}/cluster.token`, {
+      hint: "the token is in $ORCA_HOME/cluster.token on a server of the cluster",
+    });
+  }
   const token = await loadOrCreateToken(opts.home, opts.token);
   const id = await loadOrCreateNodeId(opts.home);
   const store = new Store(`${opts.home}/orca.db`, {

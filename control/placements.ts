@@ -112,9 +112,18 @@ export function placeServices(
   const blocking = opts.partial ? [] : result.unplaced.filter((u) => opts.mustPlace?.has(u.workload) ?? true);
   if (blocking.length > 0) {
     const lines = blocking.map((u) => `${u.workload} replica ${u.replica}: ${u.reasons.join("; ")}`);
-    throw new OrcaError("conflict", `${lines.length} replica(s) fit on no node: ${lines.join(" | ")}`, {
-      hint: "orca deploy --plan shows every node's verdict; free room, add a node, or relax the placement",
-    });
+    // Kept out only by nodes that do not answer now (an offline worker it is pinned to): it may fit once they do.
+    const waiting = blocking.every((u) => u.reasons.some((r) => /: unhealthy(;|$)/.test(r)));
+    throw new OrcaError(
+      waiting ? "unavailable" : "conflict",
+      `${lines.length} replica(s) fit on no node: ${lines.join(" | ")}`,
+      {
+        hint: waiting
+          ? "a node it needs does not answer; deploy again once it is back (orca nodes)"
+          : "orca deploy --plan shows every node's verdict; free room, add a node, or relax the placement",
+        ...(waiting && { retryAfter: 5 }),
+      },
+    );
   }
   const next = new Map<string, PlacementRecord[]>();
   for (const [service, list] of Object.entries(current)) next.set(service, [...list]);

@@ -37,6 +37,15 @@ async function orcaAt(server: string, token: string, ...args: string[]) {
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }
 
+async function hashOf(path: string): Promise<string> {
+  const bytes = await Deno.readFile(path);
+  return Array.from(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}
+
 /** Starts `orca join` on `ip` (its own process group); resolves once it says it is ready. */
 async function startWorker(ip: string, home: string, token: string, zone: string) {
   const args = [
@@ -130,6 +139,29 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
       assert.equal(res.status, 200, await res.text());
     }
 
+    // A deploy pinned to the offline worker: 503 naming it (it may fit once the worker is back), nothing deployed.
+    const later = await writeProject({
+      later: `[[service]]\nname = "later"\nmodule = "${examplesDir}/services/hello-c/hello.wasm"\n` +
+        `triggers = ["http:/later/:name"]\n[service.placement]\nnode = "worker-z2"\n`,
+    });
+    const offline = await call(server.apiUrl, token, "/deploy?plan=0", {
+      method: "POST",
+      body: JSON.stringify({
+        projects: {
+          later: [{
+            name: "later",
+            module: "hello.wasm",
+            module_hash: await hashOf(`${examplesDir}/services/hello-c/hello.wasm`),
+            triggers: ["http:/later/:name"],
+            placement: { node: "worker-z2" },
+          }],
+        },
+      }),
+    });
+    assert.equal(offline.status, 503, JSON.stringify(offline.body));
+    assert.match(JSON.stringify(offline.body), new RegExp(`${victimId}: unhealthy`));
+    assert.ok(offline.headers.get("retry-after"));
+
     // Back: it connects again, runs nothing that moved away, and serves every route by forwarding.
     workers[0] = await startWorker("127.0.0.2", homes[1], token, "z2");
     const text = await eventually("the returned worker serves /web", async () => {
@@ -137,6 +169,13 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
       return res.status === 200 ? await res.text() : undefined;
     }, 30_000);
     assert.match(text, /, d, from C/);
+    // The service pinned to it can be deployed now.
+    const redeployed = await orcaAt(server.apiUrl, token, "deploy", later);
+    assert.equal(redeployed.code, 0, redeployed.stderr);
+    await eventually("later serves from the returned worker", async () => {
+      const res = await fetch(`${server!.httpUrl}/later/e`);
+      return res.status === 200 && /, e, from C/.test(await res.text());
+    }, 30_000);
     const after = (await call(server.apiUrl, token, "/services")).body as { services: Row[] };
     assert.equal(after.services.find((s) => s.name === "web")!.placements!.length, 3, "no replica runs twice");
     const own = await fetch(`${workers[0].apiUrl}/api/v1/services`, { headers: { authorization: `Bearer ${token}` } });
@@ -150,5 +189,29 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
     for (const w of workers) await w.end("SIGKILL").catch(() => {});
     await server?.kill("SIGKILL").catch(() => {});
     for (const h of homes) await Deno.remove(h, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("orca join without the cluster's token, or with a malformed address or name: a usage error, nothing made", async () => {
+  const home = await Deno.makeTempDir({ prefix: "orca-worker-" });
+  try {
+    const run = async (...args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", cliPath, "join", ...args, "--home", home, "--api-port", "0", "--http-port", "0"],
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+    };
+    const noToken = await run("127.0.0.1:1");
+    assert.equal(noToken.code, 2, noToken.stderr);
+    assert.match(noToken.stderr, /needs the cluster's token/);
+    assert.equal((await run()).code, 2);
+    assert.match((await run("nowhere")).stderr, /must be host:port/);
+    assert.match((await run("127.0.0.1:1", "--token", "t".repeat(32), "--name", "a b")).stderr, /--name must be/);
+    await assert.rejects(Deno.stat(`${home}/cluster.token`), "no token was made up");
+  } finally {
+    await Deno.remove(home, { recursive: true });
   }
 });
