@@ -57,6 +57,7 @@ export const serverCommand: Command = {
     "--advertise ADDR  where peers and clients reach this server's API (host:port; default: --listen and --api-port)",
     "--labels K=V,...  this server's labels, for placement (e.g. zone=eu-1,role=gpu)",
     "--node-timeout-secs N  a node silent this long is unhealthy: its replicas move elsewhere (default 30)",
+    "--no-workloads    run the control plane only: the scheduler places no replica here",
   ],
   options: {
     "api-port": { type: "string" },
@@ -75,6 +76,7 @@ export const serverCommand: Command = {
     advertise: { type: "string" },
     labels: { type: "string" },
     "node-timeout-secs": { type: "string" },
+    "no-workloads": { type: "boolean" },
   },
   maxArgs: 0,
   async run(values) {
@@ -122,6 +124,7 @@ export const serverCommand: Command = {
         ...(values.advertise !== undefined && { advertise: hostPort(values.advertise as string, "--advertise") }),
         ...(values.labels !== undefined && { labels: parseLabels(values.labels as string) }),
         ...(nodeTimeoutSecs !== undefined && { nodeTimeoutSecs }),
+        ...(values["no-workloads"] === true && { noWorkloads: true }),
       });
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {

@@ -22,6 +22,8 @@ export interface NodeFacts {
   worker?: boolean;
   /** Its name, for `placement.node` (`orca join --name`; default: its address). */
   name?: string;
+  /** A server that runs no replicas (`orca server --no-workloads`): the control plane only. */
+  noWorkloads?: boolean;
 }
 
 const LABEL_KEY = /^[A-Za-z0-9](?:[A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$/;
@@ -66,7 +68,7 @@ function labelError(key: string, value: string): string | undefined {
 export function checkFacts(value: unknown): NodeFacts {
   const bad = (field: string, why: string) => new OrcaError("invalid", `${field} ${why}`);
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw bad("facts", "must be an object");
-  const { labels, capacity, gpus, runtimes, proxy, worker, name } = value as Record<string, unknown>;
+  const { labels, capacity, gpus, runtimes, proxy, worker, name, noWorkloads } = value as Record<string, unknown>;
   if (typeof labels !== "object" || labels === null || Array.isArray(labels)) throw bad("labels", "must be an object");
   const entries = Object.entries(labels);
   if (entries.length > MAX_LABELS) throw bad("labels", `may hold at most ${MAX_LABELS}`);
@@ -101,12 +103,14 @@ export function checkFacts(value: unknown): NodeFacts {
     throw bad("proxy", "must be host:port (the address of the server's proxy)");
   }
   if (worker !== undefined && typeof worker !== "boolean") throw bad("worker", "must be true or false");
+  if (noWorkloads !== undefined && typeof noWorkloads !== "boolean") throw bad("noWorkloads", "must be true or false");
   if (name !== undefined && (typeof name !== "string" || !LABEL_KEY.test(name))) {
     throw bad("name", "must be 1-63 letters, digits, . _ / - (starting and ending with a letter or digit)");
   }
   return {
     ...(name !== undefined && { name: name as string }),
     ...(worker === true && { worker: true }),
+    ...(noWorkloads === true && { noWorkloads: true }),
     ...(runtimes !== undefined && { runtimes: [...new Set(runtimes as RuntimeKind[])] }),
     ...(proxy !== undefined && { proxy: proxy as string }),
     labels: Object.fromEntries(entries as [string, string][]),

@@ -36,9 +36,12 @@ export function isPlaced(spec: ServiceSpec): boolean {
   return spec.runtime === "container" && spec.triggers.length === 0;
 }
 
-/** The registry's servers as the scheduler sees them; a server that has not told its facts yet is left out. */
+/**
+ * The registry's nodes as the scheduler sees them; one that has not told its facts yet, and a server started with
+ * `--no-workloads`, are left out.
+ */
 export function nodesOf(members: readonly NodeRecord[], healthy: (node: string) => boolean = () => true): NodeView[] {
-  return members.filter((m) => m.facts).map((m) => {
+  return members.filter((m) => m.facts && !m.facts.noWorkloads).map((m) => {
     const facts = m.facts!;
     return {
       id: m.id,

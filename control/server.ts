@@ -43,6 +43,8 @@ export interface ServerOptions {
   workers?: number;
   /** Largest API request bodies (defaults in body.ts: modules 128 MiB, deploys 8 MiB, messages and events 1 MiB). */
   limits?: Partial<BodyLimits>;
+  /** Run no replicas here (the control plane only; workers and other servers run them). */
+  noWorkloads?: boolean;
   /** A node not heard from this long is unhealthy: its replicas are placed elsewhere (default 30). */
   nodeTimeoutSecs?: number;
   /** Join the cluster of the server whose API is at this address (`host:port`) instead of starting one. */
@@ -155,7 +157,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const advertise = opts.advertise ?? `${advertisedHost(opts.hostname)}:${apiServer.addr.port}`;
   const runtimes = await containers.engine.ping() ? ["wasm" as const, "container" as const] : ["wasm" as const];
   const proxyAddress = `${advertise.slice(0, advertise.lastIndexOf(":"))}:${httpServer.addr.port}`;
-  let facts = localFacts(opts.labels ?? {}, gpus, runtimes, proxyAddress);
+  let facts = {
+    ...localFacts(opts.labels ?? {}, gpus, runtimes, proxyAddress),
+    ...(opts.noWorkloads && { noWorkloads: true }),
+  };
   try {
     const fresh = !(await ControlLog.exists(opts.home, store));
     const joined = opts.join && fresh ? await requestJoin(opts.join, token, nodeId, advertise) : undefined;

@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { call, eventually, type Member, startMember } from "./cluster_harness.ts";
+import { Engine } from "../runtime/mod.ts";
 import { cliPath, examplesDir, launchServer, writeProject } from "./harness.ts";
 
 const PORTS = { api: 18180, http: 18181 };
@@ -47,7 +48,7 @@ async function hashOf(path: string): Promise<string> {
 }
 
 /** Starts `orca join` on `ip` (its own process group); resolves once it says it is ready. */
-async function startWorker(ip: string, home: string, token: string, zone: string) {
+async function startWorker(ip: string, home: string, token: string, zone: string, env: Record<string, string> = {}) {
   const args = [
     "join",
     `127.0.0.1:${PORTS.api}`,
@@ -70,7 +71,7 @@ async function startWorker(ip: string, home: string, token: string, zone: string
     "--pool-size",
     "1",
   ];
-  const worker = await launchServer(args, { group: true, timeoutMs: 60_000 });
+  const worker = await launchServer(args, { group: true, timeoutMs: 60_000, env });
   return { ip, home, httpUrl: `http://${ip}:${PORTS.http}`, apiUrl: `http://${ip}:${PORTS.api}`, ...worker };
 }
 
@@ -79,10 +80,16 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
   let server: Member | undefined;
   const workers: Awaited<ReturnType<typeof startWorker>>[] = [];
   try {
-    server = await startMember("127.0.0.1", homes[0], ["--labels", "zone=z1", "--node-timeout-secs", "2"], PORTS);
+    // The server runs the control plane only: every replica goes to the workers.
+    const flags = ["--labels", "zone=z1", "--node-timeout-secs", "2", "--no-workloads"];
+    server = await startMember("127.0.0.1", homes[0], flags, PORTS);
     const token = (await Deno.readTextFile(`${homes[0]}/cluster.token`)).trim();
     workers.push(await startWorker("127.0.0.2", homes[1], token, "z2"));
-    workers.push(await startWorker("127.0.0.3", homes[2], token, "z3"));
+    // The z3 worker finds a GPU: an nvidia-smi on its PATH prints what a real one printed.
+    const bin = await Deno.makeTempDir({ prefix: "orca-fake-smi-" });
+    await Deno.writeTextFile(`${bin}/nvidia-smi`, "#!/bin/sh\necho '0, NVIDIA H100 80GB HBM3, 81559'\n");
+    await Deno.chmod(`${bin}/nvidia-smi`, 0o755);
+    workers.push(await startWorker("127.0.0.3", homes[2], token, "z3", { PATH: `${bin}:${Deno.env.get("PATH")}` }));
     const nodes = await eventually("two workers registered and answering", async () => {
       const r = await orcaAt(server!.apiUrl, token, "nodes", "--json");
       const rows = r.code === 0 ? JSON.parse(r.stdout) as NodeRow[] : [];
@@ -107,6 +114,8 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
     });
     const web = rows.find((s) => s.name === "web")!;
     assert.equal(web.placements!.length, 3);
+    const serverId = nodes.find((n) => n.role === "voter")!.id;
+    assert.ok(!rows.some((s) => s.placements?.some((p) => p.node === serverId)), "nothing on a --no-workloads server");
     for (const id of workerIds) assert.ok(web.placements!.some((p) => p.node === id), `a replica on ${id}`);
     const z3 = nodes.find((n) => n.labels?.zone === "z3")!.id;
     assert.deepEqual(rows.find((s) => s.name === "pinned")!.placements!.map((p) => p.node), [z3]);
@@ -116,6 +125,20 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
         const body = await res.text();
         assert.equal(res.status, 200, `${url}${path}: ${body}`);
       }
+    }
+    // A GPU service goes to the worker with the GPU (when a Docker engine offers containers there).
+    if (await new Engine().ping()) {
+      const gpu = await writeProject({
+        train: `[[service]]\nname = "train"\nimage = "busybox:latest"\n[service.resources]\n` +
+          `gpu = { vendor = "nvidia", count = 1 }\n`,
+      });
+      const planned = await orcaAt(server.apiUrl, token, "deploy", gpu, "--plan", "--json");
+      assert.equal(planned.code, 0, planned.stderr);
+      const placement = JSON.parse(planned.stdout).placements;
+      assert.deepEqual(placement.map((p: { node: string; gpu?: unknown }) => [p.node, p.gpu]), [[z3, {
+        group: 0,
+        count: 1,
+      }]]);
     }
     // A worker's replicas' logs and stats, through the server.
     const stats = await orcaAt(server.apiUrl, token, "stats", "pinned", "--json");
