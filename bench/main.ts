@@ -38,7 +38,7 @@ const suites: Record<string, () => Promise<void>> = {
   async cluster() {
     console.log(`\ncluster (a lone server vs 3 servers on 127.0.0.1-3)\n\n${(await benchCluster()).join("\n")}`);
     if (Deno.env.get("BENCH_LONE_ONLY")) return;
-    console.log(`\nplacement (5 servers on 127.0.0.1-5)\n\n${(await benchPlacement()).join("\n")}`);
+    console.log(`\nplacement (1 server and 4 workers on 127.0.0.1-5)\n\n${(await benchPlacement()).join("\n")}`);
   },
   async deploy() {
     if (!(await new Engine().ping())) {

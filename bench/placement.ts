@@ -1,16 +1,15 @@
 /**
- * `deno task bench cluster`, placement: five servers on 127.0.0.1-5 (zones
- * z1-z5, a node timeout of 2 s). The time from `POST /deploy` of
- * `BENCH_SERVICES` (default 200) Wasm HTTP services, 2 replicas each, until
- * every route answers through every server's proxy; the replicas placed per
- * second of that; and, over `BENCH_LOSSES` (default 3) kill -9 of a server
- * that holds replicas, the time until every one of its replicas serves
- * elsewhere (ready on another server), p50 and max. Worker nodes
- * (`orca join`) are not built yet: these are servers, each a Raft member.
+ * `deno task bench cluster`, placement: five nodes on 127.0.0.1-5, one
+ * server and four workers (`orca join`; zones z1-z5, a node timeout of 2 s).
+ * The time from `POST /deploy` of `BENCH_SERVICES` (default 200) Wasm HTTP
+ * services, 2 replicas each, until every route answers through every node's
+ * proxy; the replicas placed per second of that; and, over `BENCH_LOSSES`
+ * (default 3) kill -9 of a worker that holds replicas, the time until every
+ * one of its replicas serves elsewhere (ready on another node), p50 and max.
  */
 
-import { eventually, type Member, startMember } from "../tests/cluster_harness.ts";
-import { examplesDir } from "../tests/harness.ts";
+import { eventually, startMember } from "../tests/cluster_harness.ts";
+import { examplesDir, launchServer } from "../tests/harness.ts";
 
 const SERVICES = Number(Deno.env.get("BENCH_SERVICES") ?? 200);
 const LOSSES = Number(Deno.env.get("BENCH_LOSSES") ?? 3);
@@ -22,7 +21,14 @@ interface Row {
   placements?: { replica: number; node: string; state: string }[];
 }
 
-async function api(m: Member, token: string, path: string, init: RequestInit = {}): Promise<Response> {
+interface Node {
+  ip: string;
+  apiUrl: string;
+  httpUrl: string;
+  kill(): Promise<void>;
+}
+
+async function api(m: Node, token: string, path: string, init: RequestInit = {}): Promise<Response> {
   return await fetch(`${m.apiUrl}/api/v1${path}`, {
     ...init,
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
@@ -30,12 +36,12 @@ async function api(m: Member, token: string, path: string, init: RequestInit = {
   });
 }
 
-async function services(m: Member, token: string): Promise<Row[]> {
+async function services(m: Node, token: string): Promise<Row[]> {
   return (await (await api(m, token, "/services?stale=1")).json()).services;
 }
 
 /** Whether every route answers 200 through every proxy (`sample`: each proxy asks every `sample`-th route). */
-async function allAnswer(members: Member[], sample: number): Promise<boolean> {
+async function allAnswer(members: Node[], sample: number): Promise<boolean> {
   for (const m of members) {
     for (let i = 0; i < SERVICES; i += sample) {
       const res = await fetch(`${m.httpUrl}/s${i}/x`).catch(() => undefined);
@@ -49,15 +55,25 @@ async function allAnswer(members: Member[], sample: number): Promise<boolean> {
 export async function benchPlacement(): Promise<string[]> {
   const ips = [1, 2, 3, 4, 5].map((i) => `127.0.0.${i}`);
   const homes = await Promise.all(ips.map(() => Deno.makeTempDir({ prefix: "orca-bench-place-" })));
-  const flags = (i: number) => ["--labels", `zone=z${i + 1}`, "--node-timeout-secs", String(TIMEOUT_SECS)];
-  const members: Member[] = [await startMember(ips[0], homes[0], flags(0), PORTS)];
+  const server = await startMember(ips[0], homes[0], ["--labels", "zone=z1", "--node-timeout-secs", "2"], PORTS);
+  const members: Node[] = [{ ...server, kill: () => server.kill("SIGKILL") }];
   const lines: string[] = [];
+  const token = (await Deno.readTextFile(`${homes[0]}/cluster.token`)).trim();
+  const worker = async (i: number): Promise<Node> => {
+    const flags = ["--listen", ips[i], "--api-port", String(PORTS.api), "--http-port", String(PORTS.http)];
+    const w = await launchServer(
+      ["join", `${ips[0]}:${PORTS.api}`, "--token", token, "--home", homes[i], "--labels", `zone=z${i + 1}`, ...flags],
+      { group: true, timeoutMs: 60_000 },
+    );
+    return {
+      ip: ips[i],
+      apiUrl: `http://${ips[i]}:${PORTS.api}`,
+      httpUrl: `http://${ips[i]}:${PORTS.http}`,
+      kill: () => w.end("SIGKILL"),
+    };
+  };
   try {
-    const token = (await Deno.readTextFile(`${homes[0]}/cluster.token`)).trim();
-    for (let i = 1; i < ips.length; i++) {
-      const join = ["--join", `${ips[0]}:${PORTS.api}`, "--token", token];
-      members.push(await startMember(ips[i], homes[i], [...join, ...flags(i)], PORTS));
-    }
+    for (let i = 1; i < ips.length; i++) members.push(await worker(i));
     await eventually("five registered servers", async () => {
       const nodes = (await (await api(members[0], token, "/nodes")).json()).nodes as { capacity?: unknown }[];
       return nodes.length === 5 && nodes.every((n) => n.capacity);
@@ -86,7 +102,7 @@ export async function benchPlacement(): Promise<string[]> {
     await eventually("every route through every proxy", () => allAnswer(members, 1), 600_000);
     const served = performance.now() - t0;
     lines.push(
-      `placement: deploy of ${SERVICES} Wasm services x 2 replicas on 5 servers: committed in ${
+      `placement: deploy of ${SERVICES} Wasm services x 2 replicas on 1 server + 4 workers: committed in ${
         committed.toFixed(0)
       } ms, every route answering through every proxy after ${served.toFixed(0)} ms; ${
         (2 * SERVICES / (served / 1000)).toFixed(0)
@@ -101,12 +117,12 @@ export async function benchPlacement(): Promise<string[]> {
         address: string;
         leader: boolean;
       }[];
-      // A server that is not the leader (a leader's loss adds an election; the cluster bench measures that).
+      // A worker that holds replicas.
       const victimNode = nodes.find((n) => !n.leader && rows.some((r) => r.placements?.some((p) => p.node === n.id)))!;
       const i = members.findIndex((m) => victimNode.address.startsWith(`${m.ip}:`));
       const held = rows.flatMap((r) => r.placements ?? []).filter((p) => p.node === victimNode.id).length;
-      const watcher = members[(i + 1) % members.length];
-      await members[i].kill("SIGKILL");
+      const watcher = members[0];
+      await members[i].kill();
       const killed = performance.now();
       await eventually("its replicas ready elsewhere", async () => {
         const now = await services(watcher, token);
@@ -120,16 +136,16 @@ export async function benchPlacement(): Promise<string[]> {
           losses[k].toFixed(0)
         } ms`,
       );
-      members[i] = await startMember(ips[i], homes[i], flags(i), PORTS);
+      members[i] = await worker(i);
     }
     losses.sort((a, b) => a - b);
     lines.push(
-      `server loss (kill -9, node timeout ${TIMEOUT_SECS} s) -> all its replicas serving elsewhere: p50 ${
+      `worker loss (kill -9, node timeout ${TIMEOUT_SECS} s) -> all its replicas serving elsewhere: p50 ${
         losses[Math.floor(losses.length / 2)].toFixed(0)
       } ms, max ${losses[losses.length - 1].toFixed(0)} ms over ${losses.length}`,
     );
   } finally {
-    for (const m of members) await m.kill("SIGKILL").catch(() => {});
+    for (const m of members) await m.kill().catch(() => {});
     for (const h of homes) await Deno.remove(h, { recursive: true }).catch(() => {});
   }
   return lines;

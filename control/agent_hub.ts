@@ -115,7 +115,7 @@ export class AgentHub {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       if (!this.#opts.log.isLeader) return this.redirectAll();
-      const view = JSON.stringify({ type: "view", view: JSON.parse(this.#opts.view()) });
+      const view = `{"type":"view","view":${this.#opts.view()}}`;
       for (const agent of this.#agents.values()) send(agent.socket, view);
     }, VIEW_EVERY_MS);
   }
@@ -160,7 +160,7 @@ export class AgentHub {
     this.#agents.get(id)?.socket.close(1000, "replaced by a new connection");
     this.#agents.set(id, { socket, heard: performance.now(), node });
     this.#heard.set(id, performance.now());
-    send(socket, JSON.stringify({ type: "view", view: JSON.parse(this.#opts.view()) }));
+    send(socket, `{"type":"view","view":${this.#opts.view()}}`);
     this.#opts.onLog?.(`worker ${id} connected from ${address}`);
     return id;
   }
