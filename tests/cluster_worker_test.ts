@@ -98,13 +98,24 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
     assert.deepEqual(nodes.map((n) => `${n.role} ${n.labels?.zone}`).sort(), ["voter z1", "worker z2", "worker z3"]);
     const workerIds = nodes.filter((n) => n.role === "worker").map((n) => n.id);
 
-    // Three replicas over three zones: one on each worker; one pinned to a worker by name.
+    // Three replicas over the workers' two zones; one pinned to a worker by name; and a fleet of 20 services with
+    // two replicas each, spread over the zones.
+    const fleet = Array.from(
+      { length: 20 },
+      (_, i) =>
+        `[[service]]\nname = "f${i}"\nmodule = "${examplesDir}/services/hello-c/hello.wasm"\n` +
+        `triggers = ["http:/f${i}/:name"]\nreplicas = 2\n`,
+    ).join("\n");
     const dir = await writeProject({
+      fleet,
       web: `[[service]]\nname = "web"\nmodule = "${examplesDir}/services/hello-c/hello.wasm"\n` +
         `triggers = ["http:/web/:name"]\nreplicas = 3\n`,
       pinned: `[[service]]\nname = "pinned"\nmodule = "${examplesDir}/services/hello-c/hello.wasm"\n` +
         `triggers = ["http:/pinned/:name"]\n[service.placement]\nnode = "worker-z3"\n`,
     });
+    const planned = await orcaAt(server.apiUrl, token, "deploy", dir, "--plan", "--json");
+    assert.equal(planned.code, 0, planned.stderr);
+    const plan = JSON.parse(planned.stdout) as { placements: { workload: string; replica: number; node: string }[] };
     const deployed = await orcaAt(server.apiUrl, token, "deploy", dir);
     assert.equal(deployed.code, 0, deployed.stderr);
     const rows = await eventually("every replica ready", async () => {
@@ -112,6 +123,22 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
       const list = (r.body as { services: Row[] }).services;
       return list.every((s) => s.placements?.every((p) => p.state === "ready")) ? list : undefined;
     });
+    // What was deployed is what the plan printed, and each fleet service has a replica in each zone.
+    const placedNow = rows.flatMap((s) =>
+      (s.placements ?? []).map((p) =>
+        `${s.name === "web" || s.name === "pinned" ? s.name : "fleet"}/${s.name}#${p.replica}@${p.node}`
+      )
+    ).sort();
+    assert.deepEqual(placedNow, plan.placements.map((p) => `${p.workload}#${p.replica}@${p.node}`).sort());
+    for (const s of rows.filter((r) => /^f\d+$/.test(r.name))) {
+      assert.equal(new Set(s.placements!.map((p) => p.node)).size, 2);
+    }
+    for (const url of [server.httpUrl, ...workers.map((w) => w.httpUrl)]) {
+      for (let i = 0; i < 20; i++) {
+        const res = await fetch(`${url}/f${i}/x`);
+        assert.equal(res.status, 200, `${url}/f${i}: ${await res.text()}`);
+      }
+    }
     const web = rows.find((s) => s.name === "web")!;
     assert.equal(web.placements!.length, 3);
     const serverId = nodes.find((n) => n.role === "voter")!.id;
@@ -147,6 +174,19 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
     // Kill -9 the z2 worker: its replica moves within the node timeout; every other proxy keeps answering.
     const victim = workers[0];
     const victimId = nodes.find((n) => n.labels?.zone === "z2")!.id;
+    // A bounded load on the other proxies across the kill (web has a replica on the other worker too).
+    let stop = false;
+    let failed = 0;
+    let answered = 0;
+    const load = [server.httpUrl, workers[1].httpUrl].map(async (url) => {
+      while (!stop) {
+        const res = await fetch(`${url}/web/load`, { signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
+        await res?.body?.cancel();
+        if (res?.status === 200) answered++;
+        else failed++;
+      }
+    });
+    await new Promise((r) => setTimeout(r, 300));
     await victim.end("SIGKILL");
     const killed = performance.now();
     await eventually("web's replica moved off the lost worker", async () => {
@@ -155,7 +195,13 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
       return w.placements!.length === 3 && w.placements!.every((p) => p.node !== victimId && p.state === "ready");
     }, 30_000);
     const movedMs = performance.now() - killed;
-    console.log(`worker lost: its replica ready elsewhere ${Math.round(movedMs)} ms after kill -9 (timeout 2 s)`);
+    stop = true;
+    await Promise.all(load);
+    console.log(
+      `worker lost: its replica ready elsewhere ${Math.round(movedMs)} ms after kill -9 (timeout 2 s); ` +
+        `${failed} failed and ${answered} answered requests on the other proxies meanwhile`,
+    );
+    assert.equal(failed, 0, "requests to a lost worker's service go to its other replica");
     assert.ok(movedMs < (TIMEOUT_SECS + 5) * 1000, `${movedMs} ms`);
     for (const url of [server.httpUrl, workers[1].httpUrl]) {
       const res = await fetch(`${url}/web/c`);
