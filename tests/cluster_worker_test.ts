@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { call, eventually, type Member, startMember } from "./cluster_harness.ts";
 import { Engine } from "../runtime/mod.ts";
+import { PeerProxy } from "./peer_proxy.ts";
 import { cliPath, examplesDir, launchServer, writeProject } from "./harness.ts";
 
 const PORTS = { api: 18180, http: 18181 };
@@ -48,10 +49,17 @@ async function hashOf(path: string): Promise<string> {
 }
 
 /** Starts `orca join` on `ip` (its own process group); resolves once it says it is ready. */
-async function startWorker(ip: string, home: string, token: string, zone: string, env: Record<string, string> = {}) {
+async function startWorker(
+  ip: string,
+  home: string,
+  token: string,
+  zone: string,
+  env: Record<string, string> = {},
+  join = `127.0.0.1:${PORTS.api}`,
+) {
   const args = [
     "join",
-    `127.0.0.1:${PORTS.api}`,
+    join,
     "--token",
     token,
     "--listen",
@@ -282,5 +290,82 @@ Deno.test("orca join without the cluster's token, or with a malformed address or
     await assert.rejects(Deno.stat(`${home}/cluster.token`), "no token was made up");
   } finally {
     await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("a worker cut off from the control plane keeps serving its routes; healed, it converges to what moved", async () => {
+  const homes = await Promise.all([1, 2].map(() => Deno.makeTempDir({ prefix: "orca-worker-cut-" })));
+  const PEER_PORT = 18190;
+  // The server is reached through a proxy the test owns: cutting it cuts the worker's socket.
+  const proxy = new PeerProxy({ hostname: "127.0.0.1", port: PEER_PORT }, { hostname: "127.0.0.1", port: PORTS.api });
+  let server: Member | undefined;
+  let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
+  try {
+    const flags = ["--labels", "zone=z1", "--node-timeout-secs", "2", "--advertise", `127.0.0.1:${PEER_PORT}`];
+    server = await startMember("127.0.0.1", homes[0], flags, PORTS);
+    const token = (await Deno.readTextFile(`${homes[0]}/cluster.token`)).trim();
+    worker = await startWorker("127.0.0.2", homes[1], token, "z2", {}, `127.0.0.1:${PEER_PORT}`);
+    const workerId = await eventually("the worker registered", async () => {
+      const r = JSON.parse((await orcaAt(server!.apiUrl, token, "nodes", "--json")).stdout) as NodeRow[];
+      return r.find((n) => n.role === "worker" && !n.error)?.id;
+    });
+    const module = `${examplesDir}/services/hello-c/hello.wasm`;
+    const dir = await writeProject({
+      app: `[[service]]\nname = "mine"\nmodule = "${module}"\ntriggers = ["http:/mine/:name"]\n` +
+        `[service.placement]\nnode = "worker-z2"\n\n` +
+        `[[service]]\nname = "free"\nmodule = "${module}"\ntriggers = ["http:/free/:name"]\n` +
+        `[service.placement]\nlabels = { zone = "z2" }\n`,
+    });
+    assert.equal((await orcaAt(server.apiUrl, token, "deploy", dir)).code, 0);
+    const rows = async () => ((await call(server!.apiUrl, token, "/services")).body as { services: Row[] }).services;
+    await eventually(
+      "both ready on the worker",
+      async () => (await rows()).every((s) => s.placements?.every((p) => p.node === workerId && p.state === "ready")),
+    );
+    // Relax free's placement (any zone) so that it can move once the worker is lost; mine stays pinned.
+    const relaxed = await writeProject({
+      app: `[[service]]\nname = "mine"\nmodule = "${module}"\ntriggers = ["http:/mine/:name"]\n` +
+        `[service.placement]\nnode = "worker-z2"\n\n` +
+        `[[service]]\nname = "free"\nmodule = "${module}"\ntriggers = ["http:/free/:name"]\nenv = { V = "2" }\n`,
+    });
+    assert.equal((await orcaAt(server.apiUrl, token, "deploy", relaxed)).code, 0);
+    await eventually("free at its new version on the worker", async () => {
+      const free = (await rows()).find((s) => s.name === "free")!;
+      return free.placements?.[0]?.node === workerId && free.placements[0].state === "ready";
+    });
+
+    proxy.isolate("*");
+    // Cut off, the worker serves its routes from its own replicas; the leader moves free (not pinned) away.
+    for (const path of ["/mine/a", "/free/b"]) {
+      const res: Response = await fetch(`${worker.httpUrl}${path}`);
+      const body = await res.text();
+      assert.equal(res.status, 200, `${path} while cut off: ${body}`);
+    }
+    await eventually("free moved to the server", async () => {
+      const free = (await rows()).find((s) => s.name === "free")!;
+      return free.placements?.[0]?.node !== workerId && free.placements?.[0]?.state === "ready";
+    }, 20_000);
+    const mine = (await rows()).find((s) => s.name === "mine")!;
+    assert.equal(mine.placements![0].node, workerId, "a pinned replica stays with its node");
+    const pinned: Response = await fetch(`${worker.httpUrl}/mine/c`);
+    await pinned.body?.cancel();
+    assert.equal(pinned.status, 200);
+
+    proxy.heal();
+    // Healed: the worker reconnects (after its backoff), stops free (it moved), and forwards its requests.
+    await eventually("the worker runs free no more", async () => {
+      const res = await fetch(`${worker!.apiUrl}/api/v1/services`, { headers: { authorization: `Bearer ${token}` } });
+      const local = (await res.json()).services as { name: string; state: string }[];
+      return local.find((s) => s.name === "free")?.state === "remote";
+    }, 40_000);
+    const free: Response = await fetch(`${worker.httpUrl}/free/d`);
+    const answer = await free.text();
+    assert.equal(free.status, 200, answer);
+    assert.equal((await rows()).find((s) => s.name === "free")!.placements!.length, 1, "no replica runs twice");
+  } finally {
+    await worker?.end("SIGKILL").catch(() => {});
+    await server?.kill("SIGKILL").catch(() => {});
+    await proxy.close();
+    for (const h of homes) await Deno.remove(h, { recursive: true }).catch(() => {});
   }
 });
