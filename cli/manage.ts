@@ -52,25 +52,31 @@ export const execCommand: Command = {
 
 export const statsCommand: Command = {
   name: "stats",
-  summary: "Show a service's live resource use: memory (and limit), CPU, instances, requests.",
+  summary: "Show a service's live resource use: memory (and limit), CPU, instances, requests; summed over its nodes.",
   usage: "orca stats <service|project/service> [--json]",
   flags: ["--json           print as JSON", ...clientFlags],
   options: { ...clientOptions, json: { type: "boolean" } },
   maxArgs: 1,
   async run(values, args) {
     const { client, path } = await target(values, args[0], statsCommand.usage);
-    const s = await client.json<ResourceStats>(`/services/${path}/stats`);
+    type NodeStats = { node: string } & (ResourceStats | { error: string });
+    const s = await client.json<ResourceStats & { nodes?: NodeStats[] }>(`/services/${path}/stats`);
     if (values.json) {
       console.log(JSON.stringify(s, null, 2));
       return 0;
     }
-    const limit = s.memoryLimitBytes ? ` / ${formatMemory(s.memoryLimitBytes)}` : "";
-    console.log(
-      `${path}: memory ${formatMemory(s.memoryBytes)}${limit}` +
+    const line = (name: string, s: ResourceStats) => {
+      const limit = s.memoryLimitBytes ? ` / ${formatMemory(s.memoryLimitBytes)}` : "";
+      return `${name}: memory ${formatMemory(s.memoryBytes)}${limit}` +
         (s.cpuPercent !== undefined ? `, cpu ${s.cpuPercent.toFixed(1)}%` : "") +
         `, ${s.instances} instance(s), ${s.requests} request(s), ${s.errors} error(s)` +
-        (s.incidents ? `, ${s.incidents} guest host(s) killed` : ""),
-    );
+        (s.incidents ? `, ${s.incidents} guest host(s) killed` : "");
+    };
+    console.log(line(path, s));
+    // A service placed on several nodes: each node's share.
+    if ((s.nodes?.length ?? 0) > 1) {
+      for (const n of s.nodes!) console.log("error" in n ? `  ${n.node}: ${n.error}` : line(`  ${n.node}`, n));
+    }
     return 0;
   },
 };

@@ -184,8 +184,19 @@ export function createApi(opts: ApiOptions): Hono {
 
   app.get("/deploys", (c) => c.json({ deploys: plane.deploys(limitOf(c.req.query("limit"), 20)) }));
 
-  // A service with no replica here: its logs, stats and exec are answered by a server that runs one (once).
-  app.use("/services/:project/:name/:op{logs|stats|exec}", async (c, next) => {
+  // A placed service's stats: the sum over every node that runs a replica, each node's own beside it (`?here=1`:
+  // this node's only).
+  app.get("/services/:project/:name/stats", async (c, next) => {
+    const key = plane.resolve(`${c.req.param("project")}/${c.req.param("name")}`);
+    const nodes = plane.placedOn(key);
+    if (c.req.query("here") === "1" || nodes === undefined) return await next();
+    return c.json(
+      await opts.cluster.statsOf(key, nodes, (node) => node === opts.cluster.self ? plane.stats(key) : undefined),
+    );
+  });
+
+  // A service with no replica here: its logs and exec are answered by a server that runs one (once).
+  app.use("/services/:project/:name/:op{logs|exec}", async (c, next) => {
     const key = plane.resolve(`${c.req.param("project")}/${c.req.param("name")}`);
     const nodes = plane.holders(key);
     if (nodes.length > 0 && !c.req.raw.headers.has(FORWARDED)) {

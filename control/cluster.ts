@@ -7,6 +7,7 @@
  */
 
 import { OrcaError } from "../errors.ts";
+import type { ResourceStats } from "../runtime/mod.ts";
 import type { MemberRecord } from "./machine.ts";
 import { endToEnd, passOn } from "./forward.ts";
 import type { NodeFacts } from "./node_facts.ts";
@@ -152,6 +153,52 @@ export class Cluster {
   async forwardTo(nodes: string[], request: Request, url: URL): Promise<Response | undefined> {
     const address = nodes.map((n) => this.#log.addressOf(n)).find((a) => a !== undefined);
     return address === undefined ? undefined : await forward(request, url, address, "the server that runs it");
+  }
+
+  /** This server's node id. */
+  get self(): string {
+    return this.#log.id;
+  }
+
+  /**
+   * A service's live resource use summed over `nodes` (each asked for its own, `?here=1`; `local` answers for this
+   * server), with each node's figures or why it did not answer.
+   */
+  async statsOf(
+    service: string,
+    nodes: string[],
+    local: (node: string) => Promise<ResourceStats> | undefined,
+  ): Promise<ResourceStats & { nodes: ({ node: string } & (ResourceStats | { error: string }))[] }> {
+    const each = await Promise.all(nodes.map(async (node) => {
+      try {
+        const own = local(node);
+        if (own) return { node, ...await own };
+        const address = this.#log.addressOf(node);
+        if (!address) throw new Error("its address is not known");
+        const res = await fetch(`http://${address}/api/v1/services/${service}/stats?here=1`, {
+          headers: { authorization: `Bearer ${this.#token}` },
+          signal: AbortSignal.timeout(5_000),
+        });
+        if (!res.ok) throw new Error(`it answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+        return { node, ...await res.json() as ResourceStats };
+      } catch (err) {
+        return { node, error: (err as Error).message };
+      }
+    }));
+    const answered = each.filter((e): e is { node: string } & ResourceStats => !("error" in e));
+    const sum = (pick: (s: ResourceStats) => number | undefined) => answered.reduce((n, s) => n + (pick(s) ?? 0), 0);
+    const limits = answered.map((s) => s.memoryLimitBytes).filter((l): l is number => l !== undefined);
+    const cpus = answered.map((s) => s.cpuPercent).filter((c): c is number => c !== undefined);
+    return {
+      memoryBytes: sum((s) => s.memoryBytes),
+      ...(limits.length > 0 && { memoryLimitBytes: limits.reduce((a, b) => a + b, 0) }),
+      ...(cpus.length > 0 && { cpuPercent: cpus.reduce((a, b) => a + b, 0) }),
+      requests: sum((s) => s.requests),
+      errors: sum((s) => s.errors),
+      instances: sum((s) => s.instances),
+      ...(answered.some((s) => s.incidents) && { incidents: sum((s) => s.incidents) }),
+      nodes: each,
+    };
   }
 
   /** Every member as this server sees it, each asked for its own status (at most `timeoutMs` each). */

@@ -358,6 +358,12 @@ export class ControlPlane {
     return [...ready, ...others];
   }
 
+  /** The nodes that run a replica of `service`; undefined when it is not placed (it runs on every server). */
+  placedOn(service: string): string[] | undefined {
+    const list = this.#placing.applied()[service];
+    return list && [...new Set(list.map((p) => p.node))];
+  }
+
   /** How many replicas are placed on each node. */
   replicasByNode(): Map<string, number> {
     return this.#placing.replicasByNode();

@@ -175,9 +175,14 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
         count: 1,
       }]]);
     }
-    // A worker's replicas' logs and stats, through the server.
+    // A worker's replicas' logs and stats, through the server: stats summed over every node that runs one.
     const stats = await orcaAt(server.apiUrl, token, "stats", "pinned", "--json");
     assert.equal(stats.code, 0, stats.stderr);
+    const f0 = JSON.parse((await orcaAt(server.apiUrl, token, "stats", "f0", "--json")).stdout);
+    assert.equal(f0.nodes.length, 2, JSON.stringify(f0));
+    assert.ok(f0.nodes.every((n: { error?: string }) => !n.error), JSON.stringify(f0));
+    assert.equal(f0.requests, f0.nodes.reduce((sum: number, n: { requests: number }) => sum + n.requests, 0));
+    assert.ok(f0.requests >= 3, "the three proxies' requests, wherever they were served");
 
     // Kill -9 the z2 worker: its replica moves within the node timeout; every other proxy keeps answering.
     const victim = workers[0];
