@@ -203,6 +203,8 @@ class Link {
   #socket?: WebSocket;
   #stopped = false;
   #failures = 0;
+  /** Servers tried since the last one that took this worker: a round of them is tried before backing off. */
+  #tried = 0;
   #next?: string;
   #timers: ReturnType<typeof setTimeout>[] = [];
   #ping?: ReturnType<typeof setInterval>;
@@ -233,8 +235,9 @@ class Link {
   #connect(): void {
     if (this.#stopped) return;
     const servers = this.#opts.servers();
-    const address = this.#next ?? servers[this.#failures % servers.length];
+    const address = this.#next ?? servers[this.#tried % servers.length];
     this.#next = undefined;
+    this.#tried++;
     const socket = new WebSocket(`ws://${address}${AGENT_PATH}`, {
       headers: { authorization: `Bearer ${this.#opts.token}` },
     });
@@ -258,6 +261,7 @@ class Link {
         if (!welcomed) this.#opts.log(`connected to the control plane at ${address}`);
         welcomed = true;
         this.#failures = 0;
+        this.#tried = 0;
         try {
           this.#opts.onView(message.view);
         } catch (err) {
@@ -273,9 +277,14 @@ class Link {
     socket.onclose = () => {
       clearInterval(this.#ping);
       if (this.#stopped) return;
-      // Sent to the leader: at once. Cut off: wait, longer each time, with jitter.
-      const delay = this.#next ? 0 : this.#delay();
-      if (!this.#next) this.#failures++;
+      // Sent to the leader, or other servers not tried yet (a leader that died): at once, near enough. Every one
+      // tried: wait, longer each time, with jitter.
+      const round = this.#tried >= this.#opts.servers().length;
+      const delay = this.#next ? 0 : round ? this.#delay() : 200;
+      if (!this.#next && round) {
+        this.#failures++;
+        this.#tried = 0;
+      }
       if (welcomed) this.#opts.log(`lost the control plane at ${address}; workloads keep running`);
       this.#timers = [setTimeout(() => this.#connect(), delay)];
     };

@@ -23,6 +23,7 @@ interface Row {
 interface NodeRow {
   id: string;
   role: string;
+  leader?: boolean;
   address: string;
   labels?: Record<string, string>;
   error?: string;
@@ -164,8 +165,8 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
     // A GPU service goes to the worker with the GPU (when a Docker engine offers containers there).
     if (await new Engine().ping()) {
       const gpu = await writeProject({
-        train: `[[service]]\nname = "train"\nimage = "busybox:latest"\n[service.resources]\n` +
-          `gpu = { vendor = "nvidia", count = 1 }\n`,
+        train: `[[service]]\nname = "train"\nimage = "orca-examples/busybox:1"\ncommand = ["/bin/sleep", "3600"]\n` +
+          `[service.resources]\ngpu = { vendor = "nvidia", count = 1 }\n`,
       });
       const planned = await orcaAt(server.apiUrl, token, "deploy", gpu, "--plan", "--json");
       assert.equal(planned.code, 0, planned.stderr);
@@ -174,6 +175,14 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
         group: 0,
         count: 1,
       }]]);
+      // Deployed for real, the worker creates its container with the GPU's DeviceRequest; this engine has no
+      // NVIDIA driver, so it refuses to start it, and the deploy fails naming the worker, with nothing deployed.
+      const tried = await orcaAt(server.apiUrl, token, "deploy", gpu);
+      assert.notEqual(tried.code, 0);
+      assert.match(tried.stderr, new RegExp(`node ${z3} cannot start`));
+      assert.match(tried.stderr, /nvidia/i);
+      const none = (await call(server.apiUrl, token, "/services")).body as { services: Row[] };
+      assert.ok(!none.services.some((s) => s.name === "train"));
     }
     // A worker's replicas' logs and stats, through the server: stats summed over every node that runs one.
     const stats = await orcaAt(server.apiUrl, token, "stats", "pinned", "--json");
@@ -371,6 +380,82 @@ Deno.test("a worker cut off from the control plane keeps serving its routes; hea
     await worker?.end("SIGKILL").catch(() => {});
     await server?.kill("SIGKILL").catch(() => {});
     await proxy.close();
+    for (const h of homes) await Deno.remove(h, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("three servers and two workers: the leader killed -9, the workers follow the new one and keep their replicas", async () => {
+  const ips = [1, 2, 3, 4, 5].map((i) => `127.0.0.${i}`);
+  const homes = await Promise.all(ips.map(() => Deno.makeTempDir({ prefix: "orca-worker-ha-" })));
+  const servers: Member[] = [];
+  const workers: Awaited<ReturnType<typeof startWorker>>[] = [];
+  // Long enough for a worker to find the new leader (its first round of servers, then a 5 s backoff).
+  const timeout = ["--node-timeout-secs", "15"];
+  try {
+    servers.push(await startMember(ips[0], homes[0], ["--labels", "zone=z1", ...timeout], PORTS));
+    const token = (await Deno.readTextFile(`${homes[0]}/cluster.token`)).trim();
+    for (const i of [1, 2]) {
+      const join = ["--join", `${ips[0]}:${PORTS.api}`, "--token", token, "--labels", `zone=z${i + 1}`, ...timeout];
+      servers.push(await startMember(ips[i], homes[i], join, PORTS));
+    }
+    for (const i of [3, 4]) workers.push(await startWorker(ips[i], homes[i], token, `z${i + 1}`));
+    const nodes = await eventually("3 voters and 2 workers", async () => {
+      const r = await orcaAt(servers[0].apiUrl, token, "nodes", "--json");
+      const rows = r.code === 0 ? JSON.parse(r.stdout) as NodeRow[] : [];
+      const ok = rows.filter((n) => n.role === "voter").length === 3 &&
+        rows.filter((n) => n.role === "worker").length === 2;
+      return ok && rows.every((n) => !n.error) ? rows : undefined;
+    }, 30_000);
+    const workerIds = nodes.filter((n) => n.role === "worker").map((n) => n.id);
+    const module = `${examplesDir}/services/hello-c/hello.wasm`;
+    const web = await writeProject({
+      web: `[[service]]\nname = "web"\nmodule = "${module}"\ntriggers = ["http:/web/:name"]\nreplicas = 5\n`,
+    });
+    assert.equal((await orcaAt(servers[1].apiUrl, token, "deploy", web)).code, 0);
+    const placedOn = async (via: Member, name: string) => {
+      const r = await call(via.apiUrl, token, "/services");
+      return (r.body as { services: Row[] }).services.find((s) => s.name === name);
+    };
+    await eventually("web on all five nodes, ready", async () => {
+      const w = await placedOn(servers[0], "web");
+      return w?.placements?.length === 5 && new Set(w.placements.map((p) => p.node)).size === 5 &&
+        w.placements.every((p) => p.state === "ready");
+    });
+
+    const leaderAddress = nodes.find((n) => n.leader)!.address;
+    const leader = servers.find((m) => leaderAddress.startsWith(`${m.ip}:`))!;
+    const survivor = servers.find((m) => m !== leader)!;
+    await leader.kill("SIGKILL");
+    // A deploy after the failover reaches the workers through the new leader's socket to them.
+    const after = await writeProject({
+      after: `[[service]]\nname = "after"\nmodule = "${module}"\ntriggers = ["http:/after/:name"]\nreplicas = 4\n`,
+    });
+    await eventually(
+      "a deploy accepted by the new leader",
+      async () => (await orcaAt(survivor.apiUrl, token, "deploy", after)).code === 0,
+    );
+    await eventually("after ready on the workers too", async () => {
+      const a = await placedOn(survivor, "after");
+      return workerIds.every((id) => a?.placements?.some((p) => p.node === id && p.state === "ready"));
+    }, 40_000);
+    for (
+      const url of [
+        ...servers.filter((m) => m !== leader).map((m) => m.httpUrl),
+        ...workers.map((w) => w.httpUrl),
+      ]
+    ) {
+      for (const path of ["/web/x", "/after/y"]) {
+        const res = await fetch(`${url}${path}`);
+        const body = await res.text();
+        assert.equal(res.status, 200, `${url}${path}: ${body}`);
+      }
+    }
+    // The workers kept their replicas of web: they found the new leader within the node timeout.
+    const w = await placedOn(survivor, "web");
+    for (const id of workerIds) assert.ok(w!.placements!.some((p) => p.node === id), `web still on worker ${id}`);
+  } finally {
+    for (const wk of workers) await wk.end("SIGKILL").catch(() => {});
+    for (const m of servers) await m.kill("SIGKILL").catch(() => {});
     for (const h of homes) await Deno.remove(h, { recursive: true }).catch(() => {});
   }
 });
