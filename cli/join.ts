@@ -4,7 +4,7 @@ import { parseLabels, startAgent } from "../control/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { type Command, orcaHome } from "./command.ts";
-import { hostPort, port } from "./server.ts";
+import { hostPort, port, workersFlag } from "./server.ts";
 
 export const joinCommand: Command = {
   name: "join",
@@ -49,11 +49,7 @@ export const joinCommand: Command = {
     if (!/^[A-Za-z0-9](?:[A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$/.test(name)) {
       throw new OrcaError("usage", `--name must be 1-63 letters, digits, . _ / -; got ${JSON.stringify(name)}`);
     }
-    const workersText = values.workers as string | undefined;
-    const workers = workersText === undefined ? undefined : Number(workersText);
-    if (workers !== undefined && !(Number.isInteger(workers) && workers >= 0 && workers <= 256)) {
-      throw new OrcaError("usage", `--workers must be a whole number from 0 to 256; got ${workersText}`);
-    }
+    const workers = workersFlag(values);
     const apiPort = port(values, "api-port", 6880);
     const httpPort = port(values, "http-port", 80);
     let agent;

@@ -27,6 +27,16 @@ function byteLimit(values: Values, name: string, key: "message" | "deploy" | "mo
   return { [key]: n };
 }
 
+/** `--workers N`: guest host processes, 0-256; undefined when absent. */
+export function workersFlag(values: Values): number | undefined {
+  const text = values.workers as string | undefined;
+  const workers = text === undefined ? undefined : Number(text);
+  if (workers !== undefined && !(Number.isInteger(workers) && workers >= 0 && workers <= 256)) {
+    throw new OrcaError("usage", `--workers must be a whole number from 0 to 256; got ${text}`);
+  }
+  return workers;
+}
+
 /** A `host:port` flag value, checked. */
 export function hostPort(text: string, flag: string): string {
   const host = parseHost(text);
@@ -89,11 +99,7 @@ export const serverCommand: Command = {
     if (idleMs !== undefined && !(Number.isInteger(idleMs) && idleMs >= 100)) {
       throw new OrcaError("usage", `--idle-ms must be a whole number of milliseconds, at least 100; got ${idleText}`);
     }
-    const workersText = values.workers as string | undefined;
-    const workers = workersText === undefined ? undefined : Number(workersText);
-    if (workers !== undefined && !(Number.isInteger(workers) && workers >= 0 && workers <= 256)) {
-      throw new OrcaError("usage", `--workers must be a whole number from 0 to 256; got ${workersText}`);
-    }
+    const workers = workersFlag(values);
     const limits = {
       ...byteLimit(values, "max-message-bytes", "message"),
       ...byteLimit(values, "max-deploy-bytes", "deploy"),

@@ -72,18 +72,9 @@ const encoder = new TextEncoder();
 
 /** Reads the whole state (inside one read transaction of the caller's, for a consistent one). */
 export function dumpState(sql: (text: string) => StatementSync): SnapshotData {
-  const applied = sql("SELECT idx, term FROM raft_applied WHERE id = 1").get() as
-    | { idx: number; term: number }
-    | undefined;
   return {
-    v: 1,
-    applied: { index: applied?.idx ?? 0, term: applied?.term ?? 0 },
-    services: sql("SELECT project, name, version, spec, updated_at FROM services ORDER BY project, name")
-      .all() as SnapshotData["services"],
+    ...dumpView(sql),
     deploys: sql("SELECT id, at, summary FROM deploys ORDER BY id").all() as SnapshotData["deploys"],
-    members: readMembers(sql),
-    placements: readPlacements(sql),
-    replicaStates: readReplicaStates(sql),
     queues: dumpQueues(sql),
     runs: dumpRuns(sql),
     sequences: sql("SELECT name, seq FROM sqlite_sequence ORDER BY name").all() as SnapshotData["sequences"],

@@ -5,7 +5,7 @@
  * outlives its test.
  */
 
-import { launchServer } from "./harness.ts";
+import { cliPath, launchServer } from "./harness.ts";
 
 export const API_PORT = 17880;
 export const HTTP_PORT = 17881;
@@ -87,4 +87,16 @@ export async function call(
     // not JSON
   }
   return { status: res.status, body, headers: res.headers };
+}
+
+/** Runs an `orca` client command against `server` with the cluster token; its exit code and output. */
+export async function orcaAt(server: string, token: string, ...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", cliPath, args[0], "--server", server, "--token", token, ...args.slice(1)],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }

@@ -6,8 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { call, eventually, type Member, startMember } from "./cluster_harness.ts";
-import { cliPath, examplesDir, writeProject } from "./harness.ts";
+import { call, eventually, type Member, orcaAt, startMember } from "./cluster_harness.ts";
+import { examplesDir, writeProject } from "./harness.ts";
 
 const PORTS = { api: 18080, http: 18081 };
 const TIMEOUT_SECS = 2;
@@ -22,17 +22,6 @@ interface NodeRow {
   id: string;
   address: string;
   leader: boolean;
-}
-
-async function orcaAt(server: string, token: string, ...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", cliPath, args[0], "--server", server, "--token", token, ...args.slice(1)],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }
 
 async function services(member: Member, token: string): Promise<ServiceRow[]> {

@@ -6,8 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { call, eventually, type Member, startMember } from "./cluster_harness.ts";
-import { cliPath, examplesDir, guestsDir, writeProject } from "./harness.ts";
+import { call, eventually, type Member, orcaAt, startMember } from "./cluster_harness.ts";
+import { examplesDir, guestsDir, writeProject } from "./harness.ts";
 
 interface NodeRow {
   id: string;
@@ -25,17 +25,6 @@ interface NodeRow {
 interface PlacedRow {
   name: string;
   placements?: { replica: number; node: string }[];
-}
-
-async function orcaAt(server: string, token: string, ...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", cliPath, args[0], "--server", server, "--token", token, ...args.slice(1)],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }
 
 const project = (name: string, route: string, replicas = 1) =>

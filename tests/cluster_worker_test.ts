@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { call, eventually, type Member, startMember } from "./cluster_harness.ts";
+import { call, eventually, type Member, orcaAt, startMember } from "./cluster_harness.ts";
 import { Engine } from "../runtime/mod.ts";
 import { PeerProxy } from "./peer_proxy.ts";
 import { cliPath, examplesDir, launchServer, writeProject } from "./harness.ts";
@@ -27,17 +27,6 @@ interface NodeRow {
   address: string;
   labels?: Record<string, string>;
   error?: string;
-}
-
-async function orcaAt(server: string, token: string, ...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", cliPath, args[0], "--server", server, "--token", token, ...args.slice(1)],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }
 
 async function hashOf(path: string): Promise<string> {
