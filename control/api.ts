@@ -68,7 +68,7 @@ export function createApi(opts: ApiOptions): Hono {
 
   app.get("/nodes", async (c) => {
     const reports = await opts.cluster.report();
-    const placed = plane.replicasByNode();
+    const placed = plane.placing.replicasByNode();
     return c.json({
       nodes: reports.map(({ node, ...member }) => ({ ...node, ...member, replicas: placed.get(member.id) ?? 0 })),
     });
@@ -188,7 +188,7 @@ export function createApi(opts: ApiOptions): Hono {
   // this node's only).
   app.get("/services/:project/:name/stats", async (c, next) => {
     const key = plane.resolve(`${c.req.param("project")}/${c.req.param("name")}`);
-    const nodes = plane.placedOn(key);
+    const nodes = plane.placing.placedOn(key);
     if (c.req.query("here") === "1" || nodes === undefined) return await next();
     return c.json(
       await opts.cluster.statsOf(key, nodes, (node) => node === opts.cluster.self ? plane.stats(key) : undefined),
@@ -198,7 +198,7 @@ export function createApi(opts: ApiOptions): Hono {
   // A service with no replica here: its logs and exec are answered by a server that runs one (once).
   app.use("/services/:project/:name/:op{logs|exec}", async (c, next) => {
     const key = plane.resolve(`${c.req.param("project")}/${c.req.param("name")}`);
-    const nodes = plane.holders(key);
+    const nodes = plane.placing.holders(key, plane.runsHere(key));
     if (nodes.length > 0 && !c.req.raw.headers.has(FORWARDED)) {
       const answer = await opts.cluster.forwardTo(nodes, c.req.raw, new URL(c.req.url));
       if (answer) return answer;

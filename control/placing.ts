@@ -47,6 +47,9 @@ export class Placing {
   #states?: ReplicaStates;
   /** Per service, the other servers whose replica is ready at its current version (built when asked). */
   #ready?: Map<string, string[]>;
+  #telling = false;
+  /** The last report sent and when: the same one, committed but not yet applied here, is not sent again soon. */
+  #told?: { text: string; at: number };
 
   /** Without `context` nothing is placed: every service runs here. */
   constructor(store: Store, context?: NodeContext) {
@@ -82,17 +85,39 @@ export class Placing {
 
   /**
    * Starts `changed` on the other servers `placements` put them on, ahead of the deploy's commit; throws naming the
-   * server that cannot (nothing is deployed then). A server that does not answer is no reason to refuse: it starts
-   * them when it is back, or its replicas move once it is lost. Resolves with the servers that did not answer.
+   * server that cannot (nothing is deployed then). A node that does not answer is no reason to refuse while each
+   * service has a replica elsewhere (it starts its replicas when back, or they move once it is lost): `absent` is
+   * told of it. A service placed only on nodes that do not answer (pinned to an offline worker) fails the deploy,
+   * 503 naming them: deploy again once they are back.
    */
-  async prepareElsewhere(changed: StoredService[], placements: Placements): Promise<string[]> {
+  async prepareElsewhere(
+    changed: StoredService[],
+    placements: Placements,
+    absent: (node: string) => void,
+  ): Promise<void> {
     const prepare = this.#context?.prepare;
-    if (!prepare) return [];
+    if (!prepare) return;
     const nodes = this.others(changed, placements);
     const results = await Promise.allSettled(nodes.map((node) => prepare(node, this.local(changed, placements, node))));
     const failed = results.flatMap((r, i) => r.status === "rejected" ? [{ node: nodes[i], err: r.reason }] : []);
     const unreachable = nodes.filter((_, i) => results[i].status === "fulfilled" && results[i].value === "unreachable");
-    if (failed.length === 0) return unreachable;
+    if (failed.length === 0) {
+      for (const s of changed) {
+        const on = [...new Set((placements[keyOf(s.spec)] ?? []).map((p) => p.node))];
+        if (on.length > 0 && on.every((n) => unreachable.includes(n))) {
+          throw new OrcaError(
+            "unavailable",
+            `${keyOf(s.spec)} is placed only on ${on.join(", ")}, which does not answer`,
+            {
+              hint: "nothing was deployed; deploy again once the node is back (orca nodes)",
+              retryAfter: 5,
+            },
+          );
+        }
+      }
+      for (const node of unreachable) absent(node);
+      return;
+    }
     const { node, err } = failed[0];
     const code = err instanceof OrcaError ? err.code : "unavailable";
     throw new OrcaError(code, `node ${node} cannot start the deploy's services: ${(err as Error).message ?? err}`, {
@@ -156,6 +181,37 @@ export class Placing {
     return states.length > 0 || gone.length > 0 ? { states, gone } : undefined;
   }
 
+  /** Sends `report` what the log does not hold yet of this server's workloads (`running`), one report at a time. */
+  tell(
+    running: { service: string; version: number; failure?: string }[],
+    report: (r: { states: ReplicaReport[]; gone: string[] }) => Promise<void>,
+    log: (line: string) => void,
+  ): void {
+    if (this.#telling) return;
+    const told = this.report(running);
+    if (!told) return;
+    const text = JSON.stringify(told);
+    if (text === this.#told?.text && performance.now() - this.#told.at < 5_000) return;
+    this.#telling = true;
+    report(told).then(
+      () => this.#told = { text, at: performance.now() },
+      (err) => log(`replica states not reported: ${(err as Error).message ?? err}`),
+    ).finally(() => this.#telling = false);
+  }
+
+  /** Servers that run a replica of `service` when `here` runs none (ready ones first); empty when it runs here. */
+  holders(service: string, here: boolean): string[] {
+    if (here) return [];
+    const { ready, others } = this.elsewhere(service);
+    return [...ready, ...others];
+  }
+
+  /** The nodes that run a replica of `service`; undefined when it is not placed (it runs on every server). */
+  placedOn(service: string): string[] | undefined {
+    const list = this.applied()[service];
+    return list && [...new Set(list.map((p) => p.node))];
+  }
+
   #readyNodes(): Map<string, string[]> {
     if (this.#ready) return this.#ready;
     const versions = new Map(this.#store.services().map((s) => [keyOf(s.spec), s.version]));
@@ -194,15 +250,19 @@ export class Placing {
       .changed;
   }
 
-  /** `orca deploy --plan`: the plan for `specs` and every node's verdict. */
-  explain(specs: ServiceSpec[]): { text: string; json: ExplainJson } {
+  /** `orca deploy --plan`: the plan for `incoming`, the whole of `projects`, and every node's verdict. */
+  explain(incoming: ServiceSpec[], projects: string[]): { text: string; plan: ExplainJson } {
+    const named = new Set(projects);
+    const kept = this.#store.services().filter((s) => !named.has(s.spec.project)).map((s) => s.spec);
+    const specs = [...kept, ...incoming];
     const members = this.#members();
     if (!members) {
       throw new OrcaError("unavailable", "this server places nothing: no node of the cluster has told its facts yet", {
         retryAfter: 1,
       });
     }
-    return explainServices(members, this.applied(), specs, this.#context?.healthy);
+    const { text, json } = explainServices(members, this.applied(), specs, this.#context?.healthy);
+    return { text, plan: json };
   }
 
   /**

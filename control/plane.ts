@@ -86,9 +86,11 @@ export class ControlPlane {
   readonly #workloads: Workloads;
   readonly #cluster?: ControlPlaneOptions["cluster"];
   readonly #placing: Placing;
-  #reporting = false;
+  /** Where replicas are placed, and what the nodes said of them. */
+  get placing(): Placing {
+    return this.#placing;
+  }
   #replanning = false;
-  #lastReport?: { text: string; at: number };
   /** New versions a deploy made ahead, by workload id, for the convergence after it commits to take. */
   readonly #warm: Warm;
   /** Deploys and removals, one at a time. */
@@ -138,22 +140,13 @@ export class ControlPlane {
    */
   reportReplicas(): void {
     const report = this.#cluster?.report;
-    if (!report || this.#reporting) return;
+    if (!report) return;
     const running = [...this.#workloads.active].map(([service, a]) => ({
       service,
       version: a.stored.version,
       ...(a.failure !== undefined && { failure: a.failure }),
     }));
-    const told = this.#placing.report(running);
-    if (!told) return;
-    // The same report, sent and committed but not yet applied here, is not sent again for a while.
-    const text = JSON.stringify(told);
-    if (text === this.#lastReport?.text && performance.now() - this.#lastReport.at < 5_000) return;
-    this.#reporting = true;
-    report(told).then(
-      () => this.#lastReport = { text, at: performance.now() },
-      (err) => this.#log(`replica states not reported: ${(err as Error).message ?? err}`),
-    ).finally(() => this.#reporting = false);
+    this.#placing.tell(running, report, this.#log);
   }
 
   /** Brings every service of the applied state up; one that fails does not stop the others. */
@@ -234,10 +227,11 @@ export class ControlPlane {
     const merged = { ...this.#placing.applied(), ...placements };
     const undo = await this.#warm.start(this.#placing.local(changed, merged));
     try {
-      const unreachable = await this.#placing.prepareElsewhere(changed, merged);
-      for (const node of unreachable) {
-        this.#log(`deploy: node ${node} did not answer; it starts its replicas when back`);
-      }
+      await this.#placing.prepareElsewhere(
+        changed,
+        merged,
+        (node) => this.#log(`deploy: node ${node} did not answer; it starts its replicas when back`),
+      );
     } catch (err) {
       await undo();
       throw err;
@@ -277,10 +271,7 @@ export class ControlPlane {
   async planDeploy(request: DeployRequest): Promise<{ text: string; plan: ExplainJson }> {
     const incoming = validateRequest(request);
     await this.#settled();
-    const projects = new Set(Object.keys(request.projects));
-    const kept = this.#store.services().filter((s) => !projects.has(s.spec.project)).map((s) => s.spec);
-    const { text, json } = this.#placing.explain([...kept, ...incoming]);
-    return { text, plan: json };
+    return this.#placing.explain(incoming, Object.keys(request.projects));
   }
 
   /** Removes one service (by `name` or `project/name`); serialized with deploys. */
@@ -351,22 +342,9 @@ export class ControlPlane {
     return run;
   }
 
-  /** Servers that run a replica of `service` when this one runs none (ready ones first); empty when it runs here. */
-  holders(service: string): string[] {
-    if (this.#workloads.active.has(service)) return [];
-    const { ready, others } = this.#placing.elsewhere(service);
-    return [...ready, ...others];
-  }
-
-  /** The nodes that run a replica of `service`; undefined when it is not placed (it runs on every server). */
-  placedOn(service: string): string[] | undefined {
-    const list = this.#placing.applied()[service];
-    return list && [...new Set(list.map((p) => p.node))];
-  }
-
-  /** How many replicas are placed on each node. */
-  replicasByNode(): Map<string, number> {
-    return this.#placing.replicasByNode();
+  /** Whether this server runs a workload of `service` (started or failed). */
+  runsHere(service: string): boolean {
+    return this.#workloads.active.has(service);
   }
 
   /** Runs a command in a service's workload (first replica). */
