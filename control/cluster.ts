@@ -49,7 +49,7 @@ const BUFFERED_BYTES = 256 << 10;
 /** The header a forwarded request carries: a server forwards a request once, never again. */
 export const FORWARDED = "x-orca-forwarded";
 /** Calls that run where a service's replica is (not writes of the log): never sent to the leader for that. */
-const AT_REPLICA = /^\/api\/v1\/services\/[^/]+\/[^/]+\/exec$/;
+const AT_REPLICA = /^\/api\/v1\/services\/[^/]+\/[^/]+\/(exec|jobs)$/;
 /** Routes that are this server's own, whoever leads. */
 const LOCAL = new Set([PEER_PATH, "/api/v1/health", "/api/v1/cluster/status", "/api/v1/cluster/prepare"]);
 

@@ -7,7 +7,7 @@
 
 import { parseTrigger, type ServiceSpec, topicError } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
-import { type JobRunning, toBase64, type WorkloadHandle } from "../runtime/mod.ts";
+import { type JobInput, type JobResult, type JobRunning, toBase64, type WorkloadHandle } from "../runtime/mod.ts";
 import { type Clock, systemClock } from "../triggers/clock.ts";
 import { type CronJob, CronScheduler } from "../triggers/cron_scheduler.ts";
 import { EventBus, type EventSubscription } from "../triggers/events.ts";
@@ -21,7 +21,8 @@ import type { Store } from "./store.ts";
 
 export interface RunningService {
   spec: ServiceSpec;
-  handle: WorkloadHandle;
+  /** Its workload on this server; absent when it runs on other nodes only (`remote` runs its jobs there). */
+  handle?: WorkloadHandle;
 }
 
 export interface JobTriggersOptions {
@@ -38,6 +39,8 @@ export interface JobTriggersOptions {
    * together go in just before it writes (`beforeWrite`, `wake`: raft/driver.ts).
    */
   commands: { propose(command: ControlCommand): Promise<unknown> } & Turns;
+  /** Runs a job of a service with no workload here on a node that runs it (the scheduler placed it there). */
+  remote?: (service: string, input: JobInput) => Promise<JobResult>;
 }
 
 const encoder = new TextEncoder();
@@ -53,10 +56,12 @@ export class JobTriggers {
   readonly #propose: (command: ControlCommand) => Promise<unknown>;
   readonly #now: () => number;
   readonly #publishes: PublishBatcher;
+  readonly #remote?: (service: string, input: JobInput) => Promise<JobResult>;
 
   constructor(opts: JobTriggersOptions) {
     const clock = opts.clock ?? systemClock;
     this.#runtimes = opts.runtimes;
+    this.#remote = opts.remote;
     this.runs = new RunStore(opts.store);
     this.queues = new QueueStore(opts.store);
     const commands = opts.commands;
@@ -139,7 +144,7 @@ export class JobTriggers {
     const eventSubs: EventSubscription[] = [];
     for (const { spec, handle } of services) {
       const service = `${spec.project}/${spec.name}`;
-      this.#handles.set(service, handle);
+      if (handle) this.#handles.set(service, handle);
       for (const trigger of spec.triggers) {
         const t = parseTrigger(trigger);
         if ("error" in t) continue;
@@ -201,8 +206,16 @@ export class JobTriggers {
     await this.#consumers.stop();
   }
 
-  #runJob(service: string, env: Record<string, string>, stdin: Uint8Array, topic: string) {
+  #runJob(service: string, env: Record<string, string>, stdin: Uint8Array, topic: string): Promise<JobResult> {
     const handle = this.#handles.get(service);
+    if (!handle && this.#remote) {
+      return this.#remote(service, { env, stdin, topic }).catch((err) => ({
+        exitCode: -1,
+        outputTail: "",
+        durationMs: 0,
+        error: `on the node that runs it: ${(err as Error).message ?? err}`,
+      }));
+    }
     if (!handle) {
       return Promise.resolve({
         exitCode: -1,

@@ -29,11 +29,13 @@ export interface NodeRecord {
   drain: boolean;
 }
 
-/** Whether the scheduler places `spec`'s replicas: it serves (routes, a domain) or is a long-running container. */
+/**
+ * Whether the scheduler places `spec`'s replicas: it serves (routes, a domain), runs jobs (cron, queue, event
+ * triggers: the leader has the node that runs it run each one), or is a container. A Wasm service with no trigger
+ * does nothing, and is placed nowhere.
+ */
 export function isPlaced(spec: ServiceSpec): boolean {
-  if (routesOf(spec).length > 0) return true;
-  // A container with cron, queue or event triggers only is a job: it runs once per firing, where the leader is.
-  return spec.runtime === "container" && spec.triggers.length === 0;
+  return routesOf(spec).length > 0 || spec.triggers.length > 0 || spec.runtime === "container";
 }
 
 /**

@@ -9,7 +9,17 @@
 import type { ServiceSpec } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { type Route, routesOf, RouteTable } from "../proxy/mod.ts";
-import type { ExecResult, HttpContext, LogLine, LogOpts, ResourceStats, WorkloadHandle } from "../runtime/mod.ts";
+import type {
+  ExecResult,
+  HttpContext,
+  JobInput,
+  JobResult,
+  JobRunning,
+  LogLine,
+  LogOpts,
+  ResourceStats,
+  WorkloadHandle,
+} from "../runtime/mod.ts";
 import {
   checkRunnable,
   type DeployRequest,
@@ -175,11 +185,9 @@ export class ControlPlane {
       await this.#warm.evictStale(desired);
       const result = await this.#workloads.converge(desired, this.#warm.handles, deployed.map((s) => s.spec));
       for (const f of result.failed) this.#log(`${f.service} failed to start: ${f.error}`);
-      const running = [...this.#workloads.active.values()].filter((a) => a.handle).map((a) => ({
-        spec: a.stored.spec,
-        handle: a.handle!,
-      }));
-      this.#jobs?.apply(running);
+      // Every deployed service's jobs (the leader runs them), with its workload where it runs here.
+      const active = this.#workloads.active;
+      this.#jobs?.apply(deployed.map(({ spec }) => ({ spec, handle: active.get(keyOf(spec))?.handle })));
       this.reportReplicas();
     });
     this.#converging = run.catch((err) => this.#log(`converge: ${(err as Error).message ?? err}`));
@@ -348,6 +356,14 @@ export class ControlPlane {
   }
 
   /** Runs a command in a service's workload (first replica). */
+  /** Runs one job of `service` here (the leader asks the node that runs it). */
+  runJob(service: string, input: JobInput): Promise<JobResult> {
+    const handle = this.#handleOf(service);
+    const runtime = this.#workloads.runtime(handle) as Partial<JobRunning>;
+    if (!runtime.runJob) throw new OrcaError("unsupported", `${handle.runtime} workloads run no jobs`);
+    return runtime.runJob(handle, input);
+  }
+
   exec(service: string, cmd: string[]): Promise<ExecResult> {
     const handle = this.#handleOf(service);
     return this.#workloads.runtime(handle).exec(handle, cmd);

@@ -9,6 +9,7 @@ import { OrcaError } from "../errors.ts";
 import { type BodyLimits, readJson, SMALL_JSON_BYTES } from "./body.ts";
 import { validatePrepare } from "./deploy_request.ts";
 import type { ControlPlane } from "./plane.ts";
+import { fromBase64, type JobInput } from "../runtime/mod.ts";
 
 export function replicaRoutes(app: Hono, plane: ControlPlane, limits: BodyLimits): void {
   app.get("/services/:project/:name/logs", (c) => {
@@ -47,6 +48,12 @@ export function replicaRoutes(app: Hono, plane: ControlPlane, limits: BodyLimits
     return c.json({ exitCode: r.exitCode, stdout: text(r.stdout), stderr: text(r.stderr) });
   });
 
+  // The leader has the node that runs a service run one of its jobs (a cron firing, a message, an event).
+  app.post("/services/:project/:name/jobs", async (c) => {
+    const input = checkJobInput(await readJson(c.req.raw, limits.deploy, "job"));
+    return c.json(await plane.runJob(plane.resolve(serviceKey(c.req.param())), input));
+  });
+
   // The leader starts a deploy's new versions here ahead of its commit (this server's own: never forwarded).
   app.post("/cluster/prepare", async (c) => {
     const services = validatePrepare(await readJson(c.req.raw, limits.deploy, "prepare request"));
@@ -71,6 +78,33 @@ export function answerErrors(app: Hono, onError?: (err: unknown) => void): void 
       status: 500,
     });
   });
+}
+
+/** A job as the leader sends it: `{env, stdin (base64), topic}`; an error names the field. */
+function checkJobInput(body: unknown): JobInput {
+  const { env, stdin, topic } = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
+  const entries = typeof env === "object" && env !== null && !Array.isArray(env) ? Object.entries(env) : undefined;
+  if (
+    !entries || entries.length > 64 ||
+    entries.some(([k, v]) => !/^[A-Z_][A-Z0-9_]{0,63}$/.test(k) || typeof v !== "string" || v.length > 4096)
+  ) {
+    throw new OrcaError("invalid", "env must be an object of at most 64 NAME: string entries");
+  }
+  if (typeof stdin !== "string") throw new OrcaError("invalid", "stdin must be base64");
+  if (topic !== undefined && (typeof topic !== "string" || topic.length > 256)) {
+    throw new OrcaError("invalid", "topic must be a string of at most 256 characters");
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = fromBase64(stdin);
+  } catch {
+    throw new OrcaError("invalid", "stdin must be base64");
+  }
+  return {
+    env: Object.fromEntries(entries) as Record<string, string>,
+    stdin: bytes,
+    ...(topic !== undefined && { topic }),
+  };
 }
 
 function serviceKey(p: { project: string; name: string }): string {

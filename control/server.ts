@@ -5,7 +5,15 @@
 
 import { OrcaError } from "../errors.ts";
 import { createProxy, requestTarget } from "../proxy/mod.ts";
-import { ContainerRuntime, discoverGpus, Engine, WasmRuntime } from "../runtime/mod.ts";
+import {
+  ContainerRuntime,
+  discoverGpus,
+  Engine,
+  type JobInput,
+  type JobResult,
+  toBase64,
+  WasmRuntime,
+} from "../runtime/mod.ts";
 import { VERSION } from "../version.ts";
 import { createApi } from "./api.ts";
 import { bearerMatches, loadOrCreateNodeId, loadOrCreateToken } from "./auth.ts";
@@ -57,6 +65,9 @@ export interface ServerOptions {
   labels?: Record<string, string>;
   log?: (line: string) => void;
 }
+
+/** How long the leader waits for a job it had another node run (the node holds it to its own deadline). */
+const JOB_TIMEOUT_MS = 15 * 60_000;
 
 /** The host peers dial when none is given: the listen address, or this machine's name for a wildcard. */
 function advertisedHost(hostname: string): string {
@@ -190,7 +201,34 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     runtimes: { wasm, container: containers },
     log,
     leads: () => log_.isLeader,
+    remote: (service, input) => runElsewhere(service, input),
   });
+  // A job of a service placed on other nodes runs on one of them (ready first); the leader records the outcome.
+  const runElsewhere = async (service: string, input: JobInput): Promise<JobResult> => {
+    const reasons: string[] = [];
+    for (const node of plane.placing.holders(service, false)) {
+      const address = log_.addressOf(node);
+      if (!address) continue;
+      let res: Response;
+      try {
+        res = await fetch(`http://${address}/api/v1/services/${service}/jobs`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: JSON.stringify({ env: input.env, stdin: toBase64(input.stdin), topic: input.topic }),
+          signal: AbortSignal.timeout(JOB_TIMEOUT_MS),
+        });
+      } catch (err) {
+        // Not reached: another node may run it. Reached and then lost: its outcome is unknown, not run twice.
+        if (!/connect|refused/i.test((err as Error).message)) throw err;
+        reasons.push(`${node}: ${(err as Error).message}`);
+        continue;
+      }
+      const body = await res.json().catch(() => undefined);
+      if (!res.ok) throw new Error(`${node} answered ${res.status}: ${OrcaError.fromJSON(body)?.message ?? ""}`);
+      return body as JobResult;
+    }
+    throw new Error(reasons.length > 0 ? reasons.join("; ") : "no node runs it");
+  };
   // The leader first, then the other servers (workers keep no bytes for others).
   const servers = () => {
     const ids = log_.members().filter((m) => !m.facts?.worker && m.id !== log_.id).map((m) => m.id);

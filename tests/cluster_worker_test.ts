@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { call, eventually, type Member, orcaAt, startMember } from "./cluster_harness.ts";
 import { Engine } from "../runtime/mod.ts";
 import { PeerProxy } from "./peer_proxy.ts";
-import { cliPath, examplesDir, launchServer, writeProject } from "./harness.ts";
+import { cliPath, examplesDir, guestsDir, launchServer, writeProject } from "./harness.ts";
 
 const PORTS = { api: 18180, http: 18181 };
 const TIMEOUT_SECS = 2;
@@ -110,6 +110,9 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
         `triggers = ["http:/web/:name"]\nreplicas = 3\n`,
       pinned: `[[service]]\nname = "pinned"\nmodule = "${examplesDir}/services/hello-c/hello.wasm"\n` +
         `triggers = ["http:/pinned/:name"]\n[service.placement]\nnode = "worker-z3"\n`,
+      // A cron job on a worker: the leader claims each firing and has the worker run it.
+      ticker: `[[service]]\nname = "tick"\nmodule = "${guestsDir}/tick.wasm"\ntriggers = ["cron:* * * * * *"]\n` +
+        `[service.placement]\nnode = "worker-z3"\n`,
     });
     const planned = await orcaAt(server.apiUrl, token, "deploy", dir, "--plan", "--json");
     assert.equal(planned.code, 0, planned.stderr);
@@ -122,10 +125,10 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
       return list.every((s) => s.placements?.every((p) => p.state === "ready")) ? list : undefined;
     });
     // What was deployed is what the plan printed, and each fleet service has a replica in each zone.
+    const projectOf = (name: string) =>
+      ({ web: "web", pinned: "pinned", tick: "ticker" } as Record<string, string>)[name];
     const placedNow = rows.flatMap((s) =>
-      (s.placements ?? []).map((p) =>
-        `${s.name === "web" || s.name === "pinned" ? s.name : "fleet"}/${s.name}#${p.replica}@${p.node}`
-      )
+      (s.placements ?? []).map((p) => `${projectOf(s.name) ?? "fleet"}/${s.name}#${p.replica}@${p.node}`)
     ).sort();
     assert.deepEqual(placedNow, plan.placements.map((p) => `${p.workload}#${p.replica}@${p.node}`).sort());
     for (const s of rows.filter((r) => /^f\d+$/.test(r.name))) {
@@ -173,6 +176,12 @@ Deno.test("workers: replicas placed on them, every proxy serves every route, a l
       const none = (await call(server.apiUrl, token, "/services")).body as { services: Row[] };
       assert.ok(!none.services.some((s) => s.name === "train"));
     }
+    const ticked = await eventually("the cron job ran on the worker", async () => {
+      const r = await call(server!.apiUrl, token, "/services/ticker/tick/runs?limit=100");
+      const runs = (r.body as { runs: { status: string }[] }).runs;
+      return runs.filter((x) => x.status === "ok").length >= 2 ? runs : undefined;
+    }, 20_000);
+    assert.ok(ticked.length >= 2);
     // A worker's replicas' logs and stats, through the server: stats summed over every node that runs one.
     const stats = await orcaAt(server.apiUrl, token, "stats", "pinned", "--json");
     assert.equal(stats.code, 0, stats.stderr);
