@@ -30,13 +30,14 @@ const service = (name: string, extra = ""): ServiceSpec =>
 
 const members = [member("n1", "z1"), member("n2", "z2"), member("n3", "z3")];
 
-Deno.test("served services are placed and spread over zones; jobs are not; a redeploy keeps what runs", () => {
+Deno.test("services are placed and spread over zones (jobs too; a Wasm service with no trigger is not); a redeploy keeps what runs", () => {
   const web = service("web", 'triggers = ["http:/web"]\nreplicas = 2');
   const one = service("one", 'triggers = ["http:/one"]');
   const job = service("job", 'triggers = ["cron:* * * * *"]');
-  assert.equal(isPlaced(job), false, "a job runs where the leader is");
+  assert.equal(isPlaced(job), true, "the leader has the node that runs it run each firing");
+  assert.equal(isPlaced(service("idle")), false, "a Wasm service with no trigger does nothing");
   const first = placeServices(members, {}, [web, one, job]);
-  assert.deepEqual(Object.keys(first.changed).sort(), ["p/one", "p/web"]);
+  assert.deepEqual(Object.keys(first.changed).sort(), ["p/job", "p/one", "p/web"]);
   const web2 = first.changed["p/web"];
   assert.deepEqual(web2.map((p) => p.replica), [0, 1]);
   assert.equal(new Set(web2.map((p) => p.node)).size, 2, "two replicas, two zones");
@@ -50,7 +51,7 @@ Deno.test("served services are placed and spread over zones; jobs are not; a red
   assert.equal(new Set(scaled.changed["p/web"].map((p) => p.node)).size, 3);
   // Removed: its placements go.
   const removed = placeServices(members, first.changed, [web]);
-  assert.deepEqual(removed.changed, { "p/one": [] });
+  assert.deepEqual(removed.changed, { "p/job": [], "p/one": [] });
 });
 
 Deno.test("a server without facts, or drained, gets nothing new; a replica that fits nowhere names every node", () => {

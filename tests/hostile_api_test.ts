@@ -281,6 +281,13 @@ Deno.test("hostile input to the API and the proxy gets a clear 4xx; the server k
       assert.equal((await post("/cluster/nodes/a%2F..%2Fb/drain", {})).status, 400);
       const plan = await api(server, "/deploy?plan=1", { method: "POST", body: JSON.stringify({ projects: [] }) });
       assert.equal(plan.status, 400, plan.body);
+      // A job run here (what the leader asks of the node that runs a service): fields checked, unknown service 404.
+      const job = (body: unknown) => post("/services/p/nothing/jobs", body);
+      assert.equal((await job({ env: { ORCA_TRIGGER: "cron" }, stdin: "" })).status, 404);
+      for (const bad of [{ env: [], stdin: "" }, { env: { "bad key": "x" }, stdin: "" }, { env: {}, stdin: 1 }]) {
+        const r = await job(bad);
+        assert.equal(r.status, 400, r.body);
+      }
       // The lone server drained and back: nothing to move, and it takes deploys again.
       assert.equal((await post(`/cluster/nodes/${me}/drain`, {})).status, 200);
       assert.match((await api(server, "/nodes")).body, /"drain":true/);
