@@ -139,6 +139,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     containers,
     log,
     fetchMissing: (kind, hash) => fetchFromPeers(servers(), token, store, kind, hash),
+    keepsAll: false,
     cluster: {
       node: id,
       members: () => machine.members(),

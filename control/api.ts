@@ -191,7 +191,7 @@ export function createApi(opts: ApiOptions): Hono {
     const nodes = plane.placing.placedOn(key);
     if (c.req.query("here") === "1" || nodes === undefined) return await next();
     return c.json(
-      await opts.cluster.statsOf(key, nodes, (node) => node === opts.cluster.self ? plane.stats(key) : undefined),
+      await opts.cluster.statsOf(key, nodes, (node) => node === opts.cluster.self ? plane.ops.stats(key) : undefined),
     );
   });
 

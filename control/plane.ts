@@ -9,17 +9,7 @@
 import type { ServiceSpec } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { type Route, routesOf, RouteTable } from "../proxy/mod.ts";
-import type {
-  ExecResult,
-  HttpContext,
-  JobInput,
-  JobResult,
-  JobRunning,
-  LogLine,
-  LogOpts,
-  ResourceStats,
-  WorkloadHandle,
-} from "../runtime/mod.ts";
+import type { HttpContext } from "../runtime/mod.ts";
 import {
   checkRunnable,
   type DeployRequest,
@@ -37,6 +27,7 @@ import { type ServiceStatus, serviceStatuses } from "./service_status.ts";
 import type { ExplainJson } from "../scheduler/explain.ts";
 import type { DeployRecord, DeploySummary, Store, StoredService } from "./store.ts";
 import { bringMissing } from "./missing.ts";
+import { ReplicaOps } from "./replica_ops.ts";
 import { Warm } from "./warm.ts";
 import { type ContainerLike, type LocalService, type WasmLike, Workloads } from "./workloads.ts";
 
@@ -70,6 +61,8 @@ export interface ControlPlaneOptions {
   jobs?: JobTriggers;
   /** Publishes an Orca event (the leader does; a follower sends it there). Default: the jobs' own publish. */
   publishEvent?: (name: string, data: Record<string, unknown>) => Promise<unknown>;
+  /** Whether this node keeps the bytes of every deployed service (a server: default), or only of its own (a worker). */
+  keepsAll?: boolean;
   /** Brings a module or a mounted file this node lacks from a peer (verified by its hash) and stores it. */
   fetchMissing?: (kind: "module" | "blob", hash: string) => Promise<void>;
   /**
@@ -96,6 +89,9 @@ export class ControlPlane {
   readonly #workloads: Workloads;
   readonly #cluster?: ControlPlaneOptions["cluster"];
   readonly #placing: Placing;
+  /** Exec, stats, logs and jobs of the replicas this node runs. */
+  readonly ops: ReplicaOps;
+  readonly #keepsAll: boolean;
   /** Where replicas are placed, and what the nodes said of them. */
   get placing(): Placing {
     return this.#placing;
@@ -118,6 +114,7 @@ export class ControlPlane {
     this.#jobs = opts.jobs;
     this.#fetchMissing = opts.fetchMissing;
     this.#cluster = opts.cluster;
+    this.#keepsAll = opts.keepsAll ?? true;
     this.#placing = new Placing(opts.store, opts.cluster);
     this.#publishEvent = opts.publishEvent ?? (opts.jobs && ((name, data) => opts.jobs!.emit(name, data)));
     this.#workloads = new Workloads({
@@ -127,6 +124,7 @@ export class ControlPlane {
       drainMs: opts.drainMs ?? 10_000,
     });
     this.#warm = new Warm(this.#workloads, this.#log);
+    this.ops = new ReplicaOps(this.#workloads, this.#placing, (service) => this.resolve(service));
     opts.commands.onApplied((changed) => {
       const moved = changed.has("deploy") || changed.has("place") || changed.has("snapshot");
       if (moved || changed.has("replica-states")) this.#placing.forget();
@@ -178,8 +176,8 @@ export class ControlPlane {
       const deployed = this.#store.services();
       const desired = this.#placing.local(deployed);
       // Every server keeps the bytes of every deployed service, placed here or not: a replica that moves here when
-      // its server is lost finds them, even if that server was the only one with them.
-      await this.#bringMissing(deployed.map((s) => s.spec));
+      // its server is lost finds them, even if that server was the only one with them. A worker fetches its own.
+      await this.#bringMissing((this.#keepsAll ? deployed : desired).map((s) => s.spec));
       // A start for the same version under way (a slow prepare) finishes first; one made with another spec goes.
       await this.#warm.idle();
       await this.#warm.evictStale(desired);
@@ -355,42 +353,6 @@ export class ControlPlane {
     return this.#workloads.active.has(service);
   }
 
-  /** Runs a command in a service's workload (first replica). */
-  /** Runs one job of `service` here (the leader asks the node that runs it). */
-  runJob(service: string, input: JobInput): Promise<JobResult> {
-    const handle = this.#handleOf(service);
-    const runtime = this.#workloads.runtime(handle) as Partial<JobRunning>;
-    if (!runtime.runJob) throw new OrcaError("unsupported", `${handle.runtime} workloads run no jobs`);
-    return runtime.runJob(handle, input);
-  }
-
-  exec(service: string, cmd: string[]): Promise<ExecResult> {
-    const handle = this.#handleOf(service);
-    return this.#workloads.runtime(handle).exec(handle, cmd);
-  }
-
-  /** Live resource use of a service's workload. */
-  stats(service: string): Promise<ResourceStats> {
-    const handle = this.#handleOf(service);
-    return this.#workloads.runtime(handle).stats(handle);
-  }
-
-  #handleOf(service: string): WorkloadHandle {
-    const key = this.resolve(service);
-    const a = this.#workloads.active.get(key);
-    if (!a) {
-      const { ready, others } = this.#placing.elsewhere(key);
-      const nodes = [...ready, ...others].join(", ");
-      throw new OrcaError("unavailable", `service ${key} has no replica on this server (it runs on ${nodes})`, {
-        hint: "ask the server it runs on: orca --server <its address>",
-      });
-    }
-    if (!a.handle) {
-      throw new OrcaError("unavailable", `service ${key} is not running`, { hint: "orca status shows why" });
-    }
-    return a.handle;
-  }
-
   /**
    * Answers an HTTP request for `service` (a route's target): from a replica here, or else through a server that
    * has one (a request another server forwarded is answered from here only).
@@ -430,12 +392,6 @@ export class ControlPlane {
       runtime: (handle) => this.#workloads.runtime(handle),
       ...(this.#jobs && { jobs: this.#jobs }),
     });
-  }
-
-  /** Logs of a service, by `name` or `project/name`. */
-  logs(service: string, opts: LogOpts): AsyncIterable<LogLine> {
-    const handle = this.#handleOf(service);
-    return this.#workloads.runtime(handle).logs(handle, opts);
   }
 
   /** Resolves `name` or `project/name` to a service key, or explains why not. */

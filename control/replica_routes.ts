@@ -18,7 +18,7 @@ export function replicaRoutes(app: Hono, plane: ControlPlane, limits: BodyLimits
     const tailText = c.req.query("tail");
     const tail = tailText === undefined ? undefined : wholeNumber(tailText, "tail", 0, 1_000_000);
     const abort = new AbortController();
-    const lines = plane.logs(key, { follow, ...(tail !== undefined && { tail }), signal: abort.signal });
+    const lines = plane.ops.logs(key, { follow, ...(tail !== undefined && { tail }), signal: abort.signal });
     const encoder = new TextEncoder();
     const stream = new ReadableStream<Uint8Array>({
       async start(controller) {
@@ -35,7 +35,7 @@ export function replicaRoutes(app: Hono, plane: ControlPlane, limits: BodyLimits
     return new Response(stream, { headers: { "content-type": "application/x-ndjson" } });
   });
 
-  app.get("/services/:project/:name/stats", async (c) => c.json(await plane.stats(serviceKey(c.req.param()))));
+  app.get("/services/:project/:name/stats", async (c) => c.json(await plane.ops.stats(serviceKey(c.req.param()))));
 
   app.post("/services/:project/:name/exec", async (c) => {
     const body = await readJson(c.req.raw, SMALL_JSON_BYTES, 'exec request {"cmd": ["program", "arg"]}');
@@ -43,7 +43,7 @@ export function replicaRoutes(app: Hono, plane: ControlPlane, limits: BodyLimits
     if (!Array.isArray(cmd) || cmd.length === 0 || cmd.some((x) => typeof x !== "string")) {
       throw new OrcaError("invalid", "cmd must be a non-empty list of strings");
     }
-    const r = await plane.exec(serviceKey(c.req.param()), cmd as string[]);
+    const r = await plane.ops.exec(serviceKey(c.req.param()), cmd as string[]);
     const text = (b: Uint8Array) => new TextDecoder().decode(b);
     return c.json({ exitCode: r.exitCode, stdout: text(r.stdout), stderr: text(r.stderr) });
   });
@@ -51,7 +51,7 @@ export function replicaRoutes(app: Hono, plane: ControlPlane, limits: BodyLimits
   // The leader has the node that runs a service run one of its jobs (a cron firing, a message, an event).
   app.post("/services/:project/:name/jobs", async (c) => {
     const input = checkJobInput(await readJson(c.req.raw, limits.deploy, "job"));
-    return c.json(await plane.runJob(plane.resolve(serviceKey(c.req.param())), input));
+    return c.json(await plane.ops.runJob(plane.resolve(serviceKey(c.req.param())), input));
   });
 
   // The leader starts a deploy's new versions here ahead of its commit (this server's own: never forwarded).

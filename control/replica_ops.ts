@@ -1,0 +1,74 @@
+/**
+ * What the API does with the replicas this node runs: a command in one
+ * (exec), their live resource use, their logs, and one job (the leader asks
+ * the node that runs a job service). A service with no replica here is
+ * refused, naming the nodes that run it.
+ */
+
+import { OrcaError } from "../errors.ts";
+import type {
+  ExecResult,
+  JobInput,
+  JobResult,
+  JobRunning,
+  LogLine,
+  LogOpts,
+  ResourceStats,
+  WorkloadHandle,
+} from "../runtime/mod.ts";
+import type { Placing } from "./placing.ts";
+import type { Workloads } from "./workloads.ts";
+
+export class ReplicaOps {
+  readonly #workloads: Workloads;
+  readonly #placing: Placing;
+  readonly #resolve: (service: string) => string;
+
+  constructor(workloads: Workloads, placing: Placing, resolve: (service: string) => string) {
+    this.#workloads = workloads;
+    this.#placing = placing;
+    this.#resolve = resolve;
+  }
+
+  /** Runs one job of `service` here. */
+  runJob(service: string, input: JobInput): Promise<JobResult> {
+    const handle = this.#handleOf(service);
+    const runtime = this.#workloads.runtime(handle) as Partial<JobRunning>;
+    if (!runtime.runJob) throw new OrcaError("unsupported", `${handle.runtime} workloads run no jobs`);
+    return runtime.runJob(handle, input);
+  }
+
+  /** Runs a command in a service's workload (first replica). */
+  exec(service: string, cmd: string[]): Promise<ExecResult> {
+    const handle = this.#handleOf(service);
+    return this.#workloads.runtime(handle).exec(handle, cmd);
+  }
+
+  /** Live resource use of a service's workload here. */
+  stats(service: string): Promise<ResourceStats> {
+    const handle = this.#handleOf(service);
+    return this.#workloads.runtime(handle).stats(handle);
+  }
+
+  /** Logs of a service, by `name` or `project/name`. */
+  logs(service: string, opts: LogOpts): AsyncIterable<LogLine> {
+    const handle = this.#handleOf(service);
+    return this.#workloads.runtime(handle).logs(handle, opts);
+  }
+
+  #handleOf(service: string): WorkloadHandle {
+    const key = this.#resolve(service);
+    const a = this.#workloads.active.get(key);
+    if (!a) {
+      const { ready, others } = this.#placing.elsewhere(key);
+      const nodes = [...ready, ...others].join(", ");
+      throw new OrcaError("unavailable", `service ${key} has no replica on this server (it runs on ${nodes})`, {
+        hint: "ask the server it runs on: orca --server <its address>",
+      });
+    }
+    if (!a.handle) {
+      throw new OrcaError("unavailable", `service ${key} is not running`, { hint: "orca status shows why" });
+    }
+    return a.handle;
+  }
+}
