@@ -93,30 +93,20 @@ export class Placing {
   async prepareElsewhere(
     changed: StoredService[],
     placements: Placements,
-    absent: (node: string) => void,
-  ): Promise<void> {
+  ): Promise<{ absent: string[]; stranded: boolean }> {
     const prepare = this.#context?.prepare;
-    if (!prepare) return;
+    if (!prepare) return { absent: [], stranded: false };
     const nodes = this.others(changed, placements);
     const results = await Promise.allSettled(nodes.map((node) => prepare(node, this.local(changed, placements, node))));
     const failed = results.flatMap((r, i) => r.status === "rejected" ? [{ node: nodes[i], err: r.reason }] : []);
     const unreachable = nodes.filter((_, i) => results[i].status === "fulfilled" && results[i].value === "unreachable");
     if (failed.length === 0) {
-      for (const s of changed) {
+      // A service placed only on nodes that do not answer would serve nowhere: the caller plans it again without them.
+      const stranded = changed.some((s) => {
         const on = [...new Set((placements[keyOf(s.spec)] ?? []).map((p) => p.node))];
-        if (on.length > 0 && on.every((n) => unreachable.includes(n))) {
-          throw new OrcaError(
-            "unavailable",
-            `${keyOf(s.spec)} is placed only on ${on.join(", ")}, which does not answer`,
-            {
-              hint: "nothing was deployed; deploy again once the node is back (orca nodes)",
-              retryAfter: 5,
-            },
-          );
-        }
-      }
-      for (const node of unreachable) absent(node);
-      return;
+        return on.length > 0 && on.every((n) => unreachable.includes(n));
+      });
+      return { absent: unreachable, stranded };
     }
     const { node, err } = failed[0];
     const code = err instanceof OrcaError ? err.code : "unavailable";
@@ -243,11 +233,14 @@ export class Placing {
    * The placements that change when `specs` is the whole desired state (throws when a replica fits nowhere);
    * undefined when this server places nothing (no cluster, or no node has told its facts).
    */
-  plan(specs: ServiceSpec[], changed: ReadonlySet<string>): Placements | undefined {
+  plan(specs: ServiceSpec[], changed: ReadonlySet<string>, avoid?: ReadonlySet<string>): Placements | undefined {
     const members = this.#members();
     if (!members) return undefined;
-    return placeServices(members, this.applied(), specs, { healthy: this.#context?.healthy, mustPlace: changed })
-      .changed;
+    const known = this.#context?.healthy ?? (() => true);
+    // Nodes a prepare just found not answering count as unhealthy for the deploy's own services only.
+    const healthy = avoid ? (n: string) => !avoid.has(n) && known(n) : this.#context?.healthy;
+    const out = placeServices(members, this.applied(), specs, { healthy, mustPlace: changed }).changed;
+    return avoid ? Object.fromEntries(Object.entries(out).filter(([k]) => changed.has(k))) : out;
   }
 
   /** `orca deploy --plan`: the plan for `incoming`, the whole of `projects`, and every node's verdict. */

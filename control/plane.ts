@@ -223,24 +223,30 @@ export class ControlPlane {
     const nextRoutes: Route[] = [...kept, ...changed.map((c) => c.spec)].flatMap(routesOf);
     new RouteTable(nextRoutes);
     // Where every replica goes: a replica that fits nowhere fails the deploy here, before anything starts.
-    const placements = this.#placing.plan(
-      [...kept, ...changed.map((c) => c.spec)],
-      new Set(changed.map((c) => keyOf(c.spec))),
-    );
+    const specs = [...kept, ...changed.map((c) => c.spec)];
+    const keys = new Set(changed.map((c) => keyOf(c.spec)));
+    let placements = this.#placing.plan(specs, keys);
 
-    // Compile and warm every new version, here and on every server it is placed on; on any failure, undo and leave
-    // the running ones alone.
-    const merged = { ...this.#placing.applied(), ...placements };
-    const undo = await this.#warm.start(this.#placing.local(changed, merged));
-    try {
-      await this.#placing.prepareElsewhere(
-        changed,
-        merged,
-        (node) => this.#log(`deploy: node ${node} did not answer; it starts its replicas when back`),
-      );
-    } catch (err) {
-      await undo();
-      throw err;
+    // Compile and warm every new version, here and on every node it is placed on; on any failure, undo and leave
+    // the running ones alone. A service placed only on nodes that do not answer is planned once more without them
+    // (one pinned there fails: 503 naming them).
+    let undo = async () => {};
+    for (let avoid: Set<string> | undefined;;) {
+      const merged = { ...this.#placing.applied(), ...placements };
+      undo = await this.#warm.start(this.#placing.local(changed, merged));
+      try {
+        const { absent, stranded } = await this.#placing.prepareElsewhere(changed, merged);
+        if (!stranded || avoid) {
+          for (const node of absent) this.#log(`deploy: node ${node} did not answer; it starts its replicas when back`);
+          break;
+        }
+        await undo();
+        avoid = new Set(absent);
+        placements = { ...placements, ...this.#placing.plan(specs, keys, avoid) };
+      } catch (err) {
+        await undo();
+        throw err;
+      }
     }
     let id: number;
     try {
