@@ -22,7 +22,7 @@ import { forwardCredential, Forwarder } from "./forward.ts";
 import { secureHome } from "./home.ts";
 import { ControlMachine } from "./machine.ts";
 import { fetchFromPeers } from "./missing.ts";
-import { localFacts } from "./node_facts.ts";
+import { localFacts, offeredRuntimes } from "./node_facts.ts";
 import { ControlPlane } from "./plane.ts";
 import { Store } from "./store.ts";
 
@@ -101,7 +101,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const httpServer = Deno.serve({ hostname: opts.hostname, port: opts.httpPort, onListen }, (r) => proxy(r));
   const host = opts.hostname === "0.0.0.0" ? Deno.hostname() : opts.hostname;
   const advertise = opts.advertise ?? `${host}:${apiServer.addr.port}`;
-  const runtimes = await containers.engine.ping() ? ["wasm" as const, "container" as const] : ["wasm" as const];
+  const runtimes = await offeredRuntimes(containers.engine);
   const gpus = await discoverGpus();
   const facts = {
     ...localFacts(opts.labels ?? {}, gpus, runtimes, `${host}:${httpServer.addr.port}`),

@@ -191,14 +191,14 @@ export function createApi(opts: ApiOptions): Hono {
     const nodes = plane.placing.placedOn(key);
     if (c.req.query("here") === "1" || nodes === undefined) return await next();
     return c.json(
-      await opts.cluster.statsOf(key, nodes, (node) => node === opts.cluster.self ? plane.ops.stats(key) : undefined),
+      await opts.cluster.statsOf(key, nodes, () => plane.ops.stats(key)),
     );
   });
 
   // A service with no replica here: its logs and exec are answered by a server that runs one (once).
   app.use("/services/:project/:name/:op{logs|exec}", async (c, next) => {
     const key = plane.resolve(`${c.req.param("project")}/${c.req.param("name")}`);
-    const nodes = plane.placing.holders(key, plane.runsHere(key));
+    const nodes = plane.runsHere(key) ? [] : plane.placing.holders(key);
     if (nodes.length > 0 && !c.req.raw.headers.has(FORWARDED)) {
       const answer = await opts.cluster.forwardTo(nodes, c.req.raw, new URL(c.req.url));
       if (answer) return answer;

@@ -102,18 +102,21 @@ export class Cluster {
    * gets no new one), or puts it back in service (leader only).
    */
   async drain(id: string, drain: boolean): Promise<void> {
-    if (!this.#log.members().some((m) => m.id === id)) {
-      throw new OrcaError("not_found", `no node ${id} in this cluster`, { hint: "orca nodes lists the nodes" });
-    }
+    this.#mustKnow(id);
     await this.#log.propose({ type: "drain", id, drain });
   }
 
   /** Commits node `id`'s report of its workloads (leader only). */
   async replicas(id: string, report: { states: ReplicaReport[]; gone: string[] }): Promise<void> {
+    this.#mustKnow(id);
+    await this.#log.propose({ type: "replica-states", node: id, at: Date.now(), ...report });
+  }
+
+  /** Throws not found unless node `id` is in the registry. */
+  #mustKnow(id: string): void {
     if (!this.#log.members().some((m) => m.id === id)) {
       throw new OrcaError("not_found", `no node ${id} in this cluster`, { hint: "orca nodes lists the nodes" });
     }
-    await this.#log.propose({ type: "replica-states", node: id, at: Date.now(), ...report });
   }
 
   /** Makes learner `id` a voter (leader only), through joint consensus. */
@@ -155,11 +158,6 @@ export class Cluster {
     return address === undefined ? undefined : await forward(request, url, address, "the server that runs it");
   }
 
-  /** This server's node id. */
-  get self(): string {
-    return this.#log.id;
-  }
-
   /**
    * A service's live resource use summed over `nodes` (each asked for its own, `?here=1`; `local` answers for this
    * server), with each node's figures or why it did not answer.
@@ -167,12 +165,11 @@ export class Cluster {
   async statsOf(
     service: string,
     nodes: string[],
-    local: (node: string) => Promise<ResourceStats> | undefined,
+    local: () => Promise<ResourceStats>,
   ): Promise<ResourceStats & { nodes: ({ node: string } & (ResourceStats | { error: string }))[] }> {
     const each = await Promise.all(nodes.map(async (node) => {
       try {
-        const own = local(node);
-        if (own) return { node, ...await own };
+        if (node === this.#log.id) return { node, ...await local() };
         const address = this.#log.addressOf(node);
         if (!address) throw new Error("its address is not known");
         const res = await fetch(`http://${address}/api/v1/services/${service}/stats?here=1`, {

@@ -64,6 +64,23 @@ export async function registerSelf(
 }
 
 /** Sends `body` to a member's API; a 503 (no leader yet) or a refused connection is tried again for 20 s. */
+/** Sends `body` as JSON to `path` of the node whose API is at `address`, with the cluster token. */
+export function postToNode(
+  address: string,
+  token: string,
+  path: string,
+  body: unknown,
+  timeoutMs: number,
+  method: "POST" | "PUT" = "POST",
+): Promise<Response> {
+  return fetch(`http://${address}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+}
+
 async function callMember(
   target: string,
   token: string,
@@ -75,12 +92,7 @@ async function callMember(
   for (;;) {
     let why: string;
     try {
-      const res = await fetch(`http://${target}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(15_000),
-      });
+      const res = await postToNode(target, token, path, body, 15_000, method);
       const answer = await res.json().catch(() => undefined);
       if (res.ok) return answer;
       const err = OrcaError.fromJSON(answer) ?? new OrcaError("unavailable", `${target} answered ${res.status}`);

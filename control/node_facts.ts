@@ -141,6 +141,11 @@ export function localFacts(
   };
 }
 
+/** The runtimes a node offers: Wasm always, containers while its Docker engine answers. */
+export async function offeredRuntimes(engine: { ping(): Promise<boolean> }): Promise<RuntimeKind[]> {
+  return await engine.ping() ? ["wasm", "container"] : ["wasm"];
+}
+
 /** Whether two sets of facts say the same (labels in any order). */
 export function sameFacts(a: NodeFacts | undefined, b: NodeFacts): boolean {
   if (!a) return false;

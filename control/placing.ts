@@ -84,11 +84,10 @@ export class Placing {
   }
 
   /**
-   * Starts `changed` on the other servers `placements` put them on, ahead of the deploy's commit; throws naming the
-   * server that cannot (nothing is deployed then). A node that does not answer is no reason to refuse while each
-   * service has a replica elsewhere (it starts its replicas when back, or they move once it is lost): `absent` is
-   * told of it. A service placed only on nodes that do not answer (pinned to an offline worker) fails the deploy,
-   * 503 naming them: deploy again once they are back.
+   * Starts `changed` on the other nodes `placements` put them on, ahead of the deploy's commit; throws naming the
+   * node that cannot (nothing is deployed then). Resolves with the nodes that did not answer (`absent`: they start
+   * their replicas when back, or those move once they are lost), and whether a service was placed on such nodes only
+   * (`stranded`: it would serve nowhere, and the caller plans it again without them).
    */
   async prepareElsewhere(
     changed: StoredService[],
@@ -101,9 +100,8 @@ export class Placing {
     const failed = results.flatMap((r, i) => r.status === "rejected" ? [{ node: nodes[i], err: r.reason }] : []);
     const unreachable = nodes.filter((_, i) => results[i].status === "fulfilled" && results[i].value === "unreachable");
     if (failed.length === 0) {
-      // A service placed only on nodes that do not answer would serve nowhere: the caller plans it again without them.
       const stranded = changed.some((s) => {
-        const on = [...new Set((placements[keyOf(s.spec)] ?? []).map((p) => p.node))];
+        const on = nodesHolding(placements, keyOf(s.spec));
         return on.length > 0 && on.every((n) => unreachable.includes(n));
       });
       return { absent: unreachable, stranded };
@@ -118,7 +116,7 @@ export class Placing {
 
   /** The servers other than this one that `placements` put a replica of any of `services` on. */
   others(services: StoredService[], placements: Placements): string[] {
-    const nodes = services.flatMap((s) => (placements[keyOf(s.spec)] ?? []).map((p) => p.node));
+    const nodes = services.flatMap((s) => nodesHolding(placements, keyOf(s.spec)));
     return [...new Set(nodes)].filter((n) => n !== this.#context?.node);
   }
 
@@ -127,9 +125,7 @@ export class Placing {
    * version, and the others (still starting, or not heard from).
    */
   elsewhere(service: string): { ready: string[]; others: string[] } {
-    const all = [...new Set((this.applied()[service] ?? []).map((p) => p.node))].filter((n) =>
-      n !== this.#context?.node
-    );
+    const all = nodesHolding(this.applied(), service).filter((n) => n !== this.#context?.node);
     const ready = this.#readyNodes().get(service) ?? [];
     return { ready: all.filter((n) => ready.includes(n)), others: all.filter((n) => !ready.includes(n)) };
   }
@@ -154,8 +150,9 @@ export class Placing {
     if (node === undefined || (this.#members()?.length ?? 0) < 2) return undefined;
     const held = this.states();
     const placed = this.applied();
+    const mine = running.filter((r) => placed[r.service]);
     const states: ReplicaReport[] = [];
-    for (const r of running.filter((r) => placed[r.service])) {
+    for (const r of mine) {
       const now = held[r.service]?.[node];
       const state = r.failure === undefined ? "ready" : "failed";
       if (now?.state === state && now.version === r.version && now.message === r.failure) continue;
@@ -166,7 +163,7 @@ export class Placing {
         ...(r.failure !== undefined && { message: r.failure.slice(0, 1000) }),
       });
     }
-    const here = new Set(running.filter((r) => placed[r.service]).map((r) => r.service));
+    const here = new Set(mine.map((r) => r.service));
     const gone = Object.entries(held).filter(([service, byNode]) => byNode[node] && !here.has(service)).map(([s]) => s);
     return states.length > 0 || gone.length > 0 ? { states, gone } : undefined;
   }
@@ -189,17 +186,16 @@ export class Placing {
     ).finally(() => this.#telling = false);
   }
 
-  /** Servers that run a replica of `service` when `here` runs none (ready ones first); empty when it runs here. */
-  holders(service: string, here: boolean): string[] {
-    if (here) return [];
+  /** The other nodes that run a replica of `service`, ready ones first. */
+  holders(service: string): string[] {
     const { ready, others } = this.elsewhere(service);
     return [...ready, ...others];
   }
 
   /** The nodes that run a replica of `service`; undefined when it is not placed (it runs on every server). */
   placedOn(service: string): string[] | undefined {
-    const list = this.applied()[service];
-    return list && [...new Set(list.map((p) => p.node))];
+    const placements = this.applied();
+    return placements[service] && nodesHolding(placements, service);
   }
 
   #readyNodes(): Map<string, string[]> {
@@ -286,4 +282,9 @@ export class Placing {
     const members = this.#context?.members();
     return members && nodesOf(members).length > 0 ? members : undefined;
   }
+}
+
+/** The nodes `placements` put a replica of `service` on, each once. */
+function nodesHolding(placements: Placements, service: string): string[] {
+  return [...new Set((placements[service] ?? []).map((p) => p.node))];
 }

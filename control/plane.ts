@@ -8,7 +8,7 @@
 
 import type { ServiceSpec } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
-import { type Route, routesOf, RouteTable } from "../proxy/mod.ts";
+import { routesOf, RouteTable } from "../proxy/mod.ts";
 import type { HttpContext } from "../runtime/mod.ts";
 import {
   checkRunnable,
@@ -220,10 +220,9 @@ export class ControlPlane {
     // Routes of the result must not conflict: check before touching anything.
     const gone = new Set([...summary.removed, ...changed.map((c) => keyOf(c.spec))]);
     const kept = [...deployed].filter(([key]) => !gone.has(key)).map(([, s]) => s.spec);
-    const nextRoutes: Route[] = [...kept, ...changed.map((c) => c.spec)].flatMap(routesOf);
-    new RouteTable(nextRoutes);
-    // Where every replica goes: a replica that fits nowhere fails the deploy here, before anything starts.
     const specs = [...kept, ...changed.map((c) => c.spec)];
+    new RouteTable(specs.flatMap(routesOf));
+    // Where every replica goes: a replica that fits nowhere fails the deploy here, before anything starts.
     const keys = new Set(changed.map((c) => keyOf(c.spec)));
     let placements = this.#placing.plan(specs, keys);
 
@@ -369,9 +368,9 @@ export class ControlPlane {
     if (a?.handle) {
       return this.#workloads.runtime(a.handle).serveHttp(a.handle, forwarder?.strip(request) ?? request, ctx);
     }
-    const { ready, others } = this.#placing.elsewhere(service);
     // No replica here, or it failed to start here: one elsewhere answers.
-    if (forwarder && !a?.handle) {
+    if (forwarder) {
+      const { ready, others } = this.#placing.elsewhere(service);
       const hops = forwarder.hops(request);
       if (hops === 0 && ready.length + others.length > 0) {
         return forwarder.forward(request, new URL(request.url), service, [ready, others]);

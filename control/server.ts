@@ -29,8 +29,8 @@ import { AGENT_PATH, AgentHub } from "./agent_hub.ts";
 import { dumpView } from "./snapshot.ts";
 import type { ReplicaReport } from "./placement_store.ts";
 import type { LocalService } from "./workloads.ts";
-import { promoteWhenCaughtUp, registerSelf, requestJoin } from "./join.ts";
-import { localFacts } from "./node_facts.ts";
+import { postToNode, promoteWhenCaughtUp, registerSelf, requestJoin } from "./join.ts";
+import { localFacts, offeredRuntimes } from "./node_facts.ts";
 import { ControlLog, PEER_PATH } from "./raft_log.ts";
 import { Store } from "./store.ts";
 
@@ -166,7 +166,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     throw err;
   };
   const advertise = opts.advertise ?? `${advertisedHost(opts.hostname)}:${apiServer.addr.port}`;
-  const runtimes = await containers.engine.ping() ? ["wasm" as const, "container" as const] : ["wasm" as const];
+  const runtimes = await offeredRuntimes(containers.engine);
   const proxyAddress = `${advertise.slice(0, advertise.lastIndexOf(":"))}:${httpServer.addr.port}`;
   let facts = {
     ...localFacts(opts.labels ?? {}, gpus, runtimes, proxyAddress),
@@ -206,17 +206,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // A job of a service placed on other nodes runs on one of them (ready first); the leader records the outcome.
   const runElsewhere = async (service: string, input: JobInput): Promise<JobResult> => {
     const reasons: string[] = [];
-    for (const node of plane.placing.holders(service, false)) {
+    for (const node of plane.placing.holders(service)) {
       const address = log_.addressOf(node);
       if (!address) continue;
       let res: Response;
       try {
-        res = await fetch(`http://${address}/api/v1/services/${service}/jobs`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-          body: JSON.stringify({ env: input.env, stdin: toBase64(input.stdin), topic: input.topic }),
-          signal: AbortSignal.timeout(JOB_TIMEOUT_MS),
-        });
+        const job = { env: input.env, stdin: toBase64(input.stdin), topic: input.topic };
+        res = await postToNode(address, token, `/api/v1/services/${service}/jobs`, job, JOB_TIMEOUT_MS);
       } catch (err) {
         // Not reached: another node may run it. Reached and then lost: its outcome is unknown, not run twice.
         if (!/connect|refused/i.test((err as Error).message)) throw err;
@@ -242,12 +238,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const leader = log_.leader;
     const address = leader === undefined ? undefined : log_.addressOf(leader);
     if (!address) throw new Error("no leader known to send it to");
-    const res = await fetch(`http://${address}/api/v1${path}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
-    });
+    const res = await postToNode(address, token, `/api/v1${path}`, body, 10_000);
     await res.body?.cancel();
     if (!res.ok) throw new Error(`the leader answered ${res.status}`);
   };
@@ -261,12 +252,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (!address) return "unreachable";
     let res: Response;
     try {
-      res = await fetch(`http://${address}/api/v1/cluster/prepare`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-        body: JSON.stringify({ services }),
-        signal: AbortSignal.timeout(120_000),
-      });
+      res = await postToNode(address, token, "/api/v1/cluster/prepare", { services }, 120_000);
     } catch {
       return "unreachable";
     }
@@ -335,7 +321,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (log_.isLeader) plane.replan().catch((err) => log(`placements not updated: ${(err as Error).message ?? err}`));
     // A Docker engine that came up (or went away) since the start changes what this server offers the scheduler.
     if (++ticks % 10 !== 0) return;
-    const now = await containers.engine.ping() ? ["wasm" as const, "container" as const] : ["wasm" as const];
+    const now = await offeredRuntimes(containers.engine);
     if (now.length === facts.runtimes?.length) return;
     const next = { ...facts, runtimes: now };
     registerSelf(log_, token, advertise, next).then(
