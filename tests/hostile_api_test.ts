@@ -288,6 +288,30 @@ Deno.test("hostile input to the API and the proxy gets a clear 4xx; the server k
         const r = await job(bad);
         assert.equal(r.status, 400, r.body);
       }
+      assert.equal((await post("/services/p/nothing/jobs", {}, { authorization: "Bearer nope" })).status, 401);
+      // Past their limit (8 MiB, as a deploy): 413, whatever the endpoint.
+      const huge = { services: [], pad: "x".repeat(9 << 20) };
+      assert.equal((await post("/cluster/prepare", huge)).status, 413);
+      assert.equal((await post(`/cluster/nodes/${me}/replicas`, huge)).status, 413);
+      // Workers' socket: the token first, a WebSocket only, and a hello that names a worker properly.
+      const noToken = await fetch(`${server.apiUrl}/api/v1/agent`);
+      assert.equal(noToken.status, 401);
+      await noToken.body?.cancel();
+      const notSocket = await api(server, "/agent");
+      assert.equal(notSocket.status, 400, notSocket.body);
+      for (const hello of [{ type: "ping" }, { type: "hello", id: "../x", address: "127.0.0.1:1", facts: {} }]) {
+        const ws = new WebSocket(`${server.apiUrl.replace("http", "ws")}/api/v1/agent`, {
+          headers: { authorization: `Bearer ${server.token}` },
+        });
+        const refused = await new Promise<string>((resolve) => {
+          let said = "";
+          ws.onopen = () => ws.send(JSON.stringify(hello));
+          ws.onmessage = (e) => said = String(e.data);
+          ws.onclose = () => resolve(said);
+        });
+        assert.match(refused, /"type":"error"/, JSON.stringify(hello));
+      }
+      assert.equal(JSON.parse((await api(server, "/nodes")).body).nodes.length, 1, "no worker was registered");
       // The lone server drained and back: nothing to move, and it takes deploys again.
       assert.equal((await post(`/cluster/nodes/${me}/drain`, {})).status, 200);
       assert.match((await api(server, "/nodes")).body, /"drain":true/);
