@@ -4,7 +4,7 @@ import { parseLabels, startAgent } from "../control/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { type Command, orcaHome } from "./command.ts";
-import { hostPort, port, workersFlag } from "./server.ts";
+import { hostPort, listenError, port, untilStopped, workersFlag } from "./server.ts";
 
 export const joinCommand: Command = {
   name: "join",
@@ -69,22 +69,14 @@ export const joinCommand: Command = {
         ...(values["docker-socket"] !== undefined && { dockerSocket: values["docker-socket"] as string }),
       });
     } catch (err) {
-      if (err instanceof Deno.errors.AddrInUse) {
-        throw new OrcaError("unavailable", `a port is already in use (api ${apiPort}, http ${httpPort})`, {
-          hint: "stop what uses it, or pick others with --api-port / --http-port",
-        });
-      }
-      throw err;
+      throw listenError(err, apiPort, httpPort);
     }
     console.log(`orca ${VERSION} worker ready`);
     console.log(`  node   ${agent.id} (${name})`);
     console.log(`  api    ${agent.apiUrl}/api/v1`);
     console.log(`  proxy  ${agent.httpUrl}`);
     console.log(`  data   ${home}`);
-    await new Promise<void>((resolve) => {
-      Deno.addSignalListener("SIGINT", () => resolve());
-      Deno.addSignalListener("SIGTERM", () => resolve());
-    });
+    await untilStopped();
     console.error("orca: shutting down");
     await agent.close();
     return 0;

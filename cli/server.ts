@@ -27,6 +27,29 @@ function byteLimit(values: Values, name: string, key: "message" | "deploy" | "mo
   return { [key]: n };
 }
 
+/** What to tell of a failure to listen on the API or proxy port (a port taken, or one that needs root). */
+export function listenError(err: unknown, apiPort: number, httpPort: number): unknown {
+  if (err instanceof Deno.errors.AddrInUse) {
+    return new OrcaError("unavailable", `a port is already in use (api ${apiPort}, http ${httpPort})`, {
+      hint: "stop what uses it, or pick others with --api-port / --http-port",
+    });
+  }
+  if (err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable) {
+    return new OrcaError("unavailable", `not allowed to listen on port ${httpPort < 1024 ? httpPort : apiPort}`, {
+      hint: "ports below 1024 need root or CAP_NET_BIND_SERVICE; try --http-port 8080",
+    });
+  }
+  return err;
+}
+
+/** Resolves on SIGINT or SIGTERM. */
+export function untilStopped(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    Deno.addSignalListener("SIGINT", () => resolve());
+    Deno.addSignalListener("SIGTERM", () => resolve());
+  });
+}
+
 /** `--workers N`: guest host processes, 0-256; undefined when absent. */
 export function workersFlag(values: Values): number | undefined {
   const text = values.workers as string | undefined;
@@ -133,28 +156,13 @@ export const serverCommand: Command = {
         ...(values["no-workloads"] === true && { noWorkloads: true }),
       });
     } catch (err) {
-      if (err instanceof Deno.errors.AddrInUse) {
-        throw new OrcaError("unavailable", `a port is already in use (api ${apiPort}, http ${httpPort})`, {
-          hint: "stop what uses it, or pick others with --api-port / --http-port",
-        });
-      }
-      if (err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable) {
-        throw new OrcaError("unavailable", `not allowed to listen on port ${httpPort < 1024 ? httpPort : apiPort}`, {
-          hint: "ports below 1024 need root or CAP_NET_BIND_SERVICE; try --http-port 8080",
-        });
-      }
-      throw err;
+      throw listenError(err, apiPort, httpPort);
     }
     console.log(`orca ${VERSION} server ready`);
     console.log(`  api    ${server.apiUrl}/api/v1`);
     console.log(`  proxy  ${server.httpUrl}`);
     console.log(`  data   ${home}`);
-    const stopped = new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      Deno.addSignalListener("SIGINT", stop);
-      Deno.addSignalListener("SIGTERM", stop);
-    });
-    await stopped;
+    await untilStopped();
     console.error("orca: shutting down");
     await server.close();
     return 0;
