@@ -12,6 +12,7 @@ import { OrcaError } from "../../errors.ts";
 import { instrumentInterrupts, needsInterrupts } from "./instrument.ts";
 import { describeProvided, unprovidedImports } from "./wasi.ts";
 import { capMemory, importMainMemory, type MemoryLimits, PAGE } from "./limits.ts";
+import { exposeState } from "./snapshot.ts";
 import {
   type CompiledComponent,
   type GuestKind,
@@ -72,8 +73,9 @@ export async function prepareComponent(
 ): Promise<PreparedComponent> {
   const dir = `${cacheDir}/${CACHE_VERSION}/${hash}`;
   const maxPages = Math.max(1, Math.floor(memoryLimitBytes / PAGE));
-  // v2: prepared.json says whether a JavaScript guest answers through a FetchEvent listener.
-  const processedDir = `${dir}/v2-pages-${maxPages}${instrument ? "" : "-unchecked"}`;
+  // v2: prepared.json says whether a JavaScript guest answers through a FetchEvent listener; v3: HTTP handlers'
+  // cores export their state for snapshot reset (snapshot.ts).
+  const processedDir = `${dir}/v3-pages-${maxPages}${instrument ? "" : "-unchecked"}`;
   try {
     return JSON.parse(await Deno.readTextFile(`${processedDir}/prepared.json`)) as PreparedComponent;
   } catch (err) {
@@ -83,6 +85,7 @@ export async function prepareComponent(
   const tmp = `${processedDir}.tmp-${crypto.randomUUID()}`;
   await Deno.mkdir(tmp, { recursive: true });
   let interruptible = true;
+  let notResettable: string | undefined;
   const cores: Record<string, string> = {};
   const memories: Record<string, MemoryLimits> = {};
   /**
@@ -101,7 +104,13 @@ export async function prepareComponent(
     const core = processCore(await Deno.readFile(`${dir}/${name}`), meta.kind !== "handler");
     if (!core.checked) interruptible = false;
     if (core.imported) memories[name] = core.imported.limits;
-    await Deno.writeFile(`${tmp}/${name}`, core.bytes);
+    let bytes = core.bytes;
+    if (meta.kind === "http") {
+      const exposed = exposeState(bytes);
+      if ("why" in exposed) notResettable ??= `core module ${name}: ${exposed.why}`;
+      else bytes = exposed.module;
+    }
+    await Deno.writeFile(`${tmp}/${name}`, bytes);
     cores[name] = `${processedDir}/${name}`;
   }
   const prepared: PreparedComponent = {
@@ -112,6 +121,7 @@ export async function prepareComponent(
     cores,
     memories,
     ...(meta.kind === "http" && isFetchEventGuest(bytes) && { fetchEvent: true }),
+    ...(meta.kind === "http" && (notResettable ? { notResettable } : { resettable: true })),
   };
   if (meta.kind === "command" && isPreview1Command(bytes)) {
     const core = processCore(bytes, true);

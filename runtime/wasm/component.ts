@@ -9,6 +9,7 @@ import { OrcaError } from "../../errors.ts";
 import { MEMORY_IMPORT, type MemoryLimits } from "./limits.ts";
 import { preview1Host } from "./preview1.ts";
 import { sandboxImports, type SandboxOptions } from "./wasi.ts";
+import { GLUE_STATE, type GlueState, Snapshot } from "./snapshot.ts";
 
 /**
  * How a guest is driven: a wasi:http handler, a WASI command (WAGI-style, and
@@ -51,14 +52,15 @@ export interface CompiledComponent {
   keptBytes(): number;
   /**
    * A new instance in `sandbox`; returns the export that drives it (`handle` or `run`). One-shot unless `reuse`
-   * (wasi:http handlers): a reusable one serves call after call, and `release` gives its memories back when it is
-   * dropped.
+   * or `snapshot` (wasi:http handlers): a reusable one serves call after call, and `release` gives its memories
+   * back when it is dropped. With `snapshot` (a `resettable` component) it also comes with its state saved right
+   * after instantiation, to be put back after each call; without one when the glue does not hand its state over.
    */
   instantiate(
     sandbox: SandboxOptions,
     onCore?: (i: WebAssembly.Instance) => void,
-    opts?: { reuse?: boolean },
-  ): Promise<GuestExports & { release?: () => void }>;
+    opts?: { reuse?: boolean; snapshot?: boolean },
+  ): Promise<GuestExports & { release?: () => void; snapshot?: Snapshot }>;
 }
 
 export type GuestExports =
@@ -97,6 +99,10 @@ export interface PreparedComponent {
    * one request per instance (StarlingMonkey), so it is never reused.
    */
   fetchEvent?: boolean;
+  /** A wasi:http handler whose cores export their state: isolated instances are reset, not made anew (snapshot.ts). */
+  resettable?: boolean;
+  /** Why a wasi:http handler's state cannot be reset: each request then gets a fresh instance. */
+  notResettable?: string;
 }
 
 /**
@@ -154,9 +160,13 @@ export async function loadComponent(
     keptBytes: () => [...recyclers.values()].reduce((n, r) => n + r.bytes(), 0),
     async instantiate(sandbox, onCore, opts = {}) {
       const taken: [MemoryRecycler, WebAssembly.Memory][] = [];
+      const snapshot = opts.snapshot && prepared.resettable && kind === "http";
+      const instances: WebAssembly.Instance[] = [];
+      const state: GlueState = { captureTables: [] };
+      const imports = snapshot ? { ...sandboxImports(sandbox), [GLUE_STATE]: state } : sandboxImports(sandbox);
       // Synchronously: the glue then runs its whole instantiation in one go, where an async instantiate per core
       // module costs a promise round trip each.
-      const exports = await glue.instantiate(getCore, sandboxImports(sandbox), (module, imp) => {
+      const exports = await glue.instantiate(getCore, imports, (module, imp) => {
         const recycler = recyclers.get(module);
         if (recycler) {
           const memory = recycler.take();
@@ -165,12 +175,15 @@ export async function loadComponent(
         }
         const instance = new WebAssembly.Instance(module, imp);
         onCore?.(instance);
+        if (snapshot) instances.push(instance);
         return instance;
       });
       const guest = pickExport(exports, kind);
       const release = () => {
         for (const [recycler, memory] of taken) recycler.give(memory);
       };
+      const saved = snapshot ? Snapshot.take(instances, taken.map(([, m]) => m), state) : undefined;
+      if (saved) return { ...guest, release, snapshot: saved };
       if (opts.reuse && kind === "http") return { ...guest, release };
       return taken.length === 0 ? guest : releasingAfterCall(guest, release);
     },
@@ -251,7 +264,12 @@ async function loadGlue(path: string): Promise<Glue> {
       hint: "the jco version changed; bump CACHE_VERSION in runtime/wasm/compile.ts and check loadGlue",
     });
   }
-  const factory = new Function(`"use strict";\n${body}\nreturn { instantiate };`) as () => Glue;
+  // Hands the per-instance handle and capture tables to the host, for snapshot reset (snapshot.ts).
+  const exposing = body
+    .replace(/^function instantiate\(.*\{$/m, `$&\nconst orcaGlueState = imports?.[${JSON.stringify(GLUE_STATE)}];`)
+    .replace(/^const HANDLE_TABLES\s*=\s*\[\];$/m, "$&\nif (orcaGlueState) orcaGlueState.handleTables = HANDLE_TABLES;")
+    .replace(/^(\s*)const (captureTable\d+)\s*=\s*new Map\(\);$/gm, "$&\n$1orcaGlueState?.captureTables.push($2);");
+  const factory = new Function(`"use strict";\n${exposing}\nreturn { instantiate };`) as () => Glue;
   return factory();
 }
 

@@ -23,6 +23,8 @@ export interface WorkloadStats {
   instances: number;
   memoryBytes: number;
   notReused?: string;
+  /** Why an isolated wasi:http handler gets a fresh instance per request rather than a reset one. */
+  notReset?: string;
 }
 
 /** Everything a host needs to run one workload's guests: plain data, sent to guest hosts as is. */
@@ -87,6 +89,11 @@ interface Loaded {
   notReused?: string;
   /** Whether a request has been served by a reused instance (a guest that fails on its second is not reusable). */
   reusedOnce: boolean;
+  /** Whether isolated HTTP requests run on instances reset to their saved state (snapshot.ts); why not, if not. */
+  reset: boolean;
+  notReset?: string;
+  /** Reset instances that served a request and wait for their state to be put back (off the response's path). */
+  dirty: Guest[];
   busy: Set<Guest>;
   mounts: Mount[];
   lastUsed: number;
@@ -148,15 +155,22 @@ export class Executor implements GuestBackend {
     // A preview1 command runs on the direct host unless it mounts files (those need the component's filesystem).
     const compiled = await loadComponent(desc.prepared, { direct: desc.mounts.length === 0 });
     const asked = desc.instance === "reuse" && compiled.kind === "http";
+    const reuse = asked && !desc.prepared.fetchEvent;
+    const notReset = compiled.kind !== "http" || reuse ? undefined : whyNotReset(desc);
+    const reset = compiled.kind === "http" && !reuse && notReset === undefined;
     const l: Loaded = {
       desc,
       compiled,
-      reuse: asked && !desc.prepared.fetchEvent,
+      reuse,
       ...(asked && desc.prepared.fetchEvent && { notReused: FETCH_EVENT }),
       reusedOnce: false,
+      reset,
+      ...(notReset && { notReset }),
+      dirty: [],
       pool: new InstancePool(
         () => this.#instantiate(l),
-        desc.poolSize,
+        // Reset instances serve request after request: one made ahead is enough.
+        reset ? 1 : desc.poolSize,
         (err) => this.#opts.log(desc.id, "system", `cannot pre-make an instance: ${errorText(err)}`),
       ),
       reusable: [],
@@ -165,6 +179,7 @@ export class Executor implements GuestBackend {
       lastUsed: this.#now(),
     };
     if (l.notReused) this.#opts.log(desc.id, "system", `instance = "reuse" is not possible: ${l.notReused}`);
+    if (l.notReset) this.#opts.log(desc.id, "system", `each request gets a fresh instance: ${l.notReset}`);
     await l.pool.warm();
     return l;
   }
@@ -185,10 +200,15 @@ export class Executor implements GuestBackend {
     const loaded = this.#loaded.get(id);
     if (!loaded) return { instances: 0, memoryBytes: 0 };
     const l = await loaded;
-    const guests = [...l.pool.ready, ...l.busy, ...l.reusable];
+    const guests = [...l.pool.ready, ...l.busy, ...l.reusable, ...l.dirty];
     let memoryBytes = l.compiled.keptBytes(); // memories kept for the next instances
-    for (const g of guests) memoryBytes += memoryOf(g);
-    return { instances: guests.length, memoryBytes, ...(l.notReused && { notReused: l.notReused }) };
+    for (const g of guests) memoryBytes += memoryOf(g) + (g.snapshot?.bytes ?? 0);
+    return {
+      instances: guests.length,
+      memoryBytes,
+      ...(l.notReused && { notReused: l.notReused }),
+      ...(l.notReset && { notReset: l.notReset }),
+    };
   }
 
   async http(id: string, req: WireRequest, begin?: () => Promise<void>): Promise<WireResponse> {
@@ -197,7 +217,7 @@ export class Executor implements GuestBackend {
       return wireError(500, `service ${l.desc.name} is a message handler, not an HTTP one`);
     }
     l.lastUsed = this.#now();
-    const guest = (l.reuse ? l.reusable.pop() : undefined) ?? await l.pool.take();
+    const guest = (l.reuse ? l.reusable.pop() : l.reset ? this.#cleanInstance(l) : undefined) ?? await l.pool.take();
     const served = guest.calls;
     await begin?.();
     l.busy.add(guest);
@@ -246,6 +266,7 @@ export class Executor implements GuestBackend {
    */
   #afterHttp(l: Loaded, guest: Guest, ok: boolean): void {
     guest.calls++;
+    if (l.reset) return this.#afterReset(l, guest, ok);
     if (ok && guest.calls > 1) l.reusedOnce = true;
     const keep = l.reuse && ok && !Watchdog.fired(guest.flags) &&
       guest.calls < (l.desc.maxReuses ?? MAX_CALLS_PER_INSTANCE) &&
@@ -253,6 +274,32 @@ export class Executor implements GuestBackend {
       this.#loaded.has(l.desc.id) && l.reusable.length < l.desc.poolSize;
     if (keep) l.reusable.push(guest);
     else guest.release?.();
+  }
+
+  /**
+   * After an isolated HTTP call on an instance with a snapshot: it waits (dirty) for its state to be put back, done
+   * on a later macrotask so that the response goes out first, or by the next request that finds no clean instance.
+   * One that failed, missed its deadline, served `maxReuses` requests, or is one too many, is dropped.
+   */
+  #afterReset(l: Loaded, guest: Guest, ok: boolean): void {
+    const keep = ok && guest.snapshot && !Watchdog.fired(guest.flags) &&
+      guest.calls < (l.desc.maxReuses ?? MAX_CALLS_PER_INSTANCE) && this.#loaded.has(l.desc.id) &&
+      l.reusable.length + l.dirty.length < l.desc.poolSize;
+    if (!keep) return guest.release?.();
+    l.dirty.push(guest);
+    if (l.dirty.length === 1) {
+      setTimeout(() => {
+        for (let g = l.dirty.pop(); g; g = l.dirty.pop()) if (restored(g)) l.reusable.push(g);
+      }, 0);
+    }
+  }
+
+  /** An instance in its saved state: a clean one, else a dirty one put back now; undefined when there is none. */
+  #cleanInstance(l: Loaded): Guest | undefined {
+    const clean = l.reusable.pop();
+    if (clean) return clean;
+    for (let g = l.dirty.pop(); g; g = l.dirty.pop()) if (restored(g)) return g;
+    return undefined;
   }
 
   #notReusable(l: Loaded, why: string): void {
@@ -403,9 +450,11 @@ export class Executor implements GuestBackend {
       if (memory instanceof WebAssembly.Memory) guest.memories.push(memory);
       const flag = instance.exports[INTERRUPT_EXPORT];
       if (flag instanceof WebAssembly.Memory) guest.flags.push(flag.buffer as SharedArrayBuffer);
-    }, { reuse: l.reuse });
-    guest.exports = exports as GuestExports;
+    }, { reuse: l.reuse, snapshot: l.reset });
+    const { snapshot, ...rest } = exports;
+    guest.exports = rest as GuestExports;
     if (release) guest.release = release;
+    if (snapshot) guest.snapshot = snapshot;
     guest.firstBytes = memoryOf(guest);
     return guest;
   }
@@ -443,6 +492,24 @@ function memoryOf(guest: Guest): number {
 /** Drops a workload's kept instances, their memories given back. */
 function dropReusable(l: Loaded): void {
   for (const g of l.reusable.splice(0)) g.release?.();
+  for (const g of l.dirty.splice(0)) g.release?.();
+}
+
+/** Puts a reset instance's saved state back; drops it (its memories given back) when that cannot be done. */
+function restored(guest: Guest): boolean {
+  if (guest.snapshot!.restore()) return true;
+  guest.release?.();
+  return false;
+}
+
+/**
+ * Why an isolated wasi:http handler cannot be reset between requests, or undefined when it can: its module (a
+ * core that changes tables, say), or its service's writable mounts (files written would outlive the request).
+ */
+function whyNotReset(desc: WorkloadDesc): string | undefined {
+  if (desc.mounts.some((m) => m.rw)) return "it mounts a writable volume, which a reset does not put back";
+  if (!desc.prepared.resettable) return desc.prepared.notResettable ?? "its module was prepared without a snapshot";
+  return undefined;
 }
 
 export function wireError(status: number, message: string): WireResponse {

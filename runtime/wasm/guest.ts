@@ -4,6 +4,7 @@ import { OrcaError } from "../../errors.ts";
 import { LineSplitter } from "../logs.ts";
 import type { GuestExports } from "./component.ts";
 import type { GuestIo } from "./wasi.ts";
+import type { Snapshot } from "./snapshot.ts";
 
 /** One instance, with the io slot bound per call. */
 export interface Guest {
@@ -18,6 +19,8 @@ export interface Guest {
   firstBytes: number;
   /** Gives a reusable instance's memories back once it is dropped. */
   release?: () => void;
+  /** An isolated instance's state right after instantiation, put back after each call (snapshot.ts). */
+  snapshot?: Snapshot;
 }
 
 /** Io that sends the guest's stdout and stderr to its service's log, line by line. */

@@ -92,6 +92,7 @@ export class HostPool implements GuestBackend {
       sum.instances += answer?.instances ?? 0;
       sum.memoryBytes += answer?.memoryBytes ?? 0;
       if (answer?.notReused) sum.notReused ??= answer.notReused;
+      if (answer?.notReset) sum.notReset ??= answer.notReset;
     }
     return sum;
   }

@@ -137,7 +137,7 @@ function skipMemarg(b: Uint8Array, pos: number): number {
 const u32 = (b: Uint8Array, pos: number) => pos + readU32(b, pos)[1];
 
 /** The position after the instruction at `pos`, or -1 for an opcode this decoder does not know. */
-function skipInstruction(b: Uint8Array, pos: number): number {
+export function skipInstruction(b: Uint8Array, pos: number): number {
   const op = b[pos++];
   if (
     op <= 0x01 || op === 0x05 || op === 0x0a || op === 0x0b || op === 0x0f || op === 0x19 || op === 0x1a || op === 0x1b

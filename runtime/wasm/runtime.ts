@@ -260,6 +260,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
     const instances = live?.instances ?? 0;
     const message = w.message ??
       (live?.notReused ? `not reused (instance = "reuse"): ${live.notReused}` : undefined) ??
+      (live?.notReset ? `a fresh instance per request (not reset): ${live.notReset}` : undefined) ??
       (w.state === "running" && instances === 0 ? "idle: scaled to zero" : undefined);
     return { state: w.state, instances, since: w.since, ...(message && { message }) };
   }

@@ -54,31 +54,43 @@ export function writeSections(header: Uint8Array, sections: Section[]): Uint8Arr
 }
 
 export function countImportedMemories(body: Uint8Array | undefined): number {
-  if (!body) return 0;
+  return countImports(body).memory;
+}
+
+/** How many functions, tables, memories, globals and tags an import section brings in (each index space's start). */
+export function countImports(
+  body: Uint8Array | undefined,
+): { func: number; table: number; memory: number; global: number; tag: number } {
+  const counts = { func: 0, table: 0, memory: 0, global: 0, tag: 0 };
+  if (!body) return counts;
   let [count, pos] = readU32(body, 0);
-  let memories = 0;
   for (; count > 0; count--) {
     for (let i = 0; i < 2; i++) { // module name, field name
       const [n, l] = readU32(body, pos);
       pos += l + n;
     }
     const kind = body[pos++];
-    if (kind === 0x00) pos += readU32(body, pos)[1]; // function: type index
-    else if (kind === 0x01) { // table: reftype, limits
+    if (kind === 0x00) { // function: type index
+      counts.func++;
+      pos += readU32(body, pos)[1];
+    } else if (kind === 0x01) { // table: reftype, limits
+      counts.table++;
       pos += body[pos] === 0x63 || body[pos] === 0x64 ? 1 + readS33(body, pos + 1)[1] : 1;
       pos = skipLimits(body, pos);
     } else if (kind === 0x02) {
-      memories++;
+      counts.memory++;
       pos = skipLimits(body, pos);
     } else if (kind === 0x03) { // global: valtype, mut
+      counts.global++;
       pos += body[pos] === 0x63 || body[pos] === 0x64 ? 1 + readS33(body, pos + 1)[1] : 1;
       pos += 1;
     } else if (kind === 0x04) { // tag: attribute, type index
+      counts.tag++;
       pos += 1;
       pos += readU32(body, pos)[1];
     }
   }
-  return memories;
+  return counts;
 }
 
 export function skipLimits(body: Uint8Array, pos: number): number {
