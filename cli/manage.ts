@@ -69,7 +69,8 @@ export const statsCommand: Command = {
       const limit = s.memoryLimitBytes ? ` / ${formatMemory(s.memoryLimitBytes)}` : "";
       return `${name}: memory ${formatMemory(s.memoryBytes)}${limit}` +
         (s.cpuPercent !== undefined ? `, cpu ${s.cpuPercent.toFixed(1)}%` : "") +
-        `, ${s.instances} instance(s), ${s.requests} request(s), ${s.errors} error(s)` +
+        `, ${s.instances} instance(s)` + (s.instancesMade !== undefined ? ` (${s.instancesMade} made)` : "") +
+        `, ${s.requests} request(s), ${s.errors} error(s)` +
         (s.incidents ? `, ${s.incidents} guest host(s) killed` : "");
     };
     console.log(line(path, s));

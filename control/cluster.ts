@@ -194,6 +194,7 @@ export class Cluster {
       errors: sum((s) => s.errors),
       instances: sum((s) => s.instances),
       ...(answered.some((s) => s.incidents) && { incidents: sum((s) => s.incidents) }),
+      ...(answered.some((s) => s.instancesMade) && { instancesMade: sum((s) => s.instancesMade) }),
       nodes: each,
     };
   }

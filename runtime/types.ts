@@ -58,6 +58,8 @@ export interface ResourceStats {
   requests: number;
   errors: number;
   instances: number;
+  /** Wasm: instances made since it started (isolated requests on reset instances make none). */
+  instancesMade?: number;
   /** Wasm: guest hosts killed or lost while serving this workload (a guest that did not stop at its deadline). */
   incidents?: number;
 }

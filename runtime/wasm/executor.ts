@@ -25,6 +25,8 @@ export interface WorkloadStats {
   notReused?: string;
   /** Why an isolated wasi:http handler gets a fresh instance per request rather than a reset one. */
   notReset?: string;
+  /** Instances made since the workload was loaded. */
+  made?: number;
 }
 
 /** Everything a host needs to run one workload's guests: plain data, sent to guest hosts as is. */
@@ -94,6 +96,8 @@ interface Loaded {
   notReset?: string;
   /** Reset instances that served a request and wait for their state to be put back (off the response's path). */
   dirty: Guest[];
+  /** Instances made so far. */
+  made: number;
   busy: Set<Guest>;
   mounts: Mount[];
   lastUsed: number;
@@ -167,6 +171,7 @@ export class Executor implements GuestBackend {
       reset,
       ...(notReset && { notReset }),
       dirty: [],
+      made: 0,
       pool: new InstancePool(
         () => this.#instantiate(l),
         // Reset instances serve request after request: one made ahead is enough.
@@ -206,6 +211,7 @@ export class Executor implements GuestBackend {
     return {
       instances: guests.length,
       memoryBytes,
+      made: l.made,
       ...(l.notReused && { notReused: l.notReused }),
       ...(l.notReset && { notReset: l.notReset }),
     };
@@ -431,6 +437,7 @@ export class Executor implements GuestBackend {
   }
 
   async #instantiate(l: Loaded, args: string[] = [l.desc.name]): Promise<Guest> {
+    l.made++;
     const guest: Guest = {
       exports: undefined as unknown as GuestExports,
       io: this.#logIo(l),

@@ -91,6 +91,7 @@ export class HostPool implements GuestBackend {
     for (const answer of await Promise.all(answers)) {
       sum.instances += answer?.instances ?? 0;
       sum.memoryBytes += answer?.memoryBytes ?? 0;
+      sum.made = (sum.made ?? 0) + (answer?.made ?? 0);
       if (answer?.notReused) sum.notReused ??= answer.notReused;
       if (answer?.notReset) sum.notReset ??= answer.notReset;
     }

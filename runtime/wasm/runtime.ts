@@ -290,6 +290,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       requests: w.requests,
       errors: w.errors,
       instances: live.instances,
+      ...(live.made !== undefined && { instancesMade: live.made }),
       incidents: w.incidents,
     };
   }

@@ -17,6 +17,7 @@ export const guests: Record<string, string> = {
   sleep: `${root}tests/fixtures/guests/sleep.wasm`,
   sandbox: `${root}tests/fixtures/guests/sandbox.wasm`,
   reuse: `${root}tests/fixtures/guests/reuse.wasm`,
+  remember: `${root}tests/fixtures/guests/remember.wasm`,
 };
 
 export async function setup(opts: Partial<WasmRuntimeOptions> = {}) {
