@@ -41,23 +41,26 @@ export class Admission {
   /**
    * Admits a call now, or once a running one is released (waiting at most
    * `maxWaitMs`, and no longer than until `signal` aborts); settles with
-   * its release, or with why it was refused.
+   * its release, or with why it was refused. `signal` is asked for only when
+   * the call must wait: Deno.serve makes a request's signal on demand, and
+   * one made costs an abort (a DOMException) when the request ends.
    */
-  enter(maxWaitMs: number, signal?: AbortSignal): Promise<Release | Refusal> {
+  enter(maxWaitMs: number, signal?: () => AbortSignal): Promise<Release | Refusal> {
     // Not `signal.aborted`: reading it makes Deno.serve warn about its legacy abort (a listener does not).
     if (this.#running < this.concurrency && this.#waiting.size === 0) return Promise.resolve(this.#admit());
     if (this.#waiting.size >= this.queue) return Promise.resolve("full");
+    const abort = signal?.();
     return new Promise((resolve) => {
       const leave = (outcome: Release | Refusal) => {
         clearTimeout(timer);
-        signal?.removeEventListener("abort", aborted);
+        abort?.removeEventListener("abort", aborted);
         this.#waiting.delete(waiter);
         resolve(outcome);
       };
       const waiter: Waiter = { admit: leave, refuse: leave };
       const timer = setTimeout(() => waiter.refuse("waited"), maxWaitMs);
       const aborted = () => waiter.refuse("aborted");
-      signal?.addEventListener("abort", aborted, { once: true });
+      abort?.addEventListener("abort", aborted, { once: true });
       this.#waiting.add(waiter);
     });
   }
@@ -86,7 +89,7 @@ export async function enterBoth(
   service: Admission,
   node: Admission,
   maxWaitMs: number,
-  signal?: AbortSignal,
+  signal?: () => AbortSignal,
 ): Promise<Release | Refusal> {
   const started = performance.now();
   const first = await service.enter(maxWaitMs, signal);

@@ -37,7 +37,7 @@ Deno.test("admission: a call that waits past its limit, or whose client goes awa
   const only = release(await gate.enter(60_000));
   assert.equal(await gate.enter(10), "waited");
   const client = new AbortController();
-  const leaving = gate.enter(60_000, client.signal);
+  const leaving = gate.enter(60_000, () => client.signal);
   assert.equal(gate.waiting, 1);
   client.abort();
   assert.equal(await leaving, "aborted");

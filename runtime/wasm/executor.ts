@@ -421,7 +421,7 @@ export class Executor implements GuestBackend {
    * client: `stop`), so that it traps at once. Returns what stops the clock.
    */
   #arm(guest: Guest, timeoutMs: number, stop?: () => void): () => void {
-    const disarm = this.#watchdog.arm(guest.flags, timeoutMs);
+    const disarm = this.#watchdog.arm(guest, timeoutMs);
     const timer = setTimeout(() => {
       Watchdog.fire(guest.flags);
       stop?.();
@@ -463,6 +463,7 @@ export class Executor implements GuestBackend {
     if (release) guest.release = release;
     if (snapshot) guest.snapshot = snapshot;
     guest.firstBytes = memoryOf(guest);
+    this.#watchdog.register(guest); // now, off the request path: arming a call then sends nothing
     return guest;
   }
 

@@ -13,6 +13,8 @@ export interface Guest {
   memories: WebAssembly.Memory[];
   /** Interrupt flags of its core instances (see instrument.ts). */
   flags: SharedArrayBuffer[];
+  /** Where the watchdog holds its flags (watchdog.ts). */
+  slot?: number;
   /** Calls served (handlers reuse their instance). */
   calls: number;
   /** Bytes of its memories when it was made (a reused instance that grows much past them is replaced). */

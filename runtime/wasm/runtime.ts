@@ -336,7 +336,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       (declared > STREAM_AFTER_BYTES || (w.kind === "http" && length === null));
     if (!streamBody && declared > MAX_REQUEST_BODY) return errorResponse(413, "request body larger than 32 MiB");
     // A turn first (waiting at most the call's deadline), before the body is read: a refused call costs nothing.
-    const turn = await enterBoth(w.admission, this.#node, w.desc.timeoutMs ?? HTTP_TIMEOUT_MS, request.signal);
+    const turn = await enterBoth(w.admission, this.#node, w.desc.timeoutMs ?? HTTP_TIMEOUT_MS, () => request.signal);
     if (typeof turn === "string") return this.#refuse(w, turn);
     w.requests++;
     w.busy++;

@@ -1,28 +1,76 @@
 import assert from "node:assert/strict";
 import { Watchdog } from "./watchdog.ts";
 
-const flag = () => new SharedArrayBuffer(64 * 1024);
+const guest = () => ({ flags: [new SharedArrayBuffer(64 * 1024)] });
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 Deno.test("the watchdog fires a running call at its deadline, never one that ended, nor the next call early", async () => {
   const watchdog = new Watchdog();
   try {
-    const running = [flag()];
+    const running = guest();
     watchdog.arm(running, 20);
-    const ended = [flag()];
+    const ended = guest();
     watchdog.arm(ended, 20)();
     // A reused instance: its first call ends, its second starts with a longer deadline on the same flags.
-    const reused = [flag()];
+    const reused = guest();
+    watchdog.register(reused);
     watchdog.arm(reused, 20)();
     const second = watchdog.arm(reused, 60_000);
     // The worker starts with the first clock (it may take a moment): wait for the running call's deadline to fire,
     // then a little longer for the other 20 ms clocks, armed after it.
-    for (let i = 0; i < 250 && !Watchdog.fired(running); i++) await wait(20);
-    assert.ok(Watchdog.fired(running), "the running call's deadline fired");
+    for (let i = 0; i < 250 && !Watchdog.fired(running.flags); i++) await wait(20);
+    assert.ok(Watchdog.fired(running.flags), "the running call's deadline fired");
     await wait(100);
-    assert.ok(!Watchdog.fired(ended), "the ended call is left alone");
-    assert.ok(!Watchdog.fired(reused), "the first call's clock does not fire the second call");
+    assert.ok(!Watchdog.fired(ended.flags), "the ended call is left alone");
+    assert.ok(!Watchdog.fired(reused.flags), "the first call's clock does not fire the second call");
     second();
+    assert.ok(!Watchdog.fired(reused.flags));
+  } finally {
+    watchdog.close();
+  }
+});
+
+/** Waits for the watchdog's thread to be up: a call armed with no time left fires once it is. */
+async function started(watchdog: Watchdog): Promise<void> {
+  const first = guest();
+  watchdog.arm(first, 0);
+  while (!Watchdog.fired(first.flags)) await wait(5);
+}
+
+Deno.test("the watchdog wakes from its sleep for a call armed after a quiet spell, and fires it near its deadline", async () => {
+  const watchdog = new Watchdog();
+  try {
+    await started(watchdog);
+    await wait(100); // nothing armed: the worker sleeps
+    for (let round = 0; round < 3; round++) {
+      const g = guest();
+      const armed = performance.now();
+      watchdog.arm(g, 50);
+      while (!Watchdog.fired(g.flags)) await wait(2);
+      const late = performance.now() - armed - 50;
+      assert.ok(late >= -2 && late < 200, `fired ${late.toFixed(1)} ms after its deadline`);
+      await wait(100);
+    }
+  } finally {
+    watchdog.close();
+  }
+});
+
+Deno.test("a call stopped as its deadline fires is told so: its flags are set, whichever side won", async () => {
+  const watchdog = new Watchdog();
+  try {
+    await started(watchdog);
+    const g = guest();
+    const stop = watchdog.arm(g, 0);
+    await wait(100); // the worker fired it
+    stop();
+    assert.ok(Watchdog.fired(g.flags));
+    // Many guests at once, each registered in its own slot.
+    const many = Array.from({ length: 200 }, guest);
+    const stops = many.map((m, i) => watchdog.arm(m, i % 2 === 0 ? 30 : 60_000));
+    await wait(300);
+    many.forEach((m, i) => assert.equal(Watchdog.fired(m.flags), i % 2 === 0, `guest ${i}`));
+    for (const s of stops) s();
   } finally {
     watchdog.close();
   }
