@@ -3,7 +3,10 @@
  * side in one run with a plain Deno.serve hello and with workerd serving the
  * same jco-transpiled component; Orca with guests in 1 guest host process, in
  * one per core, and in the server process; plus instantiate-from-compiled per guest kind.
- * Load comes from wrk on loopback, one target at a time.
+ * Guests: C (WAGI), a JavaScript FetchEvent listener (hello-js), a JavaScript
+ * incomingHandler (jco's http-hello-world style) and a hand-written WAT
+ * wasi:http handler, the last two isolated (reset per request) and reused.
+ * Load comes from wrk on loopback, one target at a time, at 16 and 64 connections.
  */
 
 import { sha256Hex } from "../config/mod.ts";
@@ -14,16 +17,19 @@ import { ensureWrk, type LoadResult, wrk } from "./wrk.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const seconds = Number(Deno.env.get("BENCH_SECONDS") ?? 5);
-const connections = Number(Deno.env.get("BENCH_CONNECTIONS") ?? 16);
+/** Connection counts each target is loaded with, in turn (the first one is the one ratios compare). */
+const connections = (Deno.env.get("BENCH_CONNECTIONS") ?? "16,64").split(",").map(Number);
 const guests = {
   c: `${root}examples/services/hello-c/hello.wasm`,
   js: `${root}examples/services/hello-js/hello.wasm`,
   reuse: `${root}tests/fixtures/guests/reuse.wasm`,
+  wat: `${root}tests/fixtures/guests/hello.http.wasm`,
 };
 
 interface Row {
   target: string;
-  result: LoadResult;
+  /** One result per connection count. */
+  results: LoadResult[];
 }
 
 async function startPlain(): Promise<{ url: string; stop(): Promise<void> }> {
@@ -79,20 +85,21 @@ export async function benchHttp(): Promise<void> {
   const rows: Row[] = [];
   const load = async (target: string, url: string) => {
     await fetch(url).then((r) => r.body?.cancel()); // warm up
-    await wrk(url, { connections, seconds: 1 });
-    const result = await wrk(url, { connections, seconds });
-    rows.push({ target, result });
-    console.error(`  ${target}: ${fmt(result.requestsPerSec, 0)} req/s`);
+    await wrk(url, { connections: connections[0], seconds: 1 });
+    const results: LoadResult[] = [];
+    for (const c of connections) results.push(await wrk(url, { connections: c, seconds }));
+    rows.push({ target, results });
+    console.error(`  ${target}: ${results.map((r) => fmt(r.requestsPerSec, 0)).join(" / ")} req/s`);
   };
 
-  console.error(`load: wrk, 1 thread, ${connections} connections, ${seconds}s per target, loopback`);
+  console.error(`load: wrk, 1 thread, ${connections.join(" then ")} connections, ${seconds}s each, loopback`);
   const plain = await startPlain();
   await load("plain Deno.serve hello", plain.url);
   await plain.stop();
 
   // Guests in 1 guest host, in one per core, and in the server process itself (--workers 0).
   const cores = navigator.hardwareConcurrency;
-  let dirs: { c: string; js: string; reuse: string } | undefined;
+  let dirs: { c: string; js: string; reuse: string; wat: string } | undefined;
   for (const workers of [1, cores, 0]) {
     const server = await startServer(undefined, {}, ["--workers", String(workers)]);
     const label = workers === 0 ? "in-process" : `${workers} worker${workers === 1 ? "" : "s"}`;
@@ -100,21 +107,27 @@ export async function benchHttp(): Promise<void> {
     if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stderr}`);
     await load(`orca (${label}) -> C guest (WAGI)`, `${server.httpUrl}/c/bench`);
     await load(`orca (${label}) -> JS guest (wasi:http)`, `${server.httpUrl}/js/bench`);
-    // A JS guest exporting incomingHandler (jco's http-hello-world style), isolated and reused.
+    // A JS guest exporting incomingHandler (jco's http-hello-world style) and the WAT handler, isolated and reused.
+    const handlers = [["js", guests.reuse], ["wat", guests.wat]] as const;
     const reuse = await writeProject({
-      bench: ["isolated", "reuse"].map((mode) =>
-        `[[service]]\nname = "js-${mode}"\nmodule = "${guests.reuse}"\ntriggers = ["http:/js-${mode}/*"]\n` +
-        `[service.wasm]\ninstance = "${mode}"\n`
+      bench: handlers.flatMap(([name, module]) =>
+        ["isolated", "reuse"].map((mode) =>
+          `[[service]]\nname = "${name}-${mode}"\nmodule = "${module}"\ntriggers = ["http:/${name}-${mode}/*"]\n` +
+          `[service.wasm]\ninstance = "${mode}"\n`
+        )
       ).join("\n"),
     });
     const more = await orca(server, "deploy", reuse);
     if (more.code !== 0) throw new Error(`deploy failed: ${more.stderr}`);
     await load(`orca (${label}) -> JS handler, isolated`, `${server.httpUrl}/js-isolated/bench`);
     await load(`orca (${label}) -> JS handler, reused`, `${server.httpUrl}/js-reuse/bench`);
+    await load(`orca (${label}) -> WAT handler, isolated`, `${server.httpUrl}/wat-isolated/bench`);
+    await load(`orca (${label}) -> WAT handler, reused`, `${server.httpUrl}/wat-reuse/bench`);
     dirs ??= {
       c: await transpiledDir(server.home, guests.c),
       js: await transpiledDir(server.home, guests.js),
       reuse: await transpiledDir(server.home, guests.reuse),
+      wat: await transpiledDir(server.home, guests.wat),
     };
     await server.stop();
   }
@@ -124,6 +137,7 @@ export async function benchHttp(): Promise<void> {
     ["workerd -> JS guest (wasi:http)", dirs!.js, "http", false],
     ["workerd -> JS handler, isolated", dirs!.reuse, "http", false],
     ["workerd -> JS handler, one instance", dirs!.reuse, "http", true],
+    ["workerd -> WAT handler, one instance", dirs!.wat, "http", true],
   ] as const;
   for (const [label, dir, kind, shared] of peers) {
     try {
@@ -145,31 +159,39 @@ export async function benchHttp(): Promise<void> {
   ];
   await Deno.remove(cacheDir, { recursive: true });
 
-  const by = (prefix: string) => rows.find((r) => r.target.startsWith(prefix))?.result;
+  const by = (prefix: string) => rows.find((r) => r.target.startsWith(prefix))?.results[0];
   const base = by("plain")!;
-  console.log(`\nHTTP hello, ${connections} connections, ${seconds}s each (same machine, one run)\n`);
+  const c = connections;
+  console.log(`\nHTTP hello, ${c.join(" and ")} connections, ${seconds}s each (same machine, one run)\n`);
   console.log(
-    "target                                         req/s     p50 ms   p99 ms   errors   vs plain Deno.serve   vs workerd (same component)",
+    "target".padEnd(46) + c.map((n) => `  req/s c${n}`.padStart(12) + `  p99 ms c${n}`.padStart(13)).join("") +
+      `   vs plain (c${c[0]})   vs workerd (same component, c${c[0]})`,
   );
-  for (const { target, result } of rows) {
+  for (const { target, results } of rows) {
     const peer = target.includes("C guest")
       ? by("workerd -> C")
       : target.includes("JS guest")
       ? by("workerd -> JS guest")
-      : target.includes("JS handler, isolated")
-      ? by("workerd -> JS handler, isolated")
-      : target.includes("JS handler, reused")
+      : target.includes("JS handler")
       ? by("workerd -> JS handler, one instance")
+      : target.includes("WAT handler")
+      ? by("workerd -> WAT handler, one instance")
       : undefined;
-    const vsWorkerd = target.startsWith("orca") && peer ? `${fmt(result.requestsPerSec / peer.requestsPerSec)}x` : "";
+    const first = results[0];
+    const vsWorkerd = target.startsWith("orca") && peer ? `${fmt(first.requestsPerSec / peer.requestsPerSec)}x` : "";
+    const errors = results.reduce((n, r) => n + r.errors, 0);
     console.log(
-      `${target.padEnd(46)} ${fmt(result.requestsPerSec, 0).padStart(7)}  ${fmt(result.p50Ms).padStart(7)}  ${
-        fmt(result.p99Ms).padStart(7)
-      }  ${String(result.errors).padStart(6)}   ${
-        (fmt(result.requestsPerSec / base.requestsPerSec, 3) + "x").padStart(19)
-      }   ${vsWorkerd}`,
+      target.padEnd(46) +
+        results.map((r) => fmt(r.requestsPerSec, 0).padStart(12) + fmt(r.p99Ms).padStart(13)).join("") +
+        `${(fmt(first.requestsPerSec / base.requestsPerSec, 3) + "x").padStart(18)}   ${vsWorkerd.padStart(8)}` +
+        (errors > 0 ? `   (${errors} errors)` : ""),
     );
   }
+  console.log(
+    "\nworkerd runs one instance for every request (as Workers users run it), except the rows marked isolated and " +
+      "the FetchEvent guest (its engine answers once per instance). Orca's isolated rows reset one instance per " +
+      "request to its post-init state (snapshot reset); its JS handler rows compare with workerd's one instance.",
+  );
   console.log("\ninstantiate from compiled (per request: each request gets a fresh instance)\n");
   console.log("guest                              kind      p50 ms   p99 ms   compile ms");
   for (const r of inst) {

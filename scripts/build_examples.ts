@@ -4,6 +4,7 @@
  *   X.c   -> X.wasm  Debian clang-14 + wasi-libc (WASI preview1 command)
  *   X.handler.c -> X.handler.wasm  the same as a reactor, made a component of wit/orca-jobs.wit
  *   X.wat -> X.wasm  wabt (npm)
+ *   X.http.wat -> X.http.wasm  the same, made a wasi:http component (the incoming-handler world of prepareWit)
  * Results are cached by the hash of source + toolchain under .cache/build/.
  * Missing Debian packages are installed when running as root.
  */
@@ -23,7 +24,11 @@ async function main(): Promise<void> {
   for (const src of sources) {
     const out = src.replace(/\.(js|c|wat)$/, ".wasm");
     const text = await Deno.readFile(src);
-    const kind = src.endsWith(".handler.c") ? "handler" : src.slice(src.lastIndexOf(".") + 1);
+    const kind = src.endsWith(".handler.c")
+      ? "handler"
+      : src.endsWith(".http.wat")
+      ? "http-wat"
+      : src.slice(src.lastIndexOf(".") + 1);
     const key = await sha256Hex(
       new TextEncoder().encode(`${kind}|${await toolchainId(kind)}|${await sha256Hex(text)}`),
     );
@@ -36,6 +41,8 @@ async function main(): Promise<void> {
         ? await buildC(src)
         : kind === "handler"
         ? await buildHandler(src)
+        : kind === "http-wat"
+        ? await buildHttpWat(src)
         : await buildWat(src);
       await Deno.writeFile(`${cached}.tmp`, bytes);
       await Deno.rename(`${cached}.tmp`, cached);
@@ -115,6 +122,24 @@ async function buildWat(src: string): Promise<Uint8Array> {
   } finally {
     module.destroy();
   }
+}
+
+/** A hand-written wasi:http handler: the core module, embedded with the incoming-handler world, made a component. */
+async function buildHttpWat(src: string): Promise<Uint8Array> {
+  const core = await buildWat(src);
+  const wit = await prepareWit();
+  // wit-component reads the WIT folder through WASI: this build process lets it see the files.
+  const { _setPreopens } = await import("@bytecodealliance/preview2-shim/filesystem") as unknown as {
+    _setPreopens(preopens: Record<string, string>): void; // the node flavour's (the default types are the browser's)
+  };
+  _setPreopens({ "/": "/" });
+  const { componentEmbed, componentNew } = await import("@bytecodealliance/jco-transpile/wasm-tools");
+  const embedded = await componentEmbed(
+    { binary: core, witPath: wit, world: "edge" } as Parameters<
+      typeof componentEmbed
+    >[0],
+  );
+  return await componentNew(embedded, []);
 }
 
 /** componentize-js runs in a child Deno process: it leaves global state in preview2-shim. */

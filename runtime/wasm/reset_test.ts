@@ -73,6 +73,18 @@ for (const [mode, workers] of modes) {
   });
 }
 
+Deno.test("reset: a hand-written WAT wasi:http handler (a component of its own cores) is reset too", async () => {
+  const { runtime, deploy, cleanup } = await setup({ workers: 0, poolSize: 2 });
+  try {
+    const h = await deploy(await Deno.readFile(guests.wat), { triggers: ["http:/*"] });
+    for (let i = 0; i < 50; i++) assert.equal((await get(runtime, h, `?i=${i}`)).text, "hello from wat\n");
+    assert.ok((await runtime.stats(h as never)).instancesMade! <= 3);
+    assert.equal((await runtime.status(h as never)).message, undefined);
+  } finally {
+    await cleanup();
+  }
+});
+
 Deno.test("reset: a trap or a deadline drops the instance; the next request is clean", async () => {
   const { runtime, deploy, cleanup } = await setup({ workers: 0, poolSize: 1 });
   try {

@@ -18,6 +18,7 @@ export const guests: Record<string, string> = {
   sandbox: `${root}tests/fixtures/guests/sandbox.wasm`,
   reuse: `${root}tests/fixtures/guests/reuse.wasm`,
   remember: `${root}tests/fixtures/guests/remember.wasm`,
+  wat: `${root}tests/fixtures/guests/hello.http.wasm`,
 };
 
 export async function setup(opts: Partial<WasmRuntimeOptions> = {}) {
