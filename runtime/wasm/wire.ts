@@ -52,12 +52,18 @@ function decodeBody(body: Uint8Array): unknown {
   });
 }
 
-/** Reads frames from a byte stream, one decoded message at a time; ends when the stream does. */
-export async function* readFrames(stream: ReadableStream<Uint8Array>): AsyncGenerator<unknown> {
+/**
+ * Reads frames from a byte stream, or from a reader (`read` fills a buffer: stdin read this way skips a stream's
+ * promises per chunk), one decoded message at a time; ends when the input does.
+ */
+export async function* readFrames(
+  input: ReadableStream<Uint8Array> | { read(into: Uint8Array): Promise<number | null> },
+): AsyncGenerator<unknown> {
   let buf = new Uint8Array(64 * 1024);
   let start = 0;
   let end = 0;
-  for await (const chunk of stream) {
+  const chunks = input instanceof ReadableStream ? input : readChunks(input);
+  for await (const chunk of chunks) {
     if (end + chunk.length > buf.length) {
       const pending = end - start;
       if (pending + chunk.length > buf.length) {
@@ -80,6 +86,15 @@ export async function* readFrames(stream: ReadableStream<Uint8Array>): AsyncGene
       start += 4 + length;
     }
     if (start === end) start = end = 0;
+  }
+}
+
+async function* readChunks(reader: { read(into: Uint8Array): Promise<number | null> }): AsyncGenerator<Uint8Array> {
+  const into = new Uint8Array(64 * 1024);
+  for (;;) {
+    const n = await reader.read(into);
+    if (n === null) return;
+    yield into.subarray(0, n); // copied by the caller before the next read
   }
 }
 
