@@ -1,7 +1,8 @@
 /**
  * A guest host: a process of its own that runs Wasm guests for the server.
  * The server (hosts.ts) starts one per core, sends it prepared components and
- * calls over stdin, and reads results and log lines from stdout (wire.ts).
+ * calls over a Unix socket the host connects to, and reads results and log
+ * lines from it (wire.ts).
  * It runs with only the permissions guests need (read the compile cache, the
  * network for allowed hosts), and the server kills it if a guest stops it
  * from answering.
@@ -13,7 +14,7 @@ import { OrcaError } from "../../errors.ts";
 import type { JobInput } from "../types.ts";
 import { Executor, type WireRequest, type WireResponse, type WorkloadDesc } from "./executor.ts";
 import { errorText } from "./guest.ts";
-import { encodeFrame, readFrames, sendPieces } from "./wire.ts";
+import { FrameSender, readFrames, sendPieces } from "./wire.ts";
 
 /** A call from the server. `id` pairs it with its reply. */
 export type HostCall =
@@ -46,17 +47,19 @@ export type HostMessage =
   | { id: number; ok: false; error: { code: OrcaError["code"]; message: string; hint?: string } }
   | { log: [workload: string, stream: "stdout" | "stderr" | "system", text: string] };
 
-/** The host's main loop; returns when the server closes stdin. `args`: `--idle-ms N`. */
+/** The host's main loop; returns when the server closes the connection. `args`: `--idle-ms N --socket PATH`. */
 export async function runHost(args: string[]): Promise<void> {
-  // Ctrl-C reaches the whole process group: the server shuts down in order and then closes stdin, which ends the host
-  // (its calls in flight finish first). The server stops a stuck host with SIGKILL.
+  // Ctrl-C reaches the whole process group: the server shuts down in order and then closes the connection, which
+  // ends the host (its calls in flight finish first). The server stops a stuck host with SIGKILL.
   for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => {});
   const at = args.indexOf("--idle-ms");
   const idleMs = at >= 0 ? Number(args[at + 1]) : 60_000;
-  const send = (message: HostMessage) => {
-    writeAll(encodeFrame(message));
-    return Promise.resolve();
-  };
+  const socket = args[args.indexOf("--socket") + 1];
+  if (!args.includes("--socket") || !socket) throw new Error("a guest host needs --socket PATH (its server's)");
+  const conn = await Deno.connect({ transport: "unix", path: socket });
+  const sender = new FrameSender(conn);
+  // The server is gone when the connection breaks: nothing left to do.
+  const send = (message: HostMessage) => sender.send(message).catch(() => Deno.exit(0));
   const executor = new Executor({
     idleMs: Number.isFinite(idleMs) && idleMs > 0 ? idleMs : 60_000,
     log: (workload, stream, text) => send({ log: [workload, stream, text] }),
@@ -87,7 +90,7 @@ export async function runHost(args: string[]): Promise<void> {
     }
   };
   // Nothing a client sends may end this loop: bodies ignore pieces for calls that are over.
-  for await (const frame of readFrames(Deno.stdin)) {
+  for await (const frame of readFrames(conn)) {
     const call = frame as HostCall;
     if (call.op === "body") bodies.push(call.id, call.chunk);
     else if (call.op === "cancel") responses.get(call.id)?.abort(new Error("the client went away"));
@@ -97,20 +100,6 @@ export async function runHost(args: string[]): Promise<void> {
     }
   }
   executor.close();
-}
-
-/**
- * Writes a frame to stdout at once, without a stream: a stream's write costs more than the call it answers (its
- * promises, its queue). The pipe holds 64 KiB and the server reads it all the time, so a write rarely waits; one that
- * does holds this host for that long, as a full pipe should. The server is gone when stdout breaks: nothing is left
- * to do.
- */
-function writeAll(bytes: Uint8Array): void {
-  try {
-    for (let at = 0; at < bytes.length;) at += Deno.stdout.writeSync(bytes.subarray(at));
-  } catch {
-    Deno.exit(0);
-  }
 }
 
 /**

@@ -15,7 +15,7 @@
  */
 
 import { MEMORY_IMPORT } from "./limits.ts";
-import type { GuestIo } from "./wasi.ts";
+import { type GuestIo, PAST_DEADLINE_MS } from "./wasi.ts";
 
 /** JS Promise Integration, on in Deno 2.9 (lib.deno's WebAssembly types predate it). */
 const jspi = WebAssembly as unknown as {
@@ -205,10 +205,12 @@ export function preview1Host(
     };
     if (ready.length > 0 || waitNs === undefined) return report(ready);
     const due = clocks.filter((c) => c.dueNs <= waitNs!).map((c) => ({ userdata: c.userdata, type: EVENTTYPE_CLOCK }));
-    // A sleep ends at the call's deadline at the latest (the guest's interrupt check then stops it), and a timer
-    // cannot wait longer than 2^31-1 ms.
+    // A sleep ends just after the call's deadline at the latest (the executor's timer sets the interrupt flag at the
+    // deadline, so the guest's next check stops it), and a timer cannot wait longer than 2^31-1 ms.
     const deadline = opts.io().deadline;
-    const untilDeadline = deadline === undefined ? Infinity : Math.max(0, deadline - performance.now()) + 1;
+    const untilDeadline = deadline === undefined
+      ? Infinity
+      : Math.max(0, deadline - performance.now()) + PAST_DEADLINE_MS;
     const ms = Math.min(Math.max(0, Number(waitNs) / 1e6), untilDeadline, 2 ** 31 - 1);
     return new Promise((resolve) => setTimeout(() => resolve(report(due)), ms));
   };

@@ -42,6 +42,13 @@ export interface GuestIo {
   deadline?: number;
 }
 
+/**
+ * How long after its call's deadline a guest's sleep ends at the latest: by then the executor's timer, due at the
+ * deadline, has set the guest's interrupt flag (timers fire in the order they are due, so the margin covers their
+ * millisecond rounding), and the guest stops at its next check.
+ */
+export const PAST_DEADLINE_MS = 20;
+
 /** What one guest instance may reach, fixed for its life. */
 export interface SandboxOptions {
   args: string[];
@@ -131,7 +138,7 @@ export function sandboxImports(opts: SandboxOptions): Record<string, unknown> {
     subscribeDuration(duration: bigint) {
       const deadline = opts.io().deadline;
       if (deadline === undefined) return clocks.monotonicClock.subscribeDuration(duration);
-      const untilDeadline = BigInt(Math.ceil(Math.max(0, deadline - performance.now()) * 1e6) + 1e6);
+      const untilDeadline = BigInt(Math.ceil((Math.max(0, deadline - performance.now()) + PAST_DEADLINE_MS) * 1e6));
       return clocks.monotonicClock.subscribeDuration(duration < untilDeadline ? duration : untilDeadline);
     },
   };

@@ -89,6 +89,28 @@ export async function* readFrames(
   }
 }
 
+/**
+ * Frames written to a connection, one after another (a write may take several calls, and two must not interleave).
+ * `send` settles once its frame is written, and rejects when the connection broke.
+ */
+export class FrameSender {
+  readonly #conn: { write(bytes: Uint8Array): Promise<number> };
+  #last: Promise<void> = Promise.resolve();
+
+  constructor(conn: { write(bytes: Uint8Array): Promise<number> }) {
+    this.#conn = conn;
+  }
+
+  send(value: unknown): Promise<void> {
+    const frame = encodeFrame(value);
+    const written = this.#last.then(async () => {
+      for (let at = 0; at < frame.length;) at += await this.#conn.write(frame.subarray(at));
+    });
+    this.#last = written.catch(() => {});
+    return written;
+  }
+}
+
 async function* readChunks(reader: { read(into: Uint8Array): Promise<number | null> }): AsyncGenerator<Uint8Array> {
   const into = new Uint8Array(64 * 1024);
   for (;;) {
