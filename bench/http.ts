@@ -12,6 +12,7 @@
 import { sha256Hex } from "../config/mod.ts";
 import { orca, startServer, writeProject } from "../tests/harness.ts";
 import { measureInstantiate } from "./instantiate.ts";
+import { buildJcoExamples } from "./jco_examples.ts";
 import { startWorkerd } from "./workerd/serve.ts";
 import { ensureWrk, type LoadResult, wrk } from "./wrk.ts";
 
@@ -82,6 +83,7 @@ const fmt = (n: number, digits = 2) => Number.isFinite(n) ? n.toFixed(digits) : 
 
 export async function benchHttp(): Promise<void> {
   await ensureWrk();
+  const jco = await buildJcoExamples(Deno.env.get("BENCH_JCO"));
   const rows: Row[] = [];
   const load = async (target: string, url: string) => {
     await fetch(url).then((r) => r.body?.cancel()); // warm up
@@ -99,7 +101,7 @@ export async function benchHttp(): Promise<void> {
 
   // Guests in 1 guest host, in one per core, and in the server process itself (--workers 0).
   const cores = navigator.hardwareConcurrency;
-  let dirs: { c: string; js: string; reuse: string; wat: string } | undefined;
+  let dirs: { c: string; js: string; reuse: string; wat: string; jcoHello?: string; jcoFetch?: string } | undefined;
   for (const workers of [1, cores, 0]) {
     const server = await startServer(undefined, {}, ["--workers", String(workers)]);
     const label = workers === 0 ? "in-process" : `${workers} worker${workers === 1 ? "" : "s"}`;
@@ -108,10 +110,11 @@ export async function benchHttp(): Promise<void> {
     await load(`orca (${label}) -> C guest (WAGI)`, `${server.httpUrl}/c/bench`);
     await load(`orca (${label}) -> JS guest (wasi:http)`, `${server.httpUrl}/js/bench`);
     // A JS guest exporting incomingHandler (jco's http-hello-world style) and the WAT handler, isolated and reused.
-    const handlers = [["js", guests.reuse], ["wat", guests.wat]] as const;
+    const handlers: [string, string][] = [["js", guests.reuse], ["wat", guests.wat]];
+    if (jco) handlers.push(["jco-hello", jco.helloWorld], ["jco-fetch", jco.fetchHandler]);
     const reuse = await writeProject({
       bench: handlers.flatMap(([name, module]) =>
-        ["isolated", "reuse"].map((mode) =>
+        (name === "jco-fetch" ? ["isolated"] : ["isolated", "reuse"]).map((mode) =>
           `[[service]]\nname = "${name}-${mode}"\nmodule = "${module}"\ntriggers = ["http:/${name}-${mode}/*"]\n` +
           `[service.wasm]\ninstance = "${mode}"\n`
         )
@@ -123,11 +126,20 @@ export async function benchHttp(): Promise<void> {
     await load(`orca (${label}) -> JS handler, reused`, `${server.httpUrl}/js-reuse/bench`);
     await load(`orca (${label}) -> WAT handler, isolated`, `${server.httpUrl}/wat-isolated/bench`);
     await load(`orca (${label}) -> WAT handler, reused`, `${server.httpUrl}/wat-reuse/bench`);
+    if (jco) {
+      await load(`orca (${label}) -> jco http-hello-world, isolated`, `${server.httpUrl}/jco-hello-isolated/bench`);
+      await load(`orca (${label}) -> jco http-hello-world, reused`, `${server.httpUrl}/jco-hello-reuse/bench`);
+      await load(`orca (${label}) -> jco fetch-handler, isolated`, `${server.httpUrl}/jco-fetch-isolated/bench`);
+    }
     dirs ??= {
       c: await transpiledDir(server.home, guests.c),
       js: await transpiledDir(server.home, guests.js),
       reuse: await transpiledDir(server.home, guests.reuse),
       wat: await transpiledDir(server.home, guests.wat),
+      ...(jco && {
+        jcoHello: await transpiledDir(server.home, jco.helloWorld),
+        jcoFetch: await transpiledDir(server.home, jco.fetchHandler),
+      }),
     };
     await server.stop();
   }
@@ -138,7 +150,11 @@ export async function benchHttp(): Promise<void> {
     ["workerd -> JS handler, isolated", dirs!.reuse, "http", false],
     ["workerd -> JS handler, one instance", dirs!.reuse, "http", true],
     ["workerd -> WAT handler, one instance", dirs!.wat, "http", true],
-  ] as const;
+  ] as [string, string, "http" | "wagi", boolean][];
+  if (dirs!.jcoHello) peers.push(["workerd -> jco http-hello-world, one instance", dirs!.jcoHello, "http", true]);
+  if (dirs!.jcoFetch) {
+    peers.push(["workerd -> jco fetch-handler (an instance per request)", dirs!.jcoFetch, "http", false]);
+  }
   for (const [label, dir, kind, shared] of peers) {
     try {
       const w = await startWorkerd({ transpiledDir: dir, port: freePort(), kind, shared });
@@ -176,6 +192,10 @@ export async function benchHttp(): Promise<void> {
       ? by("workerd -> JS handler, one instance")
       : target.includes("WAT handler")
       ? by("workerd -> WAT handler, one instance")
+      : target.includes("jco http-hello-world")
+      ? by("workerd -> jco http-hello-world")
+      : target.includes("jco fetch-handler")
+      ? by("workerd -> jco fetch-handler")
       : undefined;
     const first = results[0];
     const vsWorkerd = target.startsWith("orca") && peer ? `${fmt(first.requestsPerSec / peer.requestsPerSec)}x` : "";
