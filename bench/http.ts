@@ -180,7 +180,7 @@ export async function benchHttp(): Promise<void> {
   const c = connections;
   console.log(`\nHTTP hello, ${c.join(" and ")} connections, ${seconds}s each (same machine, one run)\n`);
   console.log(
-    "target".padEnd(46) + c.map((n) => `  req/s c${n}`.padStart(12) + `  p99 ms c${n}`.padStart(13)).join("") +
+    "target".padEnd(56) + c.map((n) => `  req/s c${n}`.padStart(12) + `  p99 ms c${n}`.padStart(13)).join("") +
       `   vs plain (c${c[0]})   vs workerd (same component, c${c[0]})`,
   );
   for (const { target, results } of rows) {
@@ -201,7 +201,7 @@ export async function benchHttp(): Promise<void> {
     const vsWorkerd = target.startsWith("orca") && peer ? `${fmt(first.requestsPerSec / peer.requestsPerSec)}x` : "";
     const errors = results.reduce((n, r) => n + r.errors, 0);
     console.log(
-      target.padEnd(46) +
+      target.padEnd(56) +
         results.map((r) => fmt(r.requestsPerSec, 0).padStart(12) + fmt(r.p99Ms).padStart(13)).join("") +
         `${(fmt(first.requestsPerSec / base.requestsPerSec, 3) + "x").padStart(18)}   ${vsWorkerd.padStart(8)}` +
         (errors > 0 ? `   (${errors} errors)` : ""),
