@@ -1,20 +1,6 @@
 import assert from "node:assert/strict";
-import initWabt from "wabt";
 import { instrumentInterrupts, INTERRUPT_EXPORT } from "./instrument.ts";
-
-const wabt = await initWabt();
-const wat = (text: string) => {
-  // multi_memory is a wabt feature its typings do not list yet.
-  const features = { simd: true, threads: true, exceptions: true, multi_memory: true } as Parameters<
-    typeof wabt.parseWat
-  >[2];
-  const m = wabt.parseWat("t.wat", text, features);
-  try {
-    return m.toBinary({}).buffer as Uint8Array;
-  } finally {
-    m.destroy();
-  }
-};
+import { wat } from "./test_util.ts";
 
 const spin = wat(`(module
   (memory (export "memory") 1)

@@ -1,16 +1,6 @@
 import assert from "node:assert/strict";
-import initWabt from "wabt";
 import { capMemory, importMainMemory, PAGE } from "./limits.ts";
-
-const wabt = await initWabt();
-const wat = (text: string) => {
-  const m = wabt.parseWat("t.wat", text);
-  try {
-    return m.toBinary({}).buffer as Uint8Array;
-  } finally {
-    m.destroy();
-  }
-};
+import { wat } from "./test_util.ts";
 
 Deno.test("a defined memory gets a maximum; growth past it fails inside the guest", async () => {
   const bytes = wat(

@@ -6,13 +6,9 @@
  */
 
 import assert from "node:assert/strict";
-import initWabt from "wabt";
 import { componentEmbed, componentNew } from "@bytecodealliance/jco-transpile/wasm-tools";
 import { OrcaError } from "../../errors.ts";
-import { setup } from "./test_util.ts";
-
-const wabt = await initWabt();
-const wat = (text: string) => wabt.parseWat("test.wat", text).toBinary({}).buffer;
+import { setup, wat } from "./test_util.ts";
 
 /** Deploys `bytes`; returns the error it was refused with. */
 async function refusal(bytes: Uint8Array): Promise<OrcaError> {

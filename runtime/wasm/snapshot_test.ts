@@ -5,18 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import initWabt from "wabt";
 import { exposeState, GLOBAL_EXPORT, type GlueState, MEMORY_EXPORT, Snapshot } from "./snapshot.ts";
-
-const wabt = await initWabt();
-const wat = (text: string) => {
-  const m = wabt.parseWat("t.wat", text);
-  try {
-    return m.toBinary({}).buffer as Uint8Array;
-  } finally {
-    m.destroy();
-  }
-};
+import { wat } from "./test_util.ts";
 
 const stateful = wat(`(module
   (global $counter (mut i32) (i32.const 0))

@@ -1,5 +1,6 @@
 /** Shared by the Wasm runtime tests: the guests, and a runtime with a deploy helper. */
 
+import initWabt from "wabt";
 import { readService, sha256Hex } from "../../config/mod.ts";
 import { WasmRuntime, type WasmRuntimeOptions } from "./runtime.ts";
 
@@ -55,4 +56,20 @@ export async function setup(opts: Partial<WasmRuntimeOptions> = {}) {
       return Deno.remove(cacheDir, { recursive: true });
     },
   };
+}
+
+const wabt = await initWabt();
+
+/** A core module from WebAssembly text (wabt), with the proposals the tests use. */
+export function wat(text: string): Uint8Array {
+  // multi_memory is a wabt feature its typings do not list yet.
+  const features = { simd: true, threads: true, exceptions: true, multi_memory: true } as Parameters<
+    typeof wabt.parseWat
+  >[2];
+  const m = wabt.parseWat("t.wat", text, features);
+  try {
+    return m.toBinary({}).buffer as Uint8Array;
+  } finally {
+    m.destroy();
+  }
 }
