@@ -177,6 +177,7 @@ export class Executor implements GuestBackend {
         // Reset instances serve request after request: one made ahead is enough.
         reset ? 1 : desc.poolSize,
         (err) => this.#opts.log(desc.id, "system", `cannot pre-make an instance: ${errorText(err)}`),
+        (guest) => this.#drop(guest),
       ),
       reusable: [],
       busy: new Set(),
@@ -195,7 +196,7 @@ export class Executor implements GuestBackend {
     this.#loaded.delete(id);
     loaded?.then((l) => {
       l.pool.close();
-      dropReusable(l);
+      this.#dropReusable(l);
       l.compiled.shrink();
     }, () => {});
   }
@@ -279,24 +280,25 @@ export class Executor implements GuestBackend {
       memoryOf(guest) <= Math.max(2 * guest.firstBytes, guest.firstBytes + 32 * 2 ** 20) &&
       this.#loaded.has(l.desc.id) && l.reusable.length < l.desc.poolSize;
     if (keep) l.reusable.push(guest);
-    else guest.release?.();
+    else this.#drop(guest);
   }
 
   /**
-   * After an isolated HTTP call on an instance with a snapshot: it waits (dirty) for its state to be put back, done
-   * on a later macrotask so that the response goes out first, or by the next request that finds no clean instance.
-   * One that failed, missed its deadline, served `maxReuses` requests, or is one too many, is dropped.
+   * After an isolated HTTP call on an instance with a snapshot: its state is put back at once (a microtask: a timer
+   * per request, Node's kind under npm packages, kept every earlier one alive here), or by the next request that
+   * finds no clean instance. One that failed, missed its deadline, served `maxReuses` requests, or is one too many,
+   * is dropped.
    */
   #afterReset(l: Loaded, guest: Guest, ok: boolean): void {
     const keep = ok && guest.snapshot && !Watchdog.fired(guest.flags) &&
       guest.calls < (l.desc.maxReuses ?? MAX_CALLS_PER_INSTANCE) && this.#loaded.has(l.desc.id) &&
       l.reusable.length + l.dirty.length < l.desc.poolSize;
-    if (!keep) return guest.release?.();
+    if (!keep) return this.#drop(guest);
     l.dirty.push(guest);
     if (l.dirty.length === 1) {
-      setTimeout(() => {
-        for (let g = l.dirty.pop(); g; g = l.dirty.pop()) if (restored(g)) l.reusable.push(g);
-      }, 0);
+      queueMicrotask(() => {
+        for (let g = l.dirty.pop(); g; g = l.dirty.pop()) if (this.#restored(g)) l.reusable.push(g);
+      });
     }
   }
 
@@ -304,7 +306,7 @@ export class Executor implements GuestBackend {
   #cleanInstance(l: Loaded): Guest | undefined {
     const clean = l.reusable.pop();
     if (clean) return clean;
-    for (let g = l.dirty.pop(); g; g = l.dirty.pop()) if (restored(g)) return g;
+    for (let g = l.dirty.pop(); g; g = l.dirty.pop()) if (this.#restored(g)) return g;
     return undefined;
   }
 
@@ -312,7 +314,7 @@ export class Executor implements GuestBackend {
     if (!l.reuse) return;
     l.reuse = false;
     l.notReused = why;
-    dropReusable(l);
+    this.#dropReusable(l);
     this.#opts.log(l.desc.id, "system", `instance = "reuse" is not possible: ${why}; each request gets its own`);
   }
 
@@ -379,7 +381,7 @@ export class Executor implements GuestBackend {
       const fresh = ++guest.calls < MAX_CALLS_PER_INSTANCE;
       if (reuse && keep && fresh && !Watchdog.fired(guest.flags) && this.#loaded.has(id) && l.reusable.length < 4) {
         l.reusable.push(guest);
-      }
+      } else this.#drop(guest);
     }
   }
 
@@ -405,6 +407,7 @@ export class Executor implements GuestBackend {
       return { exitCode, stdout: concat(stdout), stderr: concat(stderr) };
     } finally {
       disarm();
+      this.#drop(guest);
     }
   }
 
@@ -474,10 +477,29 @@ export class Executor implements GuestBackend {
       loaded.then((l) => {
         if (l.busy.size > 0 || now - l.lastUsed < idleMs) return;
         l.pool.shrink();
-        dropReusable(l);
+        this.#dropReusable(l);
         l.compiled.shrink();
       }, () => {});
     }
+  }
+
+  /** Lets go of an instance that will not be called again: its memories go back, and its watchdog slot. */
+  #drop(guest: Guest): void {
+    guest.release?.();
+    this.#watchdog.release(guest);
+  }
+
+  /** Drops a workload's kept instances. */
+  #dropReusable(l: Loaded): void {
+    for (const g of l.reusable.splice(0)) this.#drop(g);
+    for (const g of l.dirty.splice(0)) this.#drop(g);
+  }
+
+  /** Puts a reset instance's saved state back; drops it when that cannot be done. */
+  #restored(guest: Guest): boolean {
+    if (guest.snapshot!.restore()) return true;
+    this.#drop(guest);
+    return false;
   }
 
   #describeFailure(l: Loaded, guest: Guest, err: unknown, fallbackMs: number): string {
@@ -495,19 +517,6 @@ export class Executor implements GuestBackend {
 /** Bytes of a guest's linear memories. */
 function memoryOf(guest: Guest): number {
   return guest.memories.reduce((n, m) => n + m.buffer.byteLength, 0);
-}
-
-/** Drops a workload's kept instances, their memories given back. */
-function dropReusable(l: Loaded): void {
-  for (const g of l.reusable.splice(0)) g.release?.();
-  for (const g of l.dirty.splice(0)) g.release?.();
-}
-
-/** Puts a reset instance's saved state back; drops it (its memories given back) when that cannot be done. */
-function restored(guest: Guest): boolean {
-  if (guest.snapshot!.restore()) return true;
-  guest.release?.();
-  return false;
 }
 
 /**

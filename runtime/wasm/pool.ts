@@ -9,13 +9,21 @@ export class InstancePool<T> {
   readonly #target: number;
   readonly #ready: T[] = [];
   readonly #onError: (err: unknown) => void;
+  readonly #drop: (instance: T) => void;
   #filling = false;
   #closed = false;
 
-  constructor(make: () => Promise<T>, target: number, onError: (err: unknown) => void) {
+  /** `drop`: lets go of a pre-made instance nobody took (scale to zero, close). */
+  constructor(
+    make: () => Promise<T>,
+    target: number,
+    onError: (err: unknown) => void,
+    drop: (instance: T) => void = () => {},
+  ) {
     this.#make = make;
     this.#target = Math.max(0, target);
     this.#onError = onError;
+    this.#drop = drop;
   }
 
   get ready(): readonly T[] {
@@ -37,13 +45,13 @@ export class InstancePool<T> {
 
   /** Drops the pre-made instances; the next take() makes one and refills (scale to zero). */
   shrink(): void {
-    this.#ready.length = 0;
+    for (const instance of this.#ready.splice(0)) this.#drop(instance);
   }
 
   /** Stops refilling and drops the pre-made instances. */
   close(): void {
     this.#closed = true;
-    this.#ready.length = 0;
+    this.shrink();
   }
 
   #refill(): void {
@@ -54,7 +62,10 @@ export class InstancePool<T> {
       try {
         while (!this.#closed && this.#ready.length < this.#target) {
           const instance = await this.#make();
-          if (this.#closed) break;
+          if (this.#closed) {
+            this.#drop(instance);
+            break;
+          }
           this.#ready.push(instance);
         }
       } catch (err) {

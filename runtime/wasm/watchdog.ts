@@ -5,9 +5,9 @@
  * (see instrument.ts).
  *
  * Nothing is sent to the worker per call. Each guest instance is registered
- * once (its flags, in a slot, when it is made: off the request path), and a
- * call's clock is two stores into memory shared with the worker: the slot's
- * deadline and the call's id. The worker scans the armed slots every few
+ * once (its flags, in a slot, when it is made: off the request path, and the
+ * slot given back when it is dropped), and a call's clock is two stores into
+ * memory shared with the worker: the slot's deadline and the call's id. The worker scans the armed slots every few
  * milliseconds while any is armed, and sleeps on a shared word while none
  * is; an arm wakes it only then.
  */
@@ -40,11 +40,6 @@ export class Watchdog {
   readonly #gens = new Int32Array(new SharedArrayBuffer(SLOTS * 4));
   readonly #free: number[] = [];
   #nextCall = 1;
-  /** A slot goes back once its guest is collected: the worker then drops what it held for it. */
-  readonly #slots = new FinalizationRegistry<number>((slot) => {
-    Atomics.add(this.#gens, slot, 1);
-    this.#free.push(slot);
-  });
 
   /** Registers a guest's flags (once; arm does it if this was not called). */
   register(target: Watched): void {
@@ -57,7 +52,18 @@ export class Watchdog {
     const gen = Atomics.add(this.#gens, slot, 1) + 1;
     this.#start().postMessage({ op: "register", slot, gen, flags: target.flags });
     target.slot = slot;
-    this.#slots.register(target, slot);
+  }
+
+  /**
+   * Gives a guest's slot back, for one made later: once the guest will not be called again (its call has ended). The
+   * worker drops what it held for the slot when it is registered anew.
+   */
+  release(target: Watched): void {
+    if (target.slot === undefined) return;
+    Atomics.store(this.#calls, target.slot, 0);
+    Atomics.add(this.#gens, target.slot, 1);
+    this.#free.push(target.slot);
+    target.slot = undefined;
   }
 
   /**

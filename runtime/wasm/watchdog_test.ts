@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { Watchdog } from "./watchdog.ts";
+import { type Watched, Watchdog } from "./watchdog.ts";
 
-const guest = () => ({ flags: [new SharedArrayBuffer(64 * 1024)] });
+const guest = (): Watched => ({ flags: [new SharedArrayBuffer(64 * 1024)] });
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 Deno.test("the watchdog fires a running call at its deadline, never one that ended, nor the next call early", async () => {
@@ -71,6 +71,28 @@ Deno.test("a call stopped as its deadline fires is told so: its flags are set, w
     await wait(300);
     many.forEach((m, i) => assert.equal(Watchdog.fired(m.flags), i % 2 === 0, `guest ${i}`));
     for (const s of stops) s();
+  } finally {
+    watchdog.close();
+  }
+});
+
+Deno.test("a dropped guest's slot goes to the next one made, which the old deadline never fires", async () => {
+  const watchdog = new Watchdog();
+  try {
+    await started(watchdog);
+    const first = guest();
+    watchdog.register(first);
+    const slot = first.slot;
+    watchdog.arm(first, 30)(); // its call ended in time
+    watchdog.release(first);
+    assert.equal(first.slot, undefined);
+    const next = guest();
+    watchdog.register(next);
+    assert.equal(next.slot, slot, "the slot is used again: slots do not grow with every instance made");
+    const stop = watchdog.arm(next, 60_000);
+    await wait(150);
+    assert.ok(!Watchdog.fired(next.flags) && !Watchdog.fired(first.flags));
+    stop();
   } finally {
     watchdog.close();
   }
