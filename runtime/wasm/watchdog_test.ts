@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Watched, Watchdog } from "./watchdog.ts";
+import { Watchdog, type Watched } from "./watchdog.ts";
 
 const guest = (): Watched => ({ flags: [new SharedArrayBuffer(64 * 1024)] });
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
