@@ -174,8 +174,8 @@ export class Executor implements GuestBackend {
       made: 0,
       pool: new InstancePool(
         () => this.#instantiate(l),
-        // Reset instances serve request after request: one made ahead is enough.
-        reset ? 1 : desc.poolSize,
+        // Reset and reused instances serve request after request: one made ahead is enough.
+        reset || reuse ? 1 : desc.poolSize,
         (err) => this.#opts.log(desc.id, "system", `cannot pre-make an instance: ${errorText(err)}`),
         (guest) => this.#drop(guest),
       ),
