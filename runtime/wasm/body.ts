@@ -7,7 +7,7 @@
 
 import { OrcaError } from "../../errors.ts";
 import { concat } from "../bytes.ts";
-import type { WireRequest, WireResponse } from "./executor.ts";
+import type { WireRequest, WireResponse } from "./backend.ts";
 import type { GuestIo } from "./wasi.ts";
 
 /**

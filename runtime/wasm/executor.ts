@@ -6,7 +6,7 @@
  */
 
 import { OrcaError } from "../../errors.ts";
-import type { ExecResult, HttpContext, JobInput, JobResult, LogLine } from "../types.ts";
+import type { ExecResult, JobInput } from "../types.ts";
 import { concat, OutputTail } from "../bytes.ts";
 import { type CompiledComponent, type GuestExports, loadComponent, type PreparedComponent } from "./component.ts";
 import { buildTree, type Mount, mountFilesystem } from "./files.ts";
@@ -17,61 +17,20 @@ import type { StreamingCall } from "./body.ts";
 import { serveWagi } from "./wagi_call.ts";
 import { serveWasiHttp } from "./http_call.ts";
 import type { GuestIo } from "./wasi.ts";
+import { whyNotReset } from "./snapshot.ts";
 import { Watchdog } from "./watchdog.ts";
-
-export interface WorkloadStats {
-  instances: number;
-  memoryBytes: number;
-  notReused?: string;
-  /** Why an isolated wasi:http handler gets a fresh instance per request rather than a reset one. */
-  notReset?: string;
-  /** Instances made since the workload was loaded. */
-  made?: number;
-}
-
-/** Everything a host needs to run one workload's guests: plain data, sent to guest hosts as is. */
-export interface WorkloadDesc {
-  id: string;
-  /** The service's name (argv[0] of commands) and its project, for messages. */
-  name: string;
-  project: string;
-  prepared: PreparedComponent;
-  env: Record<string, string>;
-  allowedHosts: string[];
-  mounts: { guestPath: string; rw: boolean; files: [string, Uint8Array][] }[];
-  /** `[service.limits] timeout_ms`; the defaults below otherwise. */
-  timeoutMs?: number;
-  poolSize: number;
-  /** `[service.wasm] instance`: `reuse` keeps a wasi:http handler's instances between requests. */
-  instance?: "isolated" | "reuse";
-  /** A reused instance is replaced after this many requests (default MAX_CALLS_PER_INSTANCE). */
-  maxReuses?: number;
-}
-
-export interface WireRequest {
-  method: string;
-  url: string;
-  headers: [string, string][];
-  /** The whole body, or (one over STREAM_AFTER_BYTES or of unknown length, body.ts) a stream of it. */
-  body: Uint8Array | ReadableStream<Uint8Array> | null;
-  ctx: HttpContext;
-}
-
-export interface WireResponse {
-  status: number;
-  headers: [string, string][];
-  /** The whole body, or (a response larger than STREAM_AFTER_BYTES, body.ts) a stream the guest is still writing. */
-  body: Uint8Array | ReadableStream<Uint8Array>;
-  /** Set when the guest trapped or missed its deadline (the response is then a 500 or 504 of ours). */
-  failure?: string;
-  /** A streamed body: settles when the guest is done, with its failure (the stream then errors) if any. */
-  finished?: Promise<string | undefined>;
-}
-
-/** A job's result; `incident` when the guest trapped rather than exiting on its own. */
-export type JobOutcome = JobResult & { incident?: boolean };
-
-export type LogSink = (workload: string, stream: LogLine["stream"], text: string) => void;
+import {
+  type GuestBackend,
+  HTTP_TIMEOUT_MS,
+  JOB_TIMEOUT_MS,
+  type JobOutcome,
+  type LogSink,
+  wireError,
+  type WireRequest,
+  type WireResponse,
+  type WorkloadDesc,
+  type WorkloadStats,
+} from "./backend.ts";
 
 export interface ExecutorOptions {
   log: LogSink;
@@ -108,25 +67,7 @@ const FETCH_EVENT = 'its guest answers through a FetchEvent listener (addEventLi
   "answers one request per instance; export incomingHandler to be reused";
 /** A reused instance (a message handler's, or an HTTP one's) is replaced after this many calls (bounds leaks). */
 const MAX_CALLS_PER_INSTANCE = 1000;
-/** Default deadlines: an HTTP request, and a job (cron firing, message). */
-export const HTTP_TIMEOUT_MS = 10_000;
-export const JOB_TIMEOUT_MS = 30_000;
 const TAIL_BYTES = 4096;
-
-/** Where guest calls run: an Executor in this process, or a pool of guest host processes (hosts.ts). */
-export interface GuestBackend {
-  /** Makes the workload ready to serve (compiled, first instance made); errors surface here. */
-  load(desc: WorkloadDesc): Promise<void>;
-  /** Drops the workload's instances and compiled code; calls in flight finish. */
-  unload(id: string): void;
-  /** Instances alive, the bytes of their memories, and why requests are not served by reused instances if asked. */
-  stats(id: string): Promise<WorkloadStats>;
-  /** `begin`: awaited just before the guest is handed the call (a guest host tells its server: hosts.ts retries). */
-  http(id: string, req: WireRequest, begin?: () => Promise<void>): Promise<WireResponse>;
-  job(id: string, input: JobInput, begin?: () => Promise<void>): Promise<JobOutcome>;
-  exec(id: string, cmd: string[]): Promise<ExecResult>;
-  close(): void;
-}
 
 /** Runs guests in the calling process. */
 export class Executor implements GuestBackend {
@@ -160,7 +101,7 @@ export class Executor implements GuestBackend {
     const compiled = await loadComponent(desc.prepared, { direct: desc.mounts.length === 0 });
     const asked = desc.instance === "reuse" && compiled.kind === "http";
     const reuse = asked && !desc.prepared.fetchEvent;
-    const notReset = compiled.kind !== "http" || reuse ? undefined : whyNotReset(desc);
+    const notReset = compiled.kind !== "http" || reuse ? undefined : whyNotReset(desc.prepared, desc.mounts);
     const reset = compiled.kind === "http" && !reuse && notReset === undefined;
     const l: Loaded = {
       desc,
@@ -517,22 +458,4 @@ export class Executor implements GuestBackend {
 /** Bytes of a guest's linear memories. */
 function memoryOf(guest: Guest): number {
   return guest.memories.reduce((n, m) => n + m.buffer.byteLength, 0);
-}
-
-/**
- * Why an isolated wasi:http handler cannot be reset between requests, or undefined when it can: its module (a
- * core that changes tables, say), or its service's writable mounts (files written would outlive the request).
- */
-function whyNotReset(desc: WorkloadDesc): string | undefined {
-  if (desc.mounts.some((m) => m.rw)) return "it mounts a writable volume, which a reset does not put back";
-  if (!desc.prepared.resettable) return desc.prepared.notResettable ?? "its module was prepared without a snapshot";
-  return undefined;
-}
-
-export function wireError(status: number, message: string): WireResponse {
-  return {
-    status,
-    headers: [["content-type", "application/json"]],
-    body: new TextEncoder().encode(JSON.stringify({ error: message, status })),
-  };
 }

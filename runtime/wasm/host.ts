@@ -12,7 +12,8 @@
 
 import { OrcaError } from "../../errors.ts";
 import type { JobInput } from "../types.ts";
-import { Executor, type WireRequest, type WireResponse, type WorkloadDesc } from "./executor.ts";
+import type { WireRequest, WireResponse, WorkloadDesc } from "./backend.ts";
+import { Executor } from "./executor.ts";
 import { errorText } from "./guest.ts";
 import { FrameSender, readFrames, sendPieces } from "./wire.ts";
 

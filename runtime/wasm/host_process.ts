@@ -11,7 +11,7 @@
  */
 
 import { OrcaError } from "../../errors.ts";
-import type { LogSink } from "./executor.ts";
+import type { LogSink } from "./backend.ts";
 import type { HostCall, HostMessage } from "./host.ts";
 import { FrameSender, readFrames, sendPieces } from "./wire.ts";
 

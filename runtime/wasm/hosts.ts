@@ -22,7 +22,7 @@ import {
   type WireResponse,
   type WorkloadDesc,
   type WorkloadStats,
-} from "./executor.ts";
+} from "./backend.ts";
 import type { HostCall } from "./host.ts";
 import { type DistributiveOmit, HostLost, HostProcess, type HostProcessOptions } from "./host_process.ts";
 

@@ -21,7 +21,7 @@ import {
   type StreamingCall,
   streamingCall,
 } from "./body.ts";
-import type { WireRequest } from "./executor.ts";
+import type { WireRequest } from "./backend.ts";
 import type { Guest } from "./guest.ts";
 // @ts-types="../../node_modules/@bytecodealliance/preview2-shim/dist/browser/io.d.ts"
 import * as io from "../../node_modules/@bytecodealliance/preview2-shim/dist/browser/io.js";

@@ -24,7 +24,8 @@ import type {
 } from "../types.ts";
 import { DEFAULT_MEMORY_LIMIT, type GuestKind, prepareComponent, type PreparedComponent } from "./compile.ts";
 import { Admission, enterBoth, overloaded, type Refusal } from "./admission.ts";
-import { Executor, type GuestBackend, HTTP_TIMEOUT_MS, type WorkloadDesc } from "./executor.ts";
+import { type GuestBackend, HTTP_TIMEOUT_MS, type WorkloadDesc } from "./backend.ts";
+import { Executor } from "./executor.ts";
 import { errorResponse, errorText } from "./guest.ts";
 import { HostPool } from "./hosts.ts";
 import { STREAM_AFTER_BYTES } from "./body.ts";

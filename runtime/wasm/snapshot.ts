@@ -223,3 +223,16 @@ export class Snapshot {
     return true;
   }
 }
+
+/**
+ * Why an isolated wasi:http handler cannot be reset between requests, or undefined when it can: its module (a
+ * core that changes tables, say), or its service's writable mounts (files written would outlive the request).
+ */
+export function whyNotReset(
+  prepared: { resettable?: boolean; notResettable?: string },
+  mounts: readonly { rw: boolean }[],
+): string | undefined {
+  if (mounts.some((m) => m.rw)) return "it mounts a writable volume, which a reset does not put back";
+  if (!prepared.resettable) return prepared.notResettable ?? "its module was prepared without a snapshot";
+  return undefined;
+}
