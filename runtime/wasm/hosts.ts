@@ -12,17 +12,8 @@
 
 import { OrcaError } from "../../errors.ts";
 import type { ExecResult, JobInput } from "../types.ts";
-import {
-  type GuestBackend,
-  HTTP_TIMEOUT_MS,
-  JOB_TIMEOUT_MS,
-  type JobOutcome,
-  wireError,
-  type WireRequest,
-  type WireResponse,
-  type WorkloadDesc,
-  type WorkloadStats,
-} from "./backend.ts";
+import { HTTP_TIMEOUT_MS, JOB_TIMEOUT_MS, wireError } from "./backend.ts";
+import type { GuestBackend, JobOutcome, WireRequest, WireResponse, WorkloadDesc, WorkloadStats } from "./backend.ts";
 import type { HostCall } from "./host.ts";
 import { type DistributiveOmit, HostLost, HostProcess, type HostProcessOptions } from "./host_process.ts";
 

@@ -30,6 +30,17 @@ Deno.test("the watchdog fires a running call at its deadline, never one that end
   }
 });
 
+/** Runs `body` with a watchdog whose thread is up, and closes it after. */
+async function withWatchdog(body: (watchdog: Watchdog) => Promise<void>): Promise<void> {
+  const watchdog = new Watchdog();
+  try {
+    await started(watchdog);
+    await body(watchdog);
+  } finally {
+    watchdog.close();
+  }
+}
+
 /** Waits for the watchdog's thread to be up: a call armed with no time left fires once it is. */
 async function started(watchdog: Watchdog): Promise<void> {
   const first = guest();
@@ -37,10 +48,8 @@ async function started(watchdog: Watchdog): Promise<void> {
   while (!Watchdog.fired(first.flags)) await wait(5);
 }
 
-Deno.test("the watchdog wakes from its sleep for a call armed after a quiet spell, and fires it near its deadline", async () => {
-  const watchdog = new Watchdog();
-  try {
-    await started(watchdog);
+Deno.test("the watchdog wakes from its sleep for a call armed after a quiet spell, and fires it near its deadline", () =>
+  withWatchdog(async (watchdog) => {
     await wait(100); // nothing armed: the worker sleeps
     for (let round = 0; round < 3; round++) {
       const g = guest();
@@ -51,15 +60,10 @@ Deno.test("the watchdog wakes from its sleep for a call armed after a quiet spel
       assert.ok(late >= -2 && late < 200, `fired ${late.toFixed(1)} ms after its deadline`);
       await wait(100);
     }
-  } finally {
-    watchdog.close();
-  }
-});
+  }));
 
-Deno.test("a call stopped as its deadline fires is told so: its flags are set, whichever side won", async () => {
-  const watchdog = new Watchdog();
-  try {
-    await started(watchdog);
+Deno.test("a call stopped as its deadline fires is told so: its flags are set, whichever side won", () =>
+  withWatchdog(async (watchdog) => {
     const g = guest();
     const stop = watchdog.arm(g, 0);
     await wait(100); // the worker fired it
@@ -71,15 +75,10 @@ Deno.test("a call stopped as its deadline fires is told so: its flags are set, w
     await wait(300);
     many.forEach((m, i) => assert.equal(Watchdog.fired(m.flags), i % 2 === 0, `guest ${i}`));
     for (const s of stops) s();
-  } finally {
-    watchdog.close();
-  }
-});
+  }));
 
-Deno.test("a dropped guest's slot goes to the next one made, which the old deadline never fires", async () => {
-  const watchdog = new Watchdog();
-  try {
-    await started(watchdog);
+Deno.test("a dropped guest's slot goes to the next one made, which the old deadline never fires", () =>
+  withWatchdog(async (watchdog) => {
     const first = guest();
     watchdog.register(first);
     const slot = first.slot;
@@ -93,7 +92,4 @@ Deno.test("a dropped guest's slot goes to the next one made, which the old deadl
     await wait(150);
     assert.ok(!Watchdog.fired(next.flags) && !Watchdog.fired(first.flags));
     stop();
-  } finally {
-    watchdog.close();
-  }
-});
+  }));
