@@ -8,7 +8,15 @@
 
 import { concat } from "../bytes.ts";
 import { leb, readU32, slebLength } from "./leb.ts";
-import { countImportedMemories, name, order, readS33, readSections, type Section, writeSections } from "./sections.ts";
+import {
+  appendToVector,
+  countImportedMemories,
+  name,
+  readS33,
+  readSections,
+  withSection,
+  writeSections,
+} from "./sections.ts";
 
 export const INTERRUPT_EXPORT = "orca_interrupt";
 
@@ -40,34 +48,10 @@ export function instrumentInterrupts(module: Uint8Array): Uint8Array | undefined
   }
   // The flag memory: shared, exactly one page.
   const flagMemory = new Uint8Array([0x03, 0x01, 0x01]);
-  const out: Section[] = [];
-  let memoryDone = false;
-  let exportDone = false;
   const exportEntry = concat([name(INTERRUPT_EXPORT), new Uint8Array([0x02]), leb(flagIndex)]);
-  for (const s of sections) {
-    if (!memoryDone && s.id !== 0 && order(s.id) > order(5)) {
-      out.push({ id: 5, body: concat([leb(1), flagMemory]) });
-      memoryDone = true;
-    }
-    if (!exportDone && s.id !== 0 && order(s.id) > order(7)) {
-      out.push({ id: 7, body: concat([leb(1), exportEntry]) });
-      exportDone = true;
-    }
-    if (s.id === 5) {
-      out.push({ id: 5, body: concat([leb(definedMemories + 1), s.body.subarray(readU32(s.body, 0)[1]), flagMemory]) });
-      memoryDone = true;
-    } else if (s.id === 7) {
-      const [count, len] = readU32(s.body, 0);
-      out.push({ id: 7, body: concat([leb(count + 1), s.body.subarray(len), exportEntry]) });
-      exportDone = true;
-    } else if (s.id === 10) {
-      out.push({ id: 10, body: newCode! });
-    } else {
-      out.push(s);
-    }
-  }
-  if (!memoryDone) out.push({ id: 5, body: concat([leb(1), flagMemory]) });
-  if (!exportDone) out.push({ id: 7, body: concat([leb(1), exportEntry]) });
+  let out = withSection(sections, 5, (body) => appendToVector(body, [flagMemory]));
+  out = withSection(out, 7, (body) => appendToVector(body, [exportEntry]));
+  if (newCode) out = withSection(out, 10, () => newCode!);
   return writeSections(module, out);
 }
 

@@ -8,7 +8,7 @@
 import { OrcaError } from "../../errors.ts";
 import { concat } from "../bytes.ts";
 import { leb, readU32 } from "./leb.ts";
-import { countImportedMemories, name, order, readSections, type Section, writeSections } from "./sections.ts";
+import { appendToVector, countImportedMemories, name, readSections, withSection, writeSections } from "./sections.ts";
 
 export const PAGE = 65536;
 
@@ -107,25 +107,7 @@ export function importMainMemory(module: Uint8Array): { module: Uint8Array; limi
   const restOfMemories = concat([leb(count - 1), memory.body.subarray(at)]);
   // The import section: one more entry, a memory.
   const entry = concat([name(MEMORY_IMPORT.module), name(MEMORY_IMPORT.name), new Uint8Array([0x02]), limits]);
-  let importBody: Uint8Array;
-  if (imports) {
-    const [n, nLen] = readU32(imports.body, 0);
-    importBody = concat([leb(n + 1), imports.body.subarray(nLen), entry]);
-  } else {
-    importBody = concat([leb(1), entry]);
-  }
-  const out: Section[] = [];
-  let importsDone = false;
-  for (const s of sections) {
-    if (!importsDone && s.id !== 0 && order(s.id) >= order(2)) {
-      out.push({ id: 2, body: importBody });
-      importsDone = true;
-    }
-    if (s.id === 5) {
-      if (count > 1) out.push({ id: 5, body: restOfMemories });
-    } else if (s.id !== 2) {
-      out.push(s);
-    }
-  }
+  const out = withSection(sections, 2, (body) => appendToVector(body, [entry]))
+    .flatMap((s) => s.id !== 5 ? [s] : count > 1 ? [{ id: 5, body: restOfMemories }] : []);
   return { module: writeSections(module, out), limits: { min, max } };
 }

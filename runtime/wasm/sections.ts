@@ -53,6 +53,30 @@ export function writeSections(header: Uint8Array, sections: Section[]): Uint8Arr
   ]);
 }
 
+/**
+ * `sections` with section `id`'s body replaced by `edit(body)`; when there is none, with `edit(undefined)` put where
+ * the binary format's order wants it.
+ */
+export function withSection(
+  sections: readonly Section[],
+  id: number,
+  edit: (body: Uint8Array | undefined) => Uint8Array,
+): Section[] {
+  const at = sections.findIndex((s) => s.id === id);
+  if (at >= 0) return sections.map((s, i) => i === at ? { id, body: edit(s.body) } : s);
+  const before = sections.findIndex((s) => s.id !== 0 && order(s.id) > order(id));
+  const out = [...sections];
+  out.splice(before < 0 ? out.length : before, 0, { id, body: edit(undefined) });
+  return out;
+}
+
+/** A vector section's body (its count, then its items) with `items` added at the end; a new one without `body`. */
+export function appendToVector(body: Uint8Array | undefined, items: readonly Uint8Array[]): Uint8Array {
+  if (!body) return concat([leb(items.length), ...items]);
+  const [count, len] = readU32(body, 0);
+  return concat([leb(count + items.length), body.subarray(len), ...items]);
+}
+
 export function countImportedMemories(body: Uint8Array | undefined): number {
   return countImports(body).memory;
 }

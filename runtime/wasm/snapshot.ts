@@ -11,15 +11,15 @@
  * service falls back to a fresh instance per request.
  *
  * At run time (Snapshot) the memories and globals are saved once and copied
- * back after each request, and jco's handle tables (the host resources the
- * guest can name) must be back to what they held after instantiation: a
- * request that left a resource open, grew a memory, or failed, gets its
- * instance thrown away instead.
+ * back after each request, and so are jco's handle tables (the host resources
+ * the guest can name): a resource a request left open can no longer be named,
+ * and its host object is let go. A request that grew a memory, or failed,
+ * gets its instance thrown away instead.
  */
 
 import { concat } from "../bytes.ts";
 import { leb, readU32 } from "./leb.ts";
-import { countImports, name, order, readSections, type Section, writeSections } from "./sections.ts";
+import { appendToVector, countImports, name, readSections, withSection, writeSections } from "./sections.ts";
 import { skipInstruction } from "./instrument.ts";
 
 /** Export names given to a core module's mutable globals and memories (index appended). */
@@ -62,20 +62,7 @@ export function exposeState(module: Uint8Array): { module: Uint8Array } | { why:
     if (why) return { why };
   }
   if (entries.length === 0) return { module };
-  const out: Section[] = [];
-  let exportDone = false;
-  for (const s of sections) {
-    if (!exportDone && s.id !== 0 && order(s.id) > order(7)) {
-      out.push({ id: 7, body: concat([leb(entries.length), ...entries]) });
-      exportDone = true;
-    }
-    if (s.id === 7) {
-      const [count, len] = readU32(s.body, 0);
-      out.push({ id: 7, body: concat([leb(count + entries.length), s.body.subarray(len), ...entries]) });
-      exportDone = true;
-    } else out.push(s);
-  }
-  if (!exportDone) out.push({ id: 7, body: concat([leb(entries.length), ...entries]) });
+  const out = withSection(sections, 7, (body) => appendToVector(body, entries));
   return { module: writeSections(module, out) };
 }
 
