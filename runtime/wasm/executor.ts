@@ -8,7 +8,7 @@
 import { OrcaError } from "../../errors.ts";
 import type { ExecResult, JobInput } from "../types.ts";
 import { concat, OutputTail } from "../bytes.ts";
-import { type CompiledComponent, type GuestExports, loadComponent, type PreparedComponent } from "./component.ts";
+import { type CompiledComponent, type GuestExports, loadComponent } from "./component.ts";
 import { buildTree, type Mount, mountFilesystem } from "./files.ts";
 import { errorText, type Guest, logIo, runCommand } from "./guest.ts";
 import { INTERRUPT_EXPORT } from "./instrument.ts";
@@ -53,7 +53,7 @@ interface Loaded {
   /** Whether isolated HTTP requests run on instances reset to their saved state (snapshot.ts); why not, if not. */
   reset: boolean;
   notReset?: string;
-  /** Reset instances that served a request and wait for their state to be put back (off the response's path). */
+  /** Reset instances that served a request and wait for their state to be put back (on a microtask). */
   dirty: Guest[];
   /** Instances made so far. */
   made: number;
@@ -101,8 +101,10 @@ export class Executor implements GuestBackend {
     const compiled = await loadComponent(desc.prepared, { direct: desc.mounts.length === 0 });
     const asked = desc.instance === "reuse" && compiled.kind === "http";
     const reuse = asked && !desc.prepared.fetchEvent;
-    const notReset = compiled.kind !== "http" || reuse ? undefined : whyNotReset(desc.prepared, desc.mounts);
-    const reset = compiled.kind === "http" && !reuse && notReset === undefined;
+    // Isolated HTTP requests: on reset instances, unless something says why not.
+    const isolatedHttp = compiled.kind === "http" && !reuse;
+    const notReset = isolatedHttp ? whyNotReset(desc.prepared, desc.mounts) : undefined;
+    const reset = isolatedHttp && notReset === undefined;
     const l: Loaded = {
       desc,
       compiled,

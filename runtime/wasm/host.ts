@@ -55,8 +55,9 @@ export async function runHost(args: string[]): Promise<void> {
   for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => {});
   const at = args.indexOf("--idle-ms");
   const idleMs = at >= 0 ? Number(args[at + 1]) : 60_000;
-  const socket = args[args.indexOf("--socket") + 1];
-  if (!args.includes("--socket") || !socket) throw new Error("a guest host needs --socket PATH (its server's)");
+  const socketAt = args.indexOf("--socket");
+  const socket = socketAt >= 0 ? args[socketAt + 1] : undefined;
+  if (!socket) throw new Error("a guest host needs --socket PATH (its server's)");
   const conn = await Deno.connect({ transport: "unix", path: socket });
   const sender = new FrameSender(conn);
   // The server is gone when the connection breaks: nothing left to do.

@@ -112,11 +112,11 @@ export class HostProcess {
           this.#lose(undefined, how);
           throw new Error(`it ${how} before it connected`);
         });
+        let timer: ReturnType<typeof setTimeout> | undefined;
         const timeout = new Promise<never>((_, reject) => {
-          const timer = setTimeout(() => reject(new Error("it did not connect within 30 s")), 30_000);
-          Deno.unrefTimer(timer);
+          timer = setTimeout(() => reject(new Error("it did not connect within 30 s")), 30_000);
         });
-        const conn = await Promise.race([listener.accept(), exited, timeout]);
+        const conn = await Promise.race([listener.accept(), exited, timeout]).finally(() => clearTimeout(timer));
         if (this.#dead) {
           conn.close();
           return;

@@ -7,9 +7,9 @@
  * Nothing is sent to the worker per call. Each guest instance is registered
  * once (its flags, in a slot, when it is made: off the request path, and the
  * slot given back when it is dropped), and a call's clock is two stores into
- * memory shared with the worker: the slot's deadline and the call's id. The worker scans the armed slots every few
- * milliseconds while any is armed, and sleeps on a shared word while none
- * is; an arm wakes it only then.
+ * memory shared with the worker: the slot's deadline and the call's id. The
+ * worker scans the armed slots every few milliseconds while any is armed, and
+ * sleeps on a shared word while none is; an arm wakes it only then.
  */
 
 import { OrcaError } from "../../errors.ts";
@@ -26,7 +26,7 @@ export interface Watched {
 }
 
 /** Milliseconds since `epoch`, on a clock both threads read alike (timeOrigin is per thread; their sum is not). */
-export function elapsed(epoch: number): number {
+function elapsed(epoch: number): number {
   return Math.round(performance.timeOrigin + performance.now() - epoch);
 }
 
