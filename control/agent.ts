@@ -13,7 +13,7 @@
 
 import { OrcaError } from "../errors.ts";
 import { createProxy, requestTarget } from "../proxy/mod.ts";
-import { ContainerRuntime, discoverGpus, Engine, WasmRuntime } from "../runtime/mod.ts";
+import { ContainerRuntime, discoverGpus, Engine } from "../runtime/mod.ts";
 import { VERSION } from "../version.ts";
 import { createAgentApi } from "./agent_api.ts";
 import { AGENT_PATH } from "./agent_hub.ts";
@@ -25,6 +25,7 @@ import { fetchFromPeers } from "./missing.ts";
 import { localFacts, offeredRuntimes } from "./node_facts.ts";
 import { ControlPlane } from "./plane.ts";
 import { Store } from "./store.ts";
+import { nodeWasmRuntime } from "./workloads.ts";
 
 export interface AgentOptions {
   home: string;
@@ -76,10 +77,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     },
   });
   const machine = new ControlMachine(store);
-  const wasm = new WasmRuntime({
-    cacheDir: `${opts.home}/cache`,
-    loadModule: (hash) => Promise.resolve(store.getModule(hash)),
-    loadBlob: (hash) => Promise.resolve(store.getBlob(hash)),
+  const wasm = nodeWasmRuntime(opts.home, store, {
     poolSize: opts.poolSize ?? 4,
     ...(opts.workers !== undefined && { workers: opts.workers }),
     log,

@@ -5,15 +5,7 @@
 
 import { OrcaError } from "../errors.ts";
 import { createProxy, requestTarget } from "../proxy/mod.ts";
-import {
-  ContainerRuntime,
-  discoverGpus,
-  Engine,
-  type JobInput,
-  type JobResult,
-  toBase64,
-  WasmRuntime,
-} from "../runtime/mod.ts";
+import { ContainerRuntime, discoverGpus, Engine, type JobInput, type JobResult, toBase64 } from "../runtime/mod.ts";
 import { VERSION } from "../version.ts";
 import { createApi } from "./api.ts";
 import { bearerMatches, loadOrCreateNodeId, loadOrCreateToken } from "./auth.ts";
@@ -28,7 +20,7 @@ import { NodeWatch } from "./node_watch.ts";
 import { AGENT_PATH, AgentHub } from "./agent_hub.ts";
 import { dumpView } from "./snapshot.ts";
 import type { ReplicaReport } from "./placement_store.ts";
-import type { LocalService } from "./workloads.ts";
+import { type LocalService, nodeWasmRuntime } from "./workloads.ts";
 import { postToNode, promoteWhenCaughtUp, registerSelf, requestJoin } from "./join.ts";
 import { localFacts, offeredRuntimes } from "./node_facts.ts";
 import { ControlLog, PEER_PATH } from "./raft_log.ts";
@@ -100,10 +92,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const store = new Store(`${opts.home}/orca.db`, { onFatal: fatal("the store") });
   // The runtime exists before the plane that publishes its incidents: bind late.
   let incident = (_service: string, _error: string) => {};
-  const wasm = new WasmRuntime({
-    cacheDir: `${opts.home}/cache`,
-    loadModule: (hash) => Promise.resolve(store.getModule(hash)),
-    loadBlob: (hash) => Promise.resolve(store.getBlob(hash)),
+  const wasm = nodeWasmRuntime(opts.home, store, {
     poolSize: opts.poolSize ?? 4,
     ...(opts.idleMs !== undefined && { idleMs: opts.idleMs }),
     ...(opts.workers !== undefined && { workers: opts.workers }),

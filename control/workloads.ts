@@ -9,11 +9,19 @@
 
 import { OrcaError } from "../errors.ts";
 import { routesOf, RouteTable } from "../proxy/mod.ts";
-import type { GuestKind, HttpServing, JobRunning, Runtime, WorkloadHandle } from "../runtime/mod.ts";
+import {
+  type GuestKind,
+  type HttpServing,
+  type JobRunning,
+  type Runtime,
+  WasmRuntime,
+  type WasmRuntimeOptions,
+  type WorkloadHandle,
+} from "../runtime/mod.ts";
 import { keyOf } from "./deploy_request.ts";
 import { needsCommand } from "./jobs.ts";
 import type { ServiceSpec } from "../config/mod.ts";
-import type { StoredService } from "./store.ts";
+import type { Store, StoredService } from "./store.ts";
 
 export interface Active {
   stored: StoredService;
@@ -188,4 +196,21 @@ export class Workloads {
     for (const a of this.active.values()) if (a.handle?.runtime === "wasm") await this.#opts.wasm.remove(a.handle);
     this.active.clear();
   }
+}
+
+/**
+ * A node's Wasm runtime (a server's or a worker's): modules and mounted files come from its store, compiled output
+ * goes under its home, and `opts` says the rest.
+ */
+export function nodeWasmRuntime(
+  home: string,
+  store: Store,
+  opts: Omit<WasmRuntimeOptions, "cacheDir" | "loadModule" | "loadBlob">,
+): WasmRuntime {
+  return new WasmRuntime({
+    cacheDir: `${home}/cache`,
+    loadModule: (hash) => Promise.resolve(store.getModule(hash)),
+    loadBlob: (hash) => Promise.resolve(store.getBlob(hash)),
+    ...opts,
+  });
 }
