@@ -18,6 +18,7 @@ import { clusterCommand, nodesCommand } from "./cli/nodes.ts";
 import { serverCommand } from "./cli/server.ts";
 import { joinCommand } from "./cli/join.ts";
 import { statusCommand } from "./cli/status.ts";
+import { historyCommand, rollbackCommand } from "./cli/history.ts";
 import { VERSION } from "./version.ts";
 import { runHost } from "./runtime/wasm/host.ts";
 import { forTerminal } from "./cli/terminal.ts";
@@ -31,6 +32,8 @@ const commands: Command[] = [
   statsCommand,
   execCommand,
   rmCommand,
+  historyCommand,
+  rollbackCommand,
   runsCommand,
   queueCommand,
   eventsCommand,

@@ -5,6 +5,7 @@ import type { DeployResult } from "../control/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { Client } from "./client.ts";
 import { clientFlags, clientOptions, type Command, table } from "./command.ts";
+import { whoAmI } from "./history.ts";
 
 export const deployCommand: Command = {
   name: "deploy",
@@ -37,7 +38,10 @@ export const deployCommand: Command = {
       [...bundle.projects.values()].flat().map((s) => s.image).filter((i): i is string => !!i),
     );
     const projects = Object.fromEntries([...bundle.projects].map(([name, services]) => [name, services]));
-    const result = await client.json<DeployResult>("/deploy", { method: "POST", body: JSON.stringify({ projects }) });
+    const result = await client.json<DeployResult>("/deploy", {
+      method: "POST",
+      body: JSON.stringify({ projects, by: whoAmI() }),
+    });
     if (values.json) {
       console.log(JSON.stringify({ ...result, uploaded }, null, 2));
       return 0;

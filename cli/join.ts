@@ -4,7 +4,7 @@ import { parseLabels, startAgent } from "../control/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { type Command, orcaHome } from "./command.ts";
-import { hostPort, listenError, port, untilStopped, workersFlag } from "./server.ts";
+import { hostPort, listenError, port, secondsFlag, untilStopped, workersFlag } from "./server.ts";
 
 export const joinCommand: Command = {
   name: "join",
@@ -22,6 +22,7 @@ export const joinCommand: Command = {
     "--pool-size N     pre-made Wasm instances per service (default 4)",
     "--workers N       guest host processes that run Wasm guests (default: one per core; 0: in the process)",
     "--docker-socket P Docker engine socket for container services (default /var/run/docker.sock)",
+    "--watchdog-secs N how often the watchdog checks every replica here: restarts, routes, orphans (default 30)",
   ],
   options: {
     token: { type: "string" },
@@ -35,6 +36,7 @@ export const joinCommand: Command = {
     "pool-size": { type: "string" },
     workers: { type: "string" },
     "docker-socket": { type: "string" },
+    "watchdog-secs": { type: "string" },
   },
   maxArgs: 1,
   async run(values, args) {
@@ -50,6 +52,7 @@ export const joinCommand: Command = {
       throw new OrcaError("usage", `--name must be 1-63 letters, digits, . _ / -; got ${JSON.stringify(name)}`);
     }
     const workers = workersFlag(values);
+    const watchdogSecs = secondsFlag(values, "watchdog-secs", 86400);
     const apiPort = port(values, "api-port", 6880);
     const httpPort = port(values, "http-port", 80);
     let agent;
@@ -63,6 +66,7 @@ export const joinCommand: Command = {
         httpPort,
         poolSize: port(values, "pool-size", 4),
         ...(workers !== undefined && { workers }),
+        ...(watchdogSecs !== undefined && { watchdogSecs }),
         ...(values.token !== undefined && { token: values.token as string }),
         ...(values.labels !== undefined && { labels: parseLabels(values.labels as string) }),
         ...(values.advertise !== undefined && { advertise: hostPort(values.advertise as string, "--advertise") }),

@@ -51,6 +51,17 @@ export function untilStopped(): Promise<void> {
 }
 
 /** `--workers N`: guest host processes, 0-256; undefined when absent. */
+/** `--NAME N`: a whole number of seconds from 1 to `max`, or `undefined` when not given. */
+export function secondsFlag(values: Values, name: string, max: number): number | undefined {
+  const text = values[name] as string | undefined;
+  if (text === undefined) return undefined;
+  const n = /^[0-9]{1,9}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= max)) {
+    throw new OrcaError("usage", `--${name} must be a whole number of seconds from 1 to ${max}; got ${text}`);
+  }
+  return n;
+}
+
 export function workersFlag(values: Values): number | undefined {
   const text = values.workers as string | undefined;
   const workers = text === undefined ? undefined : Number(text);
@@ -90,6 +101,7 @@ export const serverCommand: Command = {
     "--advertise ADDR  where peers and clients reach this server's API (host:port; default: --listen and --api-port)",
     "--labels K=V,...  this server's labels, for placement (e.g. zone=eu-1,role=gpu)",
     "--node-timeout-secs N  a node silent this long is unhealthy: its replicas move elsewhere (default 30)",
+    "--watchdog-secs N how often the watchdog checks every replica here: restarts, routes, orphans (default 30)",
     "--no-workloads    run the control plane only: the scheduler places no replica here",
   ],
   options: {
@@ -109,6 +121,7 @@ export const serverCommand: Command = {
     advertise: { type: "string" },
     labels: { type: "string" },
     "node-timeout-secs": { type: "string" },
+    "watchdog-secs": { type: "string" },
     "no-workloads": { type: "boolean" },
   },
   maxArgs: 0,
@@ -128,14 +141,8 @@ export const serverCommand: Command = {
       ...byteLimit(values, "max-deploy-bytes", "deploy"),
       ...byteLimit(values, "max-module-bytes", "module"),
     };
-    const timeoutText = values["node-timeout-secs"] as string | undefined;
-    const nodeTimeoutSecs = timeoutText === undefined ? undefined : Number(timeoutText);
-    if (nodeTimeoutSecs !== undefined && !(/^[0-9]{1,5}$/.test(timeoutText!) && nodeTimeoutSecs >= 1)) {
-      throw new OrcaError(
-        "usage",
-        `--node-timeout-secs must be a whole number of seconds from 1 to 99999; got ${timeoutText}`,
-      );
-    }
+    const nodeTimeoutSecs = secondsFlag(values, "node-timeout-secs", 99999);
+    const watchdogSecs = secondsFlag(values, "watchdog-secs", 86400);
     let server;
     try {
       server = await startServer({
@@ -153,6 +160,7 @@ export const serverCommand: Command = {
         ...(values.advertise !== undefined && { advertise: hostPort(values.advertise as string, "--advertise") }),
         ...(values.labels !== undefined && { labels: parseLabels(values.labels as string) }),
         ...(nodeTimeoutSecs !== undefined && { nodeTimeoutSecs }),
+        ...(watchdogSecs !== undefined && { watchdogSecs }),
         ...(values["no-workloads"] === true && { noWorkloads: true }),
       });
     } catch (err) {

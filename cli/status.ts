@@ -44,9 +44,25 @@ export const statusCommand: Command = {
       });
     }
     console.log(table(header, rows));
+    const notes = services.flatMap(replicaNotes);
+    if (notes.length > 0) console.log(`\n${notes.join("\n")}`);
     return 0;
   },
 };
+
+/** The replicas the watchdog restarted or holds out of the routes, with the last lines of one that crashed. */
+function replicaNotes(s: ServiceStatus): string[] {
+  const now = Date.now();
+  return (s.replicas ?? []).filter((r) => r.state !== "running" || r.restarts > 0).flatMap((r) => {
+    const parts = [`${r.state}`, `${r.restarts} restart(s) in 10 min`];
+    if (r.last?.exitCode !== undefined) parts.push(`last exit code ${r.last.exitCode}`);
+    if (r.nextRestartAt) parts.push(`next restart in ${Math.ceil((r.nextRestartAt - now) / 1000)} s`);
+    const head = `${s.project}/${s.name} replica ${r.replica}: ${parts.join(", ")}`;
+    const why = r.last ? [`  last restart: ${r.last.reason}`] : [];
+    const lines = r.state === "crashloop" ? (r.last?.lines ?? []).map((l) => `  | ${l}`) : [];
+    return [head, ...why, ...lines];
+  });
+}
 
 /**
  * Where a service's replicas run: each node (its id's first 8 characters) with its count, and its state unless

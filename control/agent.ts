@@ -43,6 +43,8 @@ export interface AgentOptions {
   workers?: number;
   poolSize?: number;
   dockerSocket?: string;
+  /** How often the watchdog checks every replica here (default 30). */
+  watchdogSecs?: number;
   log?: (line: string) => void;
   /** Reconnect delays in ms (default 5, 10, 20, 40, 60 s), each with up to 20% jitter. */
   backoffMs?: number[];
@@ -138,6 +140,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     log,
     fetchMissing: (kind, hash) => fetchFromPeers(servers(), token, store, kind, hash),
     keepsAll: false,
+    ...(opts.watchdogSecs !== undefined && { watchdogMs: opts.watchdogSecs * 1000 }),
     cluster: {
       node: id,
       members: () => machine.members(),

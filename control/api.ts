@@ -17,6 +17,8 @@ import { checkReport } from "./replica_report.ts";
 import { checkFacts } from "./node_facts.ts";
 import type { JobTriggers } from "./jobs.ts";
 import type { ControlPlane, DeployRequest } from "./plane.ts";
+import { requester } from "./deploy_request.ts";
+import { readHistory } from "./history.ts";
 import type { Store } from "./store.ts";
 
 /** What a server reports about itself (in `GET /cluster/status`, and so in `GET /nodes`). */
@@ -183,6 +185,23 @@ export function createApi(opts: ApiOptions): Hono {
   app.get("/services", async (c) => c.json({ services: await plane.status() }));
 
   app.get("/deploys", (c) => c.json({ deploys: plane.deploys(limitOf(c.req.query("limit"), 20)) }));
+
+  // `orca history [service]`: what each deploy did to each service, newest first.
+  app.get("/history", (c) => {
+    const service = c.req.query("service");
+    const key = service === undefined ? undefined : plane.resolve(service);
+    return c.json({ history: readHistory((text) => store.sql(text), key, limitOf(c.req.query("limit"), 50)) });
+  });
+
+  app.post("/services/:project/:name/rollback", async (c) => {
+    const body = await readJson(c.req.raw, SMALL_JSON_BYTES, 'rollback request {"to": <deploy id>}');
+    const { to, by } = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
+    if (to !== undefined && !(Number.isSafeInteger(to) && (to as number) >= 1)) {
+      throw new OrcaError("invalid", "to must be a deploy id (a whole number from 1), as orca history lists them");
+    }
+    const who = requester({ projects: {}, ...(by !== undefined && { by: by as string }) });
+    return c.json(await plane.rollback(serviceKey(c.req.param()), to as number | undefined, who));
+  });
 
   // A placed service's stats: the sum over every node that runs a replica, each node's own beside it (`?here=1`:
   // this node's only).

@@ -7,10 +7,35 @@ import type { DeploySummary, StoredService } from "./store.ts";
 export interface DeployRequest {
   /** Project name -> its complete list of services. */
   projects: Record<string, unknown[]>;
+  /** Who deploys, as the client says (`user@host`), for the history. */
+  by?: string;
+}
+
+/** Who made a deploy request (its `by`), checked: printable ASCII, at most 128 characters. */
+export function requester(request: DeployRequest): string | undefined {
+  const by = request.by;
+  if (by === undefined) return undefined;
+  if (typeof by !== "string" || !/^[\x20-\x7e]{1,128}$/.test(by)) {
+    throw new OrcaError("invalid", "by must be 1-128 printable ASCII characters: who deploys, e.g. user@host");
+  }
+  return by;
 }
 
 export function keyOf(spec: ServiceSpec): string {
   return `${spec.project}/${spec.name}`;
+}
+
+/** The key (`project/name`) that `service` (a key, or a name unique among `keys`) names, or why none. */
+export function resolveKey(keys: string[], service: string): string {
+  if (keys.includes(service)) return service;
+  const matches = keys.filter((k) => k.endsWith(`/${service}`));
+  if (matches.length === 1) return matches[0];
+  if (matches.length > 1) {
+    throw new OrcaError("invalid", `service name "${service}" is ambiguous`, {
+      hint: `use one of: ${matches.join(", ")}`,
+    });
+  }
+  throw new OrcaError("not_found", `no service "${service}"`, { hint: "orca status lists the deployed services" });
 }
 
 export function validateRequest(request: DeployRequest): ServiceSpec[] {

@@ -204,7 +204,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
     const db = this.#store.db;
     this.#store.transaction(() => {
       db.exec(
-        "DELETE FROM services; DELETE FROM deploys; DELETE FROM members; DELETE FROM placements; DELETE FROM replica_states;",
+        "DELETE FROM services; DELETE FROM deploys; DELETE FROM members; DELETE FROM placements; DELETE FROM replica_states; DELETE FROM service_versions;",
       );
       writePlacements((text) => this.#store.sql(text), data.placements ?? {});
       loadReplicaStates((text) => this.#store.sql(text), data.replicaStates ?? {});
@@ -218,6 +218,10 @@ export class ControlMachine implements StateMachine<CommandResult> {
       for (const s of data.services) service.run(s.project, s.name, s.version, s.spec, s.updated_at);
       const deploy = this.#store.sql("INSERT INTO deploys (id, at, summary) VALUES (?, ?, ?)");
       for (const d of data.deploys) deploy.run(d.id, d.at, d.summary);
+      const version = this.#store.sql(
+        "INSERT INTO service_versions (project, name, version, deploy, at, spec) VALUES (?, ?, ?, ?, ?, ?)",
+      );
+      for (const v of data.versions ?? []) version.run(v.project, v.name, v.version, v.deploy, v.at, v.spec);
       this.#queues.load(data.queues ?? { messages: [], cursors: [], dead: [] });
       this.#runs.load(data.runs ?? { state: [], runs: [] });
       for (const { name, seq } of data.sequences ?? []) {

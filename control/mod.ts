@@ -9,6 +9,8 @@ export { ControlPlane, type DeployRequest, type DeployResult, describeSummary, t
 export { createApi } from "./api.ts";
 export { loadOrCreateToken, tokenMatches } from "./auth.ts";
 export { type DeployRecord, type DeploySummary, Store, type StoredService } from "./store.ts";
+export type { HistoryEntry } from "./history.ts";
+export type { ReplicaView } from "./watchdog.ts";
 export { type RunningServer, type ServerOptions, startServer } from "./server.ts";
 export { type AgentOptions, type RunningAgent, startAgent } from "./agent.ts";
 export { type NodeFacts, parseLabels } from "./node_facts.ts";

@@ -7,7 +7,6 @@
  */
 
 import type { ServiceSpec } from "../config/mod.ts";
-import { OrcaError } from "../errors.ts";
 import { routesOf, RouteTable } from "../proxy/mod.ts";
 import type { HttpContext } from "../runtime/mod.ts";
 import {
@@ -16,8 +15,12 @@ import {
   describeSummary,
   diffDeploy,
   keyOf,
+  requester,
+  resolveKey,
   validateRequest,
 } from "./deploy_request.ts";
+import { planRollback } from "./rollback.ts";
+import { collectUnused, UPLOAD_GRACE_MS } from "./history.ts";
 import type { Forwarder } from "./forward.ts";
 import type { JobTriggers } from "./jobs.ts";
 import type { Change, ControlCommand } from "./machine.ts";
@@ -29,6 +32,7 @@ import type { DeployRecord, DeploySummary, Store, StoredService } from "./store.
 import { bringMissing } from "./missing.ts";
 import { ReplicaOps } from "./replica_ops.ts";
 import { Warm } from "./warm.ts";
+import { Watchdog } from "./watchdog.ts";
 import { type ContainerLike, type LocalService, type WasmLike, Workloads } from "./workloads.ts";
 
 /** Where changes of desired state are committed (the Raft log) before they take effect. */
@@ -57,6 +61,8 @@ export interface ControlPlaneOptions {
   log?: (line: string) => void;
   /** How long an old version may finish in-flight requests after a swap. */
   drainMs?: number;
+  /** How often the watchdog looks at every replica here (default 30 s). */
+  watchdogMs?: number;
   /** Cron, queue and event triggers; without it only http triggers run. */
   jobs?: JobTriggers;
   /** Publishes an Orca event (the leader does; a follower sends it there). Default: the jobs' own publish. */
@@ -87,6 +93,8 @@ export class ControlPlane {
   readonly #publishEvent?: (name: string, data: Record<string, unknown>) => Promise<unknown>;
   readonly #fetchMissing?: (kind: "module" | "blob", hash: string) => Promise<void>;
   readonly #workloads: Workloads;
+  /** Restarts replicas that died, runs their probes, keeps dead ones out of the routes. */
+  readonly watchdog: Watchdog;
   readonly #cluster?: ControlPlaneOptions["cluster"];
   readonly #placing: Placing;
   /** Exec, stats, logs and jobs of the replicas this node runs. */
@@ -124,7 +132,14 @@ export class ControlPlane {
       drainMs: opts.drainMs ?? 10_000,
     });
     this.#warm = new Warm(this.#workloads, this.#log);
-    this.ops = new ReplicaOps(this.#workloads, this.#placing, (service) => this.resolve(service));
+    this.watchdog = new Watchdog({
+      workloads: this.#workloads,
+      ...(opts.watchdogMs !== undefined && { intervalMs: opts.watchdogMs }),
+      log: this.#log,
+      emit: (name, data) => this.emit(name, data),
+      now: this.#now,
+    });
+    this.ops = new ReplicaOps(this.#workloads, this.#placing, (service) => this.resolve(service), this.watchdog);
     opts.commands.onApplied((changed) => {
       const moved = changed.has("deploy") || changed.has("place") || changed.has("snapshot");
       if (moved || changed.has("replica-states")) this.#placing.forget();
@@ -168,6 +183,7 @@ export class ControlPlane {
     }
     await this.#workloads.removeOrphans();
     this.#log(`restored ${this.#workloads.active.size} service(s)`);
+    this.watchdog.start();
   }
 
   /** Brings the workloads in line with the applied state, after what is already under way. */
@@ -204,8 +220,26 @@ export class ControlPlane {
     return run;
   }
 
-  async #deploy(request: DeployRequest): Promise<DeployResult> {
+  /**
+   * Deploys `service` again at the version deploy `to` left it at (default: the version before), the way a deploy
+   * does; recorded in the history as a rollback.
+   */
+  rollback(service: string, to?: number, by?: string): Promise<DeployResult & { from: number; to: number }> {
+    const run = this.#queue.then(async () => {
+      await this.#settled();
+      const key = this.resolve(service);
+      const { request, from, target } = planRollback(this.#store, key, to);
+      const origin = `orca rollback ${key} to v${target.version} of deploy ${target.deploy}${by ? ` by ${by}` : ""}`;
+      const result = await this.#deploy(request, origin);
+      return { ...result, from, to: target.version };
+    });
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #deploy(request: DeployRequest, origin?: string): Promise<DeployResult> {
     const incoming = validateRequest(request);
+    const by = requester(request);
     await this.#settled();
     // Uploaded to another server (a leader since replaced)? A peer has the bytes.
     await this.#bringMissing(incoming);
@@ -216,6 +250,7 @@ export class ControlPlane {
     const projects = Object.keys(request.projects);
     const { summary, changed } = diffDeploy(incoming, projects, deployed, failed, this.#now());
     if (changed.length === 0 && summary.removed.length === 0) return { id: null, summary };
+    summary.origin = origin ?? `orca deploy${by ? ` by ${by}` : ""}`;
 
     // Routes of the result must not conflict: check before touching anything.
     const gone = new Set([...summary.removed, ...changed.map((c) => keyOf(c.spec))]);
@@ -263,6 +298,10 @@ export class ControlPlane {
     }
     for (const key of summary.removed) this.emit("orca.service.removed", { service: key, deploy: id });
     this.#log(`deploy ${id}: ${describeSummary(summary)}`);
+    if (this.#keepsAll) {
+      const collected = collectUnused(this.#store, this.#now() - UPLOAD_GRACE_MS);
+      if (collected > 0) this.#log(`collected ${collected} module(s) and file(s) no kept version uses`);
+    }
     return { id, summary };
   }
 
@@ -291,7 +330,7 @@ export class ControlPlane {
       await this.#settled();
       const key = this.resolve(service);
       const [project, name] = [key.slice(0, key.indexOf("/")), key.slice(key.indexOf("/") + 1)];
-      const summary: DeploySummary = { created: [], updated: [], removed: [key], unchanged: [] };
+      const summary: DeploySummary = { created: [], updated: [], removed: [key], unchanged: [], origin: "orca rm" };
       const id = await this.#commit([], [{ project, name }], summary);
       await this.#converging;
       this.emit("orca.service.removed", { service: key, deploy: id });
@@ -365,7 +404,7 @@ export class ControlPlane {
   serve(service: string, request: Request, ctx: HttpContext): Promise<Response> {
     const a = this.#workloads.active.get(service);
     const forwarder = this.#cluster?.forwarder;
-    if (a?.handle) {
+    if (a?.handle && this.watchdog.routable(a.handle)) {
       return this.#workloads.runtime(a.handle).serveHttp(a.handle, forwarder?.strip(request) ?? request, ctx);
     }
     // No replica here, or it failed to start here: one elsewhere answers.
@@ -379,7 +418,7 @@ export class ControlPlane {
       if (hops === 1 && ready.length > 0) return forwarder.forward(request, new URL(request.url), service, [ready]);
     }
     return Promise.resolve(
-      Response.json({ error: "service unavailable", service, detail: a?.failure }, {
+      Response.json({ error: "service unavailable", service, detail: a?.failure ?? (a && "no replica is ready") }, {
         status: 503,
         headers: { "retry-after": "1" },
       }),
@@ -395,22 +434,14 @@ export class ControlPlane {
       ...(this.#cluster && { node: this.#cluster.node }),
       active: this.#workloads.active,
       runtime: (handle) => this.#workloads.runtime(handle),
+      replicas: (handle) => this.watchdog.view(handle),
       ...(this.#jobs && { jobs: this.#jobs }),
     });
   }
 
   /** Resolves `name` or `project/name` to a service key, or explains why not. */
   resolve(service: string): string {
-    const keys = this.#store.services().map((s) => keyOf(s.spec));
-    if (keys.includes(service)) return service;
-    const matches = keys.filter((k) => k.endsWith(`/${service}`));
-    if (matches.length === 1) return matches[0];
-    if (matches.length > 1) {
-      throw new OrcaError("invalid", `service name "${service}" is ambiguous`, {
-        hint: `use one of: ${matches.join(", ")}`,
-      });
-    }
-    throw new OrcaError("not_found", `no service "${service}"`, { hint: "orca status lists the deployed services" });
+    return resolveKey(this.#store.services().map((s) => keyOf(s.spec)), service);
   }
 
   deploys(limit?: number): DeployRecord[] {
@@ -418,6 +449,7 @@ export class ControlPlane {
   }
 
   async shutdown(): Promise<void> {
+    this.watchdog.stop();
     await this.#jobs?.stop();
     await this.#converging;
     await this.#workloads.shutdown();

@@ -17,17 +17,20 @@ import type {
   WorkloadHandle,
 } from "../runtime/mod.ts";
 import type { Placing } from "./placing.ts";
+import type { Watchdog } from "./watchdog.ts";
 import type { Workloads } from "./workloads.ts";
 
 export class ReplicaOps {
   readonly #workloads: Workloads;
   readonly #placing: Placing;
   readonly #resolve: (service: string) => string;
+  readonly #watchdog?: Watchdog;
 
-  constructor(workloads: Workloads, placing: Placing, resolve: (service: string) => string) {
+  constructor(workloads: Workloads, placing: Placing, resolve: (service: string) => string, watchdog?: Watchdog) {
     this.#workloads = workloads;
     this.#placing = placing;
     this.#resolve = resolve;
+    this.#watchdog = watchdog;
   }
 
   /** Runs one job of `service` here. */
@@ -50,10 +53,16 @@ export class ReplicaOps {
     return this.#workloads.runtime(handle).stats(handle);
   }
 
-  /** Logs of a service, by `name` or `project/name`. */
+  /**
+   * Logs of a service, by `name` or `project/name`: what its replicas wrote, with what the watchdog did to them
+   * (restarts, routes) in time order among the lines already written.
+   */
   logs(service: string, opts: LogOpts): AsyncIterable<LogLine> {
     const handle = this.#handleOf(service);
-    return this.#workloads.runtime(handle).logs(handle, opts);
+    const key = this.#resolve(service);
+    const actions = (this.#watchdog?.history(key) ?? []).map((h) => ({ ...h, stream: "system" as const }));
+    const lines = this.#workloads.runtime(handle).logs(handle, opts);
+    return actions.length === 0 ? lines : withActions(lines, actions, opts);
   }
 
   #handleOf(service: string): WorkloadHandle {
@@ -71,4 +80,19 @@ export class ReplicaOps {
     }
     return a.handle;
   }
+}
+
+/**
+ * A service's lines with the watchdog's actions among them, in time order; following, the actions come first and
+ * the lines then as they are written.
+ */
+async function* withActions(lines: AsyncIterable<LogLine>, actions: LogLine[], opts: LogOpts): AsyncGenerator<LogLine> {
+  if (opts.follow) {
+    yield* opts.tail === undefined ? actions : actions.slice(-opts.tail);
+    return yield* lines;
+  }
+  const all = [...actions];
+  for await (const line of lines) all.push(line);
+  all.sort((x, y) => x.at - y.at);
+  yield* opts.tail === undefined ? all : all.slice(-opts.tail);
 }

@@ -47,6 +47,8 @@ export interface ServerOptions {
   noWorkloads?: boolean;
   /** A node not heard from this long is unhealthy: its replicas are placed elsewhere (default 30). */
   nodeTimeoutSecs?: number;
+  /** How often the watchdog checks every replica here: restarts, routes, orphans (default 30). */
+  watchdogSecs?: number;
   /** Join the cluster of the server whose API is at this address (`host:port`) instead of starting one. */
   join?: string;
   /** The cluster token (a joining server needs its cluster's; it is kept in the data dir). */
@@ -284,6 +286,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     jobs,
     fetchMissing,
     publishEvent,
+    ...(opts.watchdogSecs !== undefined && { watchdogMs: opts.watchdogSecs * 1000 }),
     cluster: {
       node: nodeId,
       members: () => log_.members(),

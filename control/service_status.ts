@@ -9,6 +9,7 @@ import { keyOf } from "./deploy_request.ts";
 import type { JobTriggers } from "./jobs.ts";
 import type { Placements, ReplicaStates } from "./placement_store.ts";
 import type { StoredService } from "./store.ts";
+import type { ReplicaView } from "./watchdog.ts";
 import type { Active } from "./workloads.ts";
 
 export interface ServiceStatus {
@@ -29,6 +30,8 @@ export interface ServiceStatus {
    * workload: `ready` at this version, `failed` (with why), or `starting` (nothing said of this version yet).
    */
   placements?: { replica: number; node: string; state: "ready" | "failed" | "starting"; message?: string }[];
+  /** This server's replicas as its watchdog sees them: restarts, crash loops, readiness. */
+  replicas?: ReplicaView[];
   /** Next firing of each cron trigger. */
   nextRuns?: { trigger: string; at?: number }[];
   /** The latest cron run. */
@@ -44,6 +47,8 @@ export interface StatusSources {
   /** The workloads that run here. */
   active: ReadonlyMap<string, Active>;
   runtime(handle: WorkloadHandle): Runtime & HttpServing;
+  /** The watchdog's view of a workload's replicas. */
+  replicas?(handle: WorkloadHandle): ReplicaView[];
   jobs?: JobTriggers;
 }
 
@@ -91,6 +96,9 @@ export async function serviceStatuses(deps: StatusSources): Promise<ServiceStatu
       runtime.status(a.handle).catch((err) => ({ state: "failed", instances: 0, message: (err as Error).message })),
       a.handle.runtime === "wasm" ? runtime.stats(a.handle) : Promise.resolve({ requests: 0, errors: 0 }),
     ]);
+    const replicas = deps.replicas?.(a.handle) ?? [];
+    // A replica in a crash loop says so first: the service's own state would say "running" between its crashes.
+    const looping = replicas.find((r) => r.state === "crashloop");
     const nextRuns = deps.jobs?.nextRuns(key) ?? [];
     const last = deps.jobs?.runs.runs(key, 1)[0];
     out.push({
@@ -104,12 +112,21 @@ export async function serviceStatuses(deps: StatusSources): Promise<ServiceStatu
           ...(last.exitCode !== undefined && { exitCode: last.exitCode }),
         },
       }),
-      state: st.state,
+      state: looping ? "crashloop" : st.state,
       instances: st.instances,
       requests: stats.requests,
       errors: stats.errors,
-      ...(st.message && { message: st.message }),
+      ...(replicas.some((r) => r.state !== "running" || r.restarts > 0) && { replicas }),
+      ...(looping ? { message: crashMessage(looping) } : st.message && { message: st.message }),
     });
   }
   return out;
+}
+
+/** What a crash loop says in `orca status`: the restarts, the last exit code and reason. */
+function crashMessage(r: ReplicaView): string {
+  const code = r.last?.exitCode !== undefined ? `, last exit code ${r.last.exitCode}` : "";
+  return `replica ${r.replica} restarted ${r.restarts} times in 10 minutes${code}: ${
+    r.last?.reason ?? "it keeps ending"
+  }`;
 }

@@ -51,6 +51,8 @@ export interface SnapshotData {
   applied: { index: number; term: number };
   services: { project: string; name: string; version: number; spec: string; updated_at: number }[];
   deploys: { id: number; at: number; summary: string }[];
+  /** The versions of each service kept for rollback (history.ts). */
+  versions?: { project: string; name: string; version: number; deploy: number; at: number; spec: string }[];
   members?: MemberRecord[];
   /** Where each placed service's replicas run. */
   placements?: Placements;
@@ -75,6 +77,10 @@ export function dumpState(sql: (text: string) => StatementSync): SnapshotData {
   return {
     ...dumpView(sql),
     deploys: sql("SELECT id, at, summary FROM deploys ORDER BY id").all() as SnapshotData["deploys"],
+    versions: sql(
+      "SELECT project, name, version, deploy, at, spec FROM service_versions ORDER BY project, name, version",
+    )
+      .all() as SnapshotData["versions"],
     queues: dumpQueues(sql),
     runs: dumpRuns(sql),
     sequences: sql("SELECT name, seq FROM sqlite_sequence ORDER BY name").all() as SnapshotData["sequences"],

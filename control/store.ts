@@ -8,6 +8,7 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { ServiceSpec } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
+import { HISTORY_SCHEMA, writeVersions } from "./history.ts";
 
 export interface StoredService {
   spec: ServiceSpec;
@@ -27,6 +28,8 @@ export interface DeploySummary {
   updated: string[];
   removed: string[];
   unchanged: string[];
+  /** Who or what made it: `orca deploy (user@host)`, a rollback, ... */
+  origin?: string;
 }
 
 export interface StoreOptions {
@@ -60,7 +63,7 @@ export class Store {
     try {
       this.db = new DatabaseSync(path);
       this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
-      this.db.exec(schema);
+      this.db.exec(schema + HISTORY_SCHEMA);
     } catch (err) {
       throw new OrcaError("internal", `cannot open the store: ${(err as Error).message}`, {
         where: path,
@@ -160,6 +163,7 @@ export class Store {
         at,
         JSON.stringify(summary),
       );
+      writeVersions((text) => this.sql(text), Number(lastInsertRowid), upserts, at);
       return Number(lastInsertRowid);
     });
   }

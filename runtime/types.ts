@@ -115,3 +115,38 @@ export interface JobResult {
 export interface JobRunning {
   runJob(handle: WorkloadHandle, input: JobInput): Promise<JobResult>;
 }
+
+/** One replica of a workload as the watchdog sees it. */
+export interface ReplicaHealth {
+  /** From 1. */
+  replica: number;
+  alive: boolean;
+  /** Why it is not alive: "exited with code 1", "the container is gone". */
+  detail?: string;
+  exitCode?: number;
+  /** The engine killed it for using more memory than its limit. */
+  oomKilled?: boolean;
+}
+
+/** What a probe found: `undefined` when the replica answered 2xx or 3xx, else why not. */
+export type ProbeFailure = string | undefined;
+
+/** Runtimes whose replicas the watchdog checks, probes and restarts (both: containers per replica, Wasm as one). */
+export interface Healing {
+  /** Each replica's state now; a workload being stopped has none to heal. */
+  replicas(handle: WorkloadHandle): Promise<ReplicaHealth[]>;
+  /**
+   * Starts replica `replica` again from the spec it was created with (a container that is gone is created anew; a
+   * Wasm service drops its instances and loads again); resolves once it is ready for traffic.
+   */
+  restart(handle: WorkloadHandle, replica: number): Promise<void>;
+  /**
+   * Whether `replica` gets requests (a replica found dead or failing readiness does not). Runtimes of one replica
+   * (Wasm) have none: the plane stops routing to the whole workload.
+   */
+  route?(handle: WorkloadHandle, replica: number, routed: boolean): void;
+  /** An HTTP GET of `path` on `replica`, given `timeoutMs` to answer. */
+  probe(handle: WorkloadHandle, replica: number, path: string, timeoutMs: number): Promise<ProbeFailure>;
+  /** The last `lines` lines `replica` wrote (what a crash loop shows). */
+  tail(handle: WorkloadHandle, replica: number, lines: number): Promise<string[]>;
+}

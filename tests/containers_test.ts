@@ -69,7 +69,7 @@ Deno.test({
         const redis = await inspect(`${project}-redis-1`);
         assert.equal(redis.HostConfig.Memory, 128 * 1024 * 1024);
         assert.equal(redis.HostConfig.NanoCpus, 5e8);
-        assert.equal(redis.HostConfig.RestartPolicy.Name, "unless-stopped");
+        assert.equal(redis.HostConfig.RestartPolicy.Name, "no"); // the watchdog restarts it
         assert.equal(redis.Config.Labels["orca.managed"], "true");
         assert.equal(redis.Config.Labels["orca.project"], project);
         const aliases = redis.NetworkSettings.Networks[`orca-${project}`].Aliases;

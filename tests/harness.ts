@@ -133,6 +133,17 @@ export interface CliResult {
   stderr: string;
 }
 
+/** Calls `probe` every 100 ms until it returns something (at most `timeoutMs`), and returns that. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Runs the real `orca` CLI against `server`. */
 export async function orca(server: ServerProcess | undefined, ...args: string[]): Promise<CliResult> {
   const out = await new Deno.Command(Deno.execPath(), {

@@ -1,17 +1,7 @@
 /** cron, queue and event triggers end to end: a real server, real C guests, real restarts. */
 
 import assert from "node:assert/strict";
-import { guestsDir, orca, type ServerProcess, startServer, writeProject } from "./harness.ts";
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { guestsDir, orca, type ServerProcess, startServer, until, writeProject } from "./harness.ts";
 
 async function logLines(server: ServerProcess, service: string): Promise<string[]> {
   const r = await orca(server, "logs", service);

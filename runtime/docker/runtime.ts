@@ -7,6 +7,7 @@
 import { OrcaError } from "../../errors.ts";
 import type {
   ExecResult,
+  Healing,
   HttpContext,
   HttpServing,
   JobInput,
@@ -14,6 +15,8 @@ import type {
   JobRunning,
   LogLine,
   LogOpts,
+  ProbeFailure,
+  ReplicaHealth,
   ResourceStats,
   Runtime,
   WorkloadHandle,
@@ -25,17 +28,18 @@ import { readHostFacts } from "./gpu.ts";
 import { waitReady } from "./probe.ts";
 import { imagePresent, pullImage } from "./images.ts";
 import { concat } from "../bytes.ts";
-import { cpuPercentOf, type DockerStats, jobOnly, mergeLogs, messageEnv } from "./util.ts";
+import { runContainerJob } from "./job.ts";
+import {
+  type Inspect,
+  inspect,
+  probeReplica,
+  type Replica,
+  replicaHealth,
+  startReplica,
+  tailReplica,
+} from "./replicas.ts";
+import { cpuPercentOf, type DockerStats, jobOnly, mergeLogs } from "./util.ts";
 import { containerName, createContainerBody, type HostFacts, INTERNAL_NETWORK, projectNetwork } from "./spec.ts";
-
-interface Replica {
-  id: string;
-  name: string;
-  /** Published loopback port, where the proxy sends requests. */
-  hostPort?: number;
-  /** Address on the project network. */
-  ip?: string;
-}
 
 interface Workload {
   spec: WorkloadSpec;
@@ -47,23 +51,16 @@ interface Workload {
   requests: number;
 }
 
-interface Inspect {
-  Id: string;
-  Name: string;
-  State: { Status: string; Running: boolean; StartedAt: string; ExitCode: number; OOMKilled: boolean };
-  Config: { Labels: Record<string, string> };
-  NetworkSettings: {
-    Ports: Record<string, { HostIp: string; HostPort: string }[] | null>;
-    Networks: Record<string, { IPAddress: string; Aliases: string[] | null }>;
-  };
-  HostConfig: Record<string, unknown>;
-}
+/** Methods a request may be sent with twice (RFC 9110 9.2.2). */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 
-export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
+export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Healing {
   readonly kind = "container" as const;
   readonly engine: Engine;
   readonly #workloads = new Map<string, Workload>();
   readonly #node: string;
+  /** Containers being made or running a job: not orphans, though no workload lists them yet. */
+  readonly #pending = new Set<string>();
   #host?: HostFacts;
 
   /** `node` labels every container this runtime creates; orphans are looked for among them only. */
@@ -82,33 +79,34 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
     // A service that only runs jobs (cron/queue/event, no http route) keeps no container running.
     const longRunning = jobOnly(s) ? 0 : s.replicas;
     try {
-      for (let n = 1; n <= longRunning; n++) {
-        const name = containerName(s, n);
-        const adopted = await this.#moveAside(name, spec.id);
-        if (adopted) {
-          replicas.push({ id: adopted, name });
-          continue;
-        }
-        const body = createContainerBody(s, spec.id, n, this.#host, this.#node);
-        const created = await this.engine.request<{ Id: string }>("POST", "/containers/create", {
-          query: { name },
-          body,
-        });
-        replicas.push({ id: created.Id, name });
-        if (s.internal) {
-          await this.engine.request("POST", `/networks/${INTERNAL_NETWORK}/connect`, {
-            body: { Container: created.Id, EndpointConfig: { Aliases: [s.name, ...s.aliases] } },
-          });
-        }
-      }
+      for (let n = 1; n <= longRunning; n++) replicas.push(await this.#createReplica(spec, n));
     } catch (err) {
       for (const r of replicas) {
         await this.engine.request("DELETE", `/containers/${r.id}`, { query: { force: true } }).catch(() => {});
       }
       throw this.#explain(err, s.name);
+    } finally {
+      for (const r of replicas) this.#pending.delete(r.id);
     }
     this.#workloads.set(spec.id, { spec, phase: "created", replicas, next: 0, failures: 0, requests: 0 });
     return { id: spec.id, runtime: "container" };
+  }
+
+  /** Replica `n`'s container: the same workload's kept from before (adopted), or a new one. */
+  async #createReplica(spec: WorkloadSpec, n: number): Promise<Replica> {
+    const s = spec.service;
+    const name = containerName(s, n);
+    const adopted = await this.#moveAside(name, spec.id);
+    if (adopted) return { n, id: adopted, name, routed: true };
+    const body = createContainerBody(s, spec.id, n, this.#host!, this.#node);
+    const created = await this.engine.request<{ Id: string }>("POST", "/containers/create", { query: { name }, body });
+    this.#pending.add(created.Id);
+    if (s.internal) {
+      await this.engine.request("POST", `/networks/${INTERNAL_NETWORK}/connect`, {
+        body: { Container: created.Id, EndpointConfig: { Aliases: [s.name, ...s.aliases] } },
+      });
+    }
+    return { n, id: created.Id, name, routed: true };
   }
 
   async start(handle: WorkloadHandle): Promise<void> {
@@ -117,32 +115,75 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
     w.phase = "started";
     for (const r of w.replicas) {
       try {
-        await this.engine.request("POST", `/containers/${r.id}/start`);
+        await startReplica(this.engine, r, s);
       } catch (err) {
         throw this.#explain(err, s.name);
       }
-      const info = await this.#inspect(r.id);
-      const binding = s.port ? info.NetworkSettings.Ports[`${s.port}/tcp`]?.[0] : undefined;
-      if (binding) r.hostPort = Number(binding.HostPort);
-      r.ip = info.NetworkSettings.Networks[projectNetwork(s.project)]?.IPAddress || undefined;
     }
-    await Promise.all(
-      w.replicas.map((r) =>
-        waitReady(
-          s,
-          s.port && r.ip ? { hostname: r.ip, port: s.port } : undefined,
-          async () => (await this.#inspect(r.id)).State,
-        ).catch((err) => {
-          throw new OrcaError(
-            "unavailable",
-            `service ${s.project}/${s.name}: replica ${r.name} did not become ready: ${err.message}`,
-            {
-              hint: `orca logs ${s.project}/${s.name} shows what it printed`,
-            },
-          );
-        })
-      ),
-    );
+    await Promise.all(w.replicas.map((r) => this.#ready(w, r)));
+  }
+
+  /** Waits until `r` passes readiness (or, without it, accepts connections), as a replica must before traffic. */
+  #ready(w: Workload, r: Replica): Promise<void> {
+    const s = w.spec.service;
+    const address = s.port && r.ip ? { hostname: r.ip, port: s.port } : undefined;
+    return waitReady(s, address, async () => (await inspect(this.engine, r.id)).State).catch((err) => {
+      throw new OrcaError(
+        "unavailable",
+        `service ${s.project}/${s.name}: replica ${r.name} did not become ready: ${err.message}`,
+        { hint: `orca logs ${s.project}/${s.name} shows what it printed` },
+      );
+    });
+  }
+
+  async replicas(handle: WorkloadHandle): Promise<ReplicaHealth[]> {
+    const w = this.#get(handle);
+    if (w.phase !== "started") return [];
+    return await Promise.all(w.replicas.map((r) => replicaHealth(this.engine, r)));
+  }
+
+  async restart(handle: WorkloadHandle, replica: number): Promise<void> {
+    const w = this.#get(handle);
+    const i = w.replicas.findIndex((r) => r.n === replica);
+    if (i < 0 || w.phase !== "started") return;
+    let r = w.replicas[i];
+    r.routed = false;
+    const s = w.spec.service;
+    try {
+      // Stopped, or gone: the same container starts again (its writable layer kept, as a restart keeps it); a new
+      // one is made when it is gone.
+      const health = await replicaHealth(this.engine, r);
+      if (health.alive) {
+        await this.engine.request("POST", `/containers/${r.id}/stop`, { query: { t: 5 } });
+      } else if (health.detail === "the container is gone") {
+        r = { ...(await this.#createReplica(w.spec, replica)), routed: false };
+        w.replicas[i] = r;
+      }
+      await startReplica(this.engine, r, s);
+    } catch (err) {
+      throw this.#explain(err, s.name);
+    } finally {
+      this.#pending.delete(r.id);
+    }
+    await this.#ready(w, r);
+    r.routed = true;
+  }
+
+  route(handle: WorkloadHandle, replica: number, routed: boolean): void {
+    const r = this.#workloads.get(handle.id)?.replicas.find((r) => r.n === replica);
+    if (r) r.routed = routed;
+  }
+
+  probe(handle: WorkloadHandle, replica: number, path: string, timeoutMs: number): Promise<ProbeFailure> {
+    const w = this.#get(handle);
+    const r = w.replicas.find((r) => r.n === replica);
+    if (!r) return Promise.resolve(`no replica ${replica}`);
+    return probeReplica(r, w.spec.service, path, timeoutMs);
+  }
+
+  tail(handle: WorkloadHandle, replica: number, lines: number): Promise<string[]> {
+    const r = this.#get(handle).replicas.find((r) => r.n === replica);
+    return r ? tailReplica(this.engine, r, lines) : Promise.resolve([]);
   }
 
   async stop(handle: WorkloadHandle, timeoutMs: number): Promise<void> {
@@ -186,7 +227,7 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
   async status(handle: WorkloadHandle): Promise<WorkloadStatus> {
     const w = this.#get(handle);
     const states = await Promise.all(
-      w.replicas.map((r) => this.#inspect(r.id).then((i) => i.State).catch(() => undefined)),
+      w.replicas.map((r) => inspect(this.engine, r.id).then((i) => i.State).catch(() => undefined)),
     );
     const running = states.filter((s) => s?.Running).length;
     const oom = states.some((s) => s?.OOMKilled);
@@ -251,81 +292,57 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
 
   /** The raw engine view of a workload's containers (HostConfig included). */
   inspect(handle: WorkloadHandle): Promise<Inspect[]> {
-    return Promise.all(this.#get(handle).replicas.map((r) => this.#inspect(r.id)));
-  }
-
-  async serveHttp(handle: WorkloadHandle, request: Request, _ctx: HttpContext): Promise<Response> {
-    const w = this.#get(handle);
-    const ports = w.replicas.filter((r) => r.hostPort);
-    if (ports.length === 0) {
-      return Response.json({ error: `service ${w.spec.service.name} has no port to route to` }, { status: 502 });
-    }
-    const target = ports[w.next++ % ports.length];
-    const url = new URL(request.url);
-    w.requests++;
-    try {
-      const hasBody = request.method !== "GET" && request.method !== "HEAD";
-      return await fetch(`http://127.0.0.1:${target.hostPort}${url.pathname}${url.search}`, {
-        method: request.method,
-        headers: request.headers,
-        body: hasBody ? await request.arrayBuffer() : undefined,
-        redirect: "manual",
-      });
-    } catch (err) {
-      w.failures++;
-      return Response.json({ error: "the container did not answer", detail: (err as Error).message }, { status: 502 });
-    }
+    return Promise.all(this.#get(handle).replicas.map((r) => inspect(this.engine, r.id)));
   }
 
   /**
-   * Runs the service's command once in a fresh container on the project
-   * network (so a job reaches the project's databases by alias). The message
-   * is in ORCA_MESSAGE (UTF-8), or ORCA_MESSAGE_BASE64 when it is not text.
+   * Sends the request to the next routed replica; one that refuses the connection (it died since the watchdog last
+   * looked) is taken out of the routes and the request goes to the next, as it never reached the first.
    */
+  async serveHttp(handle: WorkloadHandle, request: Request, _ctx: HttpContext): Promise<Response> {
+    const w = this.#get(handle);
+    const url = new URL(request.url);
+    w.requests++;
+    const hasBody = request.method !== "GET" && request.method !== "HEAD";
+    const body = hasBody ? await request.arrayBuffer() : undefined;
+    for (let tries = w.replicas.length; tries > 0; tries--) {
+      const ports = w.replicas.filter((r) => r.hostPort && r.routed);
+      if (ports.length === 0) break;
+      const target = ports[w.next++ % ports.length];
+      try {
+        return await fetch(`http://127.0.0.1:${target.hostPort}${url.pathname}${url.search}`, {
+          method: request.method,
+          headers: request.headers,
+          body,
+          redirect: "manual",
+        });
+      } catch (err) {
+        const why = `${(err as Error).message}: ${((err as Error).cause as Error | undefined)?.message ?? ""}`;
+        // Not connected, it never got the request; connected and cut before an answer, only a method that may run
+        // twice goes to the next one (the engine's port proxy accepts for a container that is gone, then closes).
+        const again = /connect/i.test(why) || (IDEMPOTENT.has(request.method) && /closed|reset/i.test(why));
+        if (!again) {
+          w.failures++;
+          return Response.json({ error: "the container did not answer", detail: why }, { status: 502 });
+        }
+        target.routed = false;
+      }
+    }
+    w.failures++;
+    const detail = w.replicas.some((r) => r.hostPort) ? "no replica is running and ready" : "it has no port";
+    return Response.json({ error: `service ${w.spec.service.name} cannot answer: ${detail}` }, {
+      status: 503,
+      headers: { "retry-after": "1" },
+    });
+  }
+
   async runJob(handle: WorkloadHandle, input: JobInput): Promise<JobResult> {
     const w = this.#get(handle);
-    const s = w.spec.service;
-    const started = performance.now();
-    const env = { ...input.env, ...messageEnv(input.stdin) };
-    const body = createContainerBody(
-      { ...s, port: undefined, env: { ...s.env, ...env } },
-      w.spec.id,
-      0,
-      this.#host!,
-      this.#node,
-    );
-    body.HostConfig.RestartPolicy = { Name: "no" };
-    body.Labels["orca.job"] = "true";
-    let id: string | undefined;
-    try {
-      id = (await this.engine.request<{ Id: string }>("POST", "/containers/create", { body })).Id;
-      await this.engine.request("POST", `/containers/${id}/start`);
-      const { StatusCode } = await this.engine.request<{ StatusCode: number }>("POST", `/containers/${id}/wait`);
-      const tail: string[] = [];
-      for await (
-        const line of mergeLogs([
-          demux(
-            await this.engine.stream("GET", `/containers/${id}/logs`, {
-              query: { stdout: 1, stderr: 1, tail: 50 },
-            }) as AsyncIterable<Uint8Array>,
-          ),
-        ])
-      ) {
-        tail.push(line.text);
-      }
-      w.requests++;
-      if (StatusCode !== 0) w.failures++;
-      return {
-        exitCode: StatusCode,
-        outputTail: tail.join("\n").slice(-4096),
-        durationMs: performance.now() - started,
-      };
-    } catch (err) {
-      w.failures++;
-      return { exitCode: -1, outputTail: "", durationMs: performance.now() - started, error: engineMessage(err) };
-    } finally {
-      if (id) await this.engine.request("DELETE", `/containers/${id}`, { query: { force: true } }).catch(() => {});
-    }
+    this.#host ??= await readHostFacts();
+    const result = await runContainerJob(this.engine, w.spec, this.#host, this.#node, input, this.#pending);
+    w.requests++;
+    if (result.exitCode !== 0) w.failures++;
+    return result;
   }
 
   /** Containers Orca created that no workload owns (left by a crash or an older version). */
@@ -338,6 +355,7 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
       },
     );
     const owned = new Set([...this.#workloads.values()].flatMap((w) => w.replicas.map((r) => r.id)));
+    for (const id of this.#pending) owned.add(id);
     return list.filter((c) => !owned.has(c.Id)).map((c) => ({
       id: c.Id,
       name: c.Names[0]?.replace(/^\//, "") ?? c.Id,
@@ -401,7 +419,7 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
   async #moveAside(name: string, workload: string): Promise<string | undefined> {
     let existing: Inspect;
     try {
-      existing = await this.#inspect(name);
+      existing = await inspect(this.engine, name);
     } catch (err) {
       if (engineStatus(err) === 404) return undefined;
       throw err;
@@ -411,10 +429,6 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning {
       query: { name: `${name}-old-${existing.Id.slice(0, 8)}` },
     });
     return undefined;
-  }
-
-  #inspect(id: string): Promise<Inspect> {
-    return this.engine.request<Inspect>("GET", `/containers/${encodeURIComponent(id)}/json`);
   }
 
   #get(handle: WorkloadHandle): Workload {

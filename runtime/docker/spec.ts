@@ -79,7 +79,8 @@ export function createContainerBody(
     Labels: labelsFor(spec, workload, node, replica),
     ...(port && { ExposedPorts: { [port]: {} } }),
     HostConfig: {
-      RestartPolicy: { Name: "unless-stopped" },
+      // Orca's watchdog restarts a replica that ends (with its own backoff, counting restarts to tell a crash loop).
+      RestartPolicy: { Name: "no" },
       ...(spec.resources.memory && { Memory: spec.resources.memory }),
       ...(spec.resources.cpu && { NanoCpus: Math.round(spec.resources.cpu * 1e9) }),
       // Published on loopback only, on a port the engine picks: the proxy is the way in.

@@ -4,7 +4,9 @@
  * same calls cross a process boundary as they are.
  */
 
-import type { ExecResult, HttpContext, JobInput, JobResult, LogLine } from "../types.ts";
+import { OrcaError } from "../../errors.ts";
+import type { ExecResult, HttpContext, JobInput, JobResult, LogLine, WorkloadSpec } from "../types.ts";
+import type { GuestKind } from "./compile.ts";
 import type { PreparedComponent } from "./component.ts";
 
 export interface WorkloadStats {
@@ -86,4 +88,36 @@ export function wireError(status: number, message: string): WireResponse {
     headers: [["content-type", "application/json"]],
     body: new TextEncoder().encode(JSON.stringify({ error: message, status })),
   };
+}
+
+/** The files a service mounts (`[service.wasm] files`), read from the node's store by their hashes. */
+export async function mountsOf(
+  spec: WorkloadSpec,
+  loadBlob: ((hash: string) => Promise<Uint8Array>) | undefined,
+): Promise<WorkloadDesc["mounts"]> {
+  const mounts: WorkloadDesc["mounts"] = [];
+  for (const [guestPath, m] of Object.entries(spec.service.wasm.files)) {
+    const files: [string, Uint8Array][] = [];
+    for (const [path, hash] of Object.entries(m.tree ?? {})) {
+      if (!loadBlob) throw new OrcaError("unsupported", "this runtime has no file store for mounts");
+      files.push([path, await loadBlob(hash)]);
+    }
+    mounts.push({ guestPath, rw: m.rw, files });
+  }
+  return mounts;
+}
+
+/** How a loaded guest runs, for its log: "wasi:http handler", "WAGI command, preview1", ... */
+export function describeGuest(kind: GuestKind, desc: WorkloadDesc): string {
+  // A preview1 core module runs on the direct host unless it mounts files (executor.ts).
+  const direct = desc.prepared.preview1 && desc.mounts.length === 0 ? desc.prepared.preview1 : undefined;
+  const what = kind === "http"
+    ? "wasi:http handler"
+    : kind === "handler"
+    ? "message handler"
+    : direct
+    ? "WAGI command, preview1"
+    : "WAGI command";
+  const interruptible = direct?.interruptible ?? desc.prepared.interruptible;
+  return `${what}${interruptible ? "" : ", without deadline checks"}`;
 }

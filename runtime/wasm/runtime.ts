@@ -8,6 +8,7 @@ import { OrcaError } from "../../errors.ts";
 import { LogBuffer } from "../logs.ts";
 import type {
   ExecResult,
+  Healing,
   HttpContext,
   HttpServing,
   JobInput,
@@ -15,6 +16,8 @@ import type {
   JobRunning,
   LogLine,
   LogOpts,
+  ProbeFailure,
+  ReplicaHealth,
   ResourceStats,
   Runtime,
   WorkloadHandle,
@@ -24,11 +27,12 @@ import type {
 } from "../types.ts";
 import { DEFAULT_MEMORY_LIMIT, type GuestKind, prepareComponent, type PreparedComponent } from "./compile.ts";
 import { Admission, enterBoth, overloaded, type Refusal } from "./admission.ts";
-import { type GuestBackend, HTTP_TIMEOUT_MS, type WorkloadDesc } from "./backend.ts";
+import { describeGuest, type GuestBackend, HTTP_TIMEOUT_MS, mountsOf, type WorkloadDesc } from "./backend.ts";
 import { Executor } from "./executor.ts";
 import { errorResponse, errorText } from "./guest.ts";
 import { HostPool } from "./hosts.ts";
 import { STREAM_AFTER_BYTES } from "./body.ts";
+import { probeThrough } from "../probe.ts";
 
 export interface WasmRuntimeOptions {
   /** Where jco's transpiled output is cached. */
@@ -105,7 +109,7 @@ const HOST_CONCURRENCY = 16;
 const RETRY_AFTER_S = 1;
 const OVERLOAD_LOG_MS = 10_000;
 
-export class WasmRuntime implements Runtime, HttpServing, JobRunning {
+export class WasmRuntime implements Runtime, HttpServing, JobRunning, Healing {
   readonly kind = "wasm" as const;
   readonly #opts: WasmRuntimeOptions;
   readonly #now: () => number;
@@ -181,7 +185,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       prepared,
       env: { ...service.env },
       allowedHosts: [...service.wasm.allowed_hosts],
-      mounts: await this.#mounts(spec),
+      mounts: await mountsOf(spec, this.#opts.loadBlob),
       ...(service.limits.timeout_ms !== undefined && { timeoutMs: service.limits.timeout_ms }),
       poolSize: this.#opts.poolSize ?? 4,
       ...(service.wasm.instance && { instance: service.wasm.instance }),
@@ -217,17 +221,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       });
     }
     this.#setState(w, "running");
-    // A preview1 core module runs on the direct host unless it mounts files (executor.ts).
-    const direct = w.desc.prepared.preview1 && w.desc.mounts.length === 0 ? w.desc.prepared.preview1 : undefined;
-    const kind = w.kind === "http"
-      ? "wasi:http handler"
-      : w.kind === "handler"
-      ? "message handler"
-      : direct
-      ? "WAGI command, preview1"
-      : "WAGI command";
-    const interruptible = direct?.interruptible ?? w.desc.prepared.interruptible;
-    w.logs.append("system", `started (${kind}${interruptible ? "" : ", without deadline checks"})`);
+    w.logs.append("system", `started (${describeGuest(w.kind, w.desc)})`);
   }
 
   async stop(handle: WorkloadHandle, timeoutMs: number): Promise<void> {
@@ -294,6 +288,34 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       ...(live.made !== undefined && { instancesMade: live.made }),
       incidents: w.incidents,
     };
+  }
+
+  /** A Wasm service is one replica here: alive while it is loaded (its guest hosts are replaced when lost). */
+  replicas(handle: WorkloadHandle): Promise<ReplicaHealth[]> {
+    const w = this.#get(handle);
+    if (w.state === "running") return Promise.resolve([{ replica: 1, alive: true }]);
+    if (w.state === "failed") return Promise.resolve([{ replica: 1, alive: false, detail: w.message ?? "failed" }]);
+    return Promise.resolve([]);
+  }
+
+  /** Drops every instance and loads the service again (calls in flight finish on the instances they have). */
+  async restart(handle: WorkloadHandle): Promise<void> {
+    const w = this.#get(handle);
+    if (w.state === "stopped") return;
+    this.#backend.unload(w.handle.id);
+    await this.start(handle);
+    w.logs.append("system", "restarted by the watchdog");
+  }
+
+  /** A GET of `path` through the guest, as a request from outside would run, given `timeoutMs` to answer. */
+  probe(handle: WorkloadHandle, _replica: number, path: string, timeoutMs: number): Promise<ProbeFailure> {
+    return probeThrough((request, ctx) => this.serveHttp(handle, request, ctx), path, timeoutMs);
+  }
+
+  async tail(handle: WorkloadHandle, _replica: number, lines: number): Promise<string[]> {
+    const out: string[] = [];
+    for await (const line of this.#get(handle).logs.read({ tail: lines })) out.push(line.text);
+    return out;
   }
 
   /** How the workload's guest is driven: `http` handler, `command` or message `handler`. */
@@ -413,19 +435,6 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning {
       w.incidents++;
       w.logs.append("system", `incident: ${why}`);
     }
-  }
-
-  async #mounts(spec: WorkloadSpec): Promise<WorkloadDesc["mounts"]> {
-    const mounts: WorkloadDesc["mounts"] = [];
-    for (const [guestPath, m] of Object.entries(spec.service.wasm.files)) {
-      const files: [string, Uint8Array][] = [];
-      for (const [path, hash] of Object.entries(m.tree ?? {})) {
-        if (!this.#opts.loadBlob) throw new OrcaError("unsupported", "this runtime has no file store for mounts");
-        files.push([path, await this.#opts.loadBlob(hash)]);
-      }
-      mounts.push({ guestPath, rw: m.rw, files });
-    }
-    return mounts;
   }
 
   #get(handle: WorkloadHandle): Workload {

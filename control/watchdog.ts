@@ -1,0 +1,314 @@
+/**
+ * The watchdog keeps what runs here as the applied state says it should run.
+ * Every cycle it looks at each replica: one that died is taken out of the
+ * routes at once and started again from its spec, with a backoff per replica
+ * (1 s doubling to 5 min); more than 5 restarts in 10 minutes is a crash loop,
+ * shown in `orca status` with the last exit code and lines. Readiness takes a
+ * failing replica out of the routes and puts it back when it passes; liveness
+ * restarts it after `failure_threshold` failures. Orphaned containers are
+ * removed. Each action is logged and published as an event.
+ */
+
+import type { Probe, ServiceSpec } from "../config/mod.ts";
+import type { Healing, ReplicaHealth, WorkloadHandle } from "../runtime/mod.ts";
+import { ProbeLoops } from "./probes.ts";
+import type { Workloads } from "./workloads.ts";
+
+/** Restarts back off from this... */
+export const FIRST_BACKOFF_MS = 1000;
+/** ...doubling up to this. */
+export const MAX_BACKOFF_MS = 5 * 60_000;
+/** More restarts than this within CRASHLOOP_WINDOW_MS is a crash loop. */
+export const CRASHLOOP_RESTARTS = 5;
+export const CRASHLOOP_WINDOW_MS = 10 * 60_000;
+/** A replica that stays up this long starts its backoff over. */
+const STABLE_MS = 10 * 60_000;
+/** Lines of a crashed replica's output kept for `orca status`. */
+const TAIL_LINES = 10;
+/** Watchdog actions kept per service for `orca logs`. */
+const HISTORY_LINES = 200;
+
+export interface WatchdogOptions {
+  workloads: Workloads;
+  /** How often every replica is looked at (default 30 s). */
+  intervalMs?: number;
+  log: (line: string) => void;
+  /** Publishes an event (`orca.instance.restarted`, `orca.route.removed`, ...). */
+  emit: (name: string, data: Record<string, unknown>) => void;
+  now?: () => number;
+}
+
+/** What the watchdog knows of one replica. */
+interface Care {
+  service: string;
+  handle: WorkloadHandle;
+  replica: number;
+  /** Whether the watchdog lets it have requests. */
+  routed: boolean;
+  /** Failing readiness (routed again once it passes). */
+  unready: boolean;
+  restarts: number[];
+  backoffMs: number;
+  /** The earliest time of its next restart. */
+  notBefore: number;
+  restarting?: Promise<void>;
+  /** A timer set to restart it when its backoff ends. */
+  timer?: ReturnType<typeof setTimeout>;
+  /** When it was last seen come up. */
+  upSince?: number;
+  last?: { at: number; reason: string; exitCode?: number; lines: string[] };
+}
+
+/** One replica as `orca status` shows it. */
+export interface ReplicaView {
+  replica: number;
+  state: "running" | "unready" | "restarting" | "down" | "crashloop";
+  /** Restarts in the last 10 minutes. */
+  restarts: number;
+  /** When the next restart may happen (a replica backing off). */
+  nextRestartAt?: number;
+  /** Why it was last restarted, its exit code, and its last lines then. */
+  last?: { at: number; reason: string; exitCode?: number; lines: string[] };
+}
+
+export class Watchdog {
+  readonly #opts: WatchdogOptions;
+  readonly #now: () => number;
+  readonly #cares = new Map<string, Care>();
+  readonly #history = new Map<string, { at: number; text: string }[]>();
+  readonly #probes: ProbeLoops;
+  #cycle?: ReturnType<typeof setTimeout>;
+  #checking?: Promise<void>;
+  #stopped = false;
+
+  constructor(opts: WatchdogOptions) {
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+    this.#probes = new ProbeLoops({
+      healing: (handle) => this.#healing(handle),
+      replicas: (handle) =>
+        [...this.#cares.values()].filter((c) => c.handle.id === handle.id && !c.restarting && c.upSince !== undefined),
+      onReadiness: (care, ok, why) => this.#readiness(care as Care, ok, why),
+      onLiveness: (care, why) => this.#restart(care as Care, `liveness: ${why}`),
+    });
+  }
+
+  /** Starts the cycle. */
+  start(): void {
+    this.#stopped = false;
+    const tick = () => {
+      this.#cycle = setTimeout(async () => {
+        await this.check();
+        if (!this.#stopped) tick();
+      }, this.#opts.intervalMs ?? 30_000);
+    };
+    tick();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#cycle);
+    this.#probes.stop();
+    for (const c of this.#cares.values()) clearTimeout(c.timer);
+  }
+
+  /** One cycle now (one at a time: a second call waits for the one under way). */
+  check(): Promise<void> {
+    this.#checking ??= this.#check().finally(() => this.#checking = undefined);
+    return this.#checking;
+  }
+
+  async #check(): Promise<void> {
+    const { workloads } = this.#opts;
+    const seen = new Set<string>();
+    await Promise.all([...workloads.active].map(async ([service, a]) => {
+      if (!a.handle) return;
+      const handle = a.handle;
+      let health: ReplicaHealth[];
+      try {
+        health = await (this.#healing(handle)?.replicas(handle) ?? Promise.resolve([]));
+      } catch (err) {
+        this.#opts.log(`watchdog: ${service}: cannot look at its replicas: ${(err as Error).message}`);
+        for (const [id, c] of this.#cares) if (c.handle.id === handle.id) seen.add(id);
+        return;
+      }
+      for (const h of health) {
+        const id = `${handle.id}#${h.replica}`;
+        seen.add(id);
+        let care = this.#cares.get(id);
+        if (!care) {
+          care = this.#care(service, handle, h.replica);
+          this.#cares.set(id, care);
+        }
+        this.#look(care, h);
+      }
+      this.#probes.ensure(handle, probesOf(a.stored.spec));
+    }));
+    for (const [id, c] of this.#cares) {
+      if (seen.has(id) || c.restarting) continue;
+      clearTimeout(c.timer);
+      this.#cares.delete(id);
+    }
+    this.#probes.keep(new Set([...workloads.active.values()].flatMap((a) => a.handle ? [a.handle.id] : [])));
+    await workloads.removeOrphans();
+  }
+
+  #care(service: string, handle: WorkloadHandle, replica: number): Care {
+    const now = this.#now();
+    return {
+      service,
+      handle,
+      replica,
+      routed: true,
+      unready: false,
+      restarts: [],
+      backoffMs: FIRST_BACKOFF_MS,
+      notBefore: now,
+      upSince: now,
+    };
+  }
+
+  /** Acts on what a look at one replica found. */
+  #look(care: Care, h: ReplicaHealth): void {
+    if (care.restarting) return;
+    const now = this.#now();
+    if (h.alive) {
+      care.upSince ??= now;
+      // A request that found it closed took it out of the runtime's rotation; alive and ready, it goes back.
+      if (care.routed) this.#healing(care.handle)?.route?.(care.handle, care.replica, true);
+      if (now - care.upSince >= STABLE_MS) care.backoffMs = FIRST_BACKOFF_MS;
+      return;
+    }
+    care.upSince = undefined;
+    if (care.routed) this.#unroute(care, h.detail ?? "not running");
+    this.#restart(care, h.detail ?? "not running", h.exitCode);
+  }
+
+  /** Restarts a replica now, or when its backoff ends. */
+  #restart(care: Care, reason: string, exitCode?: number): void {
+    if (care.restarting || this.#stopped) return;
+    const wait = care.notBefore - this.#now();
+    if (wait > 0) {
+      if (!care.timer) {
+        care.timer = setTimeout(() => {
+          care.timer = undefined;
+          this.#restart(care, reason, exitCode);
+        }, wait);
+      }
+      return;
+    }
+    const healing = this.#healing(care.handle);
+    if (!healing) return;
+    if (care.routed) this.#unroute(care, reason);
+    care.restarting = (async () => {
+      const now = this.#now();
+      const lines = await healing.tail(care.handle, care.replica, TAIL_LINES).catch(() => []);
+      care.last = { at: now, reason, ...(exitCode !== undefined && { exitCode }), lines };
+      care.restarts = [...care.restarts.filter((t) => now - t < CRASHLOOP_WINDOW_MS), now];
+      care.notBefore = now + care.backoffMs;
+      care.backoffMs = Math.min(care.backoffMs * 2, MAX_BACKOFF_MS);
+      const loop = care.restarts.length > CRASHLOOP_RESTARTS ? " (crash loop)" : "";
+      this.#say(care, `replica ${care.replica} restarting${loop}: ${reason}`);
+      try {
+        await healing.restart(care.handle, care.replica);
+      } catch (err) {
+        this.#say(care, `replica ${care.replica} did not restart: ${(err as Error).message}`);
+        return;
+      }
+      care.upSince = this.#now();
+      care.unready = false;
+      care.routed = true;
+      healing.route?.(care.handle, care.replica, true);
+      this.#say(care, `replica ${care.replica} restarted`);
+      this.#opts.emit("orca.instance.restarted", {
+        service: care.service,
+        replica: care.replica,
+        reason,
+        ...(exitCode !== undefined && { exitCode }),
+        restarts: care.restarts.length,
+      });
+    })().finally(() => care.restarting = undefined);
+  }
+
+  #readiness(care: Care, ok: boolean, why: string | undefined): void {
+    if (ok && care.unready) {
+      care.unready = false;
+      care.routed = true;
+      this.#healing(care.handle)?.route?.(care.handle, care.replica, true);
+      this.#say(care, `replica ${care.replica} passes readiness again: back in the routes`);
+    } else if (!ok && !care.unready) {
+      care.unready = true;
+      this.#unroute(care, `readiness: ${why}`);
+    }
+  }
+
+  #unroute(care: Care, reason: string): void {
+    care.routed = false;
+    this.#healing(care.handle)?.route?.(care.handle, care.replica, false);
+    this.#say(care, `replica ${care.replica} taken out of the routes: ${reason}`);
+    this.#opts.emit("orca.route.removed", { service: care.service, replica: care.replica, reason });
+  }
+
+  /** Logs a watchdog action, in the server's log and in the service's. */
+  #say(care: Care, text: string): void {
+    this.#opts.log(`watchdog: ${care.service}: ${text}`);
+    const lines = this.#history.get(care.service) ?? [];
+    lines.push({ at: this.#now(), text: `watchdog: ${text}` });
+    if (lines.length > HISTORY_LINES) lines.shift();
+    this.#history.set(care.service, lines);
+  }
+
+  /** Whether `handle` has a replica the watchdog lets have requests (one it has not looked at yet does). */
+  routable(handle: WorkloadHandle): boolean {
+    let any = false;
+    for (const c of this.#cares.values()) {
+      if (c.handle.id !== handle.id) continue;
+      if (c.routed) return true;
+      any = true;
+    }
+    return !any;
+  }
+
+  /** The watchdog's actions for `service`, oldest first. */
+  history(service: string): readonly { at: number; text: string }[] {
+    return this.#history.get(service) ?? [];
+  }
+
+  /** The replicas of `handle` as `orca status` shows them. */
+  view(handle: WorkloadHandle): ReplicaView[] {
+    const now = this.#now();
+    return [...this.#cares.values()].filter((c) => c.handle.id === handle.id).map((c): ReplicaView => {
+      const restarts = c.restarts.filter((t) => now - t < CRASHLOOP_WINDOW_MS).length;
+      const state: ReplicaView["state"] = restarts > CRASHLOOP_RESTARTS
+        ? "crashloop"
+        : c.restarting
+        ? "restarting"
+        : c.upSince === undefined
+        ? "down"
+        : c.unready
+        ? "unready"
+        : "running";
+      return {
+        replica: c.replica,
+        state,
+        restarts,
+        ...(c.notBefore > now && { nextRestartAt: c.notBefore }),
+        ...(c.last && { last: c.last }),
+      };
+    }).sort((a, b) => a.replica - b.replica);
+  }
+
+  #healing(handle: WorkloadHandle): Healing | undefined {
+    const runtime = this.#opts.workloads.runtime(handle) as Partial<Healing>;
+    return runtime.replicas && runtime.restart ? runtime as Healing : undefined;
+  }
+}
+
+/** A service's readiness and liveness probes (`health` is readiness by another name). */
+function probesOf(spec: ServiceSpec): { readiness?: Probe; liveness?: Probe } {
+  const readiness = spec.readiness ??
+    (spec.health
+      ? { path: spec.health, interval_secs: 5, timeout_secs: 3, failure_threshold: 3, initial_delay_secs: 0 }
+      : undefined);
+  return { ...(readiness && { readiness }), ...(spec.liveness && { liveness: spec.liveness }) };
+}
