@@ -19,6 +19,7 @@ import { serverCommand } from "./cli/server.ts";
 import { joinCommand } from "./cli/join.ts";
 import { statusCommand } from "./cli/status.ts";
 import { historyCommand, rollbackCommand } from "./cli/history.ts";
+import { rolloutCommand } from "./cli/rollout.ts";
 import { VERSION } from "./version.ts";
 import { runHost } from "./runtime/wasm/host.ts";
 import { forTerminal } from "./cli/terminal.ts";
@@ -34,6 +35,7 @@ const commands: Command[] = [
   rmCommand,
   historyCommand,
   rollbackCommand,
+  rolloutCommand,
   runsCommand,
   queueCommand,
   eventsCommand,

@@ -6,17 +6,19 @@ import { OrcaError } from "../errors.ts";
 import { Client } from "./client.ts";
 import { clientFlags, clientOptions, type Command, table } from "./command.ts";
 import { whoAmI } from "./history.ts";
+import { awaitCanaries } from "./rollout.ts";
 
 export const deployCommand: Command = {
   name: "deploy",
   summary: "Deploy every services/<project>/service.toml under DIR (default: the current folder).",
-  usage: "orca deploy [DIR] [--plan] [--json]",
+  usage: "orca deploy [DIR] [--plan] [--no-wait] [--json]",
   flags: [
     "--plan           print where each replica would go and why (every node's verdict); change nothing",
+    "--no-wait        do not wait for the outcome of the canaries it starts (exit 1 when one is rolled back)",
     "--json           print the result as JSON",
     ...clientFlags,
   ],
-  options: { ...clientOptions, json: { type: "boolean" }, plan: { type: "boolean" } },
+  options: { ...clientOptions, json: { type: "boolean" }, plan: { type: "boolean" }, "no-wait": { type: "boolean" } },
   maxArgs: 1,
   async run(values, args) {
     const dir = args[0] ?? ".";
@@ -42,13 +44,15 @@ export const deployCommand: Command = {
       method: "POST",
       body: JSON.stringify({ projects, by: whoAmI() }),
     });
+    const canaries = result.summary.canary ?? [];
+    const wait = canaries.length > 0 && !values["no-wait"];
     if (values.json) {
       console.log(JSON.stringify({ ...result, uploaded }, null, 2));
-      return 0;
+      return wait && !(await awaitCanaries(client, canaries, true)) ? 1 : 0;
     }
     const rows: string[][] = [];
-    for (const kind of ["created", "updated", "removed", "unchanged"] as const) {
-      for (const service of result.summary[kind]) rows.push([service, kind]);
+    for (const kind of ["created", "updated", "canary", "removed", "unchanged"] as const) {
+      for (const service of result.summary[kind] ?? []) rows.push([service, kind]);
     }
     console.log(table(["SERVICE", "CHANGE"], rows));
     const { created, updated, removed, unchanged } = result.summary;
@@ -56,9 +60,13 @@ export const deployCommand: Command = {
       result.id === null
         ? `\nnothing changed: ${unchanged.length} service(s) already up to date`
         : `\ndeploy ${result.id}: ${created.length} created, ${updated.length} updated, ${removed.length} removed, ${unchanged.length} unchanged` +
+          (canaries.length ? `, ${canaries.length} canary` : "") +
           (uploaded ? ` (${uploaded} module(s) uploaded)` : ""),
     );
-    return 0;
+    if (!wait) return 0;
+    if (await awaitCanaries(client, canaries)) return 0;
+    console.error("orca: a canary was rolled back: its service runs the version it had before");
+    return 1;
   },
 };
 

@@ -4,7 +4,7 @@ import { parse, TomlError } from "smol-toml";
 import { OrcaError } from "../errors.ts";
 import { quote, type Source, TableReader } from "./reader.ts";
 import { parseTrigger } from "./triggers.ts";
-import type { FileMount, GpuRequest, Probe, ServiceSpec, WasmCapabilities } from "./types.ts";
+import type { FileMount, GpuRequest, Probe, Rollout, ServiceSpec, WasmCapabilities } from "./types.ts";
 import {
   formatMemory,
   MAX_CONTAINER_MEMORY,
@@ -184,6 +184,7 @@ export function readService(
     placement: readPlacement(r),
     ...optional("readiness", readProbe(r, "readiness")),
     ...optional("liveness", readProbe(r, "liveness")),
+    ...optional("rollout", readRollout(r)),
     wasm: readWasm(r, opts.api ?? false, runtime),
     limits: readLimits(r),
   };
@@ -273,6 +274,21 @@ function readProbe(parent: TableReader, key: "readiness" | "liveness"): Probe | 
   };
   r.done();
   return probe;
+}
+
+function readRollout(parent: TableReader): Rollout | undefined {
+  const r = parent.table("rollout");
+  if (!r) return undefined;
+  const strategy = r.string("strategy", { pattern: /^(all|canary)$/, patternHint: 'use "canary" or "all"' }) ?? "all";
+  const rollout: Rollout = {
+    strategy: strategy as Rollout["strategy"],
+    canary_percent: r.number("canary_percent", { min: 1, max: 99 }) ?? 10,
+    analysis_secs: r.number("analysis_secs", { integer: true, min: 1, max: 86_400 }) ?? 60,
+    max_error_rate: r.number("max_error_rate", { min: 0, max: 1 }) ?? 0.02,
+    ...optional("max_p99_ms", r.number("max_p99_ms", { min: 1, max: 3_600_000 })),
+  };
+  r.done();
+  return rollout;
 }
 
 function readLimits(parent: TableReader): ServiceSpec["limits"] {

@@ -33,6 +33,20 @@ export interface Probe {
   initial_delay_secs: number;
 }
 
+/**
+ * `[service.rollout]`: how a new version replaces the running one. `canary`: it first gets `canary_percent` of the
+ * requests for `analysis_secs`, then all of them, unless its error rate or p99 latency crosses a limit first.
+ */
+export interface Rollout {
+  strategy: "all" | "canary";
+  canary_percent: number;
+  analysis_secs: number;
+  /** The largest share of 5xx answers (0-1). */
+  max_error_rate: number;
+  /** The largest 99th-percentile latency to the response's head, in ms. */
+  max_p99_ms?: number;
+}
+
 /** A host folder a Wasm guest sees at a path of its own (`[service.wasm] files`). */
 export interface FileMount {
   /** The folder as written (relative to service.toml), without the `:rw` suffix. */
@@ -89,6 +103,7 @@ export interface ServiceSpec {
   placement: Placement;
   readiness?: Probe;
   liveness?: Probe;
+  rollout?: Rollout;
   wasm: WasmCapabilities;
   limits: Limits;
 }

@@ -140,6 +140,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     log,
     fetchMissing: (kind, hash) => fetchFromPeers(servers(), token, store, kind, hash),
     keepsAll: false,
+    leads: () => false,
     ...(opts.watchdogSecs !== undefined && { watchdogMs: opts.watchdogSecs * 1000 }),
     cluster: {
       node: id,

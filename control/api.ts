@@ -193,6 +193,17 @@ export function createApi(opts: ApiOptions): Hono {
     return c.json({ history: readHistory((text) => store.sql(text), key, limitOf(c.req.query("limit"), 50)) });
   });
 
+  app.get("/services/:project/:name/rollout", (c) => {
+    const key = plane.resolve(serviceKey(c.req.param()));
+    const status = plane.rollouts.status(key);
+    if (!status) {
+      throw new OrcaError("not_found", `${key} has had no canary`, {
+        hint: '[service.rollout] strategy = "canary" starts one at its next deploy',
+      });
+    }
+    return c.json(status);
+  });
+
   app.post("/services/:project/:name/rollback", async (c) => {
     const body = await readJson(c.req.raw, SMALL_JSON_BYTES, 'rollback request {"to": <deploy id>}');
     const { to, by } = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;

@@ -187,6 +187,35 @@ function canonical(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** The events a deploy publishes once applied: each service created, updated, removed, or started as a canary. */
+export function deployEvents(
+  id: number,
+  summary: DeploySummary,
+  changed: StoredService[],
+): [string, Record<string, unknown>][] {
+  const versionOf = (key: string) => changed.find((c) => keyOf(c.spec) === key)?.version;
+  return [
+    ...summary.created.map((key): [string, Record<string, unknown>] => [
+      "orca.service.deployed",
+      { service: key, deploy: id, version: 1 },
+    ]),
+    ...summary.updated.map((key): [string, Record<string, unknown>] => [
+      "orca.service.updated",
+      { service: key, deploy: id, version: versionOf(key) },
+    ]),
+    ...summary.removed.map((key): [string, Record<string, unknown>] => [
+      "orca.service.removed",
+      { service: key, deploy: id },
+    ]),
+    ...(summary.canary ?? []).map((key): [string, Record<string, unknown>] => {
+      const rollout = changed.find((c) => keyOf(c.spec) === key)?.spec.rollout;
+      const share = { canary_percent: rollout?.canary_percent, analysis_secs: rollout?.analysis_secs };
+      return ["orca.rollout.started", { service: key, deploy: id, version: versionOf(key), ...share }];
+    }),
+  ];
+}
+
 export function describeSummary(s: DeploySummary): string {
-  return (["created", "updated", "removed", "unchanged"] as const).map((k) => `${s[k].length} ${k}`).join(", ");
+  const counts = (["created", "updated", "removed", "unchanged"] as const).map((k) => `${s[k].length} ${k}`);
+  return [...counts, ...(s.canary?.length ? [`${s.canary.length} canary`] : [])].join(", ");
 }

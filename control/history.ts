@@ -41,7 +41,8 @@ export interface HistoryEntry {
   /** Who or what made it: `orca deploy (user@host)`, `orca rollback ... (user@host)`, ... */
   origin?: string;
   service: string;
-  change: "created" | "updated" | "removed";
+  /** `canary`: it started as a canary; `promoted`, `rolled_back`: how that canary ended. */
+  change: "created" | "updated" | "removed" | "canary" | "promoted" | "rolled_back";
   version?: number;
   /** The module's hash (Wasm) or the image (containers) of that version. */
   artifact?: string;
@@ -84,17 +85,25 @@ export function readHistory(sql: Sql, service: string | undefined, limit: number
   const version = sql(
     "SELECT version, spec FROM service_versions WHERE project = ? AND name = ? AND deploy = ?",
   );
+  const byVersion = sql("SELECT version, spec FROM service_versions WHERE project = ? AND name = ? AND version = ?");
   const out: HistoryEntry[] = [];
   for (const d of deploys) {
     const summary = JSON.parse(d.summary) as DeploySummary;
-    const changes = (["created", "updated", "removed"] as const).flatMap((change) =>
-      summary[change].filter((key) => service === undefined || key === service).map((key) => ({ key, change }))
-    );
-    for (const { key, change } of changes) {
+    const mine = (key: string) => service === undefined || key === service;
+    const changes: { key: string; change: HistoryEntry["change"]; version?: number }[] = [
+      ...(["created", "updated", "removed"] as const).flatMap((change) =>
+        summary[change].filter(mine).map((key) => ({ key, change }))
+      ),
+      ...(summary.canary ?? []).filter(mine).map((key) => ({ key, change: "canary" as const })),
+    ];
+    const end = summary.rollout;
+    if (end && mine(end.service)) changes.push({ key: end.service, change: end.outcome, version: end.version });
+    for (const { key, change, version: ended } of changes) {
       const slash = key.indexOf("/");
-      const row = version.get(key.slice(0, slash), key.slice(slash + 1), d.id) as
-        | { version: number; spec: string }
-        | undefined;
+      const row = (version.get(key.slice(0, slash), key.slice(slash + 1), d.id) ??
+        (ended === undefined ? undefined : byVersion.get(key.slice(0, slash), key.slice(slash + 1), ended))) as
+          | { version: number; spec: string }
+          | undefined;
       const spec = row ? JSON.parse(row.spec) as ServiceSpec : undefined;
       const artifact = spec?.module_hash ?? spec?.image;
       out.push({
@@ -103,7 +112,7 @@ export function readHistory(sql: Sql, service: string | undefined, limit: number
         ...(summary.origin && { origin: summary.origin }),
         service: key,
         change,
-        ...(row && { version: row.version }),
+        ...((row || ended !== undefined) && { version: row?.version ?? ended }),
         ...(artifact && { artifact }),
       });
     }

@@ -38,6 +38,7 @@ import {
   type TakenSnapshot,
 } from "./snapshot.ts";
 import type { DeploySummary, Store, StoredService } from "./store.ts";
+import { endRollout, forgetRollouts, loadRollouts, ROLLOUTS_SCHEMA, writeCanaries } from "./rollout_store.ts";
 
 /** A change of desired state, as it travels in a log entry. */
 export type ControlCommand =
@@ -50,6 +51,17 @@ export type ControlCommand =
     summary: DeploySummary;
     /** The placements of every service whose placements changed (the leader's plan); absent: none changed. */
     placements?: Placements;
+    /** New versions that start as canaries beside the running ones (`[service.rollout]`). */
+    canaries?: StoredService[];
+  }
+  /** A canary's analysis ended (the leader decided): promoted to be its service's version, or dropped. */
+  | {
+    type: "rollout-end";
+    service: string;
+    version: number;
+    outcome: "promoted" | "rolled_back";
+    reason: string;
+    at: number;
   }
   /** Placements changed outside a deploy (the leader's upkeep: replicas of a lost node moved, missing ones placed). */
   | { type: "place"; at: number; placements: Placements; reason: string }
@@ -118,7 +130,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
 
   constructor(store: Store) {
     this.#store = store;
-    store.db.exec(schema + PLACEMENTS_SCHEMA + REPLICA_STATES_SCHEMA);
+    store.db.exec(schema + PLACEMENTS_SCHEMA + REPLICA_STATES_SCHEMA + ROLLOUTS_SCHEMA);
     // Stores made before the registry held facts lack the columns.
     const columns = store.db.prepare("SELECT name FROM pragma_table_info('members')").all() as { name: string }[];
     if (!columns.some((c) => c.name === "facts")) {
@@ -222,6 +234,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
         "INSERT INTO service_versions (project, name, version, deploy, at, spec) VALUES (?, ?, ?, ?, ?, ?)",
       );
       for (const v of data.versions ?? []) version.run(v.project, v.name, v.version, v.deploy, v.at, v.spec);
+      loadRollouts((text) => this.#store.sql(text), data.rollouts ?? []);
       this.#queues.load(data.queues ?? { messages: [], cursors: [], dead: [] });
       this.#runs.load(data.runs ?? { state: [], runs: [] });
       for (const { name, seq } of data.sequences ?? []) {
@@ -271,8 +284,16 @@ export class ControlMachine implements StateMachine<CommandResult> {
   #execute(command: ControlCommand): CommandResult {
     switch (command.type) {
       case "deploy": {
-        const id = this.#store.writeDeploy(command.upserts, command.removals, command.summary, command.at);
         const sql = (text: string) => this.#store.sql(text);
+        const canaries = command.canaries ?? [];
+        const from = Object.fromEntries(canaries.map((c) => [keyOf(c), this.#versionOf(keyOf(c))]));
+        const id = this.#store.writeDeploy(command.upserts, command.removals, command.summary, command.at, canaries);
+        writeCanaries(sql, id, canaries, from);
+        // A service removed, or deployed whole, ends a canary of it that was under way.
+        forgetRollouts(sql, command.removals.map((r) => `${r.project}/${r.name}`));
+        for (const s of command.upserts) {
+          sql("DELETE FROM rollouts WHERE service = ? AND state = 'analysing'").run(keyOf(s));
+        }
         writePlacements(sql, Object.fromEntries(command.removals.map((r) => [`${r.project}/${r.name}`, []])));
         const forget = sql("DELETE FROM replica_states WHERE service = ?");
         for (const r of command.removals) forget.run(`${r.project}/${r.name}`);
@@ -283,6 +304,8 @@ export class ControlMachine implements StateMachine<CommandResult> {
         this.#runs.applyForget(deployed);
         return { ok: true, value: id };
       }
+      case "rollout-end":
+        return { ok: true, value: this.#endRollout(command) };
       case "queue-publish":
         return {
           ok: true,
@@ -337,6 +360,37 @@ export class ControlMachine implements StateMachine<CommandResult> {
           },
         };
     }
+  }
+
+  /** Ends a canary as the leader decided; the deploy that records it (null when it had ended, or was replaced). */
+  #endRollout(c: Extract<ControlCommand, { type: "rollout-end" }>): number | null {
+    const sql = (text: string) => this.#store.sql(text);
+    const row = sql("SELECT spec FROM rollouts WHERE service = ? AND version = ? AND state = 'analysing'").get(
+      c.service,
+      c.version,
+    ) as { spec: string } | undefined;
+    if (!row || !endRollout(sql, c.service, c.version, c.outcome, c.reason, c.at)) return null;
+    const promoted = c.outcome === "promoted";
+    const upserts = promoted ? [{ spec: JSON.parse(row.spec), version: c.version, updatedAt: c.at }] : [];
+    const what = promoted ? "promoted" : "rolled back";
+    const summary: DeploySummary = {
+      created: [],
+      updated: [],
+      removed: [],
+      unchanged: [],
+      origin: `canary v${c.version} of ${c.service} ${what}: ${c.reason}`,
+      rollout: { service: c.service, version: c.version, outcome: c.outcome },
+    };
+    return this.#store.writeDeploy(upserts, [], summary, c.at, false);
+  }
+
+  #versionOf(service: string): number {
+    const slash = service.indexOf("/");
+    const row = this.#store.sql("SELECT version FROM services WHERE project = ? AND name = ?").get(
+      service.slice(0, slash),
+      service.slice(slash + 1),
+    ) as { version: number } | undefined;
+    return row?.version ?? 0;
   }
 
   #setApplied(index: number, term: number): void {

@@ -11,6 +11,7 @@ export { loadOrCreateToken, tokenMatches } from "./auth.ts";
 export { type DeployRecord, type DeploySummary, Store, type StoredService } from "./store.ts";
 export type { HistoryEntry } from "./history.ts";
 export type { ReplicaView } from "./watchdog.ts";
+export type { RolloutStatus } from "./rollouts.ts";
 export { type RunningServer, type ServerOptions, startServer } from "./server.ts";
 export { type AgentOptions, type RunningAgent, startAgent } from "./agent.ts";
 export { type NodeFacts, parseLabels } from "./node_facts.ts";

@@ -11,6 +11,7 @@ import { routesOf, RouteTable } from "../proxy/mod.ts";
 import type { HttpContext } from "../runtime/mod.ts";
 import {
   checkRunnable,
+  deployEvents,
   type DeployRequest,
   describeSummary,
   diffDeploy,
@@ -21,67 +22,21 @@ import {
 } from "./deploy_request.ts";
 import { planRollback } from "./rollback.ts";
 import { collectUnused, UPLOAD_GRACE_MS } from "./history.ts";
-import type { Forwarder } from "./forward.ts";
 import type { JobTriggers } from "./jobs.ts";
-import type { Change, ControlCommand } from "./machine.ts";
-import type { Placements, ReplicaReport } from "./placement_store.ts";
-import { type NodeContext, Placing } from "./placing.ts";
+import type { Placements } from "./placement_store.ts";
+import { Placing } from "./placing.ts";
 import { type ServiceStatus, serviceStatuses } from "./service_status.ts";
 import type { ExplainJson } from "../scheduler/explain.ts";
 import type { DeployRecord, DeploySummary, Store, StoredService } from "./store.ts";
 import { bringMissing } from "./missing.ts";
 import { ReplicaOps } from "./replica_ops.ts";
 import { Warm } from "./warm.ts";
+import type { CommandLog, ControlPlaneOptions, DeployResult } from "./plane_options.ts";
 import { Watchdog } from "./watchdog.ts";
-import { type ContainerLike, type LocalService, type WasmLike, Workloads } from "./workloads.ts";
-
-/** Where changes of desired state are committed (the Raft log) before they take effect. */
-export interface CommandLog {
-  propose(command: ControlCommand, opts?: { serial?: boolean }): Promise<unknown>;
-  /** Resolves once this member has applied everything committed (enough to plan a write on the leader). */
-  caughtUp(): Promise<void>;
-  /** Calls `listener` after changes the log applied (their kinds; in apply order, on every member). */
-  onApplied(listener: (changed: ReadonlySet<Change>) => void): void;
-}
-
-export interface DeployResult {
-  /** The deploy's id, or null when nothing changed. */
-  id: number | null;
-  summary: DeploySummary;
-}
-
-export interface ControlPlaneOptions {
-  store: Store;
-  /** Every deploy and removal is committed here; the store holds what was applied. */
-  commands: CommandLog;
-  wasm: WasmLike;
-  /** Docker containers; absent on a node that runs Wasm only. */
-  containers?: ContainerLike;
-  now?: () => number;
-  log?: (line: string) => void;
-  /** How long an old version may finish in-flight requests after a swap. */
-  drainMs?: number;
-  /** How often the watchdog looks at every replica here (default 30 s). */
-  watchdogMs?: number;
-  /** Cron, queue and event triggers; without it only http triggers run. */
-  jobs?: JobTriggers;
-  /** Publishes an Orca event (the leader does; a follower sends it there). Default: the jobs' own publish. */
-  publishEvent?: (name: string, data: Record<string, unknown>) => Promise<unknown>;
-  /** Whether this node keeps the bytes of every deployed service (a server: default), or only of its own (a worker). */
-  keepsAll?: boolean;
-  /** Brings a module or a mounted file this node lacks from a peer (verified by its hash) and stores it. */
-  fetchMissing?: (kind: "module" | "blob", hash: string) => Promise<void>;
-  /**
-   * This server as a node of a cluster: deploys place replicas with the scheduler on the registry's servers, this
-   * one runs those placed on it, and requests for the others go to a server that has one. Absent: every service
-   * runs here.
-   */
-  cluster?: NodeContext & {
-    forwarder: Forwarder;
-    /** Tells the log (through the leader) what this server's workloads are: ready at a version, or failed. */
-    report(report: { states: ReplicaReport[]; gone: string[] }): Promise<void>;
-  };
-}
+import { Rollouts, splitCanaries } from "./rollouts.ts";
+import { canaryServices } from "./rollout_store.ts";
+import { Serving } from "./serving.ts";
+import { type ContainerLike, type LocalService, Workloads } from "./workloads.ts";
 
 export class ControlPlane {
   readonly #store: Store;
@@ -95,6 +50,9 @@ export class ControlPlane {
   readonly #workloads: Workloads;
   /** Restarts replicas that died, runs their probes, keeps dead ones out of the routes. */
   readonly watchdog: Watchdog;
+  /** Canaries under way: their share of requests, what they measure, the leader's verdicts. */
+  readonly rollouts: Rollouts;
+  readonly #serving: Serving;
   readonly #cluster?: ControlPlaneOptions["cluster"];
   readonly #placing: Placing;
   /** Exec, stats, logs and jobs of the replicas this node runs. */
@@ -139,9 +97,21 @@ export class ControlPlane {
       emit: (name, data) => this.emit(name, data),
       now: this.#now,
     });
+    this.rollouts = new Rollouts({
+      store: opts.store,
+      commands: opts.commands,
+      leads: opts.leads ?? (() => true),
+      now: this.#now,
+      log: this.#log,
+      emit: (name, data) => this.emit(name, data),
+      note: (service, text) => this.watchdog.note(service, text),
+    });
+    this.#serving = new Serving(this.#workloads, this.watchdog, this.#placing, this.rollouts, opts.cluster?.forwarder);
     this.ops = new ReplicaOps(this.#workloads, this.#placing, (service) => this.resolve(service), this.watchdog);
     opts.commands.onApplied((changed) => {
-      const moved = changed.has("deploy") || changed.has("place") || changed.has("snapshot");
+      const moved = changed.has("deploy") || changed.has("place") || changed.has("snapshot") ||
+        changed.has("rollout-end");
+      if (moved) this.rollouts.changed();
       if (moved || changed.has("replica-states")) this.#placing.forget();
       // Only deploys, placements (and a snapshot, which may hold any) change what runs here.
       if (moved && this.#restored) this.#converge();
@@ -164,7 +134,7 @@ export class ControlPlane {
   reportReplicas(): void {
     const report = this.#cluster?.report;
     if (!report) return;
-    const running = [...this.#workloads.active].map(([service, a]) => ({
+    const running = [...this.#workloads.active].filter(([, a]) => !a.stored.canary).map(([service, a]) => ({
       service,
       version: a.stored.version,
       ...(a.failure !== undefined && { failure: a.failure }),
@@ -190,10 +160,12 @@ export class ControlPlane {
   #converge(): Promise<void> {
     const run = this.#converging.then(async () => {
       const deployed = this.#store.services();
-      const desired = this.#placing.local(deployed);
+      // A canary runs beside its service's version, on the nodes that run that one.
+      const canaries = canaryServices((text) => this.#store.sql(text));
+      const desired = this.#placing.local([...deployed, ...canaries]);
       // Every server keeps the bytes of every deployed service, placed here or not: a replica that moves here when
       // its server is lost finds them, even if that server was the only one with them. A worker fetches its own.
-      await this.#bringMissing((this.#keepsAll ? deployed : desired).map((s) => s.spec));
+      await this.#bringMissing((this.#keepsAll ? [...deployed, ...canaries] : desired).map((s) => s.spec));
       // A start for the same version under way (a slow prepare) finishes first; one made with another spec goes.
       await this.#warm.idle();
       await this.#warm.evictStale(desired);
@@ -248,17 +220,21 @@ export class ControlPlane {
     // One that failed to start here is started again, at a new version.
     const failed = (key: string) => this.#workloads.active.get(key)?.failure !== undefined;
     const projects = Object.keys(request.projects);
-    const { summary, changed } = diffDeploy(incoming, projects, deployed, failed, this.#now());
-    if (changed.length === 0 && summary.removed.length === 0) return { id: null, summary };
+    const diff = diffDeploy(incoming, projects, deployed, failed, this.#now());
+    const summary = diff.summary;
+    if (diff.changed.length === 0 && summary.removed.length === 0) return { id: null, summary };
     summary.origin = origin ?? `orca deploy${by ? ` by ${by}` : ""}`;
+    // New versions of `strategy = "canary"` start beside the running ones; the others replace theirs.
+    const { direct, canaries } = splitCanaries(diff.changed, summary, deployed, failed, (k) => this.rollouts.active(k));
+    const changed = [...direct, ...canaries];
 
-    // Routes of the result must not conflict: check before touching anything.
-    const gone = new Set([...summary.removed, ...changed.map((c) => keyOf(c.spec))]);
+    // Routes of the result must not conflict: check before touching anything. A canary keeps its service's.
+    const gone = new Set([...summary.removed, ...direct.map((c) => keyOf(c.spec))]);
     const kept = [...deployed].filter(([key]) => !gone.has(key)).map(([, s]) => s.spec);
-    const specs = [...kept, ...changed.map((c) => c.spec)];
+    const specs = [...kept, ...direct.map((c) => c.spec)];
     new RouteTable(specs.flatMap(routesOf));
     // Where every replica goes: a replica that fits nowhere fails the deploy here, before anything starts.
-    const keys = new Set(changed.map((c) => keyOf(c.spec)));
+    const keys = new Set(direct.map((c) => keyOf(c.spec)));
     let placements = this.#placing.plan(specs, keys);
 
     // Compile and warm every new version, here and on every node it is placed on; on any failure, undo and leave
@@ -267,7 +243,9 @@ export class ControlPlane {
     let undo = async () => {};
     for (let avoid: Set<string> | undefined;;) {
       const merged = { ...this.#placing.applied(), ...placements };
-      undo = await this.#warm.start(this.#placing.local(changed, merged));
+      undo = await this.#warm.start(
+        this.#placing.local([...direct, ...canaries.map((c) => ({ ...c, canary: true }))], merged),
+      );
       try {
         const { absent, stranded } = await this.#placing.prepareElsewhere(changed, merged);
         if (!stranded || avoid) {
@@ -284,19 +262,15 @@ export class ControlPlane {
     }
     let id: number;
     try {
-      id = await this.#commit(changed, summary.removed.map((k) => deployed.get(k)!.spec), summary, placements);
+      const removed = summary.removed.map((k) => deployed.get(k)!.spec);
+      id = await this.#commit(direct, removed, summary, placements, canaries);
     } catch (err) {
       await undo();
       throw err;
     }
     // The log applied it: the convergence it set off takes the warm versions and swaps.
     await this.#converging;
-    for (const key of summary.created) this.emit("orca.service.deployed", { service: key, deploy: id, version: 1 });
-    for (const key of summary.updated) {
-      const version = changed.find((c) => keyOf(c.spec) === key)?.version;
-      this.emit("orca.service.updated", { service: key, deploy: id, version });
-    }
-    for (const key of summary.removed) this.emit("orca.service.removed", { service: key, deploy: id });
+    for (const [name, data] of deployEvents(id, summary, changed)) this.emit(name, data);
     this.#log(`deploy ${id}: ${describeSummary(summary)}`);
     if (this.#keepsAll) {
       const collected = collectUnused(this.#store, this.#now() - UPLOAD_GRACE_MS);
@@ -357,6 +331,7 @@ export class ControlPlane {
     removed: { project: string; name: string }[],
     summary: DeploySummary,
     placements?: Placements,
+    canaries: StoredService[] = [],
   ): Promise<number> {
     const removals = removed.map(({ project, name }) => ({ project, name }));
     const command = {
@@ -366,6 +341,7 @@ export class ControlPlane {
       removals,
       summary,
       ...(placements && Object.keys(placements).length > 0 && { placements }),
+      ...(canaries.length > 0 && { canaries }),
     };
     return await this.#commands.propose(command, { serial: true }) as number;
   }
@@ -397,32 +373,9 @@ export class ControlPlane {
     return this.#workloads.active.has(service);
   }
 
-  /**
-   * Answers an HTTP request for `service` (a route's target): from a replica here, or else through a server that
-   * has one (a request another server forwarded is answered from here only).
-   */
+  /** Answers an HTTP request for `service` (a route's target): here, or through a server that has a replica. */
   serve(service: string, request: Request, ctx: HttpContext): Promise<Response> {
-    const a = this.#workloads.active.get(service);
-    const forwarder = this.#cluster?.forwarder;
-    if (a?.handle && this.watchdog.routable(a.handle)) {
-      return this.#workloads.runtime(a.handle).serveHttp(a.handle, forwarder?.strip(request) ?? request, ctx);
-    }
-    // No replica here, or it failed to start here: one elsewhere answers.
-    if (forwarder) {
-      const { ready, others } = this.#placing.elsewhere(service);
-      const hops = forwarder.hops(request);
-      if (hops === 0 && ready.length + others.length > 0) {
-        return forwarder.forward(request, new URL(request.url), service, [ready, others]);
-      }
-      // Forwarded here as its replica moved away: once more, to one that is ready.
-      if (hops === 1 && ready.length > 0) return forwarder.forward(request, new URL(request.url), service, [ready]);
-    }
-    return Promise.resolve(
-      Response.json({ error: "service unavailable", service, detail: a?.failure ?? (a && "no replica is ready") }, {
-        status: 503,
-        headers: { "retry-after": "1" },
-      }),
-    );
+    return this.#serving.serve(service, request, ctx);
   }
 
   /** Every deployed service: its state here, or where it runs. */
@@ -457,3 +410,4 @@ export class ControlPlane {
 }
 
 export { type DeployRequest, describeSummary, type ServiceStatus };
+export type { CommandLog, ControlPlaneOptions, DeployResult };

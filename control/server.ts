@@ -287,6 +287,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     fetchMissing,
     publishEvent,
     ...(opts.watchdogSecs !== undefined && { watchdogMs: opts.watchdogSecs * 1000 }),
+    leads: () => log_.isLeader,
     cluster: {
       node: nodeId,
       members: () => log_.members(),
@@ -311,6 +312,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     watch.tick();
     plane.reportReplicas();
     if (log_.isLeader) plane.replan().catch((err) => log(`placements not updated: ${(err as Error).message ?? err}`));
+    plane.rollouts.tick();
     // A Docker engine that came up (or went away) since the start changes what this server offers the scheduler.
     if (++ticks % 10 !== 0) return;
     const now = await offeredRuntimes(containers.engine);

@@ -13,6 +13,7 @@ import type { NodeFacts } from "./node_facts.ts";
 import { type Placements, readPlacements, readReplicaStates, type ReplicaStates } from "./placement_store.ts";
 import { dumpQueues, type QueueTables } from "./queue_store.ts";
 import { dumpRuns, type RunTables } from "./run_store.ts";
+import { dumpRollouts, type RolloutRows } from "./rollout_store.ts";
 
 /** A server of the cluster as the registry holds it. */
 export interface MemberRecord {
@@ -51,6 +52,8 @@ export interface SnapshotData {
   applied: { index: number; term: number };
   services: { project: string; name: string; version: number; spec: string; updated_at: number }[];
   deploys: { id: number; at: number; summary: string }[];
+  /** Canaries under way, and the last outcome of each service's (rollout_store.ts). */
+  rollouts?: RolloutRows;
   /** The versions of each service kept for rollback (history.ts). */
   versions?: { project: string; name: string; version: number; deploy: number; at: number; spec: string }[];
   members?: MemberRecord[];
@@ -104,6 +107,7 @@ export function dumpView(sql: (text: string) => StatementSync): SnapshotData {
     members: readMembers(sql),
     placements: readPlacements(sql),
     replicaStates: readReplicaStates(sql),
+    rollouts: dumpRollouts(sql),
   };
 }
 

@@ -30,6 +30,10 @@ export interface DeploySummary {
   unchanged: string[];
   /** Who or what made it: `orca deploy (user@host)`, a rollback, ... */
   origin?: string;
+  /** Services it started a canary of (`[service.rollout] strategy = "canary"`), not in `updated`. */
+  canary?: string[];
+  /** A canary's end: promoted to be its service's version, or rolled back. */
+  rollout?: { service: string; version: number; outcome: "promoted" | "rolled_back" };
 }
 
 export interface StoreOptions {
@@ -148,6 +152,8 @@ export class Store {
     removals: { project: string; name: string }[],
     summary: DeploySummary,
     at: number,
+    /** Versions to record in the history beside `upserts` (canaries); false: record none (a promoted canary's is). */
+    record: StoredService[] | false = [],
   ): number {
     return this.write(() => {
       const upsert = this.sql(
@@ -163,7 +169,7 @@ export class Store {
         at,
         JSON.stringify(summary),
       );
-      writeVersions((text) => this.sql(text), Number(lastInsertRowid), upserts, at);
+      if (record) writeVersions((text) => this.sql(text), Number(lastInsertRowid), [...upserts, ...record], at);
       return Number(lastInsertRowid);
     });
   }

@@ -150,6 +150,9 @@ export class Watchdog {
       this.#cares.delete(id);
     }
     this.#probes.keep(new Set([...workloads.active.values()].flatMap((a) => a.handle ? [a.handle.id] : [])));
+    for (const service of this.#history.keys()) {
+      if (!workloads.active.has(service.replace(/#canary$/, ""))) this.#history.delete(service);
+    }
     await workloads.removeOrphans();
   }
 
@@ -252,10 +255,15 @@ export class Watchdog {
   /** Logs a watchdog action, in the server's log and in the service's. */
   #say(care: Care, text: string): void {
     this.#opts.log(`watchdog: ${care.service}: ${text}`);
-    const lines = this.#history.get(care.service) ?? [];
-    lines.push({ at: this.#now(), text: `watchdog: ${text}` });
+    this.note(care.service, `watchdog: ${text}`);
+  }
+
+  /** A line for `service`'s own logs (`orca logs` shows it among what its replicas wrote). */
+  note(service: string, text: string): void {
+    const lines = this.#history.get(service) ?? [];
+    lines.push({ at: this.#now(), text });
     if (lines.length > HISTORY_LINES) lines.shift();
-    this.#history.set(care.service, lines);
+    this.#history.set(service, lines);
   }
 
   /** Whether `handle` has a replica the watchdog lets have requests (one it has not looked at yet does). */

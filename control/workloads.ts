@@ -24,7 +24,7 @@ import type { ServiceSpec } from "../config/mod.ts";
 import type { Store, StoredService } from "./store.ts";
 
 export interface Active {
-  stored: StoredService;
+  stored: LocalService;
   handle?: WorkloadHandle;
   /** Why there is no workload (it failed to start here). */
   failure?: string;
@@ -55,7 +55,12 @@ export interface Converged {
  * A service as this server runs it: `here` is set when the scheduler placed a number of its replicas here other than
  * its spec's (its spec then says `here`), so that a change of that number alone makes a workload of its own.
  */
-export type LocalService = StoredService & { here?: number };
+export type LocalService = StoredService & { here?: number; canary?: boolean };
+
+/** The key of a service's workload here: its canary's is apart from the version it runs beside. */
+export function activeKey(stored: LocalService): string {
+  return stored.canary ? `${keyOf(stored.spec)}#canary` : keyOf(stored.spec);
+}
 
 /** The id of a service's workload at a version (and count here): the key warm versions are found by. */
 export function workloadId(stored: LocalService): string {
@@ -94,15 +99,17 @@ export class Workloads {
     const result: Converged = { started: [], removed: [], failed: [] };
     const next = new Map<string, Active>();
     for (const stored of desired) {
-      const key = keyOf(stored.spec);
+      const key = activeKey(stored);
       const current = this.active.get(key);
       if (current && workloadId(current.stored) === workloadId(stored)) {
         next.set(key, current);
         continue;
       }
       const id = workloadId(stored);
+      // A promoted canary runs on as its service's version: the same workload, not a new one.
+      const running = [...this.active.values()].find((a) => a.handle && workloadId(a.stored) === id)?.handle;
       try {
-        const handle = warm.get(id) ?? await this.start(stored);
+        const handle = warm.get(id) ?? running ?? await this.start(stored);
         warm.delete(id);
         next.set(key, { stored, handle });
         result.started.push(key);
@@ -122,10 +129,11 @@ export class Workloads {
     }
     // The swap: routes and workloads move together, with no await in between.
     const retired: WorkloadHandle[] = [];
+    const kept = new Set([...next.values()].map((a) => a.handle));
     for (const [key, old] of this.active) {
       const now = next.get(key);
       if (!now) result.removed.push(key);
-      if (old.handle && now !== old) retired.push(old.handle);
+      if (old.handle && now !== old && !kept.has(old.handle)) retired.push(old.handle);
     }
     this.active.clear();
     for (const [key, a] of next) this.active.set(key, a);
