@@ -36,7 +36,7 @@ import { Watchdog } from "./watchdog.ts";
 import { Rollouts, splitCanaries } from "./rollouts.ts";
 import { canaryServices } from "./rollout_store.ts";
 import { Serving } from "./serving.ts";
-import { type ContainerLike, type LocalService, Workloads } from "./workloads.ts";
+import { type Active, type ContainerLike, type LocalService, Workloads } from "./workloads.ts";
 
 export class ControlPlane {
   readonly #store: Store;
@@ -134,11 +134,14 @@ export class ControlPlane {
   reportReplicas(): void {
     const report = this.#cluster?.report;
     if (!report) return;
-    const running = [...this.#workloads.active].filter(([, a]) => !a.stored.canary).map(([service, a]) => ({
-      service,
-      version: a.stored.version,
-      ...(a.failure !== undefined && { failure: a.failure }),
-    }));
+    // A replica in a crash loop is reported failed: other servers forward to ready ones first, and say why.
+    const looping = (a: Active) => a.handle && this.watchdog.view(a.handle).find((r) => r.state === "crashloop");
+    const running = [...this.#workloads.active].filter(([, a]) => !a.stored.canary).map(([service, a]) => {
+      const loop = looping(a);
+      const failure = a.failure ??
+        (loop ? `crash loop: ${loop.restarts} restarts in 10 min (${loop.last?.reason})` : undefined);
+      return { service, version: a.stored.version, ...(failure !== undefined && { failure }) };
+    });
     this.#placing.tell(running, report, this.#log);
   }
 

@@ -79,7 +79,10 @@ export class Watchdog {
   readonly #probes: ProbeLoops;
   #cycle?: ReturnType<typeof setTimeout>;
   #checking?: Promise<void>;
+  /** A look was asked for while one was under way: another follows it. */
+  #again = false;
   #stopped = false;
+  #unwatch = () => {};
 
   constructor(opts: WatchdogOptions) {
     this.#opts = opts;
@@ -93,9 +96,10 @@ export class Watchdog {
     });
   }
 
-  /** Starts the cycle. */
+  /** Starts the cycle; a replica that ends is looked at as it ends, where its runtime tells (containers). */
   start(): void {
     this.#stopped = false;
+    this.#unwatch = this.#opts.workloads.watchDeaths(() => this.check());
     const tick = () => {
       this.#cycle = setTimeout(async () => {
         await this.check();
@@ -107,14 +111,25 @@ export class Watchdog {
 
   stop(): void {
     this.#stopped = true;
+    this.#unwatch();
     clearTimeout(this.#cycle);
     this.#probes.stop();
     for (const c of this.#cares.values()) clearTimeout(c.timer);
   }
 
-  /** One cycle now (one at a time: a second call waits for the one under way). */
+  /** One look now (one at a time: asked for during one, another follows it). */
   check(): Promise<void> {
-    this.#checking ??= this.#check().finally(() => this.#checking = undefined);
+    if (this.#checking) {
+      this.#again = true;
+      return this.#checking;
+    }
+    this.#checking = this.#check().finally(() => {
+      this.#checking = undefined;
+      if (this.#again && !this.#stopped) {
+        this.#again = false;
+        this.check();
+      }
+    });
     return this.#checking;
   }
 

@@ -32,8 +32,10 @@ export interface Active {
 
 export type WasmLike = Runtime & HttpServing & JobRunning & { guestKind(handle: WorkloadHandle): GuestKind };
 export type ContainerLike = Runtime & HttpServing & {
-  orphans(): Promise<{ id: string; name: string; workload: string }[]>;
-  removeContainer(id: string): Promise<void>;
+  orphans(): Promise<{ kind: "container" | "network"; id: string; name: string; workload: string }[]>;
+  removeOrphan(orphan: { kind: "container" | "network"; id: string }): Promise<void>;
+  /** Tells of each container of this node that ends, as it ends; returns the function that stops it. */
+  watchDeaths?(onDeath: () => void): () => void;
 };
 
 export interface WorkloadsOptions {
@@ -185,14 +187,20 @@ export class Workloads {
     return handle;
   }
 
-  /** Containers labelled as Orca's that no service owns: left by a crash or a retired version. */
+  /** Calls `onDeath` as soon as a replica here ends, where the runtime can tell (containers); stops with the result. */
+  watchDeaths(onDeath: () => void): () => void {
+    return this.#opts.containers?.watchDeaths?.(onDeath) ?? (() => {});
+  }
+
+  /** Containers and networks labelled as Orca's that no service owns: left by a crash or a retired version. */
   async removeOrphans(): Promise<void> {
     const containers = this.#opts.containers;
     if (!containers) return;
     try {
       for (const orphan of await containers.orphans()) {
-        await containers.removeContainer(orphan.id);
-        this.#opts.log(`removed orphan container ${orphan.name} (${orphan.workload || "no workload"})`);
+        await containers.removeOrphan(orphan);
+        const of = orphan.kind === "container" ? ` (${orphan.workload || "no workload"})` : "";
+        this.#opts.log(`removed orphan ${orphan.kind} ${orphan.name}${of}`);
       }
     } catch (err) {
       this.#opts.log(`orphan check skipped: ${(err as Error).message}`);

@@ -59,10 +59,11 @@ const web = (replicas: number) =>
   `[service.liveness]\npath = "/healthz"\ninterval_secs = 1\nfailure_threshold = 2\n`;
 
 Deno.test({
-  name: "containers heal: a killed replica is restarted with no request lost; liveness and readiness act",
+  name: "containers heal: a killed replica is restarted at once with no request lost; liveness and readiness act",
   ignore: !ready,
   async fn(t) {
-    const server = await startServer(undefined, {}, ["--watchdog-secs", "1"]);
+    // The default 30 s cycle: the engine's events tell the watchdog of a death as it happens.
+    const server = await startServer();
     const project = unique();
     const dir = await writeProject({ [project]: web(2) + events });
     const ids = async (n: number) => {
@@ -81,7 +82,7 @@ Deno.test({
       const [one, two] = [await idOf(1), await idOf(2)];
       assert.deepEqual(new Set(await ids(4)), new Set([one, two]));
 
-      await t.step("docker kill: restarted within a cycle, and no request failed meanwhile", async () => {
+      await t.step("docker kill: restarted at once, and no request failed meanwhile", async () => {
         let failed = 0, served = 0, running = true;
         const load = (async () => {
           while (running) {
@@ -100,6 +101,7 @@ Deno.test({
         console.log(`  killed -> serving again: ${recovered} ms; ${served} requests served, ${failed} failed`);
         assert.ok(back);
         assert.equal(failed, 0);
+        assert.ok(recovered < 10_000, `${recovered} ms: the watchdog waited for its cycle`);
         const ops = await logText(server, "ops");
         assert.match(ops, /event orca\.route\.removed: .*"replica":1/);
         assert.match(ops, /event orca\.instance\.restarted: .*"replica":1.*"exitCode":137/);

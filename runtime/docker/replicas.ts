@@ -107,3 +107,33 @@ export async function tailReplica(engine: Engine, r: Replica, lines: number): Pr
     throw err;
   }
 }
+
+/**
+ * Calls `onDeath` whenever a container of `node` ends (from the engine's event stream), so that a watchdog need not
+ * wait for its next cycle; reconnects when the stream ends (an engine restart). Returns the function that stops it.
+ */
+export function watchDeaths(engine: Engine, node: string, onDeath: () => void): () => void {
+  let stopped = false;
+  let stream: { destroy(): void } | undefined;
+  const filters = JSON.stringify({ type: ["container"], event: ["die"], label: [`orca.node=${node}`] });
+  (async () => {
+    while (!stopped) {
+      try {
+        const events = await engine.stream("GET", "/events", { query: { filters } });
+        stream = events;
+        if (stopped) events.destroy();
+        for await (const chunk of events as AsyncIterable<Uint8Array>) {
+          // One JSON object per event; what matters is that one came.
+          if (chunk.length > 0) onDeath();
+        }
+      } catch {
+        // The engine went away: try again below.
+      }
+      if (!stopped) await new Promise((r) => setTimeout(r, 5000));
+    }
+  })();
+  return () => {
+    stopped = true;
+    stream?.destroy();
+  };
+}

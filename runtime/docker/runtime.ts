@@ -29,6 +29,7 @@ import { waitReady } from "./probe.ts";
 import { imagePresent, pullImage } from "./images.ts";
 import { concat } from "../bytes.ts";
 import { runContainerJob } from "./job.ts";
+import { findOrphans, type Orphan, removeOrphan } from "./orphans.ts";
 import {
   type Inspect,
   inspect,
@@ -37,8 +38,9 @@ import {
   replicaHealth,
   startReplica,
   tailReplica,
+  watchDeaths,
 } from "./replicas.ts";
-import { cpuPercentOf, type DockerStats, jobOnly, mergeLogs } from "./util.ts";
+import { cpuPercentOf, type DockerStats, explainEngineError, jobOnly, mergeLogs } from "./util.ts";
 import { containerName, createContainerBody, type HostFacts, INTERNAL_NETWORK, projectNetwork } from "./spec.ts";
 
 interface Workload {
@@ -59,7 +61,7 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
   readonly engine: Engine;
   readonly #workloads = new Map<string, Workload>();
   readonly #node: string;
-  /** Containers being made or running a job: not orphans, though no workload lists them yet. */
+  /** Containers (ids) and networks (names) being made, and job containers: not orphans, though no workload lists them. */
   readonly #pending = new Set<string>();
   #host?: HostFacts;
 
@@ -70,6 +72,17 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
   }
 
   async create(spec: WorkloadSpec): Promise<WorkloadHandle> {
+    const s = spec.service;
+    const network = projectNetwork(s.project);
+    this.#pending.add(network);
+    try {
+      return await this.#create(spec);
+    } finally {
+      this.#pending.delete(network);
+    }
+  }
+
+  async #create(spec: WorkloadSpec): Promise<WorkloadHandle> {
     const s = spec.service;
     await this.#ensureImage(s.image!);
     await this.#ensureNetwork(projectNetwork(s.project), { "orca.project": s.project });
@@ -84,7 +97,7 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
       for (const r of replicas) {
         await this.engine.request("DELETE", `/containers/${r.id}`, { query: { force: true } }).catch(() => {});
       }
-      throw this.#explain(err, s.name);
+      throw explainEngineError(err, s.name);
     } finally {
       for (const r of replicas) this.#pending.delete(r.id);
     }
@@ -117,7 +130,7 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
       try {
         await startReplica(this.engine, r, s);
       } catch (err) {
-        throw this.#explain(err, s.name);
+        throw explainEngineError(err, s.name);
       }
     }
     await Promise.all(w.replicas.map((r) => this.#ready(w, r)));
@@ -161,12 +174,17 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
       }
       await startReplica(this.engine, r, s);
     } catch (err) {
-      throw this.#explain(err, s.name);
+      throw explainEngineError(err, s.name);
     } finally {
       this.#pending.delete(r.id);
     }
     await this.#ready(w, r);
     r.routed = true;
+  }
+
+  /** Calls `onDeath` as soon as a container of this node ends; returns the function that stops it. */
+  watchDeaths(onDeath: () => void): () => void {
+    return watchDeaths(this.engine, this.#node, onDeath);
   }
 
   route(handle: WorkloadHandle, replica: number, routed: boolean): void {
@@ -346,25 +364,16 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
   }
 
   /** Containers Orca created that no workload owns (left by a crash or an older version). */
-  async orphans(): Promise<{ id: string; name: string; workload: string }[]> {
-    const list = await this.engine.request<{ Id: string; Names: string[]; Labels: Record<string, string> }[]>(
-      "GET",
-      "/containers/json",
-      {
-        query: { all: true, filters: JSON.stringify({ label: ["orca.managed=true", `orca.node=${this.#node}`] }) },
-      },
-    );
+  async orphans(): Promise<Orphan[]> {
     const owned = new Set([...this.#workloads.values()].flatMap((w) => w.replicas.map((r) => r.id)));
     for (const id of this.#pending) owned.add(id);
-    return list.filter((c) => !owned.has(c.Id)).map((c) => ({
-      id: c.Id,
-      name: c.Names[0]?.replace(/^\//, "") ?? c.Id,
-      workload: c.Labels["orca.workload"] ?? "",
-    }));
+    const used = new Set([...this.#workloads.values()].map((w) => projectNetwork(w.spec.service.project)));
+    for (const name of this.#pending) used.add(name);
+    return await findOrphans(this.engine, this.#node, owned, used);
   }
 
-  async removeContainer(id: string): Promise<void> {
-    await this.engine.request("DELETE", `/containers/${id}`, { query: { force: true } });
+  removeOrphan(orphan: Orphan): Promise<void> {
+    return removeOrphan(this.engine, orphan);
   }
 
   /** Whether the engine has `image` locally. */
@@ -435,23 +444,5 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
     const w = this.#workloads.get(handle.id);
     if (!w) throw new OrcaError("not_found", `no container workload ${handle.id}`);
     return w;
-  }
-
-  #explain(err: unknown, what: string): Error {
-    if (err instanceof OrcaError) return err;
-    const message = engineMessage(err);
-    if (/No command specified/i.test(message)) {
-      return new OrcaError("config", `${what}: the image has no command to run`, {
-        hint: 'set `command = ["/path/to/program", "arg"]` in service.toml',
-        cause: err,
-      });
-    }
-    if (/port is already allocated|address already in use/i.test(message)) {
-      return new OrcaError("conflict", `${what}: a port it needs is already in use on this host`, {
-        hint: message,
-        cause: err,
-      });
-    }
-    return new OrcaError("internal", `${what}: the Docker engine refused: ${message}`, { cause: err });
   }
 }

@@ -1,7 +1,9 @@
 /** Helpers of the container runtime: engine stats, image names, log streams, job messages. */
 
 import { parseTrigger, type ServiceSpec } from "../../config/mod.ts";
+import { OrcaError } from "../../errors.ts";
 import { toBase64 } from "../bytes.ts";
+import { engineMessage } from "./engine.ts";
 import type { LogLine } from "../types.ts";
 
 export interface DockerStats {
@@ -67,4 +69,23 @@ export async function* mergeLogs(
       };
     }
   }
+}
+
+/** An engine error as the user should read it: a missing command or a taken port said plainly. */
+export function explainEngineError(err: unknown, what: string): Error {
+  if (err instanceof OrcaError) return err;
+  const message = engineMessage(err);
+  if (/No command specified/i.test(message)) {
+    return new OrcaError("config", `${what}: the image has no command to run`, {
+      hint: 'set `command = ["/path/to/program", "arg"]` in service.toml',
+      cause: err,
+    });
+  }
+  if (/port is already allocated|address already in use/i.test(message)) {
+    return new OrcaError("conflict", `${what}: a port it needs is already in use on this host`, {
+      hint: message,
+      cause: err,
+    });
+  }
+  return new OrcaError("internal", `${what}: the Docker engine refused: ${message}`, { cause: err });
 }
