@@ -195,6 +195,8 @@ export function createApi(opts: ApiOptions): Hono {
 
   app.get("/services/:project/:name/rollout", (c) => {
     const key = plane.resolve(serviceKey(c.req.param()));
+    // `?here=1`: what this server alone measured (the leader sums every server's to judge).
+    if (c.req.query("here") === "1") return c.json(plane.rollouts.here(key));
     const status = plane.rollouts.status(key);
     if (!status) {
       throw new OrcaError("not_found", `${key} has had no canary`, {

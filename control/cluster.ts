@@ -7,6 +7,7 @@
  */
 
 import { OrcaError } from "../errors.ts";
+import type { NodeFigures } from "./rollouts.ts";
 import type { ResourceStats } from "../runtime/mod.ts";
 import type { MemberRecord } from "./machine.ts";
 import { endToEnd, passOn } from "./forward.ts";
@@ -199,6 +200,21 @@ export class Cluster {
     };
   }
 
+  /** What `node` measured of each version of `service` during its canary (`?here=1`); undefined when it did not say. */
+  async rolloutFiguresOf(node: string, service: string): Promise<Record<string, NodeFigures> | undefined> {
+    const address = this.#log.addressOf(node);
+    if (!address) return undefined;
+    try {
+      const res = await fetch(`http://${address}/api/v1/services/${service}/rollout?here=1`, {
+        headers: { authorization: `Bearer ${this.#token}` },
+        signal: AbortSignal.timeout(2_000),
+      });
+      return res.ok ? checkFigures(await res.json()) : (await res.body?.cancel(), undefined);
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Every member as this server sees it, each asked for its own status (at most `timeoutMs` each). */
   async report(timeoutMs = 1000): Promise<MemberReport[]> {
     const config = this.#log.config();
@@ -308,4 +324,26 @@ async function forward(request: Request, url: URL, address: string, who = "the l
       hint: "it may have taken effect: check (orca status, orca queue ls) before sending it again",
     }).toResponse();
   }
+}
+
+/** One node's figures of a canary's versions, as it sends them, checked (bad ones are dropped, not trusted). */
+function checkFigures(body: unknown): Record<string, NodeFigures> | undefined {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return undefined;
+  const out: Record<string, NodeFigures> = {};
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  for (const [version, f] of Object.entries(body).slice(0, 16)) {
+    const { requests, errors, samples, p99Ms } = (typeof f === "object" && f !== null ? f : {}) as Record<
+      string,
+      unknown
+    >;
+    if (!/^[0-9]{1,15}$/.test(version) || !count(requests) || !count(errors) || !count(samples)) continue;
+    if (p99Ms !== undefined && !(typeof p99Ms === "number" && p99Ms >= 0 && Number.isFinite(p99Ms))) continue;
+    out[version] = {
+      requests: requests as number,
+      errors: Math.min(errors as number, requests as number),
+      samples: samples as number,
+      ...(p99Ms !== undefined && { p99Ms: p99Ms as number }),
+    };
+  }
+  return out;
 }

@@ -105,6 +105,7 @@ export class ControlPlane {
       log: this.#log,
       emit: (name, data) => this.emit(name, data),
       note: (service, text) => this.watchdog.note(service, text),
+      ...(opts.cluster?.rolloutFigures && { remote: (service: string) => this.#askNodes(service) }),
     });
     this.#serving = new Serving(this.#workloads, this.watchdog, this.#placing, this.rollouts, opts.cluster?.forwarder);
     this.ops = new ReplicaOps(this.#workloads, this.#placing, (service) => this.resolve(service), this.watchdog);
@@ -374,6 +375,14 @@ export class ControlPlane {
   /** Whether this server runs a workload of `service` (started or failed). */
   runsHere(service: string): boolean {
     return this.#workloads.active.has(service);
+  }
+
+  /** What the other servers that run `service` measured of its canary's versions. */
+  #askNodes(service: string) {
+    const cluster = this.#cluster!;
+    const nodes = this.#placing.placedOn(service) ?? cluster.members().map((m) => m.id);
+    const others = [...new Set(nodes)].filter((n) => n !== cluster.node);
+    return Promise.all(others.map((node) => cluster.rolloutFigures!(node, service)));
   }
 
   /** Answers an HTTP request for `service` (a route's target): here, or through a server that has a replica. */

@@ -6,6 +6,7 @@ import type { Change, ControlCommand } from "./machine.ts";
 import type { ReplicaReport } from "./placement_store.ts";
 import type { NodeContext } from "./placing.ts";
 import type { DeploySummary, Store } from "./store.ts";
+import type { NodeFigures } from "./rollouts.ts";
 import type { ContainerLike, WasmLike } from "./workloads.ts";
 
 /** Where changes of desired state are committed (the Raft log) before they take effect. */
@@ -55,5 +56,7 @@ export interface ControlPlaneOptions {
     forwarder: Forwarder;
     /** Tells the log (through the leader) what this server's workloads are: ready at a version, or failed. */
     report(report: { states: ReplicaReport[]; gone: string[] }): Promise<void>;
+    /** What `node` measured of a canary's versions of `service` (the leader sums them); undefined: it did not say. */
+    rolloutFigures?(node: string, service: string): Promise<Record<string, NodeFigures> | undefined>;
   };
 }

@@ -22,6 +22,14 @@ const MIN_LATENCY_SAMPLES = 100;
 /** Latencies kept per version (the newest). */
 const MAX_SAMPLES = 10_000;
 
+/** What one node measured of one version: counts, latency samples and their p99. */
+export interface NodeFigures {
+  requests: number;
+  errors: number;
+  samples: number;
+  p99Ms?: number;
+}
+
 /** What the proxy measured of one version during a canary. */
 export interface VersionFigures {
   version: number;
@@ -66,17 +74,6 @@ class Figures {
     if (this.#latencies.length === 0) return undefined;
     const sorted = [...this.#latencies].sort((a, b) => a - b);
     return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)];
-  }
-
-  view(version: number): VersionFigures {
-    const p99 = this.p99();
-    return {
-      version,
-      requests: this.requests,
-      errors: this.errors,
-      errorRate: this.requests === 0 ? 0 : this.errors / this.requests,
-      ...(p99 !== undefined && { p99Ms: Math.round(p99 * 10) / 10 }),
-    };
   }
 }
 
@@ -170,6 +167,8 @@ export interface RolloutsOptions {
   emit: (name: string, data: Record<string, unknown>) => void;
   /** A line for the service's own logs. */
   note: (service: string, text: string) => void;
+  /** What the other nodes that serve `service` measured of its versions (a cluster's leader asks them). */
+  remote?: (service: string) => Promise<(Record<string, NodeFigures> | undefined)[]>;
 }
 
 export class Rollouts {
@@ -179,6 +178,9 @@ export class Rollouts {
   readonly #figures = new Map<string, Figures>();
   readonly #turns = new Map<string, number>();
   readonly #deciding = new Set<string>();
+  /** The other nodes' figures, summed, by `service@version` (asked each tick while a canary runs). */
+  readonly #remote = new Map<string, NodeFigures>();
+  readonly #gathering = new Set<string>();
 
   constructor(opts: RolloutsOptions) {
     this.#opts = opts;
@@ -190,6 +192,7 @@ export class Rollouts {
     const rows = readRollouts((text) => this.#opts.store.sql(text));
     const named = new Set(rows.flatMap((r) => [`${r.service}@${r.version}`, `${r.service}@${r.from}`]));
     for (const key of this.#figures.keys()) if (!named.has(key)) this.#figures.delete(key);
+    for (const key of this.#remote.keys()) if (!named.has(key)) this.#remote.delete(key);
     for (const service of this.#turns.keys()) if (!this.active(service)) this.#turns.delete(service);
   }
 
@@ -221,7 +224,8 @@ export class Rollouts {
     const rollout = status >= 500 ? this.active(service) : undefined;
     if (rollout?.version === version && this.#opts.leads() && !this.#deciding.has(service)) {
       const limit = rollout.spec.rollout!.max_error_rate;
-      if (f.requests >= MIN_REQUESTS && wilsonLower(f.errors, f.requests) > limit) this.#judge(rollout);
+      const all = this.#figuresOf(service, version, false);
+      if (all.requests >= MIN_REQUESTS && wilsonLower(all.errors, all.requests) > limit) this.#judge(rollout);
     }
   }
 
@@ -229,14 +233,71 @@ export class Rollouts {
   tick(): void {
     if (!this.#opts.leads()) return;
     this.active("");
-    for (const rollout of this.#active!.values()) if (!this.#deciding.has(rollout.service)) this.#judge(rollout);
+    for (const rollout of this.#active!.values()) {
+      if (this.#deciding.has(rollout.service)) continue;
+      if (this.#opts.remote) this.#gather(rollout);
+      else this.#judge(rollout);
+    }
+  }
+
+  /** Asks the other nodes for their figures, then judges with them. */
+  async #gather(rollout: RolloutRecord): Promise<void> {
+    const { service } = rollout;
+    if (this.#gathering.has(service)) return;
+    this.#gathering.add(service);
+    try {
+      const answers = await this.#opts.remote!(service);
+      for (const version of [rollout.version, rollout.from]) {
+        const sum: NodeFigures = { requests: 0, errors: 0, samples: 0 };
+        for (const a of answers) {
+          const f = a?.[String(version)];
+          if (!f) continue;
+          sum.requests += f.requests;
+          sum.errors += f.errors;
+          sum.samples += f.samples;
+          if (f.p99Ms !== undefined) sum.p99Ms = Math.max(sum.p99Ms ?? 0, f.p99Ms);
+        }
+        this.#remote.set(`${service}@${version}`, sum);
+      }
+    } finally {
+      this.#gathering.delete(service);
+    }
+    if (!this.#deciding.has(service)) this.#judge(rollout);
+  }
+
+  /** This node's figures of `service` at `version` with the other nodes' last told (p99: the highest of them). */
+  #figuresOf(service: string, version: number, latency = true): NodeFigures {
+    const key = `${service}@${version}`;
+    const f = this.#figures.get(key), r = this.#remote.get(key);
+    const p99s = latency ? [f?.p99(), r?.p99Ms].filter((p): p is number => p !== undefined) : [];
+    return {
+      requests: (f?.requests ?? 0) + (r?.requests ?? 0),
+      errors: (f?.errors ?? 0) + (r?.errors ?? 0),
+      samples: (f?.samples ?? 0) + (r?.samples ?? 0),
+      ...(p99s.length > 0 && { p99Ms: Math.max(...p99s) }),
+    };
   }
 
   #judge(rollout: RolloutRecord): void {
-    const f = this.#figures.get(`${rollout.service}@${rollout.version}`);
-    const canary = { requests: f?.requests ?? 0, errors: f?.errors ?? 0, p99Ms: f?.p99(), samples: f?.samples ?? 0 };
+    const canary = this.#figuresOf(rollout.service, rollout.version);
     const verdict = judge(rollout.spec.rollout!, canary, this.#opts.now() - rollout.startedAt);
     if (verdict) this.#decide(rollout, verdict.outcome, verdict.reason);
+  }
+
+  /** What this node alone measured of `service`'s canary versions (what a leader asks of it). */
+  here(service: string): Record<string, NodeFigures> {
+    const out: Record<string, NodeFigures> = {};
+    for (const [key, f] of this.#figures) {
+      if (!key.startsWith(`${service}@`)) continue;
+      const p99 = f.p99();
+      out[key.slice(service.length + 1)] = {
+        requests: f.requests,
+        errors: f.errors,
+        samples: f.samples,
+        ...(p99 !== undefined && { p99Ms: p99 }),
+      };
+    }
+    return out;
   }
 
   async #decide(rollout: RolloutRecord, outcome: "promoted" | "rolled_back", reason: string): Promise<void> {
@@ -270,7 +331,16 @@ export class Rollouts {
     const r = readRollouts((text) => this.#opts.store.sql(text)).find((r) => r.service === service);
     if (!r) return undefined;
     const rollout = r.spec.rollout!;
-    const of = (version: number) => (this.#figures.get(`${service}@${version}`) ?? new Figures()).view(version);
+    const of = (version: number): VersionFigures => {
+      const f = this.#figuresOf(service, version);
+      return {
+        version,
+        requests: f.requests,
+        errors: f.errors,
+        errorRate: f.requests === 0 ? 0 : f.errors / f.requests,
+        ...(f.p99Ms !== undefined && { p99Ms: Math.round(f.p99Ms * 10) / 10 }),
+      };
+    };
     return {
       service,
       state: r.state,

@@ -295,6 +295,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       healthy: (node) => watch.healthy(node),
       report,
       prepare,
+      rolloutFigures: (node, service) => cluster.rolloutFiguresOf(node, service),
     },
   });
   incident = (service, error) => plane.emit("orca.instance.crashed", { service, error });

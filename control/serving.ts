@@ -36,7 +36,9 @@ export class Serving {
     if (!rollout) return this.#from(service, this.#workloads.active.get(service), request, ctx);
     const canary = this.#workloads.active.get(`${service}#canary`);
     const a = canary?.handle && this.#rollouts.toCanary(rollout) ? canary : this.#workloads.active.get(service);
-    const version = a?.stored.version ?? rollout.from;
+    // Only answers from here are measured: a request forwarded to another server is measured there.
+    if (!a?.handle) return this.#from(service, a, request, ctx);
+    const version = a.stored.version;
     const started = performance.now();
     return this.#from(service, a, request, ctx).then((res) => {
       this.#rollouts.record(service, version, res.status, performance.now() - started);
