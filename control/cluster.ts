@@ -327,7 +327,7 @@ async function forward(request: Request, url: URL, address: string, who = "the l
 }
 
 /** One node's figures of a canary's versions, as it sends them, checked (bad ones are dropped, not trusted). */
-function checkFigures(body: unknown): Record<string, NodeFigures> | undefined {
+export function checkFigures(body: unknown): Record<string, NodeFigures> | undefined {
   if (typeof body !== "object" || body === null || Array.isArray(body)) return undefined;
   const out: Record<string, NodeFigures> = {};
   const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;

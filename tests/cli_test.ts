@@ -85,6 +85,9 @@ Deno.test("server flags of limits and clusters: malformed values are usage error
     [["--node-timeout-secs", "0"], /--node-timeout-secs must be a whole number of seconds from 1/],
     [["--node-timeout-secs", "1.5"], /--node-timeout-secs must be a whole number/],
     [["--node-timeout-secs", "9999999"], /--node-timeout-secs must be a whole number/],
+    [["--watchdog-secs", "0"], /--watchdog-secs must be a whole number of seconds from 1 to 86400; got 0/],
+    [["--watchdog-secs=-5"], /--watchdog-secs must be a whole number of seconds/],
+    [["--watchdog-secs", "1e3"], /--watchdog-secs must be a whole number of seconds/],
   ];
   for (const [flags, message] of cases) {
     const r = await server(...flags);

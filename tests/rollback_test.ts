@@ -104,6 +104,19 @@ Deno.test("orca history lists deploys; orca rollback swaps back with no failed r
         assert.equal(res.status, 400, body);
         assert.match((await res.json()).error.message, /to must be|by must be|JSON/, body);
       }
+      const queries: [string, number][] = [["limit=abc", 400], ["limit=0", 400], ["service=nope", 404], [
+        "limit=1",
+        200,
+      ]];
+      for (const [query, status] of queries) {
+        const res = await fetch(`${server.apiUrl}/api/v1/history?${query}`, { headers: auth });
+        assert.equal(res.status, status, query);
+        if (status === 200) assert.equal((await res.json()).history.length, 1);
+        else await res.body?.cancel();
+      }
+      const canary = await fetch(`${server.apiUrl}/api/v1/services/roll/app/rollout`, { headers: auth });
+      assert.equal(canary.status, 404);
+      assert.match((await canary.json()).error.message, /roll\/app has had no canary/);
       const noToken = await fetch(`${server.apiUrl}/api/v1/services/roll/app/rollback`, { method: "POST", body: "{}" });
       assert.equal(noToken.status, 401);
       await noToken.body?.cancel();

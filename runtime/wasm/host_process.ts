@@ -23,6 +23,8 @@ export interface HostProcessOptions {
   idleMs: number;
   /** Guest log lines. */
   log: LogSink;
+  /** Where each host's socket folder is made (default: the system's temporary folder). */
+  socketParent?: string;
 }
 
 interface Pending {
@@ -88,7 +90,10 @@ export class HostProcess {
 
   async #start(): Promise<void> {
     // A folder of its own (mode 0700): no other user can reach the socket.
-    const dir = await Deno.makeTempDir({ prefix: "orca-host-" });
+    const dir = await Deno.makeTempDir({
+      prefix: "orca-host-",
+      ...(this.#opts.socketParent && { dir: this.#opts.socketParent }),
+    });
     try {
       await Deno.chmod(dir, 0o700);
       const path = `${dir}/socket`;

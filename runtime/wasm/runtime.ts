@@ -63,6 +63,8 @@ export interface WasmRuntimeOptions {
   maxReuses?: number;
   /** How long past a call's deadline before its guest host is killed (default 2 s). */
   graceMs?: number;
+  /** Where guest hosts' socket folders are made (default: the system's temporary folder). */
+  socketParent?: string;
   /**
    * Whether guests get interrupt checks (default true). Without them only the
    * guest host backstop stops a spinning guest: for benchmarks and its tests.
@@ -137,6 +139,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning, Healing {
         idleMs,
         log,
         graceMs: opts.graceMs,
+        ...(opts.socketParent && { socketParent: opts.socketParent }),
         onIncident: (ids, why) => this.#hostLost(ids, why),
       })
       : new Executor({ idleMs, log, ...(opts.now && { now: opts.now }) });
