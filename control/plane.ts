@@ -96,6 +96,7 @@ export class ControlPlane {
       log: this.#log,
       emit: (name, data) => this.emit(name, data),
       now: this.#now,
+      startAgain: (service) => this.#startAgain(service),
     });
     this.rollouts = new Rollouts({
       store: opts.store,
@@ -160,6 +161,20 @@ export class ControlPlane {
     this.watchdog.start();
   }
 
+  /** Starts again a workload that failed to start here, in turn with convergences; undefined once it runs. */
+  #startAgain(service: string): Promise<string | undefined> {
+    const run = this.#converging.then(async () => {
+      const still = await this.#workloads.startAgain(service);
+      if (still === undefined) {
+        this.#applyJobs(this.#store.services());
+        this.reportReplicas();
+      }
+      return still;
+    });
+    this.#converging = run.then(() => {}, () => {});
+    return run;
+  }
+
   /** Brings the workloads in line with the applied state, after what is already under way. */
   #converge(): Promise<void> {
     const run = this.#converging.then(async () => {
@@ -175,13 +190,17 @@ export class ControlPlane {
       await this.#warm.evictStale(desired);
       const result = await this.#workloads.converge(desired, this.#warm.handles, deployed.map((s) => s.spec));
       for (const f of result.failed) this.#log(`${f.service} failed to start: ${f.error}`);
-      // Every deployed service's jobs (the leader runs them), with its workload where it runs here.
-      const active = this.#workloads.active;
-      this.#jobs?.apply(deployed.map(({ spec }) => ({ spec, handle: active.get(keyOf(spec))?.handle })));
+      this.#applyJobs(deployed);
       this.reportReplicas();
     });
     this.#converging = run.catch((err) => this.#log(`converge: ${(err as Error).message ?? err}`));
     return this.#converging;
+  }
+
+  /** Hands every deployed service's jobs to the triggers (the leader runs them), with its workload where it runs here. */
+  #applyJobs(deployed: StoredService[]): void {
+    const active = this.#workloads.active;
+    this.#jobs?.apply(deployed.map(({ spec }) => ({ spec, handle: active.get(keyOf(spec))?.handle })));
   }
 
   /** Module and file bytes stay out of the log: what a deploy applied here references, a peer has. */

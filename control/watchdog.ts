@@ -35,6 +35,8 @@ export interface WatchdogOptions {
   log: (line: string) => void;
   /** Publishes an event (`orca.instance.restarted`, `orca.route.removed`, ...). */
   emit: (name: string, data: Record<string, unknown>) => void;
+  /** Starts again a service that failed to start here; undefined once it runs, else why not. */
+  startAgain?: (service: string) => Promise<string | undefined>;
   now?: () => number;
 }
 
@@ -76,6 +78,8 @@ export class Watchdog {
   readonly #now: () => number;
   readonly #cares = new Map<string, Care>();
   readonly #history = new Map<string, { at: number; text: string }[]>();
+  /** Services that failed to start here, tried again with the same backoff as a replica. */
+  readonly #failed = new Map<string, { backoffMs: number; notBefore: number; trying: boolean }>();
   readonly #probes: ProbeLoops;
   #cycle?: ReturnType<typeof setTimeout>;
   #checking?: Promise<void>;
@@ -136,8 +140,11 @@ export class Watchdog {
   async #check(): Promise<void> {
     const { workloads } = this.#opts;
     const seen = new Set<string>();
+    for (const service of this.#failed.keys()) {
+      if (workloads.active.get(service)?.failure === undefined) this.#failed.delete(service);
+    }
     await Promise.all([...workloads.active].map(async ([service, a]) => {
-      if (!a.handle) return;
+      if (!a.handle) return this.#startAgain(service, a.failure);
       const handle = a.handle;
       let health: ReplicaHealth[];
       try {
@@ -169,6 +176,26 @@ export class Watchdog {
       if (!workloads.active.has(service.replace(/#canary$/, ""))) this.#history.delete(service);
     }
     await workloads.removeOrphans();
+  }
+
+  /** Tries a service that failed to start here again, once its backoff allows. */
+  #startAgain(service: string, failure: string | undefined): void {
+    if (failure === undefined || !this.#opts.startAgain) return;
+    const now = this.#now();
+    let f = this.#failed.get(service);
+    if (!f) this.#failed.set(service, f = { backoffMs: FIRST_BACKOFF_MS, notBefore: now, trying: false });
+    if (f.trying || now < f.notBefore) return;
+    const state = f;
+    state.trying = true;
+    state.notBefore = now + state.backoffMs;
+    state.backoffMs = Math.min(state.backoffMs * 2, MAX_BACKOFF_MS);
+    this.#opts.startAgain(service).then((still) => {
+      if (still !== undefined) return;
+      this.#failed.delete(service);
+      this.#opts.log(`watchdog: ${service}: started again (it had failed: ${failure})`);
+      this.note(service, `watchdog: started again (it had failed to start: ${failure})`);
+      this.#opts.emit("orca.instance.restarted", { service, reason: `it had failed to start: ${failure}` });
+    }, () => {}).finally(() => state.trying = false);
   }
 
   #care(service: string, handle: WorkloadHandle, replica: number): Care {

@@ -144,6 +144,26 @@ export class Workloads {
     return result;
   }
 
+  /**
+   * Starts again a service whose workload failed to start here (the engine was down, an image missing); undefined
+   * when it runs now (or no longer needs to), else why it still cannot.
+   */
+  async startAgain(key: string): Promise<string | undefined> {
+    const a = this.active.get(key);
+    if (!a || a.handle) return undefined;
+    let handle: WorkloadHandle;
+    try {
+      handle = await this.start(a.stored);
+    } catch (err) {
+      a.failure = err instanceof Error ? err.message : String(err);
+      return a.failure;
+    }
+    // A deploy replaced it meanwhile: the new one stands.
+    if (this.active.get(key) !== a) this.retire(handle);
+    else this.active.set(key, { stored: a.stored, handle });
+    return undefined;
+  }
+
   /** Stops `handle` once its in-flight requests are done (at most the drain time), then removes it. */
   retire(handle: WorkloadHandle): void {
     const runtime = this.runtime(handle);

@@ -211,3 +211,47 @@ Deno.test("a Wasm service whose liveness fails is reloaded; failing readiness ta
     await server.stop();
   }
 });
+
+Deno.test({
+  name: "a service that failed to start at a restart (its image gone) starts by itself once the image is back",
+  ignore: !ready,
+  async fn() {
+    const image = `orca-test/heal-${unique()}:1`;
+    await docker("tag", "orca-examples/busybox:1", image);
+    const home = await Deno.makeTempDir({ prefix: "orca-test-home-" });
+    const project = unique();
+    const dir = await writeProject({
+      [project]: `[[service]]\nname = "back"\nimage = "${image}"\nport = 8080\ntriggers = ["http:/id"]\n` +
+        `command = ["/bin/sh", "-c", "echo back > /www/id; exec httpd -f -p 8080 -h /www"]\n`,
+    });
+    let server = await startServer(home, {}, ["--watchdog-secs", "1"]);
+    try {
+      assert.equal((await orca(server, "deploy", dir)).code, 0);
+      assert.equal((await get(`${server.httpUrl}/id`)).text, "back\n");
+      // Down, its containers gone with the image: back up, the service cannot start.
+      await server.stop();
+      await removeContainers(home);
+      await docker("rmi", image);
+      server = await startServer(home, {}, ["--watchdog-secs", "1"]);
+      const failed = await statusOf(server, `${project}/back`);
+      assert.equal(failed.state, "failed");
+      assert.match(failed.message ?? "", new RegExp(`image ${image} is not on this node`));
+      assert.equal((await get(`${server.httpUrl}/id`)).status, 503);
+      // The image is back: the watchdog's next try starts it, nobody redeploys.
+      await docker("tag", "orca-examples/busybox:1", image);
+      const started = Date.now();
+      await until(
+        "started again",
+        async () => (await get(`${server.httpUrl}/id`)).text === "back\n" || undefined,
+        60_000,
+      );
+      console.log(`  image back -> serving: ${Date.now() - started} ms`);
+      assert.equal((await statusOf(server, `${project}/back`)).state, "running");
+      assert.match(await logText(server, `${project}/back`), /watchdog: started again \(it had failed to start: /);
+    } finally {
+      await server.stop();
+      await removeContainers(home);
+      await docker("rmi", image).catch(() => {});
+    }
+  },
+});
