@@ -154,6 +154,8 @@ export function diffDeploy(
   deployed: ReadonlyMap<string, StoredService>,
   failed: (key: string) => boolean,
   at: number,
+  /** The highest version of a service ever handed out (a canary rolled back, a service removed, keep theirs). */
+  highest: (key: string) => number = (key) => deployed.get(key)?.version ?? 0,
 ): { summary: DeploySummary; changed: StoredService[] } {
   const summary: DeploySummary = { created: [], updated: [], removed: [], unchanged: [] };
   const changed: StoredService[] = [];
@@ -165,7 +167,7 @@ export function diffDeploy(
       continue;
     }
     (current ? summary.updated : summary.created).push(key);
-    changed.push({ spec, version: (current?.version ?? 0) + 1, updatedAt: at });
+    changed.push({ spec, version: Math.max(current?.version ?? 0, highest(key)) + 1, updatedAt: at });
   }
   const listed = new Set(incoming.map(keyOf));
   const named = new Set(projects);
@@ -197,7 +199,7 @@ export function deployEvents(
   return [
     ...summary.created.map((key): [string, Record<string, unknown>] => [
       "orca.service.deployed",
-      { service: key, deploy: id, version: 1 },
+      { service: key, deploy: id, version: versionOf(key) },
     ]),
     ...summary.updated.map((key): [string, Record<string, unknown>] => [
       "orca.service.updated",

@@ -60,6 +60,16 @@ export function writeVersions(sql: Sql, deploy: number, upserts: StoredService[]
   }
 }
 
+/** The highest version of `service` recorded (0: none): a new version is numbered past it, never reusing one. */
+export function highestVersion(sql: Sql, service: string): number {
+  const slash = service.indexOf("/");
+  const row = sql("SELECT MAX(version) AS v FROM service_versions WHERE project = ? AND name = ?").get(
+    service.slice(0, slash),
+    service.slice(slash + 1),
+  ) as { v: number | null } | undefined;
+  return row?.v ?? 0;
+}
+
 /** The versions kept of `service` (`project/name`), newest first. */
 export function versionsOf(sql: Sql, service: string): VersionRecord[] {
   const slash = service.indexOf("/");

@@ -21,7 +21,7 @@ import {
   validateRequest,
 } from "./deploy_request.ts";
 import { planRollback } from "./rollback.ts";
-import { collectUnused, UPLOAD_GRACE_MS } from "./history.ts";
+import { collectUnused, highestVersion, UPLOAD_GRACE_MS } from "./history.ts";
 import type { JobTriggers } from "./jobs.ts";
 import type { Placements } from "./placement_store.ts";
 import { Placing } from "./placing.ts";
@@ -243,7 +243,8 @@ export class ControlPlane {
     // One that failed to start here is started again, at a new version.
     const failed = (key: string) => this.#workloads.active.get(key)?.failure !== undefined;
     const projects = Object.keys(request.projects);
-    const diff = diffDeploy(incoming, projects, deployed, failed, this.#now());
+    const highest = (key: string) => highestVersion((text) => this.#store.sql(text), key);
+    const diff = diffDeploy(incoming, projects, deployed, failed, this.#now(), highest);
     const summary = diff.summary;
     if (diff.changed.length === 0 && summary.removed.length === 0) return { id: null, summary };
     summary.origin = origin ?? `orca deploy${by ? ` by ${by}` : ""}`;

@@ -85,6 +85,13 @@ Deno.test("a canary failing half its requests is rolled back at once; errors onl
     assert.match(text.stdout, /can\/api: canary rolled back at .* \(limits: error rate <= 0.02\)/);
     assert.match(text.stdout, /stable\s+v1\s+90%/);
     assert.match(text.stdout, /canary\s+v2\s+10%/);
+
+    // The next version is v3, never v2 again (v2's workload may still be draining): it starts at once.
+    const next = await orca(server, "deploy", "--no-wait", await writeProject({ can: service("version2", 60) }));
+    assert.equal(next.code, 0, next.stderr);
+    const again = await rolloutOf(server, "can/api");
+    assert.deepEqual([again.state, again.canary.version, again.stable.version], ["analysing", 3, 1]);
+    for (let i = 0; i < 20; i++) assert.match((await get(`${server.httpUrl}/c`)).text, /^version [12]\n$/);
   } finally {
     await server.stop();
   }
