@@ -1,12 +1,13 @@
 /**
  * `deno task bench [suite...]`: every benchmark, or the suites named
- * (http, density, scheduler, triggers, deploy, cluster). Each measures Orca side by side with a baseline
+ * (http, density, scheduler, triggers, deploy, recovery, cluster). Each measures Orca side by side with a baseline
  * in the same run and prints ratios.
  */
 
 import { Engine } from "../runtime/mod.ts";
 import { benchCluster } from "./cluster.ts";
 import { benchPlacement } from "./placement.ts";
+import { benchRecovery } from "./recovery.ts";
 import { benchDeadline } from "./deadline.ts";
 import { benchDensity } from "./density.ts";
 import { benchDeploy } from "./deploy.ts";
@@ -46,6 +47,13 @@ const suites: Record<string, () => Promise<void>> = {
       return;
     }
     console.log(`\ncontainers vs Wasm\n\n${(await benchDeploy(Number(Deno.env.get("BENCH_ROUNDS") ?? 5))).join("\n")}`);
+  },
+  async recovery() {
+    if (!(await new Engine().ping())) {
+      console.log("\nrecovery: skipped (no Docker engine; run sudo bash scripts/docker_engine.sh)");
+      return;
+    }
+    console.log(`\nrecovery\n\n${(await benchRecovery(Number(Deno.env.get("BENCH_ROUNDS") ?? 3))).join("\n")}`);
   },
 };
 

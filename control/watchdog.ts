@@ -247,15 +247,16 @@ export class Watchdog {
     if (care.routed) this.#unroute(care, reason);
     care.restarting = (async () => {
       const now = this.#now();
-      const lines = await healing.tail(care.handle, care.replica, TAIL_LINES).catch(() => []);
-      care.last = { at: now, reason, ...(exitCode !== undefined && { exitCode }), lines };
+      // Its last lines are read as the restart begins (asked first, they are the ones it wrote before it ended).
+      const tail = healing.tail(care.handle, care.replica, TAIL_LINES).catch(() => []);
+      care.last = { at: now, reason, ...(exitCode !== undefined && { exitCode }), lines: [] };
       care.restarts = [...care.restarts.filter((t) => now - t < CRASHLOOP_WINDOW_MS), now];
       care.notBefore = now + care.backoffMs;
       care.backoffMs = Math.min(care.backoffMs * 2, MAX_BACKOFF_MS);
       const loop = care.restarts.length > CRASHLOOP_RESTARTS ? " (crash loop)" : "";
       this.#say(care, `replica ${care.replica} restarting${loop}: ${reason}`);
       try {
-        await healing.restart(care.handle, care.replica);
+        await Promise.all([healing.restart(care.handle, care.replica), tail.then((lines) => care.last!.lines = lines)]);
       } catch (err) {
         this.#say(care, `replica ${care.replica} did not restart: ${(err as Error).message}`);
         return;

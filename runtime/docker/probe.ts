@@ -26,6 +26,8 @@ export async function waitReady(
   const deadline = Date.now() + 1000 * (probe ? probe.initial_delay_secs + 60 : 60);
   let last = "not checked yet";
   if (probe?.initial_delay_secs) await sleep(probe.initial_delay_secs * 1000);
+  // Asked often at first (most replicas are ready within a second), less as it takes longer.
+  let pause = 25;
   while (Date.now() < deadline) {
     const s = await state();
     if (!s.Running) throw new Error(`the container ${s.Status} (exit code ${s.ExitCode})`);
@@ -46,7 +48,8 @@ export async function waitReady(
     } catch (err) {
       last = (err as Error).message;
     }
-    await sleep(probe ? Math.min(probe.interval_secs * 1000, 1000) : 200);
+    await sleep(pause);
+    pause = Math.min(pause * 2, probe ? Math.min(probe.interval_secs * 1000, 1000) : 200);
   }
   throw new Error(`not ready after 60 s (${last})`);
 }
