@@ -87,7 +87,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const containers = new ContainerRuntime(new Engine(opts.dockerSocket), id);
   let api = (_r: Request, _u: URL): Response | Promise<Response> =>
     new OrcaError("unavailable", "the worker is starting", { retryAfter: 1 }).toResponse();
-  let proxy = (_r: Request): Response | Promise<Response> =>
+  let proxy = (_r: Request, _remote?: Deno.NetAddr): Response | Promise<Response> =>
     new OrcaError("unavailable", "the worker is starting", { retryAfter: 1 }).toResponse();
   const onListen = () => {};
   const apiServer = Deno.serve({ hostname: opts.hostname, port: opts.apiPort, onListen }, (request) => {
@@ -98,7 +98,10 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     }
     return api(request, target.url);
   });
-  const httpServer = Deno.serve({ hostname: opts.hostname, port: opts.httpPort, onListen }, (r) => proxy(r));
+  const httpServer = Deno.serve(
+    { hostname: opts.hostname, port: opts.httpPort, onListen },
+    (r, info) => proxy(r, info.remoteAddr),
+  );
   const host = opts.hostname === "0.0.0.0" ? Deno.hostname() : opts.hostname;
   const advertise = opts.advertise ?? `${host}:${apiServer.addr.port}`;
   const runtimes = await offeredRuntimes(containers.engine);

@@ -10,7 +10,7 @@ import { OrcaError } from "../errors.ts";
 import type { NodeFigures } from "./rollouts.ts";
 import type { ResourceStats } from "../runtime/mod.ts";
 import type { MemberRecord } from "./machine.ts";
-import { endToEnd, passOn } from "./forward.ts";
+import { endToEnd, passOn } from "../runtime/mod.ts";
 import type { NodeFacts } from "./node_facts.ts";
 import type { ReplicaReport } from "./placement_store.ts";
 import { type ControlLog, PEER_PATH } from "./raft_log.ts";

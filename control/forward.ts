@@ -10,6 +10,7 @@
  */
 
 import { timingSafeEqual } from "node:crypto";
+import { endToEnd, type HttpContext, passOn, setForwarding } from "../runtime/mod.ts";
 
 /** The credential a forwarded request carries. */
 export const FORWARD_HEADER = "x-orca-proxied";
@@ -21,43 +22,8 @@ export const FORWARD_HOST_HEADER = "x-orca-proxied-host";
  */
 export const FORWARD_HOP_HEADER = "x-orca-proxied-hop";
 
-const encoder = new TextEncoder();
-/** Headers that belong to one connection, never passed on. */
-const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"];
-
-/** The encodings fetch decodes on its own (measured: gzip and br; deflate and zstd arrive as they were sent). */
-const DECODED = /^\s*(gzip|x-gzip|br)\s*$/i;
-
-/** `headers` without those of one connection: the hop-by-hop ones, and any that `Connection` names. */
-export function endToEnd(headers: Headers): Headers {
-  const out = new Headers(headers);
-  for (const name of (headers.get("connection") ?? "").split(",")) if (name.trim()) out.delete(name.trim());
-  for (const h of HOP_BY_HOP) out.delete(h);
-  return out;
-}
-
-/**
- * Fetches `url`, allowing `timeoutMs` for the answer's head only (a streamed body may take as long as it takes),
- * and returns the answer to send on. fetch decodes a gzip or brotli body itself: the answer then says no encoding.
- */
-export async function passOn(url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
-  let res: Response;
-  try {
-    res = await fetch(url, { ...init, redirect: "manual", signal: abort.signal });
-  } finally {
-    clearTimeout(timer);
-  }
-  const headers = endToEnd(res.headers);
-  if (DECODED.test(headers.get("content-encoding") ?? "")) {
-    headers.delete("content-encoding");
-    headers.delete("content-length");
-  }
-  return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
-}
-
-/** The proxies' credential for a cluster: HMAC-SHA-256 of a fixed label under the cluster token. */
+const encoder =
+  new TextEncoder(); /** The proxies' credential for a cluster: HMAC-SHA-256 of a fixed label under the cluster token. */
 export async function forwardCredential(token: string): Promise<string> {
   const key = await crypto.subtle.importKey("raw", encoder.encode(token), { name: "HMAC", hash: "SHA-256" }, false, [
     "sign",
@@ -130,6 +96,8 @@ export class Forwarder {
     url: URL,
     service: string,
     groups: readonly (readonly string[])[],
+    /** The client as this server's proxy saw it: the next server takes its word for it (the credential vouches). */
+    client?: HttpContext["client"],
   ): Promise<Response> {
     const hop = this.hops(request) + 1;
     const load = (node: string) => this.#inFlight.get(node) ?? 0;
@@ -143,6 +111,7 @@ export class Forwarder {
       });
     }
     const headers = endToEnd(request.headers);
+    setForwarding(headers, client);
     headers.set(FORWARD_HOST_HEADER, this.forwardedHost(request) ?? request.headers.get("host") ?? url.host);
     headers.set(FORWARD_HEADER, new TextDecoder().decode(this.#credential));
     if (hop > 1) headers.set(FORWARD_HOP_HEADER, String(hop));

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
-import { endToEnd, FORWARD_HEADER, FORWARD_HOP_HEADER, FORWARD_HOST_HEADER, Forwarder, passOn } from "./forward.ts";
+import { endToEnd, passOn } from "../runtime/mod.ts";
+import { FORWARD_HEADER, FORWARD_HOP_HEADER, FORWARD_HOST_HEADER, Forwarder } from "./forward.ts";
 
 Deno.test("passOn: a gzip answer arrives decoded and says so; a slow body is not cut by the head's timeout", async () => {
   const text = "hello ".repeat(100);

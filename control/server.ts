@@ -131,14 +131,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
   const onListen = () => {};
   // The proxy listens early too (its address goes in this server's record), answering 503 until the plane is up.
-  let proxy = (_request: Request): Response | Promise<Response> =>
+  let proxy = (_request: Request, _remote?: Deno.NetAddr): Response | Promise<Response> =>
     new OrcaError("unavailable", "the server is starting", { retryAfter: 1 }).toResponse();
   let apiServer: Deno.HttpServer<Deno.NetAddr>;
   let httpServer: Deno.HttpServer<Deno.NetAddr>;
   try {
     apiServer = Deno.serve({ hostname: opts.hostname, port: opts.apiPort, onListen }, apiFetch);
     try {
-      httpServer = Deno.serve({ hostname: opts.hostname, port: opts.httpPort, onListen }, (r) => proxy(r));
+      httpServer = Deno.serve(
+        { hostname: opts.hostname, port: opts.httpPort, onListen },
+        (r, info) => proxy(r, info.remoteAddr),
+      );
     } catch (err) {
       await apiServer.shutdown();
       throw err;

@@ -59,10 +59,12 @@ export class Serving {
       const { ready, others } = this.#placing.elsewhere(service);
       const hops = forwarder.hops(request);
       if (hops === 0 && ready.length + others.length > 0) {
-        return forwarder.forward(request, new URL(request.url), service, [ready, others]);
+        return forwarder.forward(request, new URL(request.url), service, [ready, others], ctx.client);
       }
       // Forwarded here as its replica moved away: once more, to one that is ready.
-      if (hops === 1 && ready.length > 0) return forwarder.forward(request, new URL(request.url), service, [ready]);
+      if (hops === 1 && ready.length > 0) {
+        return forwarder.forward(request, new URL(request.url), service, [ready], ctx.client);
+      }
     }
     return Promise.resolve(
       Response.json({ error: "service unavailable", service, detail: a?.failure ?? (a && "no replica is ready") }, {

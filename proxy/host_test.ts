@@ -62,7 +62,7 @@ Deno.test("proxy fuzz: arbitrary request lines and Host headers never give a 5xx
       return Promise.resolve(new Response(`path=${path}`));
     },
   });
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, proxy);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (r, info) => proxy(r, info.remoteAddr));
   try {
     const printable = fc.string({ maxLength: 60, unit: "binary-ascii" }).map((s) => s.replace(/[\r\n]/g, ""));
     const path = fc.oneof(

@@ -23,9 +23,14 @@ export interface ProxyOptions {
 
 const json = (status: number, body: Record<string, unknown>) => Response.json(body, { status });
 
-/** A `(Request) => Response` handler, testable without a socket. */
-export function createProxy(opts: ProxyOptions): (request: Request) => Promise<Response> {
-  return async (request) => {
+/**
+ * A `(Request) => Response` handler, testable without a socket. `remote` is the connection's peer: the client, or
+ * (for a request another server of the cluster forwarded) that server, whose `X-Forwarded-For` then names the client.
+ */
+export function createProxy(
+  opts: ProxyOptions,
+): (request: Request, remote?: Deno.NetAddr) => Promise<Response> {
+  return async (request, remote) => {
     // Host is checked before the URL is read: the URL is built from it, and routing uses the request's own path.
     const target = requestTarget(request);
     if ("error" in target) return json(400, { error: "bad request", detail: target.error });
@@ -37,6 +42,13 @@ export function createProxy(opts: ProxyOptions): (request: Request) => Promise<R
       if (!parsed) return json(400, { error: "bad request", detail: "malformed forwarded Host" });
       host = parsed;
     }
+    // A server of the cluster says who its client was; anyone else is the client itself.
+    const address = original !== undefined
+      ? request.headers.get("x-forwarded-for")?.split(",").pop()?.trim()
+      : remote?.hostname;
+    const client = address
+      ? { address, proto: "http" as const, host: original ?? request.headers.get("host") ?? url.host }
+      : undefined;
     const routed = opts.routes().match(host.hostname, url.pathname);
     if (routed === null) return json(400, { error: "bad request", detail: "malformed percent-encoding in path" });
     if (!routed) return json(404, { error: "no route", host: host.hostname, path: url.pathname });
@@ -45,6 +57,7 @@ export function createProxy(opts: ProxyOptions): (request: Request) => Promise<R
         params: routed.params,
         route: routed.route.pattern,
         ...(routed.rest !== undefined && { rest: routed.rest }),
+        ...(client && { client }),
       });
     } catch (err) {
       const service = routed.route.service;

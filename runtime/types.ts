@@ -86,6 +86,11 @@ export interface HttpContext {
   rest?: string;
   /** The route pattern that matched, e.g. `/api/:id`. */
   route: string;
+  /**
+   * The client as the proxy that took the request saw it: its address, the scheme and the Host it asked for. What a
+   * client says of itself in `X-Forwarded-*` or `Forwarded` is never taken for it.
+   */
+  client?: { address: string; proto: "http" | "https"; host: string };
 }
 
 /** Runtimes whose workloads answer HTTP inside the Orca process (Wasm). */

@@ -32,6 +32,18 @@ Deno.test("a guest sees only what its service declares", async (t) => {
       assert.match(text, /env DECLARED: yes/);
     });
 
+    await t.step("what a client says of itself in X-Forwarded-* is replaced by what the proxy saw", async () => {
+      const { text } = await get(`${server.httpUrl}/probe`, {
+        headers: { "x-forwarded-for": "6.6.6.6", forwarded: "for=6.6.6.6", "x-forwarded-proto": "https" },
+      });
+      const port = new URL(server.httpUrl).port;
+      assert.match(text, /env HTTP_X_FORWARDED_FOR: 127\.0\.0\.1\n/);
+      assert.match(text, /env HTTP_X_FORWARDED_PROTO: http\n/);
+      assert.match(text, new RegExp(`env HTTP_X_FORWARDED_HOST: 127\\.0\\.0\\.1:${port}\n`));
+      assert.match(text, new RegExp(`env HTTP_FORWARDED: for=127\\.0\\.0\\.1;proto=http;host="127\\.0\\.0\\.1:${port}"\n`));
+      assert.doesNotMatch(text, /6\.6\.6\.6/);
+    });
+
     await t.step("outgoing HTTP only to allowed hosts", async () => {
       const url = encodeURIComponent(`http://${allowed}/`);
       const open = await get(`${server.httpUrl}/open?url=${url}`);

@@ -28,6 +28,7 @@ import { readHostFacts } from "./gpu.ts";
 import { waitReady } from "./probe.ts";
 import { imagePresent, pullImage } from "./images.ts";
 import { concat } from "../bytes.ts";
+import { endToEnd, passOn, setForwarding } from "../upstream.ts";
 import { runContainerJob } from "./job.ts";
 import { findOrphans, type Orphan, removeOrphan } from "./orphans.ts";
 import {
@@ -53,6 +54,8 @@ interface Workload {
   requests: number;
 }
 
+/** How long a container has to answer a request's head, unless `limits.timeout_ms` says. */
+const UPSTREAM_TIMEOUT_MS = 60_000;
 /** Methods a request may be sent with twice (RFC 9110 9.2.2). */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 
@@ -317,25 +320,28 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
    * Sends the request to the next routed replica; one that refuses the connection (it died since the watchdog last
    * looked) is taken out of the routes and the request goes to the next, as it never reached the first.
    */
-  async serveHttp(handle: WorkloadHandle, request: Request, _ctx: HttpContext): Promise<Response> {
+  async serveHttp(handle: WorkloadHandle, request: Request, ctx: HttpContext): Promise<Response> {
     const w = this.#get(handle);
     const url = new URL(request.url);
     w.requests++;
     const hasBody = request.method !== "GET" && request.method !== "HEAD";
     const body = hasBody ? await request.arrayBuffer() : undefined;
+    const headers = endToEnd(request.headers);
+    setForwarding(headers, ctx.client);
+    const timeoutMs = w.spec.service.limits.timeout_ms ?? UPSTREAM_TIMEOUT_MS;
     for (let tries = w.replicas.length; tries > 0; tries--) {
       const ports = w.replicas.filter((r) => r.hostPort && r.routed);
       if (ports.length === 0) break;
       const target = ports[w.next++ % ports.length];
       try {
-        return await fetch(`http://127.0.0.1:${target.hostPort}${url.pathname}${url.search}`, {
-          method: request.method,
-          headers: request.headers,
-          body,
-          redirect: "manual",
-        });
+        const to = `http://127.0.0.1:${target.hostPort}${url.pathname}${url.search}`;
+        return await passOn(to, { method: request.method, headers, body }, timeoutMs);
       } catch (err) {
         const why = `${(err as Error).message}: ${((err as Error).cause as Error | undefined)?.message ?? ""}`;
+        if (why.startsWith("no answer within")) {
+          w.failures++;
+          return Response.json({ error: "the container did not answer in time", detail: why }, { status: 504 });
+        }
         // Not connected, it never got the request; connected and cut before an answer, only a method that may run
         // twice goes to the next one (the engine's port proxy accepts for a container that is gone, then closes).
         const again = /connect/i.test(why) || (IDEMPOTENT.has(request.method) && /closed|reset/i.test(why));

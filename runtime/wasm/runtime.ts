@@ -33,6 +33,7 @@ import { errorResponse, errorText } from "./guest.ts";
 import { HostPool } from "./hosts.ts";
 import { STREAM_AFTER_BYTES } from "./body.ts";
 import { probeThrough } from "../probe.ts";
+import { withForwarding } from "../upstream.ts";
 
 export interface WasmRuntimeOptions {
   /** Where jco's transpiled output is cached. */
@@ -379,7 +380,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning, Healing {
       const reply = await this.#backend.http(w.handle.id, {
         method: request.method,
         url: request.url,
-        headers: [...request.headers],
+        headers: withForwarding([...request.headers], ctx.client),
         body,
         ctx,
       });
