@@ -11,7 +11,7 @@ import type { Rollout } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { routesOf } from "../proxy/mod.ts";
 import { keyOf } from "./deploy_request.ts";
-import type { CommandLog } from "./plane.ts";
+import type { CommandLog } from "./plane_options.ts";
 import { readRollouts, type RolloutRecord } from "./rollout_store.ts";
 import type { DeploySummary, Store, StoredService } from "./store.ts";
 
