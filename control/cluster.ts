@@ -7,7 +7,7 @@
  */
 
 import { OrcaError } from "../errors.ts";
-import type { NodeFigures } from "./rollouts.ts";
+import type { NodeFigures } from "./rollout_store.ts";
 import type { ResourceStats } from "../runtime/mod.ts";
 import type { MemberRecord } from "./machine.ts";
 import { endToEnd, passOn } from "../runtime/mod.ts";

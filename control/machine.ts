@@ -39,6 +39,7 @@ import {
 } from "./snapshot.ts";
 import type { DeploySummary, Store, StoredService } from "./store.ts";
 import { endRollout, forgetRollouts, loadRollouts, ROLLOUTS_SCHEMA, writeCanaries } from "./rollout_store.ts";
+import { HISTORY_SCHEMA, writeVersions } from "./history.ts";
 
 /** A change of desired state, as it travels in a log entry. */
 export type ControlCommand =
@@ -130,7 +131,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
 
   constructor(store: Store) {
     this.#store = store;
-    store.db.exec(schema + PLACEMENTS_SCHEMA + REPLICA_STATES_SCHEMA + ROLLOUTS_SCHEMA);
+    store.db.exec(schema + PLACEMENTS_SCHEMA + REPLICA_STATES_SCHEMA + ROLLOUTS_SCHEMA + HISTORY_SCHEMA);
     // Stores made before the registry held facts lack the columns.
     const columns = store.db.prepare("SELECT name FROM pragma_table_info('members')").all() as { name: string }[];
     if (!columns.some((c) => c.name === "facts")) {
@@ -287,7 +288,8 @@ export class ControlMachine implements StateMachine<CommandResult> {
         const sql = (text: string) => this.#store.sql(text);
         const canaries = command.canaries ?? [];
         const from = Object.fromEntries(canaries.map((c) => [keyOf(c), this.#versionOf(keyOf(c))]));
-        const id = this.#store.writeDeploy(command.upserts, command.removals, command.summary, command.at, canaries);
+        const id = this.#store.writeDeploy(command.upserts, command.removals, command.summary, command.at);
+        writeVersions(sql, id, [...command.upserts, ...canaries], command.at);
         writeCanaries(sql, id, canaries, from);
         // A service removed, or deployed whole, ends a canary of it that was under way.
         forgetRollouts(sql, command.removals.map((r) => `${r.project}/${r.name}`));
@@ -381,7 +383,8 @@ export class ControlMachine implements StateMachine<CommandResult> {
       origin: `canary v${c.version} of ${c.service} ${what}: ${c.reason}`,
       rollout: { service: c.service, version: c.version, outcome: c.outcome },
     };
-    return this.#store.writeDeploy(upserts, [], summary, c.at, false);
+    // The promoted version is in the history already, as the canary its deploy made.
+    return this.#store.writeDeploy(upserts, [], summary, c.at);
   }
 
   #versionOf(service: string): number {

@@ -6,7 +6,7 @@ import type { Change, ControlCommand } from "./machine.ts";
 import type { ReplicaReport } from "./placement_store.ts";
 import type { NodeContext } from "./placing.ts";
 import type { DeploySummary, Store } from "./store.ts";
-import type { NodeFigures } from "./rollouts.ts";
+import type { NodeFigures } from "./rollout_store.ts";
 import type { ContainerLike, WasmLike } from "./workloads.ts";
 
 /** Where changes of desired state are committed (the Raft log) before they take effect. */

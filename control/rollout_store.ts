@@ -20,6 +20,14 @@ type Sql = (text: string) => StatementSync;
 
 export type RolloutState = "analysing" | "promoted" | "rolled_back";
 
+/** What one node measured of one version during a canary: counts, latency samples and their p99. */
+export interface NodeFigures {
+  requests: number;
+  errors: number;
+  samples: number;
+  p99Ms?: number;
+}
+
 export interface RolloutRecord {
   service: string;
   /** The canary's version, and the version it would replace. */

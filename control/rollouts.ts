@@ -12,7 +12,9 @@ import { OrcaError } from "../errors.ts";
 import { routesOf } from "../proxy/mod.ts";
 import { keyOf } from "./deploy_request.ts";
 import type { CommandLog } from "./plane_options.ts";
-import { readRollouts, type RolloutRecord } from "./rollout_store.ts";
+import { type NodeFigures, readRollouts, type RolloutRecord } from "./rollout_store.ts";
+
+export type { NodeFigures };
 import type { DeploySummary, Store, StoredService } from "./store.ts";
 
 /** Canary requests before an early rollback on its error rate (fewer prove nothing). */
@@ -21,14 +23,6 @@ export const MIN_REQUESTS = 20;
 const MIN_LATENCY_SAMPLES = 100;
 /** Latencies kept per version (the newest). */
 const MAX_SAMPLES = 10_000;
-
-/** What one node measured of one version: counts, latency samples and their p99. */
-export interface NodeFigures {
-  requests: number;
-  errors: number;
-  samples: number;
-  p99Ms?: number;
-}
 
 /** What the proxy measured of one version during a canary. */
 export interface VersionFigures {

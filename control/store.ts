@@ -8,7 +8,6 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { ServiceSpec } from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
-import { HISTORY_SCHEMA, writeVersions } from "./history.ts";
 
 export interface StoredService {
   spec: ServiceSpec;
@@ -67,7 +66,7 @@ export class Store {
     try {
       this.db = new DatabaseSync(path);
       this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
-      this.db.exec(schema + HISTORY_SCHEMA);
+      this.db.exec(schema);
     } catch (err) {
       throw new OrcaError("internal", `cannot open the store: ${(err as Error).message}`, {
         where: path,
@@ -152,8 +151,6 @@ export class Store {
     removals: { project: string; name: string }[],
     summary: DeploySummary,
     at: number,
-    /** Versions to record in the history beside `upserts` (canaries); false: record none (a promoted canary's is). */
-    record: StoredService[] | false = [],
   ): number {
     return this.write(() => {
       const upsert = this.sql(
@@ -169,7 +166,6 @@ export class Store {
         at,
         JSON.stringify(summary),
       );
-      if (record) writeVersions((text) => this.sql(text), Number(lastInsertRowid), [...upserts, ...record], at);
       return Number(lastInsertRowid);
     });
   }

@@ -40,7 +40,10 @@ Deno.test("a guest sees only what its service declares", async (t) => {
       assert.match(text, /env HTTP_X_FORWARDED_FOR: 127\.0\.0\.1\n/);
       assert.match(text, /env HTTP_X_FORWARDED_PROTO: http\n/);
       assert.match(text, new RegExp(`env HTTP_X_FORWARDED_HOST: 127\\.0\\.0\\.1:${port}\n`));
-      assert.match(text, new RegExp(`env HTTP_FORWARDED: for=127\\.0\\.0\\.1;proto=http;host="127\\.0\\.0\\.1:${port}"\n`));
+      assert.match(
+        text,
+        new RegExp(`env HTTP_FORWARDED: for=127\\.0\\.0\\.1;proto=http;host="127\\.0\\.0\\.1:${port}"\n`),
+      );
       assert.doesNotMatch(text, /6\.6\.6\.6/);
     });
 

@@ -6,7 +6,6 @@
 
 import { OrcaError } from "../../errors.ts";
 import type { ExecResult, HttpContext, JobInput, JobResult, LogLine, WorkloadSpec } from "../types.ts";
-import type { GuestKind } from "./compile.ts";
 import type { PreparedComponent } from "./component.ts";
 
 export interface WorkloadStats {
@@ -108,7 +107,7 @@ export async function mountsOf(
 }
 
 /** How a loaded guest runs, for its log: "wasi:http handler", "WAGI command, preview1", ... */
-export function describeGuest(kind: GuestKind, desc: WorkloadDesc): string {
+export function describeGuest(kind: "http" | "handler" | "command", desc: WorkloadDesc): string {
   // A preview1 core module runs on the direct host unless it mounts files (executor.ts).
   const direct = desc.prepared.preview1 && desc.mounts.length === 0 ? desc.prepared.preview1 : undefined;
   const what = kind === "http"
