@@ -26,6 +26,7 @@ Deno.test({
     const project = `u${crypto.randomUUID().slice(0, 6)}`;
     const command = "mkdir -p /www/cgi-bin; " + script("env", "echo Content-Type: text/plain", "echo", "env") +
       script("slow", "/bin/sleep 5", "echo Content-Type: text/plain", "echo", "late") +
+      script("count", "echo Content-Type: text/plain", "echo", "/bin/busybox wc -c") +
       "echo hello-gzip > /www/a.txt; /bin/busybox gzip -k /www/a.txt; exec httpd -f -p 8080 -h /www";
     const dir = await writeProject({
       [project]: `[[service]]\nname = "up"\nimage = "orca-examples/busybox:1"\nport = 8080\ntriggers = ["http:/*"]\n` +
@@ -52,6 +53,13 @@ Deno.test({
       const gz = await fetch(`${server.httpUrl}/a.txt`, { headers: { "accept-encoding": "gzip" } });
       assert.equal(gz.status, 200);
       assert.equal(await gz.text(), "hello-gzip\n");
+
+      // Bodies: a small one read first, a large one streamed through (never held whole by the proxy).
+      for (const size of [1000, 8 * 1024 * 1024]) {
+        const res = await fetch(`${server.httpUrl}/cgi-bin/count`, { method: "POST", body: new Uint8Array(size) });
+        assert.equal(res.status, 200);
+        assert.equal((await res.text()).trim(), String(size));
+      }
 
       const started = Date.now();
       const slow = await get(`${server.httpUrl}/cgi-bin/slow`);

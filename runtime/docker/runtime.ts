@@ -56,6 +56,8 @@ interface Workload {
 
 /** How long a container has to answer a request's head, unless `limits.timeout_ms` says. */
 const UPSTREAM_TIMEOUT_MS = 60_000;
+/** Request bodies up to this size are read before they go on (so they can be sent again); larger ones stream. */
+const BUFFERED_BODY_BYTES = 1024 * 1024;
 /** Methods a request may be sent with twice (RFC 9110 9.2.2). */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 
@@ -324,8 +326,11 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
     const w = this.#get(handle);
     const url = new URL(request.url);
     w.requests++;
-    const hasBody = request.method !== "GET" && request.method !== "HEAD";
-    const body = hasBody ? await request.arrayBuffer() : undefined;
+    // A small body is read first, so the request can go to another replica; a larger one (or one of unknown
+    // length) streams through, and its request is tried once: nothing a client sends is held whole.
+    const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
+    const length = Number(request.headers.get("content-length") ?? NaN);
+    const body = !hasBody ? undefined : length <= BUFFERED_BODY_BYTES ? await request.arrayBuffer() : request.body!;
     const headers = endToEnd(request.headers);
     setForwarding(headers, ctx.client);
     const timeoutMs = w.spec.service.limits.timeout_ms ?? UPSTREAM_TIMEOUT_MS;
@@ -344,7 +349,8 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
         }
         // Not connected, it never got the request; connected and cut before an answer, only a method that may run
         // twice goes to the next one (the engine's port proxy accepts for a container that is gone, then closes).
-        const again = /connect/i.test(why) || (IDEMPOTENT.has(request.method) && /closed|reset/i.test(why));
+        const again = !(body instanceof ReadableStream) &&
+          (/connect/i.test(why) || (IDEMPOTENT.has(request.method) && /closed|reset/i.test(why)));
         if (!again) {
           w.failures++;
           return Response.json({ error: "the container did not answer", detail: why }, { status: 502 });
