@@ -6,7 +6,7 @@
  */
 
 export * from "./types.ts";
-export { parseServiceFile, parseToml, readService } from "./service.ts";
+export { parseServiceFile, parseToml, readinessOf, readService } from "./service.ts";
 export { defaultCluster, parseClusterFile } from "./cluster.ts";
 export { loadProject, type ProjectBundle } from "./project.ts";
 export { type ModuleFile, sha256Hex } from "./files.ts";

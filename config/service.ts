@@ -380,3 +380,10 @@ function readApiMount(r: TableReader, at: (string | number)[], value: unknown): 
   if (clash >= 0) throw r.error([...at, "tree", keys[clash].replaceAll("\0", "/")], "is both a file and a folder");
   return { source: m.source, rw: m.rw, tree: Object.fromEntries(entries) as Record<string, string> };
 }
+
+/** A service's readiness probe: `[service.readiness]`, or `health` (a path) with the probe's defaults. */
+export function readinessOf(spec: ServiceSpec): Probe | undefined {
+  if (spec.readiness) return spec.readiness;
+  if (!spec.health) return undefined;
+  return { path: spec.health, interval_secs: 5, timeout_secs: 3, failure_threshold: 3, initial_delay_secs: 0 };
+}

@@ -32,11 +32,11 @@ import { bringMissing } from "./missing.ts";
 import { ReplicaOps } from "./replica_ops.ts";
 import { Warm } from "./warm.ts";
 import type { CommandLog, ControlPlaneOptions, DeployResult } from "./plane_options.ts";
-import { Watchdog } from "./watchdog.ts";
+import { crashLoopOf, Watchdog } from "./watchdog.ts";
 import { Rollouts, splitCanaries } from "./rollouts.ts";
 import { canaryServices } from "./rollout_store.ts";
 import { Serving } from "./serving.ts";
-import { type Active, type ContainerLike, type LocalService, Workloads } from "./workloads.ts";
+import { type ContainerLike, type LocalService, Workloads } from "./workloads.ts";
 
 export class ControlPlane {
   readonly #store: Store;
@@ -137,11 +137,9 @@ export class ControlPlane {
     const report = this.#cluster?.report;
     if (!report) return;
     // A replica in a crash loop is reported failed: other servers forward to ready ones first, and say why.
-    const looping = (a: Active) => a.handle && this.watchdog.view(a.handle).find((r) => r.state === "crashloop");
     const running = [...this.#workloads.active].filter(([, a]) => !a.stored.canary).map(([service, a]) => {
-      const loop = looping(a);
-      const failure = a.failure ??
-        (loop ? `crash loop: ${loop.restarts} restarts in 10 min (${loop.last?.reason})` : undefined);
+      const loop = a.handle && crashLoopOf(this.watchdog.view(a.handle));
+      const failure = a.failure ?? (loop ? `crash loop: ${loop}` : undefined);
       return { service, version: a.stored.version, ...(failure !== undefined && { failure }) };
     });
     this.#placing.tell(running, report, this.#log);

@@ -69,7 +69,32 @@ class Figures {
     const sorted = [...this.#latencies].sort((a, b) => a - b);
     return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)];
   }
+
+  /** As a node tells them; `latency` false leaves the p99 out (it sorts every sample). */
+  told(latency = true): NodeFigures {
+    const p99 = latency ? this.p99() : undefined;
+    return {
+      requests: this.requests,
+      errors: this.errors,
+      samples: this.samples,
+      ...(p99 !== undefined && { p99Ms: p99 }),
+    };
+  }
 }
+
+/** Two nodes' figures of one version as one: counts summed, the higher p99 (conservative). */
+function addFigures(a: NodeFigures, b: NodeFigures | undefined): NodeFigures {
+  if (!b) return a;
+  const p99s = [a.p99Ms, b.p99Ms].filter((p): p is number => p !== undefined);
+  return {
+    requests: a.requests + b.requests,
+    errors: a.errors + b.errors,
+    samples: a.samples + b.samples,
+    ...(p99s.length > 0 && { p99Ms: Math.max(...p99s) }),
+  };
+}
+
+const NONE: NodeFigures = { requests: 0, errors: 0, samples: 0 };
 
 /** The lower end of the 95% Wilson interval of a rate of `k` in `n`: the rate is above it, very likely. */
 export function wilsonLower(k: number, n: number): number {
@@ -192,10 +217,14 @@ export class Rollouts {
 
   /** The canary of `service` under way, if any. */
   active(service: string): RolloutRecord | undefined {
-    this.#active ??= new Map(
+    return this.#analysing().get(service);
+  }
+
+  /** The canaries under way, by service. */
+  #analysing(): Map<string, RolloutRecord> {
+    return this.#active ??= new Map(
       readRollouts((text) => this.#opts.store.sql(text), "analysing").map((r) => [r.service, r]),
     );
-    return this.#active.get(service);
   }
 
   /** Whether the next request of `service` goes to its canary: exactly `canary_percent` of them do. */
@@ -226,8 +255,7 @@ export class Rollouts {
   /** The leader judges every canary under way; a decision is committed once. */
   tick(): void {
     if (!this.#opts.leads()) return;
-    this.active("");
-    for (const rollout of this.#active!.values()) {
+    for (const rollout of this.#analysing().values()) {
       if (this.#deciding.has(rollout.service)) continue;
       if (this.#opts.remote) this.#gather(rollout);
       else this.#judge(rollout);
@@ -242,15 +270,7 @@ export class Rollouts {
     try {
       const answers = await this.#opts.remote!(service);
       for (const version of [rollout.version, rollout.from]) {
-        const sum: NodeFigures = { requests: 0, errors: 0, samples: 0 };
-        for (const a of answers) {
-          const f = a?.[String(version)];
-          if (!f) continue;
-          sum.requests += f.requests;
-          sum.errors += f.errors;
-          sum.samples += f.samples;
-          if (f.p99Ms !== undefined) sum.p99Ms = Math.max(sum.p99Ms ?? 0, f.p99Ms);
-        }
+        const sum = answers.reduce((sum: NodeFigures, a) => addFigures(sum, a?.[String(version)]), NONE);
         this.#remote.set(`${service}@${version}`, sum);
       }
     } finally {
@@ -262,14 +282,7 @@ export class Rollouts {
   /** This node's figures of `service` at `version` with the other nodes' last told (p99: the highest of them). */
   #figuresOf(service: string, version: number, latency = true): NodeFigures {
     const key = `${service}@${version}`;
-    const f = this.#figures.get(key), r = this.#remote.get(key);
-    const p99s = latency ? [f?.p99(), r?.p99Ms].filter((p): p is number => p !== undefined) : [];
-    return {
-      requests: (f?.requests ?? 0) + (r?.requests ?? 0),
-      errors: (f?.errors ?? 0) + (r?.errors ?? 0),
-      samples: (f?.samples ?? 0) + (r?.samples ?? 0),
-      ...(p99s.length > 0 && { p99Ms: Math.max(...p99s) }),
-    };
+    return addFigures(this.#figures.get(key)?.told(latency) ?? NONE, this.#remote.get(key));
   }
 
   #judge(rollout: RolloutRecord): void {
@@ -282,14 +295,7 @@ export class Rollouts {
   here(service: string): Record<string, NodeFigures> {
     const out: Record<string, NodeFigures> = {};
     for (const [key, f] of this.#figures) {
-      if (!key.startsWith(`${service}@`)) continue;
-      const p99 = f.p99();
-      out[key.slice(service.length + 1)] = {
-        requests: f.requests,
-        errors: f.errors,
-        samples: f.samples,
-        ...(p99 !== undefined && { p99Ms: p99 }),
-      };
+      if (key.startsWith(`${service}@`)) out[key.slice(service.length + 1)] = f.told();
     }
     return out;
   }

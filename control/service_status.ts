@@ -9,7 +9,7 @@ import { keyOf } from "./deploy_request.ts";
 import type { JobTriggers } from "./jobs.ts";
 import type { Placements, ReplicaStates } from "./placement_store.ts";
 import type { StoredService } from "./store.ts";
-import type { ReplicaView } from "./watchdog.ts";
+import { crashLoopOf, type ReplicaView } from "./watchdog.ts";
 import type { Active } from "./workloads.ts";
 
 export interface ServiceStatus {
@@ -98,7 +98,7 @@ export async function serviceStatuses(deps: StatusSources): Promise<ServiceStatu
     ]);
     const replicas = deps.replicas?.(a.handle) ?? [];
     // A replica in a crash loop says so first: the service's own state would say "running" between its crashes.
-    const looping = replicas.find((r) => r.state === "crashloop");
+    const looping = crashLoopOf(replicas);
     const nextRuns = deps.jobs?.nextRuns(key) ?? [];
     const last = deps.jobs?.runs.runs(key, 1)[0];
     out.push({
@@ -117,16 +117,8 @@ export async function serviceStatuses(deps: StatusSources): Promise<ServiceStatu
       requests: stats.requests,
       errors: stats.errors,
       ...(replicas.some((r) => r.state !== "running" || r.restarts > 0) && { replicas }),
-      ...(looping ? { message: crashMessage(looping) } : st.message && { message: st.message }),
+      ...(looping ? { message: looping } : st.message && { message: st.message }),
     });
   }
   return out;
-}
-
-/** What a crash loop says in `orca status`: the restarts, the last exit code and reason. */
-function crashMessage(r: ReplicaView): string {
-  const code = r.last?.exitCode !== undefined ? `, last exit code ${r.last.exitCode}` : "";
-  return `replica ${r.replica} restarted ${r.restarts} times in 10 minutes${code}: ${
-    r.last?.reason ?? "it keeps ending"
-  }`;
 }

@@ -9,18 +9,17 @@
  * removed. Each action is logged and published as an event.
  */
 
-import type { Probe, ServiceSpec } from "../config/mod.ts";
+import { type Probe, readinessOf, type ServiceSpec } from "../config/mod.ts";
 import type { Healing, ReplicaHealth, WorkloadHandle } from "../runtime/mod.ts";
+import { retryDelay, type RetryPolicy } from "../triggers/mod.ts";
 import { ProbeLoops } from "./probes.ts";
 import type { Workloads } from "./workloads.ts";
 
-/** Restarts back off from this... */
-export const FIRST_BACKOFF_MS = 1000;
-/** ...doubling up to this. */
-export const MAX_BACKOFF_MS = 5 * 60_000;
+/** Restarts back off from 1 s, doubling up to 5 min (a replica's, and a service's that failed to start). */
+const BACKOFF: RetryPolicy = { maxAttempts: Infinity, baseMs: 1000, maxMs: 5 * 60_000 };
 /** More restarts than this within CRASHLOOP_WINDOW_MS is a crash loop. */
-export const CRASHLOOP_RESTARTS = 5;
-export const CRASHLOOP_WINDOW_MS = 10 * 60_000;
+const CRASHLOOP_RESTARTS = 5;
+const CRASHLOOP_WINDOW_MS = 10 * 60_000;
 /** A replica that stays up this long starts its backoff over. */
 const STABLE_MS = 10 * 60_000;
 /** Lines of a crashed replica's output kept for `orca status`. */
@@ -50,7 +49,8 @@ interface Care {
   /** Failing readiness (routed again once it passes). */
   unready: boolean;
   restarts: number[];
-  backoffMs: number;
+  /** Restarts since it last stayed up: what its backoff grows with. */
+  attempts: number;
   /** The earliest time of its next restart. */
   notBefore: number;
   restarting?: Promise<void>;
@@ -76,10 +76,11 @@ export interface ReplicaView {
 export class Watchdog {
   readonly #opts: WatchdogOptions;
   readonly #now: () => number;
-  readonly #cares = new Map<string, Care>();
+  /** By workload id, then replica. */
+  readonly #cares = new Map<string, Map<number, Care>>();
   readonly #history = new Map<string, { at: number; text: string }[]>();
   /** Services that failed to start here, tried again with the same backoff as a replica. */
-  readonly #failed = new Map<string, { backoffMs: number; notBefore: number; trying: boolean }>();
+  readonly #failed = new Map<string, { attempts: number; notBefore: number; trying: boolean }>();
   readonly #probes: ProbeLoops;
   #cycle?: ReturnType<typeof setTimeout>;
   #checking?: Promise<void>;
@@ -93,8 +94,7 @@ export class Watchdog {
     this.#now = opts.now ?? Date.now;
     this.#probes = new ProbeLoops({
       healing: (handle) => this.#healing(handle),
-      replicas: (handle) =>
-        [...this.#cares.values()].filter((c) => c.handle.id === handle.id && !c.restarting && c.upSince !== undefined),
+      replicas: (handle) => this.#caresOf(handle).filter((c) => !c.restarting && c.upSince !== undefined),
       onReadiness: (care, ok, why) => this.#readiness(care as Care, ok, why),
       onLiveness: (care, why) => this.#restart(care as Care, `liveness: ${why}`),
     });
@@ -118,7 +118,7 @@ export class Watchdog {
     this.#unwatch();
     clearTimeout(this.#cycle);
     this.#probes.stop();
-    for (const c of this.#cares.values()) clearTimeout(c.timer);
+    for (const cares of this.#cares.values()) for (const c of cares.values()) clearTimeout(c.timer);
   }
 
   /** One look now (one at a time: asked for during one, another follows it). */
@@ -139,7 +139,7 @@ export class Watchdog {
 
   async #check(): Promise<void> {
     const { workloads } = this.#opts;
-    const seen = new Set<string>();
+    const seen = new Set<Care>();
     for (const service of this.#failed.keys()) {
       if (workloads.active.get(service)?.failure === undefined) this.#failed.delete(service);
     }
@@ -151,25 +151,26 @@ export class Watchdog {
         health = await (this.#healing(handle)?.replicas(handle) ?? Promise.resolve([]));
       } catch (err) {
         this.#opts.log(`watchdog: ${service}: cannot look at its replicas: ${(err as Error).message}`);
-        for (const [id, c] of this.#cares) if (c.handle.id === handle.id) seen.add(id);
+        for (const c of this.#caresOf(handle)) seen.add(c);
         return;
       }
+      let cares = this.#cares.get(handle.id);
+      if (!cares) this.#cares.set(handle.id, cares = new Map());
       for (const h of health) {
-        const id = `${handle.id}#${h.replica}`;
-        seen.add(id);
-        let care = this.#cares.get(id);
-        if (!care) {
-          care = this.#care(service, handle, h.replica);
-          this.#cares.set(id, care);
-        }
+        let care = cares.get(h.replica);
+        if (!care) cares.set(h.replica, care = this.#care(service, handle, h.replica));
+        seen.add(care);
         this.#look(care, h);
       }
       this.#probes.ensure(handle, probesOf(a.stored.spec));
     }));
-    for (const [id, c] of this.#cares) {
-      if (seen.has(id) || c.restarting) continue;
-      clearTimeout(c.timer);
-      this.#cares.delete(id);
+    for (const [id, cares] of this.#cares) {
+      for (const [replica, c] of cares) {
+        if (seen.has(c) || c.restarting) continue;
+        clearTimeout(c.timer);
+        cares.delete(replica);
+      }
+      if (cares.size === 0) this.#cares.delete(id);
     }
     this.#probes.keep(new Set([...workloads.active.values()].flatMap((a) => a.handle ? [a.handle.id] : [])));
     for (const service of this.#history.keys()) {
@@ -183,12 +184,11 @@ export class Watchdog {
     if (failure === undefined || !this.#opts.startAgain) return;
     const now = this.#now();
     let f = this.#failed.get(service);
-    if (!f) this.#failed.set(service, f = { backoffMs: FIRST_BACKOFF_MS, notBefore: now, trying: false });
+    if (!f) this.#failed.set(service, f = { attempts: 0, notBefore: now, trying: false });
     if (f.trying || now < f.notBefore) return;
     const state = f;
     state.trying = true;
-    state.notBefore = now + state.backoffMs;
-    state.backoffMs = Math.min(state.backoffMs * 2, MAX_BACKOFF_MS);
+    state.notBefore = now + retryDelay(++state.attempts, BACKOFF);
     this.#opts.startAgain(service).then((still) => {
       if (still !== undefined) return;
       this.#failed.delete(service);
@@ -207,7 +207,7 @@ export class Watchdog {
       routed: true,
       unready: false,
       restarts: [],
-      backoffMs: FIRST_BACKOFF_MS,
+      attempts: 0,
       notBefore: now,
       upSince: now,
     };
@@ -221,7 +221,7 @@ export class Watchdog {
       care.upSince ??= now;
       // A request that found it closed took it out of the runtime's rotation; alive and ready, it goes back.
       if (care.routed) this.#healing(care.handle)?.route?.(care.handle, care.replica, true);
-      if (now - care.upSince >= STABLE_MS) care.backoffMs = FIRST_BACKOFF_MS;
+      if (now - care.upSince >= STABLE_MS) care.attempts = 0;
       return;
     }
     care.upSince = undefined;
@@ -251,8 +251,7 @@ export class Watchdog {
       const tail = healing.tail(care.handle, care.replica, TAIL_LINES).catch(() => []);
       care.last = { at: now, reason, ...(exitCode !== undefined && { exitCode }), lines: [] };
       care.restarts = [...care.restarts.filter((t) => now - t < CRASHLOOP_WINDOW_MS), now];
-      care.notBefore = now + care.backoffMs;
-      care.backoffMs = Math.min(care.backoffMs * 2, MAX_BACKOFF_MS);
+      care.notBefore = now + retryDelay(++care.attempts, BACKOFF);
       const loop = care.restarts.length > CRASHLOOP_RESTARTS ? " (crash loop)" : "";
       this.#say(care, `replica ${care.replica} restarting${loop}: ${reason}`);
       try {
@@ -311,13 +310,10 @@ export class Watchdog {
 
   /** Whether `handle` has a replica the watchdog lets have requests (one it has not looked at yet does). */
   routable(handle: WorkloadHandle): boolean {
-    let any = false;
-    for (const c of this.#cares.values()) {
-      if (c.handle.id !== handle.id) continue;
-      if (c.routed) return true;
-      any = true;
-    }
-    return !any;
+    const cares = this.#cares.get(handle.id);
+    if (!cares || cares.size === 0) return true;
+    for (const c of cares.values()) if (c.routed) return true;
+    return false;
   }
 
   /** The watchdog's actions for `service`, oldest first. */
@@ -328,7 +324,7 @@ export class Watchdog {
   /** The replicas of `handle` as `orca status` shows them. */
   view(handle: WorkloadHandle): ReplicaView[] {
     const now = this.#now();
-    return [...this.#cares.values()].filter((c) => c.handle.id === handle.id).map((c): ReplicaView => {
+    return this.#caresOf(handle).map((c): ReplicaView => {
       const restarts = c.restarts.filter((t) => now - t < CRASHLOOP_WINDOW_MS).length;
       const state: ReplicaView["state"] = restarts > CRASHLOOP_RESTARTS
         ? "crashloop"
@@ -349,17 +345,28 @@ export class Watchdog {
     }).sort((a, b) => a.replica - b.replica);
   }
 
+  #caresOf(handle: WorkloadHandle): Care[] {
+    return [...this.#cares.get(handle.id)?.values() ?? []];
+  }
+
   #healing(handle: WorkloadHandle): Healing | undefined {
     const runtime = this.#opts.workloads.runtime(handle) as Partial<Healing>;
     return runtime.replicas && runtime.restart ? runtime as Healing : undefined;
   }
 }
 
-/** A service's readiness and liveness probes (`health` is readiness by another name). */
+/** What a workload's first replica in a crash loop says of it (restarts, last exit code, reason); undefined: none. */
+export function crashLoopOf(replicas: readonly ReplicaView[]): string | undefined {
+  const r = replicas.find((r) => r.state === "crashloop");
+  if (!r) return undefined;
+  const code = r.last?.exitCode !== undefined ? `, last exit code ${r.last.exitCode}` : "";
+  return `replica ${r.replica} restarted ${r.restarts} times in 10 minutes${code}: ${
+    r.last?.reason ?? "it keeps ending"
+  }`;
+}
+
+/** A service's readiness and liveness probes. */
 function probesOf(spec: ServiceSpec): { readiness?: Probe; liveness?: Probe } {
-  const readiness = spec.readiness ??
-    (spec.health
-      ? { path: spec.health, interval_secs: 5, timeout_secs: 3, failure_threshold: 3, initial_delay_secs: 0 }
-      : undefined);
+  const readiness = readinessOf(spec);
   return { ...(readiness && { readiness }), ...(spec.liveness && { liveness: spec.liveness }) };
 }

@@ -1,6 +1,6 @@
 /** Readiness before traffic: an HTTP probe, a TCP connect, or just "running". */
 
-import type { ServiceSpec } from "../../config/mod.ts";
+import { readinessOf, type ServiceSpec } from "../../config/mod.ts";
 
 interface ContainerState {
   Running: boolean;
@@ -19,10 +19,7 @@ export async function waitReady(
   address: { hostname: string; port: number } | undefined,
   state: () => Promise<ContainerState>,
 ): Promise<void> {
-  const probe = spec.readiness ??
-    (spec.health
-      ? { path: spec.health, interval_secs: 1, timeout_secs: 3, failure_threshold: 3, initial_delay_secs: 0 }
-      : undefined);
+  const probe = readinessOf(spec);
   const deadline = Date.now() + 1000 * (probe ? probe.initial_delay_secs + 60 : 60);
   let last = "not checked yet";
   if (probe?.initial_delay_secs) await sleep(probe.initial_delay_secs * 1000);
