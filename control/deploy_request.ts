@@ -25,6 +25,12 @@ export function keyOf(spec: ServiceSpec): string {
   return `${spec.project}/${spec.name}`;
 }
 
+/** A service key's project and name. */
+export function splitKey(key: string): [project: string, name: string] {
+  const slash = key.indexOf("/");
+  return [key.slice(0, slash), key.slice(slash + 1)];
+}
+
 /** The key (`project/name`) that `service` (a key, or a name unique among `keys`) names, or why none. */
 export function resolveKey(keys: string[], service: string): string {
   if (keys.includes(service)) return service;

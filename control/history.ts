@@ -9,7 +9,18 @@
 
 import type { StatementSync } from "node:sqlite";
 import type { ServiceSpec } from "../config/mod.ts";
+import { splitKey } from "./deploy_request.ts";
 import type { DeploySummary, Store, StoredService } from "./store.ts";
+
+/** The rows as a snapshot carries them. */
+export type VersionRows = {
+  project: string;
+  name: string;
+  version: number;
+  deploy: number;
+  at: number;
+  spec: string;
+}[];
 
 /** Versions of each service kept for rollback (their modules and files with them). */
 export const KEPT_VERSIONS = 10;
@@ -60,22 +71,33 @@ export function writeVersions(sql: Sql, deploy: number, upserts: StoredService[]
   }
 }
 
+export function dumpVersions(sql: Sql): VersionRows {
+  return sql("SELECT project, name, version, deploy, at, spec FROM service_versions ORDER BY project, name, version")
+    .all() as VersionRows;
+}
+
+/** Replaces every kept version with `rows` (a snapshot's). */
+export function loadVersions(sql: Sql, rows: VersionRows): void {
+  sql("DELETE FROM service_versions").run();
+  const insert = sql(
+    "INSERT INTO service_versions (project, name, version, deploy, at, spec) VALUES (?, ?, ?, ?, ?, ?)",
+  );
+  for (const v of rows) insert.run(v.project, v.name, v.version, v.deploy, v.at, v.spec);
+}
+
 /** The highest version of `service` recorded (0: none): a new version is numbered past it, never reusing one. */
 export function highestVersion(sql: Sql, service: string): number {
-  const slash = service.indexOf("/");
   const row = sql("SELECT MAX(version) AS v FROM service_versions WHERE project = ? AND name = ?").get(
-    service.slice(0, slash),
-    service.slice(slash + 1),
+    ...splitKey(service),
   ) as { v: number | null } | undefined;
   return row?.v ?? 0;
 }
 
 /** The versions kept of `service` (`project/name`), newest first. */
 export function versionsOf(sql: Sql, service: string): VersionRecord[] {
-  const slash = service.indexOf("/");
   const rows = sql(
     "SELECT version, deploy, at, spec FROM service_versions WHERE project = ? AND name = ? ORDER BY version DESC",
-  ).all(service.slice(0, slash), service.slice(slash + 1)) as {
+  ).all(...splitKey(service)) as {
     version: number;
     deploy: number;
     at: number;
@@ -109,9 +131,8 @@ export function readHistory(sql: Sql, service: string | undefined, limit: number
     const end = summary.rollout;
     if (end && mine(end.service)) changes.push({ key: end.service, change: end.outcome, version: end.version });
     for (const { key, change, version: ended } of changes) {
-      const slash = key.indexOf("/");
-      const row = (version.get(key.slice(0, slash), key.slice(slash + 1), d.id) ??
-        (ended === undefined ? undefined : byVersion.get(key.slice(0, slash), key.slice(slash + 1), ended))) as
+      const row = (version.get(...splitKey(key), d.id) ??
+        (ended === undefined ? undefined : byVersion.get(...splitKey(key), ended))) as
           | { version: number; spec: string }
           | undefined;
       const spec = row ? JSON.parse(row.spec) as ServiceSpec : undefined;

@@ -39,7 +39,8 @@ import {
 } from "./snapshot.ts";
 import type { DeploySummary, Store, StoredService } from "./store.ts";
 import { endRollout, forgetRollouts, loadRollouts, ROLLOUTS_SCHEMA, writeCanaries } from "./rollout_store.ts";
-import { HISTORY_SCHEMA, writeVersions } from "./history.ts";
+import { HISTORY_SCHEMA, loadVersions, writeVersions } from "./history.ts";
+import { splitKey } from "./deploy_request.ts";
 
 /** A change of desired state, as it travels in a log entry. */
 export type ControlCommand =
@@ -217,7 +218,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
     const db = this.#store.db;
     this.#store.transaction(() => {
       db.exec(
-        "DELETE FROM services; DELETE FROM deploys; DELETE FROM members; DELETE FROM placements; DELETE FROM replica_states; DELETE FROM service_versions;",
+        "DELETE FROM services; DELETE FROM deploys; DELETE FROM members; DELETE FROM placements; DELETE FROM replica_states;",
       );
       writePlacements((text) => this.#store.sql(text), data.placements ?? {});
       loadReplicaStates((text) => this.#store.sql(text), data.replicaStates ?? {});
@@ -231,10 +232,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
       for (const s of data.services) service.run(s.project, s.name, s.version, s.spec, s.updated_at);
       const deploy = this.#store.sql("INSERT INTO deploys (id, at, summary) VALUES (?, ?, ?)");
       for (const d of data.deploys) deploy.run(d.id, d.at, d.summary);
-      const version = this.#store.sql(
-        "INSERT INTO service_versions (project, name, version, deploy, at, spec) VALUES (?, ?, ?, ?, ?, ?)",
-      );
-      for (const v of data.versions ?? []) version.run(v.project, v.name, v.version, v.deploy, v.at, v.spec);
+      loadVersions((text) => this.#store.sql(text), data.versions ?? []);
       loadRollouts((text) => this.#store.sql(text), data.rollouts ?? []);
       this.#queues.load(data.queues ?? { messages: [], cursors: [], dead: [] });
       this.#runs.load(data.runs ?? { state: [], runs: [] });
@@ -293,9 +291,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
         writeCanaries(sql, id, canaries, from);
         // A service removed, or deployed whole, ends a canary of it that was under way.
         forgetRollouts(sql, command.removals.map((r) => `${r.project}/${r.name}`));
-        for (const s of command.upserts) {
-          sql("DELETE FROM rollouts WHERE service = ? AND state = 'analysing'").run(keyOf(s));
-        }
+        forgetRollouts(sql, command.upserts.map(keyOf), "analysing");
         writePlacements(sql, Object.fromEntries(command.removals.map((r) => [`${r.project}/${r.name}`, []])));
         const forget = sql("DELETE FROM replica_states WHERE service = ?");
         for (const r of command.removals) forget.run(`${r.project}/${r.name}`);
@@ -388,10 +384,8 @@ export class ControlMachine implements StateMachine<CommandResult> {
   }
 
   #versionOf(service: string): number {
-    const slash = service.indexOf("/");
     const row = this.#store.sql("SELECT version FROM services WHERE project = ? AND name = ?").get(
-      service.slice(0, slash),
-      service.slice(slash + 1),
+      ...splitKey(service),
     ) as { version: number } | undefined;
     return row?.version ?? 0;
   }

@@ -18,6 +18,7 @@ import {
   keyOf,
   requester,
   resolveKey,
+  splitKey,
   validateRequest,
 } from "./deploy_request.ts";
 import { planRollback } from "./rollback.ts";
@@ -325,7 +326,7 @@ export class ControlPlane {
     const run = this.#queue.then(async () => {
       await this.#settled();
       const key = this.resolve(service);
-      const [project, name] = [key.slice(0, key.indexOf("/")), key.slice(key.indexOf("/") + 1)];
+      const [project, name] = splitKey(key);
       const summary: DeploySummary = { created: [], updated: [], removed: [key], unchanged: [], origin: "orca rm" };
       const id = await this.#commit([], [{ project, name }], summary);
       await this.#converging;

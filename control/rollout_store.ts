@@ -81,9 +81,12 @@ export function endRollout(
   return Number(r.changes) > 0;
 }
 
-export function forgetRollouts(sql: Sql, services: string[]): void {
-  const remove = sql("DELETE FROM rollouts WHERE service = ?");
-  for (const s of services) remove.run(s);
+/** Forgets the rollouts of `services` (only those in `state`, when given). */
+export function forgetRollouts(sql: Sql, services: string[], state?: RolloutState): void {
+  const remove = state === undefined
+    ? sql("DELETE FROM rollouts WHERE service = ?")
+    : sql("DELETE FROM rollouts WHERE service = ? AND state = ?");
+  for (const s of services) remove.run(...(state === undefined ? [s] : [s, state]));
 }
 
 export function readRollouts(sql: Sql, state?: RolloutState): RolloutRecord[] {

@@ -14,6 +14,7 @@ import { type Placements, readPlacements, readReplicaStates, type ReplicaStates 
 import { dumpQueues, type QueueTables } from "./queue_store.ts";
 import { dumpRuns, type RunTables } from "./run_store.ts";
 import { dumpRollouts, type RolloutRows } from "./rollout_store.ts";
+import { dumpVersions, type VersionRows } from "./history.ts";
 
 /** A server of the cluster as the registry holds it. */
 export interface MemberRecord {
@@ -55,7 +56,7 @@ export interface SnapshotData {
   /** Canaries under way, and the last outcome of each service's (rollout_store.ts). */
   rollouts?: RolloutRows;
   /** The versions of each service kept for rollback (history.ts). */
-  versions?: { project: string; name: string; version: number; deploy: number; at: number; spec: string }[];
+  versions?: VersionRows;
   members?: MemberRecord[];
   /** Where each placed service's replicas run. */
   placements?: Placements;
@@ -80,10 +81,7 @@ export function dumpState(sql: (text: string) => StatementSync): SnapshotData {
   return {
     ...dumpView(sql),
     deploys: sql("SELECT id, at, summary FROM deploys ORDER BY id").all() as SnapshotData["deploys"],
-    versions: sql(
-      "SELECT project, name, version, deploy, at, spec FROM service_versions ORDER BY project, name, version",
-    )
-      .all() as SnapshotData["versions"],
+    versions: dumpVersions(sql),
     queues: dumpQueues(sql),
     runs: dumpRuns(sql),
     sequences: sql("SELECT name, seq FROM sqlite_sequence ORDER BY name").all() as SnapshotData["sequences"],
