@@ -171,14 +171,7 @@ export class Cluster {
     const each = await Promise.all(nodes.map(async (node) => {
       try {
         if (node === this.#log.id) return { node, ...await local() };
-        const address = this.#log.addressOf(node);
-        if (!address) throw new Error("its address is not known");
-        const res = await fetch(`http://${address}/api/v1/services/${service}/stats?here=1`, {
-          headers: { authorization: `Bearer ${this.#token}` },
-          signal: AbortSignal.timeout(5_000),
-        });
-        if (!res.ok) throw new Error(`it answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
-        return { node, ...await res.json() as ResourceStats };
+        return { node, ...await this.#askNode(node, `/services/${service}/stats?here=1`, 5_000) as ResourceStats };
       } catch (err) {
         return { node, error: (err as Error).message };
       }
@@ -202,17 +195,19 @@ export class Cluster {
 
   /** What `node` measured of each version of `service` during its canary (`?here=1`); undefined when it did not say. */
   async rolloutFiguresOf(node: string, service: string): Promise<Record<string, NodeFigures> | undefined> {
+    return checkFigures(await this.#askNode(node, `/services/${service}/rollout?here=1`, 2_000).catch(() => undefined));
+  }
+
+  /** GETs `path` (under /api/v1) of another server with the cluster token; its JSON, or why not (an Error). */
+  async #askNode(node: string, path: string, timeoutMs: number): Promise<unknown> {
     const address = this.#log.addressOf(node);
-    if (!address) return undefined;
-    try {
-      const res = await fetch(`http://${address}/api/v1/services/${service}/rollout?here=1`, {
-        headers: { authorization: `Bearer ${this.#token}` },
-        signal: AbortSignal.timeout(2_000),
-      });
-      return res.ok ? checkFigures(await res.json()) : (await res.body?.cancel(), undefined);
-    } catch {
-      return undefined;
-    }
+    if (!address) throw new Error("its address is not known");
+    const res = await fetch(`http://${address}/api/v1${path}`, {
+      headers: { authorization: `Bearer ${this.#token}` },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!res.ok) throw new Error(`it answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+    return await res.json();
   }
 
   /** Every member as this server sees it, each asked for its own status (at most `timeoutMs` each). */
