@@ -2,6 +2,7 @@
 
 import { parseLabels, startServer } from "../control/mod.ts";
 import { OrcaError } from "../errors.ts";
+import type { AcmeOptions } from "../proxy/acme.ts";
 import { parseHost } from "../proxy/mod.ts";
 import { VERSION } from "../version.ts";
 import { type Command, orcaHome, type Values } from "./command.ts";
@@ -28,15 +29,17 @@ function byteLimit(values: Values, name: string, key: "message" | "deploy" | "mo
 }
 
 /** What to tell of a failure to listen on the API or proxy port (a port taken, or one that needs root). */
-export function listenError(err: unknown, apiPort: number, httpPort: number): unknown {
+export function listenError(err: unknown, apiPort: number, httpPort: number, httpsPort?: number): unknown {
+  const https = httpsPort === undefined ? "" : `, https ${httpsPort}`;
   if (err instanceof Deno.errors.AddrInUse) {
-    return new OrcaError("unavailable", `a port is already in use (api ${apiPort}, http ${httpPort})`, {
-      hint: "stop what uses it, or pick others with --api-port / --http-port",
+    return new OrcaError("unavailable", `a port is already in use (api ${apiPort}, http ${httpPort}${https})`, {
+      hint: "stop what uses it, or pick others with --api-port / --http-port / --https-port",
     });
   }
   if (err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable) {
-    return new OrcaError("unavailable", `not allowed to listen on port ${httpPort < 1024 ? httpPort : apiPort}`, {
-      hint: "ports below 1024 need root or CAP_NET_BIND_SERVICE; try --http-port 8080",
+    const low = [httpPort, httpsPort ?? 1024, apiPort].find((p) => p < 1024) ?? apiPort;
+    return new OrcaError("unavailable", `not allowed to listen on port ${low}`, {
+      hint: "ports below 1024 need root or CAP_NET_BIND_SERVICE; try --http-port 8080 --https-port 8443",
     });
   }
   return err;
@@ -60,6 +63,48 @@ export function secondsFlag(values: Values, name: string, max: number): number |
     throw new OrcaError("usage", `--${name} must be a whole number of seconds from 1 to ${max}; got ${text}`);
   }
   return n;
+}
+
+/** `--https-port`, and the ACME flags that go with it (the CA's extra root read from its file). */
+export async function httpsFlags(
+  values: Values,
+): Promise<{ httpsPort?: number; acme?: Partial<AcmeOptions>; certCheckSecs?: number }> {
+  const acmeFlags = ["acme-directory", "acme-email", "acme-ca-cert"].filter((f) => values[f] !== undefined);
+  if (values["https-port"] === undefined) {
+    if (acmeFlags.length > 0) throw new OrcaError("usage", `--${acmeFlags[0]} needs --https-port`);
+    return {};
+  }
+  const httpsPort = port(values, "https-port", 443);
+  const directory = values["acme-directory"] as string | undefined;
+  if (directory !== undefined && !/^https:\/\/\S+$/.test(directory)) {
+    throw new OrcaError("usage", `--acme-directory must be an https:// URL; got ${directory}`);
+  }
+  const email = values["acme-email"] as string | undefined;
+  if (email !== undefined && !/^[^\s@]+@[^\s@]+$/.test(email)) {
+    throw new OrcaError("usage", `--acme-email must be an email address; got ${email}`);
+  }
+  const caFile = values["acme-ca-cert"] as string | undefined;
+  let caCert: string | undefined;
+  if (caFile !== undefined) {
+    try {
+      caCert = await Deno.readTextFile(caFile);
+    } catch (err) {
+      throw new OrcaError("usage", `--acme-ca-cert ${caFile} cannot be read: ${(err as Error).message}`);
+    }
+    if (!caCert.includes("-----BEGIN CERTIFICATE-----")) {
+      throw new OrcaError("usage", `--acme-ca-cert ${caFile} holds no PEM certificate`);
+    }
+  }
+  const certCheckSecs = secondsFlag(values, "cert-check-secs", 86400);
+  return {
+    httpsPort,
+    acme: {
+      ...(directory !== undefined && { directory }),
+      ...(email !== undefined && { email }),
+      ...(caCert !== undefined && { caCert }),
+    },
+    ...(certCheckSecs !== undefined && { certCheckSecs }),
+  };
 }
 
 export function workersFlag(values: Values): number | undefined {
@@ -87,6 +132,11 @@ export const serverCommand: Command = {
   flags: [
     "--api-port N      REST API port (default 6880)",
     "--http-port N     proxy port for routed traffic (default 80)",
+    "--https-port N    HTTPS port for the services' domains, certificates from ACME (default: HTTP only)",
+    "--acme-directory URL  the ACME CA's directory (default Let's Encrypt production)",
+    "--acme-email ADDR the ACME account's contact address",
+    "--acme-ca-cert FILE   trust this CA (PEM) for the directory's HTTPS (tests, private CAs)",
+    "--cert-check-secs N   how often the leader looks for certificates to get or renew (default 60)",
     "--listen ADDR     address to bind (default 0.0.0.0)",
     "--home DIR        data dir (default $ORCA_HOME, else ~/.orca)",
     "--pool-size N     pre-made Wasm instances per service (default 4)",
@@ -107,6 +157,11 @@ export const serverCommand: Command = {
   options: {
     "api-port": { type: "string" },
     "http-port": { type: "string" },
+    "https-port": { type: "string" },
+    "acme-directory": { type: "string" },
+    "acme-email": { type: "string" },
+    "acme-ca-cert": { type: "string" },
+    "cert-check-secs": { type: "string" },
     listen: { type: "string" },
     home: { type: "string" },
     "pool-size": { type: "string" },
@@ -143,12 +198,14 @@ export const serverCommand: Command = {
     };
     const nodeTimeoutSecs = secondsFlag(values, "node-timeout-secs", 99999);
     const watchdogSecs = secondsFlag(values, "watchdog-secs", 86400);
+    const https = await httpsFlags(values);
     let server;
     try {
       server = await startServer({
         home,
         apiPort,
         httpPort,
+        ...https,
         hostname: (values.listen as string) ?? "0.0.0.0",
         poolSize,
         ...(values["docker-socket"] !== undefined && { dockerSocket: values["docker-socket"] as string }),
@@ -164,11 +221,12 @@ export const serverCommand: Command = {
         ...(values["no-workloads"] === true && { noWorkloads: true }),
       });
     } catch (err) {
-      throw listenError(err, apiPort, httpPort);
+      throw listenError(err, apiPort, httpPort, https.httpsPort);
     }
     console.log(`orca ${VERSION} server ready`);
     console.log(`  api    ${server.apiUrl}/api/v1`);
     console.log(`  proxy  ${server.httpUrl}`);
+    if (server.httpsUrl) console.log(`  https  ${server.httpsUrl}`);
     console.log(`  data   ${home}`);
     await untilStopped();
     console.error("orca: shutting down");

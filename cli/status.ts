@@ -1,6 +1,6 @@
 /** `orca status`: the deployed services and how they are doing. */
 
-import type { ServiceStatus } from "../control/mod.ts";
+import type { DomainTls, ServiceStatus } from "../control/mod.ts";
 import { Client } from "./client.ts";
 import { clientFlags, clientOptions, type Command, table } from "./command.ts";
 
@@ -13,7 +13,10 @@ export const statusCommand: Command = {
   maxArgs: 0,
   async run(values) {
     const client = await Client.fromFlags(values);
-    const { services } = await client.json<{ services: ServiceStatus[] }>("/services");
+    const [{ services }, { domains }] = await Promise.all([
+      client.json<{ services: ServiceStatus[] }>("/services"),
+      client.json<{ domains: DomainTls[] }>("/certificates"),
+    ]);
     if (values.json) {
       console.log(JSON.stringify(services, null, 2));
       return 0;
@@ -46,6 +49,7 @@ export const statusCommand: Command = {
     console.log(table(header, rows));
     const notes = services.flatMap(replicaNotes);
     if (notes.length > 0) console.log(`\n${notes.join("\n")}`);
+    if (domains.length > 0) console.log(`\n${domainTable(domains)}`);
     return 0;
   },
 };
@@ -76,4 +80,18 @@ function nodesOf(s: ServiceStatus): string {
   return [...counts].map(([node, { n, state }]) =>
     `${node.slice(0, 8)}${n > 1 ? `x${n}` : ""}${state === "ready" ? "" : `(${state})`}`
   ).join(",");
+}
+
+/** Each domain's HTTPS: where its certificate comes from, its state and expiry, and the CA's last error. */
+function domainTable(domains: DomainTls[]): string {
+  const now = Date.now();
+  const rows = domains.map((d) => {
+    let state: string = d.state;
+    if (d.error !== undefined) {
+      const retry = d.retryAt === undefined ? "" : `, retry in ${Math.max(0, Math.ceil((d.retryAt - now) / 1000))} s`;
+      state += ` (${d.attempts} failed${retry}: ${d.error})`;
+    }
+    return [d.domain, d.service, d.source, state, d.notAfter ? new Date(d.notAfter).toISOString() : "-"];
+  });
+  return table(["DOMAIN", "SERVICE", "TLS", "STATE", "EXPIRES"], rows);
 }

@@ -10,6 +10,7 @@ export { parseServiceFile, parseToml, readinessOf, readService } from "./service
 export { defaultCluster, parseClusterFile } from "./cluster.ts";
 export { loadProject, type ProjectBundle } from "./project.ts";
 export { type ModuleFile, sha256Hex } from "./files.ts";
+export { checkPair, MAX_PEM_BYTES } from "./tls.ts";
 export {
   eventNameError,
   eventPatternError,

@@ -7,6 +7,7 @@ import { OrcaError } from "../errors.ts";
 import { defaultCluster, parseClusterFile } from "./cluster.ts";
 import { type FieldAt, type ModuleFile, readModule, readMountFolder } from "./files.ts";
 import type { KeyPath } from "./locate.ts";
+import { readTlsFiles } from "./tls.ts";
 import { NAME_PATTERN, parseServiceFile } from "./service.ts";
 import type { ClusterConfig, ServiceSpec } from "./types.ts";
 
@@ -69,6 +70,7 @@ export async function loadProject(dir: string): Promise<ProjectBundle> {
       modules.set(module.hash, module);
     }
     for (const [i, service] of services.entries()) {
+      await readTlsFiles(projectDir, service, at(i, ["tls"]));
       for (const [guestPath, mount] of Object.entries(service.wasm.files)) {
         mount.tree = await readMountFolder(projectDir, mount.source, at(i, ["wasm", "files", guestPath]), blobs);
       }

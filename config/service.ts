@@ -3,6 +3,7 @@
 import { parse, TomlError } from "smol-toml";
 import { OrcaError } from "../errors.ts";
 import { quote, type Source, TableReader } from "./reader.ts";
+import { readTls } from "./tls.ts";
 import { parseTrigger } from "./triggers.ts";
 import type { FileMount, GpuRequest, Probe, Rollout, ServiceSpec, WasmCapabilities } from "./types.ts";
 import {
@@ -132,8 +133,9 @@ export function readService(
     const parsed = parseTrigger(t);
     if ("error" in parsed) throw r.error([...r.path("triggers"), i], parsed.error);
   });
-  const domain = r.string("domain", { pattern: DOMAIN_PATTERN, patternHint: "use a host name like `api.example.com`" })
-    ?.toLowerCase();
+  const domain = readDomain(r);
+  const tls = readTls(r, domain, opts.api ?? false);
+  const httpsRedirect = r.boolean("https_redirect");
   const health = r.string("health", { pattern: PROBE_PATH, patternHint: PROBE_HINT });
   const aliases = r.strings("aliases") ?? [];
   aliases.forEach((a, i) => {
@@ -176,6 +178,8 @@ export function readService(
     replicas: r.number("replicas", { integer: true, min: 0, max: 10_000 }) ?? 1,
     ...optional("port", r.number("port", { integer: true, min: 1, max: 65535 })),
     ...optional("domain", domain),
+    ...optional("tls", tls),
+    ...(httpsRedirect === false && { https_redirect: false }),
     ...optional("health", health),
     aliases,
     internal: r.boolean("internal") ?? false,
@@ -190,6 +194,29 @@ export function readService(
   };
   r.done();
   return spec;
+}
+
+/** `domain`, lowercased; an internationalized name (`bücher.example`) is kept in its ASCII form (`xn--...`). */
+function readDomain(r: TableReader): string | undefined {
+  const raw = r.string("domain");
+  if (raw === undefined) return undefined;
+  let ascii = raw;
+  // deno-lint-ignore no-control-regex
+  if (/[^\x00-\x7f]/.test(raw)) {
+    try {
+      ascii = new URL(`http://${raw}/`).hostname;
+    } catch {
+      ascii = raw;
+    }
+  }
+  if (!DOMAIN_PATTERN.test(ascii)) {
+    throw r.error(
+      r.path("domain"),
+      `has an invalid value ${JSON.stringify(raw)}`,
+      "use a host name like `api.example.com`",
+    );
+  }
+  return ascii.toLowerCase();
 }
 
 function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {

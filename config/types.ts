@@ -77,6 +77,14 @@ export interface Limits {
   timeout_ms?: number;
 }
 
+/** `tls = { cert, key }`: a service's own PEM files (paths as written), with their text once read. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  cert_pem?: string;
+  key_pem?: string;
+}
+
 /** One `[[service]]` block, validated and with defaults applied. */
 export interface ServiceSpec {
   project: string;
@@ -95,6 +103,10 @@ export interface ServiceSpec {
   replicas: number;
   port?: number;
   domain?: string;
+  /** How `domain` is served over HTTPS: absent, a certificate from the ACME CA; `off`, HTTP only; or own files. */
+  tls?: "off" | TlsFiles;
+  /** False: plain HTTP keeps answering once the domain has a certificate (default: redirect to HTTPS). */
+  https_redirect?: boolean;
   health?: string;
   aliases: string[];
   internal: boolean;

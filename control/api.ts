@@ -19,6 +19,8 @@ import type { JobTriggers } from "./jobs.ts";
 import type { ControlPlane, DeployRequest } from "./plane.ts";
 import { requester } from "./deploy_request.ts";
 import { readHistory } from "./history.ts";
+import { readCerts } from "./cert_store.ts";
+import { domainStates } from "./certificates.ts";
 import type { Store } from "./store.ts";
 
 /** What a server reports about itself (in `GET /cluster/status`, and so in `GET /nodes`). */
@@ -183,6 +185,12 @@ export function createApi(opts: ApiOptions): Hono {
   });
 
   app.get("/services", async (c) => c.json({ services: await plane.status() }));
+
+  // How each domain is served over HTTPS: its certificate's state, expiry, and the CA's last error.
+  app.get("/certificates", (c) => {
+    const specs = store.services().map((s) => s.spec);
+    return c.json({ domains: domainStates(specs, readCerts((text) => store.sql(text)), Date.now()) });
+  });
 
   app.get("/deploys", (c) => c.json({ deploys: plane.deploys(limitOf(c.req.query("limit"), 20)) }));
 

@@ -41,6 +41,7 @@ import type { DeploySummary, Store, StoredService } from "./store.ts";
 import { endRollout, forgetRollouts, loadRollouts, ROLLOUTS_SCHEMA, writeCanaries } from "./rollout_store.ts";
 import { HISTORY_SCHEMA, loadVersions, writeVersions } from "./history.ts";
 import { splitKey } from "./deploy_request.ts";
+import { applyCert, type CertCommand, CERTS_SCHEMA, loadCerts } from "./cert_store.ts";
 
 /** A change of desired state, as it travels in a log entry. */
 export type ControlCommand =
@@ -94,7 +95,9 @@ export type ControlCommand =
   /** A cron firing claimed before it runs: applied true once per (job, firing) cluster-wide. */
   | { type: "cron-claim"; service: string; trigger: string; at: number }
   /** A cron run that ended (or was skipped), for `orca runs`. */
-  | { type: "cron-run"; run: CronRun };
+  | { type: "cron-run"; run: CronRun }
+  /** Certificates, ACME challenges and accounts (cert_store.ts). */
+  | CertCommand;
 
 /** What a listener hears changed: the kinds of command applied, or a whole snapshot installed. */
 export type Change = ControlCommand["type"] | "snapshot";
@@ -132,7 +135,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
 
   constructor(store: Store) {
     this.#store = store;
-    store.db.exec(schema + PLACEMENTS_SCHEMA + REPLICA_STATES_SCHEMA + ROLLOUTS_SCHEMA + HISTORY_SCHEMA);
+    store.db.exec(schema + PLACEMENTS_SCHEMA + REPLICA_STATES_SCHEMA + ROLLOUTS_SCHEMA + HISTORY_SCHEMA + CERTS_SCHEMA);
     // Stores made before the registry held facts lack the columns.
     const columns = store.db.prepare("SELECT name FROM pragma_table_info('members')").all() as { name: string }[];
     if (!columns.some((c) => c.name === "facts")) {
@@ -234,6 +237,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
       for (const d of data.deploys) deploy.run(d.id, d.at, d.summary);
       loadVersions((text) => this.#store.sql(text), data.versions ?? []);
       loadRollouts((text) => this.#store.sql(text), data.rollouts ?? []);
+      loadCerts((text) => this.#store.sql(text), data.certs);
       this.#queues.load(data.queues ?? { messages: [], cursors: [], dead: [] });
       this.#runs.load(data.runs ?? { state: [], runs: [] });
       for (const { name, seq } of data.sequences ?? []) {
@@ -348,6 +352,13 @@ export class ControlMachine implements StateMachine<CommandResult> {
       case "member-removed":
         this.#store.sql("DELETE FROM members WHERE id = ?").run(command.id);
         this.#store.sql("DELETE FROM replica_states WHERE node = ?").run(command.id);
+        return { ok: true, value: undefined };
+      case "cert-issued":
+      case "cert-failed":
+      case "cert-removed":
+      case "acme-challenge":
+      case "acme-account":
+        applyCert((text) => this.#store.sql(text), command);
         return { ok: true, value: undefined };
       default:
         return {

@@ -15,3 +15,4 @@ export type { RolloutStatus } from "./rollouts.ts";
 export { type RunningServer, type ServerOptions, startServer } from "./server.ts";
 export { type AgentOptions, type RunningAgent, startAgent } from "./agent.ts";
 export { type NodeFacts, parseLabels } from "./node_facts.ts";
+export { type DomainTls } from "./certificates.ts";

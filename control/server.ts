@@ -5,7 +5,15 @@
 
 import { OrcaError } from "../errors.ts";
 import { createProxy, requestTarget } from "../proxy/mod.ts";
-import { ContainerRuntime, discoverGpus, Engine, type JobInput, type JobResult, toBase64 } from "../runtime/mod.ts";
+import {
+  ContainerRuntime,
+  discoverGpus,
+  Engine,
+  type HttpContext,
+  type JobInput,
+  type JobResult,
+  toBase64,
+} from "../runtime/mod.ts";
 import { VERSION } from "../version.ts";
 import { createApi } from "./api.ts";
 import { bearerMatches, loadOrCreateNodeId, loadOrCreateToken } from "./auth.ts";
@@ -25,13 +33,22 @@ import { postToNode, promoteWhenCaughtUp, registerSelf, requestJoin } from "./jo
 import { localFacts, offeredRuntimes } from "./node_facts.ts";
 import { ControlLog, PEER_PATH } from "./raft_log.ts";
 import { Store } from "./store.ts";
+import { CertIssuer, NodeCertificates } from "./certificates.ts";
+import { type AcmeOptions, LETS_ENCRYPT } from "../proxy/acme.ts";
+import { type CertPair, TlsServer } from "../proxy/tls.ts";
 
 export interface ServerOptions {
   /** The data dir ($ORCA_HOME). */
   home: string;
   apiPort: number;
   httpPort: number;
-  /** Address both listeners bind to. */
+  /** The HTTPS port for the services' domains (none: HTTP only, and no certificates are requested). */
+  httpsPort?: number;
+  /** The ACME CA that certificates come from (directory default: Let's Encrypt), when HTTPS is served. */
+  acme?: Partial<AcmeOptions>;
+  /** How often the leader looks for certificates due (default 60 s). */
+  certCheckSecs?: number;
+  /** Address the listeners bind to. */
   hostname: string;
   /** Pre-made instances per service. */
   poolSize?: number;
@@ -72,6 +89,8 @@ function advertisedHost(hostname: string): string {
 export interface RunningServer {
   apiUrl: string;
   httpUrl: string;
+  /** The HTTPS listener's address, when it serves HTTPS. */
+  httpsUrl?: string;
   token: string;
   plane: ControlPlane;
   close(): Promise<void>;
@@ -133,8 +152,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // The proxy listens early too (its address goes in this server's record), answering 503 until the plane is up.
   let proxy = (_request: Request, _remote?: Deno.NetAddr): Response | Promise<Response> =>
     new OrcaError("unavailable", "the server is starting", { retryAfter: 1 }).toResponse();
+  let secureProxy = proxy;
+  let lookup = (_name: string): CertPair | undefined => undefined;
   let apiServer: Deno.HttpServer<Deno.NetAddr>;
   let httpServer: Deno.HttpServer<Deno.NetAddr>;
+  let httpsServer: TlsServer | undefined;
   try {
     apiServer = Deno.serve({ hostname: opts.hostname, port: opts.apiPort, onListen }, apiFetch);
     try {
@@ -146,6 +168,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await apiServer.shutdown();
       throw err;
     }
+    try {
+      if (opts.httpsPort !== undefined) {
+        httpsServer = new TlsServer(
+          { hostname: opts.hostname, port: opts.httpsPort, lookup: (name) => lookup(name) },
+          (r, info) => secureProxy(r, info.remoteAddr),
+        );
+      }
+    } catch (err) {
+      await httpServer.shutdown();
+      await apiServer.shutdown();
+      throw err;
+    }
   } catch (err) {
     wasm.close();
     store.close();
@@ -153,6 +187,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
   const stopEarly = async (err: unknown): Promise<never> => {
     await commands?.close();
+    await httpsServer?.shutdown();
     await httpServer.shutdown();
     await apiServer.shutdown();
     wasm.close();
@@ -188,6 +223,21 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await stopEarly(err);
   }
   const log_ = commands!;
+  const nodeCerts = new NodeCertificates(store, (l) => log_.onApplied(l), httpsServer?.addr.port);
+  lookup = (name) => nodeCerts.lookup(name);
+  nodeCerts.onChange = () => httpsServer?.reload();
+  // The leader gets the domains' certificates, when this server serves HTTPS.
+  const issuer = httpsServer && new CertIssuer({
+    store,
+    commands: log_,
+    acme: { directory: LETS_ENCRYPT, ...opts.acme },
+    leads: () => log_.isLeader,
+    log,
+    ...(opts.certCheckSecs !== undefined && { checkMs: opts.certCheckSecs * 1000 }),
+  });
+  log_.onApplied((changed) => {
+    if (changed.has("deploy") || changed.has("snapshot")) issuer?.wake();
+  });
   // The leader runs cron jobs and delivers messages; each firing is claimed and each ack stored through the log.
   const jobs = new JobTriggers({
     store,
@@ -305,7 +355,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // A server that becomes the leader picks up the jobs at once (a firing missed during the election runs now).
   let leading = log_.isLeader;
   const watchLeadership = setInterval(() => {
-    if (log_.isLeader && !leading) jobs.wake();
+    if (log_.isLeader && !leading) {
+      jobs.wake();
+      issuer?.wake();
+    }
     if (!log_.isLeader) agents.redirectAll();
     leading = log_.isLeader;
   }, 250);
@@ -348,20 +401,31 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       log(`this server's record in the registry (labels, capacity, GPUs) is not updated: ${err.message ?? err}`)
     );
   }
-  proxy = createProxy({
+  const proxyOptions = {
     routes: () => plane.routes,
-    serve: (service, request, ctx) => plane.serve(service, request, ctx),
-    forwardedHost: (request) => forwarder.forwardedHost(request),
-    onError: (err, request) => log(`proxy: ${request.method} ${request.url}: ${(err as Error).message ?? err}`),
+    serve: (service: string, request: Request, ctx: HttpContext) => plane.serve(service, request, ctx),
+    forwardedHost: (request: Request) => forwarder.forwardedHost(request),
+    onError: (err: unknown, request: Request) =>
+      log(`proxy: ${request.method} ${request.url}: ${(err as Error).message ?? err}`),
+  };
+  proxy = createProxy({
+    ...proxyOptions,
+    challenge: (token) => nodeCerts.challenge(token),
+    redirectPort: (hostname) => nodeCerts.redirectPort(hostname),
   });
+  secureProxy = createProxy({ ...proxyOptions, scheme: "https" });
+  issuer?.start();
   const url = (addr: Deno.NetAddr) =>
     `http://${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
   return {
     apiUrl: url(apiServer.addr),
     httpUrl: url(httpServer.addr),
+    ...(httpsServer && { httpsUrl: url(httpsServer.addr).replace(/^http:/, "https:") }),
     token,
     plane,
     async close() {
+      issuer?.close();
+      await httpsServer?.shutdown();
       await httpServer.shutdown();
       await apiServer.shutdown();
       clearInterval(watchLeadership);

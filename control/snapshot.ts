@@ -15,6 +15,7 @@ import { dumpQueues, type QueueTables } from "./queue_store.ts";
 import { dumpRuns, type RunTables } from "./run_store.ts";
 import { dumpRollouts, type RolloutRows } from "./rollout_store.ts";
 import { dumpVersions, type VersionRows } from "./history.ts";
+import { type CertRows, dumpCerts } from "./cert_store.ts";
 
 /** A server of the cluster as the registry holds it. */
 export interface MemberRecord {
@@ -64,6 +65,8 @@ export interface SnapshotData {
   replicaStates?: ReplicaStates;
   queues?: QueueTables;
   runs?: RunTables;
+  /** Certificates, challenges under way and (a server's) ACME accounts (cert_store.ts). */
+  certs?: CertRows;
   /** AUTOINCREMENT counters: ids handed out (deploys, messages) are never handed out again after a restore. */
   sequences?: { name: string; seq: number }[];
 }
@@ -82,6 +85,7 @@ export function dumpState(sql: (text: string) => StatementSync): SnapshotData {
     ...dumpView(sql),
     deploys: sql("SELECT id, at, summary FROM deploys ORDER BY id").all() as SnapshotData["deploys"],
     versions: dumpVersions(sql),
+    certs: dumpCerts(sql, true),
     queues: dumpQueues(sql),
     runs: dumpRuns(sql),
     sequences: sql("SELECT name, seq FROM sqlite_sequence ORDER BY name").all() as SnapshotData["sequences"],
@@ -89,8 +93,8 @@ export function dumpState(sql: (text: string) => StatementSync): SnapshotData {
 }
 
 /**
- * What a worker node runs from: the services, the registry, the placements and replica states, at one applied
- * index; no queues, runs or deploy history (the servers keep those).
+ * What a worker node runs from: the services, the registry, the placements and replica states, the certificates, at
+ * one applied index; no queues, runs or deploy history (the servers keep those).
  */
 export function dumpView(sql: (text: string) => StatementSync): SnapshotData {
   const applied = sql("SELECT idx, term FROM raft_applied WHERE id = 1").get() as
@@ -106,6 +110,7 @@ export function dumpView(sql: (text: string) => StatementSync): SnapshotData {
     placements: readPlacements(sql),
     replicaStates: readReplicaStates(sql),
     rollouts: dumpRollouts(sql),
+    certs: dumpCerts(sql, false),
   };
 }
 

@@ -17,11 +17,19 @@ export interface ProxyOptions {
    * undefined for any other request.
    */
   forwardedHost?(request: Request): string | undefined;
+  /** `https` for the TLS listener (what `X-Forwarded-Proto` tells the service); default `http`. */
+  scheme?: "http" | "https";
+  /** The answer to an ACME HTTP-01 challenge under way (asked on plain HTTP only). */
+  challenge?(token: string): string | undefined;
+  /** The HTTPS port a plain HTTP request for `hostname` is redirected to; undefined: served on HTTP. */
+  redirectPort?(hostname: string): number | undefined;
   /** Called for every request that failed inside Orca (not the guest's own 5xx). */
   onError?(err: unknown, request: Request): void;
 }
 
 const json = (status: number, body: Record<string, unknown>) => Response.json(body, { status });
+
+const CHALLENGE_PREFIX = "/.well-known/acme-challenge/";
 
 /**
  * A `(Request) => Response` handler, testable without a socket. `remote` is the connection's peer: the client, or
@@ -30,6 +38,8 @@ const json = (status: number, body: Record<string, unknown>) => Response.json(bo
 export function createProxy(
   opts: ProxyOptions,
 ): (request: Request, remote?: Deno.NetAddr) => Promise<Response> {
+  const scheme = opts.scheme ?? "http";
+  const plain = scheme === "http";
   return async (request, remote) => {
     // Host is checked before the URL is read: the URL is built from it, and routing uses the request's own path.
     const target = requestTarget(request);
@@ -42,13 +52,27 @@ export function createProxy(
       if (!parsed) return json(400, { error: "bad request", detail: "malformed forwarded Host" });
       host = parsed;
     }
-    // A server of the cluster says who its client was; anyone else is the client itself.
+    if (plain && original === undefined) {
+      if (url.pathname.startsWith(CHALLENGE_PREFIX) && opts.challenge) {
+        const answer = opts.challenge(url.pathname.slice(CHALLENGE_PREFIX.length));
+        if (answer !== undefined) return new Response(answer, { headers: { "content-type": "text/plain" } });
+      }
+      const port = opts.redirectPort?.(host.hostname);
+      if (port !== undefined) {
+        const location = `https://${host.hostname}${port === 443 ? "" : `:${port}`}${url.pathname}${url.search}`;
+        return new Response(null, { status: 308, headers: { location } });
+      }
+    }
+    // A server of the cluster says who its client was, and how it came; anyone else is the client itself.
     const address = original !== undefined
       ? request.headers.get("x-forwarded-for")?.split(",").pop()?.trim()
       : remote?.hostname;
-    const client = address
-      ? { address, proto: "http" as const, host: original ?? request.headers.get("host") ?? url.host }
-      : undefined;
+    const proto = original === undefined
+      ? scheme
+      : request.headers.get("x-forwarded-proto") === "https"
+      ? "https" as const
+      : "http" as const;
+    const client = address ? { address, proto, host: original ?? request.headers.get("host") ?? url.host } : undefined;
     const routed = opts.routes().match(host.hostname, url.pathname);
     if (routed === null) return json(400, { error: "bad request", detail: "malformed percent-encoding in path" });
     if (!routed) return json(404, { error: "no route", host: host.hostname, path: url.pathname });
