@@ -17,6 +17,7 @@ export const joinCommand: Command = {
     "--listen ADDR     address to bind its proxy and API (default 0.0.0.0)",
     "--api-port N      its API, which the servers call (default 6880)",
     "--http-port N     its proxy for routed traffic (default 80)",
+    "--https-port N    HTTPS for the services' domains, with the certificates the servers got (default: HTTP only)",
     "--advertise ADDR  where the servers reach its API (host:port; default: --listen and --api-port)",
     "--home DIR        data dir (default $ORCA_HOME, else ~/.orca)",
     "--pool-size N     pre-made Wasm instances per service (default 4)",
@@ -31,6 +32,7 @@ export const joinCommand: Command = {
     listen: { type: "string" },
     "api-port": { type: "string" },
     "http-port": { type: "string" },
+    "https-port": { type: "string" },
     advertise: { type: "string" },
     home: { type: "string" },
     "pool-size": { type: "string" },
@@ -64,6 +66,7 @@ export const joinCommand: Command = {
         hostname: (values.listen as string) ?? "0.0.0.0",
         apiPort,
         httpPort,
+        ...(values["https-port"] !== undefined && { httpsPort: port(values, "https-port", 443) }),
         poolSize: port(values, "pool-size", 4),
         ...(workers !== undefined && { workers }),
         ...(watchdogSecs !== undefined && { watchdogSecs }),
@@ -73,12 +76,18 @@ export const joinCommand: Command = {
         ...(values["docker-socket"] !== undefined && { dockerSocket: values["docker-socket"] as string }),
       });
     } catch (err) {
-      throw listenError(err, apiPort, httpPort);
+      throw listenError(
+        err,
+        apiPort,
+        httpPort,
+        values["https-port"] === undefined ? undefined : Number(values["https-port"]),
+      );
     }
     console.log(`orca ${VERSION} worker ready`);
     console.log(`  node   ${agent.id} (${name})`);
     console.log(`  api    ${agent.apiUrl}/api/v1`);
     console.log(`  proxy  ${agent.httpUrl}`);
+    if (agent.httpsUrl) console.log(`  https  ${agent.httpsUrl}`);
     console.log(`  data   ${home}`);
     await untilStopped();
     console.error("orca: shutting down");

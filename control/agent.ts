@@ -13,7 +13,8 @@
 
 import { OrcaError } from "../errors.ts";
 import { createProxy, requestTarget } from "../proxy/mod.ts";
-import { ContainerRuntime, discoverGpus, Engine } from "../runtime/mod.ts";
+import { type CertPair, TlsServer } from "../proxy/tls.ts";
+import { ContainerRuntime, discoverGpus, Engine, type HttpContext } from "../runtime/mod.ts";
 import { VERSION } from "../version.ts";
 import { createAgentApi } from "./agent_api.ts";
 import { AGENT_PATH } from "./agent_hub.ts";
@@ -26,6 +27,7 @@ import { localFacts, offeredRuntimes } from "./node_facts.ts";
 import { ControlPlane } from "./plane.ts";
 import { Store } from "./store.ts";
 import { nodeWasmRuntime } from "./workloads.ts";
+import { NodeCertificates } from "./certificates.ts";
 
 export interface AgentOptions {
   home: string;
@@ -38,6 +40,8 @@ export interface AgentOptions {
   hostname: string;
   apiPort: number;
   httpPort: number;
+  /** Its HTTPS port for the services' domains (certificates come from the servers' state); none: HTTP only. */
+  httpsPort?: number;
   /** Where servers reach its API (`host:port`; default: the listen address and API port). */
   advertise?: string;
   workers?: number;
@@ -54,6 +58,7 @@ export interface RunningAgent {
   id: string;
   apiUrl: string;
   httpUrl: string;
+  httpsUrl?: string;
   close(): Promise<void>;
 }
 
@@ -102,6 +107,21 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     { hostname: opts.hostname, port: opts.httpPort, onListen },
     (r, info) => proxy(r, info.remoteAddr),
   );
+  let secureProxy = proxy;
+  let lookup = (_name: string): CertPair | undefined => undefined;
+  let httpsServer: TlsServer | undefined;
+  try {
+    if (opts.httpsPort !== undefined) {
+      httpsServer = new TlsServer(
+        { hostname: opts.hostname, port: opts.httpsPort, lookup: (name) => lookup(name) },
+        (r, info) => secureProxy(r, info.remoteAddr),
+      );
+    }
+  } catch (err) {
+    await httpServer.shutdown();
+    await apiServer.shutdown();
+    throw err;
+  }
   const host = opts.hostname === "0.0.0.0" ? Deno.hostname() : opts.hostname;
   const advertise = opts.advertise ?? `${host}:${apiServer.addr.port}`;
   const runtimes = await offeredRuntimes(containers.engine);
@@ -168,12 +188,23 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     }),
   });
   const p = plane;
-  proxy = createProxy({
+  // Certificates and challenge answers come with the state the leader sends.
+  const certs = new NodeCertificates(store, (l) => machine.onApplied(l), httpsServer?.addr.port);
+  certs.onChange = () => httpsServer?.reload();
+  lookup = (name) => certs.lookup(name);
+  const proxyOptions = {
     routes: () => p.routes,
-    serve: (service, request, ctx) => p.serve(service, request, ctx),
-    forwardedHost: (request) => forwarder.forwardedHost(request),
-    onError: (err, request) => log(`proxy: ${request.method} ${request.url}: ${(err as Error).message ?? err}`),
+    serve: (service: string, request: Request, ctx: HttpContext) => p.serve(service, request, ctx),
+    forwardedHost: (request: Request) => forwarder.forwardedHost(request),
+    onError: (err: unknown, request: Request) =>
+      log(`proxy: ${request.method} ${request.url}: ${(err as Error).message ?? err}`),
+  };
+  proxy = createProxy({
+    ...proxyOptions,
+    challenge: (token) => certs.challenge(token),
+    redirectPort: (hostname) => certs.redirectPort(hostname),
   });
+  secureProxy = createProxy({ ...proxyOptions, scheme: "https" });
   const reports = setInterval(() => p.reportReplicas(), 1000);
   link.start();
   const url = (addr: Deno.NetAddr) => `http://${addr.hostname}:${addr.port}`;
@@ -181,9 +212,11 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     id,
     apiUrl: url(apiServer.addr),
     httpUrl: url(httpServer.addr),
+    ...(httpsServer && { httpsUrl: url(httpsServer.addr).replace(/^http:/, "https:") }),
     async close() {
       clearInterval(reports);
       link.stop();
+      await httpsServer?.shutdown();
       await httpServer.shutdown();
       await apiServer.shutdown();
       await p.shutdown();
@@ -270,6 +303,9 @@ class Link {
         this.#tried = 0;
         try {
           this.#opts.onView(message.view);
+          // The leader waits on this before it tells an ACME CA that every node answers a challenge.
+          const index = (message.view as { applied?: { index?: unknown } })?.applied?.index;
+          if (typeof index === "number") socket.send(JSON.stringify({ type: "applied", index }));
         } catch (err) {
           this.#opts.log(`the state sent could not be installed: ${(err as Error).message}`);
         }

@@ -39,6 +39,8 @@ export interface AgentHubOptions {
 interface Connected {
   socket: WebSocket;
   heard: number;
+  /** The index of the last state it said it installed. */
+  applied: number;
   /** What it says of itself (version, runtimes, hosts), for `orca nodes`. */
   node: Record<string, unknown>;
 }
@@ -92,6 +94,9 @@ export class AgentHub {
       this.#heard.set(id, performance.now());
       const agent = this.#agents.get(id);
       if (agent) agent.heard = performance.now();
+      if (message.type === "applied" && agent && Number.isSafeInteger(message.index)) {
+        agent.applied = Math.max(agent.applied, message.index as number);
+      }
       if (message.type === "states") {
         let report;
         try {
@@ -118,6 +123,18 @@ export class AgentHub {
       const view = `{"type":"view","view":${this.#opts.view()}}`;
       for (const agent of this.#agents.values()) send(agent.socket, view);
     }, VIEW_EVERY_MS);
+  }
+
+  /**
+   * Resolves once every connected worker installed the state through `index` (it was sent at once), or after
+   * `timeoutMs` (one that does not say so in time is not waited for).
+   */
+  async spread(index: number, timeoutMs: number): Promise<void> {
+    this.changed();
+    const deadline = performance.now() + timeoutMs;
+    while ([...this.#agents.values()].some((a) => a.applied < index) && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
   }
 
   /** This server no longer leads: its workers are sent to the leader. */
@@ -158,7 +175,7 @@ export class AgentHub {
       : {};
     await log.propose({ type: "member", id, address: address as string, facts, at: Date.now() });
     this.#agents.get(id)?.socket.close(1000, "replaced by a new connection");
-    this.#agents.set(id, { socket, heard: performance.now(), node });
+    this.#agents.set(id, { socket, heard: performance.now(), node, applied: 0 });
     this.#heard.set(id, performance.now());
     send(socket, `{"type":"view","view":${this.#opts.view()}}`);
     this.#opts.onLog?.(`worker ${id} connected from ${address}`);

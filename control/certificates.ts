@@ -140,6 +140,8 @@ export interface IssuerOptions {
   commands: Pick<CommandLog, "propose">;
   acme: AcmeOptions;
   leads(): boolean;
+  /** Resolves once every node can answer what was just recorded (workers get the state a moment later). */
+  spread?(): Promise<void>;
   log(line: string): void;
   /** How often due certificates are looked for (default 60 s; a deploy wakes it at once). */
   checkMs?: number;
@@ -224,7 +226,10 @@ export class CertIssuer {
     const issuer = new AcmeIssuer(this.#opts.acme, account.key, account.url);
     try {
       cert = await issuer.issue(domain, {
-        publish: (token, answer) => commands.propose({ type: "acme-challenge", token, answer, at: this.#now() }).then(),
+        publish: async (token, answer) => {
+          await commands.propose({ type: "acme-challenge", token, answer, at: this.#now() });
+          await this.#opts.spread?.();
+        },
         withdraw: (token) => commands.propose({ type: "acme-challenge", token, at: this.#now() }).then(),
       });
     } catch (err) {

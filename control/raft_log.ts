@@ -147,6 +147,11 @@ export class ControlLog {
     return this.#driver.node.role === "leader";
   }
 
+  /** The index of the last entry this member applied. */
+  get applied(): number {
+    return this.#driver.applied;
+  }
+
   /** The leader's id, when known. */
   get leader(): string | undefined {
     return this.#driver.leader;

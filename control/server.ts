@@ -232,6 +232,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     commands: log_,
     acme: { directory: LETS_ENCRYPT, ...opts.acme },
     leads: () => log_.isLeader,
+    spread: () => hub?.spread(log_.applied, 5000) ?? Promise.resolve(),
     log,
     ...(opts.certCheckSecs !== undefined && { checkMs: opts.certCheckSecs * 1000 }),
   });
@@ -321,7 +322,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   hub = agents;
   log_.onApplied((changed) => {
-    const kinds = ["deploy", "place", "replica-states", "member", "member-removed", "drain", "snapshot"] as const;
+    const kinds = [
+      ...["deploy", "place", "replica-states", "member", "member-removed", "drain", "snapshot"] as const,
+      ...["cert-issued", "cert-removed", "acme-challenge"] as const,
+    ];
     if (kinds.some((k) => changed.has(k))) agents.changed();
   });
   const watch = new NodeWatch({

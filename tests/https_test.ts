@@ -218,3 +218,44 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "https: a worker answers the CA's challenge from the replicated state, and serves the leader's certificate",
+  ignore: !pebbleInstalled,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // The CA reaches the worker (127.0.0.2) only: the leader's challenge must travel with the state.
+    const workerHttp = freePort();
+    const pebble = await startPebble(workerHttp, 3600, "127.0.0.2");
+    const home = await Deno.makeTempDir({ prefix: "orca-test-home-" });
+    const s = await startHttps(home, freePort(), [
+      "--acme-directory",
+      pebble.directory,
+      "--acme-ca-cert",
+      pebble.caFile,
+    ]);
+    const workerHome = await Deno.makeTempDir({ prefix: "orca-test-worker-" });
+    const worker = await launchServer([
+      ...["join", new URL(s.api).host, "--token", s.token, "--listen", "127.0.0.2", "--home", workerHome],
+      ...["--api-port", "0", "--http-port", String(workerHttp), "--https-port", "0"],
+    ], { group: true });
+    try {
+      const workerHttps = Number(/https\s+https:\/\/[^:]+:(\d+)/.exec(worker.output())![1]);
+      const dir = await writeProject({
+        edge: `[[service]]\nname = "edge"\nmodule = "${module}"\ndomain = "edge.orca.test"\n`,
+      });
+      assert.equal((await orca(undefined, "deploy", dir, "--server", s.api, "--token", s.token)).code, 0);
+      await valid(s, ["edge.orca.test"]);
+      const res = await until("the worker's HTTPS", async () => {
+        const r = await curlHttps("edge.orca.test", workerHttps, "/js/x", pebble.rootFile, [], "127.0.0.2");
+        return r.status === 200 ? r : undefined;
+      });
+      assert.match(res.body, /hello from a JavaScript edge function/);
+    } finally {
+      await worker.end("SIGKILL");
+      await s.server.end("SIGKILL");
+      await pebble.stop();
+    }
+  },
+});

@@ -37,10 +37,10 @@ async function run(cmd: string, args: string[], cwd: string): Promise<void> {
 }
 
 /**
- * Starts pebble: HTTP-01 challenges are checked on `httpPort` (where the Orca under test listens); certificates
- * are valid `validitySecs`.
+ * Starts pebble: HTTP-01 challenges are checked on `ip:httpPort` (where an Orca proxy under test listens: every name
+ * resolves to `ip`); certificates are valid `validitySecs`.
  */
-export async function startPebble(httpPort: number, validitySecs = 3600): Promise<Pebble> {
+export async function startPebble(httpPort: number, validitySecs = 3600, ip = "127.0.0.1"): Promise<Pebble> {
   const dir = await Deno.makeTempDir({ prefix: "orca-test-pebble-" });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
   await run(
@@ -86,7 +86,7 @@ export async function startPebble(httpPort: number, validitySecs = 3600): Promis
   );
   // One process group for both (setsid via a shell): stop() kills the group.
   const script = `pebble-challtestsrv -dns01 127.0.0.1:${dnsPort} -http01 "" -https01 "" -tlsalpn01 "" ` +
-    `-management 127.0.0.1:${challPort} -defaultIPv6 "" & ` +
+    `-management 127.0.0.1:${challPort} -defaultIPv4 ${ip} -defaultIPv6 "" & ` +
     `PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 exec pebble -config ${dir}/config.json -dnsserver 127.0.0.1:${dnsPort}`;
   const child = new Deno.Command("setsid", {
     args: ["sh", "-c", script],
@@ -132,13 +132,14 @@ export async function startPebble(httpPort: number, validitySecs = 3600): Promis
   };
 }
 
-/** `curl` over HTTPS to `name` (resolved to 127.0.0.1) on `port`, trusting `rootFile`: status, HTTP version, body. */
+/** `curl` over HTTPS to `name` (resolved to `ip`) on `port`, trusting `rootFile`: status, HTTP version, body. */
 export async function curlHttps(
   name: string,
   port: number,
   path: string,
   rootFile: string,
   extra: string[] = [],
+  ip = "127.0.0.1",
 ): Promise<{ status: number; version: string; body: string; error: string }> {
   const out = await new Deno.Command("curl", {
     args: [
@@ -148,7 +149,7 @@ export async function curlHttps(
       "--cacert",
       rootFile,
       "--resolve",
-      `${name}:${port}:127.0.0.1`,
+      `${name}:${port}:${ip}`,
       "-w",
       "\n%{http_code} %{http_version}",
       ...extra,
