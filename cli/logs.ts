@@ -3,18 +3,29 @@
 import { OrcaError } from "../errors.ts";
 import type { LogLine } from "../runtime/mod.ts";
 import { Client } from "./client.ts";
-import { clientFlags, clientOptions, type Command } from "./command.ts";
+import { clientFlags, clientOptions, type Command, type Values } from "./command.ts";
 import { forTerminal } from "./terminal.ts";
 
 export const logsCommand: Command = {
   name: "logs",
   summary: "Print a service's logs (guest stdout/stderr and Orca's own notes about it).",
-  usage: "orca logs <service|project/service> [-f] [--tail N]",
-  flags: ["-f, --follow      keep printing new lines", "--tail N          only the last N lines", ...clientFlags],
-  options: { ...clientOptions, follow: { type: "boolean", short: "f" }, tail: { type: "string" } },
+  usage: "orca logs <service|project/service> [-f] [--tail N]\n       orca logs --access [service] [-f] [--tail N]",
+  flags: [
+    "-f, --follow      keep printing new lines",
+    "--tail N          only the last N lines",
+    "--access          the proxy's access log of the server asked (JSON lines: service, status, ms, bytes)",
+    ...clientFlags,
+  ],
+  options: {
+    ...clientOptions,
+    follow: { type: "boolean", short: "f" },
+    tail: { type: "string" },
+    access: { type: "boolean" },
+  },
   maxArgs: 1,
   async run(values, args) {
     const service = args[0];
+    if (values.access) return await accessLog(values, service);
     if (!service) {
       throw new OrcaError("usage", "which service? `orca logs <service>`", { hint: "orca status lists them" });
     }
@@ -44,6 +55,30 @@ export const logsCommand: Command = {
     return 0;
   },
 };
+
+/** `orca logs --access [service]`: the access log's JSON lines, as they are. */
+async function accessLog(values: Values, service: string | undefined): Promise<number> {
+  const tail = values.tail as string | undefined;
+  if (tail !== undefined && !/^\d+$/.test(tail)) {
+    throw new OrcaError("usage", `--tail must be a whole number, got ${tail}`);
+  }
+  const client = await Client.fromFlags(values);
+  const query = new URLSearchParams();
+  if (values.follow) query.set("follow", "1");
+  if (tail !== undefined) query.set("tail", tail);
+  if (service !== undefined) {
+    query.set("service", service.includes("/") ? service : await resolveName(client, service));
+  }
+  const res = await client.fetch(`/access-log?${query}`);
+  let pending = "";
+  for await (const chunk of res.body!.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    const lines = pending.split("\n");
+    pending = lines.pop()!;
+    for (const raw of lines) if (raw) console.log(forTerminal((JSON.parse(raw) as LogLine).text));
+  }
+  return 0;
+}
 
 /** Finds the project of a bare service name (ambiguity is an error). */
 export async function resolveName(client: Client, name: string): Promise<string> {

@@ -190,7 +190,7 @@ export function readService(
     ...optional("liveness", readProbe(r, "liveness")),
     ...optional("rollout", readRollout(r)),
     wasm: readWasm(r, opts.api ?? false, runtime),
-    limits: readLimits(r),
+    limits: readLimits(r, opts.api ?? false),
   };
   r.done();
   return spec;
@@ -318,12 +318,31 @@ function readRollout(parent: TableReader): Rollout | undefined {
   return rollout;
 }
 
-function readLimits(parent: TableReader): ServiceSpec["limits"] {
+function readLimits(parent: TableReader, api: boolean): ServiceSpec["limits"] {
   const r = parent.table("limits");
   if (!r) return {};
-  const limits = optional("timeout_ms", r.number("timeout_ms", { integer: true, min: 1, max: 3_600_000 }));
+  const limits = {
+    ...optional("timeout_ms", r.number("timeout_ms", { integer: true, min: 1, max: 3_600_000 })),
+    ...optional("max_body", readSize(r, "max_body", api, 1, 64 * 2 ** 30)),
+    ...optional("max_header", readSize(r, "max_header", api, 1024, 2 ** 20)),
+  };
   r.done();
   return limits;
+}
+
+/** A size in bytes: text like "10Mi" in service.toml, the byte count in the API; from `min` to `max`. */
+function readSize(r: TableReader, key: string, api: boolean, min: number, max: number): number | undefined {
+  const raw = r.raw(key);
+  if (raw === undefined) return undefined;
+  const bytes = typeof raw === "string" ? parseSize(raw) : api && Number.isSafeInteger(raw) ? raw as number : undefined;
+  const shown = typeof raw === "string" ? quote(raw) : String(raw);
+  if (bytes === undefined) {
+    throw r.error(r.path(key), `is not a valid size: ${shown}`, 'write it like "10Mi" or "64Ki"');
+  }
+  if (bytes < min || bytes > max) {
+    throw r.error(r.path(key), `must be from ${formatMemory(min)} to ${formatMemory(max)}, got ${shown}`);
+  }
+  return bytes;
 }
 
 function readWasm(parent: TableReader, api: boolean, runtime: ServiceSpec["runtime"]): ServiceSpec["wasm"] {

@@ -75,7 +75,16 @@ export interface WasmCapabilities {
 export interface Limits {
   /** Deadline per request (default 10 s) or per job (default 30 s), in ms. */
   timeout_ms?: number;
+  /** The largest request body the proxy lets through, in bytes (default 32 MiB; past it: 413). */
+  max_body?: number;
+  /** The most bytes of request header fields the proxy lets through (default 32 KiB; past it: 431). */
+  max_header?: number;
 }
+
+/** `limits.max_body` when none is given. */
+export const DEFAULT_MAX_BODY = 32 * 2 ** 20;
+/** `limits.max_header` when none is given. */
+export const DEFAULT_MAX_HEADER = 32 * 2 ** 10;
 
 /** `tls = { cert, key }`: a service's own PEM files (paths as written), with their text once read. */
 export interface TlsFiles {

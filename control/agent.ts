@@ -194,6 +194,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   lookup = (name) => certs.lookup(name);
   const proxyOptions = {
     routes: () => p.routes,
+    access: p.access,
     serve: (service: string, request: Request, ctx: HttpContext) => p.serve(service, request, ctx),
     forwardedHost: (request: Request) => forwarder.forwardedHost(request),
     onError: (err: unknown, request: Request) =>

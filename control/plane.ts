@@ -8,6 +8,7 @@
 
 import type { ServiceSpec } from "../config/mod.ts";
 import { routesOf, RouteTable } from "../proxy/mod.ts";
+import { AccessLog } from "../proxy/access_log.ts";
 import type { HttpContext } from "../runtime/mod.ts";
 import {
   checkRunnable,
@@ -58,6 +59,8 @@ export class ControlPlane {
   readonly #placing: Placing;
   /** Exec, stats, logs and jobs of the replicas this node runs. */
   readonly ops: ReplicaOps;
+  /** What this node's proxy answered, one JSON line per request (`orca logs --access`). */
+  readonly access = new AccessLog();
   readonly #keepsAll: boolean;
   /** Where replicas are placed, and what the nodes said of them. */
   get placing(): Placing {

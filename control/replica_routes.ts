@@ -9,7 +9,7 @@ import { OrcaError } from "../errors.ts";
 import { type BodyLimits, readJson, SMALL_JSON_BYTES } from "./body.ts";
 import { validatePrepare } from "./deploy_request.ts";
 import type { ControlPlane } from "./plane.ts";
-import { fromBase64, type JobInput } from "../runtime/mod.ts";
+import { fromBase64, type JobInput, type LogLine } from "../runtime/mod.ts";
 
 export function replicaRoutes(app: Hono, plane: ControlPlane, limits: BodyLimits): void {
   app.get("/services/:project/:name/logs", (c) => {
@@ -17,22 +17,17 @@ export function replicaRoutes(app: Hono, plane: ControlPlane, limits: BodyLimits
     const follow = flagOf(c.req.query("follow"), "follow");
     const tailText = c.req.query("tail");
     const tail = tailText === undefined ? undefined : wholeNumber(tailText, "tail", 0, 1_000_000);
-    const abort = new AbortController();
-    const lines = plane.ops.logs(key, { follow, ...(tail !== undefined && { tail }), signal: abort.signal });
-    const encoder = new TextEncoder();
-    const stream = new ReadableStream<Uint8Array>({
-      async start(controller) {
-        try {
-          for await (const line of lines) controller.enqueue(encoder.encode(JSON.stringify(line) + "\n"));
-        } finally {
-          controller.close();
-        }
-      },
-      cancel() {
-        abort.abort();
-      },
-    });
-    return new Response(stream, { headers: { "content-type": "application/x-ndjson" } });
+    return ndjson((signal) => plane.ops.logs(key, { follow, ...(tail !== undefined && { tail }), signal }));
+  });
+
+  // This node's access log, of every service or one (`orca logs --access [service] [-f]`).
+  app.get("/access-log", (c) => {
+    const service = c.req.query("service");
+    const key = service === undefined ? undefined : plane.resolve(service);
+    const follow = flagOf(c.req.query("follow"), "follow");
+    const tailText = c.req.query("tail");
+    const tail = tailText === undefined ? undefined : wholeNumber(tailText, "tail", 0, 1_000_000);
+    return ndjson((signal) => plane.access.read(key, { follow, ...(tail !== undefined && { tail }), signal }));
   });
 
   app.get("/services/:project/:name/stats", async (c) => c.json(await plane.ops.stats(serviceKey(c.req.param()))));
@@ -112,6 +107,26 @@ function serviceKey(p: { project: string; name: string }): string {
 }
 
 /** A whole-number query parameter from `min` to `max`; an error names it. */
+/** Log lines as NDJSON, ended (`signal`) when the client goes away. */
+function ndjson(read: (signal: AbortSignal) => AsyncIterable<LogLine>): Response {
+  const abort = new AbortController();
+  const lines = read(abort.signal);
+  const encoder = new TextEncoder();
+  const stream = new ReadableStream<Uint8Array>({
+    async start(controller) {
+      try {
+        for await (const line of lines) controller.enqueue(encoder.encode(JSON.stringify(line) + "\n"));
+      } finally {
+        controller.close();
+      }
+    },
+    cancel() {
+      abort.abort();
+    },
+  });
+  return new Response(stream, { headers: { "content-type": "application/x-ndjson" } });
+}
+
 export function wholeNumber(text: string, name: string, min: number, max: number): number {
   const n = /^[0-9]{1,9}$/.test(text) ? Number(text) : NaN;
   if (!(n >= min && n <= max)) {

@@ -407,6 +407,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
   const proxyOptions = {
     routes: () => plane.routes,
+    access: plane.access,
     serve: (service: string, request: Request, ctx: HttpContext) => plane.serve(service, request, ctx),
     forwardedHost: (request: Request) => forwarder.forwardedHost(request),
     onError: (err: unknown, request: Request) =>

@@ -6,7 +6,13 @@
  * pattern is a conflict, reported at deploy time.
  */
 
-import { parseTrigger, type RouteSegment, type ServiceSpec } from "../config/mod.ts";
+import {
+  DEFAULT_MAX_BODY,
+  DEFAULT_MAX_HEADER,
+  parseTrigger,
+  type RouteSegment,
+  type ServiceSpec,
+} from "../config/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { compareSpecificity, matchSegments, patternKey, splitPath } from "../triggers/mod.ts";
 
@@ -17,6 +23,8 @@ export interface Route {
   host?: string;
   pattern: string;
   segments: RouteSegment[];
+  /** The service's limits on what a request may send (`[service.limits]`). */
+  limits?: { maxBody: number; maxHeader: number };
 }
 
 export interface Routed {
@@ -28,13 +36,19 @@ export interface Routed {
 /** The routes a service declares. */
 export function routesOf(spec: ServiceSpec): Route[] {
   const service = `${spec.project}/${spec.name}`;
+  const limits = {
+    maxBody: spec.limits.max_body ?? DEFAULT_MAX_BODY,
+    maxHeader: spec.limits.max_header ?? DEFAULT_MAX_HEADER,
+  };
   const routes: Route[] = [];
   for (const t of spec.triggers) {
     const parsed = parseTrigger(t);
     if ("error" in parsed || parsed.type !== "http") continue;
-    routes.push({ service, pattern: parsed.route, segments: parsed.segments });
+    routes.push({ service, pattern: parsed.route, segments: parsed.segments, limits });
   }
-  if (spec.domain) routes.push({ service, host: spec.domain, pattern: "/*", segments: [{ kind: "wildcard" }] });
+  if (spec.domain) {
+    routes.push({ service, host: spec.domain, pattern: "/*", segments: [{ kind: "wildcard" }], limits });
+  }
   return routes;
 }
 

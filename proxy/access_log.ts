@@ -1,0 +1,87 @@
+/**
+ * The proxy's access log: one JSON line per request answered (service,
+ * method, host, path, status, duration, response bytes, client), kept in a
+ * bounded ring that `orca logs --access` reads and follows. A response whose
+ * length is not known up front is counted as it streams and logged when it
+ * ends.
+ */
+
+import { LogBuffer } from "../runtime/logs.ts";
+import type { LogLine, LogOpts } from "../runtime/types.ts";
+
+/** Lines kept per node (the oldest go first). */
+export const ACCESS_LINES = 10_000;
+
+/** What the proxy knows of a request when it answers it. */
+export interface AccessEntry {
+  /** `project/name`, or `-` for a request no service answered (no route, bad request). */
+  service: string;
+  method: string;
+  host: string;
+  path: string;
+  proto: "http" | "https";
+  client?: string;
+}
+
+export class AccessLog {
+  readonly #lines: LogBuffer;
+
+  constructor(capacity = ACCESS_LINES) {
+    this.#lines = new LogBuffer(capacity);
+  }
+
+  /** Logs `response` to `entry` (now, or when its body of unknown length ends); returns what to send. */
+  answered(entry: AccessEntry, response: Response, started: number): Response {
+    const length = response.headers.get("content-length");
+    if (response.body === null || length !== null) {
+      this.#write(entry, response.status, started, length === null ? 0 : Number(length));
+      return response;
+    }
+    let bytes = 0;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      this.#write(entry, response.status, started, bytes);
+    };
+    const counted = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          bytes += chunk.byteLength;
+          controller.enqueue(chunk);
+        },
+        flush: finish,
+        cancel: finish,
+      }),
+    );
+    return new Response(counted, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  }
+
+  /** The lines kept (and, following, those to come), of one service when `service` is given. */
+  async *read(service: string | undefined, opts: LogOpts = {}): AsyncGenerator<LogLine> {
+    const prefix = service === undefined ? undefined : `{"service":${JSON.stringify(service)},`;
+    for await (const line of this.#lines.read(opts)) {
+      if (prefix === undefined || line.text.startsWith(prefix)) yield line;
+    }
+  }
+
+  #write(e: AccessEntry, status: number, started: number, bytes: number): void {
+    const ms = Math.round((performance.now() - started) * 100) / 100;
+    const line = {
+      service: e.service,
+      method: e.method,
+      host: e.host,
+      path: e.path,
+      status,
+      ms,
+      bytes,
+      proto: e.proto,
+      ...(e.client !== undefined && { client: e.client }),
+    };
+    this.#lines.append("system", JSON.stringify(line));
+  }
+}
