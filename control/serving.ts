@@ -6,6 +6,7 @@
  */
 
 import type { HttpContext } from "../runtime/mod.ts";
+import { isWebSocket } from "../runtime/websocket.ts";
 import type { Forwarder } from "./forward.ts";
 import type { Placing } from "./placing.ts";
 import type { Rollouts } from "./rollouts.ts";
@@ -51,6 +52,17 @@ export class Serving {
 
   #from(service: string, a: Active | undefined, request: Request, ctx: HttpContext): Promise<Response> {
     const forwarder = this.#forwarder;
+    if (isWebSocket(request)) {
+      // Wasm guests answer requests, not connections; a peer's proxy is reached by fetch, which cannot upgrade.
+      const why = a?.handle?.runtime === "wasm"
+        ? "a Wasm service cannot take a WebSocket (its runtime answers requests, not connections)"
+        : !a?.handle
+        ? "a WebSocket reaches a container service through the proxy of a node that runs a replica of it"
+        : undefined;
+      if (why) {
+        return Promise.resolve(Response.json({ error: "not implemented", service, detail: why }, { status: 501 }));
+      }
+    }
     if (a?.handle && this.#watchdog.routable(a.handle)) {
       return this.#workloads.runtime(a.handle).serveHttp(a.handle, forwarder?.strip(request) ?? request, ctx);
     }

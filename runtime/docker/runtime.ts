@@ -29,6 +29,7 @@ import { waitReady } from "./probe.ts";
 import { imagePresent, pullImage } from "./images.ts";
 import { concat } from "../bytes.ts";
 import { endToEnd, passOn, setForwarding } from "../upstream.ts";
+import { bridgeWebSocket, isWebSocket } from "../websocket.ts";
 import { runContainerJob } from "./job.ts";
 import { findOrphans, type Orphan, removeOrphan } from "./orphans.ts";
 import {
@@ -333,6 +334,7 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
     const body = !hasBody ? undefined : length <= BUFFERED_BODY_BYTES ? await request.arrayBuffer() : request.body!;
     const headers = endToEnd(request.headers);
     setForwarding(headers, ctx.client);
+    const upgrade = isWebSocket(request);
     const timeoutMs = w.spec.service.limits.timeout_ms ?? UPSTREAM_TIMEOUT_MS;
     for (let tries = w.replicas.length; tries > 0; tries--) {
       const ports = w.replicas.filter((r) => r.hostPort && r.routed);
@@ -340,6 +342,7 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
       const target = ports[w.next++ % ports.length];
       try {
         const to = `http://127.0.0.1:${target.hostPort}${url.pathname}${url.search}`;
+        if (upgrade) return await bridgeWebSocket(`ws${to.slice(4)}`, request, headers, timeoutMs);
         return await passOn(to, { method: request.method, headers, body }, timeoutMs);
       } catch (err) {
         const why = `${(err as Error).message}: ${((err as Error).cause as Error | undefined)?.message ?? ""}`;
