@@ -1,6 +1,6 @@
 /**
  * `deno task bench [suite...]`: every benchmark, or the suites named
- * (http, density, scheduler, triggers, deploy, recovery, cluster). Each measures Orca side by side with a baseline
+ * (http, density, scheduler, triggers, deploy, recovery, proxy, cluster). Each measures Orca side by side with a baseline
  * in the same run and prints ratios.
  */
 
@@ -15,6 +15,7 @@ import { benchHttp } from "./http.ts";
 import { benchInterrupt } from "./interrupt.ts";
 import { benchScheduler } from "./scheduler.ts";
 import { benchTriggers } from "./triggers.ts";
+import { benchProxy } from "./proxy.ts";
 
 const suites: Record<string, () => Promise<void>> = {
   async http() {
@@ -47,6 +48,13 @@ const suites: Record<string, () => Promise<void>> = {
       return;
     }
     console.log(`\ncontainers vs Wasm\n\n${(await benchDeploy(Number(Deno.env.get("BENCH_ROUNDS") ?? 5))).join("\n")}`);
+  },
+  async proxy() {
+    if (!(await new Engine().ping())) {
+      console.log("\nproxy: skipped (no Docker engine; run sudo bash scripts/docker_engine.sh)");
+      return;
+    }
+    console.log(`\nproxy: orca vs nginx\n\n${(await benchProxy()).join("\n")}`);
   },
   async recovery() {
     if (!(await new Engine().ping())) {

@@ -22,9 +22,10 @@ export async function ensureWrk(): Promise<void> {
 
 export async function wrk(
   url: string,
-  opts: { connections: number; seconds: number; threads?: number },
+  opts: { connections: number; seconds: number; threads?: number; headers?: Record<string, string> },
 ): Promise<LoadResult> {
   const args = [
+    ...Object.entries(opts.headers ?? {}).flatMap(([name, value]) => ["-H", `${name}: ${value}`]),
     "-t",
     String(opts.threads ?? 1),
     "-c",
@@ -42,6 +43,7 @@ export async function wrk(
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(text)?.[1] ?? 0);
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
   const errors = non2xx + (socketErrors ? socketErrors.slice(1).reduce((n, x) => n + Number(x), 0) : 0);
+  if (Deno.env.get("BENCH_WRK_DEBUG")) console.error(text);
   return { requestsPerSec: rps, p50Ms: pct("50"), p99Ms: pct("99"), errors };
 }
 

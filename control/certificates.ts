@@ -90,8 +90,12 @@ export class NodeCertificates {
     if (!same) this.onChange?.();
   }
 
-  /** The certificate for a server name (a `*.` domain covers one label below it). */
+  /**
+   * The certificate for a server name (a `*.` domain covers one label below it). A client that names none (it
+   * asked for an IP address) gets the first domain's, as nginx gives its default server's.
+   */
   lookup(name: string): CertPair | undefined {
+    if (name === "") return this.#pairs.values().next().value;
     const exact = this.#pairs.get(name);
     if (exact) return exact;
     const dot = name.indexOf(".");

@@ -32,8 +32,10 @@ export class AccessLog {
 
   /** Logs `response` to `entry` (now, or when its body of unknown length ends); returns what to send. */
   answered(entry: AccessEntry, response: Response, started: number): Response {
+    // `body` is not read when the length is known: reading it turns a body held whole into a stream, which goes
+    // out in writes of its own (on TLS, each held back until the client acknowledges the last: 40 ms).
     const length = response.headers.get("content-length");
-    if (response.body === null || length !== null) {
+    if (length !== null || response.body === null) {
       this.#write(entry, response.status, started, length === null ? 0 : Number(length));
       return response;
     }

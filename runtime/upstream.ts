@@ -38,8 +38,15 @@ export async function passOn(url: string, init: RequestInit, timeoutMs: number):
     headers.delete("content-encoding");
     headers.delete("content-length");
   }
-  return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+  // A small answer goes out in one write: streamed, its body is a second small write, which a TLS connection
+  // holds back until the client acknowledges the first (Nagle's algorithm against delayed ACKs: 40 ms each).
+  const length = Number(headers.get("content-length") ?? NaN);
+  const body = length <= BUFFERED_ANSWER_BYTES && res.body ? await res.arrayBuffer() : res.body;
+  return new Response(body, { status: res.status, statusText: res.statusText, headers });
 }
+
+/** Answers up to this long (by their Content-Length) are read whole before they are sent on. */
+const BUFFERED_ANSWER_BYTES = 64 * 1024;
 
 /**
  * Puts in `headers` what the proxy saw of the client, in place of whatever the client said of itself:
