@@ -12,9 +12,9 @@
  */
 
 import { OrcaError } from "../errors.ts";
-import { createProxy, requestTarget } from "../proxy/mod.ts";
+import { requestTarget } from "../proxy/mod.ts";
 import { type CertPair, TlsServer } from "../proxy/tls.ts";
-import { ContainerRuntime, discoverGpus, Engine, type HttpContext } from "../runtime/mod.ts";
+import { ContainerRuntime, discoverGpus, Engine } from "../runtime/mod.ts";
 import { VERSION } from "../version.ts";
 import { createAgentApi } from "./agent_api.ts";
 import { AGENT_PATH } from "./agent_hub.ts";
@@ -28,6 +28,7 @@ import { ControlPlane } from "./plane.ts";
 import { Store } from "./store.ts";
 import { nodeWasmRuntime } from "./workloads.ts";
 import { NodeCertificates } from "./certificates.ts";
+import { nodeProxies } from "./node_proxy.ts";
 
 export interface AgentOptions {
   home: string;
@@ -192,20 +193,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const certs = new NodeCertificates(store, (l) => machine.onApplied(l), httpsServer?.addr.port);
   certs.onChange = () => httpsServer?.reload();
   lookup = (name) => certs.lookup(name);
-  const proxyOptions = {
-    routes: () => p.routes,
-    access: p.access,
-    serve: (service: string, request: Request, ctx: HttpContext) => p.serve(service, request, ctx),
-    forwardedHost: (request: Request) => forwarder.forwardedHost(request),
-    onError: (err: unknown, request: Request) =>
-      log(`proxy: ${request.method} ${request.url}: ${(err as Error).message ?? err}`),
-  };
-  proxy = createProxy({
-    ...proxyOptions,
-    challenge: (token) => certs.challenge(token),
-    redirectPort: (hostname) => certs.redirectPort(hostname),
-  });
-  secureProxy = createProxy({ ...proxyOptions, scheme: "https" });
+  ({ plain: proxy, secure: secureProxy } = nodeProxies(p, forwarder, certs, log));
   const reports = setInterval(() => p.reportReplicas(), 1000);
   link.start();
   const url = (addr: Deno.NetAddr) => `http://${addr.hostname}:${addr.port}`;

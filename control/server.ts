@@ -4,16 +4,8 @@
  */
 
 import { OrcaError } from "../errors.ts";
-import { createProxy, requestTarget } from "../proxy/mod.ts";
-import {
-  ContainerRuntime,
-  discoverGpus,
-  Engine,
-  type HttpContext,
-  type JobInput,
-  type JobResult,
-  toBase64,
-} from "../runtime/mod.ts";
+import { requestTarget } from "../proxy/mod.ts";
+import { ContainerRuntime, discoverGpus, Engine, type JobInput, type JobResult, toBase64 } from "../runtime/mod.ts";
 import { VERSION } from "../version.ts";
 import { createApi } from "./api.ts";
 import { bearerMatches, loadOrCreateNodeId, loadOrCreateToken } from "./auth.ts";
@@ -34,6 +26,7 @@ import { localFacts, offeredRuntimes } from "./node_facts.ts";
 import { ControlLog, PEER_PATH } from "./raft_log.ts";
 import { Store } from "./store.ts";
 import { CertIssuer, NodeCertificates } from "./certificates.ts";
+import { nodeProxies } from "./node_proxy.ts";
 import { type AcmeOptions, LETS_ENCRYPT } from "../proxy/acme.ts";
 import { type CertPair, TlsServer } from "../proxy/tls.ts";
 
@@ -405,20 +398,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       log(`this server's record in the registry (labels, capacity, GPUs) is not updated: ${err.message ?? err}`)
     );
   }
-  const proxyOptions = {
-    routes: () => plane.routes,
-    access: plane.access,
-    serve: (service: string, request: Request, ctx: HttpContext) => plane.serve(service, request, ctx),
-    forwardedHost: (request: Request) => forwarder.forwardedHost(request),
-    onError: (err: unknown, request: Request) =>
-      log(`proxy: ${request.method} ${request.url}: ${(err as Error).message ?? err}`),
-  };
-  proxy = createProxy({
-    ...proxyOptions,
-    challenge: (token) => nodeCerts.challenge(token),
-    redirectPort: (hostname) => nodeCerts.redirectPort(hostname),
-  });
-  secureProxy = createProxy({ ...proxyOptions, scheme: "https" });
+  ({ plain: proxy, secure: secureProxy } = nodeProxies(plane, forwarder, nodeCerts, log));
   issuer?.start();
   const url = (addr: Deno.NetAddr) =>
     `http://${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
