@@ -11,6 +11,7 @@ import { type Command, commandHelp, parseCommandArgs } from "./cli/command.ts";
 import { deployCommand } from "./cli/deploy.ts";
 import { eventsCommand } from "./cli/events.ts";
 import { queueCommand } from "./cli/queue.ts";
+import { secretsCommand } from "./cli/secrets.ts";
 import { runsCommand } from "./cli/runs.ts";
 import { logsCommand } from "./cli/logs.ts";
 import { execCommand, rmCommand, statsCommand } from "./cli/manage.ts";
@@ -39,6 +40,7 @@ const commands: Command[] = [
   runsCommand,
   queueCommand,
   eventsCommand,
+  secretsCommand,
   nodesCommand,
   clusterCommand,
 ];

@@ -1,6 +1,6 @@
 /** `orca deploy [DIR]`: send services/*\/service.toml and their modules to the server. */
 
-import { loadProject, type ModuleFile } from "../config/mod.ts";
+import { loadProject, type ModuleFile, refsIn } from "../config/mod.ts";
 import type { DeployResult } from "../control/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { Client } from "./client.ts";
@@ -24,6 +24,7 @@ export const deployCommand: Command = {
     const dir = args[0] ?? ".";
     const bundle = await loadProject(dir);
     const client = await Client.fromFlags(values);
+    await checkClusterSecrets(client, dir, bundle.cluster.cluster.network?.setup_key);
     if (values.plan) {
       const projects = Object.fromEntries([...bundle.projects].map(([name, services]) => [name, services]));
       const planned = await client.json<{ text: string; plan: unknown }>("/deploy?plan=1", {
@@ -69,6 +70,19 @@ export const deployCommand: Command = {
     return 1;
   },
 };
+
+/** cluster.toml's `setup_key` may name a secret: it must be set (the servers keep cluster.toml's values nowhere). */
+async function checkClusterSecrets(client: Client, dir: string, setupKey: string | undefined): Promise<void> {
+  const refs = setupKey === undefined ? undefined : refsIn(setupKey);
+  if (!refs || !("names" in refs) || refs.names.length === 0) return;
+  const { secrets } = await client.json<{ secrets: { name: string }[] }>("/secrets");
+  const missing = refs.names.find((n) => !secrets.some((s) => s.name === n));
+  if (missing === undefined) return;
+  throw new OrcaError("config", `cluster.network.setup_key uses secret ${missing}, which is not set`, {
+    where: `${dir}/cluster.toml`,
+    hint: `orca secrets set ${missing}, then deploy again; nothing was deployed`,
+  });
+}
 
 /** Uploads the content-addressed files the server lacks; returns how many. Errors name the local file. */
 async function uploadMissing(client: Client, route: "modules" | "blobs", files: Iterable<ModuleFile>): Promise<number> {

@@ -1,6 +1,7 @@
 /** cluster.toml: `[cluster]`, `[cluster.network]`, `[[node]]` (seed 000). */
 
 import { TableReader } from "./reader.ts";
+import { checkRefs } from "./secrets.ts";
 import { MAX_VRAM_MB, parseToml } from "./service.ts";
 import type { ClusterConfig, NodeGpu } from "./types.ts";
 
@@ -30,6 +31,7 @@ export function parseClusterFile(text: string, file: string): ClusterConfig {
         patternHint: 'use "netbird" or "none"',
       })!;
       const setupKey = n.string("setup_key");
+      if (setupKey !== undefined) checkRefs(n, [...n.path("setup_key")], setupKey);
       config.cluster.network = { provider, ...(setupKey !== undefined && { setup_key: setupKey }) };
       n.done();
     }

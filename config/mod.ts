@@ -12,6 +12,15 @@ export { loadProject, type ProjectBundle } from "./project.ts";
 export { type ModuleFile, sha256Hex } from "./files.ts";
 export { checkPair, MAX_PEM_BYTES } from "./tls.ts";
 export {
+  isSecretRef,
+  refsIn,
+  resolveService,
+  SECRET_NAME,
+  SECRET_NAME_HINT,
+  type SecretRef,
+  serviceRefs,
+} from "./secrets.ts";
+export {
   eventNameError,
   eventPatternError,
   isReservedEvent,

@@ -3,6 +3,7 @@
 import { parse, TomlError } from "smol-toml";
 import { OrcaError } from "../errors.ts";
 import { quote, type Source, TableReader } from "./reader.ts";
+import { checkRefs } from "./secrets.ts";
 import { readTls } from "./tls.ts";
 import { parseTrigger } from "./triggers.ts";
 import type { FileMount, GpuRequest, Probe, Rollout, ServiceSpec, WasmCapabilities } from "./types.ts";
@@ -147,6 +148,7 @@ export function readService(
   if (command && (command.length === 0 || runtime !== "container")) {
     throw r.error(r.path("command"), command.length === 0 ? "must not be empty" : "applies to container services only");
   }
+  command?.forEach((arg, i) => checkRefs(r, [...r.path("command"), i], arg));
   const volumes = r.strings("volumes") ?? [];
   volumes.forEach((v, i) => {
     if (runtime !== "container") throw r.error([...r.path("volumes"), i], "applies to container services only");
@@ -163,6 +165,7 @@ export function readService(
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
       throw r.error([...r.path("env"), key], "is not a valid environment variable name");
     }
+    checkRefs(r, [...r.path("env"), key], env[key]);
   }
 
   const spec: ServiceSpec = {

@@ -3,7 +3,9 @@
  * absent, a certificate comes from the ACME CA the servers were started with;
  * `"off"`, the domain is served on HTTP only; `{ cert, key }`, the service's
  * own PEM files (relative to service.toml), read by `orca deploy` and carried
- * in the spec so that every node can serve them. `https_redirect = false`
+ * in the spec so that every node can serve them; either may be a whole
+ * `${secrets.NAME}` instead of a path (the PEM text is the secret's value,
+ * put in on each node, and checked by the leader at deploy). `https_redirect = false`
  * keeps plain HTTP answering once a certificate exists (by default it
  * redirects to HTTPS).
  */
@@ -11,6 +13,7 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { FieldAt } from "./files.ts";
 import { fieldError, quote, type TableReader } from "./reader.ts";
+import { isSecretRef } from "./secrets.ts";
 import type { ServiceSpec, TlsFiles } from "./types.ts";
 
 /** The largest PEM file a service may name (a chain of a few certificates, or a key). */
@@ -32,12 +35,24 @@ export function readTls(r: TableReader, domain: string | undefined, api: boolean
     cert: t.string("cert", { required: true })!,
     key: t.string("key", { required: true })!,
   };
+  for (const which of ["cert", "key"] as const) {
+    if (files[which].includes("${secrets.") && !isSecretRef(files[which])) {
+      throw r.error([...r.path("tls"), which], "is a path or a whole ${secrets.NAME}, not a mix of both");
+    }
+  }
   if (api) {
     files.cert_pem = t.string("cert_pem", { required: true })!;
     files.key_pem = t.string("key_pem", { required: true })!;
+    for (const which of ["cert", "key"] as const) {
+      const pem = files[`${which}_pem`]!;
+      if (isSecretRef(files[which]) !== isSecretRef(pem) || (isSecretRef(pem) && pem !== files[which])) {
+        throw r.error([...r.path("tls"), `${which}_pem`], `must be the ${which} file's text, or its secret reference`);
+      }
+    }
   }
   t.done();
-  if (api) {
+  // A secret's PEM is checked by the leader at deploy, where the value is known.
+  if (api && !isSecretRef(files.cert) && !isSecretRef(files.key)) {
     const checked = checkPair(files.cert_pem!, files.key_pem!, domain);
     if ("error" in checked) throw r.error([...r.path("tls"), checked.field], checked.error);
   }
@@ -79,6 +94,7 @@ export async function readTlsFiles(dir: string, spec: ServiceSpec, at: FieldAt):
   const tls = spec.tls;
   if (tls === undefined || tls === "off") return;
   const read = async (which: "cert" | "key") => {
+    if (isSecretRef(tls[which])) return tls[which];
     const path = tls[which].startsWith("/") ? tls[which] : `${dir}/${tls[which]}`;
     let info: Deno.FileInfo;
     try {
@@ -94,6 +110,7 @@ export async function readTlsFiles(dir: string, spec: ServiceSpec, at: FieldAt):
   };
   tls.cert_pem = await read("cert");
   tls.key_pem = await read("key");
+  if (isSecretRef(tls.cert) || isSecretRef(tls.key)) return;
   const checked = checkPair(tls.cert_pem, tls.key_pem, spec.domain!);
   if ("error" in checked) throw fieldError(at.source, [...at.path, checked.field], checked.error);
 }

@@ -29,6 +29,9 @@ import { Store } from "./store.ts";
 import { nodeWasmRuntime } from "./workloads.ts";
 import { NodeCertificates } from "./certificates.ts";
 import { nodeProxies } from "./node_proxy.ts";
+import { SecretBox } from "./secret_box.ts";
+import type { ServiceSpec } from "../config/mod.ts";
+import { openSecrets } from "./secrets.ts";
 
 export interface AgentOptions {
   home: string;
@@ -138,12 +141,21 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const known = machine.members().filter((m) => !m.facts?.worker).map((m) => ({ id: m.id, address: m.address }));
     return [{ id: "joined", address: opts.join }, ...known.filter((m) => m.address !== opts.join)];
   };
+  let box: Promise<SecretBox | undefined> = Promise.resolve(undefined);
+  const openHere = async (spec: ServiceSpec) => openSecrets(store, await box, spec);
   const link = new Link({
     id,
     token,
     hello: () => ({ type: "hello", id, address: advertise, facts, node: { version: VERSION, runtimes } }),
     servers: () => servers().map((s) => s.address),
     onView: (view) => machine.restore(new TextEncoder().encode(JSON.stringify(view))),
+    // Kept in $ORCA_HOME/secrets.key; a start that needs it waits for it to be stored.
+    onSecretsKey: (key) => {
+      box = SecretBox.adopt(opts.home, key).catch((err) => {
+        log(`the cluster's secrets key could not be kept: ${(err as Error).message}`);
+        return undefined;
+      });
+    },
     log,
     backoffMs: opts.backoffMs ?? BACKOFF_MS,
   });
@@ -162,6 +174,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     wasm,
     containers,
     log,
+    secrets: { resolve: (spec) => openHere(spec) },
     fetchMissing: (kind, hash) => fetchFromPeers(servers(), token, store, kind, hash),
     keepsAll: false,
     leads: () => false,
@@ -190,7 +203,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   });
   const p = plane;
   // Certificates and challenge answers come with the state the leader sends.
-  const certs = new NodeCertificates(store, (l) => machine.onApplied(l), httpsServer?.addr.port);
+  const certs = new NodeCertificates(store, (l) => machine.onApplied(l), httpsServer?.addr.port, openHere);
   certs.onChange = () => httpsServer?.reload();
   lookup = (name) => certs.lookup(name);
   ({ plain: proxy, secure: secureProxy } = nodeProxies(p, forwarder, certs, log));
@@ -221,6 +234,8 @@ interface LinkOptions {
   hello(): Record<string, unknown>;
   servers(): string[];
   onView(view: unknown): void;
+  /** The cluster's secrets key (base64), sent before the first view. */
+  onSecretsKey(key: string): void;
   log(line: string): void;
   backoffMs: number[];
 }
@@ -279,7 +294,7 @@ class Link {
       }, 1000);
     };
     socket.onmessage = (e) => {
-      let message: { type?: string; view?: unknown; leader?: string; message?: string };
+      let message: { type?: string; view?: unknown; leader?: string; message?: string; key?: unknown };
       try {
         message = JSON.parse(String(e.data));
       } catch {
@@ -298,6 +313,8 @@ class Link {
         } catch (err) {
           this.#opts.log(`the state sent could not be installed: ${(err as Error).message}`);
         }
+      } else if (message.type === "secrets-key" && typeof message.key === "string") {
+        this.#opts.onSecretsKey(message.key);
       } else if (message.type === "redirect" && message.leader) {
         this.#next = message.leader;
       } else if (message.type === "error") {

@@ -31,6 +31,8 @@ export interface AgentHubOptions {
   log: ControlLog;
   /** The state a worker runs from, as a snapshot's bytes (without queues, runs and history). */
   view(): string;
+  /** The cluster's secrets key (base64): a worker needs it to open the secrets its services reference. */
+  secretsKey(): string;
   /** Commits a worker's report of its workloads. */
   replicas(id: string, report: ReturnType<typeof checkReport>): Promise<void>;
   onLog?(line: string): void;
@@ -177,6 +179,8 @@ export class AgentHub {
     this.#agents.get(id)?.socket.close(1000, "replaced by a new connection");
     this.#agents.set(id, { socket, heard: performance.now(), node, applied: 0 });
     this.#heard.set(id, performance.now());
+    // The cluster's secrets key first (the view holds secrets sealed with it), over this authenticated socket only.
+    send(socket, JSON.stringify({ type: "secrets-key", key: this.#opts.secretsKey() }));
     send(socket, `{"type":"view","view":${this.#opts.view()}}`);
     this.#opts.onLog?.(`worker ${id} connected from ${address}`);
     return id;

@@ -22,6 +22,8 @@ import { readHistory } from "./history.ts";
 import { readCerts } from "./cert_store.ts";
 import { domainStates } from "./certificates.ts";
 import type { Store } from "./store.ts";
+import type { Secrets } from "./secrets.ts";
+import { secretRoutes } from "./secret_routes.ts";
 
 /** What a server reports about itself (in `GET /cluster/status`, and so in `GET /nodes`). */
 export interface NodeReport {
@@ -46,6 +48,8 @@ export interface ApiOptions {
   plane: ControlPlane;
   store: Store;
   jobs: JobTriggers;
+  /** `orca secrets`: absent, the routes are not there. */
+  secrets?: Secrets;
   token: string;
   version: string;
   /** Largest request bodies accepted, in bytes (defaults: `defaultBodyLimits`). */
@@ -82,7 +86,8 @@ export function createApi(opts: ApiOptions): Hono {
 
   app.post("/cluster/join", async (c) => {
     const { id, address } = memberOf(await readJson(c.req.raw, SMALL_JSON_BYTES, "join request"));
-    return c.json(await opts.cluster.join(id, address));
+    // A server joining gets the cluster's secrets key with the answer (it presented the cluster token).
+    return c.json({ ...await opts.cluster.join(id, address), secretsKey: opts.secrets?.exportedKey() });
   });
 
   app.post("/cluster/promote", async (c) => {
@@ -311,6 +316,7 @@ export function createApi(opts: ApiOptions): Hono {
   });
 
   replicaRoutes(app, plane, limits);
+  if (opts.secrets) secretRoutes(app, opts.secrets);
 
   answerErrors(app, opts.onError);
 

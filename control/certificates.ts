@@ -10,6 +10,7 @@
 import type { ServiceSpec } from "../config/mod.ts";
 import { AcmeIssuer, type AcmeOptions, type IssuedCert } from "../proxy/acme.ts";
 import type { CertPair } from "../proxy/tls.ts";
+import { secretsStamp } from "./secret_store.ts";
 import { retryDelay } from "../triggers/backoff.ts";
 import { accountOf, type CertRecord, challengeAnswer, readCerts } from "./cert_store.ts";
 import type { Change } from "./machine.ts";
@@ -53,15 +54,27 @@ export class NodeCertificates {
   readonly #httpsPort?: number;
   #pairs = new Map<string, CertPair>();
   #redirects = new Set<string>();
+  readonly #resolve?: (spec: ServiceSpec) => Promise<ServiceSpec>;
+  /** Own pairs that come from secrets, opened, by domain and the secrets' stamp (opened once per value). */
+  #opened = new Map<string, CertPair | "opening" | "failed">();
   /** Called when a certificate was added, renewed or dropped (the HTTPS listener presents the new set). */
   onChange?: () => void;
 
-  /** `httpsPort`: this node's HTTPS port (none: it serves HTTP only and never redirects). */
-  constructor(store: Store, onApplied: CommandLog["onApplied"], httpsPort?: number) {
+  /**
+   * `httpsPort`: this node's HTTPS port (none: it serves HTTP only and never redirects). `resolve` opens the secrets a
+   * service's own `tls` files may come from.
+   */
+  constructor(
+    store: Store,
+    onApplied: CommandLog["onApplied"],
+    httpsPort?: number,
+    resolve?: (spec: ServiceSpec) => Promise<ServiceSpec>,
+  ) {
     this.#store = store;
     if (httpsPort !== undefined) this.#httpsPort = httpsPort;
+    this.#resolve = resolve;
     this.refresh();
-    const kinds: Change[] = ["deploy", "rollout-end", "cert-issued", "cert-removed", "snapshot"];
+    const kinds: Change[] = ["deploy", "rollout-end", "cert-issued", "cert-removed", "snapshot", "secret-set"];
     onApplied((changed) => {
       if (kinds.some((k) => changed.has(k))) this.refresh();
     });
@@ -74,9 +87,7 @@ export class NodeCertificates {
     const redirects = new Set<string>();
     for (const [domain, spec] of domainsOf(this.#store.services().map((s) => s.spec))) {
       if (spec.tls === "off") continue;
-      const own = spec.tls?.cert_pem && spec.tls.key_pem
-        ? { cert: spec.tls.cert_pem, key: spec.tls.key_pem }
-        : undefined;
+      const own = this.#own(domain, spec);
       const acme = issued.get(domain);
       const pair = own ?? (acme?.cert && acme.key && (acme.notAfter ?? 0) > now ? acme as CertPair : undefined);
       if (!pair) continue;
@@ -88,6 +99,27 @@ export class NodeCertificates {
     this.#redirects = redirects;
     const same = before.size === pairs.size && [...pairs].every(([d, p]) => before.get(d)?.cert === p.cert);
     if (!same) this.onChange?.();
+  }
+
+  /** A service's own pair: as the spec has it, or opened from the secrets it names (later: a refresh follows). */
+  #own(domain: string, spec: ServiceSpec): CertPair | undefined {
+    const tls = spec.tls;
+    if (tls === undefined || tls === "off" || !tls.cert_pem || !tls.key_pem) return undefined;
+    const stamp = secretsStamp(spec, (t) => this.#store.sql(t));
+    if (stamp === undefined) return { cert: tls.cert_pem, key: tls.key_pem };
+    const key = `${domain}\u0000${stamp}`;
+    const opened = this.#opened.get(key);
+    if (typeof opened === "object") return opened;
+    if (opened === undefined && this.#resolve) {
+      this.#opened.set(key, "opening");
+      this.#resolve(spec).then((r) => {
+        const t = r.tls as { cert_pem: string; key_pem: string };
+        for (const k of this.#opened.keys()) if (k.startsWith(`${domain}\u0000`) && k !== key) this.#opened.delete(k);
+        this.#opened.set(key, { cert: t.cert_pem, key: t.key_pem });
+        this.refresh();
+      }, () => this.#opened.set(key, "failed"));
+    }
+    return undefined;
   }
 
   /**

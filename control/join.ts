@@ -16,6 +16,8 @@ export interface Joined {
   /** The leader's commit index when it added this server: caught up once applied through it. */
   commit: number;
   members: MemberRecord[];
+  /** The cluster's secrets key (base64), to keep in $ORCA_HOME/secrets.key. */
+  secretsKey?: string;
 }
 
 /** Asks the member at `target` (`host:port`) to add server `id` at `address`; retried while the cluster elects. */

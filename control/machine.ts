@@ -42,6 +42,7 @@ import { endRollout, forgetRollouts, loadRollouts, ROLLOUTS_SCHEMA, writeCanarie
 import { HISTORY_SCHEMA, loadVersions, writeVersions } from "./history.ts";
 import { splitKey } from "./deploy_request.ts";
 import { applyCert, type CertCommand, CERTS_SCHEMA, loadCerts } from "./cert_store.ts";
+import { applySecret, loadSecrets, type SecretCommand, SECRETS_SCHEMA } from "./secret_store.ts";
 
 /** A change of desired state, as it travels in a log entry. */
 export type ControlCommand =
@@ -97,7 +98,9 @@ export type ControlCommand =
   /** A cron run that ended (or was skipped), for `orca runs`. */
   | { type: "cron-run"; run: CronRun }
   /** Certificates, ACME challenges and accounts (cert_store.ts). */
-  | CertCommand;
+  | CertCommand
+  /** Secrets, sealed (secret_store.ts). */
+  | SecretCommand;
 
 /** What a listener hears changed: the kinds of command applied, or a whole snapshot installed. */
 export type Change = ControlCommand["type"] | "snapshot";
@@ -135,7 +138,10 @@ export class ControlMachine implements StateMachine<CommandResult> {
 
   constructor(store: Store) {
     this.#store = store;
-    store.db.exec(schema + PLACEMENTS_SCHEMA + REPLICA_STATES_SCHEMA + ROLLOUTS_SCHEMA + HISTORY_SCHEMA + CERTS_SCHEMA);
+    store.db.exec(
+      schema + PLACEMENTS_SCHEMA + REPLICA_STATES_SCHEMA + ROLLOUTS_SCHEMA + HISTORY_SCHEMA + CERTS_SCHEMA +
+        SECRETS_SCHEMA,
+    );
     // Stores made before the registry held facts lack the columns.
     const columns = store.db.prepare("SELECT name FROM pragma_table_info('members')").all() as { name: string }[];
     if (!columns.some((c) => c.name === "facts")) {
@@ -238,6 +244,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
       loadVersions((text) => this.#store.sql(text), data.versions ?? []);
       loadRollouts((text) => this.#store.sql(text), data.rollouts ?? []);
       loadCerts((text) => this.#store.sql(text), data.certs);
+      loadSecrets((text) => this.#store.sql(text), data.secrets ?? []);
       this.#queues.load(data.queues ?? { messages: [], cursors: [], dead: [] });
       this.#runs.load(data.runs ?? { state: [], runs: [] });
       for (const { name, seq } of data.sequences ?? []) {
@@ -359,6 +366,10 @@ export class ControlMachine implements StateMachine<CommandResult> {
       case "acme-challenge":
       case "acme-account":
         applyCert((text) => this.#store.sql(text), command);
+        return { ok: true, value: undefined };
+      case "secret-set":
+      case "secret-removed":
+        applySecret((text) => this.#store.sql(text), command);
         return { ok: true, value: undefined };
       default:
         return {

@@ -19,6 +19,7 @@ import {
 import { explainServices, type NodeRecord, nodesOf, placeServices, replicasOn } from "./placements.ts";
 import type { Store, StoredService } from "./store.ts";
 import type { LocalService } from "./workloads.ts";
+import { secretsStamp } from "./secret_store.ts";
 
 /** This server as a node of a cluster. */
 export interface NodeContext {
@@ -216,12 +217,17 @@ export class Placing {
    * and unplaced ones.
    */
   local(deployed: StoredService[], placements = this.applied(), node = this.#context?.node): LocalService[] {
-    if (node === undefined) return deployed;
+    // A service that references secrets runs as a workload of its own per set of their values.
+    const stamped = (s: LocalService): LocalService => {
+      const secrets = secretsStamp(s.spec, (text) => this.#store.sql(text));
+      return secrets === undefined ? s : { ...s, secrets };
+    };
+    if (node === undefined) return deployed.map(stamped);
     return deployed.flatMap((s) => {
       const here = replicasOn(placements, keyOf(s.spec), node);
-      if (here === undefined) return [s];
+      if (here === undefined) return [stamped(s)];
       if (here === 0) return [];
-      return [here === s.spec.replicas ? s : { ...s, here, spec: { ...s.spec, replicas: here } }];
+      return [stamped(here === s.spec.replicas ? s : { ...s, here, spec: { ...s.spec, replicas: here } })];
     });
   }
 

@@ -49,6 +49,7 @@ export class ControlPlane {
   readonly #jobs?: JobTriggers;
   readonly #publishEvent?: (name: string, data: Record<string, unknown>) => Promise<unknown>;
   readonly #fetchMissing?: (kind: "module" | "blob", hash: string) => Promise<void>;
+  readonly #secrets: ControlPlaneOptions["secrets"];
   readonly #workloads: Workloads;
   /** Restarts replicas that died, runs their probes, keeps dead ones out of the routes. */
   readonly watchdog: Watchdog;
@@ -83,6 +84,7 @@ export class ControlPlane {
     this.#log = opts.log ?? (() => {});
     this.#jobs = opts.jobs;
     this.#fetchMissing = opts.fetchMissing;
+    this.#secrets = opts.secrets;
     this.#cluster = opts.cluster;
     this.#keepsAll = opts.keepsAll ?? true;
     this.#placing = new Placing(opts.store, opts.cluster);
@@ -92,6 +94,7 @@ export class ControlPlane {
       ...(opts.containers && { containers: opts.containers }),
       log: this.#log,
       drainMs: opts.drainMs ?? 10_000,
+      ...(opts.secrets && { resolve: (spec: ServiceSpec) => opts.secrets!.resolve(spec) }),
     });
     this.#warm = new Warm(this.#workloads, this.#log);
     this.watchdog = new Watchdog({
@@ -119,8 +122,8 @@ export class ControlPlane {
         changed.has("rollout-end");
       if (moved) this.rollouts.changed();
       if (moved || changed.has("replica-states")) this.#placing.forget();
-      // Only deploys, placements (and a snapshot, which may hold any) change what runs here.
-      if (moved && this.#restored) this.#converge();
+      // Only deploys, placements, secrets (and a snapshot, which may hold any) change what runs here.
+      if ((moved || changed.has("secret-set")) && this.#restored) this.#converge();
     });
   }
 
@@ -241,6 +244,7 @@ export class ControlPlane {
     // Uploaded to another server (a leader since replaced)? A peer has the bytes.
     await this.#bringMissing(incoming);
     checkRunnable(incoming, this.#store, this.#containers !== undefined);
+    await this.#secrets?.check?.(incoming);
     const deployed = new Map(this.#store.services().map((s) => [keyOf(s.spec), s]));
     // One that failed to start here is started again, at a new version.
     const failed = (key: string) => this.#workloads.active.get(key)?.failure !== undefined;

@@ -8,6 +8,7 @@ import type { NodeContext } from "./placing.ts";
 import type { DeploySummary, Store } from "./store.ts";
 import type { NodeFigures } from "./rollout_store.ts";
 import type { ContainerLike, WasmLike } from "./workloads.ts";
+import type { ServiceSpec } from "../config/mod.ts";
 
 /** Where changes of desired state are committed (the Raft log) before they take effect. */
 export interface CommandLog {
@@ -45,6 +46,11 @@ export interface ControlPlaneOptions {
   leads?: () => boolean;
   /** Whether this node keeps the bytes of every deployed service (a server: default), or only of its own (a worker). */
   keepsAll?: boolean;
+  /**
+   * Secrets: a deploy's references are checked (`check`, where deploys are made) and a workload starts with their
+   * values (`resolve`). Absent: a service that references one does not start.
+   */
+  secrets?: { resolve(spec: ServiceSpec): Promise<ServiceSpec>; check?(specs: ServiceSpec[]): Promise<void> };
   /** Brings a module or a mounted file this node lacks from a peer (verified by its hash) and stores it. */
   fetchMissing?: (kind: "module" | "blob", hash: string) => Promise<void>;
   /**

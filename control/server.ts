@@ -11,6 +11,8 @@ import { createApi } from "./api.ts";
 import { bearerMatches, loadOrCreateNodeId, loadOrCreateToken } from "./auth.ts";
 import type { BodyLimits } from "./body.ts";
 import { secureHome } from "./home.ts";
+import { SecretBox } from "./secret_box.ts";
+import { Secrets } from "./secrets.ts";
 import { JobTriggers } from "./jobs.ts";
 import { ControlPlane } from "./plane.ts";
 import { Cluster } from "./cluster.ts";
@@ -128,6 +130,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let serveApi = (_request: Request, _url: URL): Response | Promise<Response> =>
     new OrcaError("unavailable", "the server is starting", { retryAfter: 1 }).toResponse();
   let commands: ControlLog | undefined;
+  let box: SecretBox | undefined;
   let hub: AgentHub | undefined = undefined; // set once the log is open
   const apiFetch = (request: Request) => {
     // The API's router reads the path from the URL, which the server builds from Host: check Host first.
@@ -198,6 +201,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const fresh = !(await ControlLog.exists(opts.home, store));
     const joined = opts.join && fresh ? await requestJoin(opts.join, token, nodeId, advertise) : undefined;
     if (opts.join && !fresh) log(`already a member of a cluster (its log is in ${opts.home}): --join ignored`);
+    // The cluster's secrets key: a joining server takes its cluster's; the first server makes it.
+    box = joined?.secretsKey
+      ? await SecretBox.adopt(opts.home, joined.secretsKey)
+      : await SecretBox.loadOrCreate(opts.home);
     commands = await ControlLog.open({
       home: opts.home,
       id: nodeId,
@@ -216,7 +223,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await stopEarly(err);
   }
   const log_ = commands!;
-  const nodeCerts = new NodeCertificates(store, (l) => log_.onApplied(l), httpsServer?.addr.port);
+  const secrets = new Secrets({ store, box: box!, commands: log_ });
+  const nodeCerts = new NodeCertificates(
+    store,
+    (l) => log_.onApplied(l),
+    httpsServer?.addr.port,
+    (spec) => secrets.resolve(spec),
+  );
   lookup = (name) => nodeCerts.lookup(name);
   nodeCerts.onChange = () => httpsServer?.reload();
   // The leader gets the domains' certificates, when this server serves HTTPS.
@@ -310,6 +323,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const agents = new AgentHub({
     log: log_,
     view: () => JSON.stringify(dumpView((text) => store.sql(text))),
+    secretsKey: () => box!.exported(),
     replicas: (id, report) => cluster.replicas(id, report),
     onLog: log,
   });
@@ -317,7 +331,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   log_.onApplied((changed) => {
     const kinds = [
       ...["deploy", "place", "replica-states", "member", "member-removed", "drain", "snapshot"] as const,
-      ...["cert-issued", "cert-removed", "acme-challenge"] as const,
+      ...["cert-issued", "cert-removed", "acme-challenge", "secret-set", "secret-removed"] as const,
     ];
     if (kinds.some((k) => changed.has(k))) agents.changed();
   });
@@ -336,6 +350,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     jobs,
     fetchMissing,
     publishEvent,
+    secrets,
     ...(opts.watchdogSecs !== undefined && { watchdogMs: opts.watchdogSecs * 1000 }),
     leads: () => log_.isLeader,
     cluster: {
@@ -381,6 +396,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const cluster = new Cluster(log_, token, node);
   const api = createApi({
     cluster,
+    secrets,
     images: containers,
     plane,
     store,

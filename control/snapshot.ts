@@ -16,6 +16,7 @@ import { dumpRuns, type RunTables } from "./run_store.ts";
 import { dumpRollouts, type RolloutRows } from "./rollout_store.ts";
 import { dumpVersions, type VersionRows } from "./history.ts";
 import { type CertRows, dumpCerts } from "./cert_store.ts";
+import { dumpSecrets, type SecretRows } from "./secret_store.ts";
 
 /** A server of the cluster as the registry holds it. */
 export interface MemberRecord {
@@ -67,6 +68,8 @@ export interface SnapshotData {
   runs?: RunTables;
   /** Certificates, challenges under way and (a server's) ACME accounts (cert_store.ts). */
   certs?: CertRows;
+  /** Secrets, sealed (secret_store.ts); every node needs them to start the services that reference them. */
+  secrets?: SecretRows;
   /** AUTOINCREMENT counters: ids handed out (deploys, messages) are never handed out again after a restore. */
   sequences?: { name: string; seq: number }[];
 }
@@ -93,7 +96,8 @@ export function dumpState(sql: (text: string) => StatementSync): SnapshotData {
 }
 
 /**
- * What a worker node runs from: the services, the registry, the placements and replica states, the certificates, at
+ * What a worker node runs from: the services, the registry, the placements and replica states, the certificates, the
+ * sealed secrets, at
  * one applied index; no queues, runs or deploy history (the servers keep those).
  */
 export function dumpView(sql: (text: string) => StatementSync): SnapshotData {
@@ -111,6 +115,7 @@ export function dumpView(sql: (text: string) => StatementSync): SnapshotData {
     replicaStates: readReplicaStates(sql),
     rollouts: dumpRollouts(sql),
     certs: dumpCerts(sql, false),
+    secrets: dumpSecrets(sql),
   };
 }
 

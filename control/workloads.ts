@@ -20,7 +20,7 @@ import {
 } from "../runtime/mod.ts";
 import { keyOf } from "./deploy_request.ts";
 import { needsCommand } from "./jobs.ts";
-import type { ServiceSpec } from "../config/mod.ts";
+import { serviceRefs, type ServiceSpec } from "../config/mod.ts";
 import type { Store, StoredService } from "./store.ts";
 
 export interface Active {
@@ -44,6 +44,8 @@ export interface WorkloadsOptions {
   log: (line: string) => void;
   /** How long a replaced version may finish in-flight requests. */
   drainMs: number;
+  /** Puts the values of the secrets a service references into its spec (absent: such a service does not start). */
+  resolve?: (spec: ServiceSpec) => Promise<ServiceSpec>;
 }
 
 /** What a convergence changed: services started (new or a new version), removed, and those that failed to start. */
@@ -57,7 +59,7 @@ export interface Converged {
  * A service as this server runs it: `here` is set when the scheduler placed a number of its replicas here other than
  * its spec's (its spec then says `here`), so that a change of that number alone makes a workload of its own.
  */
-export type LocalService = StoredService & { here?: number; canary?: boolean };
+export type LocalService = StoredService & { here?: number; canary?: boolean; secrets?: string };
 
 /** The key of a service's workload here: its canary's is apart from the version it runs beside. */
 export function activeKey(stored: LocalService): string {
@@ -66,7 +68,8 @@ export function activeKey(stored: LocalService): string {
 
 /** The id of a service's workload at a version (and count here): the key warm versions are found by. */
 export function workloadId(stored: LocalService): string {
-  return `${keyOf(stored.spec)}@${stored.version}${stored.here === undefined ? "" : `x${stored.here}`}`;
+  const here = stored.here === undefined ? "" : `x${stored.here}`;
+  return `${keyOf(stored.spec)}@${stored.version}${here}${stored.secrets === undefined ? "" : `.s${stored.secrets}`}`;
 }
 
 export class Workloads {
@@ -164,6 +167,17 @@ export class Workloads {
     return undefined;
   }
 
+  /** `spec` as its workload starts: with the values of the secrets it references. */
+  #resolve(spec: ServiceSpec): Promise<ServiceSpec> {
+    if (this.#opts.resolve) return this.#opts.resolve(spec);
+    const ref = serviceRefs(spec)[0];
+    if (!ref) return Promise.resolve(spec);
+    throw new OrcaError(
+      "unsupported",
+      `service ${keyOf(spec)}: ${ref.field} uses secret ${ref.name}, and this node has no secrets`,
+    );
+  }
+
   /** Stops `handle` once its in-flight requests are done (at most the drain time), then removes it. */
   retire(handle: WorkloadHandle): void {
     const runtime = this.runtime(handle);
@@ -177,7 +191,8 @@ export class Workloads {
     const { wasm, containers } = this.#opts;
     const runtime = stored.spec.runtime === "wasm" ? wasm : containers;
     if (!runtime) throw new OrcaError("unsupported", `service ${keyOf(stored.spec)} needs the container runtime`);
-    const handle = await runtime.create({ id: workloadId(stored), service: stored.spec });
+    const service = await this.#resolve(stored.spec);
+    const handle = await runtime.create({ id: workloadId(stored), service });
     try {
       await runtime.start(handle);
       const kind = handle.runtime === "wasm" ? wasm.guestKind(handle) : undefined;
