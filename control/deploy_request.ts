@@ -79,12 +79,12 @@ const MAX_PREPARED = 10_000;
  */
 export function validatePrepare(
   body: unknown,
-): { spec: ServiceSpec; version: number; updatedAt: number; here?: number }[] {
+): { spec: ServiceSpec; version: number; updatedAt: number; here?: number; secrets?: string }[] {
   const services = (typeof body === "object" && body !== null ? body as Record<string, unknown> : {}).services;
   if (!Array.isArray(services)) throw new OrcaError("invalid", "a prepare request needs a `services` list");
   if (services.length > MAX_PREPARED) throw new OrcaError("invalid", `services: at most ${MAX_PREPARED}`);
   return services.map((s, i) => {
-    const { spec, version, updatedAt, here } = (typeof s === "object" && s !== null ? s : {}) as Record<
+    const { spec, version, updatedAt, here, secrets } = (typeof s === "object" && s !== null ? s : {}) as Record<
       string,
       unknown
     >;
@@ -104,11 +104,15 @@ export function validatePrepare(
     if (here !== undefined && !whole(here, 1, 1000)) {
       throw new OrcaError("invalid", `services[${i}].here must be 1-1000`);
     }
+    if (secrets !== undefined && (typeof secrets !== "string" || !/^[0-9a-f]{12}$/.test(secrets))) {
+      throw new OrcaError("invalid", `services[${i}].secrets must be 12 hex digits`);
+    }
     return {
       spec: parsed,
       version: version as number,
       updatedAt: updatedAt as number,
       ...(here !== undefined && { here: here as number }),
+      ...(secrets !== undefined && { secrets }),
     };
   });
 }
