@@ -11,7 +11,7 @@ export const secretsCommand: Command = {
   flags: [
     "--from-file F    (set) the value is the file's content, as it is (a PEM key, a JSON credential)",
     "                 without a value or a file: read from stdin (one trailing newline dropped),",
-    "                 or asked for without echo on a terminal",
+    "                 or asked for without echo on a terminal; a value that starts with - goes after --",
     "--json           (ls) print as JSON",
     ...clientFlags,
   ],

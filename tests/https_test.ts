@@ -259,3 +259,55 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "https: a service's own key from a secret, checked at deploy and served by SNI; never in the store",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const home = await Deno.makeTempDir({ prefix: "orca-test-home-" });
+    const s = await startHttps(home, freePort(), []);
+    const cli = (...args: string[]) =>
+      orca(undefined, args[0], "--server", s.api, "--token", s.token, ...args.slice(1));
+    try {
+      const service = (key: string) =>
+        `[[service]]\nname = "own"\nmodule = "${module}"\ndomain = "own.orca.test"\n` +
+        `tls = { cert = "own.pem", key = "\${secrets.${key}}" }\n`;
+      const dir = await writeProject({ edge: service("site_key") });
+      const other = await Deno.makeTempDir();
+      await selfSigned(`${dir}/services/edge`, "own.orca.test");
+      const keyText = await Deno.readTextFile(`${dir}/services/edge/own.key`);
+      // The key file leaves the project: the secret is where it lives now.
+      await Deno.rename(`${dir}/services/edge/own.key`, `${other}/site.key`);
+      assert.deepEqual((await cli("secrets", "set", "site_key", "--from-file", `${other}/site.key`)).code, 0);
+      await selfSigned(other, "own.orca.test");
+      assert.deepEqual((await cli("secrets", "set", "wrong_key", "--from-file", `${other}/own.key`)).code, 0);
+      // A key that does not belong to the certificate is refused at deploy, naming the field and the secret.
+      const wrong = await writeProject({ edge: service("wrong_key") });
+      await Deno.copyFile(`${dir}/services/edge/own.pem`, `${wrong}/services/edge/own.pem`);
+      const refused = await cli("deploy", wrong);
+      assert.deepEqual(refused.code, 1);
+      assert.match(
+        refused.stderr,
+        /edge\/own: tls\.key \(\$\{secrets\.wrong_key\}\) does not belong to the certificate/,
+      );
+
+      const deployed = await cli("deploy", dir);
+      assert.deepEqual(deployed.code, 0, deployed.stderr);
+      const served = await until("the certificate served", async () => {
+        const r = await curlHttps("own.orca.test", s.httpsPort, "/", `${dir}/services/edge/own.pem`);
+        return r.status === 200 ? r : undefined;
+      });
+      assert.match(served.body, /hello/i);
+      const keyBody = keyText.split("\n").find((l) => l.length > 40)!;
+      for (const file of ["orca.db", "orca.db-wal"]) {
+        const text = new TextDecoder("latin1").decode(
+          await Deno.readFile(`${home}/${file}`).catch(() => new Uint8Array()),
+        );
+        assert(!text.includes(keyBody), `${file} holds the private key in the clear`);
+      }
+    } finally {
+      await s.server.end("SIGKILL");
+    }
+  },
+});
