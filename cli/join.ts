@@ -4,7 +4,7 @@ import { parseLabels, startAgent } from "../control/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { type Command, orcaHome } from "./command.ts";
-import { hostPort, listenError, port, secondsFlag, untilStopped, workersFlag } from "./server.ts";
+import { hostPort, listenError, metricsListenFlag, port, secondsFlag, untilStopped, workersFlag } from "./server.ts";
 
 export const joinCommand: Command = {
   name: "join",
@@ -18,6 +18,7 @@ export const joinCommand: Command = {
     "--api-port N      its API, which the servers call (default 6880)",
     "--http-port N     its proxy for routed traffic (default 80)",
     "--https-port N    HTTPS for the services' domains, with the certificates the servers got (default: HTTP only)",
+    "--metrics-listen ADDR:PORT  also serve GET /metrics there without a token (always at /api/v1/metrics)",
     "--advertise ADDR  where the servers reach its API (host:port; default: --listen and --api-port)",
     "--home DIR        data dir (default $ORCA_HOME, else ~/.orca)",
     "--pool-size N     pre-made Wasm instances per service (default 4)",
@@ -33,6 +34,7 @@ export const joinCommand: Command = {
     "api-port": { type: "string" },
     "http-port": { type: "string" },
     "https-port": { type: "string" },
+    "metrics-listen": { type: "string" },
     advertise: { type: "string" },
     home: { type: "string" },
     "pool-size": { type: "string" },
@@ -67,6 +69,7 @@ export const joinCommand: Command = {
         apiPort,
         httpPort,
         ...(values["https-port"] !== undefined && { httpsPort: port(values, "https-port", 443) }),
+        ...metricsListenFlag(values),
         poolSize: port(values, "pool-size", 4),
         ...(workers !== undefined && { workers }),
         ...(watchdogSecs !== undefined && { watchdogSecs }),
@@ -88,6 +91,7 @@ export const joinCommand: Command = {
     console.log(`  api    ${agent.apiUrl}/api/v1`);
     console.log(`  proxy  ${agent.httpUrl}`);
     if (agent.httpsUrl) console.log(`  https  ${agent.httpsUrl}`);
+    if (agent.metricsUrl) console.log(`  metrics ${agent.metricsUrl}`);
     console.log(`  data   ${home}`);
     await untilStopped();
     console.error("orca: shutting down");

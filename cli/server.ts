@@ -125,6 +125,20 @@ export function hostPort(text: string, flag: string): string {
   return text;
 }
 
+/** `--metrics-listen ADDR:PORT`: where metrics are served without a token. */
+export function metricsListenFlag(values: Values): { metricsListen?: { hostname: string; port: number } } {
+  const text = values["metrics-listen"] as string | undefined;
+  if (text === undefined) return {};
+  const host = parseHost(text);
+  if (!host || host.port === undefined) {
+    throw new OrcaError(
+      "usage",
+      `--metrics-listen must be ADDR:PORT (e.g. 10.0.0.5:9464), got ${JSON.stringify(text)}`,
+    );
+  }
+  return { metricsListen: { hostname: host.hostname.replace(/^\[(.*)\]$/, "$1"), port: host.port } };
+}
+
 export const serverCommand: Command = {
   name: "server",
   summary: "Run an Orca node: the control plane and its API, the proxy, and the Wasm runtime.",
@@ -138,6 +152,7 @@ export const serverCommand: Command = {
     "--acme-ca-cert FILE   trust this CA (PEM) for the directory's HTTPS (tests, private CAs)",
     "--cert-check-secs N   how often the leader looks for certificates to get or renew (default 60)",
     "--listen ADDR     address to bind (default 0.0.0.0)",
+    "--metrics-listen ADDR:PORT  also serve GET /metrics there without a token (always at /api/v1/metrics)",
     "--home DIR        data dir (default $ORCA_HOME, else ~/.orca)",
     "--pool-size N     pre-made Wasm instances per service (default 4)",
     "--docker-socket P Docker engine socket for container services (default /var/run/docker.sock)",
@@ -158,6 +173,7 @@ export const serverCommand: Command = {
     "api-port": { type: "string" },
     "http-port": { type: "string" },
     "https-port": { type: "string" },
+    "metrics-listen": { type: "string" },
     "acme-directory": { type: "string" },
     "acme-email": { type: "string" },
     "acme-ca-cert": { type: "string" },
@@ -206,6 +222,7 @@ export const serverCommand: Command = {
         apiPort,
         httpPort,
         ...https,
+        ...metricsListenFlag(values),
         hostname: (values.listen as string) ?? "0.0.0.0",
         poolSize,
         ...(values["docker-socket"] !== undefined && { dockerSocket: values["docker-socket"] as string }),
@@ -227,6 +244,7 @@ export const serverCommand: Command = {
     console.log(`  api    ${server.apiUrl}/api/v1`);
     console.log(`  proxy  ${server.httpUrl}`);
     if (server.httpsUrl) console.log(`  https  ${server.httpsUrl}`);
+    if (server.metricsUrl) console.log(`  metrics ${server.metricsUrl}`);
     console.log(`  data   ${home}`);
     await untilStopped();
     console.error("orca: shutting down");

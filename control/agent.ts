@@ -13,10 +13,11 @@
 
 import { OrcaError } from "../errors.ts";
 import { requestTarget } from "../proxy/mod.ts";
-import { type CertPair, TlsServer } from "../proxy/tls.ts";
 import { ContainerRuntime, discoverGpus, Engine } from "../runtime/mod.ts";
 import { VERSION } from "../version.ts";
 import { createAgentApi } from "./agent_api.ts";
+import { NodeListeners } from "./listeners.ts";
+import { startMetrics } from "./metrics_server.ts";
 import { AGENT_PATH } from "./agent_hub.ts";
 import { bearerMatches, loadOrCreateNodeId, loadOrCreateToken } from "./auth.ts";
 import { forwardCredential, Forwarder } from "./forward.ts";
@@ -45,6 +46,8 @@ export interface AgentOptions {
   apiPort: number;
   httpPort: number;
   /** Its HTTPS port for the services' domains (certificates come from the servers' state); none: HTTP only. */
+  /** Where metrics are served without a token (`--metrics-listen`). */
+  metricsListen?: { hostname: string; port: number };
   httpsPort?: number;
   /** Where servers reach its API (`host:port`; default: the listen address and API port). */
   advertise?: string;
@@ -63,6 +66,7 @@ export interface RunningAgent {
   apiUrl: string;
   httpUrl: string;
   httpsUrl?: string;
+  metricsUrl?: string;
   close(): Promise<void>;
 }
 
@@ -96,10 +100,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const containers = new ContainerRuntime(new Engine(opts.dockerSocket), id);
   let api = (_r: Request, _u: URL): Response | Promise<Response> =>
     new OrcaError("unavailable", "the worker is starting", { retryAfter: 1 }).toResponse();
-  let proxy = (_r: Request, _remote?: Deno.NetAddr): Response | Promise<Response> =>
-    new OrcaError("unavailable", "the worker is starting", { retryAfter: 1 }).toResponse();
-  const onListen = () => {};
-  const apiServer = Deno.serve({ hostname: opts.hostname, port: opts.apiPort, onListen }, (request) => {
+  const listeners = new NodeListeners({ ...opts, what: "worker", log }, (request) => {
     const target = requestTarget(request);
     if ("error" in target) return new OrcaError("invalid", target.error).toResponse();
     if (!bearerMatches(request, token)) {
@@ -107,25 +108,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     }
     return api(request, target.url);
   });
-  const httpServer = Deno.serve(
-    { hostname: opts.hostname, port: opts.httpPort, onListen },
-    (r, info) => proxy(r, info.remoteAddr),
-  );
-  let secureProxy = proxy;
-  let lookup = (_name: string): CertPair | undefined => undefined;
-  let httpsServer: TlsServer | undefined;
-  try {
-    if (opts.httpsPort !== undefined) {
-      httpsServer = new TlsServer(
-        { hostname: opts.hostname, port: opts.httpsPort, lookup: (name) => lookup(name) },
-        (r, info) => secureProxy(r, info.remoteAddr),
-      );
-    }
-  } catch (err) {
-    await httpServer.shutdown();
-    await apiServer.shutdown();
-    throw err;
-  }
+  const { api: apiServer, http: httpServer, https: httpsServer } = listeners;
   const host = opts.hostname === "0.0.0.0" ? Deno.hostname() : opts.hostname;
   const advertise = opts.advertise ?? `${host}:${apiServer.addr.port}`;
   const runtimes = await offeredRuntimes(containers.engine);
@@ -187,8 +170,11 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     },
   });
   await plane.restore();
+  const metrics = startMetrics({ plane, wasmHosts: () => wasm.hosts(), proxyPorts: () => listeners.proxyPorts() });
+  listeners.nodeMetrics = metrics;
   api = createAgentApi({
     plane,
+    metrics,
     self: async () => ({
       id,
       version: VERSION,
@@ -205,22 +191,20 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   // Certificates and challenge answers come with the state the leader sends.
   const certs = new NodeCertificates(store, (l) => machine.onApplied(l), httpsServer?.addr.port, openHere);
   certs.onChange = () => httpsServer?.reload();
-  lookup = (name) => certs.lookup(name);
-  ({ plain: proxy, secure: secureProxy } = nodeProxies(p, forwarder, certs, log));
+  listeners.bind({ ...nodeProxies(p, forwarder, certs, log), lookup: (name) => certs.lookup(name) });
   const reports = setInterval(() => p.reportReplicas(), 1000);
   link.start();
-  const url = (addr: Deno.NetAddr) => `http://${addr.hostname}:${addr.port}`;
+  const urls = listeners.urls();
   return {
     id,
-    apiUrl: url(apiServer.addr),
-    httpUrl: url(httpServer.addr),
-    ...(httpsServer && { httpsUrl: url(httpsServer.addr).replace(/^http:/, "https:") }),
+    apiUrl: urls.api,
+    httpUrl: urls.http,
+    ...(urls.https && { httpsUrl: urls.https }),
+    ...(urls.metrics && { metricsUrl: urls.metrics }),
     async close() {
       clearInterval(reports);
       link.stop();
-      await httpsServer?.shutdown();
-      await httpServer.shutdown();
-      await apiServer.shutdown();
+      await listeners.shutdown();
       await p.shutdown();
       wasm.close();
       store.close();

@@ -9,11 +9,14 @@ import { Hono } from "hono";
 import { defaultBodyLimits } from "./body.ts";
 import type { ControlPlane } from "./plane.ts";
 import { answerErrors, replicaRoutes } from "./replica_routes.ts";
+import type { NodeMetrics } from "./metrics.ts";
+import { metricsAnswer } from "./metrics_server.ts";
 
 export interface AgentApiOptions {
   plane: ControlPlane;
   /** What the worker says of itself (`GET /cluster/status`). */
   self(): Promise<Record<string, unknown>>;
+  metrics: NodeMetrics;
   onError?: (err: unknown) => void;
 }
 
@@ -24,6 +27,7 @@ export function createAgentApi(opts: AgentApiOptions): (request: Request, url: U
   app.get("/cluster/status", async (c) => c.json(await opts.self()));
   app.get("/services", async (c) => c.json({ services: await opts.plane.status() }));
   replicaRoutes(app, opts.plane, defaultBodyLimits);
+  app.on(["GET", "HEAD"], "/metrics", (c) => metricsAnswer(opts.metrics, c.req.raw, "/api/v1/metrics", () => {}));
   answerErrors(app, opts.onError);
   return async (request) => await app.fetch(request);
 }

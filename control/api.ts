@@ -24,6 +24,8 @@ import { domainStates } from "./certificates.ts";
 import type { Store } from "./store.ts";
 import type { Secrets } from "./secrets.ts";
 import { secretRoutes } from "./secret_routes.ts";
+import type { NodeMetrics } from "./metrics.ts";
+import { metricsAnswer } from "./metrics_server.ts";
 
 /** What a server reports about itself (in `GET /cluster/status`, and so in `GET /nodes`). */
 export interface NodeReport {
@@ -48,6 +50,8 @@ export interface ApiOptions {
   plane: ControlPlane;
   store: Store;
   jobs: JobTriggers;
+  /** The node's metrics, at GET /metrics. */
+  metrics?: NodeMetrics;
   /** `orca secrets`: absent, the routes are not there. */
   secrets?: Secrets;
   token: string;
@@ -317,6 +321,10 @@ export function createApi(opts: ApiOptions): Hono {
 
   replicaRoutes(app, plane, limits);
   if (opts.secrets) secretRoutes(app, opts.secrets);
+  const metrics = opts.metrics;
+  if (metrics) {
+    app.on(["GET", "HEAD"], "/metrics", (c) => metricsAnswer(metrics, c.req.raw, "/api/v1/metrics", () => {}));
+  }
 
   answerErrors(app, opts.onError);
 

@@ -57,6 +57,8 @@ export class JobTriggers {
   readonly #now: () => number;
   readonly #publishes: PublishBatcher;
   readonly #remote?: (service: string, input: JobInput) => Promise<JobResult>;
+  /** Told of each job this server dispatched, as it ends (the node's metrics). */
+  onRun?: (service: string, trigger: string, ok: boolean) => void;
 
   constructor(opts: JobTriggersOptions) {
     const clock = opts.clock ?? systemClock;
@@ -206,7 +208,18 @@ export class JobTriggers {
     await this.#consumers.stop();
   }
 
-  #runJob(service: string, env: Record<string, string>, stdin: Uint8Array, topic: string): Promise<JobResult> {
+  async #runJob(service: string, env: Record<string, string>, stdin: Uint8Array, topic: string): Promise<JobResult> {
+    let ok = false;
+    try {
+      const result = await this.#dispatch(service, env, stdin, topic);
+      ok = result.exitCode === 0 && !result.error;
+      return result;
+    } finally {
+      this.onRun?.(service, env.ORCA_TRIGGER, ok);
+    }
+  }
+
+  #dispatch(service: string, env: Record<string, string>, stdin: Uint8Array, topic: string): Promise<JobResult> {
     const handle = this.#handles.get(service);
     if (!handle && this.#remote) {
       return this.#remote(service, { env, stdin, topic }).catch((err) => ({

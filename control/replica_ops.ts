@@ -54,6 +54,23 @@ export class ReplicaOps {
   }
 
   /**
+   * Live resource use of every workload here (a canary's as `service#canary`); one whose runtime does not answer
+   * within `timeoutMs` (a busy Docker engine) is left out rather than holding the caller.
+   */
+  async allStats(timeoutMs: number): Promise<{ service: string; runtime: string; stats: ResourceStats }[]> {
+    const running = [...this.#workloads.active].filter(([, a]) => a.handle);
+    const results = await Promise.all(running.map(async ([service, a]) => {
+      const handle = a.handle!;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), timeoutMs));
+      const stats = await Promise.race([this.#workloads.runtime(handle).stats(handle).catch(() => undefined), late]);
+      clearTimeout(timer);
+      return stats && { service, runtime: handle.runtime, stats };
+    }));
+    return results.filter((r) => r !== undefined);
+  }
+
+  /**
    * Logs of a service, by `name` or `project/name`: what its replicas wrote, with what the watchdog did to them
    * (restarts, routes) in time order among the lines already written.
    */

@@ -12,6 +12,8 @@ import { bearerMatches, loadOrCreateNodeId, loadOrCreateToken } from "./auth.ts"
 import type { BodyLimits } from "./body.ts";
 import { secureHome } from "./home.ts";
 import { SecretBox } from "./secret_box.ts";
+import { startMetrics } from "./metrics_server.ts";
+import { NodeListeners } from "./listeners.ts";
 import { Secrets } from "./secrets.ts";
 import { JobTriggers } from "./jobs.ts";
 import { ControlPlane } from "./plane.ts";
@@ -30,7 +32,6 @@ import { Store } from "./store.ts";
 import { CertIssuer, NodeCertificates } from "./certificates.ts";
 import { nodeProxies } from "./node_proxy.ts";
 import { type AcmeOptions, LETS_ENCRYPT } from "../proxy/acme.ts";
-import { type CertPair, TlsServer } from "../proxy/tls.ts";
 
 export interface ServerOptions {
   /** The data dir ($ORCA_HOME). */
@@ -67,6 +68,8 @@ export interface ServerOptions {
   token?: string;
   /** Where peers and clients reach this server's API (`host:port`); default: the listen address and API port. */
   advertise?: string;
+  /** Where metrics are served without a token (`--metrics-listen ADDR:PORT`); they are always at /api/v1/metrics. */
+  metricsListen?: { hostname: string; port: number };
   /** This server's labels, for the scheduler (`--labels zone=eu-1,role=gpu`). */
   labels?: Record<string, string>;
   log?: (line: string) => void;
@@ -86,6 +89,8 @@ export interface RunningServer {
   httpUrl: string;
   /** The HTTPS listener's address, when it serves HTTPS. */
   httpsUrl?: string;
+  /** The unauthenticated metrics listener's URL (`--metrics-listen`). */
+  metricsUrl?: string;
   token: string;
   plane: ControlPlane;
   close(): Promise<void>;
@@ -144,48 +149,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
     return serveApi(request, target.url);
   };
-  const onListen = () => {};
   // The proxy listens early too (its address goes in this server's record), answering 503 until the plane is up.
-  let proxy = (_request: Request, _remote?: Deno.NetAddr): Response | Promise<Response> =>
-    new OrcaError("unavailable", "the server is starting", { retryAfter: 1 }).toResponse();
-  let secureProxy = proxy;
-  let lookup = (_name: string): CertPair | undefined => undefined;
-  let apiServer: Deno.HttpServer<Deno.NetAddr>;
-  let httpServer: Deno.HttpServer<Deno.NetAddr>;
-  let httpsServer: TlsServer | undefined;
+  let listeners: NodeListeners;
   try {
-    apiServer = Deno.serve({ hostname: opts.hostname, port: opts.apiPort, onListen }, apiFetch);
-    try {
-      httpServer = Deno.serve(
-        { hostname: opts.hostname, port: opts.httpPort, onListen },
-        (r, info) => proxy(r, info.remoteAddr),
-      );
-    } catch (err) {
-      await apiServer.shutdown();
-      throw err;
-    }
-    try {
-      if (opts.httpsPort !== undefined) {
-        httpsServer = new TlsServer(
-          { hostname: opts.hostname, port: opts.httpsPort, lookup: (name) => lookup(name) },
-          (r, info) => secureProxy(r, info.remoteAddr),
-        );
-      }
-    } catch (err) {
-      await httpServer.shutdown();
-      await apiServer.shutdown();
-      throw err;
-    }
+    listeners = new NodeListeners({ ...opts, what: "server", log }, apiFetch);
   } catch (err) {
     wasm.close();
     store.close();
     throw err;
   }
+  const { api: apiServer, http: httpServer, https: httpsServer } = listeners;
   const stopEarly = async (err: unknown): Promise<never> => {
     await commands?.close();
-    await httpsServer?.shutdown();
-    await httpServer.shutdown();
-    await apiServer.shutdown();
+    await listeners.shutdown();
     wasm.close();
     store.close();
     throw err;
@@ -230,7 +206,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     httpsServer?.addr.port,
     (spec) => secrets.resolve(spec),
   );
-  lookup = (name) => nodeCerts.lookup(name);
   nodeCerts.onChange = () => httpsServer?.reload();
   // The leader gets the domains' certificates, when this server serves HTTPS.
   const issuer = httpsServer && new CertIssuer({
@@ -394,9 +369,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }, 1000);
 
   const cluster = new Cluster(log_, token, node);
+  const metrics = startMetrics({
+    plane,
+    jobs,
+    raft: () => log_.status(),
+    wasmHosts: () => wasm.hosts(),
+    proxyPorts: () => listeners.proxyPorts(),
+  });
+  listeners.nodeMetrics = metrics;
   const api = createApi({
     cluster,
     secrets,
+    metrics,
     images: containers,
     plane,
     store,
@@ -414,21 +398,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       log(`this server's record in the registry (labels, capacity, GPUs) is not updated: ${err.message ?? err}`)
     );
   }
-  ({ plain: proxy, secure: secureProxy } = nodeProxies(plane, forwarder, nodeCerts, log));
+  listeners.bind({ ...nodeProxies(plane, forwarder, nodeCerts, log), lookup: (name) => nodeCerts.lookup(name) });
   issuer?.start();
-  const url = (addr: Deno.NetAddr) =>
-    `http://${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
+  const urls = listeners.urls();
   return {
-    apiUrl: url(apiServer.addr),
-    httpUrl: url(httpServer.addr),
-    ...(httpsServer && { httpsUrl: url(httpsServer.addr).replace(/^http:/, "https:") }),
+    apiUrl: urls.api,
+    httpUrl: urls.http,
+    ...(urls.https && { httpsUrl: urls.https }),
+    ...(urls.metrics && { metricsUrl: urls.metrics }),
     token,
     plane,
     async close() {
       issuer?.close();
-      await httpsServer?.shutdown();
-      await httpServer.shutdown();
-      await apiServer.shutdown();
+      await listeners.shutdown();
       clearInterval(watchLeadership);
       clearInterval(upkeep);
       agents.close();

@@ -25,9 +25,24 @@ export interface AccessEntry {
 
 export class AccessLog {
   readonly #lines: LogBuffer;
+  /** Requests taken (`begin`) and not yet answered whole: a streamed answer counts until its body ends. */
+  inFlight = 0;
+  /** Called for each answer as it is logged (the node's metrics). */
+  onAnswered?: (service: string, status: number, ms: number) => void;
 
   constructor(capacity = ACCESS_LINES) {
     this.#lines = new LogBuffer(capacity);
+  }
+
+  /** A request was taken: returns the time it started, for `answered`. */
+  begin(): number {
+    this.inFlight++;
+    return performance.now();
+  }
+
+  /** A request taken ended without an answer to log. */
+  abandon(): void {
+    this.inFlight--;
   }
 
   /** Logs `response` to `entry` (now, or when its body of unknown length ends); returns what to send. */
@@ -85,5 +100,7 @@ export class AccessLog {
       ...(e.client !== undefined && { client: e.client }),
     };
     this.#lines.append("system", JSON.stringify(line));
+    this.inFlight--;
+    this.onAnswered?.(e.service, status, ms);
   }
 }

@@ -145,9 +145,15 @@ export function createProxy(
 
   if (!access) return (request, remote) => answer(request, remote, { service: "-", host: "", path: "", proto: scheme });
   return async (request, remote) => {
-    const started = performance.now();
+    const started = access.begin();
     const seen: Seen = { service: "-", host: "", path: "", proto: scheme };
-    const response = await answer(request, remote, seen);
+    let response: Response;
+    try {
+      response = await answer(request, remote, seen);
+    } catch (err) {
+      access.abandon();
+      throw err;
+    }
     return access.answered({ ...seen, method: request.method }, response, started);
   };
 }
