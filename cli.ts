@@ -12,6 +12,8 @@ import { deployCommand } from "./cli/deploy.ts";
 import { eventsCommand } from "./cli/events.ts";
 import { queueCommand } from "./cli/queue.ts";
 import { secretsCommand } from "./cli/secrets.ts";
+import { initCommand } from "./cli/init.ts";
+import { installServiceCommand } from "./cli/install_service.ts";
 import { runsCommand } from "./cli/runs.ts";
 import { logsCommand } from "./cli/logs.ts";
 import { execCommand, rmCommand, statsCommand } from "./cli/manage.ts";
@@ -26,6 +28,7 @@ import { runHost } from "./runtime/wasm/host.ts";
 import { forTerminal } from "./cli/terminal.ts";
 
 const commands: Command[] = [
+  initCommand,
   serverCommand,
   joinCommand,
   deployCommand,
@@ -43,6 +46,7 @@ const commands: Command[] = [
   secretsCommand,
   nodesCommand,
   clusterCommand,
+  installServiceCommand,
 ];
 
 function mainHelp(): string {
@@ -52,7 +56,7 @@ function mainHelp(): string {
     "usage: orca <command> [flags]",
     "",
     "commands:",
-    ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
+    ...commands.map((c) => `  ${c.name.padEnd(16)} ${c.summary}`),
     "",
     "Run `orca <command> --help` for its flags. `orca --version` prints the version.",
   ].join("\n");
