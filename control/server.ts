@@ -14,6 +14,7 @@ import { secureHome } from "./home.ts";
 import { SecretBox } from "./secret_box.ts";
 import { startMetrics } from "./metrics_server.ts";
 import { NodeListeners } from "./listeners.ts";
+import { uiResponse } from "./ui.ts";
 import { Secrets } from "./secrets.ts";
 import { JobTriggers } from "./jobs.ts";
 import { ControlPlane } from "./plane.ts";
@@ -147,7 +148,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         ? hub.handle(request)
         : new OrcaError("unauthorized", "missing or wrong cluster token").toResponse();
     }
-    return serveApi(request, target.url);
+    // The dashboard's page and script (no data: it reads the API with the token the browser is given).
+    return uiResponse(request, target.url.pathname) ?? serveApi(request, target.url);
   };
   // The proxy listens early too (its address goes in this server's record), answering 503 until the plane is up.
   let listeners: NodeListeners;
