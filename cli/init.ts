@@ -42,7 +42,8 @@ export const initCommand: Command = {
     );
     const folder = `${dir}/services/${project}`;
     const tomlPath = `${folder}/service.toml`;
-    if (!values.force && await exists(tomlPath)) {
+    // One that cannot be read is no better: writing it would fail too, saying why.
+    if (!values.force && await Deno.lstat(tomlPath).then(() => true, () => false)) {
       throw new OrcaError("usage", `${tomlPath} is there already; nothing was written`, {
         hint: "pick another --project or --name, or pass --force to write over it",
       });
@@ -113,14 +114,4 @@ function checked(value: string, flag: string): string {
     throw new OrcaError("usage", `${flag} must be lowercase letters, digits and dashes; got ${JSON.stringify(value)}`);
   }
   return value;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
