@@ -13,6 +13,7 @@ import { eventsCommand } from "./cli/events.ts";
 import { queueCommand } from "./cli/queue.ts";
 import { secretsCommand } from "./cli/secrets.ts";
 import { initCommand } from "./cli/init.ts";
+import { topCommand } from "./cli/top.ts";
 import { installServiceCommand } from "./cli/install_service.ts";
 import { runsCommand } from "./cli/runs.ts";
 import { logsCommand } from "./cli/logs.ts";
@@ -33,6 +34,7 @@ const commands: Command[] = [
   joinCommand,
   deployCommand,
   statusCommand,
+  topCommand,
   logsCommand,
   statsCommand,
   execCommand,
