@@ -84,12 +84,30 @@ async function checkClusterSecrets(client: Client, dir: string, setupKey: string
   });
 }
 
+/**
+ * A long step's progress on stderr: on a terminal, one line rewritten in place (the last state stays when it is
+ * done); elsewhere (a log, CI), a plain line each.
+ */
+const progress = Object.assign((line: string) => {
+  if (!Deno.stderr.isTerminal()) return console.error(line);
+  const width = Deno.consoleSize().columns - 1;
+  Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[K${line.slice(0, Math.max(10, width))}`));
+  progressShown = true;
+}, {
+  done() {
+    if (progressShown) Deno.stderr.writeSync(new TextEncoder().encode("\n"));
+    progressShown = false;
+  },
+});
+let progressShown = false;
+
 /** Uploads the content-addressed files the server lacks; returns how many. Errors name the local file. */
 async function uploadMissing(client: Client, route: "modules" | "blobs", files: Iterable<ModuleFile>): Promise<number> {
   let uploaded = 0;
   for (const file of files) {
     const head = await client.fetch(`/${route}/${file.hash}`, { method: "HEAD" }, [404]);
     if (head.status === 200) continue;
+    progress(`uploading ${file.path} (${(file.bytes.length / 1024).toFixed(0)} KiB)`);
     try {
       await client.fetch(`/${route}/${file.hash}`, { method: "PUT", body: file.bytes as Uint8Array<ArrayBuffer> });
     } catch (err) {
@@ -100,6 +118,7 @@ async function uploadMissing(client: Client, route: "modules" | "blobs", files: 
     }
     uploaded++;
   }
+  progress.done();
   return uploaded;
 }
 
@@ -119,9 +138,10 @@ async function pullMissingImages(client: Client, images: string[]): Promise<void
       for (const line of lines.filter(Boolean)) {
         const p = JSON.parse(line) as { status?: string; progress?: string; id?: string; error?: string };
         if (p.error) failure = p.error;
-        else console.error(`  ${[p.id, p.status, p.progress].filter(Boolean).join(" ")}`);
+        else progress(`  ${[p.id, p.status, p.progress].filter(Boolean).join(" ")}`);
       }
     }
+    progress.done();
     if (failure) {
       throw new OrcaError("not_found", `image ${image} is not on the server, and pulling it failed: ${failure}`, {
         hint: `load it there with \`docker load -i image.tar\` or \`docker import rootfs.tar ${image}\``,
