@@ -1,6 +1,6 @@
 /**
  * `deno task bench [suite...]`: every benchmark, or the suites named
- * (http, density, scheduler, triggers, deploy, recovery, proxy, cluster). Each measures Orca side by side with a baseline
+ * (http, density, scheduler, cron, triggers, deploy, recovery, proxy, cluster). Each measures Orca side by side with a baseline
  * in the same run and prints ratios.
  */
 
@@ -14,6 +14,7 @@ import { benchDeploy } from "./deploy.ts";
 import { benchHttp } from "./http.ts";
 import { benchInterrupt } from "./interrupt.ts";
 import { benchScheduler } from "./scheduler.ts";
+import { benchCron } from "./cron.ts";
 import { benchTriggers } from "./triggers.ts";
 import { benchProxy } from "./proxy.ts";
 
@@ -26,6 +27,10 @@ const suites: Record<string, () => Promise<void>> = {
   // deno-lint-ignore require-await
   async scheduler() {
     console.log(`\nscheduler\n\n${benchScheduler().join("\n")}`);
+  },
+  // deno-lint-ignore require-await
+  async cron() {
+    console.log(`\ncron: orca vs croner\n\n${benchCron().join("\n")}`);
   },
   async density() {
     console.log(`\ndensity\n\n${(await benchDensity(Number(Deno.env.get("BENCH_SERVICES") ?? 1000))).join("\n")}`);
