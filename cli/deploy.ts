@@ -41,10 +41,12 @@ export const deployCommand: Command = {
       [...bundle.projects.values()].flat().map((s) => s.image).filter((i): i is string => !!i),
     );
     const projects = Object.fromEntries([...bundle.projects].map(([name, services]) => [name, services]));
+    // The server answers once the new versions run (and are ready, where a readiness check is set).
+    progress("deploying: starting the new versions and waiting until they are ready");
     const result = await client.json<DeployResult>("/deploy", {
       method: "POST",
       body: JSON.stringify({ projects, by: whoAmI() }),
-    });
+    }).finally(() => progress.done());
     const canaries = result.summary.canary ?? [];
     const wait = canaries.length > 0 && !values["no-wait"];
     if (values.json) {
