@@ -78,6 +78,10 @@ export async function launchServer(
     }
     await new Promise((r) => setTimeout(r, 25));
   }
+  // The banner ends with the data dir: the lines between (https, metrics) come with it.
+  for (let i = 0; i < 80 && !/\n\s+data\s+\S+\n/.test(output) && !exited; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+  }
   return {
     pid: child.pid,
     output: () => output,
