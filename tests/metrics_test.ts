@@ -95,10 +95,13 @@ Deno.test("metrics: requests, latency, in flight, connections, workloads, trigge
       assert.ok(m.has('orca_wasm_deadline_kills{service="web/slow",runtime="wasm"}'));
       assert.ok((m.get("process_resident_memory_bytes") ?? 0) > 10 << 20);
       assert.ok(m.has("orca_wasm_guest_host_restarts"));
-      // A container's, from the engine's stats.
-      assert.equal(m.get('orca_workload_instances{service="box/idle",runtime="container"}'), 1);
-      assert.ok((m.get('orca_workload_memory_bytes{service="box/idle",runtime="container"}') ?? 0) > 0);
-      assert.ok(m.has('orca_workload_cpu_percent{service="box/idle",runtime="container"}'));
+      // A container's, from the engine's stats (a container just started may report no memory in its first sample).
+      const c = await until("the container's memory", async () => {
+        const m = await scrape();
+        return (m.get('orca_workload_memory_bytes{service="box/idle",runtime="container"}') ?? 0) > 0 ? m : undefined;
+      });
+      assert.equal(c.get('orca_workload_instances{service="box/idle",runtime="container"}'), 1);
+      assert.ok(c.has('orca_workload_cpu_percent{service="box/idle",runtime="container"}'));
     });
 
     await t.step("trigger runs by result, queue depth and dead letters", async () => {
