@@ -157,7 +157,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     wasm,
     containers,
     log,
-    secrets: { resolve: (spec) => openHere(spec) },
+    secrets: { resolve: openHere },
     fetchMissing: (kind, hash) => fetchFromPeers(servers(), token, store, kind, hash),
     keepsAll: false,
     leads: () => false,

@@ -100,12 +100,9 @@ export class Secrets {
   async check(specs: ServiceSpec[]): Promise<void> {
     for (const spec of specs) {
       for (const ref of serviceRefs(spec)) {
-        if (sealedOf(this.#sql, ref.name) !== undefined) continue;
-        throw new OrcaError(
-          "config",
-          `service ${spec.project}/${spec.name}: ${ref.field} uses secret ${ref.name}, which is not set`,
-          { hint: `orca secrets set ${ref.name}, then deploy again; nothing was deployed` },
-        );
+        if (sealedOf(this.#sql, ref.name) === undefined) {
+          throw notSet(spec, ref, ", then deploy again; nothing was deployed");
+        }
       }
       const tls = spec.tls;
       if (tls === undefined || tls === "off" || !(isSecretRef(tls.cert) || isSecretRef(tls.key))) continue;
@@ -152,11 +149,9 @@ export async function openSecrets(store: Store, box: SecretBox | undefined, spec
   for (const ref of refs) {
     if (values.has(ref.name)) continue;
     const sealed = sealedOf((text) => store.sql(text), ref.name);
-    const where = `service ${spec.project}/${spec.name}: ${ref.field} uses secret ${ref.name}`;
-    if (sealed === undefined) {
-      throw new OrcaError("config", `${where}, which is not set`, { hint: `orca secrets set ${ref.name}` });
-    }
+    if (sealed === undefined) throw notSet(spec, ref);
     if (!box) {
+      const where = `service ${spec.project}/${spec.name}: ${ref.field} uses secret ${ref.name}`;
       throw new OrcaError("unavailable", `${where}, and this node has no secrets key yet`, {
         hint: "a worker gets the cluster's key from the leader when it connects",
       });
@@ -164,6 +159,15 @@ export async function openSecrets(store: Store, box: SecretBox | undefined, spec
     values.set(ref.name, await box.open(ref.name, sealed));
   }
   return resolveService(spec, (name) => values.get(name)!);
+}
+
+/** The error for a reference to a secret nobody set, naming the service, the field and the secret. */
+function notSet(spec: ServiceSpec, ref: SecretRef, then = ""): OrcaError {
+  return new OrcaError(
+    "config",
+    `service ${spec.project}/${spec.name}: ${ref.field} uses secret ${ref.name}, which is not set`,
+    { hint: `orca secrets set ${ref.name}${then}` },
+  );
 }
 
 function checkName(name: string): void {

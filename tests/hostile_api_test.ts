@@ -263,6 +263,14 @@ Deno.test("hostile input to the API and the proxy gets a clear 4xx; the server k
         [{ services: [{ spec: { project: "../x" } }] }, /services\[0\]\.spec\.project/],
         [{ services: [{ spec: { project: "p", name: "s", module: "/etc/passwd" }, version: 1, updatedAt: 1 }] }, /./],
         [{ services: Array(10_001).fill({}) }, /at most 10000/],
+        [{
+          services: [{
+            spec: { project: "p", name: "s", module: "m.wasm", module_hash: "a".repeat(64) },
+            version: 1,
+            updatedAt: 1,
+            secrets: "../../etc/passwd",
+          }],
+        }, /services\[0\]\.secrets must be 12 hex digits/],
       ];
       for (const [body, message] of prepares) {
         const r = await post("/cluster/prepare", body);
