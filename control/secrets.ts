@@ -14,6 +14,7 @@ import {
   resolveService,
   SECRET_NAME,
   SECRET_NAME_HINT,
+  type SecretRef,
   serviceRefs,
   type ServiceSpec,
 } from "../config/mod.ts";
