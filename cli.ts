@@ -9,6 +9,7 @@ import { didYouMean } from "./config/mod.ts";
 import { describeError, OrcaError } from "./errors.ts";
 import { type Command, commandHelp, parseCommandArgs } from "./cli/command.ts";
 import { deployCommand } from "./cli/deploy.ts";
+import { gitopsCommand } from "./cli/gitops.ts";
 import { eventsCommand } from "./cli/events.ts";
 import { queueCommand } from "./cli/queue.ts";
 import { secretsCommand } from "./cli/secrets.ts";
@@ -33,6 +34,7 @@ const commands: Command[] = [
   serverCommand,
   joinCommand,
   deployCommand,
+  gitopsCommand,
   statusCommand,
   topCommand,
   logsCommand,

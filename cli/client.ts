@@ -9,6 +9,8 @@ export class Client {
   /** Servers of one cluster, tried in order when one cannot be reached. */
   readonly bases: string[];
   readonly #token: string;
+  /** How long a 503 with Retry-After is sent again (0: answered at once; `orca gitops` retries on its own). */
+  patienceMs = 15_000;
 
   constructor(base: string | string[], token: string) {
     this.bases = (Array.isArray(base) ? base : [base]).map((b) => b.replace(/\/+$/, ""));
@@ -49,7 +51,7 @@ export class Client {
    * cluster is electing a leader, a service is full) is sent again after the wait it names, for up to 15 s.
    */
   async fetch(path: string, init: RequestInit = {}, allow: number[] = []): Promise<Response> {
-    const end = Date.now() + 15_000;
+    const end = Date.now() + this.patienceMs;
     for (;;) {
       const res = await this.#send(path, init);
       const wait = Number(res.headers.get("retry-after") ?? NaN);

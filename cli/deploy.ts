@@ -1,6 +1,6 @@
 /** `orca deploy [DIR]`: send services/*\/service.toml and their modules to the server. */
 
-import { loadProject, type ModuleFile, refsIn } from "../config/mod.ts";
+import { loadProject, type ModuleFile, type ProjectBundle, refsIn } from "../config/mod.ts";
 import type { DeployResult } from "../control/mod.ts";
 import { OrcaError } from "../errors.ts";
 import { Client } from "./client.ts";
@@ -24,8 +24,8 @@ export const deployCommand: Command = {
     const dir = args[0] ?? ".";
     const bundle = await loadProject(dir);
     const client = await Client.fromFlags(values);
-    await checkClusterSecrets(client, dir, bundle.cluster.cluster.network?.setup_key);
     if (values.plan) {
+      await checkClusterSecrets(client, dir, bundle.cluster.cluster.network?.setup_key);
       const projects = Object.fromEntries([...bundle.projects].map(([name, services]) => [name, services]));
       const planned = await client.json<{ text: string; plan: unknown }>("/deploy?plan=1", {
         method: "POST",
@@ -34,19 +34,8 @@ export const deployCommand: Command = {
       console.log(values.json ? JSON.stringify(planned.plan, null, 2) : planned.text);
       return 0;
     }
-    const uploaded = await uploadMissing(client, "modules", bundle.modules.values());
-    await uploadMissing(client, "blobs", bundle.blobs.values());
-    await pullMissingImages(
-      client,
-      [...bundle.projects.values()].flat().map((s) => s.image).filter((i): i is string => !!i),
-    );
-    const projects = Object.fromEntries([...bundle.projects].map(([name, services]) => [name, services]));
-    // The server answers once the new versions run (and are ready, where a readiness check is set).
-    progress("deploying: starting the new versions and waiting until they are ready");
-    const result = await client.json<DeployResult>("/deploy", {
-      method: "POST",
-      body: JSON.stringify({ projects, by: whoAmI() }),
-    }).finally(() => progress.done());
+    const result = await deployFolder(client, dir, bundle);
+    const uploaded = result.uploaded;
     const canaries = result.summary.canary ?? [];
     const wait = canaries.length > 0 && !values["no-wait"];
     if (values.json) {
@@ -73,6 +62,38 @@ export const deployCommand: Command = {
   },
 };
 
+/**
+ * What `orca deploy DIR` does once the folder is read (`orca gitops` does the same with each commit): checks the
+ * secrets cluster.toml names, uploads the modules and files the server lacks, pulls missing images, and sends the
+ * deploy. The server answers once the new versions run (and are ready, where a readiness check is set).
+ */
+export async function deployFolder(
+  client: Client,
+  dir: string,
+  bundle: ProjectBundle,
+  opts: { quiet?: boolean; by?: string } = {},
+): Promise<DeployResult & { uploaded: number }> {
+  await checkClusterSecrets(client, dir, bundle.cluster.cluster.network?.setup_key);
+  quietly = opts.quiet ?? false;
+  try {
+    const uploaded = await uploadMissing(client, "modules", bundle.modules.values());
+    await uploadMissing(client, "blobs", bundle.blobs.values());
+    await pullMissingImages(
+      client,
+      [...bundle.projects.values()].flat().map((s) => s.image).filter((i): i is string => !!i),
+    );
+    const projects = Object.fromEntries([...bundle.projects].map(([name, services]) => [name, services]));
+    progress("deploying: starting the new versions and waiting until they are ready");
+    const result = await client.json<DeployResult>("/deploy", {
+      method: "POST",
+      body: JSON.stringify({ projects, by: opts.by ?? whoAmI() }),
+    }).finally(() => progress.done());
+    return { ...result, uploaded };
+  } finally {
+    quietly = false;
+  }
+}
+
 /** cluster.toml's `setup_key` may name a secret: it must be set (the servers keep cluster.toml's values nowhere). */
 async function checkClusterSecrets(client: Client, dir: string, setupKey: string | undefined): Promise<void> {
   const refs = setupKey === undefined ? undefined : refsIn(setupKey);
@@ -91,6 +112,7 @@ async function checkClusterSecrets(client: Client, dir: string, setupKey: string
  * done); elsewhere (a log, CI), a plain line each.
  */
 const progress = Object.assign((line: string) => {
+  if (quietly) return;
   if (!Deno.stderr.isTerminal()) return console.error(line);
   const width = Deno.consoleSize().columns - 1;
   Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[K${line.slice(0, Math.max(10, width))}`));
@@ -102,6 +124,8 @@ const progress = Object.assign((line: string) => {
   },
 });
 let progressShown = false;
+/** Set while `orca gitops` deploys: its output is its structured log. */
+let quietly = false;
 
 /** Uploads the content-addressed files the server lacks; returns how many. Errors name the local file. */
 async function uploadMissing(client: Client, route: "modules" | "blobs", files: Iterable<ModuleFile>): Promise<number> {
@@ -129,7 +153,7 @@ async function pullMissingImages(client: Client, images: string[]): Promise<void
   for (const image of new Set(images)) {
     const { present } = await client.json<{ present: boolean }>(`/images?name=${encodeURIComponent(image)}`);
     if (present) continue;
-    console.error(`pulling ${image}`);
+    if (!quietly) console.error(`pulling ${image}`);
     const res = await client.fetch(`/images/pull?name=${encodeURIComponent(image)}`, { method: "POST" });
     let pending = "";
     let failure: string | undefined;

@@ -1,5 +1,6 @@
-/** cluster.toml: `[cluster]`, `[cluster.network]`, `[[node]]` (seed 000). */
+/** cluster.toml: `[cluster]`, `[cluster.network]`, `[[node]]` (seed 000), `[gitops]` (seed 004). */
 
+import { parseGitops } from "./gitops.ts";
 import { TableReader } from "./reader.ts";
 import { checkRefs } from "./secrets.ts";
 import { MAX_VRAM_MB, parseToml } from "./service.ts";
@@ -63,6 +64,8 @@ export function parseClusterFile(text: string, file: string): ClusterConfig {
     });
     r.done();
   }
+  const g = top.table("gitops");
+  if (g) config.gitops = parseGitops(g);
   top.done();
   return config;
 }

@@ -33,5 +33,15 @@ export {
   type TriggerSpec,
 } from "./triggers.ts";
 export { type CronSchedule, parseCron } from "./cron.ts";
-export { formatMemory, MAX_WASM_MEMORY, parseMemory, WASM_PAGE } from "./units.ts";
+export { formatMemory, MAX_WASM_MEMORY, parseDuration, parseMemory, WASM_PAGE } from "./units.ts";
 export { closest, didYouMean } from "./suggest.ts";
+export {
+  BRANCH_PATTERN,
+  DEFAULT_POLL_MS,
+  DEFAULT_STATUS_PORT,
+  FOLDER_PATTERN,
+  MAX_POLL_MS,
+  MIN_POLL_MS,
+  REPO_HINT,
+  REPO_PATTERN,
+} from "./gitops.ts";

@@ -155,4 +155,19 @@ export interface ClusterConfig {
     network?: { provider: string; setup_key?: string };
   };
   nodes: NodeSpec[];
+  /** `[gitops]`: what `orca gitops` follows when started without a repository. */
+  gitops?: GitopsSpec;
+}
+
+export interface GitopsSpec {
+  repo?: string;
+  branch: string;
+  /** The folder inside the repository that holds services/. */
+  path: string;
+  interval_ms: number;
+  status_port: number;
+  status_host: string;
+  ssh_key_file?: string;
+  token_file?: string;
+  webhook_secret_file?: string;
 }

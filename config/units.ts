@@ -47,3 +47,14 @@ export function formatMemory(bytes: number): string {
   if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)}Mi`;
   return `${bytes}B`;
 }
+
+const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses a duration ("250ms", "5s", "1.5m", "2h") into whole milliseconds, or `undefined` if malformed. */
+export function parseDuration(text: string): number | undefined {
+  if (text.length > 32) return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(text);
+  if (!m) return undefined;
+  const ms = Math.round(Number(m[1]) * durationUnits[m[2]]);
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}

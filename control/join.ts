@@ -72,14 +72,14 @@ export function postToNode(
   token: string,
   path: string,
   body: unknown,
-  timeoutMs: number,
+  timeout: number | AbortSignal,
   method: "POST" | "PUT" = "POST",
 ): Promise<Response> {
   return fetch(`http://${address}${path}`, {
     method,
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
+    signal: typeof timeout === "number" ? AbortSignal.timeout(timeout) : timeout,
   });
 }
 

@@ -277,12 +277,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // The leader starts a deploy's new versions on the servers they are placed on, ahead of the commit.
   const prepare = async (node: string, services: LocalService[]): Promise<"prepared" | "unreachable"> => {
     const address = log_.addressOf(node);
-    if (!address) return "unreachable";
+    if (!address || !watch.healthy(node)) return "unreachable";
+    // A node seen offline meanwhile is not waited on: a stopped process keeps its socket open, answering nothing.
+    const offline = new AbortController();
+    const check = setInterval(() => watch.healthy(node) || offline.abort(), 250);
     let res: Response;
     try {
-      res = await postToNode(address, token, "/api/v1/cluster/prepare", { services }, 120_000);
+      const signal = AbortSignal.any([AbortSignal.timeout(120_000), offline.signal]);
+      res = await postToNode(address, token, "/api/v1/cluster/prepare", { services }, signal);
     } catch {
       return "unreachable";
+    } finally {
+      clearInterval(check);
     }
     const body = await res.json().catch(() => undefined);
     if (!res.ok) throw OrcaError.fromJSON(body) ?? new OrcaError("unavailable", `it answered ${res.status}`);
