@@ -23,7 +23,7 @@ import { clusterCommand, nodesCommand } from "./cli/nodes.ts";
 import { serverCommand } from "./cli/server.ts";
 import { joinCommand } from "./cli/join.ts";
 import { statusCommand } from "./cli/status.ts";
-import { historyCommand, rollbackCommand } from "./cli/history.ts";
+import { historyCommand, redeployCommand, rollbackCommand } from "./cli/history.ts";
 import { rolloutCommand } from "./cli/rollout.ts";
 import { VERSION } from "./version.ts";
 import { runHost } from "./runtime/wasm/host.ts";
@@ -43,6 +43,7 @@ const commands: Command[] = [
   rmCommand,
   historyCommand,
   rollbackCommand,
+  redeployCommand,
   rolloutCommand,
   runsCommand,
   queueCommand,

@@ -1,6 +1,6 @@
 /**
  * `deno task bench [suite...]`: every benchmark, or the suites named
- * (http, density, scheduler, cron, triggers, deploy, recovery, proxy, cluster). Each measures Orca side by side with a baseline
+ * (http, density, scheduler, cron, triggers, deploy, recovery, proxy, cluster, gitops). Each measures Orca side by side with a baseline
  * in the same run and prints ratios.
  */
 
@@ -17,6 +17,7 @@ import { benchScheduler } from "./scheduler.ts";
 import { benchCron } from "./cron.ts";
 import { benchTriggers } from "./triggers.ts";
 import { benchProxy } from "./proxy.ts";
+import { benchGitops } from "./gitops.ts";
 
 const suites: Record<string, () => Promise<void>> = {
   async http() {
@@ -60,6 +61,9 @@ const suites: Record<string, () => Promise<void>> = {
       return;
     }
     console.log(`\nproxy: orca vs nginx\n\n${(await benchProxy()).join("\n")}`);
+  },
+  async gitops() {
+    console.log(`\ngitops\n\n${(await benchGitops(Number(Deno.env.get("BENCH_PUSHES") ?? 10))).join("\n")}`);
   },
   async recovery() {
     if (!(await new Engine().ping())) {

@@ -214,6 +214,9 @@ async function readable(file: string, what: string): Promise<void> {
   try {
     const info = await Deno.stat(file);
     if (!info.isFile) throw new OrcaError("usage", `${what} ${file} is not a file`);
+    if (info.mode !== null && (info.mode & 0o077) !== 0) {
+      console.error(`orca: warning: ${what} ${file} can be read by other users; run \`chmod 600 ${file}\``);
+    }
   } catch (err) {
     if (err instanceof OrcaError) throw err;
     throw new OrcaError("usage", `${what} ${file} cannot be read: ${(err as Error).message}`);

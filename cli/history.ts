@@ -81,3 +81,27 @@ export const rollbackCommand: Command = {
 function shortArtifact(artifact: string): string {
   return /^[0-9a-f]{64}$/.test(artifact) ? artifact.slice(0, 12) : artifact;
 }
+
+export const redeployCommand: Command = {
+  name: "redeploy",
+  summary: "Start a service anew at a new version of what it runs, on the nodes it is placed on (no request dropped).",
+  usage: "orca redeploy <service|project/service>",
+  flags: [
+    "--json           print the result as JSON",
+    ...clientFlags,
+  ],
+  options: { ...clientOptions, json: { type: "boolean" } },
+  maxArgs: 1,
+  async run(values, args) {
+    if (!args[0]) throw new OrcaError("usage", "which service?", { hint: `usage: ${redeployCommand.usage}` });
+    const client = await Client.fromFlags(values);
+    const path = args[0].includes("/") ? args[0] : await resolveName(client, args[0]);
+    const result = await client.json<DeployResult>(`/services/${path}/redeploy`, {
+      method: "POST",
+      body: JSON.stringify({ by: whoAmI() }),
+    });
+    if (values.json) console.log(JSON.stringify(result, null, 2));
+    else console.log(`deploy ${result.id}: ${path} started anew`);
+    return 0;
+  },
+};

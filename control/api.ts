@@ -233,6 +233,14 @@ export function createApi(opts: ApiOptions): Hono {
     return c.json(await plane.rollback(serviceKey(c.req.param()), to as number | undefined, who));
   });
 
+  // `orca redeploy`: the service started anew at a new version of what it runs (503 naming a node that does not answer).
+  app.post("/services/:project/:name/redeploy", async (c) => {
+    const body = await readJson(c.req.raw, SMALL_JSON_BYTES, 'redeploy request {"by": "<who>"}');
+    const by = typeof body === "object" && body !== null ? (body as Record<string, unknown>).by : undefined;
+    const who = requester({ projects: {}, ...(by !== undefined && { by: by as string }) });
+    return c.json(await plane.redeploy(serviceKey(c.req.param()), who));
+  });
+
   // A placed service's stats: the sum over every node that runs a replica, each node's own beside it (`?here=1`:
   // this node's only).
   app.get("/services/:project/:name/stats", async (c, next) => {

@@ -22,7 +22,7 @@ import {
   splitKey,
   validateRequest,
 } from "./deploy_request.ts";
-import { planRollback } from "./rollback.ts";
+import { planRedeploy, planRollback } from "./rollback.ts";
 import { collectUnused, highestVersion, UPLOAD_GRACE_MS } from "./history.ts";
 import type { JobTriggers } from "./jobs.ts";
 import type { Placements } from "./placement_store.ts";
@@ -215,9 +215,23 @@ export class ControlPlane {
 
   /** Applies a deploy; serialized with other deploys. */
   deploy(request: DeployRequest): Promise<DeployResult> {
-    const run = this.#queue.then(() => this.#deploy(request));
+    return this.#serial(() => this.#deploy(request));
+  }
+
+  /** Runs `op` after every deploy, removal and replan before it, and before those after. */
+  #serial<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(op);
     this.#queue = run.catch(() => {});
     return run;
+  }
+
+  /** `orca redeploy`: `service` started anew at a new version of its spec, where it is placed; nothing else changes. */
+  redeploy(service: string, by?: string): Promise<DeployResult> {
+    return this.#serial(async () => {
+      await this.#settled();
+      const key = this.resolve(service);
+      return await this.#deploy(planRedeploy(this.#store, key), `orca redeploy ${key}${by ? ` by ${by}` : ""}`, key);
+    });
   }
 
   /**
@@ -225,7 +239,7 @@ export class ControlPlane {
    * does; recorded in the history as a rollback.
    */
   rollback(service: string, to?: number, by?: string): Promise<DeployResult & { from: number; to: number }> {
-    const run = this.#queue.then(async () => {
+    return this.#serial(async () => {
       await this.#settled();
       const key = this.resolve(service);
       const { request, from, target } = planRollback(this.#store, key, to);
@@ -233,11 +247,10 @@ export class ControlPlane {
       const result = await this.#deploy(request, origin);
       return { ...result, from, to: target.version };
     });
-    this.#queue = run.catch(() => {});
-    return run;
   }
 
-  async #deploy(request: DeployRequest, origin?: string): Promise<DeployResult> {
+  /** `again`: a service started anew at a new version though its spec is unchanged (`orca redeploy`). */
+  async #deploy(request: DeployRequest, origin?: string, again?: string): Promise<DeployResult> {
     const incoming = validateRequest(request);
     const by = requester(request);
     await this.#settled();
@@ -247,7 +260,7 @@ export class ControlPlane {
     await this.#secrets?.check?.(incoming);
     const deployed = new Map(this.#store.services().map((s) => [keyOf(s.spec), s]));
     // One that failed to start here is started again, at a new version.
-    const failed = (key: string) => this.#workloads.active.get(key)?.failure !== undefined;
+    const failed = (key: string) => key === again || this.#workloads.active.get(key)?.failure !== undefined;
     const projects = Object.keys(request.projects);
     const highest = (key: string) => highestVersion((text) => this.#store.sql(text), key);
     const diff = diffDeploy(incoming, projects, deployed, failed, this.#now(), highest);
@@ -318,10 +331,7 @@ export class ControlPlane {
     await this.#warm.start(services);
   }
 
-  /**
-   * What deploying `request` would place where, with every node's verdict (`orca deploy --plan`, like `nomad job
-   * plan`); changes nothing.
-   */
+  /** What deploying `request` would place where, with every node's verdict (`orca deploy --plan`); changes nothing. */
   async planDeploy(request: DeployRequest): Promise<{ text: string; plan: ExplainJson }> {
     const incoming = validateRequest(request);
     await this.#settled();
@@ -330,7 +340,7 @@ export class ControlPlane {
 
   /** Removes one service (by `name` or `project/name`); serialized with deploys. */
   remove(service: string): Promise<DeployResult> {
-    const run = this.#queue.then(async () => {
+    return this.#serial(async () => {
       await this.#settled();
       const key = this.resolve(service);
       const [project, name] = splitKey(key);
@@ -341,15 +351,9 @@ export class ControlPlane {
       this.#log(`deploy ${id}: removed ${key}`);
       return { id, summary };
     });
-    this.#queue = run.catch(() => {});
-    return run;
   }
 
-  /**
-   * Waits until this node has applied what is committed and its workloads are in line with it (a new leader may
-   * still be converging): a deploy or removal is planned from there, so versions are numbered from what the log
-   * holds, never twice.
-   */
+  /** Waits until this node applied what is committed and converged to it: versions are then numbered never twice. */
   async #settled(): Promise<void> {
     await this.#commands.caughtUp();
     await this.#converging;
@@ -364,27 +368,21 @@ export class ControlPlane {
     canaries: StoredService[] = [],
   ): Promise<number> {
     const removals = removed.map(({ project, name }) => ({ project, name }));
-    const command = {
-      type: "deploy" as const,
-      at: this.#now(),
-      upserts,
-      removals,
-      summary,
-      ...(placements && Object.keys(placements).length > 0 && { placements }),
-      ...(canaries.length > 0 && { canaries }),
-    };
-    return await this.#commands.propose(command, { serial: true }) as number;
+    const command = { type: "deploy" as const, at: this.#now(), upserts, removals, summary };
+    const extra = { ...(placements && Object.keys(placements).length > 0 && { placements }) };
+    return await this.#commands.propose({ ...command, ...extra, ...(canaries.length > 0 && { canaries }) }, {
+      serial: true,
+    }) as number;
   }
 
   /**
-   * Plans again with the nodes' health as it is now (the leader does, every second): the replicas of a node that
-   * stopped answering move, and replicas missing are placed where they fit. Serialized with deploys; commits only
-   * what changed.
+   * Plans again with the nodes' health as it is now (the leader, every second): replicas of a silent node move,
+   * missing ones are placed; commits only what changed.
    */
   replan(): Promise<void> {
     if (this.#replanning) return Promise.resolve(); // one waiting is enough: it plans from what is current then
     this.#replanning = true;
-    const run = this.#queue.then(async () => {
+    return this.#serial(async () => {
       this.#replanning = false;
       await this.#settled();
       const replanned = this.#placing.replan(this.#store.services());
@@ -394,8 +392,6 @@ export class ControlPlane {
       this.#log(`placements: ${reason}`);
       for (const line of unplaced) this.#log(line);
     });
-    this.#queue = run.catch(() => {});
-    return run;
   }
 
   /** Whether this server runs a workload of `service` (started or failed). */

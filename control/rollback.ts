@@ -47,3 +47,12 @@ export function planRollback(store: Store, service: string, to?: number): Rollba
   );
   return { request: { projects: { [project]: specs } }, from: current.version, target };
 }
+
+/** The deploy request that runs `service`'s project as it is (`orca redeploy` marks the service to start anew). */
+export function planRedeploy(store: Store, service: string): DeployRequest {
+  const services = store.services();
+  const current = services.find((s) => keyOf(s.spec) === service);
+  if (!current) throw new OrcaError("not_found", `no service "${service}"`);
+  const project = current.spec.project;
+  return { projects: { [project]: services.filter((s) => s.spec.project === project).map((s) => s.spec) } };
+}

@@ -350,6 +350,13 @@ Deno.test("orca gitops: pushes served, invalid commits held back, polls back off
         assert.ok(Number(refused.headers.get("retry-after")) > 0);
         assert.match(JSON.stringify(refused.body), /worker-z2/);
         assert.equal((await hooked.status()).applied, placed);
+        // orca redeploy, by hand, is refused the same way while the worker is away.
+        const byHand = await call(server!.apiUrl, token, "/services/pin/pinned/redeploy", {
+          method: "POST",
+          body: "{}",
+        });
+        assert.equal(byHand.status, 503, JSON.stringify(byHand.body));
+        assert.match(JSON.stringify(byHand.body), /worker-z2/);
         worker.signal("SIGCONT");
         const again = await eventually("the worker back, the webhook sent again converges", async () => {
           const r = await hook(body, await signed(body));
@@ -357,11 +364,58 @@ Deno.test("orca gitops: pushes served, invalid commits held back, polls back off
         }, 30_000);
         assert.equal(again.body.commit, next);
         await eventually("p2 served", async () => (await greeting(`${proxy}/p/x`)) === "p2");
+        // Back, orca redeploy starts it anew: a new version of the same spec, recorded in the history.
+        const redeployed = await orcaAt(server!.apiUrl, token, "redeploy", "pinned");
+        assert.equal(redeployed.code, 0, redeployed.stderr);
+        assert.match(redeployed.stdout, /pin\/pinned started anew/);
+        const history = await orcaAt(server!.apiUrl, token, "history", "pin/pinned", "--json");
+        assert.match(history.stdout, /orca redeploy pin\/pinned/);
+        assert.equal(await greeting(`${proxy}/p/x`), "p2");
       },
     );
   } finally {
     for (const end of ends.reverse()) await end().catch(() => {});
     await server?.kill();
     await Deno.remove(base, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("orca gitops: credentials never shown; bad flags are usage errors naming the flag", async () => {
+  const home = await Deno.makeTempDir({ prefix: "orca-gitops-creds-" });
+  try {
+    const run = async (...args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", cliPath, "gitops", ...args, "--server", "http://127.0.0.1:9", "--token", "t"],
+        env: { ORCA_HOME: home, NO_COLOR: "1", ORCA_GIT_TOKEN: "tok-from-env-123" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      return { code: out.code, text };
+    };
+    // Nothing listens on port 9 of loopback: the fetch fails, and says so without the password or the token.
+    const once = await run("https://bob:hunter2-pass@127.0.0.1:9/ops/manifests.git", "--once");
+    assert.equal(once.code, 1, once.text);
+    assert.match(once.text, /"repository": "https:\/\/\*\*\*@127\.0\.0\.1:9\/ops\/manifests\.git"/);
+    assert.match(once.text, /"result": "failed"|"consecutive_failures": 1/);
+    assert.doesNotMatch(once.text, /hunter2|tok-from-env/);
+    for (
+      const [args, message] of [
+        [["git://127.0.0.1:9/x.git", "--interval", "5"], /--interval "5" is not valid/],
+        [["git://127.0.0.1:9/x.git", "--interval", "10ms"], /--interval "10ms" is not valid/],
+        [["git://127.0.0.1:9/x.git", "--path", "../../etc"], /--path "..\/..\/etc" is not valid/],
+        [["--upload-pack=touch /tmp/x"], /Unknown option|unknown option|not a repository/i],
+        [["-x.git"], /Unknown option|unknown option|not a repository/i],
+        [["git://127.0.0.1:9/x.git", "--status-port", "99999"], /--status-port "99999" is not a port/],
+        [["git://127.0.0.1:9/x.git", "--token-file", `${home}/missing`], /token_file .*missing cannot be read/],
+        [[], /no repository to follow/],
+      ] as [string[], RegExp][]
+    ) {
+      const r = await run(...args);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.text}`);
+      assert.match(r.text, message);
+    }
+  } finally {
+    await Deno.remove(home, { recursive: true });
   }
 });
