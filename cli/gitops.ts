@@ -16,6 +16,7 @@ import {
   MIN_POLL_MS,
   parseClusterFile,
   parseDuration,
+  type ProjectBundle,
   REPO_HINT,
   REPO_PATTERN,
   sha256Hex,
@@ -78,8 +79,11 @@ export const gitopsCommand: Command = {
       git: new SystemGit({ url: spec.repo!, branch: spec.branch, dir: cloneDir, credentials }),
       path: spec.path,
       intervalMs: spec.interval_ms,
-      deploy: async (dir, commit) =>
-        deployFolder(client, dir, await loadProject(dir), { quiet: true, by: `orca gitops ${commit.slice(0, 12)}` }),
+      deploy: async (dir, commit) => {
+        const bundle = await loadProject(dir);
+        await confine(bundle, dir, cloneDir);
+        return await deployFolder(client, dir, bundle, { quiet: true, by: `orca gitops ${commit.slice(0, 12)}` });
+      },
       now: Date.now,
       setTimer: (fn, ms) => setTimeout(fn, ms),
       clearTimer: (id) => clearTimeout(id as number),
@@ -220,5 +224,44 @@ async function readable(file: string, what: string): Promise<void> {
   } catch (err) {
     if (err instanceof OrcaError) throw err;
     throw new OrcaError("usage", `${what} ${file} cannot be read: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * A followed repository reaches no file of this host outside its clone: modules and `tls` files must be in it
+ * (`[service.wasm] files` are kept inside their project folder already). Checked before anything is sent.
+ */
+async function confine(bundle: ProjectBundle, dir: string, clone: string): Promise<void> {
+  const root = await Deno.realPath(clone);
+  const outside = async (path: string) => {
+    const real = await Deno.realPath(path).catch(() => path);
+    return real !== root && !real.startsWith(`${root}/`);
+  };
+  for (const file of bundle.modules.values()) {
+    if (await outside(file.path)) {
+      throw new OrcaError("config", `a module leads outside the repository: ${JSON.stringify(file.path)}`, {
+        hint: "commit the module to the repository and name it relative to service.toml",
+      });
+    }
+  }
+  for (const [project, specs] of bundle.projects) {
+    for (const spec of specs) {
+      if (spec.tls === undefined || spec.tls === "off") continue;
+      for (const which of ["cert", "key"] as const) {
+        const named = spec.tls[which];
+        if (named.includes("${secrets.")) continue;
+        const path = named.startsWith("/") ? named : `${dir}/services/${project}/${named}`;
+        if (await outside(path)) {
+          throw new OrcaError(
+            "config",
+            `service ${spec.name}: \`tls.${which}\` leads outside the repository: ${JSON.stringify(named)}`,
+            {
+              where: `${dir}/services/${project}/service.toml`,
+              hint: "commit the PEM file to the repository, or name an Orca secret: ${secrets.NAME}",
+            },
+          );
+        }
+      }
+    }
   }
 }

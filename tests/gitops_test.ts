@@ -220,6 +220,25 @@ Deno.test("orca gitops: pushes served, invalid commits held back, polls back off
       assert.equal(s.last_error, null);
     });
 
+    await t.step("a commit naming a file of this host outside the repository is refused, nothing sent", async () => {
+      const escaping = await push("escape", {
+        "services/web/service.toml": serviceToml("v9").replace('module = "hello.wasm"', `module = "${HELLO}"`),
+      });
+      const s = await eventually("the escape reported", async () => {
+        const s = await poller.status();
+        return s.head === escaping && s.last_error ? s : undefined;
+      });
+      assert.match(s.last_error!.message, /a module leads outside the repository/);
+      assert.equal(await greeting(`${proxy}/c/x`), "v3");
+      // The content of the last good commit again: its tree is the one applied, so nothing is deployed.
+      const back = await push("back", { "services/web/service.toml": serviceToml("v3") });
+      await eventually("healthy again", async () => {
+        const s = await poller.status();
+        return s.applied === back && s.healthy ? true : undefined;
+      });
+      assert.equal((await poller.status()).last_sync?.result, "unchanged");
+    });
+
     await t.step("the git server gone: polls back off, doubling; back, they reset to the interval", async () => {
       const mark = poller.output().length;
       await daemon.end();
