@@ -7,35 +7,11 @@
  */
 
 import { hmacHex } from "../gitops/signature.ts";
+import { gitDaemon, manifestRepo, startGitops } from "../tests/git_harness.ts";
 import { cliPath, orca, startServer } from "../tests/harness.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const GIT_PORT = 18582;
-
-async function git(cwd: string, ...args: string[]): Promise<string> {
-  const out = await new Deno.Command("git", { args, cwd, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) throw new Error(`git ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  return new TextDecoder().decode(out.stdout).trim();
-}
-
-function spawn(args: string[], env: Record<string, string> = {}) {
-  const child = new Deno.Command("setsid", { args, env, stdout: "piped", stderr: "null" }).spawn();
-  let output = "";
-  (async () => {
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) output += chunk;
-  })();
-  return {
-    output: () => output,
-    async end() {
-      try {
-        Deno.kill(-child.pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-      await child.status;
-    },
-  };
-}
 
 const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -44,22 +20,14 @@ export async function benchGitops(pushes = 10): Promise<string[]> {
   const server = await startServer();
   const ends: (() => Promise<void>)[] = [];
   try {
-    await git(base, "init", "--quiet", "--bare", `${base}/repos/manifests.git`);
-    const work = `${base}/work`;
-    await git(base, "init", "--quiet", "-b", "main", work);
-    await git(work, "config", "user.email", "bench@example.test");
-    await git(work, "config", "user.name", "bench");
-    await Deno.mkdir(`${work}/services/web`, { recursive: true });
-    await Deno.copyFile(`${root}examples/services/hello-c/hello.wasm`, `${work}/services/web/hello.wasm`);
+    const repo = await manifestRepo(base, `${root}examples/services/hello-c/hello.wasm`);
+    const work = repo.work;
     let n = 0;
     const push = async () => {
       const greeting = `g${++n}`;
-      await Deno.writeTextFile(
-        `${work}/services/web/service.toml`,
-        `[[service]]\nname = "hello"\nmodule = "hello.wasm"\ntriggers = ["http:/c/*"]\nenv = { GREETING = "${greeting}" }\n`,
-      );
-      await git(work, "commit", "--quiet", "-am", greeting);
-      await git(work, "push", "--quiet", `${base}/repos/manifests.git`, "HEAD:main");
+      const toml = `[[service]]\nname = "hello"\nmodule = "hello.wasm"\ntriggers = ["http:/c/*"]\n` +
+        `env = { GREETING = "${greeting}" }\n`;
+      await repo.push(greeting, { "services/web/service.toml": toml });
       return greeting;
     };
     const served = async (greeting: string, start: number) => {
@@ -69,44 +37,20 @@ export async function benchGitops(pushes = 10): Promise<string[]> {
         await new Promise((r) => setTimeout(r, 20));
       }
     };
-    await Deno.writeTextFile(`${work}/services/web/service.toml`, "");
-    await git(work, "add", "-A");
-    const daemon = spawn([
-      "git",
-      "daemon",
-      "--reuseaddr",
-      "--export-all",
-      `--base-path=${base}/repos`,
-      "--listen=127.0.0.1",
-      `--port=${GIT_PORT}`,
-      `${base}/repos`,
-    ]);
+    const daemon = gitDaemon(base, GIT_PORT);
     ends.push(daemon.end);
     const secret = "bench-secret";
     await Deno.writeTextFile(`${base}/hook.secret`, secret);
+    const repoUrl = `git://127.0.0.1:${GIT_PORT}/manifests.git`;
     const gitops = async (interval: string, hook: boolean) => {
-      const proc = spawn([
-        Deno.execPath(),
-        "run",
-        "-A",
-        cliPath,
-        "gitops",
-        `git://127.0.0.1:${GIT_PORT}/manifests.git`,
-        "--server",
-        server.apiUrl,
-        "--token",
-        server.token,
-        "--status-port",
-        "0",
+      const hookFlags = hook ? ["--webhook-secret-file", `${base}/hook.secret`] : [];
+      const proc = await startGitops(repoUrl, server.apiUrl, server.token, server.home, [
         "--interval",
         interval,
-        ...(hook ? ["--webhook-secret-file", `${base}/hook.secret`] : []),
-      ], { ORCA_HOME: server.home });
+        ...hookFlags,
+      ]);
       ends.push(proc.end);
-      for (let i = 0; i < 600 && !/"status":"(http[^"]+)\/status"/.test(proc.output()); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      const url = /"status":"(http[^"]+)\/status"/.exec(proc.output())![1];
+      const url = proc.url;
       return { url, end: proc.end };
     };
 

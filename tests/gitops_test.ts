@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { call, eventually, type Member, orcaAt, startMember } from "./cluster_harness.ts";
 import { cliPath, examplesDir, launchServer } from "./harness.ts";
 import { hmacHex } from "../gitops/signature.ts";
+import { gitDaemon, manifestRepo, startGitops as gitopsProcess } from "./git_harness.ts";
 
 const PORTS = { api: 18480, http: 18481 };
 const GIT_PORT = 18482;
@@ -30,73 +31,12 @@ interface Status {
   healthy: boolean;
 }
 
-async function git(cwd: string, ...args: string[]): Promise<string> {
-  const out = await new Deno.Command("git", { args, cwd, stdout: "piped", stderr: "piped" }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  if (!out.success) throw new Error(`git ${args.join(" ")}: ${text(out.stderr)}`);
-  return text(out.stdout).trim();
-}
-
-/** A process in a group of its own, its output collected; `end()` kills the whole group. */
-function spawnGroup(args: string[], env: Record<string, string> = {}) {
-  const child = new Deno.Command("setsid", { args, env, stdout: "piped", stderr: "piped" }).spawn();
-  let output = "";
-  const collect = async (s: ReadableStream<Uint8Array>) => {
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) output += chunk;
-  };
-  const done = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  return {
-    output: () => output,
-    async end(signal: Deno.Signal = "SIGKILL") {
-      try {
-        Deno.kill(-child.pid, signal);
-      } catch {
-        // already gone
-      }
-      await child.status;
-      await done;
-    },
-  };
-}
-
-function gitDaemon(base: string) {
-  return spawnGroup([
-    "git",
-    "daemon",
-    "--reuseaddr",
-    "--export-all",
-    `--base-path=${base}`,
-    "--listen=127.0.0.1",
-    `--port=${GIT_PORT}`,
-    base,
-  ]);
-}
-
-/** `orca gitops` following the daemon's repository; resolves with its status URL once it listens. */
+/** `orca gitops` following the daemon's repository, with `status()` reading its status API. */
 async function startGitops(home: string, token: string, extra: string[]) {
-  const proc = spawnGroup([
-    Deno.execPath(),
-    "run",
-    "-A",
-    cliPath,
-    "gitops",
-    `git://127.0.0.1:${GIT_PORT}/manifests.git`,
-    "--server",
-    `http://127.0.0.1:${PORTS.api}`,
-    "--token",
-    token,
-    "--status-port",
-    "0",
-    ...extra,
-  ], { ORCA_HOME: home, NO_COLOR: "1" });
-  const url = await eventually("orca gitops listening", () => {
-    const m = /"status":"(http:\/\/[^"]+)\/status"/.exec(proc.output());
-    return Promise.resolve(m?.[1]);
-  }, 30_000).catch((err) => {
-    throw new Error(`${err.message}\n${proc.output()}`);
-  });
-  const status = async () => await (await fetch(`${url}/status`)).json() as Status;
-  return { ...proc, url, status };
+  const repo = `git://127.0.0.1:${GIT_PORT}/manifests.git`;
+  const proc = await gitopsProcess(repo, `http://127.0.0.1:${PORTS.api}`, token, home, extra);
+  const status = async () => await (await fetch(`${proc.url}/status`)).json() as Status;
+  return { ...proc, status };
 }
 
 function serviceToml(greeting: string, extra = ""): string {
@@ -124,21 +64,8 @@ Deno.test("orca gitops: pushes served, invalid commits held back, polls back off
   const ends: (() => Promise<void>)[] = [];
   let server: Member | undefined;
   try {
-    await git(base, "init", "--quiet", "--bare", `${base}/repos/manifests.git`);
-    const work = `${base}/work`;
-    await git(base, "init", "--quiet", "-b", "main", work);
-    await git(work, "config", "user.email", "ops@example.test");
-    await git(work, "config", "user.name", "ops");
-    await Deno.mkdir(`${work}/services/web`, { recursive: true });
-    await Deno.copyFile(HELLO, `${work}/services/web/hello.wasm`);
-    const push = async (message: string, files: Record<string, string>) => {
-      for (const [path, text] of Object.entries(files)) await Deno.writeTextFile(`${work}/${path}`, text);
-      await git(work, "add", "-A");
-      await git(work, "commit", "--quiet", "-m", message);
-      await git(work, "push", "--quiet", `${base}/repos/manifests.git`, "HEAD:main");
-      return await git(work, "rev-parse", "HEAD");
-    };
-    let daemon = gitDaemon(`${base}/repos`);
+    const { work, push } = await manifestRepo(base, HELLO);
+    let daemon = gitDaemon(base, GIT_PORT);
     ends.push(() => daemon.end());
 
     for (const home of homes) await Deno.mkdir(home);
@@ -258,7 +185,7 @@ Deno.test("orca gitops: pushes served, invalid commits held back, polls back off
         assert.ok(gap >= lines[i - 1].retry_in_ms - 50, `gap ${gap} ms after ${lines[i - 1].retry_in_ms}`);
       }
       assert.equal(await greeting(`${proxy}/c/x`), "v3");
-      daemon = gitDaemon(`${base}/repos`);
+      daemon = gitDaemon(base, GIT_PORT);
       const back = await eventually("polls reset", async () => {
         const s = await poller.status();
         return s.consecutive_failures === 0 && s.healthy ? s : undefined;
