@@ -8,7 +8,7 @@
 
 import { hmacHex } from "../gitops/signature.ts";
 import { gitDaemon, manifestRepo, startGitops } from "../tests/git_harness.ts";
-import { cliPath, orca, startServer } from "../tests/harness.ts";
+import { orca, startServer } from "../tests/harness.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const GIT_PORT = 18582;
