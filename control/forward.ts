@@ -11,6 +11,7 @@
 
 import { timingSafeEqual } from "node:crypto";
 import { endToEnd, type HttpContext, passOn, setForwarding } from "../runtime/mod.ts";
+import { bridgeWebSocket, isWebSocket } from "../runtime/websocket.ts";
 
 /** The credential a forwarded request carries. */
 export const FORWARD_HEADER = "x-orca-proxied";
@@ -76,14 +77,20 @@ export class Forwarder {
    * server forwarded it (the same request when it has none of them).
    */
   strip(request: Request): Request {
-    if (!request.headers.has(FORWARD_HEADER) && !request.headers.has(FORWARD_HOST_HEADER)) return request;
+    const headers = this.strippedHeaders(request);
+    return headers ? new Request(request, { headers }) : request;
+  }
+
+  /** The headers `strip` gives the service, or undefined when `request` has none to strip. */
+  strippedHeaders(request: Request): Headers | undefined {
+    if (!request.headers.has(FORWARD_HEADER) && !request.headers.has(FORWARD_HOST_HEADER)) return undefined;
     const original = this.forwardedHost(request);
     const headers = new Headers(request.headers);
     headers.delete(FORWARD_HEADER);
     headers.delete(FORWARD_HOST_HEADER);
     headers.delete(FORWARD_HOP_HEADER);
     if (original !== undefined) headers.set("host", original);
-    return new Request(request, { headers });
+    return headers;
   }
 
   /**
@@ -118,9 +125,15 @@ export class Forwarder {
     else headers.delete(FORWARD_HOP_HEADER);
     headers.delete("host");
     const tried: string[] = [];
+    const upgrade = isWebSocket(request);
     for (const { node, address } of targets) {
       this.#inFlight.set(node, (this.#inFlight.get(node) ?? 0) + 1);
       try {
+        // A WebSocket: bridged to the same upgrade at that server's proxy (this server's answer is the client's).
+        if (upgrade) {
+          const ws = `ws://${address}${url.pathname}${url.search}`;
+          return await bridgeWebSocket(ws, request, headers, this.#opts.timeoutMs ?? 10_000);
+        }
         return await passOn(
           `http://${address}${url.pathname}${url.search}`,
           { method: request.method, headers, body: request.body },

@@ -53,18 +53,22 @@ export class Serving {
   #from(service: string, a: Active | undefined, request: Request, ctx: HttpContext): Promise<Response> {
     const forwarder = this.#forwarder;
     if (isWebSocket(request)) {
-      // Wasm guests answer requests, not connections; a peer's proxy is reached by fetch, which cannot upgrade.
+      // Wasm guests answer requests, not connections (a replica elsewhere: its server's proxy says so).
       const why = a?.handle?.runtime === "wasm"
         ? "a Wasm service cannot take a WebSocket (its runtime answers requests, not connections)"
-        : !a?.handle
-        ? "a WebSocket reaches a container service through the proxy of a node that runs a replica of it"
+        : !a?.handle && !forwarder
+        ? "no replica of it runs here"
         : undefined;
       if (why) {
         return Promise.resolve(Response.json({ error: "not implemented", service, detail: why }, { status: 501 }));
       }
     }
     if (a?.handle && this.#watchdog.routable(a.handle)) {
-      return this.#workloads.runtime(a.handle).serveHttp(a.handle, forwarder?.strip(request) ?? request, ctx);
+      const runtime = this.#workloads.runtime(a.handle);
+      // An upgrade can be made of the request the server took only: what is stripped goes beside it.
+      const headers = isWebSocket(request) ? forwarder?.strippedHeaders(request) : undefined;
+      if (headers) return runtime.serveHttp(a.handle, request, { ...ctx, headers });
+      return runtime.serveHttp(a.handle, forwarder?.strip(request) ?? request, ctx);
     }
     // No replica here, or it failed to start here: one elsewhere answers.
     if (forwarder) {

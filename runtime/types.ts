@@ -91,6 +91,11 @@ export interface HttpContext {
    * client says of itself in `X-Forwarded-*` or `Forwarded` is never taken for it.
    */
   client?: { address: string; proto: "http" | "https"; host: string };
+  /**
+   * The headers as the service is to see them, where they differ from the request's: a WebSocket upgrade another
+   * server forwarded keeps its own request object (only that one can be upgraded), its forwarding headers go here.
+   */
+  headers?: Headers;
 }
 
 /** Runtimes whose workloads answer HTTP inside the Orca process (Wasm). */

@@ -3,12 +3,14 @@
  * with this machine's Deno and libraries mounted read-only, running a small
  * echo server): text and binary messages both ways, the subprotocol the
  * upstream chose, a close mid-stream with its code and reason; and a Wasm
- * service's clear 501.
+ * service's clear 501. In a cluster, an upgrade at a server with no replica
+ * is bridged to the proxy of a node that runs one.
  */
 
 import assert from "node:assert/strict";
 import { Engine } from "../runtime/mod.ts";
-import { examplesDir, orca, removeContainers, startServer, writeProject } from "./harness.ts";
+import { examplesDir, launchServer, orca, removeContainers, startServer, writeProject } from "./harness.ts";
+import { eventually, orcaAt, startMember } from "./cluster_harness.ts";
 
 const engine = new Engine();
 const ready = await engine.ping() &&
@@ -107,6 +109,81 @@ Deno.test({
       await orca(server, "rm", project).catch(() => {});
       await server.stop();
       await removeContainers(server.home);
+    }
+  },
+});
+
+/** The echo container and a Wasm route in `dir`'s services/<project>. */
+async function echoProject(dir: string, project: string): Promise<void> {
+  await Deno.writeTextFile(`${dir}/echo.ts`, ECHO);
+  const volumes = [`${Deno.execPath()}:/deno:ro`, "/lib:/lib:ro", "/lib64:/lib64:ro", `${dir}/echo.ts:/echo.ts:ro`];
+  await Deno.mkdir(`${dir}/services/${project}`, { recursive: true });
+  await Deno.writeTextFile(
+    `${dir}/services/${project}/service.toml`,
+    `[[service]]\nname = "echo"\nimage = "orca-examples/busybox:1"\nport = 8080\ntriggers = ["http:/chat"]\n` +
+      `volumes = ${JSON.stringify(volumes)}\ncommand = ["/deno", "run", "-A", "/echo.ts"]\n` +
+      `env = { DENO_DIR = "/tmp/deno", HOME = "/tmp", NO_COLOR = "1" }\n` +
+      `[service.readiness]\npath = "/"\ninterval_secs = 1\n\n` +
+      `[[service]]\nname = "edge"\nmodule = "${examplesDir}/services/hello-js/hello.wasm"\ntriggers = ["http:/js/*"]\n`,
+  );
+}
+
+Deno.test({
+  name: "websocket in a cluster: an upgrade at a server with no replica is bridged to the node that runs one",
+  ignore: !ready,
+  async fn() {
+    const PORTS = { api: 18680, http: 18681 };
+    const homes = await Promise.all([1, 2].map(() => Deno.makeTempDir({ prefix: "orca-ws-cluster-" })));
+    const server = await startMember("127.0.0.1", homes[0], ["--no-workloads", "--node-timeout-secs", "2"], PORTS);
+    let worker: Awaited<ReturnType<typeof launchServer>> | undefined;
+    try {
+      const token = (await Deno.readTextFile(`${homes[0]}/cluster.token`)).trim();
+      const args = ["join", `127.0.0.1:${PORTS.api}`, "--token", token, "--listen", "127.0.0.2"];
+      const ports = ["--api-port", String(PORTS.api), "--http-port", String(PORTS.http)];
+      worker = await launchServer([...args, ...ports, "--home", homes[1], "--name", "ws-worker"], {
+        group: true,
+        timeoutMs: 60_000,
+      });
+      await eventually("the worker registered", async () => {
+        const r = await orcaAt(server.apiUrl, token, "nodes", "--json");
+        return r.code === 0 && (JSON.parse(r.stdout) as { role: string }[]).some((n) => n.role === "worker");
+      });
+      const dir = await writeProject({});
+      await echoProject(dir, "chat");
+      const r = await orcaAt(server.apiUrl, token, "deploy", dir);
+      assert.equal(r.code, 0, r.stderr);
+      // The server runs no replica: its proxy bridges the upgrade to the worker's, which bridges it to the container.
+      for (const ip of ["127.0.0.2", "127.0.0.1"]) {
+        await eventually(`the echo answering through ${ip}`, async () => {
+          const res = await fetch(`http://${ip}:${PORTS.http}/chat`, { signal: AbortSignal.timeout(5000) });
+          return res.status === 200 && (await res.text()) === "ok";
+        }, 60_000);
+      }
+      const ws = new WebSocket(`ws://127.0.0.1:${PORTS.http}/chat`, ["orca-echo"]);
+      ws.binaryType = "arraybuffer";
+      await opened(ws);
+      assert.equal(ws.protocol, "orca-echo");
+      let reply = nextMessage(ws);
+      ws.send("through two proxies");
+      assert.equal(await reply, "through two proxies");
+      reply = nextMessage(ws);
+      ws.send(new Uint8Array([0, 255, 7]));
+      assert.deepEqual(new Uint8Array(await reply as ArrayBuffer), new Uint8Array([0, 255, 7]));
+      const closed = new Promise<CloseEvent>((resolve) => ws.onclose = resolve);
+      ws.send("close-me");
+      const event = await closed;
+      assert.deepEqual([event.code, event.reason], [4001, "bye"]);
+      // A Wasm service elsewhere: the worker's proxy refuses the upgrade (501), and the server says so.
+      const wasm = new WebSocket(`ws://127.0.0.1:${PORTS.http}/js/x`);
+      assert.match(await opened(wasm).then(() => "opened", (err) => String(err)), /502/);
+      // Plain requests still go across.
+      const plain = await fetch(`http://127.0.0.1:${PORTS.http}/js/x`);
+      assert.equal(plain.status, 200);
+      await plain.body?.cancel();
+    } finally {
+      await worker?.end("SIGKILL");
+      await server.kill();
+      await removeContainers(homes[1]).catch(() => {});
     }
   },
 });

@@ -332,7 +332,7 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
     const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
     const length = Number(request.headers.get("content-length") ?? NaN);
     const body = !hasBody ? undefined : length <= BUFFERED_BODY_BYTES ? await request.arrayBuffer() : request.body!;
-    const headers = endToEnd(request.headers);
+    const headers = endToEnd(ctx.headers ?? request.headers);
     setForwarding(headers, ctx.client);
     const upgrade = isWebSocket(request);
     const timeoutMs = w.spec.service.limits.timeout_ms ?? UPSTREAM_TIMEOUT_MS;
