@@ -45,19 +45,8 @@ Deno.test({
   async fn() {
     const server = await startServer();
     const dir = await writeProject({});
-    await Deno.writeTextFile(`${dir}/echo.ts`, ECHO);
-    const deno = Deno.execPath();
-    const volumes = [`${deno}:/deno:ro`, "/lib:/lib:ro", "/lib64:/lib64:ro", `${dir}/echo.ts:/echo.ts:ro`];
     const project = `w${crypto.randomUUID().slice(0, 6)}`;
-    await Deno.mkdir(`${dir}/services/${project}`, { recursive: true });
-    await Deno.writeTextFile(
-      `${dir}/services/${project}/service.toml`,
-      `[[service]]\nname = "echo"\nimage = "orca-examples/busybox:1"\nport = 8080\ntriggers = ["http:/chat"]\n` +
-        `volumes = ${JSON.stringify(volumes)}\ncommand = ["/deno", "run", "-A", "/echo.ts"]\n` +
-        `env = { DENO_DIR = "/tmp/deno", HOME = "/tmp", NO_COLOR = "1" }\n` +
-        `[service.readiness]\npath = "/"\ninterval_secs = 1\n\n` +
-        `[[service]]\nname = "edge"\nmodule = "${examplesDir}/services/hello-js/hello.wasm"\ntriggers = ["http:/js/*"]\n`,
-    );
+    await echoProject(dir, project);
     try {
       const r = await orca(server, "deploy", dir);
       assert.equal(r.code, 0, r.stderr);
