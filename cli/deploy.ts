@@ -74,24 +74,18 @@ export async function deployFolder(
   opts: { quiet?: boolean; by?: string } = {},
 ): Promise<DeployResult & { uploaded: number }> {
   await checkClusterSecrets(client, dir, bundle.cluster.cluster.network?.setup_key);
-  quietly = opts.quiet ?? false;
-  try {
-    const uploaded = await uploadMissing(client, "modules", bundle.modules.values());
-    await uploadMissing(client, "blobs", bundle.blobs.values());
-    await pullMissingImages(
-      client,
-      [...bundle.projects.values()].flat().map((s) => s.image).filter((i): i is string => !!i),
-    );
-    const projects = Object.fromEntries([...bundle.projects].map(([name, services]) => [name, services]));
-    progress("deploying: starting the new versions and waiting until they are ready");
-    const result = await client.json<DeployResult>("/deploy", {
-      method: "POST",
-      body: JSON.stringify({ projects, by: opts.by ?? whoAmI() }),
-    }).finally(() => progress.done());
-    return { ...result, uploaded };
-  } finally {
-    quietly = false;
-  }
+  const say = opts.quiet ? silent : progress;
+  const uploaded = await uploadMissing(client, "modules", bundle.modules.values(), say);
+  await uploadMissing(client, "blobs", bundle.blobs.values(), say);
+  const images = [...bundle.projects.values()].flat().map((s) => s.image).filter((i): i is string => !!i);
+  await pullMissingImages(client, images, say);
+  const projects = Object.fromEntries([...bundle.projects].map(([name, services]) => [name, services]));
+  say("deploying: starting the new versions and waiting until they are ready");
+  const result = await client.json<DeployResult>("/deploy", {
+    method: "POST",
+    body: JSON.stringify({ projects, by: opts.by ?? whoAmI() }),
+  }).finally(() => say.done());
+  return { ...result, uploaded };
 }
 
 /** cluster.toml's `setup_key` may name a secret: it must be set (the servers keep cluster.toml's values nowhere). */
@@ -112,7 +106,6 @@ async function checkClusterSecrets(client: Client, dir: string, setupKey: string
  * done); elsewhere (a log, CI), a plain line each.
  */
 const progress = Object.assign((line: string) => {
-  if (quietly) return;
   if (!Deno.stderr.isTerminal()) return console.error(line);
   const width = Deno.consoleSize().columns - 1;
   Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[K${line.slice(0, Math.max(10, width))}`));
@@ -122,18 +115,28 @@ const progress = Object.assign((line: string) => {
     if (progressShown) Deno.stderr.writeSync(new TextEncoder().encode("\n"));
     progressShown = false;
   },
+  /** A line that stays (`pulling <image>`). */
+  note(line: string) {
+    console.error(line);
+  },
 });
 let progressShown = false;
-/** Set while `orca gitops` deploys: its output is its structured log. */
-let quietly = false;
+/** No progress at all: `orca gitops`' output is its structured log. */
+const silent = Object.assign((_line: string) => {}, { done() {}, note(_line: string) {} });
+type Progress = typeof silent;
 
 /** Uploads the content-addressed files the server lacks; returns how many. Errors name the local file. */
-async function uploadMissing(client: Client, route: "modules" | "blobs", files: Iterable<ModuleFile>): Promise<number> {
+async function uploadMissing(
+  client: Client,
+  route: "modules" | "blobs",
+  files: Iterable<ModuleFile>,
+  say: Progress,
+): Promise<number> {
   let uploaded = 0;
   for (const file of files) {
     const head = await client.fetch(`/${route}/${file.hash}`, { method: "HEAD" }, [404]);
     if (head.status === 200) continue;
-    progress(`uploading ${file.path} (${(file.bytes.length / 1024).toFixed(0)} KiB)`);
+    say(`uploading ${file.path} (${(file.bytes.length / 1024).toFixed(0)} KiB)`);
     try {
       await client.fetch(`/${route}/${file.hash}`, { method: "PUT", body: file.bytes as Uint8Array<ArrayBuffer> });
     } catch (err) {
@@ -144,16 +147,16 @@ async function uploadMissing(client: Client, route: "modules" | "blobs", files: 
     }
     uploaded++;
   }
-  progress.done();
+  say.done();
   return uploaded;
 }
 
 /** Pulls the container images the server lacks, printing the engine's progress. */
-async function pullMissingImages(client: Client, images: string[]): Promise<void> {
+async function pullMissingImages(client: Client, images: string[], say: Progress): Promise<void> {
   for (const image of new Set(images)) {
     const { present } = await client.json<{ present: boolean }>(`/images?name=${encodeURIComponent(image)}`);
     if (present) continue;
-    if (!quietly) console.error(`pulling ${image}`);
+    say.note(`pulling ${image}`);
     const res = await client.fetch(`/images/pull?name=${encodeURIComponent(image)}`, { method: "POST" });
     let pending = "";
     let failure: string | undefined;
@@ -164,10 +167,10 @@ async function pullMissingImages(client: Client, images: string[]): Promise<void
       for (const line of lines.filter(Boolean)) {
         const p = JSON.parse(line) as { status?: string; progress?: string; id?: string; error?: string };
         if (p.error) failure = p.error;
-        else progress(`  ${[p.id, p.status, p.progress].filter(Boolean).join(" ")}`);
+        else say(`  ${[p.id, p.status, p.progress].filter(Boolean).join(" ")}`);
       }
     }
-    progress.done();
+    say.done();
     if (failure) {
       throw new OrcaError("not_found", `image ${image} is not on the server, and pulling it failed: ${failure}`, {
         hint: `load it there with \`docker load -i image.tar\` or \`docker import rootfs.tar ${image}\``,

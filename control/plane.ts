@@ -368,11 +368,16 @@ export class ControlPlane {
     canaries: StoredService[] = [],
   ): Promise<number> {
     const removals = removed.map(({ project, name }) => ({ project, name }));
-    const command = { type: "deploy" as const, at: this.#now(), upserts, removals, summary };
-    const extra = { ...(placements && Object.keys(placements).length > 0 && { placements }) };
-    return await this.#commands.propose({ ...command, ...extra, ...(canaries.length > 0 && { canaries }) }, {
-      serial: true,
-    }) as number;
+    const command = {
+      type: "deploy" as const,
+      at: this.#now(),
+      upserts,
+      removals,
+      summary,
+      ...(placements && Object.keys(placements).length > 0 && { placements }),
+      ...(canaries.length > 0 && { canaries }),
+    };
+    return await this.#commands.propose(command, { serial: true }) as number;
   }
 
   /**

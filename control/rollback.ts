@@ -21,9 +21,7 @@ export interface RollbackPlan {
  * version that differs from the running one. Refused, saying why, when there is none or it is what runs.
  */
 export function planRollback(store: Store, service: string, to?: number): RollbackPlan {
-  const services = store.services();
-  const current = services.find((s) => keyOf(s.spec) === service);
-  if (!current) throw new OrcaError("not_found", `no service "${service}"`);
+  const { services, current } = deployedService(store, service);
   const versions = versionsOf((text) => store.sql(text), service);
   const target = to === undefined
     ? versions.find((v) => v.version < current.version && !sameSpec(v.spec, current.spec))
@@ -50,9 +48,15 @@ export function planRollback(store: Store, service: string, to?: number): Rollba
 
 /** The deploy request that runs `service`'s project as it is (`orca redeploy` marks the service to start anew). */
 export function planRedeploy(store: Store, service: string): DeployRequest {
+  const { services, current } = deployedService(store, service);
+  const project = current.spec.project;
+  return { projects: { [project]: services.filter((s) => s.spec.project === project).map((s) => s.spec) } };
+}
+
+/** `service` as deployed, beside every deployed service; not_found when there is none. */
+function deployedService(store: Store, service: string) {
   const services = store.services();
   const current = services.find((s) => keyOf(s.spec) === service);
   if (!current) throw new OrcaError("not_found", `no service "${service}"`);
-  const project = current.spec.project;
-  return { projects: { [project]: services.filter((s) => s.spec.project === project).map((s) => s.spec) } };
+  return { services, current };
 }

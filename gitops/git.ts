@@ -34,8 +34,6 @@ export interface GitSource {
   tree(commit: string, path: string): Promise<string | undefined>;
   /** Puts exactly `commit`'s files in the work tree; answers its folder. */
   checkout(commit: string): Promise<string>;
-  /** The commit's subject line and author, for the log. */
-  describe(commit: string): Promise<string>;
 }
 
 export class SystemGit implements GitSource {
@@ -80,10 +78,6 @@ export class SystemGit implements GitSource {
     return this.#opts.dir;
   }
 
-  async describe(commit: string): Promise<string> {
-    return (await this.#git(["log", "-1", "--format=%s (%an)", commit])).trim();
-  }
-
   async #git(args: string[]): Promise<string> {
     const { credentials, timeoutMs = 60_000 } = this.#opts;
     const env: Record<string, string> = {
@@ -109,7 +103,7 @@ export class SystemGit implements GitSource {
     }
     const command = new Deno.Command("git", {
       args,
-      cwd: this.#ready || args[0] === "init" ? this.#opts.dir : undefined,
+      cwd: this.#opts.dir,
       env,
       stdin: "null",
       stdout: "piped",

@@ -20,9 +20,6 @@ class MemoryGit implements GitSource {
     this.checkedOut.push(commit);
     return Promise.resolve("/clone");
   }
-  describe(commit: string) {
-    return Promise.resolve(commit);
-  }
 }
 
 /** Timers that run only when the test says so. */

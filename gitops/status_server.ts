@@ -8,6 +8,7 @@
  * shown without credentials).
  */
 
+import { readBody } from "../control/body.ts";
 import { OrcaError } from "../errors.ts";
 import type { LoopStatus, ReconcileLoop, SyncOutcome } from "./loop.ts";
 import { verifySignature } from "./signature.ts";
@@ -102,7 +103,7 @@ async function webhook(opts: StatusServerOptions, req: Request): Promise<Respons
       hint: "start it with --webhook-secret-file FILE (or webhook_secret_file in [gitops])",
     });
   }
-  const body = await readLimited(req, MAX_WEBHOOK_BYTES);
+  const body = await readBody(req, MAX_WEBHOOK_BYTES, "the webhook body");
   const verdict = await verifySignature(opts.webhookSecret, req.headers, body);
   if (verdict !== "valid") {
     throw new OrcaError(
@@ -149,28 +150,6 @@ function pushedRef(body: Uint8Array): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-async function readLimited(req: Request, max: number): Promise<Uint8Array> {
-  const declared = Number(req.headers.get("content-length") ?? NaN);
-  if (declared > max) {
-    await req.body?.cancel();
-    throw new OrcaError("too_large", `the webhook body is over ${max} bytes`);
-  }
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for await (const part of req.body ?? []) {
-    size += part.length;
-    if (size > max) throw new OrcaError("too_large", `the webhook body is over ${max} bytes`);
-    parts.push(part);
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function notAllowed(allow: string): Response {
