@@ -355,6 +355,8 @@ Deno.test("orca gitops: credentials never shown; bad flags are usage errors nami
         [["git://127.0.0.1:9/x.git", "--status-port", "99999"], /--status-port "99999" is not a port/],
         [["git://127.0.0.1:9/x.git", "--token-file", `${home}/missing`], /token_file .*missing cannot be read/],
         [[], /no repository to follow/],
+        [["git://127.0.0.1:9/x.git", "--config", `${home}/nope.toml`], /--config .*nope\.toml: no such file/],
+        [["git://127.0.0.1:9/x.git", "--ssh-key", `${home}/no-key`], /ssh-key .*no-key cannot be read/],
       ] as [string[], RegExp][]
     ) {
       const r = await run(...args);

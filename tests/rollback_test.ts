@@ -122,6 +122,36 @@ Deno.test("orca history lists deploys; orca rollback swaps back with no failed r
       await noToken.body?.cancel();
       assert.equal((await get(`${server.httpUrl}/v`)).text, "version 2\n");
     });
+
+    await t.step("redeploy: a new version of the same spec, recorded; bad input refused", async () => {
+      const before = (await history("app"))[0];
+      const done = await orca(server, "redeploy", "app");
+      assert.equal(done.code, 0, done.stderr);
+      assert.match(done.stdout, /roll\/app started anew/);
+      const after = (await history("app"))[0];
+      assert.equal(after.version, before.version! + 1);
+      assert.equal(after.artifact, before.artifact);
+      assert.match(after.origin ?? "", /^orca redeploy roll\/app by \S+@\S+$/);
+      assert.equal((await get(`${server.httpUrl}/v`)).text, "version 2\n");
+      const missing = await orca(server, "redeploy", "nope");
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /no service "nope"/);
+      assert.equal((await orca(server, "redeploy")).code, 2);
+      const auth = { authorization: `Bearer ${server.token}`, "content-type": "application/json" };
+      const url = `${server.apiUrl}/api/v1/services/roll/app/redeploy`;
+      for (const body of ['{"by": "\\u0000"}', "[1,2"]) {
+        const res = await fetch(url, { method: "POST", headers: auth, body });
+        assert.equal(res.status, 400, body);
+        assert.match((await res.json()).error.message, /by must be|JSON/, body);
+      }
+      const huge = await fetch(url, { method: "POST", headers: auth, body: `{"by": "${"x".repeat(70_000)}"}` });
+      assert.equal(huge.status, 413);
+      await huge.body?.cancel();
+      const noToken = await fetch(url, { method: "POST", body: "{}" });
+      assert.equal(noToken.status, 401);
+      await noToken.body?.cancel();
+      assert.equal((await history("app"))[0].version, after.version);
+    });
   } finally {
     await server.stop();
   }
