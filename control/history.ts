@@ -191,3 +191,40 @@ export function collectUnused(store: Store, before: number): number {
   });
   return removed;
 }
+
+/**
+ * Collects what no version uses a while after deploys (one collection for every deploy of the last second, off
+ * their path: it reads every kept version's spec, which a deploy should not wait for).
+ */
+export class UnusedCollector {
+  readonly #store: Store;
+  readonly #now: () => number;
+  readonly #log: (line: string) => void;
+  #timer?: ReturnType<typeof setTimeout>;
+
+  constructor(store: Store, now: () => number, log: (line: string) => void) {
+    this.#store = store;
+    this.#now = now;
+    this.#log = log;
+  }
+
+  /** Asks for a collection within `afterMs` (one already asked for covers this one). */
+  soon(afterMs = 1_000): void {
+    if (this.#timer !== undefined) return;
+    const timer = this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      try {
+        const collected = collectUnused(this.#store, this.#now() - UPLOAD_GRACE_MS);
+        if (collected > 0) this.#log(`collected ${collected} module(s) and file(s) no kept version uses`);
+      } catch (err) {
+        this.#log(`unused modules and files not collected: ${(err as Error).message}`);
+      }
+    }, afterMs);
+    Deno.unrefTimer(timer);
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}

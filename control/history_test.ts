@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readService } from "../config/mod.ts";
 import type { Entry } from "../raft/mod.ts";
-import { collectUnused, KEPT_VERSIONS, readHistory, versionsOf } from "./history.ts";
+import { collectUnused, KEPT_VERSIONS, readHistory, UnusedCollector, UPLOAD_GRACE_MS, versionsOf } from "./history.ts";
 import { type ControlCommand, ControlMachine, encodeCommand } from "./machine.ts";
 import { planRollback } from "./rollback.ts";
 import { Store } from "./store.ts";
@@ -83,4 +83,29 @@ Deno.test("history keeps the last 10 versions of a service; their modules are ke
   assert.throws(() => planRollback(store, "shop/api", 12), /already runs what version 12/);
   store.close();
   other.close();
+});
+
+Deno.test("unused modules are collected once, a while after the deploys that asked; stopped, never", async () => {
+  let now = 1_000;
+  const store = new Store(`${await Deno.makeTempDir({ prefix: "orca-history-" })}/orca.db`, { now: () => now });
+  const machine = new ControlMachine(store);
+  store.putModule(hash(1), new Uint8Array([1]));
+  machine.applyAll([deploy(1, 1, 1_001)]);
+  store.putModule(hash(2), new Uint8Array([2])); // uploaded, never deployed
+  now += UPLOAD_GRACE_MS + 1;
+  const lines: string[] = [];
+  const collector = new UnusedCollector(store, () => now, (line) => lines.push(line));
+  for (let i = 0; i < 5; i++) collector.soon(20);
+  assert.ok(store.hasModule(hash(2)), "nothing goes on the deploy's path");
+  await new Promise((r) => setTimeout(r, 80));
+  assert.ok(!store.hasModule(hash(2)) && store.hasModule(hash(1)));
+  assert.deepEqual(lines, ["collected 1 module(s) and file(s) no kept version uses"]);
+
+  store.putModule(hash(3), new Uint8Array([3]));
+  now += UPLOAD_GRACE_MS + 1;
+  collector.soon(20);
+  collector.stop();
+  await new Promise((r) => setTimeout(r, 80));
+  assert.ok(store.hasModule(hash(3)), "a stopped collector collects nothing");
+  store.close();
 });

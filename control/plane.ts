@@ -23,7 +23,7 @@ import {
   validateRequest,
 } from "./deploy_request.ts";
 import { planRedeploy, planRollback } from "./rollback.ts";
-import { collectUnused, highestVersion, UPLOAD_GRACE_MS } from "./history.ts";
+import { highestVersion, UnusedCollector } from "./history.ts";
 import type { JobTriggers } from "./jobs.ts";
 import type { Placements } from "./placement_store.ts";
 import { Placing } from "./placing.ts";
@@ -63,6 +63,7 @@ export class ControlPlane {
   /** What this node's proxy answered, one JSON line per request (`orca logs --access`). */
   readonly access = new AccessLog();
   readonly #keepsAll: boolean;
+  readonly #collector: UnusedCollector;
   /** Where replicas are placed, and what the nodes said of them. */
   get placing(): Placing {
     return this.#placing;
@@ -87,6 +88,7 @@ export class ControlPlane {
     this.#secrets = opts.secrets;
     this.#cluster = opts.cluster;
     this.#keepsAll = opts.keepsAll ?? true;
+    this.#collector = new UnusedCollector(opts.store, this.#now, this.#log);
     this.#placing = new Placing(opts.store, opts.cluster);
     this.#publishEvent = opts.publishEvent ?? (opts.jobs && ((name, data) => opts.jobs!.emit(name, data)));
     this.#workloads = new Workloads({
@@ -315,10 +317,7 @@ export class ControlPlane {
     await this.#converging;
     for (const [name, data] of deployEvents(id, summary, changed)) this.emit(name, data);
     this.#log(`deploy ${id}: ${describeSummary(summary)}`);
-    if (this.#keepsAll) {
-      const collected = collectUnused(this.#store, this.#now() - UPLOAD_GRACE_MS);
-      if (collected > 0) this.#log(`collected ${collected} module(s) and file(s) no kept version uses`);
-    }
+    if (this.#keepsAll) this.#collector.soon();
     return { id, summary };
   }
 
@@ -349,6 +348,7 @@ export class ControlPlane {
       await this.#converging;
       this.emit("orca.service.removed", { service: key, deploy: id });
       this.#log(`deploy ${id}: removed ${key}`);
+      if (this.#keepsAll) this.#collector.soon();
       return { id, summary };
     });
   }
@@ -442,6 +442,7 @@ export class ControlPlane {
 
   async shutdown(): Promise<void> {
     this.watchdog.stop();
+    this.#collector.stop();
     await this.#jobs?.stop();
     await this.#converging;
     await this.#workloads.shutdown();

@@ -8,12 +8,23 @@
  * have waited too. Waiting behind a proposal under way costs no latency a log could have
  * saved: its entries commit in order anyway. A topic's messages keep the
  * order their publishes arrived in.
+ *
+ * Publishers that come one at a time (a script, a lone producer: proposal
+ * after proposal carries one publish) do not wait for the next turn of the
+ * event loop: nothing is coming to join them, and the write starts in this
+ * turn's microtasks. Such writes run one after another, so publishers that
+ * came together again would never be seen gathering: every eighth goes to the
+ * next turn all the same, and batching resumes as soon as one gathers more.
  */
 
 /** The most bytes of bodies one batch carries (a bigger publish still goes alone, as one command). */
 const MAX_BATCH_BYTES = 1 << 20;
 /** The most publishes one batch carries. */
 const MAX_BATCH_PUBLISHES = 512;
+/** Proposals in a row with one publish each, after which publishers are taken to come one at a time. */
+const SINGLES = 4;
+/** While they do, one publish in this many still waits for a turn (to see whether others gather again). */
+const PROBE_EVERY = 8;
 
 interface Waiter {
   count: number;
@@ -30,7 +41,8 @@ interface Batch {
 /** The turns of whatever writes the log: gather just before it writes, and ask it for a turn. */
 export interface Turns {
   beforeWrite(gather: () => void): void;
-  wake(): void;
+  /** A turn soon; `now`: in this turn's microtasks. */
+  wake(now?: boolean): void;
 }
 
 export class PublishBatcher {
@@ -42,6 +54,10 @@ export class PublishBatcher {
   readonly #turns: Turns;
   #woken = false;
   #closed = false;
+  /** Proposals in a row that carried one publish each. */
+  #singles = 0;
+  /** Publishes woken for in this turn's microtasks (every PROBE_EVERY-th waits for a turn instead). */
+  #quick = 0;
 
   constructor(propose: (topic: string, bodies: Uint8Array[]) => Promise<number[]>, turns: Turns) {
     this.#propose = propose;
@@ -71,7 +87,7 @@ export class PublishBatcher {
       batch.waiters.push({ count: bodies.length, resolve, reject });
       if (!this.#woken && !this.#inFlight.has(topic)) {
         this.#woken = true;
-        this.#turns.wake();
+        this.#turns.wake(this.#oneAtATime());
       }
     });
   }
@@ -83,12 +99,18 @@ export class PublishBatcher {
     for (const topic of [...this.#filling.keys()]) this.#send(topic);
   }
 
+  /** Whether to write in this turn's microtasks: publishers come one at a time, and this is not a probe. */
+  #oneAtATime(): boolean {
+    return this.#singles >= SINGLES && ++this.#quick % PROBE_EVERY !== 0;
+  }
+
   /** Proposes what is filling for `topic` (a batch per command, in order); the next waits until all are done. */
   #send(topic: string): void {
     const batches = this.#filling.get(topic);
     if (!batches) return;
     this.#filling.delete(topic);
     this.#inFlight.add(topic);
+    this.#singles = batches.length === 1 && batches[0].waiters.length === 1 ? this.#singles + 1 : 0;
     const proposed = batches.map(({ bodies, waiters }) =>
       this.#propose(topic, bodies).then((ids) => {
         let at = 0;

@@ -138,3 +138,42 @@ Deno.test("with the log's turns, publishes wait for its next turn and go in it a
     batcher.close();
   }
 });
+
+Deno.test("publishers one at a time write in this turn; every eighth waits for a turn, and batching resumes", async () => {
+  const { proposals, propose } = recorder();
+  let gather = () => {};
+  const wakes: boolean[] = [];
+  const batcher = new PublishBatcher(propose, {
+    beforeWrite: (g) => (gather = g),
+    wake: (now) => {
+      wakes.push(now ?? false);
+      queueMicrotask(() => gather());
+    },
+  });
+  try {
+    // One at a time: after four proposals of one publish each, the writes start at once, but for every eighth.
+    const idle = () => new Promise((r) => setTimeout(r, 0)); // the publisher's next request takes a while
+    for (let i = 0; i < 20; i++) await batcher.publish("t", [bytes(`m${i}`)]).then(idle);
+    assert.deepEqual(wakes.slice(0, 4), [false, false, false, false], "first seen in turns");
+    const quick = wakes.slice(4);
+    assert.deepEqual(quick.map((now, i) => now ? "." : `turn ${i + 1}`).filter((w) => w !== "."), [
+      "turn 8",
+      "turn 16",
+    ]);
+    // Publishers come together again: the probe's turn gathers them, and turns are back.
+    wakes.length = 0;
+    let probe = batcher.publish("t", [bytes("x")]);
+    while (wakes.at(-1) === true) {
+      await probe.then(idle);
+      probe = batcher.publish("t", [bytes("x")]);
+    }
+    const together = [probe, batcher.publish("t", [bytes("y")]), batcher.publish("t", [bytes("z")])];
+    await Promise.all(together).then(idle);
+    assert.deepEqual(proposals.at(-1)!.bodies, ["x", "y", "z"], "the probe gathered the three");
+    wakes.length = 0;
+    await Promise.all([batcher.publish("t", [bytes("p")]), batcher.publish("t", [bytes("q")])]);
+    assert.deepEqual(wakes, [false], "and the next waits for a turn");
+  } finally {
+    batcher.close();
+  }
+});

@@ -194,14 +194,15 @@ export class ControlLog {
 
   /**
    * Calls `gather` just before each write of the log: commands it proposes then go in that write. `wake()` asks for
-   * one soon. (Publishes gathered this way become one command with no wait of their own.)
+   * one soon (`now`: in this turn's microtasks). (Publishes gathered this way become one command with no wait of
+   * their own.)
    */
   beforeWrite(gather: () => void): void {
     this.#driver.beforeTurn(gather);
   }
 
-  wake(): void {
-    this.#driver.wake();
+  wake(now?: boolean): void {
+    this.#driver.wake(now);
   }
 
   /** Calls `listener` after changes were applied (the kinds of command, or `snapshot`), in apply order. */

@@ -19,8 +19,25 @@ export const MAX_HOST_LENGTH = 261;
 const REG_NAME = /^[A-Za-z0-9\-._~!$&'()*+,;=]+$/;
 const IP_LITERAL = /^\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]$/;
 
+/** Host values read lately and what they gave (null: not a Host): a client sends the same one request after request. */
+const known = new Map<string, Readonly<ParsedHost> | null>();
+/** At most this many are kept (emptied when full: a client sending a new Host each time costs memory no more). */
+export const KNOWN_MAX = 1024;
+
+/** How many Host values are kept now (for tests). */
+export const knownHosts = (): number => known.size;
+
 /** The parts of `value`, or `undefined` when it is not a valid Host. */
-export function parseHost(value: string): ParsedHost | undefined {
+export function parseHost(value: string): Readonly<ParsedHost> | undefined {
+  const seen = known.get(value);
+  if (seen !== undefined) return seen ?? undefined;
+  const parsed = read(value);
+  if (known.size >= KNOWN_MAX) known.clear();
+  known.set(value, parsed ? Object.freeze(parsed) : null);
+  return parsed;
+}
+
+function read(value: string): ParsedHost | undefined {
   if (value.length === 0 || value.length > MAX_HOST_LENGTH) return undefined;
   let name = value;
   let portText: string | undefined;
@@ -49,7 +66,7 @@ export function parseHost(value: string): ParsedHost | undefined {
 }
 
 /** Why `request` cannot be served, or its host and URL. Reads the URL only once Host is known to be sound. */
-export function requestTarget(request: Request): { host: ParsedHost; url: URL } | { error: string } {
+export function requestTarget(request: Request): { host: Readonly<ParsedHost>; url: URL } | { error: string } {
   const header = request.headers.get("host");
   let url: URL;
   if (header !== null) {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { readService } from "../config/mod.ts";
-import { parseHost } from "./host.ts";
+import { KNOWN_MAX, knownHosts, parseHost } from "./host.ts";
 import { createProxy } from "./proxy.ts";
 import { routesOf, RouteTable } from "./router.ts";
 
@@ -17,6 +17,17 @@ Deno.test("Host: host[:port] with a reg-name, IPv4 or bracketed IP literal", () 
     assert.equal(parseHost(bad), undefined, JSON.stringify(bad));
   }
   assert.equal(parseHost("a".repeat(300)), undefined);
+});
+
+Deno.test("Host: a value read again gives the same answer, which nobody can change, and what is kept is bounded", () => {
+  const first = parseHost("Repeat.example:8443")!;
+  assert.equal(parseHost("Repeat.example:8443"), first);
+  assert.ok(Object.isFrozen(first));
+  assert.throws(() => ((first as { hostname: string }).hostname = "evil.example"));
+  for (let i = 0; i < 2 * KNOWN_MAX + 10; i++) parseHost(`h${i}.example`);
+  assert.ok(knownHosts() <= KNOWN_MAX);
+  assert.deepEqual(parseHost("Repeat.example:8443"), { hostname: "repeat.example", port: 8443 });
+  for (let i = 0; i < 3; i++) assert.equal(parseHost("a/b"), undefined);
 });
 
 Deno.test("Host: whatever is accepted can never change the path of a URL built from it", () => {

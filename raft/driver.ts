@@ -236,10 +236,15 @@ export class RaftDriver<R> {
     this.#gatherers.push(gather);
   }
 
-  /** Asks for a turn soon (once per event-loop turn however often it is asked). */
-  wake(): void {
+  /**
+   * Asks for a turn soon (once per event-loop turn however often it is asked). `now`: in this turn's microtasks
+   * instead, for a caller that expects nothing else to gather (one write at a time), so its write waits for no
+   * turn of the event loop; while a turn is under way, it still waits for the next.
+   */
+  wake(now = false): void {
     // A stopped driver has no more turns: what was gathered is handed over now (and refused).
     if (this.#stopped) { for (const gather of this.#gatherers) gather(); }
+    else if (now && !this.#running) queueMicrotask(() => this.#run());
     else this.#schedule();
   }
 

@@ -383,10 +383,19 @@ Deno.test("RaftDriver: what a gatherer proposes before a turn goes in that turn;
     await Promise.all(answers);
     assert.equal(c.machines.get("n1")!.kv.kv.get("c"), "v");
     assert.equal(leader.stats.fsyncs - fsyncs, 1, "the three went in one write");
+    // Asked for now, the turn comes in this turn's microtasks: no macrotask runs first.
+    let macrotask = false;
+    setTimeout(() => macrotask = true, 0);
+    waiting.push("now");
+    leader.wake(true);
+    for (let i = 0; i < 10 && answers.length < 4; i++) await Promise.resolve();
+    assert.equal(answers.length, 4, "gathered before any macrotask");
+    assert.equal(macrotask, false);
+    await answers[3];
     leader.stop();
     waiting.push("d");
     leader.wake();
-    await assert.rejects(answers[3], /stopped/);
+    await assert.rejects(answers[4], /stopped/);
   } finally {
     c.stop();
   }

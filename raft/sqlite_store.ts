@@ -222,16 +222,19 @@ export class SqliteLogStore implements LogStore {
     return statement;
   }
 
-  /** Runs `fn` in a transaction, or in a savepoint of the one open on the connection (it commits with that one). */
+  /**
+   * Runs `fn` in a transaction, or inside the one open on the connection (it commits with that one; a failure here
+   * is fatal and fails that one whole, so no savepoint is needed).
+   */
   #transaction(fn: () => void): void {
     this.#write(() => {
-      const nested = this.#db.isTransaction;
-      this.#db.exec(nested ? "SAVEPOINT raft_store" : "BEGIN IMMEDIATE");
+      if (this.#db.isTransaction) return fn();
+      this.#db.exec("BEGIN IMMEDIATE");
       try {
         fn();
-        this.#db.exec(nested ? "RELEASE raft_store" : "COMMIT");
+        this.#db.exec("COMMIT");
       } catch (err) {
-        this.#db.exec(nested ? "ROLLBACK TO raft_store; RELEASE raft_store" : "ROLLBACK");
+        this.#db.exec("ROLLBACK");
         throw err;
       }
     });
