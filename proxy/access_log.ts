@@ -6,7 +6,7 @@
  * ends.
  */
 
-import { LogBuffer } from "../runtime/logs.ts";
+import { clipLine, LogBuffer } from "../runtime/logs.ts";
 import type { LogLine, LogOpts } from "../runtime/types.ts";
 
 /** Lines kept per node (the oldest go first). */
@@ -88,19 +88,48 @@ export class AccessLog {
 
   #write(e: AccessEntry, status: number, started: number, bytes: number): void {
     const ms = Math.round((performance.now() - started) * 100) / 100;
+    this.#lines.appendLine(new AccessLine(Date.now(), e, status, ms, bytes));
+    this.inFlight--;
+    this.onAnswered?.(e.service, status, ms);
+  }
+}
+
+/** An access log line, written as JSON when first read (most are never read): nothing per request but the fields. */
+class AccessLine implements LogLine {
+  readonly stream = "system";
+  readonly at: number;
+  readonly #entry: AccessEntry;
+  readonly #status: number;
+  readonly #ms: number;
+  readonly #bytes: number;
+  #text?: string;
+
+  constructor(at: number, entry: AccessEntry, status: number, ms: number, bytes: number) {
+    this.at = at;
+    this.#entry = entry;
+    this.#status = status;
+    this.#ms = ms;
+    this.#bytes = bytes;
+  }
+
+  get text(): string {
+    if (this.#text !== undefined) return this.#text;
+    const e = this.#entry;
     const line = {
       service: e.service,
       method: e.method,
       host: e.host,
       path: e.path,
-      status,
-      ms,
-      bytes,
+      status: this.#status,
+      ms: this.#ms,
+      bytes: this.#bytes,
       proto: e.proto,
       ...(e.client !== undefined && { client: e.client }),
     };
-    this.#lines.append("system", JSON.stringify(line));
-    this.inFlight--;
-    this.onAnswered?.(e.service, status, ms);
+    return this.#text = clipLine(JSON.stringify(line));
+  }
+
+  toJSON(): LogLine {
+    return { at: this.at, stream: this.stream, text: this.text };
   }
 }

@@ -138,4 +138,10 @@ Deno.test("proxy: the access log has a JSON line per answer, of one service or a
   const one = [];
   for await (const line of access.read("p/web")) one.push(line);
   assert.equal(one.length, 1);
+  // A line goes to `orca logs --access` as JSON, as any log line does: time, stream and text.
+  const sent = JSON.parse(JSON.stringify(one[0]));
+  assert.deepEqual(Object.keys(sent).sort(), ["at", "stream", "text"]);
+  assert.equal(sent.stream, "system");
+  assert.equal(JSON.parse(sent.text).path, "/a");
+  assert.ok(Math.abs(sent.at - Date.now()) < 60_000);
 });

@@ -4,6 +4,11 @@ import type { LogLine, LogOpts } from "./types.ts";
 
 const MAX_LINE = 16 * 1024;
 
+/** `text` cut to the longest line a log keeps. */
+export function clipLine(text: string): string {
+  return text.length > MAX_LINE ? `${text.slice(0, MAX_LINE)}… (truncated)` : text;
+}
+
 export class LogBuffer {
   readonly #lines: LogLine[] = [];
   readonly #capacity: number;
@@ -19,8 +24,12 @@ export class LogBuffer {
   }
 
   append(stream: LogLine["stream"], text: string): void {
-    const line = text.length > MAX_LINE ? `${text.slice(0, MAX_LINE)}… (truncated)` : text;
-    this.#lines.push({ at: this.#now(), stream, text: line });
+    this.appendLine({ at: this.#now(), stream, text: clipLine(text) });
+  }
+
+  /** Appends a line made by the caller (whose text may be written only when read; `clipLine` bounds it). */
+  appendLine(line: LogLine): void {
+    this.#lines.push(line);
     this.#appended++;
     if (this.#lines.length > this.#capacity) this.#lines.shift();
     this.#wakeAll();

@@ -7,17 +7,37 @@
 import type { HttpContext } from "./types.ts";
 
 /** Headers that belong to one connection, never passed on. */
-const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"];
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-connection",
+  "te",
+  "trailer",
+]);
 
 /** The encodings fetch decodes on its own (measured: gzip and br; deflate and zstd arrive as they were sent). */
 const DECODED = /^\s*(gzip|x-gzip|br)\s*$/i;
 
+/**
+ * `headers` as pairs to pass on, in one pass: without those of one connection (the hop-by-hop ones, and any that
+ * `Connection` names) nor any named in `drop`.
+ */
+export function endToEndPairs(headers: Headers, drop?: ReadonlySet<string>): [string, string][] {
+  const connection = headers.get("connection");
+  const named = connection ? new Set(connection.split(",").map((n) => n.trim().toLowerCase())) : undefined;
+  const pairs: [string, string][] = [];
+  for (const pair of headers) {
+    const name = pair[0];
+    if (!HOP_BY_HOP.has(name) && !drop?.has(name) && !named?.has(name)) pairs.push(pair);
+  }
+  return pairs;
+}
+
 /** `headers` without those of one connection: the hop-by-hop ones, and any that `Connection` names. */
 export function endToEnd(headers: Headers): Headers {
-  const out = new Headers(headers);
-  for (const name of (headers.get("connection") ?? "").split(",")) if (name.trim()) out.delete(name.trim());
-  for (const h of HOP_BY_HOP) out.delete(h);
-  return out;
+  return new Headers(endToEndPairs(headers));
 }
 
 /**
@@ -33,20 +53,20 @@ export async function passOn(url: string, init: RequestInit, timeoutMs: number):
   } finally {
     clearTimeout(timer);
   }
-  const headers = endToEnd(res.headers);
-  if (DECODED.test(headers.get("content-encoding") ?? "")) {
-    headers.delete("content-encoding");
-    headers.delete("content-length");
-  }
+  const decoded = DECODED.test(res.headers.get("content-encoding") ?? "");
+  const headers = endToEndPairs(res.headers, decoded ? ENCODING : undefined);
   // A small answer goes out in one write: streamed, its body is a second small write, which a TLS connection
   // holds back until the client acknowledges the first (Nagle's algorithm against delayed ACKs: 40 ms each).
-  const length = Number(headers.get("content-length") ?? NaN);
+  const length = decoded ? NaN : Number(res.headers.get("content-length") ?? NaN);
   const body = length <= BUFFERED_ANSWER_BYTES && res.body ? await res.arrayBuffer() : res.body;
   return new Response(body, { status: res.status, statusText: res.statusText, headers });
 }
 
 /** Answers up to this long (by their Content-Length) are read whole before they are sent on. */
 const BUFFERED_ANSWER_BYTES = 64 * 1024;
+
+/** What no longer holds of an answer fetch decoded. */
+const ENCODING = new Set(["content-encoding", "content-length"]);
 
 /**
  * Puts in `headers` what the proxy saw of the client, in place of whatever the client said of itself:
@@ -55,6 +75,13 @@ const BUFFERED_ANSWER_BYTES = 64 * 1024;
 export function setForwarding(headers: Headers, client: HttpContext["client"]): void {
   for (const h of FORWARDING) headers.delete(h);
   for (const [name, value] of forwardingOf(client)) headers.set(name, value);
+}
+
+/** `headers` as pairs to pass on (`endToEndPairs`), with the forwarding ones replaced as `setForwarding` does. */
+export function forwardedPairs(headers: Headers, client: HttpContext["client"]): [string, string][] {
+  const pairs = endToEndPairs(headers, FORWARDING);
+  for (const pair of forwardingOf(client)) pairs.push(pair);
+  return pairs;
 }
 
 /** `entries` (a request's headers, as pairs) with the forwarding ones replaced the same way. */

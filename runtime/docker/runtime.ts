@@ -28,7 +28,7 @@ import { readHostFacts } from "./gpu.ts";
 import { waitReady } from "./probe.ts";
 import { imagePresent, pullImage } from "./images.ts";
 import { concat } from "../bytes.ts";
-import { endToEnd, passOn, setForwarding } from "../upstream.ts";
+import { forwardedPairs, passOn } from "../upstream.ts";
 import { bridgeWebSocket, isWebSocket } from "../websocket.ts";
 import { runContainerJob } from "./job.ts";
 import { findOrphans, type Orphan, removeOrphan } from "./orphans.ts";
@@ -332,8 +332,7 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
     const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
     const length = Number(request.headers.get("content-length") ?? NaN);
     const body = !hasBody ? undefined : length <= BUFFERED_BODY_BYTES ? await request.arrayBuffer() : request.body!;
-    const headers = endToEnd(ctx.headers ?? request.headers);
-    setForwarding(headers, ctx.client);
+    const headers = forwardedPairs(ctx.headers ?? request.headers, ctx.client);
     const upgrade = isWebSocket(request);
     const timeoutMs = w.spec.service.limits.timeout_ms ?? UPSTREAM_TIMEOUT_MS;
     for (let tries = w.replicas.length; tries > 0; tries--) {
@@ -342,7 +341,7 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
       const target = ports[w.next++ % ports.length];
       try {
         const to = `http://127.0.0.1:${target.hostPort}${url.pathname}${url.search}`;
-        if (upgrade) return await bridgeWebSocket(`ws${to.slice(4)}`, request, headers, timeoutMs);
+        if (upgrade) return await bridgeWebSocket(`ws${to.slice(4)}`, request, new Headers(headers), timeoutMs);
         return await passOn(to, { method: request.method, headers, body }, timeoutMs);
       } catch (err) {
         const why = `${(err as Error).message}: ${((err as Error).cause as Error | undefined)?.message ?? ""}`;
