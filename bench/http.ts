@@ -33,9 +33,13 @@ interface Row {
   results: LoadResult[];
 }
 
-async function startPlain(): Promise<{ url: string; stop(): Promise<void> }> {
+/** Runs `bench/<script> 0 ...args` (a server that prints `listening <port>`); resolves once it listens. */
+export async function startListening(
+  script: string,
+  args: string[] = [],
+): Promise<{ url: string; stop(): Promise<void> }> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", `${root}bench/plain_server.ts`, "0"],
+    args: ["run", "--allow-net", `${root}bench/${script}`, "0", ...args],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
@@ -43,7 +47,7 @@ async function startPlain(): Promise<{ url: string; stop(): Promise<void> }> {
   let text = "";
   while (!/listening (\d+)/.test(text)) {
     const { value, done } = await reader.read();
-    if (done) throw new Error("plain server did not start");
+    if (done) throw new Error(`${script} did not start`);
     text += value;
   }
   const port = /listening (\d+)/.exec(text)![1];
@@ -95,7 +99,7 @@ export async function benchHttp(): Promise<void> {
   };
 
   console.error(`load: wrk, 1 thread, ${connections.join(" then ")} connections, ${seconds}s each, loopback`);
-  const plain = await startPlain();
+  const plain = await startListening("plain_server.ts");
   await load("plain Deno.serve hello", plain.url);
   await plain.stop();
 

@@ -4,12 +4,15 @@
  * auto`), both in front of the same container replica (a Deno.serve hello
  * with keep-alive: busybox with this machine's Deno mounted), on this machine, over HTTP and HTTPS (the same certificate),
  * with wrk at 16 and 64 connections. Prints req/s and p50/p99 side by side,
- * and the ratios (goal: Orca >= 0.8x nginx's req/s, p99 <= 1.5x).
+ * and the ratios (goal: Orca >= 0.8x nginx's req/s, p99 <= 1.5x). Then the
+ * floor for any proxy on Deno (bench/plain_proxy.ts: Deno.serve and fetch,
+ * nothing else) against the same backend, over HTTP.
  */
 
 import { Engine } from "../runtime/mod.ts";
 import { orca, removeContainers, startServer } from "../tests/harness.ts";
 import { freePort } from "../tests/pebble.ts";
+import { startListening } from "./http.ts";
 import { ensureWrk, type LoadResult, wrk } from "./wrk.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 8);
@@ -79,6 +82,8 @@ export async function benchProxy(): Promise<string[]> {
   const orcaHttps = Number(/https\s+https:\/\/[^:]+:(\d+)/.exec(server.output())![1]);
   const orcaHttp = Number(new URL(server.httpUrl).port);
   let nginx: Deno.ChildProcess | undefined;
+  let floor: { url: string; stop(): Promise<void> } | undefined;
+  const floors: string[] = [];
   try {
     await Deno.mkdir(`${dir}/services/bench`, { recursive: true });
     await Deno.copyFile(`${dir}/cert.pem`, `${dir}/services/bench/cert.pem`);
@@ -136,6 +141,8 @@ export async function benchProxy(): Promise<string[]> {
       ]);
       if (!out.endsWith(" 200")) throw new Error(`127.0.0.1:${port} answered: ${out.slice(0, 200)}`);
     }
+    // The floor for any proxy on Deno's HTTP server and client (nothing of Orca's in it), over HTTP.
+    floor = await startListening("plain_proxy.ts", [String(upstream)]);
     const lines = [`same backend (Deno.serve in a container, keep-alive), wrk ${SECONDS} s per run, 2 threads`, ""];
     const header = "nginx".padEnd(52) + "orca".padEnd(52) + "req/s ratio   p99 ratio";
     for (const scheme of ["http", "https"] as const) {
@@ -155,8 +162,20 @@ export async function benchProxy(): Promise<string[]> {
             (ours.requestsPerSec / base.requestsPerSec).toFixed(2)
           }x         ${(ours.p99Ms / base.p99Ms).toFixed(2)}x`,
         );
+        if (scheme === "http") {
+          const least = await wrk(floor.url, { connections, seconds: SECONDS, threads: 2, headers: { Host: DOMAIN } });
+          floors.push(
+            `  c${String(connections).padEnd(3)} ${fmt(least)}  ${
+              (least.requestsPerSec / base.requestsPerSec).toFixed(2)
+            }x nginx's req/s`,
+          );
+        }
       }
     }
+    lines.push(
+      "the floor for a proxy on Deno: Deno.serve + fetch and nothing else (bench/plain_proxy.ts), http",
+      ...floors,
+    );
     return lines;
   } finally {
     try {
@@ -165,6 +184,7 @@ export async function benchProxy(): Promise<string[]> {
     } catch {
       // gone
     }
+    await floor?.stop();
     await server.stop();
     await removeContainers(server.home);
   }
