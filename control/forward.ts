@@ -10,7 +10,7 @@
  */
 
 import { timingSafeEqual } from "node:crypto";
-import { endToEnd, type HttpContext, passOn, setForwarding } from "../runtime/mod.ts";
+import { forwardedPairs, type HttpContext, passOn } from "../runtime/mod.ts";
 import { bridgeWebSocket, isWebSocket } from "../runtime/websocket.ts";
 
 /** The credential a forwarded request carries. */
@@ -117,8 +117,7 @@ export class Forwarder {
         headers: { "retry-after": "1" },
       });
     }
-    const headers = endToEnd(request.headers);
-    setForwarding(headers, client);
+    const headers = new Headers(forwardedPairs(request.headers, client));
     headers.set(FORWARD_HOST_HEADER, this.forwardedHost(request) ?? request.headers.get("host") ?? url.host);
     headers.set(FORWARD_HEADER, new TextDecoder().decode(this.#credential));
     if (hop > 1) headers.set(FORWARD_HOP_HEADER, String(hop));

@@ -16,4 +16,4 @@ export { demux, Engine } from "./docker/engine.ts";
 export { containerName, createContainerBody, type HostFacts, INTERNAL_NETWORK, projectNetwork } from "./docker/spec.ts";
 export { discoverGpus, parseGroups, parseNvidiaSmi, parseRocmSmi, readHostFacts } from "./docker/gpu.ts";
 export { concat, fromBase64, toBase64 } from "./bytes.ts";
-export { endToEnd, passOn, setForwarding } from "./upstream.ts";
+export { endToEnd, forwardedPairs, passOn } from "./upstream.ts";

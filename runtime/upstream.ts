@@ -69,15 +69,10 @@ const BUFFERED_ANSWER_BYTES = 64 * 1024;
 const ENCODING = new Set(["content-encoding", "content-length"]);
 
 /**
- * Puts in `headers` what the proxy saw of the client, in place of whatever the client said of itself:
- * `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded` (RFC 7239). Without `client`, none.
+ * `headers` as pairs to pass on (`endToEndPairs`), with what the proxy saw of the client in place of whatever the
+ * client said of itself: `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded` (RFC 7239).
+ * Without `client`, none.
  */
-export function setForwarding(headers: Headers, client: HttpContext["client"]): void {
-  for (const h of FORWARDING) headers.delete(h);
-  for (const [name, value] of forwardingOf(client)) headers.set(name, value);
-}
-
-/** `headers` as pairs to pass on (`endToEndPairs`), with the forwarding ones replaced as `setForwarding` does. */
 export function forwardedPairs(headers: Headers, client: HttpContext["client"]): [string, string][] {
   const pairs = endToEndPairs(headers, FORWARDING);
   for (const pair of forwardingOf(client)) pairs.push(pair);
