@@ -38,6 +38,27 @@ function nextMessage(ws: WebSocket): Promise<string | ArrayBuffer> {
   return new Promise((resolve) => ws.onmessage = (e) => resolve(e.data));
 }
 
+/**
+ * One session with the echo at `url`: the subprotocol it chose, `text` and `bytes` echoed, and its close mid-stream
+ * (code and reason) heard by the client.
+ */
+async function echoSession(url: string, protocols: string[], text: string, bytes: Uint8Array): Promise<void> {
+  const ws = new WebSocket(url, protocols);
+  ws.binaryType = "arraybuffer";
+  await opened(ws);
+  assert.equal(ws.protocol, "orca-echo");
+  let reply = nextMessage(ws);
+  ws.send(text);
+  assert.equal(await reply, text);
+  reply = nextMessage(ws);
+  ws.send(bytes);
+  assert.deepEqual(new Uint8Array(await reply as ArrayBuffer), bytes);
+  const closed = new Promise<CloseEvent>((resolve) => ws.onclose = resolve);
+  ws.send("close-me");
+  const event = await closed;
+  assert.deepEqual([event.code, event.reason], [4001, "bye"]);
+}
+
 Deno.test({
   name:
     "websocket: messages both ways through the proxy to a container, its subprotocol, a close mid-stream; Wasm: 501",
@@ -51,21 +72,7 @@ Deno.test({
       const r = await orca(server, "deploy", dir);
       assert.equal(r.code, 0, r.stderr);
       const url = server.httpUrl.replace(/^http/, "ws");
-      const ws = new WebSocket(`${url}/chat`, ["orca-echo", "other"]);
-      ws.binaryType = "arraybuffer";
-      await opened(ws);
-      assert.equal(ws.protocol, "orca-echo");
-      let reply = nextMessage(ws);
-      ws.send("hello");
-      assert.equal(await reply, "hello");
-      reply = nextMessage(ws);
-      ws.send(new Uint8Array([1, 2, 3, 250]));
-      assert.deepEqual(new Uint8Array(await reply as ArrayBuffer), new Uint8Array([1, 2, 3, 250]));
-      // The container closes mid-stream: the client hears its code and reason.
-      const closed = new Promise<CloseEvent>((resolve) => ws.onclose = resolve);
-      ws.send("close-me");
-      const event = await closed;
-      assert.deepEqual([event.code, event.reason], [4001, "bye"]);
+      await echoSession(`${url}/chat`, ["orca-echo", "other"], "hello", new Uint8Array([1, 2, 3, 250]));
 
       // A second connection after the first closed works as well (nothing of the first is left in the way).
       const again = new WebSocket(`${url}/chat`);
@@ -148,20 +155,12 @@ Deno.test({
           return res.status === 200 && (await res.text()) === "ok";
         }, 60_000);
       }
-      const ws = new WebSocket(`ws://127.0.0.1:${PORTS.http}/chat`, ["orca-echo"]);
-      ws.binaryType = "arraybuffer";
-      await opened(ws);
-      assert.equal(ws.protocol, "orca-echo");
-      let reply = nextMessage(ws);
-      ws.send("through two proxies");
-      assert.equal(await reply, "through two proxies");
-      reply = nextMessage(ws);
-      ws.send(new Uint8Array([0, 255, 7]));
-      assert.deepEqual(new Uint8Array(await reply as ArrayBuffer), new Uint8Array([0, 255, 7]));
-      const closed = new Promise<CloseEvent>((resolve) => ws.onclose = resolve);
-      ws.send("close-me");
-      const event = await closed;
-      assert.deepEqual([event.code, event.reason], [4001, "bye"]);
+      await echoSession(
+        `ws://127.0.0.1:${PORTS.http}/chat`,
+        ["orca-echo"],
+        "through two proxies",
+        new Uint8Array([0, 255, 7]),
+      );
       // A Wasm service elsewhere: the worker's proxy refuses the upgrade (501), and the server says so.
       const wasm = new WebSocket(`ws://127.0.0.1:${PORTS.http}/js/x`);
       assert.match(await opened(wasm).then(() => "opened", (err) => String(err)), /502/);
