@@ -10,7 +10,7 @@
  */
 
 import { timingSafeEqual } from "node:crypto";
-import { forwardedPairs, type HttpContext, passOn } from "../runtime/mod.ts";
+import { forwardedPairs, type HttpContext, UpstreamPool } from "../runtime/mod.ts";
 import { bridgeWebSocket, isWebSocket } from "../runtime/websocket.ts";
 
 /** The credential a forwarded request carries. */
@@ -46,6 +46,8 @@ export class Forwarder {
   readonly #credential: Uint8Array;
   /** Requests of ours under way at each server. */
   readonly #inFlight = new Map<string, number>();
+  /** Keep-alive connections to the other servers' proxies. */
+  readonly #upstream = new UpstreamPool();
 
   constructor(opts: ForwarderOptions) {
     this.#opts = opts;
@@ -133,10 +135,19 @@ export class Forwarder {
           const ws = `ws://${address}${url.pathname}${url.search}`;
           return await bridgeWebSocket(ws, request, headers, this.#opts.timeoutMs ?? 10_000);
         }
-        return await passOn(
-          `http://${address}${url.pathname}${url.search}`,
-          { method: request.method, headers, body: request.body },
-          this.#opts.timeoutMs ?? 60_000,
+        const at = address.lastIndexOf(":");
+        const length = Number(request.headers.get("content-length") ?? NaN);
+        return await this.#upstream.request(
+          address.slice(0, at).replace(/^\[(.*)\]$/, "$1"),
+          Number(address.slice(at + 1)),
+          {
+            method: request.method,
+            target: `${url.pathname}${url.search}`,
+            headers,
+            body: request.body,
+            ...(Number.isSafeInteger(length) && { length }),
+            timeoutMs: this.#opts.timeoutMs ?? 60_000,
+          },
         );
       } catch (err) {
         tried.push(`${node} at ${address}: ${(err as Error).message}`);

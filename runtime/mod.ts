@@ -17,3 +17,4 @@ export { containerName, createContainerBody, type HostFacts, INTERNAL_NETWORK, p
 export { discoverGpus, parseGroups, parseNvidiaSmi, parseRocmSmi, readHostFacts } from "./docker/gpu.ts";
 export { concat, fromBase64, toBase64 } from "./bytes.ts";
 export { endToEnd, forwardedPairs, passOn } from "./upstream.ts";
+export { UpstreamError, UpstreamPool } from "./h1.ts";

@@ -7,7 +7,7 @@
 import type { HttpContext } from "./types.ts";
 
 /** Headers that belong to one connection, never passed on. */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "transfer-encoding",

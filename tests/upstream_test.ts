@@ -49,7 +49,7 @@ Deno.test({
       );
       assert.doesNotMatch(env.text, /6\.6\.6\.6|evil\.example/);
 
-      // The engine's answer is gzip; fetch decodes it on the way in, so it goes out decoded and says so.
+      // The container's answer is gzip: passed on as it came, with its encoding (this test's fetch decodes it).
       const gz = await fetch(`${server.httpUrl}/a.txt`, { headers: { "accept-encoding": "gzip" } });
       assert.equal(gz.status, 200);
       assert.equal(await gz.text(), "hello-gzip\n");

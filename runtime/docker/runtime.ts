@@ -28,8 +28,8 @@ import { readHostFacts } from "./gpu.ts";
 import { waitReady } from "./probe.ts";
 import { imagePresent, pullImage } from "./images.ts";
 import { concat } from "../bytes.ts";
-import { forwardedPairs, passOn } from "../upstream.ts";
-import { bridgeWebSocket, isWebSocket } from "../websocket.ts";
+import { UpstreamPool } from "../h1.ts";
+import { serveReplicas } from "./serve.ts";
 import { runContainerJob } from "./job.ts";
 import { findOrphans, type Orphan, removeOrphan } from "./orphans.ts";
 import {
@@ -55,17 +55,12 @@ interface Workload {
   requests: number;
 }
 
-/** How long a container has to answer a request's head, unless `limits.timeout_ms` says. */
-const UPSTREAM_TIMEOUT_MS = 60_000;
-/** Request bodies up to this size are read before they go on (so they can be sent again); larger ones stream. */
-const BUFFERED_BODY_BYTES = 1024 * 1024;
-/** Methods a request may be sent with twice (RFC 9110 9.2.2). */
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
-
 export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Healing {
   readonly kind = "container" as const;
   readonly engine: Engine;
   readonly #workloads = new Map<string, Workload>();
+  /** Keep-alive connections to the replicas' published ports. */
+  readonly #upstream = new UpstreamPool();
   readonly #node: string;
   /** Containers (ids) and networks (names) being made, and job containers: not orphans, though no workload lists them. */
   readonly #pending = new Set<string>();
@@ -319,53 +314,9 @@ export class ContainerRuntime implements Runtime, HttpServing, JobRunning, Heali
     return Promise.all(this.#get(handle).replicas.map((r) => inspect(this.engine, r.id)));
   }
 
-  /**
-   * Sends the request to the next routed replica; one that refuses the connection (it died since the watchdog last
-   * looked) is taken out of the routes and the request goes to the next, as it never reached the first.
-   */
-  async serveHttp(handle: WorkloadHandle, request: Request, ctx: HttpContext): Promise<Response> {
-    const w = this.#get(handle);
-    const url = new URL(request.url);
-    w.requests++;
-    // A small body is read first, so the request can go to another replica; a larger one (or one of unknown
-    // length) streams through, and its request is tried once: nothing a client sends is held whole.
-    const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
-    const length = Number(request.headers.get("content-length") ?? NaN);
-    const body = !hasBody ? undefined : length <= BUFFERED_BODY_BYTES ? await request.arrayBuffer() : request.body!;
-    const headers = forwardedPairs(ctx.headers ?? request.headers, ctx.client);
-    const upgrade = isWebSocket(request);
-    const timeoutMs = w.spec.service.limits.timeout_ms ?? UPSTREAM_TIMEOUT_MS;
-    for (let tries = w.replicas.length; tries > 0; tries--) {
-      const ports = w.replicas.filter((r) => r.hostPort && r.routed);
-      if (ports.length === 0) break;
-      const target = ports[w.next++ % ports.length];
-      try {
-        const to = `http://127.0.0.1:${target.hostPort}${url.pathname}${url.search}`;
-        if (upgrade) return await bridgeWebSocket(`ws${to.slice(4)}`, request, new Headers(headers), timeoutMs);
-        return await passOn(to, { method: request.method, headers, body }, timeoutMs);
-      } catch (err) {
-        const why = `${(err as Error).message}: ${((err as Error).cause as Error | undefined)?.message ?? ""}`;
-        if (why.startsWith("no answer within")) {
-          w.failures++;
-          return Response.json({ error: "the container did not answer in time", detail: why }, { status: 504 });
-        }
-        // Not connected, it never got the request; connected and cut before an answer, only a method that may run
-        // twice goes to the next one (the engine's port proxy accepts for a container that is gone, then closes).
-        const again = !(body instanceof ReadableStream) &&
-          (/connect/i.test(why) || (IDEMPOTENT.has(request.method) && /closed|reset/i.test(why)));
-        if (!again) {
-          w.failures++;
-          return Response.json({ error: "the container did not answer", detail: why }, { status: 502 });
-        }
-        target.routed = false;
-      }
-    }
-    w.failures++;
-    const detail = w.replicas.some((r) => r.hostPort) ? "no replica is running and ready" : "it has no port";
-    return Response.json({ error: `service ${w.spec.service.name} cannot answer: ${detail}` }, {
-      status: 503,
-      headers: { "retry-after": "1" },
-    });
+  /** Sends the request to the next routed replica (`serve.ts`). */
+  serveHttp(handle: WorkloadHandle, request: Request, ctx: HttpContext): Promise<Response> {
+    return serveReplicas(this.#get(handle), this.#upstream, request, ctx);
   }
 
   async runJob(handle: WorkloadHandle, input: JobInput): Promise<JobResult> {
