@@ -154,7 +154,7 @@ export class UpstreamPool {
           if (timer.expired) throw timer.error();
           if (err instanceof UpstreamError) {
             // A kept connection its server had closed (the close still on its way): a fresh one, once more.
-            if (reused && err.kind === "closed" && err.message === UNANSWERED && replayable && attempt < 2) continue;
+            if (reused && err.unanswered && replayable && attempt < 2) continue;
             throw err;
           }
           if (err instanceof ProtocolError) throw new UpstreamError("protocol", err.message);
@@ -254,8 +254,6 @@ export class UpstreamPool {
   }
 }
 
-const UNANSWERED = "the connection closed before an answer";
-
 async function connect(hostname: string, port: number, key: string): Promise<Conn> {
   try {
     const tcp = await Deno.connect({ hostname, port });
@@ -279,8 +277,20 @@ async function readHead(conn: Conn, first: boolean): Promise<string> {
     scanned = conn.end;
     if (conn.buffered > MAX_HEAD) throw new ProtocolError(`an answer's head over ${MAX_HEAD / 1024} KiB`);
     const empty = first && conn.buffered === 0;
-    if (await conn.fill() === null) {
-      throw new UpstreamError("closed", empty ? UNANSWERED : "the connection closed mid-answer");
+    let read: number | null;
+    try {
+      read = await conn.fill();
+    } catch (err) {
+      // Reset (or cut as its request could not be written): with nothing heard yet, the same as a close.
+      if (!empty) throw err;
+      throw new UpstreamError("closed", `the connection ended before an answer: ${(err as Error).message}`, true);
+    }
+    if (read === null) {
+      throw new UpstreamError(
+        "closed",
+        empty ? "the connection closed before an answer" : "the connection closed mid-answer",
+        empty,
+      );
     }
   }
 }

@@ -23,7 +23,8 @@ export interface AnswerHead {
 export type UpstreamFailure = "connect" | "closed" | "timeout" | "protocol";
 
 export class UpstreamError extends Error {
-  constructor(readonly kind: UpstreamFailure, message: string) {
+  /** `unanswered`: the connection ended before a byte of an answer came (the request may not have been seen). */
+  constructor(readonly kind: UpstreamFailure, message: string, readonly unanswered = false) {
     super(message);
     this.name = "UpstreamError";
   }
