@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { readService } from "../../config/mod.ts";
 import { discoverGpus, parseGroups, parseNvidiaSmi, parseRocmSmi } from "./gpu.ts";
+import { upstreamOf } from "./replicas.ts";
 import { containerName, createContainerBody } from "./spec.ts";
 
 const testdata = new URL("./testdata/", import.meta.url);
@@ -74,4 +75,16 @@ Deno.test("GPU discovery from recorded nvidia-smi and rocm-smi output", async ()
   assert.equal((await discoverGpus((cmd) => Promise.resolve(tools[cmd]))).length, 2);
   assert.deepEqual(await discoverGpus(() => Promise.resolve(undefined)), []);
   assert.deepEqual(parseGroups("root:x:0:\nvideo:x:44:\nrender:x:110:alice\n"), { root: 0, video: 44, render: 110 });
+});
+
+Deno.test("the proxy goes to a replica's own address on its network, else its published port, else nowhere", () => {
+  const s = service({ port: 8080 });
+  const replica = { n: 1, id: "c1", name: "shop-api-1", routed: true };
+  assert.deepEqual(upstreamOf(s, { ...replica, ip: "172.18.0.5", hostPort: 49153 }), {
+    hostname: "172.18.0.5",
+    port: 8080,
+  });
+  assert.deepEqual(upstreamOf(s, { ...replica, hostPort: 49153 }), { hostname: "127.0.0.1", port: 49153 });
+  assert.equal(upstreamOf(s, replica), undefined);
+  assert.equal(upstreamOf(service({}), { ...replica, ip: "172.18.0.5" }), undefined, "no port: nothing to reach");
 });
