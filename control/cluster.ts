@@ -10,7 +10,7 @@ import { OrcaError } from "../errors.ts";
 import type { NodeFigures } from "./rollout_store.ts";
 import type { ResourceStats } from "../runtime/mod.ts";
 import type { MemberRecord } from "./machine.ts";
-import { endToEnd, passOn } from "../runtime/mod.ts";
+import { endToEnd, UpstreamPool } from "../runtime/mod.ts";
 import type { NodeFacts } from "./node_facts.ts";
 import type { ReplicaReport } from "./placement_store.ts";
 import { type ControlLog, PEER_PATH } from "./raft_log.ts";
@@ -59,6 +59,8 @@ export class Cluster {
   readonly #token: string;
   readonly #self: () => Promise<Record<string, unknown>>;
   readonly #lastContact = new Map<string, number>();
+  /** Kept connections to the other servers' APIs (writes go on to the leader). */
+  readonly #upstream = new UpstreamPool();
 
   /** `self`: what this server says of itself (its node report). */
   constructor(log: ControlLog, token: string, self: () => Promise<Record<string, unknown>>) {
@@ -156,7 +158,9 @@ export class Cluster {
    */
   async forwardTo(nodes: string[], request: Request, url: URL): Promise<Response | undefined> {
     const address = nodes.map((n) => this.#log.addressOf(n)).find((a) => a !== undefined);
-    return address === undefined ? undefined : await forward(request, url, address, "the server that runs it");
+    return address === undefined
+      ? undefined
+      : await forward(this.#upstream, request, url, address, "the server that runs it");
   }
 
   /**
@@ -291,12 +295,18 @@ export class Cluster {
         hint: "the cluster is electing a leader, or this server is cut off from a majority; try again",
       }).toResponse();
     }
-    return await forward(request, url, address);
+    return await forward(this.#upstream, request, url, address);
   }
 }
 
 /** Sends `request` on to the leader at `address` and its answer back, bodies streamed both ways. */
-async function forward(request: Request, url: URL, address: string, who = "the leader"): Promise<Response> {
+async function forward(
+  upstream: UpstreamPool,
+  request: Request,
+  url: URL,
+  address: string,
+  who = "the leader",
+): Promise<Response> {
   const headers = endToEnd(request.headers);
   headers.delete("host");
   headers.set(FORWARDED, "1");
@@ -308,11 +318,14 @@ async function forward(request: Request, url: URL, address: string, who = "the l
     // A server that hangs must not hold the request forever; a deploy compiles, so leave it time (for the head only:
     // `orca logs -f` streams on).
     const body = small ? await request.arrayBuffer() : request.body;
-    return await passOn(`http://${address}${url.pathname}${url.search}`, {
+    return await upstream.requestTo(address, {
       method: request.method,
+      target: `${url.pathname}${url.search}`,
       headers,
       body,
-    }, FORWARD_TIMEOUT_MS);
+      ...(body instanceof ReadableStream && Number.isSafeInteger(length) && { length }),
+      timeoutMs: FORWARD_TIMEOUT_MS,
+    });
   } catch (err) {
     // No Retry-After: the leader may have committed the write before it stopped answering.
     return new OrcaError("unavailable", `${who} at ${address} did not answer: ${(err as Error).message}`, {

@@ -135,20 +135,15 @@ export class Forwarder {
           const ws = `ws://${address}${url.pathname}${url.search}`;
           return await bridgeWebSocket(ws, request, headers, this.#opts.timeoutMs ?? 10_000);
         }
-        const at = address.lastIndexOf(":");
         const length = Number(request.headers.get("content-length") ?? NaN);
-        return await this.#upstream.request(
-          address.slice(0, at).replace(/^\[(.*)\]$/, "$1"),
-          Number(address.slice(at + 1)),
-          {
-            method: request.method,
-            target: `${url.pathname}${url.search}`,
-            headers,
-            body: request.body,
-            ...(Number.isSafeInteger(length) && { length }),
-            timeoutMs: this.#opts.timeoutMs ?? 60_000,
-          },
-        );
+        return await this.#upstream.requestTo(address, {
+          method: request.method,
+          target: `${url.pathname}${url.search}`,
+          headers,
+          body: request.body,
+          ...(Number.isSafeInteger(length) && { length }),
+          timeoutMs: this.#opts.timeoutMs ?? 60_000,
+        });
       } catch (err) {
         tried.push(`${node} at ${address}: ${(err as Error).message}`);
         // A body can be sent once: only a request without one goes on to the next server.

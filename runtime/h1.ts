@@ -166,6 +166,16 @@ export class UpstreamPool {
     }
   }
 
+  /** `request` to `address`, a `host:port` (or `[v6]:port`) as nodes advertise theirs. */
+  requestTo(address: string, req: UpstreamRequest): Promise<Response> {
+    const at = address.lastIndexOf(":");
+    const port = Number(address.slice(at + 1));
+    if (at <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+      return Promise.reject(new UpstreamError("connect", `not a host:port address: ${JSON.stringify(address)}`));
+    }
+    return this.request(address.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port, req);
+  }
+
   /** Closes every idle connection; those in use close when their answer is done. */
   close(): void {
     this.#closed = true;

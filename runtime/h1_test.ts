@@ -341,3 +341,14 @@ Deno.test("h1: the pool keeps at most 64 idle connections an address; close() en
     assert.equal(server.seen.closed, 80);
   });
 });
+
+Deno.test("h1: requestTo takes a node's host:port; anything else is refused before a connection is tried", async () => {
+  await withServer(() => ok("by address"), async (server, pool) => {
+    assert.equal(await (await pool.requestTo(`127.0.0.1:${server.port}`, get())).text(), "by address");
+    for (const bad of ["127.0.0.1", ":80", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:x"]) {
+      const err = await refusal(pool.requestTo(bad, get()));
+      assert.equal(err.kind, "connect", bad);
+      assert.match(err.message, /not a host:port address/);
+    }
+  });
+});
