@@ -73,7 +73,6 @@ export function parseAnswerHead(text: string, method: string): AnswerHead {
   const pairs: [string, string][] = [];
   let length: string | undefined;
   let chunked = false;
-  let encoded = false;
   let connection = "";
   for (let i = 1; i < lines.length - 2; i++) {
     const line = lines[i];
@@ -89,12 +88,15 @@ export function parseAnswerHead(text: string, method: string): AnswerHead {
       }
       length = value;
     } else if (name === "transfer-encoding") {
-      encoded = true;
-      chunked = /(^|,)\s*chunked\s*$/i.test(value);
+      // Only chunked framing is read: a coding under it (gzip, chunked) would reach the client undecoded and unsaid.
+      if (chunked || value.toLowerCase() !== "chunked") {
+        throw new ProtocolError(`transfer-encoding: ${JSON.stringify(value)}: only one "chunked" is passed on`);
+      }
+      chunked = true;
     } else if (name === "connection") connection += `,${value.toLowerCase()}`;
     pairs.push([name, value]);
   }
-  if (encoded && length !== undefined) {
+  if (chunked && length !== undefined) {
     throw new ProtocolError("both content-length and transfer-encoding: the answer's length is ambiguous");
   }
   const tokens = connection.split(",").map((t) => t.trim()).filter(Boolean);
@@ -106,8 +108,6 @@ export function parseAnswerHead(text: string, method: string): AnswerHead {
       ? { kind: "none" }
       : chunked
       ? { kind: "chunked" }
-      : encoded
-      ? { kind: "close" }
       : length !== undefined
       ? { kind: "length", length: Number(length) }
       : { kind: "close" };

@@ -250,6 +250,7 @@ Deno.test("h1: hostile answers are refused (502-worthy), never guessed at; the p
     "/huge-head": `HTTP/1.1 200 OK\r\n${"x-pad: ".padEnd(1000, "p")}\r\n`.repeat(70),
     "/fold": "HTTP/1.1 200 OK\r\nx-a: 1\r\n folded\r\ncontent-length: 0\r\n\r\n",
     "/both": "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+    "/gzip-chunked": "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
     "/two-lengths": "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd",
     "/status": "HTTP/2 200 OK\r\n\r\n",
     "/name": "HTTP/1.1 200 OK\r\nbad name: 1\r\ncontent-length: 0\r\n\r\n",
