@@ -45,7 +45,8 @@ const MAX_IDLE = 64;
 const IDLE_MS = 60_000;
 /** Requests with a body up to this long go out in one write with their head. */
 const ONE_WRITE = 16 * 1024;
-const REPLAYABLE = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
+/** Methods a request may be sent with twice (RFC 9110 9.2.2). */
+export const IDEMPOTENT: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 
 const encoder = new TextEncoder();
 
@@ -140,7 +141,7 @@ export class UpstreamPool {
     const framing = body === undefined ? undefined : length !== undefined ? { length } : { streamed: true as const };
     const head = encoder.encode(requestHead(req.method, req.target, req.headers, key, framing));
     const replayable = !(body instanceof ReadableStream) &&
-      (REPLAYABLE.has(req.method) || [...req.headers].some(([n]) => n.toLowerCase() === "idempotency-key"));
+      (IDEMPOTENT.has(req.method) || [...req.headers].some(([n]) => n.toLowerCase() === "idempotency-key"));
     const timer = new Deadline(req.timeoutMs, this.#deadlines);
     try {
       for (let attempt = 0;; attempt++) {

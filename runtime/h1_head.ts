@@ -5,7 +5,7 @@
  * guessed: the answer is a 502, the connection closed.
  */
 
-import { HOP_BY_HOP } from "./upstream.ts";
+import { connectionNames, withoutHopByHop } from "./upstream.ts";
 
 /** What an upstream's answer head says, checked. */
 export interface AnswerHead {
@@ -93,15 +93,14 @@ export function parseAnswerHead(text: string, method: string): AnswerHead {
         throw new ProtocolError(`transfer-encoding: ${JSON.stringify(value)}: only one "chunked" is passed on`);
       }
       chunked = true;
-    } else if (name === "connection") connection += `,${value.toLowerCase()}`;
+    } else if (name === "connection") connection += `,${value}`;
     pairs.push([name, value]);
   }
   if (chunked && length !== undefined) {
     throw new ProtocolError("both content-length and transfer-encoding: the answer's length is ambiguous");
   }
-  const tokens = connection.split(",").map((t) => t.trim()).filter(Boolean);
-  const named = new Set(tokens);
-  const headers = pairs.filter(([name]) => !HOP_BY_HOP.has(name) && !named.has(name));
+  const named = connectionNames(connection);
+  const headers = withoutHopByHop(pairs, named);
   const keepAlive = status[1] === "1" ? !named.has("close") : named.has("keep-alive");
   const framing: AnswerHead["framing"] =
     method === "HEAD" || code === 204 || code === 304 || (code >= 100 && code < 200)

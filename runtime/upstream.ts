@@ -22,14 +22,31 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
  * `Connection` names) nor any named in `drop`.
  */
 export function endToEndPairs(headers: Headers, drop?: ReadonlySet<string>): [string, string][] {
-  const connection = headers.get("connection");
-  const named = connection ? new Set(connection.split(",").map((n) => n.trim().toLowerCase())) : undefined;
-  const pairs: [string, string][] = [];
-  for (const pair of headers) {
+  return withoutHopByHop(headers, connectionNames(headers.get("connection") ?? ""), drop);
+}
+
+const NO_NAMES: ReadonlySet<string> = new Set();
+
+/** The header names a `Connection` value (or several, comma-joined) lists, lower case. */
+export function connectionNames(value: string): ReadonlySet<string> {
+  if (value === "") return NO_NAMES;
+  const names = new Set<string>();
+  for (const name of value.split(",")) if (name.trim()) names.add(name.trim().toLowerCase());
+  return names;
+}
+
+/** `pairs` (lower-case names) without the hop-by-hop ones, those `named` (by `Connection`) and those in `drop`. */
+export function withoutHopByHop(
+  pairs: Iterable<[string, string]>,
+  named: ReadonlySet<string>,
+  drop?: ReadonlySet<string>,
+): [string, string][] {
+  const kept: [string, string][] = [];
+  for (const pair of pairs) {
     const name = pair[0];
-    if (!HOP_BY_HOP.has(name) && !drop?.has(name) && !named?.has(name)) pairs.push(pair);
+    if (!HOP_BY_HOP.has(name) && !drop?.has(name) && !named.has(name)) kept.push(pair);
   }
-  return pairs;
+  return kept;
 }
 
 /** `headers` without those of one connection: the hop-by-hop ones, and any that `Connection` names. */

@@ -5,7 +5,7 @@
  */
 
 import type { ServiceSpec } from "../../config/mod.ts";
-import { UpstreamError, type UpstreamPool } from "../h1.ts";
+import { IDEMPOTENT, UpstreamError, type UpstreamPool } from "../h1.ts";
 import type { HttpContext } from "../types.ts";
 import { forwardedPairs } from "../upstream.ts";
 import { bridgeWebSocket, isWebSocket } from "../websocket.ts";
@@ -15,8 +15,6 @@ import { type Replica, upstreamOf } from "./replicas.ts";
 const UPSTREAM_TIMEOUT_MS = 60_000;
 /** Request bodies up to this size are read before they go on (so they can be sent again); larger ones stream. */
 const BUFFERED_BODY_BYTES = 1024 * 1024;
-/** Methods a request may be sent with twice (RFC 9110 9.2.2). */
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 
 /** What serving needs of a workload: its replicas, whose turn is next, and its counts. */
 export interface Served {
