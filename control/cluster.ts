@@ -323,7 +323,6 @@ async function forward(
       target: `${url.pathname}${url.search}`,
       headers,
       body,
-      ...(body instanceof ReadableStream && Number.isSafeInteger(length) && { length }),
       timeoutMs: FORWARD_TIMEOUT_MS,
     });
   } catch (err) {

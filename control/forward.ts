@@ -135,13 +135,11 @@ export class Forwarder {
           const ws = `ws://${address}${url.pathname}${url.search}`;
           return await bridgeWebSocket(ws, request, headers, this.#opts.timeoutMs ?? 10_000);
         }
-        const length = Number(request.headers.get("content-length") ?? NaN);
         return await this.#upstream.requestTo(address, {
           method: request.method,
           target: `${url.pathname}${url.search}`,
           headers,
           body: request.body,
-          ...(Number.isSafeInteger(length) && { length }),
           timeoutMs: this.#opts.timeoutMs ?? 60_000,
         });
       } catch (err) {

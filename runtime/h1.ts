@@ -27,11 +27,12 @@ export interface UpstreamRequest {
   method: string;
   /** The path and query (origin form). */
   target: string;
-  /** End-to-end headers (a Host among them, or the address is sent as Host); the client frames the body. */
+  /**
+   * End-to-end headers (a Host among them, or the address is sent as Host). The client frames the body: a streamed
+   * one with the Content-Length among them (it must send that many bytes), else chunked.
+   */
   headers: Iterable<[string, string]>;
   body?: Uint8Array | ArrayBuffer | ReadableStream<Uint8Array> | null;
-  /** The length a streamed body declared (it must send that many bytes); without it, it goes chunked. */
-  length?: number;
   /** For the answer's head; a body takes as long as it takes. */
   timeoutMs: number;
 }
@@ -137,7 +138,7 @@ export class UpstreamPool {
   async request(hostname: string, port: number, req: UpstreamRequest): Promise<Response> {
     const key = `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
     const body = req.body instanceof ArrayBuffer ? new Uint8Array(req.body) : req.body ?? undefined;
-    const length = body instanceof Uint8Array ? body.length : req.length;
+    const length = body instanceof Uint8Array ? body.length : body ? declaredLength(req.headers) : undefined;
     const framing = body === undefined ? undefined : length !== undefined ? { length } : { streamed: true as const };
     const head = encoder.encode(requestHead(req.method, req.target, req.headers, key, framing));
     const replayable = !(body instanceof ReadableStream) &&
@@ -263,6 +264,14 @@ export class UpstreamPool {
       throw new ProtocolError(`an answer that cannot be passed on: ${(err as Error).message}`);
     }
   }
+}
+
+/** The Content-Length among `headers`, when it is one. */
+function declaredLength(headers: Iterable<[string, string]>): number | undefined {
+  for (const [name, value] of headers) {
+    if (name.toLowerCase() === "content-length") return /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+  }
+  return undefined;
 }
 
 async function connect(hostname: string, port: number, key: string): Promise<Conn> {

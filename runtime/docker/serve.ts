@@ -57,7 +57,6 @@ export async function serveReplicas(
         target: `${url.pathname}${url.search}`,
         headers,
         body,
-        ...(body instanceof ReadableStream && Number.isSafeInteger(length) && { length }),
         timeoutMs,
       });
     } catch (err) {
