@@ -1,6 +1,6 @@
 /**
  * The proxy's HTTP/1.1 client to its upstreams (container replicas, other servers' proxies): keep-alive
- * connections pooled per address, the protocol's bytes read and written here (`h1_head.ts`). Deno's fetch costs
+ * connections pooled per address (`h1_conn.ts`), the protocol's bytes read and written here (`h1_head.ts`). Deno's fetch costs
  * more than half of a proxied request's CPU: a proxy made of Deno.serve and fetch reaches 0.35x nginx's req/s on
  * this machine, Deno.serve and this client 0.8x. Bodies pass through as they came (a gzip answer stays gzip).
  *
@@ -10,16 +10,8 @@
  */
 
 import { Deadline, Deadlines } from "./deadlines.ts";
-import {
-  type AnswerHead,
-  chunkSize,
-  headEnd,
-  latin1,
-  parseAnswerHead,
-  ProtocolError,
-  requestHead,
-  UpstreamError,
-} from "./h1_head.ts";
+import { type Conn, connect, readHead } from "./h1_conn.ts";
+import { type AnswerHead, chunkSize, parseAnswerHead, ProtocolError, requestHead, UpstreamError } from "./h1_head.ts";
 
 export { UpstreamError } from "./h1_head.ts";
 
@@ -37,8 +29,6 @@ export interface UpstreamRequest {
   timeoutMs: number;
 }
 
-/** An answer's head may be this long; longer is refused. */
-const MAX_HEAD = 64 * 1024;
 /** Answers up to this long are read whole and sent on in one write; longer ones stream. */
 const BUFFERED_ANSWER = 64 * 1024;
 /** Idle connections kept per address (nginx's `keepalive` for the same role), and for how long. */
@@ -50,83 +40,6 @@ const ONE_WRITE = 16 * 1024;
 export const IDEMPOTENT: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 
 const encoder = new TextEncoder();
-
-class Conn {
-  buf: Uint8Array<ArrayBuffer> = new Uint8Array(16 * 1024);
-  start = 0;
-  end = 0;
-  idle = false;
-  idleSince = 0;
-  closed = false;
-  #reading?: Promise<number | null>;
-
-  constructor(readonly tcp: Deno.TcpConn, readonly key: string) {}
-
-  get buffered(): number {
-    return this.end - this.start;
-  }
-
-  /** Reads more into the buffer (one read at a time): the bytes read, or null at the end of the stream. */
-  fill(): Promise<number | null> {
-    if (this.#reading) return this.#reading;
-    if (this.start === this.end) this.start = this.end = 0;
-    if (this.end === this.buf.length) {
-      if (this.start > 0) {
-        this.buf.copyWithin(0, this.start, this.end);
-        this.end -= this.start;
-        this.start = 0;
-      } else {
-        const grown = new Uint8Array(this.buf.length * 2);
-        grown.set(this.buf);
-        this.buf = grown;
-      }
-    }
-    this.#reading = this.tcp.read(this.buf.subarray(this.end)).then((n) => {
-      this.#reading = undefined;
-      if (n !== null) this.end += n;
-      return n;
-    }, (err) => {
-      this.#reading = undefined;
-      throw err;
-    });
-    return this.#reading;
-  }
-
-  /** Takes `n` buffered bytes (a copy). */
-  take(n: number): Uint8Array<ArrayBuffer> {
-    const out = this.buf.slice(this.start, this.start + n);
-    this.start += n;
-    return out;
-  }
-
-  /** The line up to the next LF (cut, with a CR before it), reading as needed; at most `max` bytes. */
-  async line(max: number): Promise<string> {
-    for (;;) {
-      const lf = this.buf.indexOf(10, this.start);
-      if (lf !== -1 && lf < this.end) {
-        const text = latin1(this.buf.subarray(this.start, lf > this.start && this.buf[lf - 1] === 13 ? lf - 1 : lf));
-        this.start = lf + 1;
-        return text;
-      }
-      if (this.buffered > max) throw new ProtocolError(`a line over ${max} bytes`);
-      if (await this.fill() === null) throw new UpstreamError("closed", "the connection closed mid-answer");
-    }
-  }
-
-  async write(bytes: Uint8Array): Promise<void> {
-    for (let off = 0; off < bytes.length;) off += await this.tcp.write(bytes.subarray(off));
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    try {
-      this.tcp.close();
-    } catch {
-      // already gone
-    }
-  }
-}
 
 /** Keep-alive connections to upstreams, by address. `close()` ends them all (idle ones at once, busy ones after). */
 export class UpstreamPool {
@@ -272,47 +185,6 @@ function declaredLength(headers: Iterable<[string, string]>): number | undefined
     if (name.toLowerCase() === "content-length") return /^\d{1,15}$/.test(value) ? Number(value) : undefined;
   }
   return undefined;
-}
-
-async function connect(hostname: string, port: number, key: string): Promise<Conn> {
-  try {
-    const tcp = await Deno.connect({ hostname, port });
-    tcp.setNoDelay(true);
-    return new Conn(tcp, key);
-  } catch (err) {
-    throw new UpstreamError("connect", `cannot connect to ${key}: ${(err as Error).message}`);
-  }
-}
-
-/** The head of the next answer, as text (its blank line included). */
-async function readHead(conn: Conn, first: boolean): Promise<string> {
-  let scanned = conn.start;
-  for (;;) {
-    const end = headEnd(conn.buf, Math.max(conn.start, scanned - 3), conn.end);
-    if (end !== -1) {
-      const text = latin1(conn.buf.subarray(conn.start, end));
-      conn.start = end;
-      return text;
-    }
-    scanned = conn.end;
-    if (conn.buffered > MAX_HEAD) throw new ProtocolError(`an answer's head over ${MAX_HEAD / 1024} KiB`);
-    const empty = first && conn.buffered === 0;
-    let read: number | null;
-    try {
-      read = await conn.fill();
-    } catch (err) {
-      // Reset (or cut as its request could not be written): with nothing heard yet, the same as a close.
-      if (!empty) throw err;
-      throw new UpstreamError("closed", `the connection ended before an answer: ${(err as Error).message}`, true);
-    }
-    if (read === null) {
-      throw new UpstreamError(
-        "closed",
-        empty ? "the connection closed before an answer" : "the connection closed mid-answer",
-        empty,
-      );
-    }
-  }
 }
 
 /** Writes the head and the body, framed as the head says. */
