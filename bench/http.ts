@@ -37,7 +37,7 @@ interface Row {
 export async function startListening(
   script: string,
   args: string[] = [],
-): Promise<{ url: string; stop(): Promise<void> }> {
+): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-net", `${root}bench/${script}`, "0", ...args],
     stdout: "piped",
@@ -53,6 +53,7 @@ export async function startListening(
   const port = /listening (\d+)/.exec(text)![1];
   return {
     url: `http://127.0.0.1:${port}/`,
+    pid: child.pid,
     async stop() {
       child.kill();
       await child.status;

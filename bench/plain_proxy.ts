@@ -1,20 +1,25 @@
 /**
- * The floor for a proxy on Deno: the smallest reverse proxy made of
- * Deno.serve and fetch (keep-alive to the upstream, the answer read whole and
- * sent on), on the port given first, to the upstream port given second. What
- * any proxy built on Deno's HTTP server and client pays, with nothing of
- * Orca's in it.
+ * The floor for a proxy on Deno: the smallest reverse proxy made of Deno.serve and the proxy's own HTTP/1.1 client
+ * (`runtime/h1.ts`: kept connections to the upstream, a short answer read whole and sent on), on the port given
+ * first, to the upstream `host:port` given second. What any proxy built on Deno's HTTP server pays, with nothing of
+ * Orca's routing, forwarding headers, limits, logs or metrics in it.
  */
-const [port, upstream] = [Number(Deno.args[0] ?? 0), Number(Deno.args[1])];
+import { UpstreamPool } from "../runtime/h1.ts";
+
+const [port, upstream] = [Number(Deno.args[0] ?? 0), Deno.args[1]];
+const at = upstream.lastIndexOf(":");
+const [hostname, upstreamPort] = [upstream.slice(0, at), Number(upstream.slice(at + 1))];
+const pool = new UpstreamPool();
 const server = Deno.serve(
   { hostname: "127.0.0.1", port, onListen: (a) => console.log(`listening ${a.port}`) },
-  async (request) => {
+  (request) => {
     const url = new URL(request.url);
-    const res = await fetch(`http://127.0.0.1:${upstream}${url.pathname}${url.search}`, {
+    return pool.request(hostname, upstreamPort, {
       method: request.method,
+      target: `${url.pathname}${url.search}`,
       headers: request.headers,
+      timeoutMs: 60_000,
     });
-    return new Response(await res.arrayBuffer(), { status: res.status, headers: res.headers });
   },
 );
 await server.finished;

@@ -9,8 +9,8 @@
  * on its network (how Orca goes, with no port proxy of the engine's on the
  * way). Prints req/s and p50/p99 of each, and Orca's ratios to both (goal:
  * Orca >= 0.8x nginx's req/s, p99 <= 1.5x). Then the floor for a proxy made
- * of Deno.serve and fetch (bench/plain_proxy.ts, nothing else) against the
- * published port, over HTTP.
+ * of Deno.serve and Orca's upstream client (bench/plain_proxy.ts, nothing
+ * else) to the container's address, over HTTP.
  */
 
 import { Engine } from "../runtime/mod.ts";
@@ -161,8 +161,8 @@ export async function benchProxy(): Promise<string[]> {
       ]);
       if (!out.endsWith(" 200")) throw new Error(`127.0.0.1:${port} answered: ${out.slice(0, 200)}`);
     }
-    // The floor for any proxy on Deno's HTTP server and client (nothing of Orca's in it), over HTTP.
-    floor = await startListening("plain_proxy.ts", [String(upstream)]);
+    // The floor for any proxy on Deno's HTTP server and Orca's client (nothing else of Orca's), over HTTP.
+    floor = await startListening("plain_proxy.ts", [direct]);
     const lines = [
       `same backend (Deno.serve in a container, keep-alive), wrk ${SECONDS} s per run, 2 threads; ratios: Orca / nginx`,
       "(nginx -> port: through the port the engine published; nginx -> address: the container's own, as Orca goes)",
@@ -195,15 +195,15 @@ export async function benchProxy(): Promise<string[]> {
           const least = await wrk(floor.url, { connections, seconds: SECONDS, threads: 2, headers: { Host: DOMAIN } });
           floors.push(
             `  c${String(connections).padEnd(3)} ${fmt(least)}  ${
-              (least.requestsPerSec / viaPort.requestsPerSec).toFixed(2)
-            }x nginx -> port's req/s`,
+              (least.requestsPerSec / viaAddress.requestsPerSec).toFixed(2)
+            }x nginx -> address's req/s`,
           );
         }
       }
     }
     lines.push(
       "",
-      "the floor for a proxy on Deno: Deno.serve + fetch and nothing else (bench/plain_proxy.ts), http",
+      "the floor for a proxy on Deno: Deno.serve + runtime/h1.ts to the address, nothing else (bench/plain_proxy.ts)",
       ...floors,
     );
     return lines;
