@@ -229,6 +229,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
       db.exec(
         "DELETE FROM services; DELETE FROM deploys; DELETE FROM members; DELETE FROM placements; DELETE FROM replica_states;",
       );
+      this.#store.forgetServices();
       writePlacements((text) => this.#store.sql(text), data.placements ?? {});
       loadReplicaStates((text) => this.#store.sql(text), data.replicaStates ?? {});
       const member = this.#store.sql("INSERT INTO members (id, address, at, facts, drain) VALUES (?, ?, ?, ?, ?)");
@@ -272,6 +273,7 @@ export class ControlMachine implements StateMachine<CommandResult> {
     } catch (err) {
       const code = (err as { errcode?: number }).errcode;
       if (code !== undefined && [10, 11, 13].includes(code & 0xff)) throw err; // the whole transaction goes
+      this.#store.forgetServices();
       db.exec("ROLLBACK TO command; RELEASE command");
       return {
         result: { ok: false, error: { code: "internal", message: `command failed: ${(err as Error).message}` } },

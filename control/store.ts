@@ -58,6 +58,12 @@ export class Store {
   readonly #opts: StoreOptions;
   readonly #statements = new Map<string, StatementSync>();
   readonly #now: () => number;
+  /**
+   * The services as last read, frozen: a deploy reads them four times (its checks, the state machine, the
+   * convergence, certificates), each a query and a JSON parse of every spec. A write to the table forgets them
+   * (`forgetServices`), and so does a rollback (what was read inside may be undone).
+   */
+  #services?: readonly StoredService[];
 
   constructor(path: string, opts: StoreOptions = {}) {
     this.#opts = opts;
@@ -136,13 +142,28 @@ export class Store {
     );
   }
 
+  /** Every service's current version, by project and name; the specs are frozen (shared by every caller). */
   services(): StoredService[] {
+    if (this.#services) return [...this.#services];
     const rows = this.sql("SELECT spec, version, updated_at FROM services ORDER BY project, name").all() as {
       spec: string;
       version: number;
       updated_at: number;
     }[];
-    return rows.map((r) => ({ spec: JSON.parse(r.spec) as ServiceSpec, version: r.version, updatedAt: r.updated_at }));
+    const services = rows.map((r) =>
+      Object.freeze({
+        spec: deepFreeze(JSON.parse(r.spec) as ServiceSpec),
+        version: r.version,
+        updatedAt: r.updated_at,
+      })
+    );
+    this.#services = services;
+    return [...services];
+  }
+
+  /** Called by whatever writes the services table (here, a snapshot's restore) or rolls a write back. */
+  forgetServices(): void {
+    this.#services = undefined;
   }
 
   /** Writes a deploy made at `at` (inside the caller's transaction: the state machine's); returns its id. */
@@ -152,6 +173,7 @@ export class Store {
     summary: DeploySummary,
     at: number,
   ): number {
+    this.forgetServices();
     return this.write(() => {
       const upsert = this.sql(
         `INSERT INTO services (project, name, version, spec, updated_at) VALUES (?, ?, ?, ?, ?)
@@ -180,6 +202,7 @@ export class Store {
         this.db.exec(nested ? "RELEASE store" : "COMMIT");
         return result;
       } catch (err) {
+        this.forgetServices();
         this.db.exec(nested ? "ROLLBACK TO store; RELEASE store" : "ROLLBACK");
         throw err;
       }
@@ -206,4 +229,13 @@ export class Store {
       throw err;
     }
   }
+}
+
+/** `value` and everything in it, frozen. */
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }
