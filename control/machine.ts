@@ -265,10 +265,11 @@ export class ControlMachine implements StateMachine<CommandResult> {
    */
   #guarded(data: Uint8Array): { result: CommandResult; type?: ControlCommand["type"] } {
     const db = this.#store.db;
-    db.exec("SAVEPOINT command");
+    // Prepared once (exec parses its text each time): every command of every entry passes here.
+    this.#store.sql("SAVEPOINT command").run();
     try {
       const applied = this.#run(data);
-      db.exec("RELEASE command");
+      this.#store.sql("RELEASE command").run();
       return applied;
     } catch (err) {
       const code = (err as { errcode?: number }).errcode;
