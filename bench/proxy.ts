@@ -17,6 +17,7 @@ import { Engine } from "../runtime/mod.ts";
 import { orca, removeContainers, startServer } from "../tests/harness.ts";
 import { freePort } from "../tests/pebble.ts";
 import { startListening } from "./http.ts";
+import { measured } from "./cpu.ts";
 import { ensureWrk, type LoadResult, wrk } from "./wrk.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 8);
@@ -80,10 +81,29 @@ http {
 `;
 }
 
-const fmt = (r: LoadResult) =>
+/** A load's result, with the CPU the proxy's processes and the whole machine spent per request meanwhile. */
+type Measured = LoadResult & { proxyUs: number; machineUs: number };
+
+const fmt = (r: Measured) =>
   `${r.requestsPerSec.toFixed(0).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2).padStart(6)} ms  p99 ${
     r.p99Ms.toFixed(2).padStart(6)
-  } ms${r.errors ? `  (${r.errors} errors)` : ""}`;
+  } ms  cpu/request: proxy ${r.proxyUs.toFixed(0).padStart(3)} us, machine ${r.machineUs.toFixed(0).padStart(3)} us${
+    r.errors ? `  (${r.errors} errors)` : ""
+  }`;
+
+/** Runs wrk, measuring the CPU `proxy` (its process, and its workers with `children`) and the machine use. */
+async function load(
+  url: string,
+  proxy: { pid: number; children?: boolean },
+  connections: number,
+): Promise<Measured> {
+  const { result, processSeconds, machineSeconds } = await measured(
+    [proxy],
+    () => wrk(url, { connections, seconds: SECONDS, threads: 2, headers: { Host: DOMAIN } }),
+  );
+  const requests = result.requestsPerSec * SECONDS;
+  return { ...result, proxyUs: processSeconds * 1e6 / requests, machineUs: machineSeconds * 1e6 / requests };
+}
 
 export async function benchProxy(): Promise<string[]> {
   await ensureWrk();
@@ -98,7 +118,7 @@ export async function benchProxy(): Promise<string[]> {
   const orcaHttps = Number(/https\s+https:\/\/[^:]+:(\d+)/.exec(server.output())![1]);
   const orcaHttp = Number(new URL(server.httpUrl).port);
   let nginx: Deno.ChildProcess | undefined;
-  let floor: { url: string; stop(): Promise<void> } | undefined;
+  let floor: { url: string; pid: number; stop(): Promise<void> } | undefined;
   const floors: string[] = [];
   try {
     await Deno.mkdir(`${dir}/services/bench`, { recursive: true });
@@ -166,22 +186,19 @@ export async function benchProxy(): Promise<string[]> {
     const lines = [
       `same backend (Deno.serve in a container, keep-alive), wrk ${SECONDS} s per run, 2 threads; ratios: Orca / nginx`,
       "(nginx -> port: through the port the engine published; nginx -> address: the container's own, as Orca goes)",
+      "cpu/request: of the proxy's processes (nginx: master and workers, not the engine's port proxy) and of the",
+      "whole machine (wrk, the backend, the kernel included)",
     ];
     const ratio = (ours: LoadResult, base: LoadResult) =>
       `req/s ${(ours.requestsPerSec / base.requestsPerSec).toFixed(2)}x  p99 ${(ours.p99Ms / base.p99Ms).toFixed(2)}x`;
+    const nginxPid = { pid: nginx.pid, children: true };
     for (const scheme of ["http", "https"] as const) {
       for (const connections of [16, 64]) {
-        const load = (port: number) =>
-          wrk(`${scheme}://127.0.0.1:${port}/`, {
-            connections,
-            seconds: SECONDS,
-            threads: 2,
-            headers: { Host: DOMAIN },
-          });
         const https = scheme === "https";
-        const viaPort = await load(https ? ports.https : ports.http);
-        const viaAddress = await load(https ? ports.directHttps : ports.directHttp);
-        const ours = await load(https ? orcaHttps : orcaHttp);
+        const at = (port: number) => `${scheme}://127.0.0.1:${port}/`;
+        const viaPort = await load(at(https ? ports.https : ports.http), nginxPid, connections);
+        const viaAddress = await load(at(https ? ports.directHttps : ports.directHttp), nginxPid, connections);
+        const ours = await load(at(https ? orcaHttps : orcaHttp), server, connections);
         lines.push(
           "",
           `${scheme} c${connections}`,
@@ -192,11 +209,19 @@ export async function benchProxy(): Promise<string[]> {
           `  orca / nginx -> address  ${ratio(ours, viaAddress)}`,
         );
         if (!https) {
-          const least = await wrk(floor.url, { connections, seconds: SECONDS, threads: 2, headers: { Host: DOMAIN } });
+          const least = await load(floor.url, floor, connections);
+          // What the rest of the machine (wrk, backend, kernel) spends per request around nginx, plus the floor's
+          // own CPU, bounds any proxy made like the floor on this machine, on however many threads.
+          const ceiling = navigator.hardwareConcurrency * 1e6 /
+            (least.proxyUs + viaAddress.machineUs - viaAddress.proxyUs);
           floors.push(
             `  c${String(connections).padEnd(3)} ${fmt(least)}  ${
               (least.requestsPerSec / viaAddress.requestsPerSec).toFixed(2)
             }x nginx -> address's req/s`,
+            `       at most ~${
+              ceiling.toFixed(0)
+            } req/s on ${navigator.hardwareConcurrency} cores on any number of threads ` +
+              `(${(ceiling / viaAddress.requestsPerSec).toFixed(2)}x nginx -> address)`,
           );
         }
       }
