@@ -82,3 +82,13 @@ function forwardingOf(client: HttpContext["client"]): [string, string][] {
     ["forwarded", `for=${node};proto=${client.proto};host="${client.host.replace(/["\\]/g, "")}"`],
   ];
 }
+
+/** `headers` with the true length of a body held whole (any length or transfer coding it carried is dropped). */
+export function withLength(headers: [string, string][], length: number): [string, string][] {
+  const kept = headers.filter(([name]) => {
+    const lower = name.toLowerCase();
+    return lower !== "content-length" && lower !== "transfer-encoding";
+  });
+  kept.push(["content-length", String(length)]);
+  return kept;
+}

@@ -33,7 +33,7 @@ import { errorResponse, errorText } from "./guest.ts";
 import { HostPool } from "./hosts.ts";
 import { STREAM_AFTER_BYTES } from "./body.ts";
 import { probeThrough } from "../probe.ts";
-import { withForwarding } from "../upstream.ts";
+import { withForwarding, withLength } from "../upstream.ts";
 
 export interface WasmRuntimeOptions {
   /** Where jco's transpiled output is cached. */
@@ -398,7 +398,12 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning, Healing {
       const nullBody = reply.status === 204 || reply.status === 304 || request.method === "HEAD";
       if (nullBody && reply.body instanceof ReadableStream) reply.body.cancel().catch(() => {});
       const responseBody = nullBody ? null : reply.body as ReadableStream<Uint8Array> | Uint8Array<ArrayBuffer>;
-      return new Response(responseBody, { status: reply.status, headers: reply.headers });
+      // A body held whole says its length: the server sends it in one piece, and the access log reads the length
+      // rather than counting the body through a stream of its own.
+      const headers = responseBody instanceof Uint8Array
+        ? withLength(reply.headers, responseBody.length)
+        : reply.headers;
+      return new Response(responseBody, { status: reply.status, headers });
     } finally {
       if (!streaming) end();
     }

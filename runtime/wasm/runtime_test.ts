@@ -34,7 +34,10 @@ Deno.test("a C preview1 command serves WAGI-style with its declared env", async 
   const res = await runtime.serveHttp(h, new Request("http://x/c/x?q=1", { method: "POST", body: "b" }), ctx);
   assert.equal(res.status, 200);
   assert.equal(res.headers.get("x-served-by"), "hello-c");
-  assert.equal(await res.text(), "hello from a C edge function\nmethod=POST path=/c/x query=q=1\ngreeting=hi\n");
+  const text = await res.text();
+  assert.equal(text, "hello from a C edge function\nmethod=POST path=/c/x query=q=1\ngreeting=hi\n");
+  // Held whole, it says its length (sent in one piece; the access log need not count it).
+  assert.equal(res.headers.get("content-length"), String(new TextEncoder().encode(text).length));
   const exec = await runtime.exec(h, []);
   assert.equal(exec.exitCode, 0);
   assert.match(new TextDecoder().decode(exec.stdout), /hello from a C edge function/);
@@ -174,6 +177,7 @@ for (const [mode, workers] of modes) {
         assert.equal((await runtime.stats(h)).errors, 1);
         // A small response is whole (buffered, not streamed).
         const small = await runtime.serveHttp(h, new Request("http://x/s?kib=4"), ctx);
+        assert.equal(small.headers.get("content-length"), "4096");
         assert.equal((await small.text()).length, 4096);
       } finally {
         await cleanup();
