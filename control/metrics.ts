@@ -38,6 +38,14 @@ export class NodeMetrics {
   readonly registry = new Registry();
   readonly #requests: Counter<"service" | "code">;
   readonly #latency: Histogram<"service">;
+  /**
+   * Each service's series, found once: prom-client hashes the labels on every call otherwise (every request). A
+   * service's series outlive it, as they would in prom-client.
+   */
+  readonly #series = new Map<
+    string,
+    { codes: Map<number, Counter.Internal>; latency: Histogram.Internal<"service"> }
+  >();
   readonly #runs: Counter<"service" | "trigger" | "result">;
 
   constructor(sources: MetricsSources) {
@@ -87,8 +95,13 @@ export class NodeMetrics {
 
   /** The proxy answered `status` for `service` after `ms`. */
   answered(service: string, status: number, ms: number): void {
-    this.#requests.inc({ service, code: `${Math.floor(status / 100)}xx` });
-    this.#latency.observe({ service }, ms / 1000);
+    let series = this.#series.get(service);
+    if (!series) this.#series.set(service, series = { codes: new Map(), latency: this.#latency.labels({ service }) });
+    const code = Math.floor(status / 100);
+    let requests = series.codes.get(code);
+    if (!requests) series.codes.set(code, requests = this.#requests.labels({ service, code: `${code}xx` }));
+    requests.inc();
+    series.latency.observe(ms / 1000);
   }
 
   /** A job of `service` ran for `trigger` (cron, queue, event). */
