@@ -7,14 +7,12 @@
 import { UpstreamPool } from "../runtime/h1.ts";
 
 const [port, upstream] = [Number(Deno.args[0] ?? 0), Deno.args[1]];
-const at = upstream.lastIndexOf(":");
-const [hostname, upstreamPort] = [upstream.slice(0, at), Number(upstream.slice(at + 1))];
 const pool = new UpstreamPool();
 const server = Deno.serve(
   { hostname: "127.0.0.1", port, onListen: (a) => console.log(`listening ${a.port}`) },
   (request) => {
     const url = new URL(request.url);
-    return pool.request(hostname, upstreamPort, {
+    return pool.requestTo(upstream, {
       method: request.method,
       target: `${url.pathname}${url.search}`,
       headers: request.headers,
