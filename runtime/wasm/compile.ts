@@ -13,6 +13,7 @@ import { instrumentInterrupts, needsInterrupts } from "./instrument.ts";
 import { describeProvided, unprovidedImports } from "./wasi.ts";
 import { capMemory, importMainMemory, type MemoryLimits, PAGE } from "./limits.ts";
 import { exposeState } from "./snapshot.ts";
+import { leanGlue } from "./lean_glue.ts";
 import {
   type CompiledComponent,
   type GuestKind,
@@ -28,7 +29,7 @@ export { loadComponent } from "./component.ts";
 export const DEFAULT_MEMORY_LIMIT = 128 * 2 ** 20;
 
 /** Bumped when the transpile options or the glue patches change. */
-const CACHE_VERSION = "jco-transpile-0.15.0-v5";
+const CACHE_VERSION = "jco-transpile-0.15.0-v6";
 
 /** The WASI functions that may block; under JSPI they suspend the guest. */
 const asyncImports = [
@@ -307,7 +308,7 @@ function checkCoreModule(bytes: Uint8Array): void {
  * needs env permission and costs about half the per-call time.
  */
 export function patchGlue(js: string): string {
-  return js.replaceAll("if (!globalThis?.process?.env?.JCO_DEBUG) { return; }", "return;");
+  return leanGlue(js.replaceAll("if (!globalThis?.process?.env?.JCO_DEBUG) { return; }", "return;"));
 }
 
 function firstLine(err: unknown): string {
