@@ -9,7 +9,7 @@
  * Load comes from wrk on loopback, one target at a time, at 16 and 64 connections.
  */
 
-import { sha256Hex } from "../config/mod.ts";
+import { transpile } from "../runtime/wasm/compile.ts";
 import { orca, startServer, writeProject } from "../tests/harness.ts";
 import { measureInstantiate } from "./instantiate.ts";
 import { buildJcoExamples } from "./jco_examples.ts";
@@ -70,18 +70,16 @@ function freePort(): number {
   return port;
 }
 
-async function transpiledDir(home: string, wasm: string): Promise<string> {
-  const hash = await sha256Hex(await Deno.readFile(wasm));
-  for await (const v of Deno.readDir(`${home}/cache`)) {
-    const dir = `${home}/cache/${v.name}/${hash}`;
-    try {
-      await Deno.stat(`${dir}/component.js`);
-      return dir;
-    } catch {
-      continue;
-    }
+/**
+ * jco's output for `wasm` as jco publishes it, in a folder of its own: what a workerd user serves. Orca's own cache
+ * holds the glue patched for Orca's runtime (lean_glue.ts), which assumes Orca's one call per instance at a time.
+ */
+async function publishedDir(wasm: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "orca-bench-jco-" });
+  for (const [name, content] of (await transpile(await Deno.readFile(wasm))).files) {
+    await Deno.writeFile(`${dir}/${name}`, content);
   }
-  throw new Error(`no transpiled output for ${wasm}`);
+  return dir;
 }
 
 const fmt = (n: number, digits = 2) => Number.isFinite(n) ? n.toFixed(digits) : "n/a";
@@ -106,7 +104,6 @@ export async function benchHttp(): Promise<void> {
 
   // Guests in 1 guest host, in one per core, and in the server process itself (--workers 0).
   const cores = navigator.hardwareConcurrency;
-  let dirs: { c: string; js: string; reuse: string; wat: string; jcoHello?: string; jcoFetch?: string } | undefined;
   for (const workers of [1, cores, 0]) {
     const server = await startServer(undefined, {}, ["--workers", String(workers)]);
     const label = workers === 0 ? "in-process" : `${workers} worker${workers === 1 ? "" : "s"}`;
@@ -136,29 +133,26 @@ export async function benchHttp(): Promise<void> {
       await load(`orca (${label}) -> jco http-hello-world, reused`, `${server.httpUrl}/jco-hello-reuse/bench`);
       await load(`orca (${label}) -> jco fetch-handler, isolated`, `${server.httpUrl}/jco-fetch-isolated/bench`);
     }
-    dirs ??= {
-      c: await transpiledDir(server.home, guests.c),
-      js: await transpiledDir(server.home, guests.js),
-      reuse: await transpiledDir(server.home, guests.reuse),
-      wat: await transpiledDir(server.home, guests.wat),
-      ...(jco && {
-        jcoHello: await transpiledDir(server.home, jco.helloWorld),
-        jcoFetch: await transpiledDir(server.home, jco.fetchHandler),
-      }),
-    };
     await server.stop();
   }
 
+  const dirs = {
+    c: await publishedDir(guests.c),
+    js: await publishedDir(guests.js),
+    reuse: await publishedDir(guests.reuse),
+    wat: await publishedDir(guests.wat),
+    ...(jco && { jcoHello: await publishedDir(jco.helloWorld), jcoFetch: await publishedDir(jco.fetchHandler) }),
+  };
   const peers = [
-    ["workerd -> C guest (WAGI)", dirs!.c, "wagi", false],
-    ["workerd -> JS guest (wasi:http)", dirs!.js, "http", false],
-    ["workerd -> JS handler, isolated", dirs!.reuse, "http", false],
-    ["workerd -> JS handler, one instance", dirs!.reuse, "http", true],
-    ["workerd -> WAT handler, one instance", dirs!.wat, "http", true],
+    ["workerd -> C guest (WAGI)", dirs.c, "wagi", false],
+    ["workerd -> JS guest (wasi:http)", dirs.js, "http", false],
+    ["workerd -> JS handler, isolated", dirs.reuse, "http", false],
+    ["workerd -> JS handler, one instance", dirs.reuse, "http", true],
+    ["workerd -> WAT handler, one instance", dirs.wat, "http", true],
   ] as [string, string, "http" | "wagi", boolean][];
-  if (dirs!.jcoHello) peers.push(["workerd -> jco http-hello-world, one instance", dirs!.jcoHello, "http", true]);
-  if (dirs!.jcoFetch) {
-    peers.push(["workerd -> jco fetch-handler (an instance per request)", dirs!.jcoFetch, "http", false]);
+  if (dirs.jcoHello) peers.push(["workerd -> jco http-hello-world, one instance", dirs.jcoHello, "http", true]);
+  if (dirs.jcoFetch) {
+    peers.push(["workerd -> jco fetch-handler (an instance per request)", dirs.jcoFetch, "http", false]);
   }
   for (const [label, dir, kind, shared] of peers) {
     try {
@@ -172,6 +166,8 @@ export async function benchHttp(): Promise<void> {
       console.error(`  ${label}: could not run (${(err as Error).message.split("\n")[0]})`);
     }
   }
+
+  for (const dir of Object.values(dirs)) await Deno.remove(dir, { recursive: true });
 
   const cacheDir = await Deno.makeTempDir({ prefix: "orca-bench-cache-" });
   const inst = [
@@ -215,7 +211,9 @@ export async function benchHttp(): Promise<void> {
   console.log(
     "\nworkerd runs one instance for every request (as Workers users run it), except the rows marked isolated and " +
       "the FetchEvent guest (its engine answers once per instance). Orca's isolated rows reset one instance per " +
-      "request to its post-init state (snapshot reset); its JS handler rows compare with workerd's one instance.",
+      "request to its post-init state (snapshot reset); its JS handler rows compare with workerd's one instance. " +
+      "workerd runs jco's glue as jco publishes it; Orca runs the same glue with its own call path for WASI 0.2 " +
+      "components (runtime/wasm/lean_glue.ts), which relies on Orca entering an instance once at a time.",
   );
   console.log("\ninstantiate from compiled (per request: each request gets a fresh instance)\n");
   console.log("guest                              kind      p50 ms   p99 ms   compile ms");

@@ -188,7 +188,12 @@ async function readMeta(dir: string): Promise<Meta | undefined> {
   }
 }
 
-async function transpileToDir(bytes: Uint8Array, dir: string): Promise<Meta> {
+/**
+ * jco's output for `bytes` (a core module is adapted to a component first), as
+ * jco publishes it: its files, its imports and exports. Orca's patches come
+ * after (`patchGlue`); benchmarks hand this to peers that run jco's glue.
+ */
+export async function transpile(bytes: Uint8Array): Promise<ReturnType<typeof generate>> {
   const kind = wasmKind(bytes);
   if (!kind) {
     throw new OrcaError("wasm", "the module is not WebAssembly (no `\\0asm` header)", {
@@ -207,10 +212,9 @@ async function transpileToDir(bytes: Uint8Array, dir: string): Promise<Meta> {
       });
     }
   }
-  let result: ReturnType<typeof generate>;
   try {
     await bindgenReady;
-    result = generate(component, {
+    return generate(component, {
       name: "component",
       instantiation: { tag: "async" },
       asyncMode: { tag: "jspi", val: { imports: asyncImports, exports: asyncExports } },
@@ -225,6 +229,10 @@ async function transpileToDir(bytes: Uint8Array, dir: string): Promise<Meta> {
       hint: "is it a valid WASI 0.2 component? `wasm-tools validate` tells more",
     });
   }
+}
+
+async function transpileToDir(bytes: Uint8Array, dir: string): Promise<Meta> {
+  const result = await transpile(bytes);
   const unprovided = unprovidedImports(result.imports);
   if (unprovided.length > 0) {
     throw new OrcaError(

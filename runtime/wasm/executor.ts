@@ -19,6 +19,7 @@ import { serveWasiHttp } from "./http_call.ts";
 import type { GuestIo } from "./wasi.ts";
 import { whyNotReset } from "./snapshot.ts";
 import { Watchdog } from "./watchdog.ts";
+import { Alarms } from "./alarms.ts";
 import {
   type GuestBackend,
   HTTP_TIMEOUT_MS,
@@ -75,6 +76,7 @@ export class Executor implements GuestBackend {
   readonly #now: () => number;
   readonly #loaded = new Map<string, Promise<Loaded>>();
   readonly #watchdog = new Watchdog();
+  readonly #alarms = new Alarms();
   readonly #idleTimer: ReturnType<typeof setInterval>;
 
   constructor(opts: ExecutorOptions) {
@@ -359,6 +361,7 @@ export class Executor implements GuestBackend {
     this.#watchdog.close();
     clearInterval(this.#idleTimer);
     for (const id of [...this.#loaded.keys()]) this.unload(id);
+    this.#alarms.close();
   }
 
   /**
@@ -368,13 +371,13 @@ export class Executor implements GuestBackend {
    */
   #arm(guest: Guest, timeoutMs: number, stop?: () => void): () => void {
     const disarm = this.#watchdog.arm(guest, timeoutMs);
-    const timer = setTimeout(() => {
+    const silence = this.#alarms.arm(timeoutMs, () => {
       Watchdog.fire(guest.flags);
       stop?.();
-    }, timeoutMs);
+    });
     return () => {
       disarm();
-      clearTimeout(timer);
+      silence();
     };
   }
 
