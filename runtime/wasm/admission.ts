@@ -7,6 +7,8 @@
  * call slowing down together until all of them miss their deadlines.
  */
 
+import { Alarms } from "./alarms.ts";
+
 /** Ends an admitted call: its turn goes to the next one waiting. Calling it again does nothing. */
 export type Release = () => void;
 /** Why a call was not admitted: the queue was full, it waited too long, or its client went away. */
@@ -17,11 +19,19 @@ interface Waiter {
   refuse(why: Refusal): void;
 }
 
+/**
+ * How long a call waits before its client's going away is watched for. A client that leaves sooner is noticed when
+ * the call's turn comes (its answer then goes nowhere); the queue's bound holds either way.
+ */
+export const WATCH_AFTER_MS = 50;
+
 export class Admission {
   readonly concurrency: number;
   readonly queue: number;
   #running = 0;
   readonly #waiting = new Set<Waiter>();
+  /** The waiting calls' deadlines and watches: one timer, cleared when none waits. */
+  readonly #alarms = new Alarms({ clearWhenIdle: true });
 
   constructor(concurrency: number, queue: number) {
     this.concurrency = Math.max(1, Math.floor(concurrency));
@@ -49,18 +59,24 @@ export class Admission {
     // Not `signal.aborted`: reading it makes Deno.serve warn about its legacy abort (a listener does not).
     if (this.#running < this.concurrency && this.#waiting.size === 0) return Promise.resolve(this.#admit());
     if (this.#waiting.size >= this.queue) return Promise.resolve("full");
-    const abort = signal?.();
     return new Promise((resolve) => {
+      let abort: AbortSignal | undefined;
       const leave = (outcome: Release | Refusal) => {
-        clearTimeout(timer);
+        silence();
+        unwatch?.();
         abort?.removeEventListener("abort", aborted);
         this.#waiting.delete(waiter);
         resolve(outcome);
       };
       const waiter: Waiter = { admit: leave, refuse: leave };
-      const timer = setTimeout(() => waiter.refuse("waited"), maxWaitMs);
       const aborted = () => waiter.refuse("aborted");
-      abort?.addEventListener("abort", aborted, { once: true });
+      const silence = this.#alarms.arm(maxWaitMs, () => waiter.refuse("waited"));
+      // The client's signal only for a call that is still waiting after WATCH_AFTER_MS: under load most waits are
+      // shorter, and a request's signal, once made, costs Deno.serve a DOMException when the request ends.
+      const unwatch = signal && this.#alarms.arm(WATCH_AFTER_MS, () => {
+        abort = signal();
+        abort.addEventListener("abort", aborted, { once: true });
+      });
       this.#waiting.add(waiter);
     });
   }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Admission, enterBoth, type Release } from "./admission.ts";
+import { Admission, enterBoth, type Release, WATCH_AFTER_MS } from "./admission.ts";
 
 const release = (turn: Release | string): Release => {
   assert.equal(typeof turn, "function", `refused: ${turn}`);
@@ -36,13 +36,22 @@ Deno.test("admission: a call that waits past its limit, or whose client goes awa
   const gate = new Admission(1, 4);
   const only = release(await gate.enter(60_000));
   assert.equal(await gate.enter(10), "waited");
+  let asked = 0;
   const client = new AbortController();
-  const leaving = gate.enter(60_000, () => client.signal);
+  const leaving = gate.enter(60_000, () => (asked++, client.signal));
   assert.equal(gate.waiting, 1);
+  assert.equal(asked, 0, "a call that has just begun to wait does not ask for its client's signal");
+  await new Promise((r) => setTimeout(r, WATCH_AFTER_MS + 20));
+  assert.equal(asked, 1, "one that waits on does");
   client.abort();
   assert.equal(await leaving, "aborted");
   assert.equal(gate.waiting, 0);
+  // A call admitted before its watch begins never asks for the signal.
+  const quick = gate.enter(60_000, () => (asked++, client.signal));
   only();
+  release(await quick)();
+  await new Promise((r) => setTimeout(r, WATCH_AFTER_MS + 20));
+  assert.equal(asked, 1);
   assert.equal(gate.running, 0);
 });
 

@@ -4,7 +4,7 @@
  * (Node's kind, under npm packages: a Timeout object, a list entry, a clear)
  * cost as much as a WAT handler's whole call. Here arming is a set insert,
  * disarming a delete; the one timer runs at the earliest deadline armed (or
- * later, when that call has ended) and is cleared when nothing is armed.
+ * later, when that call has ended), and once more after the last one ends.
  */
 
 interface Alarm {
@@ -19,8 +19,18 @@ export class Alarms {
   /** When the timer runs (Infinity: no timer). */
   #due = Infinity;
 
-  constructor(now: () => number = () => performance.now()) {
+  readonly #clearWhenIdle: boolean;
+
+  /**
+   * `clearWhenIdle`: clear the timer as soon as nothing is armed (for alarms armed rarely, so that an idle process
+   * holds no timer); by default it rings once more instead.
+   */
+  constructor({ now = () => performance.now(), clearWhenIdle = false }: {
+    now?: () => number;
+    clearWhenIdle?: boolean;
+  } = {}) {
     this.#now = now;
+    this.#clearWhenIdle = clearWhenIdle;
   }
 
   /** Calls `fire` once, `ms` from now, unless the returned function is called first. */
@@ -28,11 +38,10 @@ export class Alarms {
     const alarm = { at: this.#now() + Math.max(0, ms), fire };
     this.#armed.add(alarm);
     if (alarm.at < this.#due) this.#schedule(alarm.at);
+    // Unless clearWhenIdle, the timer stays when the last alarm goes: it rings once for nothing, where clearing it
+    // would cost a new timer each time calls come one at a time. `close` clears it.
     return () => {
-      if (!this.#armed.delete(alarm) || this.#armed.size > 0) return;
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-      this.#due = Infinity;
+      if (this.#armed.delete(alarm) && this.#clearWhenIdle && this.#armed.size === 0) this.#stop();
     };
   }
 
@@ -44,6 +53,10 @@ export class Alarms {
   /** Drops every alarm unfired, and the timer. */
   close(): void {
     this.#armed.clear();
+    this.#stop();
+  }
+
+  #stop(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#due = Infinity;

@@ -25,12 +25,14 @@ Deno.test("alarms fire at their deadlines, in order, and never one that was disa
   assert.equal(alarms.size, 0);
 });
 
-Deno.test("alarms leave no timer behind once every one is disarmed, or closed", async () => {
+Deno.test("disarmed alarms never fire, and close leaves no timer behind", async () => {
   const alarms = new Alarms();
   let fired = 0;
-  const silences = Array.from({ length: 1000 }, (_, i) => alarms.arm(10 + i, () => fired++));
+  const silences = Array.from({ length: 1000 }, (_, i) => alarms.arm(5 + (i % 20), () => fired++));
   for (const silence of silences) silence();
   assert.equal(alarms.size, 0);
+  await sleep(40); // the timer rings once, for nothing
+  assert.equal(fired, 0);
   alarms.arm(5, () => fired++);
   alarms.close();
   await sleep(30);
@@ -47,4 +49,16 @@ Deno.test("an alarm armed from another alarm's callback fires too", async () => 
   });
   await sleep(80);
   assert.deepEqual(fired, [1, 2]);
+});
+
+Deno.test("alarms made to clear when idle hold no timer once the last one is disarmed", () => {
+  const alarms = new Alarms({ clearWhenIdle: true });
+  let fired = 0;
+  const a = alarms.arm(50, () => fired++);
+  const b = alarms.arm(20, () => fired++);
+  b();
+  a();
+  assert.equal(alarms.size, 0);
+  assert.equal(fired, 0);
+  // No close: the test sanitizer fails this test if a timer were still pending.
 });
