@@ -14,6 +14,7 @@ import { OrcaError } from "../../errors.ts";
 import type { LogSink } from "./backend.ts";
 import type { HostCall, HostMessage } from "./host.ts";
 import { FrameSender, readFrames, sendPieces } from "./wire.ts";
+import { Alarms } from "./alarms.ts";
 
 /** What a host process needs to know from its pool. */
 export interface HostProcessOptions {
@@ -35,7 +36,8 @@ interface Pending {
   lost(late: boolean, why: string): void;
   /** Set once the host handed the call to its guest. */
   began: boolean;
-  timer?: ReturnType<typeof setTimeout>;
+  /** Stops the call's kill clock. */
+  silence?: () => void;
 }
 
 /**
@@ -61,6 +63,8 @@ export class HostProcess {
   readonly #streams = new Map<number, IncomingBody>();
   /** Streamed request bodies being sent, by call. */
   readonly #bodies = new Map<number, Wanted>();
+  /** The calls' kill clocks: one timer, not one per call. */
+  readonly #alarms = new Alarms();
   readonly #opts: HostProcessOptions;
   readonly #ready: Promise<void>;
   readonly #onLost: (why: string, workloads: string[]) => void;
@@ -166,7 +170,7 @@ export class HostProcess {
           const [id, failure] = message.end;
           const pending = this.#pending.get(id);
           this.#pending.delete(id);
-          if (pending) clearTimeout(pending.timer);
+          if (pending) pending.silence?.();
           this.#streams.get(id)?.end(failure ?? undefined);
           this.#streams.delete(id);
           this.#bodies.get(id)?.stop();
@@ -185,7 +189,7 @@ export class HostProcess {
         }
         this.#bodies.get(message.id)?.stop();
         this.#pending.delete(message.id);
-        clearTimeout(pending.timer);
+        pending.silence?.();
         if (message.ok) pending.resolve(message.value);
         else pending.reject(new OrcaError(message.error.code, message.error.message, { hint: message.error.hint }));
       }
@@ -205,9 +209,9 @@ export class HostProcess {
         return;
       }
       const id = this.#next++;
-      const timer = killAfterMs === undefined ? undefined : setTimeout(
-        () => this.#lose(id, `stopped answering (a call ran ${killAfterMs} ms) and was killed`),
+      const silence = killAfterMs === undefined ? undefined : this.#alarms.arm(
         killAfterMs,
+        () => this.#lose(id, `stopped answering (a call ran ${killAfterMs} ms) and was killed`),
       );
       const pending: Pending = {
         workload: "workload" in call ? call.workload : "desc" in call ? call.desc.id : "",
@@ -215,7 +219,7 @@ export class HostProcess {
         reject,
         lost: (late, why) => reject(new HostLost(why, late, pending.began)),
         began: false,
-        timer,
+        silence,
       };
       this.#pending.set(id, pending);
       if (call.op === "http" && call.req.body instanceof ReadableStream) {
@@ -282,11 +286,12 @@ export class HostProcess {
     // The incident is the services' whose calls began (or ran late); the others are sent again (hosts.ts).
     const workloads = new Set<string>();
     for (const [id, pending] of this.#pending) {
-      clearTimeout(pending.timer);
+      pending.silence?.();
       if (pending.began || id === lateId) workloads.add(pending.workload);
       pending.lost(id === lateId, `the ${this.name} ${why}`);
     }
     this.#pending.clear();
+    this.#alarms.close();
     this.#streams.clear();
     for (const body of this.#bodies.values()) body.stop();
     this.#onLost(why, [...workloads]);

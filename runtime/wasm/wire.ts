@@ -11,24 +11,50 @@ const BIN = "$bin";
 /** A frame larger than this is refused (request and response bodies are capped well below it). */
 export const MAX_FRAME = 256 * 1024 * 1024;
 
-/** One message as a frame. */
+/** The JSON length's top bit: the frame has byte arrays (their markers must be put back). */
+const HAS_BINS = 0x8000_0000;
+
+/**
+ * One message as a frame. Byte arrays are swapped for markers by a walk of
+ * the value, not a JSON.stringify replacer (which sends every value through
+ * V8's slow path); a frame without any says so, and is decoded by JSON.parse
+ * alone.
+ */
 export function encodeFrame(value: unknown): Uint8Array {
   const parts: Uint8Array[] = [];
   let offset = 0;
-  const json = JSON.stringify(value, (_key, v) => {
+  const swap = (v: unknown): unknown => {
+    if (v === null || typeof v !== "object") return v;
     if (v instanceof Uint8Array) {
       parts.push(v);
       const marker = { [BIN]: [offset, v.length] };
       offset += v.length;
       return marker;
     }
-    return v;
-  });
+    if (Array.isArray(v)) {
+      let out: unknown[] | undefined;
+      for (let i = 0; i < v.length; i++) {
+        const item = swap(v[i]);
+        if (item !== v[i]) (out ??= v.slice())[i] = item;
+      }
+      return out ?? v;
+    }
+    if (typeof (v as { toJSON?: unknown }).toJSON === "function") return v;
+    let out: Record<string, unknown> | undefined;
+    for (const key in v) {
+      const field = (v as Record<string, unknown>)[key];
+      const item = swap(field);
+      if (item !== field) (out ??= { ...v as Record<string, unknown> })[key] = item;
+    }
+    return out ?? v;
+  };
+  const json = JSON.stringify(swap(value));
   const head = new TextEncoder().encode(json);
+  if (head.length >= HAS_BINS) throw new Error(`a message of ${head.length} bytes of JSON is too large to frame`);
   const frame = new Uint8Array(8 + head.length + offset);
   const view = new DataView(frame.buffer);
   view.setUint32(0, frame.length - 4);
-  view.setUint32(4, head.length);
+  view.setUint32(4, parts.length > 0 ? head.length | HAS_BINS : head.length);
   frame.set(head, 8);
   let at = 8 + head.length;
   for (const part of parts) {
@@ -38,18 +64,34 @@ export function encodeFrame(value: unknown): Uint8Array {
   return frame;
 }
 
-function decodeBody(body: Uint8Array): unknown {
+const decoder = new TextDecoder();
+
+export function decodeBody(body: Uint8Array): unknown {
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  const jsonLength = view.getUint32(0);
-  const json = new TextDecoder().decode(body.subarray(4, 4 + jsonLength));
+  const word = view.getUint32(0);
+  const jsonLength = word & 0x7fff_ffff;
+  if (4 + jsonLength > body.length) throw new Error("the frame is shorter than its JSON");
+  const value = JSON.parse(decoder.decode(body.subarray(4, 4 + jsonLength)));
+  if ((word & HAS_BINS) === 0) return value;
   const bins = body.subarray(4 + jsonLength);
-  return JSON.parse(json, (_key, v) => {
-    if (v && typeof v === "object" && BIN in v && Array.isArray(v[BIN])) {
-      const [at, length] = v[BIN] as [number, number];
+  const restore = (v: unknown): unknown => {
+    if (v === null || typeof v !== "object") return v;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) v[i] = restore(v[i]);
+      return v;
+    }
+    const marker = (v as Record<string, unknown>)[BIN];
+    if (Array.isArray(marker)) {
+      const [at, length] = marker as [number, number];
+      if (!Number.isInteger(at) || !Number.isInteger(length) || at < 0 || length < 0 || at + length > bins.length) {
+        throw new Error("a byte array's marker points outside the frame");
+      }
       return bins.slice(at, at + length);
     }
+    for (const key in v) (v as Record<string, unknown>)[key] = restore((v as Record<string, unknown>)[key]);
     return v;
-  });
+  };
+  return restore(value);
 }
 
 /**
