@@ -75,8 +75,8 @@ export async function prepareComponent(
   const dir = `${cacheDir}/${CACHE_VERSION}/${hash}`;
   const maxPages = Math.max(1, Math.floor(memoryLimitBytes / PAGE));
   // v2: prepared.json says whether a JavaScript guest answers through a FetchEvent listener; v3: HTTP handlers'
-  // cores export their state for snapshot reset (snapshot.ts).
-  const processedDir = `${dir}/v3-pages-${maxPages}${instrument ? "" : "-unchecked"}`;
+  // cores export their state for snapshot reset (snapshot.ts); v4: so do preview1 commands'.
+  const processedDir = `${dir}/v4-pages-${maxPages}${instrument ? "" : "-unchecked"}`;
   try {
     return JSON.parse(await Deno.readTextFile(`${processedDir}/prepared.json`)) as PreparedComponent;
   } catch (err) {
@@ -126,11 +126,15 @@ export async function prepareComponent(
   };
   if (meta.kind === "command" && isPreview1Command(bytes)) {
     const core = processCore(bytes, true);
-    await Deno.writeFile(`${tmp}/preview1.wasm`, core.bytes);
+    // Exported state lets WAGI requests reset one instance (snapshot.ts); a module that cannot be reset runs as
+    // before, a fresh instance per request.
+    const exposed = exposeState(core.bytes);
+    await Deno.writeFile(`${tmp}/preview1.wasm`, "module" in exposed ? exposed.module : core.bytes);
     prepared.preview1 = {
       path: `${processedDir}/preview1.wasm`,
       interruptible: core.checked,
       ...(core.imported && { memory: core.imported.limits }),
+      ...("module" in exposed && { resettable: true }),
     };
   }
   await Deno.writeTextFile(`${tmp}/prepared.json`, JSON.stringify(prepared));

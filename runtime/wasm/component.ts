@@ -52,9 +52,10 @@ export interface CompiledComponent {
   keptBytes(): number;
   /**
    * A new instance in `sandbox`; returns the export that drives it (`handle` or `run`). One-shot unless `reuse`
-   * or `snapshot` (wasi:http handlers): a reusable one serves call after call, and `release` gives its memories
-   * back when it is dropped. With `snapshot` (a `resettable` component) it also comes with its state saved right
-   * after instantiation, to be put back after each call; without one when the glue does not hand its state over.
+   * (wasi:http handlers) or `snapshot`: a reusable one serves call after call, and `release` gives its memories
+   * back when it is dropped. With `snapshot` (a `resettable` component, or a resettable preview1 command on the
+   * direct host) it also comes with its state saved right after instantiation, to be put back after each call;
+   * without one when the glue does not hand its state over.
    */
   instantiate(
     sandbox: SandboxOptions,
@@ -93,6 +94,8 @@ export interface PreparedComponent {
     interruptible: boolean;
     /** Set when the module imports its memory (MEMORY_IMPORT): memories are then recycled between calls. */
     memory?: MemoryLimits;
+    /** Its module exports its state (snapshot.ts): WAGI requests reset one instance instead of making one each. */
+    resettable?: boolean;
   };
   /**
    * A JavaScript guest that answers through a FetchEvent listener (`addEventListener("fetch")`): its engine answers
@@ -124,14 +127,21 @@ export async function loadComponent(
       direct: true,
       shrink: () => memories?.clear(),
       keptBytes: () => memories?.bytes() ?? 0,
-      instantiate(sandbox, onCore) {
+      instantiate(sandbox, onCore, opts = {}) {
         const memory = memories?.take();
         const host = preview1Host(module, sandbox, memory);
         const instance = new WebAssembly.Instance(module, host.imports);
         onCore?.(instance);
         const run = host.bind(instance);
+        // A resettable command (its module exports its globals) keeps its instance: `_start` runs again on the
+        // state saved here, put back after each call.
+        const saved = opts.snapshot && prepared.preview1!.resettable
+          ? Snapshot.take([instance], memory ? [memory] : [], NO_GLUE)
+          : undefined;
+        const release = () => memory && memories!.give(memory);
+        if (saved) return Promise.resolve({ kind: "command", run, release, snapshot: saved });
         if (!memory) return Promise.resolve({ kind: "command", run });
-        return Promise.resolve(releasingAfterCall({ kind: "command", run }, () => memories!.give(memory)));
+        return Promise.resolve(releasingAfterCall({ kind: "command", run }, release));
       },
     };
   }
@@ -189,6 +199,9 @@ export async function loadComponent(
     },
   };
 }
+
+/** A preview1 command's state for a snapshot: it has no glue, so no handle tables. */
+const NO_GLUE: GlueState = { handleTables: [], captureTables: [] };
 
 /**
  * A one-shot guest whose memories go back (`release`) once its one call is

@@ -106,7 +106,10 @@ export class Executor implements GuestBackend {
     // Isolated HTTP requests: on reset instances, unless something says why not.
     const isolatedHttp = compiled.kind === "http" && !reuse;
     const notReset = isolatedHttp ? whyNotReset(desc.prepared, desc.mounts) : undefined;
-    const reset = isolatedHttp && notReset === undefined;
+    // WAGI commands on the direct host too, when their module exports its state (else a fresh instance each, as
+    // before: nothing to say).
+    const resetCommand = compiled.kind === "command" && compiled.direct && desc.prepared.preview1?.resettable === true;
+    const reset = (isolatedHttp && notReset === undefined) || resetCommand;
     const l: Loaded = {
       desc,
       compiled,

@@ -282,7 +282,12 @@ export function preview1Host(
       const start = instance.exports._start;
       if (typeof start !== "function") throw new Error("the module has no _start (it is not a WASI command)");
       const run = jspi.promising(start as () => unknown);
-      return async () => void await run();
+      return async () => {
+        // A reset instance runs again (component.ts): stdin starts over with each call's.
+        stdinSource = undefined;
+        stdinOffset = 0;
+        await run();
+      };
     },
   };
 }

@@ -42,6 +42,25 @@ for (const [mode, workers] of modes) {
     }
   });
 
+  Deno.test(`reset (${mode}): a C WAGI guest's statics and stack never reach the next request`, async () => {
+    const { runtime, deploy, cleanup } = await setup({ workers, poolSize: 2 });
+    try {
+      const h = await deploy(await Deno.readFile(guests.statics));
+      for (let i = 0; i < 30; i++) {
+        assert.equal((await get(runtime, h, `?i=${i}`)).text, "count=1 kept=- stack=clean\n", `request ${i}`);
+      }
+      const made = (await runtime.stats(h as never)).instancesMade!;
+      assert.ok(made <= 3, `instances reset, not made anew: ${made} made for 30 requests`);
+      const answers = await Promise.all(Array.from({ length: 12 }, () => get(runtime, h).then((r) => r.text)));
+      assert.deepEqual(new Set(answers), new Set(["count=1 kept=- stack=clean\n"]));
+      // A guest whose memory grows (leak.c mallocs 256 KiB) cannot be put back: a clean instance each time.
+      const leak = await deploy(await Deno.readFile(guests.leak));
+      for (let i = 0; i < 4; i++) assert.equal((await get(runtime, leak)).text, "clean\n", `leak request ${i}`);
+    } finally {
+      await cleanup();
+    }
+  });
+
   Deno.test(`reset (${mode}): a request that grows the memory gets its instance replaced, clean`, async () => {
     const { runtime, deploy, cleanup } = await setup({ workers, poolSize: 1 });
     try {

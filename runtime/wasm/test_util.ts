@@ -19,6 +19,7 @@ export const guests: Record<string, string> = {
   sandbox: `${root}tests/fixtures/guests/sandbox.wasm`,
   reuse: `${root}tests/fixtures/guests/reuse.wasm`,
   remember: `${root}tests/fixtures/guests/remember.wasm`,
+  statics: `${root}tests/fixtures/guests/statics.wasm`,
   wat: `${root}tests/fixtures/guests/hello.http.wasm`,
 };
 
