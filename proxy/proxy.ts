@@ -98,8 +98,9 @@ export function createProxy(
     seen.service = service;
     const limits = routed.route.limits;
     let exceeded = false;
+    const headerList = limits ? [...request.headers] : undefined;
     if (limits) {
-      if (headerBytes(request.headers) > limits.maxHeader) {
+      if (headerBytes(headerList!) > limits.maxHeader) {
         return json(431, { error: "request headers too large", service, limit: limits.maxHeader });
       }
       const declared = request.headers.get("content-length");
@@ -129,6 +130,7 @@ export function createProxy(
         route: routed.route.pattern,
         ...(routed.rest !== undefined && { rest: routed.rest }),
         ...(client && { client }),
+        ...(headerList && { headerList }),
       });
       return exceeded ? tooLarge(response, service, limits!.maxBody) : response;
     } catch (err) {
@@ -159,7 +161,7 @@ export function createProxy(
 }
 
 /** The bytes of a request's header fields, as sent (name, value, `: ` and CRLF). */
-function headerBytes(headers: Headers): number {
+function headerBytes(headers: [string, string][]): number {
   let n = 0;
   for (const [name, value] of headers) n += name.length + value.length + 4;
   return n;

@@ -26,16 +26,18 @@ const spec = (limits: ServiceSpec["limits"] = {}): ServiceSpec => ({
 /** A proxy in front of a service that reads the whole body and says what it saw. */
 function proxyOf(extra: Partial<ProxyOptions> = {}, limits: ServiceSpec["limits"] = {}) {
   const seen: HttpContext[] = [];
+  const heard: [string, string][][] = [];
   const handler = createProxy({
     routes: () => new RouteTable(routesOf(spec(limits))),
     serve: async (_service, request, ctx) => {
       seen.push(ctx);
+      heard.push([...request.headers]);
       const body = request.body ? new Uint8Array(await request.arrayBuffer()) : new Uint8Array();
       return new Response(`got ${body.length}`);
     },
     ...extra,
   });
-  return { handler, seen };
+  return { handler, seen, heard };
 }
 
 const remote: Deno.NetAddr = { transport: "tcp", hostname: "10.0.0.7", port: 5555 };
@@ -70,7 +72,7 @@ Deno.test("proxy: the HTTPS listener tells the service https; a peer's forwarded
 });
 
 Deno.test("proxy: limits: headers past max_header 431, a declared body past max_body 413, a streamed one cut at it", async () => {
-  const { handler, seen } = proxyOf({}, { max_body: 1000, max_header: 1024 });
+  const { handler, seen, heard } = proxyOf({}, { max_body: 1000, max_header: 1024 });
   const big = await handler(new Request("http://web.example/", { headers: { "x-big": "a".repeat(2000) } }), remote);
   assert.equal(big.status, 431);
   const declared = new Request("http://web.example/", {
@@ -94,6 +96,14 @@ Deno.test("proxy: limits: headers past max_header 431, a declared body past max_
   assert.match(await over.text(), /request body too large/);
   const under = await handler(post(3), remote);
   assert.equal(await under.text(), "got 900");
+  // The header fields the proxy read to count them go to the service with the request: the same ones.
+  const small = await handler(
+    new Request("http://web.example/", { headers: { "x-small": "b", "a-first": "c" } }),
+    remote,
+  );
+  assert.equal(small.status, 200);
+  assert.deepEqual(seen.at(-1)!.headerList, heard.at(-1));
+  assert.deepEqual(heard.at(-1), [["a-first", "c"], ["x-small", "b"]]);
 });
 
 Deno.test("proxy: the access log has a JSON line per answer, of one service or all, with bytes of streamed bodies", async () => {

@@ -25,21 +25,24 @@ export interface Guest {
   snapshot?: Snapshot;
 }
 
+const NO_INPUT = new Uint8Array();
+
 /** Io that sends the guest's stdout and stderr to its service's log, line by line. */
 export function logIo(
   append: (stream: "stdout" | "stderr", line: string) => void,
   env: Record<string, string>,
 ): GuestIo & { flush(): void } {
-  const out = new LineSplitter((line) => append("stdout", line));
-  const err = new LineSplitter((line) => append("stderr", line));
+  // Made on the first write: most calls write nothing, and a splitter's decoder costs more than the call itself.
+  let out: LineSplitter | undefined;
+  let err: LineSplitter | undefined;
   return {
     env,
-    stdin: new Uint8Array(),
-    stdout: (b) => out.write(b),
-    stderr: (b) => err.write(b),
+    stdin: NO_INPUT,
+    stdout: (b) => (out ??= new LineSplitter((line) => append("stdout", line))).write(b),
+    stderr: (b) => (err ??= new LineSplitter((line) => append("stderr", line))).write(b),
     flush: () => {
-      out.flush();
-      err.flush();
+      out?.flush();
+      err?.flush();
     },
   };
 }

@@ -380,7 +380,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning, Healing {
       const reply = await this.#backend.http(w.handle.id, {
         method: request.method,
         url: request.url,
-        headers: withForwarding([...request.headers], ctx.client),
+        headers: withForwarding(ctx.headerList ?? [...request.headers], ctx.client),
         body,
         ctx,
       });
