@@ -66,26 +66,37 @@ export function preview1Host(
   let stdinSource: GuestIo["stdin"] | undefined;
   let stdinOffset = 0;
 
-  /** Writes `strings` NUL-terminated at `buf`, their addresses at `ptrs`. */
-  const putStrings = (strings: string[], ptrs: number, buf: number) => {
+  /** Writes `strings` (encoded, NUL-terminated) at `buf`, their addresses at `ptrs`. */
+  const putStrings = (strings: Uint8Array[], ptrs: number, buf: number) => {
     const v = view();
-    for (const s of strings) {
-      const encoded = encoder.encode(`${s}\0`);
+    const b = bytes();
+    for (const encoded of strings) {
       v.setUint32(ptrs, buf, true);
-      bytes().set(encoded, buf);
+      b.set(encoded, buf);
       ptrs += 4;
       buf += encoded.length;
     }
     return ERRNO.SUCCESS;
   };
-  const putSizes = (strings: string[], countPtr: number, sizePtr: number) => {
+  const putSizes = (strings: Uint8Array[], countPtr: number, sizePtr: number) => {
     const v = view();
     v.setUint32(countPtr, strings.length, true);
-    v.setUint32(sizePtr, strings.reduce((n, s) => n + encoder.encode(s).length + 1, 0), true);
+    v.setUint32(sizePtr, strings.reduce((n, s) => n + s.length, 0), true);
     return ERRNO.SUCCESS;
   };
+  const args = opts.args.map((a) => encoder.encode(`${a}\0`));
   // Empty values are left out, as for components (wasi.ts).
-  const environ = () => Object.entries(opts.io().env).filter(([, v]) => v !== "").map(([k, v]) => `${k}=${v}`);
+  // Encoded once per call's env (a guest asks for the sizes, then the strings).
+  let environFor: Record<string, string> | undefined;
+  let environ: Uint8Array[] = [];
+  const environNow = () => {
+    const env = opts.io().env;
+    if (env !== environFor) {
+      environFor = env;
+      environ = Object.entries(env).filter(([, v]) => v !== "").map(([k, v]) => encoder.encode(`${k}=${v}\0`));
+    }
+    return environ;
+  };
 
   const gather = (iovs: number, count: number) => {
     const v = view();
@@ -216,10 +227,10 @@ export function preview1Host(
   };
 
   const wasi: Record<string, (...args: never[]) => number | Promise<number>> = {
-    args_get: (ptrs: number, buf: number) => putStrings(opts.args, ptrs, buf),
-    args_sizes_get: (count: number, size: number) => putSizes(opts.args, count, size),
-    environ_get: (ptrs: number, buf: number) => putStrings(environ(), ptrs, buf),
-    environ_sizes_get: (count: number, size: number) => putSizes(environ(), count, size),
+    args_get: (ptrs: number, buf: number) => putStrings(args, ptrs, buf),
+    args_sizes_get: (count: number, size: number) => putSizes(args, count, size),
+    environ_get: (ptrs: number, buf: number) => putStrings(environNow(), ptrs, buf),
+    environ_sizes_get: (count: number, size: number) => putSizes(environNow(), count, size),
     fd_write: fdWrite,
     fd_read: fdRead,
     fd_fdstat_get: (fd: number, stat: number) => {

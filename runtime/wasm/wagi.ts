@@ -10,7 +10,7 @@ import type { HttpContext } from "../types.ts";
 export function cgiEnv(
   method: string,
   url: URL,
-  headers: Headers,
+  headers: readonly [string, string][],
   ctx: HttpContext,
   bodyLength: number,
 ): Record<string, string> {
@@ -30,10 +30,13 @@ export function cgiEnv(
     X_RAW_PATH_INFO: ctx.rest ?? "",
   };
   if (bodyLength > 0) env.CONTENT_LENGTH = String(bodyLength);
-  const contentType = headers.get("content-type");
-  if (contentType) env.CONTENT_TYPE = contentType;
+  // The pairs are a request's fields as Deno reads them: names in lower case, each name once.
   for (const [name, value] of headers) {
-    if (name === "content-type" || name === "content-length" || name === "authorization") continue;
+    if (name === "content-type") {
+      if (value) env.CONTENT_TYPE = value;
+      continue;
+    }
+    if (name === "content-length" || name === "authorization") continue;
     env[`HTTP_${name.toUpperCase().replaceAll("-", "_")}`] = value;
   }
   for (const [name, value] of Object.entries(ctx.params)) env[`ORCA_PARAM_${name.toUpperCase()}`] = value;
@@ -51,31 +54,35 @@ export function parseCgiOutput(
 ): { status: number; headers: [string, string][]; body: Uint8Array } | undefined {
   const end = findHeaderEnd(output);
   if (!end) return undefined;
-  const head = new TextDecoder().decode(output.subarray(0, end.at));
-  const headers = new Headers();
+  const head = decoder.decode(output.subarray(0, end.at));
+  const headers: [string, string][] = [];
   let status = 200;
+  let location = false;
   for (const line of head.split(/\r?\n/)) {
     const colon = line.indexOf(":");
     if (colon <= 0) return undefined;
-    const name = line.slice(0, colon).trim();
+    const name = line.slice(0, colon).trim().toLowerCase();
     const value = line.slice(colon + 1).trim();
-    if (name.toLowerCase() === "status") {
+    // Not a valid field name or value: not a header block.
+    if (!TOKEN.test(name) || /[\0\r\n]/.test(value)) return undefined;
+    if (name === "status") {
       const code = parseInt(value, 10);
       if (!(code >= 200 && code <= 599)) return undefined;
       status = code;
     } else {
-      try {
-        headers.append(name, value);
-      } catch {
-        return undefined; // not a valid header name or value: not a header block
-      }
+      if (name === "location") location = true;
+      headers.push([name, value]);
     }
   }
-  if (headers.has("location") && status === 200) status = 302;
+  if (location && status === 200) status = 302;
   const body = output.subarray(end.at + end.length);
   const nullBody = status === 204 || status === 304;
-  return { status, headers: [...headers], body: nullBody ? new Uint8Array() : body.slice() };
+  return { status, headers, body: nullBody ? new Uint8Array() : body.slice() };
 }
+
+/** A header field name (RFC 9110's token). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+const decoder = new TextDecoder();
 
 function findHeaderEnd(bytes: Uint8Array): { at: number; length: number } | undefined {
   const limit = Math.min(bytes.length, 64 * 1024);

@@ -36,8 +36,8 @@ export function serveWagi(
   return streamingCall(
     async (begin) => {
       const body = req.body ?? new Uint8Array();
-      const headers = new Headers(req.headers);
-      const bodyLength = body instanceof ReadableStream ? Number(headers.get("content-length")) : body.length;
+      const declared = req.headers.find(([name]) => name === "content-length")?.[1];
+      const bodyLength = body instanceof ReadableStream ? Number(declared) : body.length;
       const out = new ResponseBody();
       out.onWrite = () => {
         if (out.streaming || out.size <= STREAM_AFTER_BYTES) return;
@@ -47,7 +47,7 @@ export function serveWagi(
         begin(head.status, head.headers, out, head.body);
       };
       guest.io = {
-        env: { ...env, ...cgiEnv(req.method, new URL(req.url), headers, req.ctx, bodyLength) },
+        env: { ...env, ...cgiEnv(req.method, new URL(req.url), req.headers, req.ctx, bodyLength) },
         stdin: (max) => {
           const chunk = stdin.blockingRead(max);
           return chunk instanceof Promise ? chunk.then((c) => c ?? new Uint8Array()) : chunk ?? new Uint8Array();
