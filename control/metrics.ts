@@ -8,7 +8,8 @@
  * topics and status classes: never paths or hosts, which a client chooses.
  */
 
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
+import { ProxyMetrics } from "./proxy_metrics.ts";
 import type { ResourceStats } from "../runtime/mod.ts";
 import type { TopicInfo } from "./queue_store.ts";
 
@@ -36,33 +37,21 @@ export const STATS_TIMEOUT_MS = 3000;
 
 export class NodeMetrics {
   readonly registry = new Registry();
-  readonly #requests: Counter<"service" | "code">;
-  readonly #latency: Histogram<"service">;
-  /**
-   * Each service's series, found once: prom-client hashes the labels on every call otherwise (every request). A
-   * service's series outlive it, as they would in prom-client.
-   */
-  readonly #series = new Map<
-    string,
-    { codes: Map<number, Counter.Internal>; latency: Histogram.Internal<"service"> }
-  >();
+  readonly #proxy: ProxyMetrics;
   readonly #runs: Counter<"service" | "trigger" | "result">;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
-    this.#requests = new Counter({
-      name: "orca_http_requests_total",
-      help: "Requests the proxy answered, by service (- for none) and status class.",
-      labelNames: ["service", "code"],
-      registers,
-    });
-    this.#latency = new Histogram({
-      name: "orca_http_request_duration_seconds",
-      help: "Time from a request's arrival to the end of its answer, by service.",
-      labelNames: ["service"],
-      buckets: BUCKETS,
-      registers,
-    });
+    this.#proxy = new ProxyMetrics(registers, {
+      requests: [
+        "orca_http_requests_total",
+        "Requests the proxy answered, by service (- for none) and status class.",
+      ],
+      latency: [
+        "orca_http_request_duration_seconds",
+        "Time from a request's arrival to the end of its answer, by service.",
+      ],
+    }, BUCKETS);
     this.#runs = new Counter({
       name: "orca_trigger_runs_total",
       help: "Jobs this node dispatched (cron firings, queue and event deliveries), by result.",
@@ -95,13 +84,7 @@ export class NodeMetrics {
 
   /** The proxy answered `status` for `service` after `ms`. */
   answered(service: string, status: number, ms: number): void {
-    let series = this.#series.get(service);
-    if (!series) this.#series.set(service, series = { codes: new Map(), latency: this.#latency.labels({ service }) });
-    const code = Math.floor(status / 100);
-    let requests = series.codes.get(code);
-    if (!requests) series.codes.set(code, requests = this.#requests.labels({ service, code: `${code}xx` }));
-    requests.inc();
-    series.latency.observe(ms / 1000);
+    this.#proxy.answered(service, status, ms);
   }
 
   /** A job of `service` ran for `trigger` (cron, queue, event). */

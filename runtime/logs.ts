@@ -10,16 +10,17 @@ export function clipLine(text: string): string {
 }
 
 export class LogBuffer {
-  readonly #lines: LogLine[] = [];
+  /** A ring: line number n (counted from the first ever appended) sits at n % capacity while it is kept. */
+  readonly #ring: LogLine[] = [];
   readonly #capacity: number;
   readonly #waiters = new Set<() => void>();
   readonly #now: () => number;
-  /** How many lines were ever appended; the oldest kept is `#appended - #lines.length`. */
+  /** How many lines were ever appended; those kept are the last min(#appended, capacity). */
   #appended = 0;
   #closed = false;
 
   constructor(capacity = 2000, now: () => number = Date.now) {
-    this.#capacity = capacity;
+    this.#capacity = Math.max(1, capacity);
     this.#now = now;
   }
 
@@ -29,10 +30,9 @@ export class LogBuffer {
 
   /** Appends a line made by the caller (whose text may be written only when read; `clipLine` bounds it). */
   appendLine(line: LogLine): void {
-    this.#lines.push(line);
+    this.#ring[this.#appended % this.#capacity] = line;
     this.#appended++;
-    if (this.#lines.length > this.#capacity) this.#lines.shift();
-    this.#wakeAll();
+    if (this.#waiters.size > 0) this.#wakeAll();
   }
 
   /** Ends every follower (the workload is gone). */
@@ -42,13 +42,13 @@ export class LogBuffer {
   }
 
   async *read(opts: LogOpts = {}): AsyncGenerator<LogLine> {
-    const oldest = this.#appended - this.#lines.length;
-    let next = opts.tail === undefined ? oldest : Math.max(oldest, this.#appended - opts.tail);
+    const oldest = () => Math.max(0, this.#appended - this.#capacity);
+    let next = opts.tail === undefined ? oldest() : Math.max(oldest(), this.#appended - opts.tail);
     for (;;) {
       while (next < this.#appended) {
-        const first = this.#appended - this.#lines.length;
-        next = Math.max(next, first);
-        yield this.#lines[next - first];
+        // Lines overwritten while the reader waited are skipped.
+        next = Math.max(next, oldest());
+        yield this.#ring[next % this.#capacity];
         next++;
       }
       if (!opts.follow || this.#closed || opts.signal?.aborted) return;
