@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decodeBody, encodeFrame, MAX_FRAME, readFrames } from "./wire.ts";
+import { decodeBody, encodeFrame, FrameSender, MAX_FRAME, readFrames } from "./wire.ts";
 
 const bytes = (...b: number[]) => new Uint8Array(b);
 
@@ -70,4 +70,36 @@ Deno.test("wire: hostile frames are refused with an error, not read past their b
   const short = new Uint8Array(6);
   new DataView(short.buffer).setUint32(0, 100);
   assert.throws(() => decodeBody(short), /shorter than its JSON/);
+});
+
+Deno.test("wire: frames sent in one turn go out in one write, in order; each send settles once written", async () => {
+  const writes: Uint8Array[] = [];
+  let release!: () => void;
+  let gate = new Promise<void>((r) => release = r);
+  const conn = {
+    async write(bytes: Uint8Array) {
+      await gate;
+      const n = Math.min(bytes.length, 5000); // a short write: the rest must follow
+      writes.push(bytes.slice(0, n));
+      return n;
+    },
+  };
+  const sender = new FrameSender(conn);
+  const first = [sender.send({ n: 1 }), sender.send({ n: 2, body: bytes(7) })];
+  const later = new Promise((r) => setTimeout(r, 5)).then(() => sender.send({ n: 3, big: "y".repeat(9000) }));
+  await new Promise((r) => setTimeout(r, 10));
+  release();
+  gate = Promise.resolve();
+  await Promise.all([...first, later]);
+  const stream = new ReadableStream<Uint8Array>({
+    start(c) {
+      for (const w of writes) c.enqueue(w);
+      c.close();
+    },
+  });
+  assert.deepEqual(await all(stream), [{ n: 1 }, { n: 2, body: bytes(7) }, { n: 3, big: "y".repeat(9000) }]);
+  assert.equal(writes.length, 3, "frames 1 and 2 in one write; frame 3 (over 5000 bytes) in two");
+  // A connection that broke fails the sends of the write it broke in.
+  const broken = new FrameSender({ write: () => Promise.reject(new Error("broken pipe")) });
+  await assert.rejects(broken.send({ n: 4 }), /broken pipe/);
 });
