@@ -82,25 +82,81 @@ async function publishedDir(wasm: string): Promise<string> {
   return dir;
 }
 
+/** Runs of one target averaged per connection count: mean req/s, the worse p50 and p99, errors summed. */
+function averaged(runs: LoadResult[][]): LoadResult[] {
+  return runs[0].map((_, i) => ({
+    requestsPerSec: runs.reduce((n, r) => n + r[i].requestsPerSec, 0) / runs.length,
+    p50Ms: Math.max(...runs.map((r) => r[i].p50Ms)),
+    p99Ms: Math.max(...runs.map((r) => r[i].p99Ms)),
+    errors: runs.reduce((n, r) => n + r[i].errors, 0),
+  }));
+}
+
 const fmt = (n: number, digits = 2) => Number.isFinite(n) ? n.toFixed(digits) : "n/a";
 
 export async function benchHttp(): Promise<void> {
   await ensureWrk();
   const jco = await buildJcoExamples(Deno.env.get("BENCH_JCO"));
   const rows: Row[] = [];
-  const load = async (target: string, url: string) => {
+  const measure = async (url: string) => {
     await fetch(url).then((r) => r.body?.cancel()); // warm up
     await wrk(url, { connections: connections[0], seconds: 1 });
     const results: LoadResult[] = [];
     for (const c of connections) results.push(await wrk(url, { connections: c, seconds }));
-    rows.push({ target, results });
-    console.error(`  ${target}: ${results.map((r) => fmt(r.requestsPerSec, 0)).join(" / ")} req/s`);
+    return results;
   };
-
+  const show = (target: string, results: LoadResult[]) =>
+    console.error(`  ${target}: ${results.map((r) => fmt(r.requestsPerSec, 0)).join(" / ")} req/s`);
+  const load = async (target: string, url: string) => {
+    const results = await measure(url);
+    rows.push({ target, results });
+    show(target, results);
+  };
   console.error(`load: wrk, 1 thread, ${connections.join(" then ")} connections, ${seconds}s each, loopback`);
-  const plain = await startListening("plain_server.ts");
-  await load("plain Deno.serve hello", plain.url);
-  await plain.stop();
+  // The baselines (plain Deno.serve, workerd) run before and after Orca's rows, and their two runs are averaged: this
+  // machine's speed drifts over the minutes Orca's rows take, and a baseline measured at one end only would carry it.
+  const dirs = {
+    c: await publishedDir(guests.c),
+    js: await publishedDir(guests.js),
+    reuse: await publishedDir(guests.reuse),
+    wat: await publishedDir(guests.wat),
+    ...(jco && { jcoHello: await publishedDir(jco.helloWorld), jcoFetch: await publishedDir(jco.fetchHandler) }),
+  };
+  const peers = [
+    ["workerd -> C guest (WAGI)", dirs.c, "wagi", false],
+    ["workerd -> JS guest (wasi:http)", dirs.js, "http", false],
+    ["workerd -> JS handler, isolated", dirs.reuse, "http", false],
+    ["workerd -> JS handler, one instance", dirs.reuse, "http", true],
+    ["workerd -> WAT handler, one instance", dirs.wat, "http", true],
+  ] as [string, string, "http" | "wagi", boolean][];
+  if (dirs.jcoHello) peers.push(["workerd -> jco http-hello-world, one instance", dirs.jcoHello, "http", true]);
+  if (dirs.jcoFetch) {
+    peers.push(["workerd -> jco fetch-handler (an instance per request)", dirs.jcoFetch, "http", false]);
+  }
+  const baselines = new Map<string, LoadResult[][]>();
+  const baseline = async (target: string, url: string) => {
+    const results = await measure(url);
+    baselines.set(target, [...baselines.get(target) ?? [], results]);
+    show(`${target} (run ${baselines.get(target)!.length})`, results);
+  };
+  const runBaselines = async () => {
+    const plain = await startListening("plain_server.ts");
+    await baseline("plain Deno.serve hello", plain.url);
+    await plain.stop();
+    for (const [label, dir, kind, shared] of peers) {
+      try {
+        const w = await startWorkerd({ transpiledDir: dir, port: freePort(), kind, shared });
+        try {
+          await baseline(label, `${w.url}/bench`);
+        } finally {
+          await w.close();
+        }
+      } catch (err) {
+        console.error(`  ${label}: could not run (${(err as Error).message.split("\n")[0]})`);
+      }
+    }
+  };
+  await runBaselines();
 
   // Guests in 1 guest host, in one per core, and in the server process itself (--workers 0).
   const cores = navigator.hardwareConcurrency;
@@ -136,36 +192,9 @@ export async function benchHttp(): Promise<void> {
     await server.stop();
   }
 
-  const dirs = {
-    c: await publishedDir(guests.c),
-    js: await publishedDir(guests.js),
-    reuse: await publishedDir(guests.reuse),
-    wat: await publishedDir(guests.wat),
-    ...(jco && { jcoHello: await publishedDir(jco.helloWorld), jcoFetch: await publishedDir(jco.fetchHandler) }),
-  };
-  const peers = [
-    ["workerd -> C guest (WAGI)", dirs.c, "wagi", false],
-    ["workerd -> JS guest (wasi:http)", dirs.js, "http", false],
-    ["workerd -> JS handler, isolated", dirs.reuse, "http", false],
-    ["workerd -> JS handler, one instance", dirs.reuse, "http", true],
-    ["workerd -> WAT handler, one instance", dirs.wat, "http", true],
-  ] as [string, string, "http" | "wagi", boolean][];
-  if (dirs.jcoHello) peers.push(["workerd -> jco http-hello-world, one instance", dirs.jcoHello, "http", true]);
-  if (dirs.jcoFetch) {
-    peers.push(["workerd -> jco fetch-handler (an instance per request)", dirs.jcoFetch, "http", false]);
-  }
-  for (const [label, dir, kind, shared] of peers) {
-    try {
-      const w = await startWorkerd({ transpiledDir: dir, port: freePort(), kind, shared });
-      try {
-        await load(label, `${w.url}/bench`);
-      } finally {
-        await w.close();
-      }
-    } catch (err) {
-      console.error(`  ${label}: could not run (${(err as Error).message.split("\n")[0]})`);
-    }
-  }
+  await runBaselines();
+  for (const [target, runs] of baselines) rows.push({ target, results: averaged(runs) });
+  rows.sort((a, b) => (a.target.startsWith("plain") ? -1 : 0) - (b.target.startsWith("plain") ? -1 : 0));
 
   for (const dir of Object.values(dirs)) await Deno.remove(dir, { recursive: true });
 
@@ -213,7 +242,9 @@ export async function benchHttp(): Promise<void> {
       "the FetchEvent guest (its engine answers once per instance). Orca's isolated rows reset one instance per " +
       "request to its post-init state (snapshot reset); its JS handler rows compare with workerd's one instance. " +
       "workerd runs jco's glue as jco publishes it; Orca runs the same glue with its own call path for WASI 0.2 " +
-      "components (runtime/wasm/lean_glue.ts), which relies on Orca entering an instance once at a time.",
+      "components (runtime/wasm/lean_glue.ts), which relies on Orca entering an instance once at a time. " +
+      "plain Deno.serve and workerd ran before and after Orca's rows: their figures are the mean of both runs " +
+      "(this machine's speed drifts), their p99 the worse.",
   );
   console.log("\ninstantiate from compiled (per request: each request gets a fresh instance)\n");
   console.log("guest                              kind      p50 ms   p99 ms   compile ms");

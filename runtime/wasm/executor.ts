@@ -19,7 +19,7 @@ import { serveWasiHttp } from "./http_call.ts";
 import type { GuestIo } from "./wasi.ts";
 import { whyNotReset } from "./snapshot.ts";
 import { Watchdog } from "./watchdog.ts";
-import { Alarms } from "./alarms.ts";
+import { Deadlines } from "./deadlines.ts";
 import {
   type GuestBackend,
   HTTP_TIMEOUT_MS,
@@ -75,8 +75,7 @@ export class Executor implements GuestBackend {
   readonly #opts: ExecutorOptions;
   readonly #now: () => number;
   readonly #loaded = new Map<string, Promise<Loaded>>();
-  readonly #watchdog = new Watchdog();
-  readonly #alarms = new Alarms();
+  readonly #deadlines = new Deadlines();
   readonly #idleTimer: ReturnType<typeof setInterval>;
 
   constructor(opts: ExecutorOptions) {
@@ -184,7 +183,7 @@ export class Executor implements GuestBackend {
     const timeoutMs = l.desc.timeoutMs ?? HTTP_TIMEOUT_MS;
     const deadline = performance.now() + timeoutMs;
     // The clock starts before the guest does (the stop runs later, once `call` exists).
-    const disarm = this.#arm(guest, timeoutMs, () => call.stop());
+    const disarm = this.#deadlines.arm(guest, timeoutMs, () => call.stop());
     const call: StreamingCall = l.compiled.kind === "http"
       ? serveWasiHttp(guest, { req, log: this.#logIo(l), failed, deadline })
       : serveWagi(guest, { env: l.desc.env, req, log: this.#logIo(l), failed, deadline });
@@ -303,7 +302,7 @@ export class Executor implements GuestBackend {
       durationMs: performance.now() - started,
       ...(error !== undefined && { error }),
     });
-    const disarm = this.#arm(guest, timeoutMs);
+    const disarm = this.#deadlines.arm(guest, timeoutMs);
     try {
       if (guest.exports.kind === "handler") {
         try {
@@ -349,7 +348,7 @@ export class Executor implements GuestBackend {
       stdout: (b) => stdout.push(b),
       stderr: (b) => stderr.push(b),
     };
-    const disarm = this.#arm(guest, timeoutMs);
+    const disarm = this.#deadlines.arm(guest, timeoutMs);
     try {
       const exitCode = await runCommand(guest);
       return { exitCode, stdout: concat(stdout), stderr: concat(stderr) };
@@ -361,27 +360,9 @@ export class Executor implements GuestBackend {
 
   /** Stops the watchdog thread and the idle timer. */
   close(): void {
-    this.#watchdog.close();
     clearInterval(this.#idleTimer);
     for (const id of [...this.#loaded.keys()]) this.unload(id);
-    this.#alarms.close();
-  }
-
-  /**
-   * Starts the clock on a call. The watchdog's thread sets the guest's flags at its deadline even while this thread
-   * is stuck in a spinning guest; this thread's own timer does too, and wakes a guest that waits (a sleep, a slow
-   * client: `stop`), so that it traps at once. Returns what stops the clock.
-   */
-  #arm(guest: Guest, timeoutMs: number, stop?: () => void): () => void {
-    const disarm = this.#watchdog.arm(guest, timeoutMs);
-    const silence = this.#alarms.arm(timeoutMs, () => {
-      Watchdog.fire(guest.flags);
-      stop?.();
-    });
-    return () => {
-      disarm();
-      silence();
-    };
+    this.#deadlines.close();
   }
 
   #logIo(l: Loaded): GuestIo & { flush(): void } {
@@ -415,7 +396,7 @@ export class Executor implements GuestBackend {
     if (release) guest.release = release;
     if (snapshot) guest.snapshot = snapshot;
     guest.firstBytes = memoryOf(guest);
-    this.#watchdog.register(guest); // now, off the request path: arming a call then sends nothing
+    this.#deadlines.register(guest);
     return guest;
   }
 
@@ -435,7 +416,7 @@ export class Executor implements GuestBackend {
   /** Lets go of an instance that will not be called again: its memories go back, and its watchdog slot. */
   #drop(guest: Guest): void {
     guest.release?.();
-    this.#watchdog.release(guest);
+    this.#deadlines.release(guest);
   }
 
   /** Drops a workload's kept instances. */
