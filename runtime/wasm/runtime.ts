@@ -382,7 +382,8 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning, Healing {
         url: request.url,
         headers: withForwarding(ctx.headerList ?? [...request.headers], ctx.client),
         body,
-        ctx,
+        // What the guest reads of the route (it may cross to a guest host): the rest is in the headers already.
+        ctx: { params: ctx.params, route: ctx.route, ...(ctx.rest !== undefined && { rest: ctx.rest }) },
       });
       const failed = (failure: string | undefined) => {
         if (failure === undefined) return;
