@@ -67,10 +67,8 @@ export class Serving {
       const runtime = this.#workloads.runtime(a.handle);
       // An upgrade can be made of the request the server took only: what is stripped goes beside it.
       const headers = isWebSocket(request) ? forwarder?.strippedHeaders(request) : undefined;
-      if (headers) return runtime.serveHttp(a.handle, request, { ...ctx, headers, headerList: undefined });
-      const stripped = forwarder?.strip(request) ?? request;
-      // The proxy's list of the header fields is of the request it took, not of one stripped of forwarding.
-      return runtime.serveHttp(a.handle, stripped, stripped === request ? ctx : { ...ctx, headerList: undefined });
+      if (headers) return runtime.serveHttp(a.handle, request, { ...ctx, headers });
+      return runtime.serveHttp(a.handle, forwarder?.strip(request) ?? request, ctx);
     }
     // No replica here, or it failed to start here: one elsewhere answers.
     if (forwarder) {

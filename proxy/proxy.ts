@@ -1,7 +1,7 @@
 /** The HTTP front door: match a route, hand the request to its service. */
 
 import { OrcaError } from "../errors.ts";
-import type { HttpContext } from "../runtime/mod.ts";
+import { headerPairs, type HttpContext } from "../runtime/mod.ts";
 import { parseHost, requestTarget } from "./host.ts";
 import type { RouteTable } from "./router.ts";
 import type { AccessLog } from "./access_log.ts";
@@ -98,9 +98,8 @@ export function createProxy(
     seen.service = service;
     const limits = routed.route.limits;
     let exceeded = false;
-    const headerList = limits ? [...request.headers] : undefined;
     if (limits) {
-      if (headerBytes(headerList!) > limits.maxHeader) {
+      if (headerBytes(headerPairs(request)) > limits.maxHeader) {
         return json(431, { error: "request headers too large", service, limit: limits.maxHeader });
       }
       const declared = request.headers.get("content-length");
@@ -130,7 +129,6 @@ export function createProxy(
         route: routed.route.pattern,
         ...(routed.rest !== undefined && { rest: routed.rest }),
         ...(client && { client }),
-        ...(headerList && { headerList }),
       });
       return exceeded ? tooLarge(response, service, limits!.maxBody) : response;
     } catch (err) {
@@ -161,7 +159,7 @@ export function createProxy(
 }
 
 /** The bytes of a request's header fields, as sent (name, value, `: ` and CRLF). */
-function headerBytes(headers: [string, string][]): number {
+function headerBytes(headers: readonly [string, string][]): number {
   let n = 0;
   for (const [name, value] of headers) n += name.length + value.length + 4;
   return n;

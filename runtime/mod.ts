@@ -16,5 +16,5 @@ export { demux, Engine } from "./docker/engine.ts";
 export { containerName, createContainerBody, type HostFacts, INTERNAL_NETWORK, projectNetwork } from "./docker/spec.ts";
 export { discoverGpus, parseGroups, parseNvidiaSmi, parseRocmSmi, readHostFacts } from "./docker/gpu.ts";
 export { concat, fromBase64, toBase64 } from "./bytes.ts";
-export { endToEnd, forwardedPairs } from "./upstream.ts";
+export { endToEnd, forwardedPairs, headerPairs } from "./upstream.ts";
 export { UpstreamError, UpstreamPool } from "./h1.ts";

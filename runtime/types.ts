@@ -96,11 +96,6 @@ export interface HttpContext {
    * server forwarded keeps its own request object (only that one can be upgraded), its forwarding headers go here.
    */
   headers?: Headers;
-  /**
-   * The request's header fields as pairs, when the proxy has read them already for the same request object:
-   * reading a Request's Headers is not free (Deno sorts and joins them), and a service's runtime needs them too.
-   */
-  headerList?: [string, string][];
 }
 
 /** Runtimes whose workloads answer HTTP inside the Orca process (Wasm). */

@@ -66,7 +66,10 @@ export function forwardedPairs(headers: Headers, client: HttpContext["client"]):
 }
 
 /** `entries` (a request's headers, as pairs) with the forwarding ones replaced the same way. */
-export function withForwarding(entries: [string, string][], client: HttpContext["client"]): [string, string][] {
+export function withForwarding(
+  entries: readonly [string, string][],
+  client: HttpContext["client"],
+): [string, string][] {
   return [...entries.filter(([name]) => !FORWARDING.has(name.toLowerCase())), ...forwardingOf(client)];
 }
 
@@ -91,4 +94,17 @@ export function withLength(headers: [string, string][], length: number): [string
   });
   kept.push(["content-length", String(length)]);
   return kept;
+}
+
+const pairsOf = new WeakMap<Request, [string, string][]>();
+
+/**
+ * A request's header fields as pairs, read once per request object: reading a Request's Headers is not free (Deno
+ * sorts and joins them), and both the proxy (its header limit) and a Wasm runtime read them. The same array for every
+ * caller: not to be changed. A request made anew (one stripped of forwarding headers, say) is read anew.
+ */
+export function headerPairs(request: Request): readonly [string, string][] {
+  let pairs = pairsOf.get(request);
+  if (!pairs) pairsOf.set(request, pairs = [...request.headers]);
+  return pairs;
 }

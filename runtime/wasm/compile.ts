@@ -316,8 +316,10 @@ function checkCoreModule(bytes: Uint8Array): void {
 }
 
 /**
- * jco's glue reads `process.env.JCO_DEBUG` on every call: under Deno that
- * needs env permission and costs about half the per-call time.
+ * Orca's patches to jco's glue: its debug gate, which reads
+ * `process.env.JCO_DEBUG` on every call (under Deno that needs env permission
+ * and cost about half the per-call time), made a plain return; then the lean
+ * call path for WASI 0.2 components (lean_glue.ts).
  */
 export function patchGlue(js: string): string {
   return leanGlue(js.replaceAll("if (!globalThis?.process?.env?.JCO_DEBUG) { return; }", "return;"));

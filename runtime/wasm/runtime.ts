@@ -33,7 +33,7 @@ import { errorResponse, errorText } from "./guest.ts";
 import { HostPool } from "./hosts.ts";
 import { STREAM_AFTER_BYTES } from "./body.ts";
 import { probeThrough } from "../probe.ts";
-import { withForwarding, withLength } from "../upstream.ts";
+import { headerPairs, withForwarding, withLength } from "../upstream.ts";
 
 export interface WasmRuntimeOptions {
   /** Where jco's transpiled output is cached. */
@@ -380,7 +380,7 @@ export class WasmRuntime implements Runtime, HttpServing, JobRunning, Healing {
       const reply = await this.#backend.http(w.handle.id, {
         method: request.method,
         url: request.url,
-        headers: withForwarding(ctx.headerList ?? [...request.headers], ctx.client),
+        headers: withForwarding(headerPairs(request), ctx.client),
         body,
         // What the guest reads of the route (it may cross to a guest host): the rest is in the headers already.
         ctx: { params: ctx.params, route: ctx.route, ...(ctx.rest !== undefined && { rest: ctx.rest }) },
