@@ -15,6 +15,7 @@ import type { LogSink } from "./backend.ts";
 import type { HostCall, HostMessage } from "./host.ts";
 import { FrameSender, readFrames, sendPieces } from "./wire.ts";
 import { Alarms } from "./alarms.ts";
+import { IncomingBody, Wanted } from "./host_bodies.ts";
 
 /** What a host process needs to know from its pool. */
 export interface HostProcessOptions {
@@ -286,7 +287,6 @@ export class HostProcess {
     // The incident is the services' whose calls began (or ran late); the others are sent again (hosts.ts).
     const workloads = new Set<string>();
     for (const [id, pending] of this.#pending) {
-      pending.silence?.();
       if (pending.began || id === lateId) workloads.add(pending.workload);
       pending.lost(id === lateId, `the ${this.name} ${why}`);
     }
@@ -295,86 +295,6 @@ export class HostProcess {
     this.#streams.clear();
     for (const body of this.#bodies.values()) body.stop();
     this.#onLost(why, [...workloads]);
-  }
-}
-
-/** Most of a streamed body held for a slow client before the response is cut off. */
-const MAX_BUFFERED_BODY = 32 * 1024 * 1024;
-
-/** A streamed response body arriving from a host, chunk by chunk. */
-class IncomingBody {
-  readonly readable: ReadableStream<Uint8Array>;
-  readonly finished: Promise<string | undefined>;
-  #controller!: ReadableStreamDefaultController<Uint8Array>;
-  #finish!: (failure: string | undefined) => void;
-  #over = false;
-
-  /** `cancelled`: the client went away (the host is told, so that the guest stops writing). */
-  constructor(cancelled: () => void) {
-    this.readable = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#controller = controller;
-      },
-      cancel: () => {
-        this.#over = true; // the client went away: what still comes is dropped
-        cancelled();
-      },
-    }, new ByteLengthQueuingStrategy({ highWaterMark: 1024 * 1024 }));
-    this.finished = new Promise((resolve) => this.#finish = resolve);
-  }
-
-  push(chunk: Uint8Array): void {
-    if (this.#over) return;
-    this.#controller.enqueue(chunk);
-    if ((this.#controller.desiredSize ?? 0) < -MAX_BUFFERED_BODY) {
-      this.#over = true;
-      this.#controller.error(new Error("the client read too slowly: over 32 MiB of the response waited for it"));
-    }
-  }
-
-  end(failure: string | undefined): void {
-    if (!this.#over) {
-      if (failure === undefined) this.#controller.close();
-      else this.#controller.error(new Error(failure));
-    }
-    this.#over = true;
-    this.#finish(failure);
-  }
-}
-
-/**
- * Pieces of a request body the host asked for: `next()` settles true when
- * one may be sent, false once the body is no longer wanted (`stop`, which
- * also aborts `signal`).
- */
-class Wanted {
-  readonly #abort = new AbortController();
-  #credits = 0;
-  #waiting?: (wanted: boolean) => void;
-
-  get signal(): AbortSignal {
-    return this.#abort.signal;
-  }
-
-  add(): void {
-    if (this.#waiting) this.#waiting(true);
-    else this.#credits++;
-    this.#waiting = undefined;
-  }
-
-  next(): Promise<boolean> {
-    if (this.#abort.signal.aborted) return Promise.resolve(false);
-    if (this.#credits > 0) {
-      this.#credits--;
-      return Promise.resolve(true);
-    }
-    return new Promise((resolve) => this.#waiting = resolve);
-  }
-
-  stop(): void {
-    this.#abort.abort(new Error("the request body is no longer wanted"));
-    this.#waiting?.(false);
-    this.#waiting = undefined;
   }
 }
 
